@@ -1,0 +1,70 @@
+"""The notebook API: one call per action, each opening the configured registry.
+
+    import dockyard
+    v = dockyard.register(model, "fraud", sample=X_train, y=y_train,
+                          metrics={"auc": 0.94}, bump="minor")
+    m = dockyard.load("fraud@production"); m.predict(df); m.predict_proba(df)
+
+Configuration comes from ``DOCKYARD_*`` environment variables, or pass ``settings=``.
+For many calls in a row, open a :class:`~dockyard.registry.Registry` once instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dockyard.registry import Version
+    from dockyard.registry.loaded import RegisteredModel
+    from dockyard.registry.semver import Bump
+    from dockyard.settings import Settings
+
+
+def register(
+    model: Any,
+    name: str,
+    *,
+    sample: Any = None,
+    y: Any = None,
+    version: str | None = None,
+    bump: Bump = "patch",
+    metrics: Mapping[str, float] | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    description: str = "",
+    aliases: Sequence[str] = (),
+    trusted: bool = False,
+    code_revision: str | None = None,
+    settings: Settings | None = None,
+) -> Version:
+    """Register a fitted model (or a model file path) as a new version of ``name``.
+
+    See :meth:`dockyard.registry.Registry.register` for every argument.
+    """
+    from dockyard.registry import Registry
+
+    with Registry.open(settings) as registry:
+        return registry.register(
+            model,
+            name,
+            sample=sample,
+            y=y,
+            version=version,
+            bump=bump,
+            metrics=metrics,
+            params=params,
+            tags=tags,
+            description=description,
+            aliases=aliases,
+            trusted=trusted,
+            code_revision=code_revision,
+        )
+
+
+def load(ref: str, *, settings: Settings | None = None) -> RegisteredModel:
+    """Load ``name``, ``name@version`` or ``name@alias``, digest-verified, ready to predict."""
+    from dockyard.registry import Registry
+
+    with Registry.open(settings) as registry:
+        return registry.load(ref)

@@ -1,0 +1,69 @@
+"""The root ``dockyard`` command and the error handler every command shares."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dockyard._version import __version__
+from dockyard.cli import events, models
+from dockyard.errors import DockyardError
+
+app = typer.Typer(
+    name="dockyard",
+    help="Take machine-learning models to production: registry, serving, rollouts, monitoring.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+app.add_typer(models.app, name="models")
+app.command("events")(events.list_events)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dockyard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            envvar="DOCKYARD_HOME",
+            help="Folder for the default SQLite database and artifacts (default ~/.dockyard).",
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Dockyard command line. Settings come from DOCKYARD_* environment variables."""
+    ctx.obj = {"home": home}
+
+
+def main() -> None:
+    """Console entry point: run the app, turning Dockyard errors into one clear line."""
+    from dockyard.cli.render import error
+
+    try:
+        app()  # standalone: click reports usage errors itself (exit 2)
+    except DockyardError as exc:
+        error(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # a bug: one line, never a traceback
+        if os.environ.get("DOCKYARD_DEBUG"):
+            raise
+        error(f"internal error: {type(exc).__name__}: {exc} (set DOCKYARD_DEBUG=1 for details)")
+        sys.exit(1)

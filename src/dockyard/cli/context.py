@@ -1,0 +1,39 @@
+"""Building services for a command from the root options and the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from dockyard.registry import Registry
+
+
+@contextmanager
+def open_registry(ctx: typer.Context) -> Iterator[Registry]:
+    """The registry configured by ``--home`` and ``DOCKYARD_*`` settings."""
+    from dockyard.registry import Registry
+    from dockyard.settings import Settings
+
+    home = (ctx.find_root().obj or {}).get("home")
+    settings = Settings(home=home) if home is not None else Settings()
+    with Registry.open(settings) as registry:
+        yield registry
+
+
+def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
+    """``key=value`` options into a dict, with a clear error for anything else."""
+    from dockyard.errors import InvalidRequestError
+
+    result: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidRequestError(
+                f"{what} {pair!r} is not key=value.", hint=f"Write it as --{what} name=value."
+            )
+        result[key.strip()] = value.strip()
+    return result

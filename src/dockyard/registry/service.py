@@ -1,0 +1,430 @@
+"""The registry service: registration and loading, composed from the metadata store, the
+artifact store, the runtimes and the schema code.
+
+Registration does the slow, fallible work first — serialise, reload, predict on the sample,
+infer the signature and profile, write and verify the artifact — and only then commits the
+version row, in one short transaction. A process killed at any point leaves either nothing
+or a complete, verified version (an orphaned artifact at worst, never a dangling row).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from dockyard.errors import (
+    DockyardError,
+    InvalidRequestError,
+    ModelLoadError,
+    UnsupportedModelError,
+)
+from dockyard.registry.artifacts import ArtifactStore
+from dockyard.registry.database import Database
+from dockyard.registry.refs import ModelRef, check_alias, check_model_name, check_tag_key
+from dockyard.registry.semver import BUMPS, Bump, SemVer
+from dockyard.registry.store import MetadataStore, NewVersion
+from dockyard.registry.types import Event, Model, Version
+from dockyard.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dockyard.registry.loaded import RegisteredModel
+    from dockyard.runtimes import Artifact, LoadedModel, Runtimes
+
+_ROUND_TRIP_ROWS = 1000
+
+
+class Registry:
+    """Models, versions, aliases, tags and the audit trail, over SQL and an artifact store.
+
+    Build one with :meth:`Registry.open` (from :class:`~dockyard.settings.Settings`), use it,
+    then :meth:`close` it (or use it as a context manager).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        artifacts: ArtifactStore,
+        runtimes: Runtimes,
+        *,
+        actor: str,
+        code_revision: str | None = None,
+    ) -> None:
+        self.db = db
+        self.store = MetadataStore(db)
+        self.artifacts = artifacts
+        self.runtimes = runtimes
+        self.actor = actor
+        self.code_revision = code_revision
+
+    @classmethod
+    def open(cls, settings: Settings | None = None) -> Registry:
+        """Connect to the configured database (migrating it if needed) and artifact store."""
+        from dockyard.runtimes import Runtimes
+
+        settings = settings or Settings()
+        db = Database(settings.resolved_database_url, busy_timeout_s=settings.sqlite_busy_timeout_s)
+        try:
+            db.ensure_schema()
+            artifacts = ArtifactStore(settings.resolved_artifact_url, settings.artifact_options)
+        except BaseException:
+            db.dispose()
+            raise
+        return cls(
+            db,
+            artifacts,
+            Runtimes.discover(),
+            actor=settings.user,
+            code_revision=settings.code_revision,
+        )
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- registration -------------------------------------------------------------------
+
+    def register(
+        self,
+        model: Any,
+        name: str,
+        *,
+        sample: Any = None,
+        y: Any = None,
+        version: str | None = None,
+        bump: Bump = "patch",
+        metrics: Mapping[str, float] | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        description: str = "",
+        aliases: Sequence[str] = (),
+        trusted: bool = False,
+        code_revision: str | None = None,
+    ) -> Version:
+        """Register a fitted model object, or a model file/MLflow directory given as a path.
+
+        ``sample`` (a DataFrame, array, records, column dict, or a table file path) gives the
+        signature, the reference profile and the data fingerprint; ``y`` (labels, or the name
+        of a column of ``sample``) is used for the fingerprint and class labels. ``version``
+        registers an explicit semantic version; otherwise the highest existing one is bumped.
+        """
+        check_model_name(name)
+        explicit = SemVer.parse(version) if version is not None else None
+        if bump not in BUMPS:
+            raise InvalidRequestError(
+                f"Unknown bump {bump!r}.", hint=f"Use one of: {', '.join(BUMPS)}."
+            )
+        for alias in aliases:
+            check_alias(alias)
+        clean_tags = {check_tag_key(str(k)): str(v) for k, v in (tags or {}).items()}
+        clean_metrics = _metrics(metrics or {})
+
+        source, artifact = self._artifact(model, trusted=trusted)
+        loaded = self._load_artifact(artifact, trusted=trusted)
+        described = _describe_sample(loaded, sample, y, original=model if source == "object" else None)
+
+        environment = {"python": platform.python_version(), **self.runtimes.get(artifact.runtime).environment()}
+        lineage: dict[str, Any] = {
+            "source": source if source == "object" else Path(model).name,
+            "object": _qualname(model) if source == "object" else None,
+            "registered_by": self.actor,
+            "code_revision": code_revision or self.code_revision,
+            "data": described.fingerprint if described else None,
+        }
+        digest = self.artifacts.put(artifact.data)
+        return self.store.add_version(
+            name,
+            NewVersion(
+                runtime=artifact.runtime,
+                digest=digest,
+                size=len(artifact.data),
+                trusted=bool(artifact.trusted_types),
+                trusted_types=artifact.trusted_types,
+                options=artifact.options,
+                signature=described.signature if described else None,
+                profile=described.profile if described else None,
+                metrics=clean_metrics,
+                params=_json_safe(dict(params or {})),
+                tags=clean_tags,
+                lineage=lineage,
+                environment=environment,
+                description=description,
+            ),
+            actor=self.actor,
+            version=explicit,
+            bump=bump,
+            aliases=aliases,
+            details={
+                "trusted": trusted,
+                "trusted_types": list(artifact.trusted_types),
+                "source": lineage["source"],
+            },
+        )
+
+    def _artifact(self, model: Any, *, trusted: bool) -> tuple[str, Artifact]:
+        if isinstance(model, str | os.PathLike):
+            return "file", self.runtimes.artifact_from_path(Path(model), trusted=trusted)
+        return "object", self.runtimes.artifact_from_object(model, trusted=trusted)
+
+    def _load_artifact(self, artifact: Artifact, *, trusted: bool) -> LoadedModel:
+        runtime = self.runtimes.get(artifact.runtime)
+        try:
+            return runtime.load(
+                artifact.data, artifact.options, trusted=trusted or bool(artifact.trusted_types)
+            )
+        except DockyardError:
+            raise
+        except Exception as exc:
+            raise ModelLoadError(
+                f"The {artifact.runtime} runtime could not load the model back after "
+                f"serialising it: {exc}",
+                hint="The model cannot be registered in this format.",
+            ) from exc
+
+    # --- loading ------------------------------------------------------------------------
+
+    def load(self, ref: str) -> RegisteredModel:
+        """Load ``name``, ``name@version`` or ``name@alias``; the artifact's digest is checked
+        before any byte reaches a framework."""
+        from dockyard.registry.loaded import RegisteredModel
+
+        version = self.store.get_version(ModelRef.parse(ref))
+        data = self.artifacts.get(version.digest)
+        runtime = self.runtimes.get(version.runtime)
+        try:
+            model = runtime.load(data, version.options, trusted=version.trusted)
+        except DockyardError:
+            raise
+        except Exception as exc:
+            raise ModelLoadError(
+                f"{version.ref} passed its digest check but the {version.runtime} runtime "
+                f"failed to load it: {exc}",
+                hint=f"Check the installed framework versions against: "
+                f"dockyard models show {version.ref}",
+            ) from exc
+        return RegisteredModel(version, model)
+
+    # --- reads and small mutations ------------------------------------------------------
+
+    def get_version(self, ref: str) -> Version:
+        return self.store.get_version(ModelRef.parse(ref))
+
+    def get_profile(self, ref: str) -> dict[str, Any] | None:
+        return self.store.get_profile(ModelRef.parse(ref))
+
+    def get_model(self, name: str) -> Model:
+        return self.store.get_model(check_model_name(name))
+
+    def list_models(self) -> list[Model]:
+        return self.store.list_models()
+
+    def list_versions(self, name: str, *, include_archived: bool = True) -> list[Version]:
+        return self.store.list_versions(check_model_name(name), include_archived=include_archived)
+
+    def set_alias(self, ref: str, alias: str) -> Version:
+        """Point ``alias`` at the version ``ref`` resolves to (moving it if it exists)."""
+        return self.store.set_alias(ModelRef.parse(ref), check_alias(alias), actor=self.actor)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self.store.delete_alias(check_model_name(name), check_alias(alias), actor=self.actor)
+
+    def set_tags(
+        self, ref: str, tags: Mapping[str, str] | None = None, *, remove: Iterable[str] = ()
+    ) -> dict[str, str]:
+        clean = {check_tag_key(str(k)): str(v) for k, v in (tags or {}).items()}
+        return self.store.set_tags(
+            ModelRef.parse(ref), actor=self.actor, set_tags=clean, remove=list(remove)
+        )
+
+    def set_description(self, ref: str, text: str) -> None:
+        self.store.set_description(ModelRef.parse(ref), text, actor=self.actor)
+
+    def archive(self, ref: str) -> Version:
+        """Archive a version (kept, hidden from ``latest``); aliased versions are refused."""
+        return self.store.set_status(_exact(ref), "archived", actor=self.actor)
+
+    def restore(self, ref: str) -> Version:
+        return self.store.set_status(_exact(ref), "active", actor=self.actor)
+
+    def events(
+        self, *, model: str | None = None, action: str | None = None, limit: int = 100
+    ) -> list[Event]:
+        return self.store.list_events(model=model, action=action, limit=limit)
+
+
+def _exact(ref: str) -> ModelRef:
+    parsed = ModelRef.parse(ref)
+    if parsed.version is None and parsed.alias is None:
+        raise InvalidRequestError(
+            f"{ref!r} names a model, not a version.",
+            hint=f"Name the version: {parsed.name}@1.2.0 or {parsed.name}@ALIAS.",
+        )
+    return parsed
+
+
+class _Described:
+    def __init__(
+        self, signature: dict[str, Any], profile: dict[str, Any], fingerprint: dict[str, Any]
+    ) -> None:
+        self.signature = signature
+        self.profile = profile
+        self.fingerprint = fingerprint
+
+
+def _describe_sample(
+    loaded: LoadedModel, sample: Any, y: Any, *, original: Any
+) -> _Described | None:
+    """Signature, reference profile and fingerprint from the sample — after checking that the
+    stored model predicts exactly like the original object on it."""
+    if sample is None:
+        return None
+    import numpy as np
+
+    from dockyard import schema
+
+    if isinstance(sample, str | os.PathLike):
+        sample = schema.read_table(Path(sample))
+    frame = schema.as_frame(sample, feature_names=None)
+    if isinstance(y, str):
+        if y not in frame.columns:
+            raise InvalidRequestError(
+                f"The sample has no target column {y!r}.",
+                hint=f"Its columns: {', '.join(map(str, frame.columns))}.",
+            )
+        frame = frame.drop(columns=[y])
+    features = loaded.feature_names
+    if features is not None and not _positional(frame, features):
+        missing = [name for name in features if name not in frame.columns]
+        if missing:
+            raise InvalidRequestError(
+                f"The sample lacks {len(missing)} column(s) the model was trained on: "
+                f"{', '.join(map(str, missing[:10]))}.",
+                hint="Pass the training data (or a slice of it) as the sample.",
+            )
+        frame = frame[list(features)]
+    elif features is not None:
+        frame.columns = list(features)
+
+    def model_input(data: pd.DataFrame) -> Any:
+        return data if loaded.input_layout == "frame" else data.to_numpy()
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            predictions = loaded.predict(model_input(frame))
+    except Exception as exc:
+        raise InvalidRequestError(
+            f"The model could not predict on the sample: {exc}",
+            hint="The sample must have the columns and types the model was trained on.",
+        ) from exc
+    if original is not None and hasattr(original, "predict"):
+        head = frame.iloc[:_ROUND_TRIP_ROWS]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                expected = np.asarray(original.predict(model_input(head)))
+        except Exception:  # e.g. a raw booster wanting its own matrix type: nothing to compare
+            expected = None
+        if expected is not None and not _same(expected, np.asarray(predictions)[: len(head)]):
+            raise UnsupportedModelError(
+                "The stored model predicts differently from the object on the sample, so "
+                "registering it would change its behaviour.",
+                hint="Report this with the model's type; try another format meanwhile.",
+            )
+
+    def accepts(probe: pd.DataFrame) -> bool:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                loaded.predict(model_input(probe))
+        except Exception:
+            return False
+        return True
+
+    classes = loaded.classes
+    if classes is None and y is not None and not isinstance(y, str) and loaded.has_proba:
+        classes = sorted(set(np.asarray(y).tolist()))
+    signature = schema.infer_signature(
+        frame,
+        layout=loaded.input_layout,
+        predictions=predictions,
+        classes=list(classes) if classes is not None else None,
+        has_proba=loaded.has_proba,
+        accepts=accepts,
+    )
+    profile = schema.build_profile(frame, signature, predictions)
+    return _Described(
+        signature.to_dict(), profile.to_dict(), schema.fingerprint(frame).to_dict()
+    )
+
+
+def _positional(frame: pd.DataFrame, features: Sequence[str]) -> bool:
+    """An unnamed array sample (columns x0..xn) for a model that knows its feature names."""
+    names = [str(c) for c in frame.columns]
+    return names == [f"x{i}" for i in range(len(names))] and len(names) == len(features)
+
+
+def _same(expected: Any, actual: Any) -> bool:
+    import numpy as np
+
+    if expected.shape != actual.shape:
+        return False
+    if expected.dtype.kind in "fc" and actual.dtype.kind in "fc":
+        return bool(np.array_equal(expected, actual, equal_nan=True))
+    return bool(np.array_equal(expected, actual))
+
+
+def _metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    clean: dict[str, float] = {}
+    for key, value in metrics.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InvalidRequestError(
+                f"Metric {key!r} is {value!r}, not a number.",
+                hint="Metrics are numbers, e.g. metrics={'auc': 0.94}.",
+            ) from None
+        if not math.isfinite(number):
+            raise InvalidRequestError(f"Metric {key!r} is {value!r}; metrics must be finite.")
+        clean[check_tag_key(str(key))] = number
+    return clean
+
+
+def _json_safe(value: Any) -> Any:
+    """Parameters as JSON: numpy scalars become Python numbers, anything else its repr."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if hasattr(value, "item"):
+        try:
+            return _json_safe(value.item())
+        except (TypeError, ValueError):
+            pass
+    return repr(value)
+
+
+def _qualname(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"

@@ -1,0 +1,588 @@
+"""The metadata store: models, versions, aliases, tags and events in SQL.
+
+Every mutation is one transaction that checks its invariants, changes rows and appends its
+audit event together, so the log never disagrees with the state it describes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Row
+
+from dockyard.errors import (
+    AliasNotFoundError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    VersionAliasedError,
+    VersionArchivedError,
+    VersionExistsError,
+    VersionNotFoundError,
+)
+from dockyard.registry import tables as t
+from dockyard.registry.database import Database
+from dockyard.registry.refs import LATEST, ModelRef
+from dockyard.registry.semver import Bump, SemVer, next_version
+from dockyard.registry.types import Event, Model, Version
+
+_VERSION_COLUMNS = [c for c in t.versions.c if c.name not in ("id", "model_id")]
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """Everything about a version except its number, which the store assigns."""
+
+    runtime: str
+    digest: str
+    size: int
+    trusted: bool = False
+    trusted_types: Sequence[str] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    signature: Mapping[str, Any] | None = None
+    profile: Mapping[str, Any] | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    lineage: Mapping[str, Any] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class MetadataStore:
+    """SQL adapter for the registry's metadata (SQLite or PostgreSQL)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- registration -------------------------------------------------------------------
+
+    def add_version(
+        self,
+        name: str,
+        new: NewVersion,
+        *,
+        actor: str,
+        version: SemVer | None = None,
+        bump: Bump = "patch",
+        aliases: Sequence[str] = (),
+        details: Mapping[str, Any] | None = None,
+    ) -> Version:
+        """Insert a version; with ``version=None`` the next one after the highest is chosen
+        while the model row is locked, so concurrent registrations never collide."""
+        with self.db.write() as conn:
+            model_id = self._lock_model(conn, name, actor)
+            if version is None:
+                version = next_version(self._highest(conn, model_id), bump)
+            elif self._version_row(conn, model_id, str(version)) is not None:
+                raise VersionExistsError(
+                    f"{name}@{version} already exists; versions are immutable.",
+                    hint="Register with another --version, or let Dockyard --bump it.",
+                )
+            now = _now()
+            version_id = conn.execute(
+                t.versions.insert().values(
+                    model_id=model_id,
+                    version=str(version),
+                    major=version.major,
+                    minor=version.minor,
+                    patch=version.patch,
+                    prerelease=version.prerelease,
+                    runtime=new.runtime,
+                    digest=new.digest,
+                    size=new.size,
+                    status="active",
+                    trusted=new.trusted,
+                    trusted_types=list(new.trusted_types),
+                    options=dict(new.options),
+                    signature=dict(new.signature) if new.signature is not None else None,
+                    metrics=dict(new.metrics),
+                    params=dict(new.params),
+                    tags=dict(new.tags),
+                    lineage=dict(new.lineage),
+                    environment=dict(new.environment),
+                    description=new.description,
+                    created_at=now,
+                    created_by=actor,
+                )
+            ).inserted_primary_key[0]
+            if new.profile is not None:
+                conn.execute(t.profiles.insert().values(version_id=version_id, body=new.profile))
+            registered = self._get_version(conn, name, str(version))
+            self._event(
+                conn,
+                actor,
+                "version.register",
+                name,
+                str(version),
+                after=_summary(registered),
+                details=dict(details or {}),
+            )
+            for alias in aliases:
+                self._point_alias(conn, model_id, name, alias, version_id, str(version), actor)
+            return self._get_version(conn, name, str(version))
+
+    def _lock_model(self, conn: Connection, name: str, actor: str) -> int:
+        """Create the model if needed and lock its row until the transaction ends."""
+        insert = (
+            postgresql.insert(t.models)
+            if self.db.dialect == "postgresql"
+            else sqlite.insert(t.models)
+        )
+        created = conn.execute(
+            insert.values(name=name, description="", tags={}, created_at=_now(), created_by=actor)
+            .on_conflict_do_nothing(index_elements=["name"])
+            .returning(t.models.c.id)
+        ).first()
+        if created is not None:
+            self._event(conn, actor, "model.create", name, None, after={"name": name})
+        query = sa.select(t.models.c.id).where(t.models.c.name == name)
+        if self.db.dialect == "postgresql":
+            query = query.with_for_update()
+        model_id: int = conn.execute(query).scalar_one()
+        return model_id
+
+    def _highest(self, conn: Connection, model_id: int) -> SemVer | None:
+        """The highest version ever registered (archived ones included: numbers are never
+        reused)."""
+        v = t.versions.c
+        top = conn.execute(
+            sa.select(v.major, v.minor, v.patch)
+            .where(v.model_id == model_id)
+            .order_by(v.major.desc(), v.minor.desc(), v.patch.desc())
+            .limit(1)
+        ).first()
+        if top is None:
+            return None
+        same = conn.execute(
+            sa.select(v.version).where(
+                v.model_id == model_id, v.major == top[0], v.minor == top[1], v.patch == top[2]
+            )
+        ).scalars()
+        return max(SemVer.parse(text) for text in same)
+
+    # --- reads --------------------------------------------------------------------------
+
+    def get_version(self, ref: ModelRef | str) -> Version:
+        """Resolve ``name``, ``name@version``, ``name@alias`` (or ``name@latest``)."""
+        ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        with self.db.read() as conn:
+            return self._resolve(conn, ref)
+
+    def get_profile(self, ref: ModelRef | str) -> dict[str, Any] | None:
+        ref = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        with self.db.read() as conn:
+            version = self._resolve(conn, ref)
+            version_id = self._version_id(conn, version.model, version.version)
+            body = conn.execute(
+                sa.select(t.profiles.c.body).where(t.profiles.c.version_id == version_id)
+            ).scalar()
+            return dict(body) if body is not None else None
+
+    def get_model(self, name: str) -> Model:
+        with self.db.read() as conn:
+            models = self._models(conn, name=name)
+        if not models:
+            raise _model_not_found(name)
+        return models[0]
+
+    def list_models(self) -> list[Model]:
+        with self.db.read() as conn:
+            return self._models(conn)
+
+    def list_versions(self, name: str, *, include_archived: bool = True) -> list[Version]:
+        """Every version of ``name``, highest first."""
+        with self.db.read() as conn:
+            model_id = self._model_id(conn, name)
+            query = self._versions_query().where(t.versions.c.model_id == model_id)
+            if not include_archived:
+                query = query.where(t.versions.c.status == "active")
+            rows = conn.execute(query).all()
+            aliases = self._aliases_by_version(conn, model_id)
+        found = [_version(row, aliases.get(row.id, ())) for row in rows]
+        return sorted(found, key=lambda v: SemVer.parse(v.version), reverse=True)
+
+    def list_events(
+        self, *, model: str | None = None, action: str | None = None, limit: int = 100
+    ) -> list[Event]:
+        """Newest first."""
+        e = t.events.c
+        query = sa.select(t.events).order_by(e.id.desc()).limit(max(1, min(limit, 10_000)))
+        if model is not None:
+            query = query.where(e.model == model)
+        if action is not None:
+            query = query.where(e.action == action)
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            Event(
+                id=row.id,
+                at=_utc(row.at),
+                actor=row.actor,
+                action=row.action,
+                model=row.model,
+                version=row.version,
+                before=row.before,
+                after=row.after,
+                details=row.details or {},
+            )
+            for row in rows
+        ]
+
+    # --- mutations ----------------------------------------------------------------------
+
+    def set_alias(self, ref: ModelRef, alias: str, *, actor: str) -> Version:
+        with self.db.write() as conn:
+            version = self._resolve(conn, ref)
+            if version.status == "archived":
+                raise VersionArchivedError(
+                    f"{version.ref} is archived; an alias cannot point at it.",
+                    hint=f"Restore it first: dockyard models archive {version.ref} --restore",
+                )
+            model_id = self._model_id(conn, version.model)
+            version_id = self._version_id(conn, version.model, version.version)
+            self._point_alias(conn, model_id, version.model, alias, version_id, version.version, actor)
+            return self._get_version(conn, version.model, version.version)
+
+    def delete_alias(self, name: str, alias: str, *, actor: str) -> None:
+        with self.db.write() as conn:
+            model_id = self._model_id(conn, name)
+            a = t.aliases.c
+            current = conn.execute(
+                sa.select(t.versions.c.version)
+                .join(t.aliases, a.version_id == t.versions.c.id)
+                .where(a.model_id == model_id, a.name == alias)
+            ).scalar()
+            if current is None:
+                raise AliasNotFoundError(
+                    f"{name} has no alias {alias!r}.",
+                    hint=f"See its aliases with: dockyard models show {name}",
+                )
+            conn.execute(t.aliases.delete().where(a.model_id == model_id, a.name == alias))
+            self._event(
+                conn, actor, "alias.delete", name, current, before={"alias": alias, "version": current}
+            )
+
+    def set_tags(
+        self,
+        ref: ModelRef,
+        *,
+        actor: str,
+        set_tags: Mapping[str, str] | None = None,
+        remove: Sequence[str] = (),
+    ) -> dict[str, str]:
+        """Tag a version (``name@...``) or, for a bare name, the model. Returns the new tags."""
+        with self.db.write() as conn:
+            if ref.version is None and ref.alias is None:
+                model_id = self._model_id(conn, ref.name)
+                table, key_col, key, version = t.models, t.models.c.id, model_id, None
+            else:
+                found = self._resolve(conn, ref)
+                version = found.version
+                key = self._version_id(conn, found.model, found.version)
+                table, key_col = t.versions, t.versions.c.id
+            before = dict(conn.execute(sa.select(table.c.tags).where(key_col == key)).scalar_one())
+            missing = [k for k in remove if k not in before]
+            if missing:
+                raise InvalidRequestError(
+                    f"{ref} has no tag {missing[0]!r}.", hint=f"Its tags: {sorted(before) or 'none'}."
+                )
+            after = {k: v for k, v in before.items() if k not in remove}
+            after.update(set_tags or {})
+            if after != before:
+                conn.execute(table.update().where(key_col == key).values(tags=after))
+                self._event(conn, actor, "tags.update", ref.name, version, before=before, after=after)
+            return after
+
+    def set_status(self, ref: ModelRef, status: str, *, actor: str) -> Version:
+        """Archive (``archived``) or restore (``active``) a version."""
+        with self.db.write() as conn:
+            version = self._resolve(conn, ref, allow_archived=True)
+            if version.status == status:
+                return version
+            if status == "archived" and version.aliases:
+                raise VersionAliasedError(
+                    f"{version.ref} is aliased as {', '.join(version.aliases)}; "
+                    "an aliased version cannot be archived.",
+                    hint="Point the alias at another version first "
+                    f"(dockyard models alias {version.model}@OTHER {version.aliases[0]}).",
+                )
+            version_id = self._version_id(conn, version.model, version.version)
+            conn.execute(
+                t.versions.update().where(t.versions.c.id == version_id).values(status=status)
+            )
+            action = "version.archive" if status == "archived" else "version.restore"
+            self._event(
+                conn,
+                actor,
+                action,
+                version.model,
+                version.version,
+                before={"status": version.status},
+                after={"status": status},
+            )
+            return self._get_version(conn, version.model, version.version)
+
+    def set_description(self, ref: ModelRef, text: str, *, actor: str) -> None:
+        with self.db.write() as conn:
+            if ref.version is None and ref.alias is None:
+                key: int = self._model_id(conn, ref.name)
+                table, version = t.models, None
+            else:
+                found = self._resolve(conn, ref)
+                key, table, version = (
+                    self._version_id(conn, found.model, found.version),
+                    t.versions,
+                    found.version,
+                )
+            before = conn.execute(sa.select(table.c.description).where(table.c.id == key)).scalar()
+            conn.execute(table.update().where(table.c.id == key).values(description=text))
+            self._event(
+                conn, actor, "description.update", ref.name, version, before=before, after=text
+            )
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _point_alias(
+        self,
+        conn: Connection,
+        model_id: int,
+        name: str,
+        alias: str,
+        version_id: int,
+        version: str,
+        actor: str,
+    ) -> None:
+        a = t.aliases.c
+        before = conn.execute(
+            sa.select(t.versions.c.version)
+            .join(t.aliases, a.version_id == t.versions.c.id)
+            .where(a.model_id == model_id, a.name == alias)
+        ).scalar()
+        if before == version:
+            return
+        values = {"version_id": version_id, "updated_at": _now(), "updated_by": actor}
+        if before is None:
+            conn.execute(t.aliases.insert().values(model_id=model_id, name=alias, **values))
+        else:
+            conn.execute(
+                t.aliases.update().where(a.model_id == model_id, a.name == alias).values(**values)
+            )
+        self._event(
+            conn,
+            actor,
+            "alias.set",
+            name,
+            version,
+            before={"alias": alias, "version": before} if before else None,
+            after={"alias": alias, "version": version},
+        )
+
+    def _event(
+        self,
+        conn: Connection,
+        actor: str,
+        action: str,
+        model: str | None,
+        version: str | None,
+        *,
+        before: Any = None,
+        after: Any = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        conn.execute(
+            t.events.insert().values(
+                at=_now(),
+                actor=actor,
+                action=action,
+                model=model,
+                version=version,
+                before=before,
+                after=after,
+                details=dict(details or {}),
+            )
+        )
+
+    def _resolve(self, conn: Connection, ref: ModelRef, *, allow_archived: bool = True) -> Version:
+        model_id = self._model_id(conn, ref.name)
+        if ref.version is not None:
+            return self._get_version(conn, ref.name, str(ref.version))
+        if ref.alias is not None and ref.alias != LATEST:
+            a = t.aliases.c
+            version = conn.execute(
+                sa.select(t.versions.c.version)
+                .join(t.aliases, a.version_id == t.versions.c.id)
+                .where(a.model_id == model_id, a.name == ref.alias)
+            ).scalar()
+            if version is None:
+                known = self._aliases_by_version(conn, model_id)
+                names = sorted(n for names in known.values() for n in names)
+                raise AliasNotFoundError(
+                    f"{ref.name} has no alias {ref.alias!r}.",
+                    hint=f"Its aliases: {', '.join(names) or 'none'}. "
+                    f"Set one with: dockyard models alias {ref.name}@VERSION {ref.alias}",
+                )
+            return self._get_version(conn, ref.name, version)
+        # bare name or @latest: the highest active version
+        v = t.versions.c
+        candidates = conn.execute(
+            sa.select(v.version).where(v.model_id == model_id, v.status == "active")
+        ).scalars()
+        ordered = sorted((SemVer.parse(text) for text in candidates), reverse=True)
+        if not ordered:
+            raise VersionNotFoundError(
+                f"{ref.name} has no active version.",
+                hint=f"Register one, or restore an archived one (dockyard models show {ref.name}).",
+            )
+        return self._get_version(conn, ref.name, str(ordered[0]))
+
+    def _get_version(self, conn: Connection, name: str, version: str) -> Version:
+        model_id = self._model_id(conn, name)
+        row = conn.execute(
+            self._versions_query().where(
+                t.versions.c.model_id == model_id, t.versions.c.version == version
+            )
+        ).first()
+        if row is None:
+            raise VersionNotFoundError(
+                f"{name} has no version {version}.",
+                hint=f"List its versions with: dockyard models show {name}",
+            )
+        aliases = self._aliases_by_version(conn, model_id).get(row.id, ())
+        return _version(row, aliases)
+
+    def _version_row(self, conn: Connection, model_id: int, version: str) -> Row[Any] | None:
+        v = t.versions.c
+        return conn.execute(
+            sa.select(v.id).where(v.model_id == model_id, v.version == version)
+        ).first()
+
+    def _version_id(self, conn: Connection, name: str, version: str) -> int:
+        row = self._version_row(conn, self._model_id(conn, name), version)
+        if row is None:
+            raise VersionNotFoundError(f"{name} has no version {version}.")
+        return int(row.id)
+
+    def _model_id(self, conn: Connection, name: str) -> int:
+        model_id = conn.execute(
+            sa.select(t.models.c.id).where(t.models.c.name == name)
+        ).scalar()
+        if model_id is None:
+            raise _model_not_found(name)
+        return int(model_id)
+
+    def _versions_query(self) -> sa.Select[Any]:
+        return sa.select(t.versions.c.id, t.models.c.name.label("model"), *_VERSION_COLUMNS).join(
+            t.models, t.models.c.id == t.versions.c.model_id
+        )
+
+    def _aliases_by_version(self, conn: Connection, model_id: int) -> dict[int, tuple[str, ...]]:
+        a = t.aliases.c
+        found: dict[int, list[str]] = {}
+        for version_id, alias in conn.execute(
+            sa.select(a.version_id, a.name).where(a.model_id == model_id).order_by(a.name)
+        ):
+            found.setdefault(version_id, []).append(alias)
+        return {k: tuple(v) for k, v in found.items()}
+
+    def _models(self, conn: Connection, *, name: str | None = None) -> list[Model]:
+        m, v, a = t.models.c, t.versions.c, t.aliases.c
+        query = sa.select(t.models).order_by(m.name)
+        if name is not None:
+            query = query.where(m.name == name)
+        models = conn.execute(query).all()
+        if not models:
+            return []
+        ids = [row.id for row in models]
+        counts = {
+            (row.model_id, row.status): row.n
+            for row in conn.execute(
+                sa.select(v.model_id, v.status, sa.func.count().label("n"))
+                .where(v.model_id.in_(ids))
+                .group_by(v.model_id, v.status)
+            )
+        }
+        latest: dict[int, SemVer] = {}
+        for model_id, text in conn.execute(
+            sa.select(v.model_id, v.version).where(v.model_id.in_(ids), v.status == "active")
+        ):
+            parsed = SemVer.parse(text)
+            if model_id not in latest or parsed > latest[model_id]:
+                latest[model_id] = parsed
+        alias_map: dict[int, dict[str, str]] = {}
+        for model_id, alias, version in conn.execute(
+            sa.select(a.model_id, a.name, v.version)
+            .join(t.versions, v.id == a.version_id)
+            .where(a.model_id.in_(ids))
+            .order_by(a.name)
+        ):
+            alias_map.setdefault(model_id, {})[alias] = version
+        return [
+            Model(
+                name=row.name,
+                description=row.description,
+                created_at=_utc(row.created_at),
+                created_by=row.created_by,
+                tags=row.tags or {},
+                aliases=alias_map.get(row.id, {}),
+                latest=str(latest[row.id]) if row.id in latest else None,
+                versions=counts.get((row.id, "active"), 0) + counts.get((row.id, "archived"), 0),
+                archived=counts.get((row.id, "archived"), 0),
+            )
+            for row in models
+        ]
+
+
+def _version(row: Row[Any], aliases: tuple[str, ...]) -> Version:
+    return Version(
+        model=row.model,
+        version=row.version,
+        runtime=row.runtime,
+        digest=row.digest,
+        size=row.size,
+        status=row.status,
+        created_at=_utc(row.created_at),
+        created_by=row.created_by,
+        trusted=bool(row.trusted),
+        trusted_types=tuple(row.trusted_types or ()),
+        options=row.options or {},
+        signature=row.signature,
+        metrics=row.metrics or {},
+        params=row.params or {},
+        tags=row.tags or {},
+        lineage=row.lineage or {},
+        environment=row.environment or {},
+        description=row.description,
+        aliases=aliases,
+    )
+
+
+def _summary(version: Version) -> dict[str, Any]:
+    return {
+        "version": version.version,
+        "runtime": version.runtime,
+        "digest": version.digest,
+        "size": version.size,
+        "trusted": version.trusted,
+        "trusted_types": list(version.trusted_types),
+        "metrics": dict(version.metrics),
+        "tags": dict(version.tags),
+    }
+
+
+def _model_not_found(name: str) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"No model named {name!r}.", hint="List models with: dockyard models list"
+    )

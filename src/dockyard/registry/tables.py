@@ -1,0 +1,85 @@
+"""The metadata schema as SQLAlchemy Core tables. Alembic migrations create it; this module
+is what queries are written against. Keep the two in step (a test compares them)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData()
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+Timestamp = sa.DateTime(timezone=True)
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("tags", JSON, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+)
+
+versions = sa.Table(
+    "versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("version", sa.String(128), nullable=False),
+    sa.Column("major", sa.Integer, nullable=False),
+    sa.Column("minor", sa.Integer, nullable=False),
+    sa.Column("patch", sa.Integer, nullable=False),
+    sa.Column("prerelease", sa.String(100), nullable=False),
+    sa.Column("runtime", sa.String(64), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("trusted", sa.Boolean, nullable=False),
+    sa.Column("trusted_types", JSON, nullable=False),
+    sa.Column("options", JSON, nullable=False),
+    sa.Column("signature", JSON, nullable=True),
+    sa.Column("metrics", JSON, nullable=False),
+    sa.Column("params", JSON, nullable=False),
+    sa.Column("tags", JSON, nullable=False),
+    sa.Column("lineage", JSON, nullable=False),
+    sa.Column("environment", JSON, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.UniqueConstraint("model_id", "version", name="uq_versions_model_version"),
+    sa.Index("ix_versions_order", "model_id", "major", "minor", "patch"),
+)
+
+profiles = sa.Table(
+    "profiles",
+    metadata,
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), primary_key=True),
+    sa.Column("body", JSON, nullable=False),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("updated_by", sa.String(256), nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(128), nullable=True),
+    sa.Column("version", sa.String(128), nullable=True),
+    sa.Column("before", JSON, nullable=True),
+    sa.Column("after", JSON, nullable=True),
+    sa.Column("details", JSON, nullable=False),
+    sa.Index("ix_events_model", "model", "id"),
+)

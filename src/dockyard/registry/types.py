@@ -1,0 +1,89 @@
+"""What the registry hands out: frozen records, free of any database or framework."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Status = Literal["active", "archived"]
+
+
+@dataclass(frozen=True)
+class Version:
+    """An immutable registered model artifact and everything recorded about it.
+
+    ``signature`` and ``profile`` are kept as their JSON documents; :mod:`dockyard.schema`
+    turns them into objects when needed, so listing versions never imports pandas.
+    """
+
+    model: str
+    version: str
+    runtime: str
+    digest: str
+    size: int
+    status: Status
+    created_at: datetime
+    created_by: str
+    trusted: bool = False
+    trusted_types: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    signature: Mapping[str, Any] | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    lineage: Mapping[str, Any] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}@{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        data["ref"] = self.ref
+        return data
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model name and a summary of its versions."""
+
+    name: str
+    description: str
+    created_at: datetime
+    created_by: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    latest: str | None = None
+    versions: int = 0
+    archived: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the append-only audit trail."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    model: str | None
+    version: str | None
+    before: Any = None
+    after: Any = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["at"] = self.at.isoformat()
+        return data

@@ -1,0 +1,74 @@
+"""Settings: built once at the composition root and passed down; nothing reads the environment
+at import time.
+
+Every field can be set by an environment variable with the ``DOCKYARD_`` prefix
+(``DOCKYARD_HOME``, ``DOCKYARD_DATABASE_URL``...) or passed to :class:`Settings` directly.
+"""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path.home() / ".dockyard"
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "unknown"
+
+
+class Settings(BaseSettings):
+    """Where Dockyard keeps its state, and who is acting."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCKYARD_", extra="forbid")
+
+    home: Path = Field(
+        default_factory=_default_home,
+        description="Folder for the default SQLite database and artifact store.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata database; default: SQLite under home. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host/db.",
+    )
+    artifact_url: str | None = Field(
+        default=None,
+        description="fsspec URL of the artifact store (a folder, or s3://bucket/prefix); "
+        "default: home/artifacts.",
+    )
+    artifact_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec storage options as JSON, e.g. "
+        '{"client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"}} for S3-compatible stores.',
+    )
+    user: str = Field(
+        default_factory=_default_user,
+        description="Who is acting; recorded on every audit event.",
+    )
+    code_revision: str | None = Field(
+        default=None,
+        description="Code revision recorded in each new version's lineage (e.g. a git SHA).",
+    )
+    sqlite_busy_timeout_s: float = Field(
+        default=60.0,
+        description="How long a SQLite writer waits for the write lock before failing.",
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in effect."""
+        return self.database_url or f"sqlite:///{self.home / 'dockyard.db'}"
+
+    @property
+    def resolved_artifact_url(self) -> str:
+        """The artifact store URL in effect."""
+        return self.artifact_url or str(self.home / "artifacts")
