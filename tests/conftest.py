@@ -58,7 +58,18 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(root, "postgres")
     port = free_port()
     subprocess.run(
-        [*as_user, _pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8"],
+        [
+            *as_user,
+            _pg_bin("initdb"),
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+        ],
         check=True,
         capture_output=True,
     )

@@ -53,7 +53,10 @@ class DockyardError(Exception):
         self.details = details
 
     def __str__(self) -> str:
-        return f"{self.message} {self.hint}" if self.hint else self.message
+        if not self.hint:
+            return self.message
+        joiner = " " if self.message.rstrip().endswith((".", "!", "?", ":")) else ". "
+        return f"{self.message.rstrip()}{joiner}{self.hint}"
 
     def to_dict(self) -> dict[str, Any]:
         """The one JSON error shape."""

@@ -35,11 +35,16 @@ def test_codes_are_unique_and_statuses_are_http() -> None:
 def test_one_json_shape() -> None:
     exc = errors.SchemaValidationError("2 problems", hint="fix them", details={"problems": []})
     body = json.loads(json.dumps(exc.to_dict()))
-    assert body == {"error": "2 problems fix them", "code": "schema_validation",
-                    "details": {"problems": []}}
+    assert body == {
+        "error": "2 problems. fix them",
+        "code": "schema_validation",
+        "details": {"problems": []},
+    }
 
 
 def test_user_mistakes_are_4xx() -> None:
     for cls in _error_classes():
-        if issubclass(cls, errors.InvalidRequestError | errors.NotFoundError | errors.ConflictError):
+        if issubclass(
+            cls, errors.InvalidRequestError | errors.NotFoundError | errors.ConflictError
+        ):
             assert 400 <= cls.status < 500

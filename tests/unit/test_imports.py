@@ -6,18 +6,29 @@ import sys
 
 import dockyard
 
-HEAVY = ["numpy", "pandas", "sklearn", "sqlalchemy", "onnxruntime", "xgboost", "lightgbm",
-         "torch", "skops", "pyarrow", "alembic", "prometheus_client"]
+HEAVY = [
+    "numpy",
+    "pandas",
+    "sklearn",
+    "sqlalchemy",
+    "onnxruntime",
+    "xgboost",
+    "lightgbm",
+    "torch",
+    "skops",
+    "pyarrow",
+    "alembic",
+    "prometheus_client",
+]
 
 
 def _imported_after(code: str) -> list[str]:
     probe = (
-        "import sys, json\n"
-        f"{code}\n"
-        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+        f"import sys, json\n{code}\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
     return list(json.loads(result.stdout.strip().splitlines()[-1]))
 
 

@@ -50,7 +50,8 @@ def list_events(
 
 def _brief(value: object) -> str:
     if isinstance(value, dict) and "digest" in value:  # a registration summary
-        keep = {k: value[k] for k in ("runtime", "trusted") if k in value}
-        keep["sha256"] = str(value["digest"])[:12]
-        return cell(keep)
+        trusted = " (trusted)" if value.get("trusted") else ""
+        return f"{value.get('runtime')}{trusted} sha256:{str(value['digest'])[:12]}"
+    if isinstance(value, dict) and set(value) == {"alias", "version"}:
+        return f"{value['alias']}→{value['version']}"
     return cell(value)

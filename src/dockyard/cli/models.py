@@ -13,8 +13,9 @@ from dockyard.cli.render import cell, out, print_json, size, table
 if TYPE_CHECKING:
     from dockyard.registry import Model, Version
 
-app = typer.Typer(help="Register models and manage their versions, aliases and tags.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Register models and manage their versions, aliases and tags.", no_args_is_help=True
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
@@ -175,7 +176,10 @@ def _print_model(model: Model, versions: list[Version]) -> None:
 
 
 def _print_version(v: Version) -> None:
-    out.print(f"[bold]{v.ref}[/]  {v.status}" + (f"  aliases: {', '.join(v.aliases)}" if v.aliases else ""))
+    out.print(
+        f"[bold]{v.ref}[/]  {v.status}"
+        + (f"  aliases: {', '.join(v.aliases)}" if v.aliases else "")
+    )
     facts = [
         ("runtime", v.runtime + (f" (trusted: {', '.join(v.trusted_types)})" if v.trusted else "")),
         ("artifact", f"sha256:{v.digest}  {size(v.size)}"),
@@ -219,13 +223,20 @@ def _column_row(column: dict[str, Any]) -> list[Any]:
     else:
         spread = None
     unseen = column.get("unseen") if column.get("dtype") in ("string", "category") else None
-    return [column["name"], column["dtype"], "yes" if column.get("nullable") else "no", spread, unseen]
+    return [
+        column["name"],
+        column["dtype"],
+        "yes" if column.get("nullable") else "no",
+        spread,
+        unseen,
+    ]
 
 
 def _fingerprint(data: Any) -> str | None:
     if not data:
         return None
-    return f"{data.get('rows')} rows × {len(data.get('columns', []))} columns, sha256:{str(data.get('sha256'))[:12]}"
+    columns = len(data.get("columns", []))
+    return f"{data.get('rows')} rows × {columns} columns, sha256:{str(data.get('sha256'))[:12]}"
 
 
 @app.command("alias")
@@ -292,7 +303,9 @@ def describe(
 def archive(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="name@version.")],
-    restore: Annotated[bool, typer.Option("--restore", help="Restore an archived version.")] = False,
+    restore: Annotated[
+        bool, typer.Option("--restore", help="Restore an archived version.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Archive a version (kept for audit, never deleted); aliased versions are refused."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -11,7 +12,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-out = Console(highlight=False, soft_wrap=False)
+
+def _width() -> int | None:
+    """Terminals report their width; pipes and CI logs get a readable 120 columns."""
+    if sys.stdout.isatty():
+        return None
+    return int(os.environ.get("COLUMNS", "120"))
+
+
+out = Console(highlight=False, soft_wrap=False, width=_width())
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -68,7 +68,9 @@ class Database:
         config.set_main_option("script_location", str(_MIGRATIONS))
         with self.write() as conn:
             if self.dialect == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+                )
             if _revision(conn) == HEAD:  # another process migrated while we waited
                 return
             config.attributes["connection"] = conn

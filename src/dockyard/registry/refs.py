@@ -19,8 +19,7 @@ def check_model_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise InvalidNameError(
             f"{name!r} is not a valid model name.",
-            hint="Use up to 128 letters, digits, '.', '_' or '-', starting with a letter or "
-            "digit.",
+            hint="Use up to 128 letters, digits, '.', '_' or '-', starting with a letter or digit.",
         )
     return name
 
@@ -88,9 +87,7 @@ class ModelRef:
         try:
             return cls(name, alias=check_alias(target, settable=False))
         except InvalidNameError as exc:
-            raise InvalidReferenceError(
-                f"{text!r}: {exc.message}", hint=exc.hint
-            ) from None
+            raise InvalidReferenceError(f"{text!r}: {exc.message}", hint=exc.hint) from None
 
     def __str__(self) -> str:
         if self.version is not None:

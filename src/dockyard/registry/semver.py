@@ -66,7 +66,7 @@ class SemVer:
         idents = tuple(
             (0, int(part)) if part.isdigit() else (1, part) for part in self.prerelease.split(".")
         )
-        return (self.major, self.minor, self.patch, 0, idents)  # type: ignore[return-value]
+        return (self.major, self.minor, self.patch, 0, idents)
 
     def __lt__(self, other: SemVer) -> bool:
         return self.sort_key() < other.sort_key()

@@ -138,9 +138,14 @@ class Registry:
 
         source, artifact = self._artifact(model, trusted=trusted)
         loaded = self._load_artifact(artifact, trusted=trusted)
-        described = _describe_sample(loaded, sample, y, original=model if source == "object" else None)
+        described = _describe_sample(
+            loaded, sample, y, original=model if source == "object" else None
+        )
 
-        environment = {"python": platform.python_version(), **self.runtimes.get(artifact.runtime).environment()}
+        environment = {
+            "python": platform.python_version(),
+            **self.runtimes.get(artifact.runtime).environment(),
+        }
         lineage: dict[str, Any] = {
             "source": source if source == "object" else Path(model).name,
             "object": _qualname(model) if source == "object" else None,
@@ -370,9 +375,7 @@ def _describe_sample(
         accepts=accepts,
     )
     profile = schema.build_profile(frame, signature, predictions)
-    return _Described(
-        signature.to_dict(), profile.to_dict(), schema.fingerprint(frame).to_dict()
-    )
+    return _Described(signature.to_dict(), profile.to_dict(), schema.fingerprint(frame).to_dict())
 
 
 def _positional(frame: pd.DataFrame, features: Sequence[str]) -> bool:

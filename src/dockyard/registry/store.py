@@ -92,7 +92,7 @@ class MetadataStore:
                     hint="Register with another --version, or let Dockyard --bump it.",
                 )
             now = _now()
-            version_id = conn.execute(
+            inserted = conn.execute(
                 t.versions.insert().values(
                     model_id=model_id,
                     version=str(version),
@@ -117,7 +117,9 @@ class MetadataStore:
                     created_at=now,
                     created_by=actor,
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+            assert inserted is not None
+            version_id = inserted[0]
             if new.profile is not None:
                 conn.execute(t.profiles.insert().values(version_id=version_id, body=new.profile))
             registered = self._get_version(conn, name, str(version))
@@ -253,7 +255,9 @@ class MetadataStore:
                 )
             model_id = self._model_id(conn, version.model)
             version_id = self._version_id(conn, version.model, version.version)
-            self._point_alias(conn, model_id, version.model, alias, version_id, version.version, actor)
+            self._point_alias(
+                conn, model_id, version.model, alias, version_id, version.version, actor
+            )
             return self._get_version(conn, version.model, version.version)
 
     def delete_alias(self, name: str, alias: str, *, actor: str) -> None:
@@ -272,7 +276,12 @@ class MetadataStore:
                 )
             conn.execute(t.aliases.delete().where(a.model_id == model_id, a.name == alias))
             self._event(
-                conn, actor, "alias.delete", name, current, before={"alias": alias, "version": current}
+                conn,
+                actor,
+                "alias.delete",
+                name,
+                current,
+                before={"alias": alias, "version": current},
             )
 
     def set_tags(
@@ -297,13 +306,16 @@ class MetadataStore:
             missing = [k for k in remove if k not in before]
             if missing:
                 raise InvalidRequestError(
-                    f"{ref} has no tag {missing[0]!r}.", hint=f"Its tags: {sorted(before) or 'none'}."
+                    f"{ref} has no tag {missing[0]!r}.",
+                    hint=f"Its tags: {sorted(before) or 'none'}.",
                 )
             after = {k: v for k, v in before.items() if k not in remove}
             after.update(set_tags or {})
             if after != before:
                 conn.execute(table.update().where(key_col == key).values(tags=after))
-                self._event(conn, actor, "tags.update", ref.name, version, before=before, after=after)
+                self._event(
+                    conn, actor, "tags.update", ref.name, version, before=before, after=after
+                )
             return after
 
     def set_status(self, ref: ModelRef, status: str, *, actor: str) -> Version:
@@ -476,9 +488,7 @@ class MetadataStore:
         return int(row.id)
 
     def _model_id(self, conn: Connection, name: str) -> int:
-        model_id = conn.execute(
-            sa.select(t.models.c.id).where(t.models.c.name == name)
-        ).scalar()
+        model_id = conn.execute(sa.select(t.models.c.id).where(t.models.c.name == name)).scalar()
         if model_id is None:
             raise _model_not_found(name)
         return int(model_id)

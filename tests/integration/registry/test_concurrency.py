@@ -115,6 +115,7 @@ def test_sigkill_mid_registration_leaves_no_version_without_its_artifact(
         time.sleep(rng.uniform(0.05, 1.5))
         process.send_signal(signal.SIGKILL)
         process.wait()
+        process.stdout.close()
     with Registry.open(settings) as registry:
         versions = registry.list_versions("victim") if _has_model(registry) else []
         for version in versions:

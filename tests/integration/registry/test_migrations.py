@@ -31,7 +31,10 @@ def test_migrated_schema_matches_tables(settings: Settings) -> None:
         with db.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), metadata)
             assert diff == []
-            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == database.HEAD
+            assert (
+                conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+                == database.HEAD
+            )
     finally:
         db.dispose()
 

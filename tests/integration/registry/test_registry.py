@@ -32,7 +32,9 @@ def registry(settings: Settings) -> Any:
         yield opened
 
 
-def test_registered_model_predicts_exactly_like_the_original(registry: Registry, cancer: Any) -> None:
+def test_registered_model_predicts_exactly_like_the_original(
+    registry: Registry, cancer: Any
+) -> None:
     model, X, y = cancer
     version = registry.register(model, "cancer", sample=X, y=y, metrics={"auc": 0.99})
     assert version.version == "1.0.0"
@@ -48,8 +50,14 @@ def test_version_records_signature_profile_lineage_and_environment(
 ) -> None:
     model, X, y = cancer
     version = registry.register(
-        model, "cancer", sample=X, y=y, params={"C": 1.0}, tags={"team": "risk"},
-        description="baseline", code_revision="abc123",
+        model,
+        "cancer",
+        sample=X,
+        y=y,
+        params={"C": 1.0},
+        tags={"team": "risk"},
+        description="baseline",
+        code_revision="abc123",
     )
     assert version.signature is not None
     columns = version.signature["columns"]
@@ -168,8 +176,13 @@ def test_every_mutation_is_in_the_event_log(registry: Registry, cancer: Any) -> 
     registry.archive("m@1.0.1")
     actions = [e.action for e in reversed(registry.events(model="m"))]
     assert actions == [
-        "model.create", "version.register", "alias.set", "tags.update",
-        "description.update", "version.register", "version.archive",
+        "model.create",
+        "version.register",
+        "alias.set",
+        "tags.update",
+        "description.update",
+        "version.register",
+        "version.archive",
     ]
     registered = registry.events(model="m", action="version.register")[-1]
     assert registered.actor == "tester"
@@ -186,7 +199,9 @@ def test_event_log_is_append_only_in_the_database(registry: Registry, cancer: An
     assert {e.actor for e in registry.events()} == {"tester"}
 
 
-def test_corrupted_artifact_is_never_loaded(registry: Registry, settings: Settings, cancer: Any) -> None:
+def test_corrupted_artifact_is_never_loaded(
+    registry: Registry, settings: Settings, cancer: Any
+) -> None:
     model, X, _ = cancer
     version = registry.register(model, "m", sample=X)
     path = Path(registry.artifacts.path(version.digest))
@@ -200,10 +215,15 @@ def test_corrupted_artifact_is_never_loaded(registry: Registry, settings: Settin
         registry.load("m@1.0.0")
 
 
-def test_identical_artifacts_are_stored_once(registry: Registry, cancer: Any) -> None:
+def test_identical_artifacts_are_stored_once(
+    registry: Registry, cancer: Any, tmp_path: Path
+) -> None:
+    import skops.io
+
     model, X, _ = cancer
-    first = registry.register(model, "a", sample=X)
-    second = registry.register(model, "b", sample=X)
+    skops.io.dump(model, tmp_path / "model.skops")
+    first = registry.register(tmp_path / "model.skops", "a", sample=X)
+    second = registry.register(tmp_path / "model.skops", "b", sample=X)
     assert first.digest == second.digest
     blobs = [p for p in Path(registry.artifacts.root, "sha256").rglob("*") if p.is_file()]
     assert len(blobs) == 1

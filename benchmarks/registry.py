@@ -1,0 +1,172 @@
+"""Registry benchmarks: register and load a 200-tree random forest, list 10,000 versions.
+
+Each figure is reported beside a baseline measured in the same run, as a ratio, because
+shared machines are noisy:
+
+* register  vs. ``skops.io.dumps`` of the same model (the serialisation alone)
+* load      vs. ``skops.io.loads`` of the same bytes (the deserialisation alone)
+* list      vs. the same rows fetched with the stdlib ``sqlite3`` module
+
+Run:  .venv/bin/python benchmarks/registry.py [--versions 10000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> float:
+    """Median wall time in seconds over ``repeat`` runs."""
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def forest() -> tuple[Any, Any, Any]:
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5000, 20))
+    y = (X[:, 0] + X[:, 1] * X[:, 2] + rng.normal(size=5000) > 0).astype(int)
+    model = RandomForestClassifier(n_estimators=200, max_depth=10, random_state=0, n_jobs=1)
+    return model.fit(X, y), X, y
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--versions", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    import skops.io
+
+    from dockyard.registry import Registry
+    from dockyard.registry.store import NewVersion
+    from dockyard.settings import Settings
+
+    home = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
+    settings = Settings(home=home, user="bench")
+    model, X, y = forest()
+    rows: list[tuple[str, str, str, str]] = []
+
+    with Registry.open(settings) as registry:
+        data = skops.io.dumps(model)
+        register_s = timed(lambda: registry.register(model, "forest", sample=X, y=y), args.repeat)
+        dump_s = timed(lambda: skops.io.dumps(model), args.repeat)
+        rows.append(
+            (
+                "register 200-tree forest (5,000-row sample)",
+                f"{register_s * 1000:.0f} ms",
+                f"skops.io.dumps {dump_s * 1000:.0f} ms",
+                f"{register_s / dump_s:.2f}×",
+            )
+        )
+        trusted = skops.io.get_untrusted_types(data=data)
+        load_s = timed(lambda: registry.load("forest"), args.repeat)
+        loads_s = timed(lambda: skops.io.loads(data, trusted=trusted), args.repeat)
+        rows.append(
+            (
+                "load 200-tree forest (digest verified)",
+                f"{load_s * 1000:.0f} ms",
+                f"skops.io.loads {loads_s * 1000:.0f} ms",
+                f"{load_s / loads_s:.2f}×",
+            )
+        )
+        artifact_mib = len(data) / 2**20
+
+        # 10,000 versions of one model: metadata rows, one shared artifact.
+        signature = registry.get_version("forest").signature
+        digest = registry.get_version("forest").digest
+        start = time.perf_counter()
+        for _ in range(args.versions):
+            registry.store.add_version(
+                "many",
+                NewVersion(
+                    runtime="sklearn",
+                    digest=digest,
+                    size=len(data),
+                    signature=signature,
+                    metrics={"auc": 0.9},
+                ),
+                actor="bench",
+            )
+        fill_s = time.perf_counter() - start
+        list_s = timed(lambda: registry.list_versions("many"), args.repeat)
+        models_s = timed(registry.list_models, args.repeat)
+
+    db_path = home / "dockyard.db"
+
+    def raw() -> None:
+        with sqlite3.connect(db_path) as conn:
+            conn.execute("SELECT * FROM versions WHERE model_id = 2").fetchall()
+
+    raw_s = timed(raw, args.repeat)
+    rows.append(
+        (
+            f"list {args.versions:,} versions (Python API)",
+            f"{list_s * 1000:.0f} ms",
+            f"sqlite3 SELECT * {raw_s * 1000:.0f} ms",
+            f"{list_s / raw_s:.2f}×",
+        )
+    )
+    rows.append(
+        (
+            f"list models (2 models, {args.versions + args.repeat:,} versions)",
+            f"{models_s * 1000:.0f} ms",
+            "—",
+            "—",
+        )
+    )
+
+    cli = [sys.executable, "-m", "dockyard", "--home", str(home)]
+    cli_s = timed(
+        lambda: subprocess.run([*cli, "models", "list"], check=True, capture_output=True), 3
+    )
+    bare_s = timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), 3)
+    show_s = timed(
+        lambda: subprocess.run([*cli, "models", "show", "many"], check=True, capture_output=True), 3
+    )
+    rows.append(
+        (
+            "`dockyard models list` (whole process)",
+            f"{cli_s * 1000:.0f} ms",
+            f"python -c pass {bare_s * 1000:.0f} ms",
+            f"{cli_s / bare_s:.1f}×",
+        )
+    )
+    rows.append(
+        (
+            f"`dockyard models show many` ({args.versions:,} rows table)",
+            f"{show_s * 1000:.0f} ms",
+            f"python -c pass {bare_s * 1000:.0f} ms",
+            f"{show_s / bare_s:.1f}×",
+        )
+    )
+
+    print(
+        f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}; artifact {artifact_mib:.1f} MiB; "
+        f"filled {args.versions:,} versions in {fill_s:.1f} s; median of {args.repeat}"
+    )
+    print("| measurement | Dockyard | baseline (same run) | ratio |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""ONNX models (``.onnx``), run with onnxruntime on the CPU.
+
+ONNX graphs are data, not code, so they need no trust. ``options`` is empty: everything
+loading needs is in the model bytes. How inputs and outputs are read:
+
+* one input: ``array`` layout, the 2-D array is cast to the input's element type;
+* several inputs (skl2onnx's one-input-per-column ``[None, 1]`` style): ``frame`` layout,
+  each DataFrame column is fed to the input of the same name, cast to its type;
+* the first output is the prediction (``[n, 1]`` flattened to ``[n]``);
+* probabilities are the output whose name contains ``prob``, else a 2-D float second
+  output; ZipMap's list of ``{label: probability}`` becomes a 2-D array in class order;
+* class labels come from the ``ZipMap`` or ``*Classifier`` node's ``classlabels_*``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dockyard.errors import (
+    DockyardError,
+    ModelLoadError,
+    SchemaValidationError,
+    UnreadableFileError,
+    UnsupportedModelError,
+)
+from dockyard.runtimes._estimators import mro_names, no_proba
+from dockyard.runtimes._packages import require, versions
+from dockyard.runtimes.base import Artifact, InputLayout, LoadedModel
+
+SUFFIX = ".onnx"
+_LABEL_ATTRIBUTES = frozenset({"classlabels_strings", "classlabels_int64s", "classlabels_ints"})
+_DTYPES = {
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(float16)": "float16",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(int16)": "int16",
+    "tensor(int8)": "int8",
+    "tensor(uint64)": "uint64",
+    "tensor(uint32)": "uint32",
+    "tensor(uint16)": "uint16",
+    "tensor(uint8)": "uint8",
+    "tensor(bool)": "bool",
+    "tensor(string)": "object",
+}
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What Dockyard reads from an ONNX model's graph (onnxruntime does not expose nodes)."""
+
+    opsets: dict[str, int] = field(default_factory=dict)
+    producer: str = ""
+    class_labels: list[Any] | None = None
+
+
+def read_model_facts(data: bytes) -> ModelFacts:
+    """Opset per domain, producer and classifier labels, parsed with the ``onnx`` package.
+
+    Labels come from the ``ZipMap`` node when there is one, else from the last node with a
+    ``classlabels_*`` attribute (``LinearClassifier``, ``TreeEnsembleClassifier``...).
+    """
+    onnx = require("onnx")
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception as exc:  # DecodeError and friends
+        raise ValueError(str(exc) or type(exc).__name__) from exc
+    labels: list[Any] | None = None
+    for node in model.graph.node:
+        for attribute in node.attribute:
+            if attribute.name not in _LABEL_ATTRIBUTES:
+                continue
+            if attribute.name == "classlabels_strings":
+                labels = [value.decode("utf-8", "replace") for value in attribute.strings]
+            else:
+                labels = [int(value) for value in attribute.ints]
+        if labels is not None and node.op_type == "ZipMap":
+            break
+    return ModelFacts(
+        opsets={entry.domain: int(entry.version) for entry in model.opset_import},
+        producer=str(model.producer_name),
+        class_labels=labels,
+    )
+
+
+class OnnxRuntime:
+    """ONNX models through onnxruntime's CPU execution provider.
+
+    ``intra_op_threads`` bounds the threads one inference uses (default: up to 4), so that
+    several models and server workers on one machine do not oversubscribe its cores.
+    """
+
+    name = "onnx"
+
+    def __init__(self, *, intra_op_threads: int | None = None) -> None:
+        self.intra_op_threads = intra_op_threads or min(4, os.cpu_count() or 1)
+
+    def handles(self, obj: object) -> bool:
+        return any(
+            name.startswith("onnx.") and name.endswith(".ModelProto") for name in mro_names(obj)
+        )
+
+    def dump(self, obj: object, *, trusted: bool = False) -> Artifact:
+        data = bytes(obj.SerializeToString())  # type: ignore[attr-defined]
+        self._session(data, error=UnsupportedModelError)
+        return Artifact(runtime=self.name, data=data, suffix=SUFFIX)
+
+    def recognises(self, path: Path) -> bool:
+        return path.is_file() and path.suffix.lower() == SUFFIX
+
+    def read(self, path: Path, *, trusted: bool = False) -> Artifact:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UnreadableFileError(f"Cannot read {path}: {exc}") from exc
+        self._session(data, error=UnreadableFileError)
+        return Artifact(runtime=self.name, data=data, suffix=SUFFIX)
+
+    def load(
+        self, data: bytes, options: Mapping[str, Any], *, trusted: bool = False
+    ) -> LoadedModel:
+        session = self._session(data, error=ModelLoadError)
+        try:
+            facts = read_model_facts(data)
+        except ValueError as exc:
+            raise ModelLoadError(f"Not a well-formed ONNX model: {exc}") from exc
+        return OnnxModel(session, facts)
+
+    def environment(self) -> dict[str, str]:
+        return versions("onnxruntime", "onnx", "numpy")
+
+    def _session(self, data: bytes, *, error: type[DockyardError]) -> Any:
+        ort = require("onnxruntime")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.intra_op_threads
+        options.inter_op_num_threads = 1
+        try:
+            return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own unexported exception types
+            raise error(f"onnxruntime cannot load the model: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    """A loaded ONNX model: an inference session and facts read from its bytes."""
+
+    session: Any
+    facts: ModelFacts
+    runtime: str = "onnx"
+
+    @property
+    def input_layout(self) -> InputLayout:
+        return "array" if len(self.session.get_inputs()) == 1 else "frame"
+
+    @property
+    def feature_names(self) -> Sequence[str] | None:
+        if self.input_layout == "array":
+            return None
+        return [node.name for node in self.session.get_inputs()]
+
+    @property
+    def classes(self) -> Sequence[Any] | None:
+        return self.facts.class_labels
+
+    @property
+    def has_proba(self) -> bool:
+        return self._proba_output() is not None
+
+    def predict(self, x: Any) -> Any:
+        import numpy as np
+
+        output = self.session.get_outputs()[0]
+        result = np.asarray(self.session.run([output.name], self._feeds(x))[0])
+        if result.ndim == 2 and result.shape[1] == 1:
+            return result.reshape(-1)
+        return result
+
+    def predict_proba(self, x: Any) -> Any:
+        import numpy as np
+
+        output = self._proba_output()
+        if output is None:
+            raise no_proba(self.runtime)
+        result = self.session.run([output.name], self._feeds(x))[0]
+        if not isinstance(result, list):
+            return np.asarray(result)
+        # ZipMap: one {label: probability} per row, in the classifier's label order.
+        labels = self.facts.class_labels or (list(result[0]) if result else [])
+        dtype = "float32" if output.type.endswith("tensor(float)))") else "float64"
+        return np.array([[row[label] for label in labels] for row in result], dtype=dtype)
+
+    def metadata(self) -> dict[str, Any]:
+        opsets = self.facts.opsets
+        return {
+            "opset": opsets.get("", opsets.get("ai.onnx")),
+            "opsets": dict(opsets),
+            "producer": self.facts.producer,
+            "inputs": [_describe(node) for node in self.session.get_inputs()],
+            "outputs": [_describe(node) for node in self.session.get_outputs()],
+        }
+
+    def _proba_output(self) -> Any:
+        outputs = self.session.get_outputs()
+        for output in outputs[1:]:
+            if "prob" in output.name.lower():
+                return output
+        if (
+            len(outputs) > 1
+            and outputs[1].type in {"tensor(float)", "tensor(double)"}
+            and len(outputs[1].shape) == 2
+        ):
+            return outputs[1]
+        return None
+
+    def _feeds(self, x: Any) -> dict[str, Any]:
+        import numpy as np
+
+        inputs = self.session.get_inputs()
+        if len(inputs) == 1:
+            node = inputs[0]
+            return {node.name: np.asarray(x, dtype=_dtype(node))}
+        feeds = {}
+        for node in inputs:
+            try:
+                column = x[node.name]
+            except (KeyError, IndexError, TypeError) as exc:
+                raise SchemaValidationError(
+                    f"The model wants a column named {node.name!r}.",
+                    hint="Pass a DataFrame with one column per model input.",
+                ) from exc
+            values = np.asarray(column, dtype=_dtype(node))
+            feeds[node.name] = values.reshape(-1, 1) if len(node.shape) == 2 else values
+        return feeds
+
+
+def _dtype(node: Any) -> str:
+    try:
+        return _DTYPES[node.type]
+    except KeyError:
+        raise UnsupportedModelError(
+            f"The model's input {node.name!r} has type {node.type}, which Dockyard cannot feed."
+        ) from None
+
+
+def _describe(node: Any) -> dict[str, Any]:
+    return {"name": node.name, "type": node.type, "shape": list(node.shape)}

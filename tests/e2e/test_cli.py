@@ -1,0 +1,223 @@
+"""The ``dockyard`` command, run as a user runs it: a real process, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+class CLI:
+    def __init__(self, home: Path) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+        self.env.update(DOCKYARD_HOME=str(home), DOCKYARD_USER="cli-user", COLUMNS="200")
+
+    def __call__(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "dockyard", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args, "--json").stdout)
+
+    def fails(self, *args: str, code: int) -> str:
+        """Run a failing command; return its one error line."""
+        result = self(*args, code=code)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith("error: ")
+        return lines[0]
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> CLI:
+    return CLI(tmp_path / "home")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A skops model, its training sample as Parquet (with the label column), and a pickle."""
+    import skops.io
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    folder = tmp_path_factory.mktemp("files")
+    data = load_breast_cancer(as_frame=True)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    model.fit(data.data, data.target)
+    skops.io.dump(model, folder / "model.skops")
+    frame = data.data.copy()
+    frame["label"] = data.target
+    frame.to_parquet(folder / "train.parquet")
+    (folder / "model.pkl").write_bytes(pickle.dumps(model))
+    (folder / "garbage.onnx").write_bytes(b"\x00not a model at all")
+    return {
+        "model": folder / "model.skops",
+        "sample": folder / "train.parquet",
+        "pickle": folder / "model.pkl",
+        "garbage": folder / "garbage.onnx",
+    }
+
+
+def test_register_list_show_alias_tag_archive_events(cli: CLI, files: dict[str, Path]) -> None:
+    out = cli(
+        "models",
+        "register",
+        "cancer",
+        str(files["model"]),
+        "--sample",
+        str(files["sample"]),
+        "--target",
+        "label",
+        "--metric",
+        "auc=0.99",
+        "--alias",
+        "staging",
+    ).stdout
+    assert "Registered cancer@1.0.0" in out
+    second = cli.json(
+        "models",
+        "register",
+        "cancer",
+        str(files["model"]),
+        "--sample",
+        str(files["sample"]),
+        "--target",
+        "label",
+        "--bump",
+        "minor",
+    )
+    assert second["version"] == "1.1.0"
+
+    listed = cli.json("models", "list")
+    assert [(m["name"], m["latest"], m["versions"]) for m in listed] == [("cancer", "1.1.0", 2)]
+    table = cli("models", "list").stdout
+    assert "cancer" in table
+    assert "staging→1.0.0" in table
+
+    cli("models", "alias", "cancer@1.1.0", "production")
+    shown = cli.json("models", "show", "cancer@production")
+    assert shown["version"] == "1.1.0"
+    assert shown["signature"]["output"]["classes"] == [0, 1]
+    assert "label" not in [c["name"] for c in shown["signature"]["columns"]]
+    assert shown["metrics"] == {}
+    human = cli("models", "show", "cancer@1.0.0").stdout
+    for expected in ("mean radius", "auc=0.99", "sha256:"):
+        assert expected in human
+
+    cli("models", "tag", "cancer@1.0.0", "owner=ana")
+    assert cli.json("models", "show", "cancer@1.0.0")["tags"] == {"owner": "ana"}
+    cli("models", "alias", "cancer", "staging", "--delete")
+    assert cli.json("models", "archive", "cancer@1.0.0")["status"] == "archived"
+
+    events = cli.json("events", "--model", "cancer")
+    actions = [e["action"] for e in reversed(events)]
+    assert actions == [
+        "model.create",
+        "version.register",
+        "alias.set",
+        "version.register",
+        "alias.set",
+        "tags.update",
+        "alias.delete",
+        "version.archive",
+    ]
+    assert {e["actor"] for e in events} == {"cli-user"}
+    assert "version.archive" in cli("events").stdout
+
+
+def test_failures_print_one_line_exit_non_zero_and_change_nothing(
+    cli: CLI, files: dict[str, Path]
+) -> None:
+    cli(
+        "models",
+        "register",
+        "cancer",
+        str(files["model"]),
+        "--sample",
+        str(files["sample"]),
+        "--target",
+        "label",
+        "--version",
+        "1.0.0",
+        "--alias",
+        "production",
+    )
+    before = cli.json("events")
+
+    assert "ghost" in cli.fails("models", "show", "ghost", code=4)
+    assert "9.9.9" in cli.fails("models", "show", "cancer@9.9.9", code=4)
+    assert "not a semantic version" in cli.fails(
+        "models", "register", "cancer", str(files["model"]), "--version", "1.0", code=2
+    )
+    assert "immutable" in cli.fails(
+        "models", "register", "cancer", str(files["model"]), "--version", "1.0.0", code=5
+    )
+    line = cli.fails("models", "register", "cancer", str(files["pickle"]), code=2)
+    assert "--trusted" in line
+    assert "does not exist" in cli.fails(
+        "models", "register", "cancer", "/nowhere/model.onnx", code=2
+    )
+    cli.fails("models", "register", "cancer", str(files["garbage"]), code=2)
+    assert "aliased" in cli.fails("models", "archive", "cancer@1.0.0", code=5)
+    assert "key=value" in cli.fails(
+        "models", "register", "cancer", str(files["model"]), "--metric", "auc", code=2
+    )
+    assert "target" in cli.fails(
+        "models",
+        "register",
+        "cancer",
+        str(files["model"]),
+        "--sample",
+        str(files["sample"]),
+        "--target",
+        "nope",
+        code=2,
+    )
+
+    assert cli.json("events") == before
+    assert [v["version"] for v in cli.json("models", "show", "cancer")["versions"]] == ["1.0.0"]
+
+
+def test_trusted_pickle_is_recorded(cli: CLI, files: dict[str, Path]) -> None:
+    cli("models", "register", "cancer", str(files["pickle"]), "--trusted")
+    event = cli.json("events", "--action", "version.register")[0]
+    assert event["details"]["trusted"] is True
+
+
+def test_corrupted_artifact_exits_with_integrity_code(
+    cli: CLI, files: dict[str, Path], tmp_path: Path
+) -> None:
+    version = cli.json("models", "register", "cancer", str(files["model"]))
+    blob = tmp_path / "home" / "artifacts" / "sha256" / version["digest"][:2] / version["digest"]
+    blob.write_bytes(blob.read_bytes()[:-10])
+    code = (
+        "import dockyard\n"
+        "try:\n    dockyard.load('cancer@1.0.0')\n"
+        "except dockyard.DockyardError as exc:\n    print(type(exc).__name__, exc.exit_code)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=cli.env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["ArtifactIntegrityError", "6"]
+
+
+def test_version_and_help(cli: CLI) -> None:
+    assert cli("--version").stdout.startswith("dockyard ")
+    assert "register" in cli("models", "--help").stdout
+    cli("models", "nope", code=2)
