@@ -200,21 +200,44 @@ def test_trusted_pickle_is_recorded(cli: CLI, files: dict[str, Path]) -> None:
     assert event["details"]["trusted"] is True
 
 
-def test_corrupted_artifact_exits_with_integrity_code(
+def test_verify_detects_a_corrupted_artifact(
     cli: CLI, files: dict[str, Path], tmp_path: Path
 ) -> None:
     version = cli.json("models", "register", "cancer", str(files["model"]))
+    assert cli.json("models", "verify", "cancer@1.0.0")["verified"] is True
     blob = tmp_path / "home" / "artifacts" / "sha256" / version["digest"][:2] / version["digest"]
     blob.write_bytes(blob.read_bytes()[:-10])
-    code = (
-        "import dockyard\n"
-        "try:\n    dockyard.load('cancer@1.0.0')\n"
-        "except dockyard.DockyardError as exc:\n    print(type(exc).__name__, exc.exit_code)"
+    assert "corrupted" in cli.fails("models", "verify", "cancer@1.0.0", code=6)
+
+
+def test_onnx_file_with_a_parquet_sample(cli: CLI, tmp_path: Path) -> None:
+    """The issue's own example: dockyard models register fraud model.onnx --sample ..."""
+    import numpy as np
+    import pandas as pd
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(100, 3)).astype(np.float32), columns=["a", "b", "c"])
+    y = (X["a"] > 0).astype(int)
+    model = LogisticRegression().fit(X.to_numpy(), y)
+    (tmp_path / "model.onnx").write_bytes(
+        to_onnx(model, X.to_numpy()[:1], options={"zipmap": False}).SerializeToString()
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=cli.env, capture_output=True, text=True, check=True
+    X.assign(label=y).to_parquet(tmp_path / "train.parquet")
+    registered = cli.json(
+        "models",
+        "register",
+        "fraud",
+        str(tmp_path / "model.onnx"),
+        "--sample",
+        str(tmp_path / "train.parquet"),
+        "--target",
+        "label",
     )
-    assert result.stdout.split() == ["ArtifactIntegrityError", "6"]
+    assert registered["runtime"] == "onnx"
+    assert [c["name"] for c in registered["signature"]["columns"]] == ["a", "b", "c"]
+    assert registered["signature"]["output"]["classes"] == [0, 1]
 
 
 def test_version_and_help(cli: CLI) -> None:

@@ -315,3 +315,29 @@ def archive(
         print_json(changed.to_dict())
     else:
         out.print(f"{changed.ref} is {changed.status}")
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="name, name@version or name@alias.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Check a version's artifact against its digest and load it (exit 6 if corrupted)."""
+    with open_registry(ctx) as registry:
+        loaded = registry.load(ref)
+    version = loaded.version
+    if as_json:
+        print_json(
+            {
+                "ref": version.ref,
+                "digest": version.digest,
+                "verified": True,
+                "runtime": version.runtime,
+                "metadata": loaded.model.metadata(),
+            }
+        )
+        return
+    out.print(
+        f"{version.ref}: sha256:{version.digest[:12]}… verified, loads with {version.runtime}"
+    )

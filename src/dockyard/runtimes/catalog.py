@@ -10,7 +10,12 @@ from collections.abc import Iterator, Sequence
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
-from dockyard.errors import DockyardError, UnreadableFileError, UnsupportedModelError
+from dockyard.errors import (
+    DockyardError,
+    UnreadableFileError,
+    UnsupportedModelError,
+    UntrustedModelError,
+)
 from dockyard.runtimes._estimators import qualified_name
 from dockyard.runtimes.base import Artifact, Runtime
 from dockyard.runtimes.lightgbm import LightGBMRuntime
@@ -119,8 +124,15 @@ class Runtimes:
                 fallback = runtime
             elif runtime.handles(obj):
                 return runtime.dump(obj, trusted=trusted)
-        if trusted and fallback is not None and fallback.handles(obj):
-            return fallback.dump(obj, trusted=True)
+        if fallback is not None and fallback.handles(obj):
+            if trusted:
+                return fallback.dump(obj, trusted=True)
+            raise UntrustedModelError(
+                f"A {qualified_name(obj)} can only be stored as a pickle, and loading a pickle "
+                "can run arbitrary code.",
+                hint="If you trust this object, register it with trusted=True (--trusted); "
+                "the trust is recorded in the audit log.",
+            )
         raise UnsupportedModelError(
             f"Dockyard does not know how to store a {qualified_name(obj)}.",
             hint=f"Supported: {self._describe()}.",

@@ -158,7 +158,7 @@ def test_composed_runtimes_dispatch_objects_and_files(tmp_path: Path) -> None:
     file = tmp_path / "seven.constant"
     file.write_text("7")
     assert composed.artifact_from_path(file).data == b'{"value": 7.0}'
-    with pytest.raises(UnsupportedModelError, match="Constant"):
+    with pytest.raises(UntrustedModelError, match=r"Constant.*trusted=True"):
         Runtimes.discover().artifact_from_object(Constant(1.0))
 
 
@@ -179,7 +179,7 @@ def test_unsupported_object_lists_what_is_supported(runtimes: Runtimes) -> None:
 
 
 def test_trusted_object_with_predict_falls_back_to_pickle(runtimes: Runtimes) -> None:
-    with pytest.raises(UnsupportedModelError):
+    with pytest.raises(UntrustedModelError):
         runtimes.artifact_from_object(Constant(3.0))
     artifact = runtimes.artifact_from_object(Constant(3.0), trusted=True)
     assert (artifact.runtime, artifact.trusted_types) == ("pickle", ("pickle",))
