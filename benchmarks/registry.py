@@ -133,29 +133,32 @@ def main() -> None:
     )
 
     cli = [sys.executable, "-m", "dockyard", "--home", str(home)]
-    cli_s = timed(
-        lambda: subprocess.run([*cli, "models", "list"], check=True, capture_output=True), 3
-    )
     bare_s = timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), 3)
-    show_s = timed(
-        lambda: subprocess.run([*cli, "models", "show", "many"], check=True, capture_output=True), 3
-    )
-    rows.append(
+    for label, command in [
+        ("`dockyard models list` (whole process)", ["models", "list"]),
         (
-            "`dockyard models list` (whole process)",
-            f"{cli_s * 1000:.0f} ms",
-            f"python -c pass {bare_s * 1000:.0f} ms",
-            f"{cli_s / bare_s:.1f}×",
-        )
-    )
-    rows.append(
+            f"`dockyard models show many` (50 highest of {args.versions:,})",
+            ["models", "show", "many"],
+        ),
         (
-            f"`dockyard models show many` ({args.versions:,} rows table)",
-            f"{show_s * 1000:.0f} ms",
-            f"python -c pass {bare_s * 1000:.0f} ms",
-            f"{show_s / bare_s:.1f}×",
+            f"`dockyard models show many --all --json` ({args.versions:,} versions)",
+            ["models", "show", "many", "--all", "--json"],
+        ),
+    ]:
+        command_s = timed(
+            lambda command=command: subprocess.run(
+                [*cli, *command], check=True, capture_output=True
+            ),
+            3,
         )
-    )
+        rows.append(
+            (
+                label,
+                f"{command_s * 1000:.0f} ms",
+                f"python -c pass {bare_s * 1000:.0f} ms",
+                f"{command_s / bare_s:.1f}×",
+            )
+        )
 
     print(
         f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "

@@ -128,6 +128,10 @@ def _model_row(model: Model) -> list[Any]:
 def show(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="name, name@version or name@alias.")],
+    limit: Annotated[
+        int, typer.Option(min=1, help="For a model: how many of its highest versions to show.")
+    ] = 50,
+    show_all: Annotated[bool, typer.Option("--all", help="For a model: every version.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Show a model and its versions, or one version with its signature."""
@@ -137,11 +141,16 @@ def show(
     with open_registry(ctx) as registry:
         if parsed.version is None and parsed.alias is None:
             model = registry.get_model(parsed.name)
-            versions = registry.list_versions(parsed.name)
+            versions = registry.list_versions(parsed.name, limit=None if show_all else limit)
             if as_json:
                 print_json({**model.to_dict(), "versions": [v.to_dict() for v in versions]})
                 return
             _print_model(model, versions)
+            if model.versions > len(versions):
+                out.print(
+                    f"… and {model.versions - len(versions):,} lower versions "
+                    "(--all or --limit N to see more, --json for machines)."
+                )
             return
         found = registry.get_version(ref)
     if as_json:

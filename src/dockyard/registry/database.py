@@ -31,12 +31,24 @@ class Database:
     """An engine plus the two kinds of transaction the registry needs."""
 
     def __init__(self, url: str, *, busy_timeout_s: float = 60.0) -> None:
-        self.url = sa.make_url(url)
-        self.dialect = self.url.get_backend_name()
-        if self.dialect == "sqlite":
-            self.engine = _sqlite_engine(self.url, busy_timeout_s)
-        else:
-            self.engine = sa.create_engine(self.url, pool_pre_ping=True)
+        try:
+            self.url = sa.make_url(url)
+            self.dialect = self.url.get_backend_name()
+            if self.dialect == "sqlite":
+                self.engine = _sqlite_engine(self.url, busy_timeout_s)
+            else:
+                self.engine = sa.create_engine(self.url, pool_pre_ping=True)
+        except ImportError as exc:
+            raise StorageError(
+                f"The database driver for {url.split(':', 1)[0]!r} is not installed ({exc}).",
+                hint="For PostgreSQL: pip install 'dockyard[postgres]' and use a "
+                "postgresql+psycopg:// URL.",
+            ) from exc
+        except sa.exc.ArgumentError as exc:
+            raise StorageError(
+                f"{url!r} is not a database URL SQLAlchemy understands.",
+                hint="Use sqlite:///path/to/dockyard.db or postgresql+psycopg://user:pw@host/db.",
+            ) from exc
         self._writer = self.engine.execution_options(**{_WRITE: True})
 
     @contextmanager

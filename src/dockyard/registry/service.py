@@ -240,8 +240,13 @@ class Registry:
     def list_models(self) -> list[Model]:
         return self.store.list_models()
 
-    def list_versions(self, name: str, *, include_archived: bool = True) -> list[Version]:
-        return self.store.list_versions(check_model_name(name), include_archived=include_archived)
+    def list_versions(
+        self, name: str, *, include_archived: bool = True, limit: int | None = None
+    ) -> list[Version]:
+        """Versions of ``name``, highest first (only the ``limit`` highest when given)."""
+        return self.store.list_versions(
+            check_model_name(name), include_archived=include_archived, limit=limit
+        )
 
     def set_alias(self, ref: str, alias: str) -> Version:
         """Point ``alias`` at the version ``ref`` resolves to (moving it if it exists)."""

@@ -204,17 +204,35 @@ class MetadataStore:
         with self.db.read() as conn:
             return self._models(conn)
 
-    def list_versions(self, name: str, *, include_archived: bool = True) -> list[Version]:
-        """Every version of ``name``, highest first."""
+    def list_versions(
+        self, name: str, *, include_archived: bool = True, limit: int | None = None
+    ) -> list[Version]:
+        """Versions of ``name``, highest first; ``limit`` keeps only the highest ones."""
+        v = t.versions.c
         with self.db.read() as conn:
             model_id = self._model_id(conn, name)
-            query = self._versions_query().where(t.versions.c.model_id == model_id)
+            query = (
+                self._versions_query()
+                .where(v.model_id == model_id)
+                .order_by(v.major.desc(), v.minor.desc(), v.patch.desc(), v.id.desc())
+            )
             if not include_archived:
-                query = query.where(t.versions.c.status == "active")
+                query = query.where(v.status == "active")
+            if limit is not None:
+                query = query.limit(max(0, limit))
             rows = conn.execute(query).all()
             aliases = self._aliases_by_version(conn, model_id)
         found = [_version(row, aliases.get(row.id, ())) for row in rows]
-        return sorted(found, key=lambda v: SemVer.parse(v.version), reverse=True)
+        return sorted(found, key=lambda x: SemVer.parse(x.version), reverse=True)
+
+    def count_versions(self, name: str) -> int:
+        with self.db.read() as conn:
+            model_id = self._model_id(conn, name)
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).where(t.versions.c.model_id == model_id)
+                ).scalar_one()
+            )
 
     def list_events(
         self, *, model: str | None = None, action: str | None = None, limit: int = 100

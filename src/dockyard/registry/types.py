@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 
@@ -43,7 +43,7 @@ class Version:
         return f"{self.model}@{self.version}"
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = _shallow(self)
         data["created_at"] = self.created_at.isoformat()
         data["ref"] = self.ref
         return data
@@ -64,7 +64,7 @@ class Model:
     archived: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = _shallow(self)
         data["created_at"] = self.created_at.isoformat()
         return data
 
@@ -84,6 +84,11 @@ class Event:
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = _shallow(self)
         data["at"] = self.at.isoformat()
         return data
+
+
+def _shallow(record: Any) -> dict[str, Any]:
+    """A record's fields as a dict, without ``asdict``'s deep copy (they are JSON already)."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}

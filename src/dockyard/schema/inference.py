@@ -222,11 +222,15 @@ def _probe(
         for i, column in enumerate(signature.columns)
     }
 
-    def accepted(name: str | None = None, value: Any = None) -> bool:
-        columns = dict(base)
-        if name is not None:
-            columns[name] = columns[name].copy()
-            columns[name][0] = value
+    def accepted(changes: Sequence[tuple[str, Any]] = ()) -> bool:
+        """Whether the model predicts on probe rows: one per change (that change applied to
+        the first sample row), or the unchanged head when there are no changes."""
+        if changes:
+            columns = {name: np.repeat(values[:1], len(changes)) for name, values in base.items()}
+            for row, (name, value) in enumerate(changes):
+                columns[name][row] = value
+        else:
+            columns = base
         try:
             frame = relaxed.validate(columns).data
         except SchemaValidationError:
@@ -240,18 +244,26 @@ def _probe(
 
     if not accepted():
         return signature  # the model refuses its own sample rows: nothing to learn
-    probed: list[ColumnSpec] = []
+    # One probe per question; asked all at once first, since most models accept them all
+    # (or reject at input validation, which is cheap), then one by one if that fails.
+    questions: list[tuple[str, Any]] = []
     for column in signature.columns:
         # An unseen value in a category column is served as NaN: one probe answers both.
-        null_ok = (
-            accepted(column.name, None)
-            if column.dtype == "category" or not column.nullable
-            else True
-        )
+        if column.dtype == "category" or not column.nullable:
+            questions.append((column.name, None))
+        if column.dtype == "string" and column.categories is not None:
+            questions.append((column.name, UNSEEN_PROBE_VALUE))
+    if questions and accepted(questions):
+        answers = dict.fromkeys(questions, True)
+    else:
+        answers = {question: accepted([question]) for question in questions}
+    probed: list[ColumnSpec] = []
+    for column in signature.columns:
+        null_ok = answers.get((column.name, None), True)
         unseen = column.unseen
         if column.dtype == "category":
             unseen = "allow" if null_ok else "reject"
         elif column.dtype == "string" and column.categories is not None:
-            unseen = "allow" if accepted(column.name, UNSEEN_PROBE_VALUE) else "reject"
+            unseen = "allow" if answers[(column.name, UNSEEN_PROBE_VALUE)] else "reject"
         probed.append(replace(column, nullable=column.nullable or null_ok, unseen=unseen))
     return replace(signature, columns=tuple(probed))

@@ -240,3 +240,13 @@ def test_lightgbm_with_categoricals_and_missing_values(registry: Registry, pengu
     assert set(columns["island"]["categories"]) == {"Biscoe", "Dream", "Torgersen"}
     assert columns["bill_length_mm"]["nullable"] is True
     assert loaded.version.signature["output"]["classes"] == ["Adelie", "Chinstrap", "Gentoo"]  # type: ignore[index]
+
+
+def test_unreachable_or_malformed_databases_are_storage_errors(tmp_path: Path) -> None:
+    from dockyard.errors import StorageError
+
+    for url in ("postgresql+psycopg://nobody@127.0.0.1:1/none", "not a url", "mysql://x/y"):
+        settings = Settings(home=tmp_path, database_url=url)
+        with pytest.raises(StorageError) as info:
+            Registry.open(settings).close()
+        assert info.value.hint

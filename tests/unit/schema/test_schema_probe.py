@@ -127,11 +127,30 @@ def test_probe_frames_have_the_sample_dtypes_and_calls_are_bounded(
     base = seen[0]
     assert len(base) == min(PROBE_ROWS, len(x))
     pd.testing.assert_frame_equal(base, x.head(PROBE_ROWS))
-    # island, year: null probes; island, sex: unseen probes; the rest had nulls already
-    assert len(seen) == 1 + 4
-    assert UNSEEN_PROBE_VALUE in {frame["island"][0] for frame in seen}
-    year_probe = next(frame for frame in seen if pd.isna(frame["year"][0]))
-    assert year_probe["year"].dtype == np.float64  # what a null makes of an int64 column
+    # island, year: null probes; island, sex: unseen probes; the rest had nulls already.
+    # A model accepting them all answers in one call: the sample rows, then four probe rows.
+    assert len(seen) == 2
+    probes = seen[1]
+    assert len(probes) == 4
+    assert UNSEEN_PROBE_VALUE in set(probes["island"])
+    assert probes["year"].isna().sum() == 1
+    assert probes["year"].dtype == np.float64  # what a null makes of an int64 column
+
+
+def test_a_refused_group_probe_falls_back_to_one_probe_per_question(
+    penguins: tuple[pd.DataFrame, pd.Series],
+) -> None:
+    x, _ = penguins
+    seen: list[pd.DataFrame] = []
+
+    def no_nulls_in_year(frame: pd.DataFrame) -> bool:
+        seen.append(frame)
+        return not frame["year"].isna().any()
+
+    signature = infer(x, no_nulls_in_year)
+    assert signature.column("year").nullable is False
+    assert signature.column("island").unseen == "allow"
+    assert len(seen) == 1 + 1 + 4  # sample rows, the refused group, then each question
 
 
 def test_a_model_that_refuses_its_own_sample_leaves_the_signature_alone(
