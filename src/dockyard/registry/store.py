@@ -51,6 +51,7 @@ class NewVersion:
     lineage: Mapping[str, Any] = field(default_factory=dict)
     environment: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    accelerated: Mapping[str, Any] | None = None
 
 
 def _now() -> datetime:
@@ -116,6 +117,7 @@ class MetadataStore:
                     description=new.description,
                     created_at=now,
                     created_by=actor,
+                    accelerated=dict(new.accelerated) if new.accelerated is not None else None,
                 )
             ).inserted_primary_key
             assert inserted is not None
@@ -123,7 +125,7 @@ class MetadataStore:
             if new.profile is not None:
                 conn.execute(t.profiles.insert().values(version_id=version_id, body=new.profile))
             registered = self._get_version(conn, name, str(version))
-            self._event(
+            record_event(
                 conn,
                 actor,
                 "version.register",
@@ -149,7 +151,7 @@ class MetadataStore:
             .returning(t.models.c.id)
         ).first()
         if created is not None:
-            self._event(conn, actor, "model.create", name, None, after={"name": name})
+            record_event(conn, actor, "model.create", name, None, after={"name": name})
         query = sa.select(t.models.c.id).where(t.models.c.name == name)
         if self.db.dialect == "postgresql":
             query = query.with_for_update()
@@ -293,7 +295,7 @@ class MetadataStore:
                     hint=f"See its aliases with: dockyard models show {name}",
                 )
             conn.execute(t.aliases.delete().where(a.model_id == model_id, a.name == alias))
-            self._event(
+            record_event(
                 conn,
                 actor,
                 "alias.delete",
@@ -331,7 +333,7 @@ class MetadataStore:
             after.update(set_tags or {})
             if after != before:
                 conn.execute(table.update().where(key_col == key).values(tags=after))
-                self._event(
+                record_event(
                     conn, actor, "tags.update", ref.name, version, before=before, after=after
                 )
             return after
@@ -354,7 +356,7 @@ class MetadataStore:
                 t.versions.update().where(t.versions.c.id == version_id).values(status=status)
             )
             action = "version.archive" if status == "archived" else "version.restore"
-            self._event(
+            record_event(
                 conn,
                 actor,
                 action,
@@ -379,7 +381,7 @@ class MetadataStore:
                 )
             before = conn.execute(sa.select(table.c.description).where(table.c.id == key)).scalar()
             conn.execute(table.update().where(table.c.id == key).values(description=text))
-            self._event(
+            record_event(
                 conn, actor, "description.update", ref.name, version, before=before, after=text
             )
 
@@ -410,7 +412,7 @@ class MetadataStore:
             conn.execute(
                 t.aliases.update().where(a.model_id == model_id, a.name == alias).values(**values)
             )
-        self._event(
+        record_event(
             conn,
             actor,
             "alias.set",
@@ -418,31 +420,6 @@ class MetadataStore:
             version,
             before={"alias": alias, "version": before} if before else None,
             after={"alias": alias, "version": version},
-        )
-
-    def _event(
-        self,
-        conn: Connection,
-        actor: str,
-        action: str,
-        model: str | None,
-        version: str | None,
-        *,
-        before: Any = None,
-        after: Any = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> None:
-        conn.execute(
-            t.events.insert().values(
-                at=_now(),
-                actor=actor,
-                action=action,
-                model=model,
-                version=version,
-                before=before,
-                after=after,
-                details=dict(details or {}),
-            )
         )
 
     def _resolve(self, conn: Connection, ref: ModelRef, *, allow_archived: bool = True) -> Version:
@@ -594,6 +571,7 @@ def _version(row: Row[Any], aliases: tuple[str, ...]) -> Version:
         environment=row.environment or {},
         description=row.description,
         aliases=aliases,
+        accelerated=row.accelerated,
     )
 
 
@@ -613,4 +591,30 @@ def _summary(version: Version) -> dict[str, Any]:
 def _model_not_found(name: str) -> ModelNotFoundError:
     return ModelNotFoundError(
         f"No model named {name!r}.", hint="List models with: dockyard models list"
+    )
+
+
+def record_event(
+    conn: Connection,
+    actor: str,
+    action: str,
+    model: str | None,
+    version: str | None,
+    *,
+    before: Any = None,
+    after: Any = None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Append to the audit trail inside the caller's transaction (with the change itself)."""
+    conn.execute(
+        t.events.insert().values(
+            at=_now(),
+            actor=actor,
+            action=action,
+            model=model,
+            version=version,
+            before=before,
+            after=after,
+            details=dict(details or {}),
+        )
     )

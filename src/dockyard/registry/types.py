@@ -37,6 +37,10 @@ class Version:
     environment: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     aliases: tuple[str, ...] = ()
+    accelerated: Mapping[str, Any] | None = None
+    """The ONNX twin served instead of the native model when it predicts identically on the
+    reference sample: ``{"runtime", "digest", "size", "rows_checked", "max_abs_diff"}``, or
+    ``{"reason": ...}`` saying why there is none."""
 
     @property
     def ref(self) -> str:
