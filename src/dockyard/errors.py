@@ -13,6 +13,9 @@ nothing else formats errors.
     │   ├── UnsupportedModelError       400  unsupported_model
     │   ├── UnreadableFileError         400  unreadable_file
     │   └── UntrustedModelError         400  untrusted_model
+    ├── AuthenticationError             401  unauthenticated       exit 3
+    ├── PermissionDeniedError           403  forbidden             exit 3
+    ├── PayloadTooLargeError            413  payload_too_large     exit 2
     ├── NotFoundError                   404  not_found             exit 4
     │   ├── ModelNotFoundError          404  model_not_found
     │   ├── VersionNotFoundError        404  version_not_found
@@ -23,7 +26,9 @@ nothing else formats errors.
     │   └── VersionArchivedError        409  version_archived
     ├── ArtifactIntegrityError          500  artifact_corrupted    exit 6
     ├── ModelLoadError                  500  model_load_failed     exit 6
-    └── StorageError                    503  storage_unavailable   exit 7
+    ├── StorageError                    503  storage_unavailable   exit 7
+    └── UnavailableError                503  unavailable           exit 7
+        └── QueueFullError              503  queue_full            (in serving.batching)
 
 The wire shape, shared by every HTTP route, is ``{"error": message, "code": code,
 "details": details}`` (the Open Inference Protocol's ``{"error": ...}`` extended).
@@ -113,6 +118,30 @@ class UntrustedModelError(InvalidRequestError):
     code = "untrusted_model"
 
 
+class AuthenticationError(DockyardError):
+    """No valid bearer token: missing, unknown, revoked or expired."""
+
+    status = HTTPStatus.UNAUTHORIZED
+    code = "unauthenticated"
+    exit_code = 3
+
+
+class PermissionDeniedError(DockyardError):
+    """The token is valid but lacks the scope this route needs."""
+
+    status = HTTPStatus.FORBIDDEN
+    code = "forbidden"
+    exit_code = 3
+
+
+class PayloadTooLargeError(DockyardError):
+    """The request body exceeds the server's limit."""
+
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    code = "payload_too_large"
+    exit_code = 2
+
+
 class NotFoundError(DockyardError):
     """The named thing does not exist."""
 
@@ -181,9 +210,18 @@ class StorageError(DockyardError):
     exit_code = 7
 
 
+class UnavailableError(DockyardError):
+    """The server cannot answer now (not ready, shutting down, overloaded); retry later."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "unavailable"
+    exit_code = 7
+
+
 __all__ = [
     "AliasNotFoundError",
     "ArtifactIntegrityError",
+    "AuthenticationError",
     "ConflictError",
     "DockyardError",
     "InvalidNameError",
@@ -193,8 +231,11 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
     "SchemaValidationError",
     "StorageError",
+    "UnavailableError",
     "UnreadableFileError",
     "UnsupportedModelError",
     "UntrustedModelError",

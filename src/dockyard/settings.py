@@ -62,6 +62,25 @@ class Settings(BaseSettings):
         default=60.0,
         description="How long a SQLite writer waits for the write lock before failing.",
     )
+    auth: bool = Field(
+        default=False,
+        description="Require a bearer token with the right scope on every route but health.",
+    )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body the server accepts (after decompression); 413 beyond.",
+    )
+    poll_interval_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often the server checks the registry for changed deployments.",
+    )
+    compute_threads: int = Field(
+        default=2,
+        ge=1,
+        description="Threads per server process running model batches (off the event loop).",
+    )
 
     @property
     def resolved_database_url(self) -> str:

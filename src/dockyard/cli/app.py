@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from dockyard._version import __version__
-from dockyard.cli import events, models
+from dockyard.cli import events, models, serve, tokens
 from dockyard.errors import DockyardError
 
 app = typer.Typer(
@@ -22,7 +22,12 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(models.app, name="models")
+app.add_typer(tokens.app, name="tokens")
 app.command("events")(events.list_events)
+app.command("serve")(serve.serve)
+app.command("deploy")(serve.deploy)
+app.command("deployments")(serve.deployments)
+app.command("predict")(serve.predict)
 
 
 def _version(value: bool) -> None:

@@ -117,6 +117,7 @@ class Registry:
         aliases: Sequence[str] = (),
         trusted: bool = False,
         code_revision: str | None = None,
+        accelerate: bool = True,
     ) -> Version:
         """Register a fitted model object, or a model file/MLflow directory given as a path.
 
@@ -124,6 +125,9 @@ class Registry:
         signature, the reference profile and the data fingerprint; ``y`` (labels, or the name
         of a column of ``sample``) is used for the fingerprint and class labels. ``version``
         registers an explicit semantic version; otherwise the highest existing one is bumped.
+        With ``accelerate`` (and a sample), an ONNX twin is built and kept when it predicts
+        exactly like the model on the sample (classes equal, probabilities within 1e-6); the
+        server then runs the twin.
         """
         check_model_name(name)
         explicit = SemVer.parse(version) if version is not None else None
@@ -153,6 +157,11 @@ class Registry:
             "code_revision": code_revision or self.code_revision,
             "data": described.fingerprint if described else None,
         }
+        accelerated = (
+            self._accelerate(loaded, described.model_input)
+            if described is not None and accelerate
+            else None
+        )
         digest = self.artifacts.put(artifact.data)
         return self.store.add_version(
             name,
@@ -171,6 +180,7 @@ class Registry:
                 lineage=lineage,
                 environment=environment,
                 description=description,
+                accelerated=accelerated,
             ),
             actor=self.actor,
             version=explicit,
@@ -182,6 +192,20 @@ class Registry:
                 "source": lineage["source"],
             },
         )
+
+    def _accelerate(self, loaded: LoadedModel, model_input: Any) -> dict[str, Any]:
+        """Convert to ONNX and keep the twin only if it predicts identically on the sample."""
+        from dockyard.runtimes.convert import convert_to_onnx
+
+        if loaded.runtime == "onnx":
+            return {"reason": "already ONNX"}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            conversion = convert_to_onnx(loaded, model_input)
+        if conversion.artifact is None:
+            return conversion.to_dict()
+        digest = self.artifacts.put(conversion.artifact.data)
+        return {**conversion.to_dict(), "digest": digest, "size": len(conversion.artifact.data)}
 
     def _artifact(self, model: Any, *, trusted: bool) -> tuple[str, Artifact]:
         if isinstance(model, str | os.PathLike):
@@ -289,13 +313,22 @@ def _exact(ref: str) -> ModelRef:
     return parsed
 
 
+_EXAMPLES = 100
+"""Sample rows kept with the profile (as records) to warm servers up and check twins."""
+
+
 class _Described:
     def __init__(
-        self, signature: dict[str, Any], profile: dict[str, Any], fingerprint: dict[str, Any]
+        self,
+        signature: dict[str, Any],
+        profile: dict[str, Any],
+        fingerprint: dict[str, Any],
+        model_input: Any,
     ) -> None:
         self.signature = signature
         self.profile = profile
         self.fingerprint = fingerprint
+        self.model_input = model_input
 
 
 def _describe_sample(
@@ -379,8 +412,26 @@ def _describe_sample(
         has_proba=loaded.has_proba,
         accepts=accepts,
     )
-    profile = schema.build_profile(frame, signature, predictions)
-    return _Described(signature.to_dict(), profile.to_dict(), schema.fingerprint(frame).to_dict())
+    profile = {
+        **schema.build_profile(frame, signature, predictions).to_dict(),
+        "examples": _examples(frame),
+    }
+    return _Described(
+        signature.to_dict(), profile, schema.fingerprint(frame).to_dict(), model_input(frame)
+    )
+
+
+def _examples(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Up to ``_EXAMPLES`` rows spread over the sample, as JSON-safe records."""
+    from dockyard.schema._json import to_json_value
+
+    step = max(1, len(frame) // _EXAMPLES)
+    rows = frame.iloc[::step].head(_EXAMPLES)
+    names = [str(c) for c in rows.columns]
+    return [
+        {name: to_json_value(value) for name, value in zip(names, row, strict=True)}
+        for row in rows.itertuples(index=False, name=None)
+    ]
 
 
 def _positional(frame: pd.DataFrame, features: Sequence[str]) -> bool:

@@ -194,6 +194,22 @@ class OnnxModel:
         dtype = "float32" if output.type.endswith("tensor(float)))") else "float64"
         return np.array([[row[label] for label in labels] for row in result], dtype=dtype)
 
+    def predict_with_proba(self, x: Any) -> tuple[Any, Any]:
+        """Predictions and probabilities from ONE session run (the serving hot path)."""
+        import numpy as np
+
+        proba = self._proba_output()
+        if proba is None:
+            return self.predict(x), None
+        first = self.session.get_outputs()[0].name
+        labels, probabilities = self.session.run([first, proba.name], self._feeds(x))
+        labels = np.asarray(labels)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels.reshape(-1)
+        if isinstance(probabilities, list):
+            return labels, self.predict_proba(x)
+        return labels, np.asarray(probabilities)
+
     def metadata(self) -> dict[str, Any]:
         opsets = self.facts.opsets
         return {

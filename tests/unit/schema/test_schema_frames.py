@@ -85,6 +85,7 @@ def small_frame() -> pd.DataFrame:
     return pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", None], "c": [0.5, np.nan, 2.0]})
 
 
+@pytest.mark.filterwarnings("ignore:Mismatched null-like values:FutureWarning")  # pandas 2
 def test_read_table_reads_every_supported_format(tmp_path: Path, small_frame: pd.DataFrame) -> None:
     small_frame.to_parquet(tmp_path / "data.parquet")
     small_frame.to_csv(tmp_path / "data.csv", index=False)

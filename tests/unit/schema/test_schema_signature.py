@@ -39,7 +39,8 @@ def test_penguin_columns_are_inferred(penguins: tuple[pd.DataFrame, pd.Series]) 
     signature = infer(x, predictions=y.to_numpy())
     assert signature.column_names == tuple(x.columns)
     island = signature.column("island")
-    assert (island.dtype, island.pandas_dtype, island.nullable) == ("string", "str", False)
+    expected = ("string", str(x["island"].dtype), False)  # "str" on pandas 3, "object" on 2
+    assert (island.dtype, island.pandas_dtype, island.nullable) == expected
     assert island.categories == ("Biscoe", "Dream", "Torgersen")
     assert island.unseen == "reject"
     sex = signature.column("sex")

@@ -63,6 +63,7 @@ def mixed_sample() -> pd.DataFrame:
 # -- every input shape gives the frame the model was trained on ----------------------------
 
 
+@pytest.mark.filterwarnings("ignore:Mismatched null-like values:FutureWarning")  # pandas 2
 def test_records_columns_frame_and_json_rebuild_the_sample_exactly(
     mixed_sample: pd.DataFrame,
 ) -> None:
@@ -514,6 +515,7 @@ def test_array_layout_from_a_frame_with_nullable_integers() -> None:
     np.testing.assert_array_equal(from_records, out)
 
 
+@pytest.mark.filterwarnings("ignore:Mismatched null-like values:FutureWarning")  # pandas 2
 def test_numpy_datetimes_arrow_tables_and_1d_rows_are_accepted(mixed_sample: pd.DataFrame) -> None:
     validator = Validator(signature_of(mixed_sample))
     columns: dict[str, Any] = mixed_sample.to_dict(orient="list")

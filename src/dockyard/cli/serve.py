@@ -1,0 +1,224 @@
+"""``dockyard serve``, ``deploy``, ``deployments`` and ``predict``."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dockyard.cli.context import open_registry
+from dockyard.cli.render import out, print_json, table
+from dockyard.errors import InvalidRequestError
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to bind.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes.")] = 1,
+    auth: Annotated[
+        bool, typer.Option("--auth", help="Require bearer tokens (see dockyard tokens).")
+    ] = False,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Allow binding beyond loopback without auth.")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve every deployed endpoint over HTTP (v1 JSON and the Open Inference Protocol)."""
+    import uvicorn
+
+    auth = auth or os.environ.get("DOCKYARD_AUTH", "").lower() in ("1", "true", "yes")
+    if not _loopback(host) and not auth and not insecure:
+        raise InvalidRequestError(
+            f"Refusing to serve on {host} without authentication.",
+            hint="Add --auth (and create tokens with: dockyard tokens create), or --insecure "
+            "if something else guards this network.",
+        )
+    home = (ctx.find_root().obj or {}).get("home")
+    if home is not None:
+        os.environ["DOCKYARD_HOME"] = str(home)  # the workers build settings from the env
+    os.environ["DOCKYARD_AUTH"] = "true" if auth else "false"
+    with open_registry(ctx) as registry:  # migrate once, before any worker starts
+        names = [d.name for d in _deployments(registry)]
+    if workers > 1:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dockyard-metrics-")
+    base = f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}"
+    out.print(
+        f"Dockyard serving {len(names)} endpoint(s) on {base} ({workers} worker(s))"
+        + (", auth on" if auth else "")
+    )
+    for name in names:
+        out.print(f"  {base}/v1/endpoints/{name}/predict   {base}/v2/models/{name}/infer")
+    out.print(f"  docs {base}/docs   metrics {base}/metrics   ready {base}/readyz")
+    uvicorn.run(
+        "dockyard.server.app:factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=30,
+        server_header=False,
+    )
+
+
+def _deployments(registry: object) -> list:  # type: ignore[type-arg]
+    from dockyard.registry import Registry
+    from dockyard.serving.deployments import DeploymentStore
+
+    assert isinstance(registry, Registry)
+    return DeploymentStore(registry.db).list()
+
+
+def deploy(
+    ctx: typer.Context,
+    endpoint: Annotated[str, typer.Argument(help="Endpoint name, e.g. fraud.")],
+    model: Annotated[str, typer.Argument(help="name@version or name@alias (follows the alias).")],
+    max_batch_size: Annotated[int, typer.Option(min=1, help="Most rows per model call.")] = 64,
+    max_wait_ms: Annotated[
+        float, typer.Option(min=0, help="Extra wait for a fuller batch (0: none).")
+    ] = 0.0,
+    max_queue_rows: Annotated[int, typer.Option(min=1, help="Queue bound; 503 beyond.")] = 4096,
+    accelerate: Annotated[
+        bool, typer.Option(help="Serve the version's verified ONNX twin when it has one.")
+    ] = True,
+    reason: Annotated[str, typer.Option(help="Why; recorded with the revision.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Point an endpoint at a model version or alias; running servers follow within seconds."""
+    from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
+
+    spec = DeploymentSpec.parse(
+        {
+            "routes": [{"model": model, "weight": 100}],
+            "batching": {
+                "max_batch_size": max_batch_size,
+                "max_wait_ms": max_wait_ms,
+                "max_queue_rows": max_queue_rows,
+            },
+            "accelerate": accelerate,
+        }
+    )
+    with open_registry(ctx) as registry:
+        version = registry.get_version(model)  # refuse unknown models before changing anything
+        deployment = DeploymentStore(registry.db).put(
+            endpoint, spec, actor=registry.actor, reason=reason
+        )
+    if as_json:
+        print_json(deployment.to_dict())
+        return
+    follows = (
+        f" (following {model})" if "@" not in model or model.split("@")[1][0].isalpha() else ""
+    )
+    out.print(
+        f"Endpoint [bold]{endpoint}[/] revision {deployment.revision} → {version.ref}{follows}"
+    )
+
+
+def deployments(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List endpoints and what they serve."""
+    with open_registry(ctx) as registry:
+        found = _deployments(registry)
+        resolved = {}
+        for d in found:
+            try:
+                resolved[d.name] = registry.get_version(d.spec.routes[0].model).ref
+            except Exception as exc:  # an alias removed since: show why
+                resolved[d.name] = f"unresolvable: {exc}"
+    if as_json:
+        print_json([{**d.to_dict(), "resolves_to": resolved[d.name]} for d in found])
+        return
+    if not found:
+        out.print("No endpoints. Deploy one: dockyard deploy NAME MODEL@ALIAS")
+        return
+    out.print(
+        table(
+            None,
+            ["endpoint", "revision", "model", "serves", "batching", "updated", "by"],
+            (
+                [
+                    d.name,
+                    d.revision,
+                    d.spec.routes[0].model,
+                    resolved[d.name],
+                    f"{d.spec.batching.max_batch_size} rows, {d.spec.batching.max_wait_ms} ms",
+                    d.updated_at,
+                    d.updated_by,
+                ]
+                for d in found
+            ),
+        )
+    )
+
+
+def predict(
+    endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
+    data: Annotated[
+        Path, typer.Option(help="Rows to score: .json (records), .jsonl, .csv, .parquet.")
+    ],
+    url: Annotated[
+        str, typer.Option(envvar="DOCKYARD_URL", help="Server URL.")
+    ] = "http://127.0.0.1:8000",
+    token: Annotated[
+        str | None, typer.Option(envvar="DOCKYARD_TOKEN", help="Bearer token (predict scope).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Send rows to a running server and print its predictions."""
+    import httpx
+    import orjson
+
+    from dockyard.errors import DockyardError, UnavailableError
+    from dockyard.schema import read_table
+
+    frame = read_table(data)
+    records = orjson.loads(frame.to_json(orient="records"))
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.post(
+            f"{url.rstrip('/')}/v1/endpoints/{endpoint}/predict",
+            content=orjson.dumps({"instances": records}),
+            headers={"content-type": "application/json", **headers},
+            timeout=60,
+        )
+    except httpx.HTTPError as exc:
+        raise UnavailableError(
+            f"Cannot reach {url}: {exc}.", hint="Start it with: dockyard serve"
+        ) from None
+    body = response.json()
+    if response.status_code != 200:
+        error = DockyardError(body.get("error", response.text))
+        error.exit_code = (
+            4 if response.status_code == 404 else 2 if response.status_code < 500 else 7
+        )
+        raise error
+    if as_json:
+        print_json(body)
+        return
+    columns = ["row", "prediction"]
+    probabilities = body.get("probabilities")
+    if probabilities is not None:
+        columns += [f"p({c})" for c in body.get("classes", range(len(probabilities[0])))]
+    rows = [
+        [i, p, *(probabilities[i] if probabilities is not None else [])]
+        for i, p in enumerate(body["predictions"])
+    ]
+    out.print(table(f"{endpoint} → {body['model']}@{body['version']}", columns, rows))

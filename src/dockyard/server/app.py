@@ -1,0 +1,232 @@
+"""The server's composition root: ``create_app(settings)`` wires one ASGI app.
+
+Two layers, one app:
+
+* the inference hot paths (``POST /v1/endpoints/{name}/predict`` and
+  ``POST /v2/models/{name}[/versions/{v}]/infer``) are answered by a few lines of raw ASGI
+  in :class:`DockyardApp`, so a one-row prediction pays for no routing framework;
+* everything else — health, v2 metadata, ``/metrics``, the control plane under ``/api`` and
+  the OpenAPI docs at ``/docs`` — is a FastAPI app. The hot paths are declared there too,
+  calling the same code, so the schema documents them and tools can exercise them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+from dockyard.errors import AuthenticationError, PayloadTooLargeError, PermissionDeniedError
+from dockyard.registry import Registry
+from dockyard.server.inference import InferencePlane, Reply, error_reply
+from dockyard.settings import Settings
+
+log = logging.getLogger("dockyard.server")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_V1_PREFIX, _V1_SUFFIX = "/v1/endpoints/", "/predict"
+_V2_PREFIX, _V2_SUFFIX = "/v2/models/", "/infer"
+
+
+class Authenticator:
+    """Bearer tokens with scopes; every route but health asks for one when auth is on."""
+
+    def __init__(self, registry: Registry, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.cache: Any = None
+        if enabled:
+            from dockyard.security.tokens import TokenCache, TokenStore
+
+            self.cache = TokenCache(TokenStore(registry.db))
+
+    async def check(self, authorization: str | None, scope: str) -> None:
+        """Raise 401 without a valid token, 403 without the scope. A cached answer costs a
+        hash and a dict lookup; a miss asks the database on a worker thread."""
+        if not self.enabled:
+            return
+        from dockyard.security.scopes import allows
+
+        scheme, _, secret = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not secret:
+            raise AuthenticationError(
+                "This server requires a bearer token.",
+                hint="Send 'Authorization: Bearer <token>'; create one with: "
+                "dockyard tokens create NAME --scope " + scope,
+            )
+        secret = secret.strip()
+        known, principal = self.cache.peek(secret)
+        if not known:
+            principal = await asyncio.to_thread(self.cache.verify, secret)
+        if principal is None:
+            raise AuthenticationError(
+                "The bearer token is unknown, revoked or expired.",
+                hint="Create a new one with: dockyard tokens create NAME --scope " + scope,
+            )
+        if not allows(principal.scopes, scope):
+            raise PermissionDeniedError(
+                f"Token {principal.name!r} lacks the {scope!r} scope for this route.",
+                hint=f"Its scopes: {', '.join(sorted(principal.scopes)) or 'none'}.",
+            )
+
+
+class Server:
+    """The services one server process runs, built once from settings."""
+
+    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
+        from dockyard.server.metrics import Metrics
+        from dockyard.serving.manager import ModelManager
+
+        self.settings = settings
+        self.registry = registry or Registry.open(settings)
+        self.metrics = Metrics()
+        self.executor = ThreadPoolExecutor(
+            max_workers=settings.compute_threads, thread_name_prefix="dockyard-compute"
+        )
+        self.manager = ModelManager(
+            self.registry,
+            executor=self.executor,
+            poll_interval_s=settings.poll_interval_s,
+            on_batch=self.metrics.observe_batch,
+            on_load=self.metrics.observe_load,
+        )
+        self.inference = InferencePlane(
+            self.manager, self.metrics, max_body_bytes=settings.max_body_bytes
+        )
+        self.auth = Authenticator(self.registry, enabled=settings.auth)
+        self.max_body_bytes = settings.max_body_bytes
+
+    async def start(self) -> None:
+        await self.manager.start()
+
+    async def stop(self) -> None:
+        await self.manager.stop()
+        self.executor.shutdown(wait=True)
+        self.registry.close()
+
+
+class DockyardApp:
+    """The ASGI app: hot paths in raw ASGI, the rest delegated to FastAPI."""
+
+    def __init__(self, server: Server, api: Any) -> None:
+        self.server = server
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            if path.startswith(_V1_PREFIX) and path.endswith(_V1_SUFFIX):
+                name = path[len(_V1_PREFIX) : -len(_V1_SUFFIX)]
+                if name and "/" not in name:
+                    await self._v1(scope, receive, send, name)
+                    return
+            elif path.startswith(_V2_PREFIX) and path.endswith(_V2_SUFFIX):
+                target = path[len(_V2_PREFIX) : -len(_V2_SUFFIX)]
+                name, _, version = target.partition("/versions/")
+                if name and "/" not in name and "/" not in version:
+                    await self._v2(scope, receive, send, name, version or None)
+                    return
+        await self.api(scope, receive, send)
+
+    async def _v1(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
+        headers = _headers(scope)
+        request_id = headers.get("x-request-id")
+        try:
+            await self.server.auth.check(headers.get("authorization"), "predict")
+            body = await read_body(receive, headers, self.server.max_body_bytes)
+        except Exception as exc:
+            await _send(send, error_reply(exc, request_id or uuid.uuid4().hex))
+            return
+        await _send(send, await self.server.inference.v1_predict(name, body, request_id))
+
+    async def _v2(
+        self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None
+    ) -> None:
+        headers = _headers(scope)
+        try:
+            await self.server.auth.check(headers.get("authorization"), "predict")
+            body = await read_body(receive, headers, self.server.max_body_bytes)
+        except Exception as exc:
+            await _send(send, error_reply(exc, headers.get("x-request-id") or uuid.uuid4().hex))
+            return
+        await _send(send, await self.server.inference.v2_infer(name, version, body, headers))
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+
+
+async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    """The whole body, refusing (413) past ``limit`` bytes without reading it all."""
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"The request body is larger than this server's limit of {limit:,} bytes.",
+        hint="Send fewer rows per request, or raise DOCKYARD_MAX_BODY_BYTES.",
+    )
+
+
+async def _send(send: Send, reply: Reply) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": reply.status,
+            "headers": [*reply.headers, (b"content-length", str(len(reply.body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": reply.body})
+
+
+def create_app(
+    settings: Settings | None = None, *, registry: Registry | None = None
+) -> DockyardApp:
+    """The whole server as one ASGI app (models load in its lifespan startup)."""
+    from dockyard.server.routes import build_api
+
+    server = Server(settings or Settings(), registry)
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.stop()
+
+    return DockyardApp(server, build_api(server, lifespan))
+
+
+def factory() -> DockyardApp:
+    """Entry point for ``uvicorn --factory`` (settings from the environment)."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return create_app()
+
+
+__all__ = ["DockyardApp", "Server", "create_app", "factory", "read_body"]

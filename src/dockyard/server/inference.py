@@ -1,0 +1,249 @@
+"""The inference plane: the simple JSON protocol (v1) and the Open Inference Protocol (v2).
+
+Both take the raw body and headers and return a :class:`Reply`; the ASGI layer only moves
+bytes. Decoding and validation run on the event loop (they are cheap and precompiled);
+the model runs in its batcher's executor.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+
+from dockyard.errors import (
+    DockyardError,
+    InvalidRequestError,
+    NotFoundError,
+    UnavailableError,
+)
+from dockyard.server import v2
+
+if TYPE_CHECKING:
+    from dockyard.server.metrics import Metrics
+    from dockyard.serving.endpoint import Endpoint, LiveModel, Prediction
+    from dockyard.serving.manager import ModelManager
+
+JSON = (b"content-type", b"application/json")
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]] = field(default_factory=lambda: [JSON])
+
+
+def error_reply(exc: BaseException, request_id: str) -> Reply:
+    """The one JSON error shape; unexpected exceptions become a bare 500 with the request id."""
+    if isinstance(exc, DockyardError):
+        body = exc.to_dict()
+        status = int(exc.status)
+    else:
+        body = {
+            "error": f"Internal error while handling request {request_id}; it has been logged.",
+            "code": "internal",
+            "details": None,
+        }
+        status = 500
+    body["request_id"] = request_id
+    return Reply(status, orjson.dumps(body), [JSON, (b"x-request-id", request_id.encode())])
+
+
+class InferencePlane:
+    """Answers predictions for the endpoints the manager keeps loaded."""
+
+    def __init__(
+        self, manager: ModelManager, metrics: Metrics | None, *, max_body_bytes: int
+    ) -> None:
+        self.manager = manager
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    def endpoint(self, name: str) -> Endpoint:
+        endpoint = self.manager.endpoints.get(name)
+        if endpoint is not None:
+            return endpoint
+        if name in self.manager.wanted:
+            failure = self.manager.failures.get(name)
+            raise UnavailableError(
+                f"Endpoint {name!r} is not loaded yet"
+                + (f": {failure.reason}" if failure else "."),
+                hint="Retry shortly; GET /readyz reports when every endpoint is ready.",
+            )
+        known = ", ".join(sorted(self.manager.endpoints)) or "none"
+        raise NotFoundError(
+            f"No endpoint named {name!r}.",
+            hint=f"Deployed endpoints: {known}. Deploy one with: dockyard deploy NAME MODEL_REF",
+        )
+
+    # --- v1 -------------------------------------------------------------------------------
+
+    async def v1_predict(self, name: str, body: bytes, request_id: str | None) -> Reply:
+        request_id = request_id or uuid.uuid4().hex
+        started = time.perf_counter()
+        if self.metrics is not None:
+            self.metrics.request_started()
+        model: LiveModel | None = None
+        try:
+            endpoint = self.endpoint(name)
+            data = _v1_data(body)
+            model = endpoint.choose()
+            model_input, rows, notes = model.prepare(data)
+            prediction = await model.predict(model_input, rows)
+            reply = Reply(
+                200,
+                orjson.dumps(
+                    _v1_answer(name, model, prediction, request_id, notes),
+                    option=_JSON_OPTIONS,
+                ),
+                [JSON, (b"x-request-id", request_id.encode())],
+            )
+        except Exception as exc:
+            reply = error_reply(exc, request_id)
+        self._observe(name, model, reply.status, started)
+        return reply
+
+    # --- v2 -------------------------------------------------------------------------------
+
+    async def v2_infer(
+        self,
+        name: str,
+        version: str | None,
+        body: bytes,
+        headers: Mapping[str, str],
+    ) -> Reply:
+        started = time.perf_counter()
+        if self.metrics is not None:
+            self.metrics.request_started()
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        model: LiveModel | None = None
+        try:
+            endpoint = self.endpoint(name)
+            request = v2.decode_request(
+                body,
+                header_length=_header_length(headers.get("inference-header-content-length")),
+                content_encoding=headers.get("content-encoding"),
+                max_body_bytes=self.max_body_bytes,
+            )
+            request_id = request.id or request_id
+            model = self._v2_model(endpoint, version)
+            names = model.signature.column_names if model.signature else _positional(request)
+            columns = v2.columns_from_request(request, names)
+            model_input, rows, _ = model.prepare(columns)
+            prediction = await model.predict(model_input, rows)
+            outputs = [v2.OutputTensor("predict", prediction.predictions)]
+            if prediction.probabilities is not None:
+                outputs.append(v2.OutputTensor("predict_proba", prediction.probabilities))
+            payload, json_length = v2.encode_response(
+                model_name=name,
+                model_version=model.version.version,
+                request_id=request_id,
+                outputs=outputs,
+                requested=request.outputs,
+                binary_output=request.binary_output,
+            )
+            reply_headers = [JSON, (b"x-request-id", request_id.encode())]
+            if json_length is not None:
+                reply_headers = [
+                    (b"content-type", b"application/octet-stream"),
+                    (b"inference-header-content-length", str(json_length).encode()),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            reply = Reply(200, payload, reply_headers)
+        except Exception as exc:
+            reply = error_reply(exc, request_id)
+        self._observe(name, model, reply.status, started)
+        return reply
+
+    def _v2_model(self, endpoint: Endpoint, version: str | None) -> LiveModel:
+        if version is None:
+            return endpoint.choose()
+        model = endpoint.model_for_version(version)
+        if model is None:
+            served = ", ".join(m.version.version for m, _ in endpoint.routes)
+            raise NotFoundError(
+                f"Endpoint {endpoint.name!r} does not serve version {version!r}.",
+                hint=f"It serves: {served}.",
+            )
+        return model
+
+    def _observe(self, name: str, model: LiveModel | None, status: int, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.request_finished()
+            version = model.version.version if model is not None else ""
+            self.metrics.observe_request(name, version, status, time.perf_counter() - started)
+
+
+def _header_length(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.strip().isdigit():
+        raise InvalidRequestError(
+            f"Inference-Header-Content-Length is {value!r}, not a byte count.",
+            hint="Send the length of the JSON header in bytes, or leave the header out.",
+        )
+    return int(value)
+
+
+def _v1_data(body: bytes) -> Any:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            f"The body is not valid JSON: {exc}.",
+            hint='Send {"instances": [{"column": value, ...}]} or {"inputs": {"column": [...]}}.',
+        ) from None
+    if isinstance(payload, dict):
+        if "instances" in payload and isinstance(payload["instances"], list | dict):
+            return payload["instances"]
+        if "inputs" in payload and isinstance(payload["inputs"], dict):
+            return payload["inputs"]
+    raise InvalidRequestError(
+        'The body needs "instances" (a list of records) or "inputs" (a dict of columns).',
+        hint='Send {"instances": [{"column": value, ...}]} or {"inputs": {"column": [...]}}.',
+    )
+
+
+def _v1_answer(
+    name: str,
+    model: LiveModel,
+    prediction: Prediction,
+    request_id: str,
+    notes: tuple[str, ...],
+) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "endpoint": name,
+        "model": model.version.model,
+        "version": model.version.version,
+        "request_id": request_id,
+        "predictions": _jsonable(prediction.predictions),
+    }
+    if prediction.probabilities is not None:
+        answer["probabilities"] = _jsonable(prediction.probabilities)
+        if model.classes is not None:
+            answer["classes"] = model.classes
+    if notes:
+        answer["notes"] = list(notes)
+    return answer
+
+
+def _jsonable(array: np.ndarray[Any, Any]) -> Any:
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        return [None if not np.isfinite(v) else v for v in array.tolist()]
+    if array.dtype.kind in "OUS":
+        return array.tolist()
+    return array
+
+
+def _positional(request: v2.InferRequest) -> list[str]:
+    """Column names for a model without a signature: one per column of a 2-D input."""
+    first = request.inputs[0] if request.inputs else None
+    width = first.shape[-1] if first is not None and len(first.shape) == 2 else 1
+    return [f"x{i}" for i in range(width)]

@@ -1,0 +1,296 @@
+"""Prometheus metrics for the server, one :class:`Metrics` per app.
+
+Every name starts with ``dockyard_`` and follows Prometheus conventions (base units,
+``_total`` on counters). Labels are bounded by configuration, never by traffic: endpoint
+(a deployment name), version (one of the few versions an endpoint routes to), HTTP status
+only. Request ids, tokens, inputs and raw URL paths are never labels.
+
+    dockyard_requests_total{endpoint, version, status}      counter
+    dockyard_request_duration_seconds{endpoint}             histogram, 0.1 ms .. 10 s
+    dockyard_batch_rows{endpoint}                           histogram, rows per model call
+    dockyard_queue_rows{endpoint}                           gauge, rows waiting to batch
+    dockyard_requests_in_flight                             gauge
+    dockyard_model_load_seconds{endpoint}                   histogram, 10 ms .. 5 min
+    dockyard_model_load_failures_total{endpoint}            counter
+    dockyard_models_loaded                                  gauge
+
+Requests that reach no endpoint (an unknown name, a malformed path) are counted under
+``endpoint="unknown"`` by the caller; as a second guard, once ``max_series`` distinct
+(endpoint, version, status) triples exist, new ones are counted as ``endpoint="other",
+version="other"``, so a bug or an attacker cannot grow the series without bound.
+
+**The hot path.** Label lookups cost more than the observation itself, so each
+(endpoint, version, status) triple is bound to its children once and cached in a dict:
+:meth:`Metrics.observe_request` is a dict lookup, a counter increment and a histogram
+observation, a few microseconds in either mode.
+
+**Several worker processes** (``dockyard serve --workers N``). When
+``PROMETHEUS_MULTIPROC_DIR`` is set (the server sets it to a fresh, empty folder before
+forking workers), every process writes its values to memory-mapped files there and
+:meth:`Metrics.render` merges them with ``MultiProcessCollector``: counters and histograms
+sum over every process that ever ran, ``dockyard_requests_in_flight`` and
+``dockyard_queue_rows`` sum over live processes (``livesum``), and
+``dockyard_models_loaded`` is the largest count of any live process (``livemax``: each
+worker loads the same models, so a sum would multiply them). When a worker exits, the
+server calls :func:`mark_process_dead` so its live gauges stop counting. Process and GC
+collectors exist only in single-process mode (prometheus_client cannot merge them).
+
+**The import-order trap.** prometheus_client decides *when it is first imported* whether it
+is in multiprocess mode (``prometheus_client.values.ValueClass``). BentoML hit this
+(bentoml/BentoML#5056, fixed by #5602): its metrics module imported prometheus_client in
+the parent before the workers set ``PROMETHEUS_MULTIPROC_DIR``, so every metric silently
+stayed in per-process memory and ``/metrics`` showed none of them. Here this module never
+imports prometheus_client at import time (``Metrics.__init__`` does), and if something else
+imported it too early, ``Metrics.__init__`` re-derives the value class from the environment
+before creating any metric. A test holds both.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+"""The classic Prometheus text format, what ``generate_latest`` writes and every Prometheus
+server (and prometheus_client itself, when nothing is negotiated) understands."""
+
+LATENCY_BUCKETS: Final[tuple[float, ...]] = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+"""Request latency, 0.1 ms .. 10 s (a tabular model answers in well under a millisecond;
+a cold or overloaded one in seconds)."""
+
+ROW_BUCKETS: Final[tuple[float, ...]] = tuple(float(2**i) for i in range(15))
+"""Rows per model call: 1, 2, 4 .. 16384."""
+
+LOAD_BUCKETS: Final[tuple[float, ...]] = (
+    0.01,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+)
+"""Model load time, 10 ms .. 5 min (download, digest check, deserialise, warm up)."""
+
+OTHER: Final = "other"
+
+
+class Metrics:
+    """The server's metrics, in a registry of their own (no global default registry, so
+    several apps in one process never collide).
+
+    Multiprocess mode follows ``PROMETHEUS_MULTIPROC_DIR`` as it is when this object is
+    created; keep one ``Metrics`` per process in that mode (two would write the same
+    series of the same per-process file).
+    """
+
+    def __init__(self, *, max_series: int = 1000) -> None:
+        directory = os.environ.get(MULTIPROC_ENV) or None
+        if directory is not None and not os.path.isdir(directory):
+            raise ValueError(f"{MULTIPROC_ENV}={directory!r} is not a directory")
+        _match_value_class(multiprocess=directory is not None)
+
+        import prometheus_client as prom
+
+        self.multiprocess_dir = directory
+        self.max_series = max_series
+        self.registry: CollectorRegistry = prom.CollectorRegistry(auto_describe=True)
+        # in multiprocess mode values live in files; render() collects them, so the metrics
+        # themselves are not registered anywhere
+        target = None if directory else self.registry
+        if directory is None:
+            prom.ProcessCollector(registry=self.registry)
+            prom.PlatformCollector(registry=self.registry)
+            prom.GCCollector(registry=self.registry)
+
+        self.requests: Counter = prom.Counter(
+            "dockyard_requests",
+            "Inference requests answered, by endpoint, version served and HTTP status.",
+            ["endpoint", "version", "status"],
+            registry=target,
+        )
+        self.request_duration: Histogram = prom.Histogram(
+            "dockyard_request_duration_seconds",
+            "Time from receiving an inference request to sending its response.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=target,
+        )
+        self.batch_rows: Histogram = prom.Histogram(
+            "dockyard_batch_rows",
+            "Rows per model call after adaptive batching.",
+            ["endpoint"],
+            buckets=ROW_BUCKETS,
+            registry=target,
+        )
+        self.queue_rows: Gauge = prom.Gauge(
+            "dockyard_queue_rows",
+            "Rows waiting in the batching queue.",
+            ["endpoint"],
+            registry=target,
+            multiprocess_mode="livesum",
+        )
+        self.in_flight: Gauge = prom.Gauge(
+            "dockyard_requests_in_flight",
+            "Requests being handled right now.",
+            registry=target,
+            multiprocess_mode="livesum",
+        )
+        self.model_load: Histogram = prom.Histogram(
+            "dockyard_model_load_seconds",
+            "Time to load an endpoint's model version and warm it up, ready to serve.",
+            ["endpoint"],
+            buckets=LOAD_BUCKETS,
+            registry=target,
+        )
+        self.model_load_failures: Counter = prom.Counter(
+            "dockyard_model_load_failures",
+            "Model version loads that failed (the endpoint keeps serving what it had).",
+            ["endpoint"],
+            registry=target,
+        )
+        self.models_loaded: Gauge = prom.Gauge(
+            "dockyard_models_loaded",
+            "Model versions loaded and ready to serve.",
+            registry=target,
+            multiprocess_mode="livemax",
+        )
+        self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._overflow_series: dict[int, tuple[Counter, Histogram]] = {}
+        self._batch_series: dict[str, Histogram] = {}
+        self._queue_series: dict[str, Gauge] = {}
+
+    # --- hot path -----------------------------------------------------------------------
+
+    def observe_request(self, endpoint: str, version: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency. ``version`` is ``""`` when none was
+        served (for example a validation error before routing)."""
+        series = self._request_series.get((endpoint, version, status))
+        if series is None:
+            series = self._bind_request(endpoint, version, status)
+        series[0].inc()
+        series[1].observe(seconds)
+
+    def observe_batch(self, endpoint: str, rows: int) -> None:
+        """Record the size of one model call."""
+        child = self._batch_series.get(endpoint)
+        if child is None:
+            child = self._batch_series[endpoint] = self.batch_rows.labels(endpoint)
+        child.observe(rows)
+
+    def set_queue(self, endpoint: str, rows: int) -> None:
+        """Set how many rows wait in an endpoint's batching queue."""
+        child = self._queue_series.get(endpoint)
+        if child is None:
+            child = self._queue_series[endpoint] = self.queue_rows.labels(endpoint)
+        child.set(rows)
+
+    def request_started(self) -> None:
+        self.in_flight.inc()
+
+    def request_finished(self) -> None:
+        self.in_flight.dec()
+
+    # --- model lifecycle ----------------------------------------------------------------
+
+    def observe_load(self, endpoint: str, seconds: float | None, *, ok: bool) -> None:
+        """Record one model load for ``endpoint``: its duration when it succeeded, a failure
+        otherwise (``seconds`` may be ``None`` for a failure)."""
+        if ok and seconds is not None:
+            self.model_load.labels(endpoint).observe(seconds)
+        elif not ok:
+            self.model_load_failures.labels(endpoint).inc()
+
+    def set_models_loaded(self, count: int) -> None:
+        self.models_loaded.set(count)
+
+    # --- exposition ---------------------------------------------------------------------
+
+    def render(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition and its content type, for ``GET /metrics``."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry), CONTENT_TYPE
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(merged), CONTENT_TYPE
+
+    def _bind_request(self, endpoint: str, version: str, status: int) -> tuple[Counter, Histogram]:
+        if len(self._request_series) >= self.max_series:
+            # past the cap nothing new is cached either, so memory stays bounded too
+            overflow = self._overflow_series.get(status)
+            if overflow is None:
+                overflow = self._overflow_series[status] = (
+                    self.requests.labels(OTHER, OTHER, str(status)),
+                    self.request_duration.labels(OTHER),
+                )
+            return overflow
+        series = (
+            self.requests.labels(endpoint, version, str(status)),
+            self.request_duration.labels(endpoint),
+        )
+        self._request_series[(endpoint, version, status)] = series
+        return series
+
+
+def mark_process_dead(pid: int) -> None:
+    """Tell the multiprocess files that worker ``pid`` has exited, so its live gauges
+    (in-flight, queue, models loaded) stop counting. Call it from the process that
+    supervises the workers; a no-op without ``PROMETHEUS_MULTIPROC_DIR``."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if not directory:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+
+
+def _match_value_class(*, multiprocess: bool) -> None:
+    """Make prometheus_client's value class agree with the environment, whenever it was
+    first imported (see the module docstring)."""
+    from prometheus_client import values
+
+    if bool(getattr(values.ValueClass, "_multiprocess", False)) != multiprocess:
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+
+
+__all__ = [
+    "CONTENT_TYPE",
+    "LATENCY_BUCKETS",
+    "LOAD_BUCKETS",
+    "MULTIPROC_ENV",
+    "ROW_BUCKETS",
+    "Metrics",
+    "mark_process_dead",
+]

@@ -1,0 +1,325 @@
+"""Every HTTP route but the two hot paths' fast lane: health, v2 metadata, metrics, and the
+control plane under ``/api``, with OpenAPI at ``/docs``. Errors keep the one JSON shape."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dockyard._version import __version__
+from dockyard.errors import DockyardError, InvalidRequestError
+from dockyard.server import v2
+from dockyard.server.app import read_body
+from dockyard.server.inference import Reply, error_reply
+from dockyard.serving.deployments import (
+    BatchingSpec,
+    Deployment,
+    DeploymentSpec,
+    DeploymentStore,
+    RouteSpec,
+)
+
+if TYPE_CHECKING:
+    from dockyard.server.app import Server
+
+
+class DeployRequest(BaseModel):
+    """``PUT /api/deployments/{name}``: a model reference (or a full spec) and batching."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="name, name@version or name@alias")
+    spec: dict[str, Any] | None = Field(None, description="A full deployment spec instead.")
+    batching: BatchingSpec | None = None
+    accelerate: bool = True
+    reason: str = ""
+
+
+class V1Request(BaseModel):
+    """Records (``instances``) or columns (``inputs``)."""
+
+    instances: list[dict[str, Any]] | None = None
+    inputs: dict[str, list[Any]] | None = None
+
+
+def _reply(reply: Reply) -> Response:
+    headers = {k.decode(): v.decode() for k, v in reply.headers if k != b"content-type"}
+    media = dict(reply.headers).get(b"content-type", b"application/json").decode()
+    return Response(reply.body, status_code=reply.status, headers=headers, media_type=media)
+
+
+def build_api(server: Server, lifespan: Any) -> FastAPI:
+    api = FastAPI(
+        title="Dockyard",
+        version=__version__,
+        description="Model registry and inference server.",
+        lifespan=lifespan,
+    )
+
+    def scope(needed: str) -> Callable[[Request], Awaitable[None]]:
+        async def check(request: Request) -> None:
+            await server.auth.check(request.headers.get("authorization"), needed)
+
+        return check
+
+    read = Depends(scope("read"))
+    predict = Depends(scope("predict"))
+    deploy = Depends(scope("deploy"))
+    manager = server.manager
+
+    # --- errors: one shape everywhere ------------------------------------------------------
+
+    @api.exception_handler(DockyardError)
+    async def _dockyard(request: Request, exc: DockyardError) -> Response:
+        return _reply(error_reply(exc, request.headers.get("x-request-id") or uuid.uuid4().hex))
+
+    @api.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = [
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        ]
+        error = InvalidRequestError(
+            f"Invalid request: {'; '.join(problems)}.", details={"problems": problems}
+        )
+        return _reply(error_reply(error, uuid.uuid4().hex))
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        body = {"error": str(exc.detail), "code": code, "details": None}
+        if exc.status_code == 404:
+            body["error"] = f"No route {request.method} {request.url.path}."
+        return JSONResponse(body, status_code=exc.status_code)
+
+    @api.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> Response:
+        import logging
+
+        request_id = uuid.uuid4().hex
+        logging.getLogger("dockyard.server").exception("request %s failed", request_id)
+        return _reply(error_reply(exc, request_id))
+
+    # --- health ----------------------------------------------------------------------------
+
+    def _ready_body() -> tuple[int, dict[str, Any]]:
+        ready = manager.ready
+        body: dict[str, Any] = {"ready": ready}
+        if not ready:
+            body["waiting"] = sorted(manager.wanted - set(manager.endpoints))
+            body["failures"] = {n: f.reason for n, f in manager.failures.items()}
+        return (200 if ready else 503), body
+
+    @api.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, Any]:
+        return {"live": True}
+
+    @api.get("/readyz", tags=["health"])
+    async def readyz() -> Response:
+        status, body = _ready_body()
+        return JSONResponse(body, status_code=status)
+
+    @api.get("/v2/health/live", tags=["v2"])
+    async def v2_live() -> dict[str, Any]:
+        return {"live": True}
+
+    @api.get("/v2/health/ready", tags=["v2"])
+    async def v2_ready() -> Response:
+        status, body = _ready_body()
+        return JSONResponse(body, status_code=status)
+
+    # --- v2 metadata -----------------------------------------------------------------------
+
+    @api.get("/v2", tags=["v2"], dependencies=[read])
+    async def v2_server() -> dict[str, Any]:
+        return v2.server_metadata(name="dockyard", version=__version__)
+
+    def _model_meta(name: str, version: str | None) -> dict[str, Any]:
+        endpoint = server.inference.endpoint(name)
+        model = server.inference._v2_model(endpoint, version)
+        inputs = []
+        if model.signature is not None:
+            inputs = [
+                (c.name, _v2_datatype(c.dtype, c.pandas_dtype), [-1])
+                for c in model.signature.columns
+            ]
+        outputs = [("predict", "BYTES" if _string_classes(model.classes) else "INT64", [-1])]
+        if model.has_proba:
+            outputs.append(("predict_proba", "FP64", [-1, len(model.classes or [])]))
+        return v2.model_metadata(
+            name=name,
+            versions=[m.version.version for m, _ in endpoint.routes],
+            platform=f"dockyard-{model.runtime}",
+            inputs=inputs,
+            outputs=outputs,
+        )
+
+    @api.get("/v2/models/{name}", tags=["v2"], dependencies=[read])
+    async def v2_model(name: str) -> dict[str, Any]:
+        return _model_meta(name, None)
+
+    @api.get("/v2/models/{name}/versions/{version}", tags=["v2"], dependencies=[read])
+    async def v2_model_version(name: str, version: str) -> dict[str, Any]:
+        return _model_meta(name, version)
+
+    def _model_ready(name: str, version: str | None) -> Response:
+        endpoint = server.inference.endpoint(name)
+        server.inference._v2_model(endpoint, version)
+        return JSONResponse({"name": name, "ready": True})
+
+    @api.get("/v2/models/{name}/ready", tags=["v2"], dependencies=[read])
+    async def v2_model_ready(name: str) -> Response:
+        return _model_ready(name, None)
+
+    @api.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"], dependencies=[read])
+    async def v2_model_version_ready(name: str, version: str) -> Response:
+        return _model_ready(name, version)
+
+    @api.post("/v2/repository/index", tags=["v2"], dependencies=[read])
+    async def v2_index() -> list[dict[str, Any]]:
+        index = []
+        for name in sorted(manager.wanted | set(manager.endpoints)):
+            endpoint = manager.endpoints.get(name)
+            failure = manager.failures.get(name)
+            for model, _ in endpoint.routes if endpoint else []:
+                index.append(
+                    {"name": name, "version": model.version.version, "state": "READY", "reason": ""}
+                )
+            if endpoint is None:
+                index.append(
+                    {
+                        "name": name,
+                        "version": "",
+                        "state": "LOADING" if not failure else "UNAVAILABLE",
+                        "reason": failure.reason if failure else "",
+                    }
+                )
+        return index
+
+    # --- inference (the same code as the raw-ASGI fast lane) -------------------------------
+
+    @api.post("/v1/endpoints/{name}/predict", tags=["inference"], dependencies=[predict])
+    async def v1_predict(name: str, request: Request, body: V1Request | None = None) -> Response:
+        raw = await _body(request)
+        return _reply(
+            await server.inference.v1_predict(name, raw, request.headers.get("x-request-id"))
+        )
+
+    @api.post("/v2/models/{name}/infer", tags=["v2"], dependencies=[predict])
+    async def v2_infer(name: str, request: Request) -> Response:
+        raw = await _body(request)
+        return _reply(await server.inference.v2_infer(name, None, raw, dict(request.headers)))
+
+    @api.post("/v2/models/{name}/versions/{version}/infer", tags=["v2"], dependencies=[predict])
+    async def v2_infer_version(name: str, version: str, request: Request) -> Response:
+        raw = await _body(request)
+        return _reply(await server.inference.v2_infer(name, version, raw, dict(request.headers)))
+
+    async def _body(request: Request) -> bytes:
+        return await read_body(request.receive, dict(request.headers), server.max_body_bytes)
+
+    # --- metrics ---------------------------------------------------------------------------
+
+    @api.get("/metrics", tags=["metrics"], dependencies=[read])
+    async def metrics() -> Response:
+        for name, endpoint in manager.endpoints.items():
+            server.metrics.set_queue(name, sum(m.batcher.queued_rows for m, _ in endpoint.routes))
+        server.metrics.set_models_loaded(sum(len(e.routes) for e in manager.endpoints.values()))
+        body, content_type = server.metrics.render()
+        return Response(body, media_type=content_type)
+
+    # --- control plane ---------------------------------------------------------------------
+
+    registry = server.registry
+    deployments = DeploymentStore(registry.db)
+
+    async def blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    @api.get("/api/models", tags=["registry"], dependencies=[read])
+    async def list_models() -> list[dict[str, Any]]:
+        return [m.to_dict() for m in await blocking(registry.list_models)]
+
+    @api.get("/api/models/{name}", tags=["registry"], dependencies=[read])
+    async def show_model(name: str, limit: int = 50) -> dict[str, Any]:
+        model = await blocking(registry.get_model, name)
+        versions = await blocking(registry.list_versions, name, limit=max(1, min(limit, 10_000)))
+        return {**model.to_dict(), "versions": [v.to_dict() for v in versions]}
+
+    @api.get("/api/models/{name}/versions/{ref}", tags=["registry"], dependencies=[read])
+    async def show_version(name: str, ref: str) -> dict[str, Any]:
+        version = await blocking(registry.get_version, f"{name}@{ref}")
+        return dict(version.to_dict())
+
+    @api.get("/api/events", tags=["registry"], dependencies=[read])
+    async def list_events(model: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        events = await blocking(registry.events, model=model, limit=max(1, min(limit, 10_000)))
+        return [e.to_dict() for e in events]
+
+    @api.get("/api/deployments", tags=["deployments"], dependencies=[read])
+    async def list_deployments() -> list[dict[str, Any]]:
+        found = await blocking(deployments.list)
+        return [_deployment_status(d.to_dict()) for d in found]
+
+    def _deployment_status(body: dict[str, Any]) -> dict[str, Any]:
+        name = body["name"]
+        endpoint = manager.endpoints.get(name)
+        failure = manager.failures.get(name)
+        body["serving"] = (
+            [
+                {"version": m.ref, "runtime": m.runtime, "revision": endpoint.revision}
+                for m, _ in endpoint.routes
+            ]
+            if endpoint
+            else []
+        )
+        body["error"] = failure.reason if failure else None
+        return body
+
+    @api.get("/api/deployments/{name}", tags=["deployments"], dependencies=[read])
+    async def show_deployment(name: str) -> dict[str, Any]:
+        return _deployment_status((await blocking(deployments.get, name)).to_dict())
+
+    @api.put("/api/deployments/{name}", tags=["deployments"], dependencies=[deploy])
+    async def put_deployment(name: str, request: DeployRequest) -> dict[str, Any]:
+        if (request.model is None) == (request.spec is None):
+            raise InvalidRequestError('Give exactly one of "model" or "spec".')
+        if request.spec is not None:
+            spec = DeploymentSpec.parse(request.spec)
+        else:
+            assert request.model is not None
+            spec = DeploymentSpec.parse(
+                {
+                    "routes": [RouteSpec(model=request.model).model_dump()],
+                    "batching": (request.batching or BatchingSpec()).model_dump(),
+                    "accelerate": request.accelerate,
+                }
+            )
+        for route in spec.routes:
+            await blocking(registry.get_version, route.model)  # 404 before anything changes
+        deployment: Deployment = await blocking(
+            deployments.put, name, spec, actor=registry.actor, reason=request.reason
+        )
+        manager.refresh_soon()
+        return deployment.to_dict()
+
+    return api
+
+
+def _v2_datatype(kind: str, pandas_dtype: str) -> str:
+    return {
+        "float": "FP32" if pandas_dtype == "float32" else "FP64",
+        "integer": "INT64",
+        "boolean": "BOOL",
+    }.get(kind, "BYTES")
+
+
+def _string_classes(classes: Any) -> bool:
+    return bool(classes) and isinstance(classes[0], str)

@@ -1,0 +1,415 @@
+"""Adaptive batching: concurrent requests to one model share model calls, boundaries kept.
+
+A :class:`Batcher` sits between the event loop and one model. Callers ``await
+submit(item, rows)``; the batcher hands lists of items to ``run`` in an executor thread and
+gives each caller exactly its own result back.
+
+Dispatch policy
+---------------
+* **One batch at a time.** At most one call to ``run`` is in progress per batcher: one
+  model is one compute stream, and the model parallelises inside a call with its own
+  threads. Requests that arrive while a batch runs wait in a FIFO queue.
+* **No waiting when idle.** When nothing is running, what is queued is dispatched on the
+  next turn of the event loop (everything that arrived during the current turn goes
+  together), with no timer: a lone request pays no batching latency.
+* **Batches form under load.** When a batch finishes, the next one takes queued requests in
+  arrival order while their rows fit in ``max_batch_size``. Requests are never split or
+  reordered; a single request with more rows than ``max_batch_size`` is dispatched alone.
+* **Optional gathering.** With ``max_wait_ms > 0``, a batch that would hold fewer than
+  ``max_batch_size`` rows waits until ``max_wait_ms`` after its oldest request arrived, or
+  until enough rows are queued, whichever comes first. ``0`` (the default) is natural
+  batching: batch size follows load by itself.
+* **Bounded queue.** ``submit`` refuses a request (:class:`QueueFullError`, HTTP 503) when
+  the rows waiting plus its own would exceed ``max_queue_rows``; nothing already queued is
+  affected. A single request larger than the whole queue can never fit and gets a 413.
+* **Failures stay with their request.** ``run`` returns one result per item, in order; an
+  exception instance in that list fails that item's caller alone. If ``run`` itself raises,
+  every request of that batch gets the exception. :func:`run_batched` builds a ``run`` that
+  predicts once per batch and, when that fails, retries each request alone.
+* **Cancellation.** A caller cancelled while queued frees its rows at once and is skipped;
+  one cancelled while its batch runs simply does not receive the result.
+* **Closing.** :meth:`Batcher.close` refuses new requests (HTTP 503) and returns once every
+  queued and running request has its answer.
+
+All state lives on the event loop's thread; ``run`` is the only code that runs elsewhere.
+This module imports no I/O or numeric library at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from dockyard.errors import DockyardError, PayloadTooLargeError, UnavailableError
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+X = TypeVar("X")
+Y = TypeVar("Y")
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    """How a :class:`Batcher` forms batches; all sizes count rows, not requests."""
+
+    max_batch_size: int = 64
+    """Most rows per model call (a single larger request still runs, alone)."""
+    max_wait_ms: float = 0.0
+    """Extra time to wait for more rows when a batch is not full (0: natural batching)."""
+    max_queue_rows: int = 4096
+    """Rows that may wait; beyond this ``submit`` refuses with :class:`QueueFullError`."""
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be at least 1, not {self.max_batch_size}")
+        if not self.max_wait_ms >= 0:
+            raise ValueError(f"max_wait_ms must be 0 or more, not {self.max_wait_ms}")
+        if self.max_queue_rows < 1:
+            raise ValueError(f"max_queue_rows must be at least 1, not {self.max_queue_rows}")
+
+
+class QueueFullError(UnavailableError):
+    """The endpoint's queue holds ``max_queue_rows`` already: it is overloaded."""
+
+    code = "queue_full"
+
+
+class _Request(Generic[In, Out]):
+    __slots__ = ("arrived", "dispatched", "future", "item", "rows")
+
+    def __init__(self, item: In, rows: int, future: asyncio.Future[Out], arrived: float) -> None:
+        self.item = item
+        self.rows = rows
+        self.future = future
+        self.arrived = arrived
+        self.dispatched = False
+
+
+class Batcher(Generic[In, Out]):
+    """Coalesces concurrent :meth:`submit` calls into calls of ``run``; see the module docs.
+
+    ``run(items)`` runs in ``executor``, never on the event loop, and returns one result per
+    item in order (an exception instance fails that item alone). ``on_batch(rows,
+    requests)`` is called on the event loop for every dispatched batch (metrics); if it
+    raises, the loop's exception handler hears of it and the batch runs anyway.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Sequence[In]], Sequence[Out | BaseException]],
+        policy: BatchPolicy,
+        *,
+        executor: concurrent.futures.Executor,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.policy = policy
+        self._run = run
+        self._executor = executor
+        self._on_batch = on_batch
+        self._queue: deque[_Request[In, Out]] = deque()
+        self._queued_rows = 0
+        self._running: list[_Request[In, Out]] | None = None
+        self._wakeup: asyncio.Handle | None = None
+        self._timed = False  # whether _wakeup is a max_wait timer
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._drained: asyncio.Future[None] | None = None
+
+    @property
+    def queued_rows(self) -> int:
+        """Rows waiting for a batch (not counting the batch running now)."""
+        return self._queued_rows
+
+    @property
+    def in_flight(self) -> int:
+        """Requests in the batch running now (0 when idle)."""
+        return 0 if self._running is None else len(self._running)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def submit(self, item: In, rows: int) -> Out:
+        """Queue ``item`` (``rows`` rows) and return its result, or raise its exception.
+
+        Raises :class:`QueueFullError` when the queue cannot take ``rows`` more rows and
+        ``UnavailableError`` once the batcher is closing.
+        """
+        if self._closed:
+            raise UnavailableError(
+                "The endpoint is shutting down and takes no new requests.",
+                hint="Retry; another replica or the new revision will answer.",
+            )
+        policy = self.policy
+        if rows < 0:
+            raise ValueError(f"rows must be 0 or more, not {rows}")
+        if self._queued_rows + rows > policy.max_queue_rows:
+            raise self._refusal(rows)
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        request: _Request[In, Out] = _Request(item, rows, loop.create_future(), loop.time())
+        self._queue.append(request)
+        self._queued_rows += rows
+        if self._running is None:
+            if self._wakeup is None:
+                self._schedule(loop, now=False)
+            elif self._timed and self._queued_rows >= policy.max_batch_size:
+                self._wakeup.cancel()  # a full batch waits for no timer
+                self._wakeup = loop.call_soon(self._dispatch)
+                self._timed = False
+        try:
+            return await request.future
+        except asyncio.CancelledError:
+            if not request.dispatched:
+                self._queued_rows -= rows  # skipped when its turn comes
+            raise
+
+    async def close(self) -> None:
+        """Refuse new requests; return when every queued and running one has its answer."""
+        self._closed = True
+        loop = self._loop
+        if loop is None or (self._running is None and not self._queue):
+            return
+        if self._running is None and self._timed and self._wakeup is not None:
+            self._wakeup.cancel()  # nothing more will arrive: stop gathering
+            self._wakeup = loop.call_soon(self._dispatch)
+            self._timed = False
+        if self._drained is None:
+            self._drained = loop.create_future()
+        await asyncio.shield(self._drained)
+
+    # --- on the event loop -----------------------------------------------------------------
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop, *, now: bool) -> None:
+        """Arrange the next dispatch; nothing is running and no wakeup is pending."""
+        if not self._queue:
+            self._settle()
+            return
+        wait = self.policy.max_wait_ms
+        if wait <= 0 or self._closed or self._queued_rows >= self.policy.max_batch_size:
+            if now:
+                self._dispatch()
+            else:
+                self._wakeup = loop.call_soon(self._dispatch)
+            return
+        deadline = self._queue[0].arrived + wait / 1000.0
+        if now and deadline <= loop.time():
+            self._dispatch()
+            return
+        self._wakeup = loop.call_at(deadline, self._dispatch)
+        self._timed = True
+
+    def _dispatch(self) -> None:
+        self._wakeup = None
+        self._timed = False
+        if self._running is not None:
+            return
+        batch, rows = self._take()
+        if not batch:
+            self._settle()
+            return
+        assert self._loop is not None
+        self._running = batch
+        # executor.submit plus call_soon_threadsafe rather than loop.run_in_executor: the
+        # asyncio wrapper future would cost one more turn of the loop per batch.
+        try:
+            job = self._executor.submit(self._run, [request.item for request in batch])
+        except Exception as exc:  # the executor is shut down
+            self._running = None
+            _answer(batch, None, exc)
+            self._schedule(self._loop, now=False)
+            return
+        job.add_done_callback(self._completed)
+        if self._on_batch is not None:
+            try:
+                self._on_batch(rows, len(batch))
+            except Exception as exc:
+                self._loop.call_exception_handler(
+                    {"message": "Batcher on_batch callback failed", "exception": exc}
+                )
+
+    def _take(self) -> tuple[list[_Request[In, Out]], int]:
+        """The next batch in FIFO order: requests while their rows fit, at least one."""
+        queue, limit = self._queue, self.policy.max_batch_size
+        batch: list[_Request[In, Out]] = []
+        rows = 0
+        while queue:
+            request = queue[0]
+            if request.future.done():  # cancelled while queued; its rows are already freed
+                queue.popleft()
+                continue
+            if batch and rows + request.rows > limit:
+                break
+            queue.popleft()
+            request.dispatched = True
+            batch.append(request)
+            rows += request.rows
+            if rows >= limit:
+                break
+        self._queued_rows -= rows
+        return batch, rows
+
+    def _completed(self, job: concurrent.futures.Future[Sequence[Out | BaseException]]) -> None:
+        """In the worker thread: hand the finished batch back to the event loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._finished, job)
+
+    def _finished(self, future: concurrent.futures.Future[Sequence[Out | BaseException]]) -> None:
+        batch = self._running
+        assert batch is not None
+        assert self._loop is not None
+        self._running = None
+        try:
+            results = future.result()
+        except BaseException as exc:  # run raised: the whole batch shares the error
+            _answer(batch, None, exc)
+        else:
+            if len(results) == len(batch):
+                _answer(batch, results, None)
+            else:
+                _answer(batch, None, _miscount(len(results), len(batch)))
+        self._schedule(self._loop, now=True)
+
+    def _settle(self) -> None:
+        """Nothing queued or running: release :meth:`close` if it waits."""
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def _refusal(self, rows: int) -> DockyardError:
+        limit = self.policy.max_queue_rows
+        details = {"rows": rows, "queued_rows": self._queued_rows, "max_queue_rows": limit}
+        if rows > limit:
+            return PayloadTooLargeError(
+                f"The request has {rows} rows; this endpoint queues at most {limit}.",
+                hint="Send it in smaller requests, or raise the deployment's max_queue_rows.",
+                details=details,
+            )
+        return QueueFullError(
+            f"The endpoint is overloaded: {self._queued_rows} rows are queued and "
+            f"max_queue_rows is {limit}.",
+            hint="Retry with backoff, or raise the deployment's max_queue_rows.",
+            details=details,
+        )
+
+
+def _answer(
+    batch: Sequence[_Request[Any, Any]],
+    results: Sequence[Any] | None,
+    error: BaseException | None,
+) -> None:
+    for index, request in enumerate(batch):
+        future = request.future
+        if future.done():  # the caller was cancelled while its batch ran
+            continue
+        result = results[index] if results is not None else error
+        if isinstance(result, BaseException):
+            if isinstance(result, StopIteration):  # futures refuse it
+                result = RuntimeError(f"run returned StopIteration: {result}")
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+
+
+def _miscount(got: int, wanted: int) -> DockyardError:
+    return DockyardError(f"The batch function returned {got} results for {wanted} requests.")
+
+
+# --- one model call per batch ------------------------------------------------------------------
+
+
+def run_batched(
+    predict: Callable[[X], Y],
+    *,
+    combine: Callable[[Sequence[X]], X] | None = None,
+    split: Callable[[Y, Sequence[int]], Sequence[Y]] | None = None,
+    rows: Callable[[X], int] | None = None,
+) -> Callable[[Sequence[X]], list[Y | BaseException]]:
+    """A :class:`Batcher` ``run`` that predicts once for a whole batch of inputs.
+
+    The inputs are joined with ``combine`` (default :func:`concat_rows`), ``predict`` runs
+    once, and ``split`` (default :func:`split_rows`) cuts its output back by each input's
+    row count (``rows``, default ``len``). A batch of one skips combining and splitting. If
+    any step fails, each input is predicted alone, so only the failing ones get their
+    exception (returned in place, as :class:`Batcher` expects).
+    """
+    join = combine or concat_rows
+    cut = split or split_rows
+    count = rows or _length
+
+    def run(items: Sequence[X]) -> list[Y | BaseException]:
+        if len(items) == 1:
+            return [_attempt(predict, items[0])]
+        try:
+            parts = cut(predict(join(items)), [count(item) for item in items])
+            if len(parts) == len(items):
+                return list(parts)
+        except Exception:
+            pass  # isolate the culprits below
+        return [_attempt(predict, item) for item in items]
+
+    return run
+
+
+def concat_rows(parts: Sequence[Any]) -> Any:
+    """Stack inputs row-wise: DataFrames with pandas, arrays with numpy, else lists.
+
+    Refuses (``ValueError``) inputs whose columns or dtypes differ rather than let
+    concatenation change a request's types; :func:`run_batched` then predicts them alone.
+    """
+    first = parts[0]
+    if hasattr(first, "columns") and hasattr(first, "iloc"):
+        import pandas as pd
+
+        columns, dtypes = first.columns, first.dtypes
+        for part in parts[1:]:
+            if not (part.columns.equals(columns) and part.dtypes.equals(dtypes)):
+                raise ValueError("the frames' columns or dtypes differ")
+        return pd.concat(parts, ignore_index=True)
+    if hasattr(first, "dtype") and hasattr(first, "shape"):
+        import numpy as np
+
+        for part in parts[1:]:
+            if part.dtype != first.dtype or part.shape[1:] != first.shape[1:]:
+                raise ValueError("the arrays' dtypes or widths differ")
+        return np.concatenate(parts)
+    return [row for part in parts for row in part]
+
+
+def split_rows(output: Any, counts: Sequence[int]) -> list[Any]:
+    """Cut ``output`` into consecutive pieces of ``counts`` rows (views where possible).
+
+    A tuple output (say predictions and probabilities) is split element-wise into tuples;
+    ``None`` elements stay ``None``. Raises ``ValueError`` when the rows do not add up.
+    """
+    if isinstance(output, tuple):
+        pieces = [
+            [None] * len(counts) if part is None else split_rows(part, counts) for part in output
+        ]
+        return [tuple(row) for row in zip(*pieces, strict=True)]
+    total = sum(counts)
+    if len(output) != total:
+        raise ValueError(f"the model returned {len(output)} rows for {total}")
+    rows = getattr(output, "iloc", output)
+    cuts: list[Any] = []
+    start = 0
+    for count in counts:
+        cuts.append(rows[start : start + count])
+        start += count
+    return cuts
+
+
+def _attempt(predict: Callable[[X], Y], item: X) -> Y | BaseException:
+    try:
+        return predict(item)
+    except Exception as exc:
+        return exc
+
+
+def _length(item: Any) -> int:
+    return len(item)

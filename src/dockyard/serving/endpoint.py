@@ -1,0 +1,255 @@
+"""Live endpoints: loaded, warmed versions with their validator and batcher.
+
+Everything derivable is computed once, when a version is loaded: the validator, the
+fast-path decoder for all-numeric rows, class labels, the predictor (the verified ONNX twin
+when the version has one and the deployment allows it, else the native model). A request
+then costs: decode, validate, queue, one batched model call, encode.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dockyard.errors import SchemaValidationError
+from dockyard.registry.types import Version
+from dockyard.runtimes.base import LoadedModel
+from dockyard.schema import Signature, Validator
+from dockyard.serving.batching import Batcher, BatchPolicy
+from dockyard.serving.deployments import Deployment
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One request's rows of output."""
+
+    predictions: np.ndarray[Any, Any]
+    probabilities: np.ndarray[Any, Any] | None
+
+
+class NumericRows:
+    """Records of plain numbers straight into a float64 array, for all-numeric signatures
+    served as arrays. Anything unusual (a missing or extra key, a string, a bool, a null
+    where none is allowed) returns ``None`` and the full validator reports it."""
+
+    def __init__(self, signature: Signature) -> None:
+        self.names = signature.column_names
+        self.width = len(self.names)
+        self.nullable = any(column.nullable for column in signature.columns)
+
+    @classmethod
+    def for_signature(cls, signature: Signature | None) -> NumericRows | None:
+        if signature is None or signature.layout != "array":
+            return None
+        numeric = all(
+            column.dtype in ("float", "integer") and column.pandas_dtype in ("float64", "int64")
+            for column in signature.columns
+        )
+        return cls(signature) if numeric and signature.columns else None
+
+    def decode(self, records: Any) -> np.ndarray[Any, Any] | None:
+        if isinstance(records, dict):
+            records = (records,)
+        elif not isinstance(records, list) or not records:
+            return None
+        names, width = self.names, self.width
+        try:
+            rows = []
+            for record in records:
+                if len(record) != width:
+                    return None
+                values = [record[name] for name in names]
+                for value in values:
+                    kind = type(value)
+                    if kind is not float and kind is not int:
+                        return None
+                rows.append(values)
+        except (KeyError, TypeError):
+            return None
+        array = np.array(rows, dtype=np.float64)
+        if not np.isfinite(array).all():
+            return None
+        return array
+
+
+class LiveModel:
+    """One version, loaded and ready: validator in front, batched predictor behind."""
+
+    def __init__(
+        self,
+        version: Version,
+        predictor: LoadedModel,
+        *,
+        accelerated: bool,
+        policy: BatchPolicy,
+        executor: Executor,
+        on_batch: Any = None,
+    ) -> None:
+        self.version = version
+        self.predictor = predictor
+        self.accelerated = accelerated
+        self.signature = Signature.from_dict(version.signature) if version.signature else None
+        self.validator = Validator(self.signature) if self.signature is not None else None
+        self.numeric_rows = NumericRows.for_signature(self.signature)
+        classes = predictor.classes
+        if classes is None and self.signature is not None:
+            classes = self.signature.output.classes
+        self.classes = list(classes) if classes is not None else None
+        self.has_proba = bool(predictor.has_proba)
+        self._both = getattr(predictor, "predict_with_proba", None) if self.has_proba else None
+        self.batcher: Batcher[Any, Prediction] = Batcher(
+            self._run, policy, executor=executor, on_batch=on_batch
+        )
+        self.runtime = (
+            f"onnx (accelerated from {version.runtime})" if accelerated else version.runtime
+        )
+
+    @property
+    def ref(self) -> str:
+        return self.version.ref
+
+    def prepare(self, data: Any) -> tuple[Any, int, tuple[str, ...]]:
+        """Validate ``data`` into the model's input: (input, rows, notes). Cheap; runs on the
+        event loop. Raises ``SchemaValidationError`` listing every problem."""
+        if self.numeric_rows is not None:
+            array = self.numeric_rows.decode(data)
+            if array is not None:
+                return array, len(array), ()
+        if self.validator is None:
+            if isinstance(data, np.ndarray):
+                return data, len(data), ("no signature: input unchecked",)
+            frame = pd.DataFrame(data if isinstance(data, list) else [data])
+            return frame, len(frame), ("no signature: input unchecked",)
+        validated = self.validator.validate(data)
+        return validated.data, validated.rows, validated.notes
+
+    async def predict(self, model_input: Any, rows: int) -> Prediction:
+        """Queue for the next batch; the model runs in the executor, never on the loop."""
+        return await self.batcher.submit(model_input, rows)
+
+    def _run(self, items: Sequence[Any]) -> list[Prediction | BaseException]:
+        """Combine the requests, predict once, split the answer back by request."""
+        if len(items) == 1:
+            try:
+                return [self._predict(items[0])]
+            except Exception as exc:
+                return [exc]
+        sizes = [len(item) for item in items]
+        try:
+            combined = (
+                pd.concat(items, ignore_index=True)
+                if isinstance(items[0], pd.DataFrame)
+                else np.concatenate(items)
+            )
+            whole = self._predict(combined)
+        except Exception:
+            # Isolate the failing requests: each of the others still gets its answer.
+            results: list[Prediction | BaseException] = []
+            for item in items:
+                try:
+                    results.append(self._predict(item))
+                except Exception as exc:
+                    results.append(exc)
+            return results
+        answers: list[Prediction | BaseException] = []
+        start = 0
+        for size in sizes:
+            stop = start + size
+            answers.append(
+                Prediction(
+                    whole.predictions[start:stop],
+                    None if whole.probabilities is None else whole.probabilities[start:stop],
+                )
+            )
+            start = stop
+        return answers
+
+    def _predict(self, model_input: Any) -> Prediction:
+        if self._both is not None:
+            predictions, probabilities = self._both(model_input)
+            return Prediction(np.asarray(predictions), probabilities)
+        predictions = np.asarray(self.predictor.predict(model_input))
+        probabilities = (
+            np.asarray(self.predictor.predict_proba(model_input)) if self.has_proba else None
+        )
+        return Prediction(predictions, probabilities)
+
+    def warm(self, examples: Sequence[dict[str, Any]]) -> None:
+        """Run the reference examples through the whole path once, synchronously, so the
+        first real request does not pay for lazy initialisation."""
+        if not examples:
+            return
+        try:
+            model_input, _, _ = self.prepare(list(examples))
+        except SchemaValidationError:
+            return  # examples from an older schema; the model itself loaded fine
+        self._predict(model_input)
+        first, _, _ = self.prepare([dict(examples[0])])
+        self._predict(first)
+
+    async def close(self) -> None:
+        await self.batcher.close()
+
+
+class Endpoint:
+    """A deployment revision made live: its routes' models, ready to answer."""
+
+    def __init__(self, deployment: Deployment, routes: Sequence[tuple[LiveModel, int]]) -> None:
+        self.deployment = deployment
+        self.name = deployment.name
+        self.revision = deployment.revision
+        self.routes = list(routes)
+        self._cumulative = _cumulative([weight for _, weight in self.routes])
+        self.loaded_at = time.time()
+
+    @property
+    def key(self) -> tuple[int, tuple[str, ...]]:
+        """What the endpoint serves: a changed key means a swap is due."""
+        return self.revision, tuple(model.ref for model, _ in self.routes)
+
+    def choose(self, draw: float | None = None) -> LiveModel:
+        """The route for one request (weighted; one route today)."""
+        if len(self.routes) == 1:
+            return self.routes[0][0]
+        value = random.random() if draw is None else draw
+        return self.routes[choose_index(self._cumulative, value)][0]
+
+    def model_for_version(self, version: str) -> LiveModel | None:
+        for model, _ in self.routes:
+            if model.version.version == version:
+                return model
+        return None
+
+    async def close(self) -> None:
+        for model, _ in self.routes:
+            await model.close()
+
+
+def _cumulative(weights: Sequence[int]) -> list[float]:
+    total = float(sum(weights)) or 1.0
+    running, out = 0.0, []
+    for weight in weights:
+        running += weight / total
+        out.append(running)
+    return out
+
+
+def choose_index(cumulative: Sequence[float], draw: float) -> int:
+    """Pure weighted choice: the first route whose cumulative share exceeds ``draw``."""
+    for index, bound in enumerate(cumulative):
+        if draw < bound:
+            return index
+    return len(cumulative) - 1
+
+
+def json_floats(values: np.ndarray[Any, Any]) -> list[Any]:
+    """A float array as JSON values (NaN and infinities become null)."""
+    return [None if not math.isfinite(v) else v for v in values.tolist()]

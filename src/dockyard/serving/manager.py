@@ -1,0 +1,208 @@
+"""The model manager: makes the server follow the registry.
+
+Every ``poll_interval_s`` it reads the deployments and resolves each route (an alias may
+have moved). When what an endpoint should serve changed, the new versions are loaded and
+warmed on a loader thread while the old ones keep answering; then the endpoint is swapped
+in one assignment on the event loop, and the old one drains (its queued and running
+batches finish) before it is dropped. A version that fails to load leaves the old one
+serving; the reason is kept for ``/readyz`` and the control plane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dockyard.serving.batching import BatchPolicy
+from dockyard.serving.deployments import Deployment, DeploymentStore
+from dockyard.serving.endpoint import Endpoint, LiveModel
+
+if TYPE_CHECKING:
+    from dockyard.registry import Registry, Version
+    from dockyard.runtimes import LoadedModel
+
+log = logging.getLogger("dockyard.serving")
+
+
+@dataclass
+class LoadFailure:
+    """Why an endpoint's wanted state could not be loaded."""
+
+    endpoint: str
+    wanted: tuple[int, tuple[str, ...]]
+    reason: str
+    at: float = field(default_factory=time.time)
+
+
+class ModelManager:
+    """Goal state (the registry's deployments) versus observed state (loaded endpoints)."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        executor: Executor,
+        poll_interval_s: float = 2.0,
+        on_batch: Any = None,
+        on_load: Any = None,
+    ) -> None:
+        self.registry = registry
+        self.deployments = DeploymentStore(registry.db)
+        self.executor = executor
+        self.poll_interval_s = poll_interval_s
+        self.on_batch = on_batch
+        self.on_load = on_load
+        self.endpoints: dict[str, Endpoint] = {}
+        self.failures: dict[str, LoadFailure] = {}
+        self.wanted: set[str] = set()
+        self.started = False
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockyard-loader")
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._refreshing = asyncio.Lock()
+
+    @property
+    def ready(self) -> bool:
+        """Every deployed endpoint has a loaded, warmed model."""
+        return self.started and all(name in self.endpoints for name in self.wanted)
+
+    async def start(self) -> None:
+        """Load everything deployed, then keep following the registry in the background."""
+        await self.refresh()
+        self.started = True
+        self._task = asyncio.create_task(self._follow(), name="dockyard-follow-registry")
+
+    async def stop(self) -> None:
+        """Stop following; drain and close every endpoint."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for endpoint in list(self.endpoints.values()):
+            await endpoint.close()
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
+        self._loader.shutdown(wait=False, cancel_futures=True)
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval_s)
+            try:
+                await self.refresh()
+            except Exception:  # the database may be briefly away: keep serving, retry
+                log.exception("could not refresh deployments from the registry")
+
+    def refresh_soon(self) -> None:
+        """Refresh now in the background (after a deployment changed through this server)."""
+        task = asyncio.get_running_loop().create_task(self.refresh())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def refresh(self) -> None:
+        """Bring loaded endpoints in line with the registry; swap what changed."""
+        async with self._refreshing:
+            await self._refresh()
+
+    async def _refresh(self) -> None:
+        loop = asyncio.get_running_loop()
+        plan = await loop.run_in_executor(self._loader, self._plan)
+        self.wanted = {deployment.name for deployment, _ in plan}
+        for deployment, resolved in plan:
+            if isinstance(resolved, Exception):
+                self._fail(deployment, (deployment.revision, ()), resolved)
+                continue
+            wanted = (deployment.revision, tuple(version.ref for version, _ in resolved))
+            current = self.endpoints.get(deployment.name)
+            if current is not None and current.key == wanted:
+                continue
+            failure = self.failures.get(deployment.name)
+            if failure is not None and failure.wanted == wanted:
+                continue  # already failed on exactly this; wait for the registry to change
+            try:
+                endpoint = await loop.run_in_executor(
+                    self._loader, self._build, deployment, resolved
+                )
+            except Exception as exc:
+                self._fail(deployment, wanted, exc)
+                continue
+            self.endpoints[deployment.name] = endpoint  # the swap: one assignment
+            self.failures.pop(deployment.name, None)
+            log.info("endpoint %s now serves %s", deployment.name, ", ".join(wanted[1]))
+            if current is not None:
+                task = asyncio.create_task(current.close())
+                self._retiring.add(task)
+                task.add_done_callback(self._retiring.discard)
+
+    def _fail(
+        self, deployment: Deployment, wanted: tuple[int, tuple[str, ...]], exc: Exception
+    ) -> None:
+        reason = str(exc) or type(exc).__name__
+        self.failures[deployment.name] = LoadFailure(deployment.name, wanted, reason)
+        serving = self.endpoints.get(deployment.name)
+        log.error(
+            "endpoint %s: could not load %s: %s%s",
+            deployment.name,
+            ", ".join(wanted[1]) or "its routes",
+            reason,
+            f" (still serving {', '.join(serving.key[1])})" if serving else "",
+        )
+        if self.on_load is not None:
+            self.on_load(deployment.name, None, ok=False)
+
+    def _plan(self) -> list[tuple[Deployment, Any]]:
+        """Each deployment with its routes resolved to versions (or the error)."""
+        plan: list[tuple[Deployment, Any]] = []
+        for deployment in self.deployments.list():
+            try:
+                resolved = [
+                    (self.registry.get_version(route.model), route.weight)
+                    for route in deployment.spec.routes
+                ]
+            except Exception as exc:
+                plan.append((deployment, exc))
+                continue
+            plan.append((deployment, resolved))
+        return plan
+
+    def _build(self, deployment: Deployment, resolved: list[tuple[Version, int]]) -> Endpoint:
+        """Load and warm every route's version (on the loader thread)."""
+        batching = deployment.spec.batching
+        policy = BatchPolicy(
+            max_batch_size=batching.max_batch_size,
+            max_wait_ms=batching.max_wait_ms,
+            max_queue_rows=batching.max_queue_rows,
+        )
+        routes: list[tuple[LiveModel, int]] = []
+        for version, weight in resolved:
+            started = time.perf_counter()
+            predictor, accelerated = self._load(version, accelerate=deployment.spec.accelerate)
+            model = LiveModel(
+                version,
+                predictor,
+                accelerated=accelerated,
+                policy=policy,
+                executor=self.executor,
+                on_batch=(
+                    (lambda rows, requests, name=deployment.name: self.on_batch(name, rows))
+                    if self.on_batch is not None
+                    else None
+                ),
+            )
+            profile = self.registry.get_profile(version.ref) or {}
+            model.warm(profile.get("examples") or [])
+            if self.on_load is not None:
+                self.on_load(deployment.name, time.perf_counter() - started, ok=True)
+            routes.append((model, weight))
+        return Endpoint(deployment, routes)
+
+    def _load(self, version: Version, *, accelerate: bool) -> tuple[LoadedModel, bool]:
+        twin = version.accelerated or {}
+        if accelerate and twin.get("digest"):
+            data = self.registry.artifacts.get(str(twin["digest"]))  # digest verified
+            return self.registry.runtimes.get("onnx").load(data, {}), True
+        return self.registry.load(version.ref).model, False

@@ -1,0 +1,119 @@
+"""A real ``dockyard serve`` process on loopback, over a real registry folder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dockyard.registry import Registry
+from dockyard.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """``python -m dockyard serve`` in a subprocess; stopped with SIGTERM."""
+
+    def __init__(
+        self, home: Path, *, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+    ):
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+        self.env.update(
+            DOCKYARD_HOME=str(home), DOCKYARD_USER="server", DOCKYARD_POLL_INTERVAL_S="0.2"
+        )
+        self.env.update(env or {})
+        self.log = home / f"server-{self.port}.log"
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "dockyard", "serve", "--port", str(self.port), *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_ready(self, timeout: float = 60.0, headers: dict[str, str] | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server not ready after {timeout}s:\n{self.log.read_text()}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return int(self.process.returncode)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A registry with the breast-cancer pipeline (two versions) and a penguin LightGBM
+    model, two endpoints deployed, and a server following it."""
+    import lightgbm
+    from palmerpenguins import load_penguins
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
+
+    home = tmp_path_factory.mktemp("served")
+    data = load_breast_cancer(as_frame=True)
+    X, y = data.data, data.target
+    first = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=500)).fit(X, y)
+    second = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500)).fit(X, y)
+    penguins = load_penguins()
+    species = penguins.pop("species")
+    PX = penguins.drop(columns=["year"])
+    for column in ("island", "sex"):
+        PX[column] = PX[column].astype("category")
+    penguin_model = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1).fit(PX, species)
+
+    settings = Settings(home=home, user="tester")
+    with Registry.open(settings) as registry:
+        registry.register(first, "cancer", sample=X, y=y, aliases=["production"])
+        registry.register(second, "cancer", sample=X, y=y, aliases=["staging"])
+        registry.register(penguin_model, "penguins", sample=PX, y=species, aliases=["production"])
+        store = DeploymentStore(registry.db)
+        for endpoint, ref in (("cancer", "cancer@production"), ("penguins", "penguins@production")):
+            store.put(endpoint, DeploymentSpec.parse({"routes": [{"model": ref}]}), actor="tester")
+    server = ServerProcess(home)
+    try:
+        server.wait_ready()
+        yield {
+            "server": server,
+            "settings": settings,
+            "X": X,
+            "models": {"1.0.0": first, "1.0.1": second},
+            "penguins": (penguin_model, PX),
+        }
+    finally:
+        server.stop()

@@ -1,0 +1,458 @@
+"""The batcher on a real event loop and a real thread pool: boundaries, limits, failures,
+closing, and the once-per-batch ``run`` built by ``run_batched``."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dockyard.errors import DockyardError, PayloadTooLargeError, UnavailableError
+from dockyard.serving.batching import (
+    Batcher,
+    BatchPolicy,
+    QueueFullError,
+    concat_rows,
+    run_batched,
+    split_rows,
+)
+
+Rows = list[tuple[int, int]]
+"""A request: rows tagged (request id, row index)."""
+
+
+class Recorder:
+    """A real ``run``: echoes each request's rows back, remembering every batch it saw, the
+    thread it ran on, and (optionally) blocking until released."""
+
+    def __init__(self, *, hold: bool = False, delay: float = 0.0) -> None:
+        self.batches: list[list[Rows]] = []
+        self.threads: set[int] = set()
+        self.delay = delay
+        self.gate = threading.Event()
+        if not hold:
+            self.gate.set()
+        self.started = threading.Event()
+
+    def __call__(self, items: Sequence[Rows]) -> list[Rows | BaseException]:
+        self.threads.add(threading.get_ident())
+        self.started.set()
+        self.gate.wait(10)
+        if self.delay:
+            time.sleep(self.delay)
+        self.batches.append(list(items))
+        return [
+            ValueError(f"request {item[0][0]} is poisoned")
+            if item and item[0][0] < 0
+            else list(item)
+            for item in items
+        ]
+
+
+def rows_of(request: int, count: int) -> Rows:
+    return [(request, index) for index in range(count)]
+
+
+@pytest.fixture
+def executor() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        yield pool
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coroutine, 20))
+
+
+def test_every_caller_gets_exactly_its_rows_in_order_under_200_concurrent_submits(
+    executor: ThreadPoolExecutor,
+) -> None:
+    recorder = Recorder(delay=0.001)
+    policy = BatchPolicy(max_batch_size=32, max_queue_rows=100_000)
+    sizes = [random.Random(request).randint(1, 12) for request in range(200)]
+    dispatched: list[tuple[int, int]] = []
+
+    async def scenario() -> list[Rows]:
+        batcher: Batcher[Rows, Rows] = Batcher(
+            recorder, policy, executor=executor, on_batch=lambda r, n: dispatched.append((r, n))
+        )
+
+        async def caller(request: int) -> Rows:
+            await asyncio.sleep(random.Random(-request).random() / 100)
+            return await batcher.submit(rows_of(request, sizes[request]), sizes[request])
+
+        return await asyncio.gather(*(caller(request) for request in range(200)))
+
+    answers = run(scenario())
+
+    assert answers == [rows_of(request, size) for request, size in enumerate(sizes)]
+    assert sum(len(batch) for batch in recorder.batches) == 200
+    assert len(recorder.batches) < 200  # requests did share model calls
+    assert [(sum(len(item) for item in batch), len(batch)) for batch in recorder.batches] == (
+        dispatched
+    )
+
+
+def test_batches_hold_at_most_max_batch_size_rows_but_a_big_request_runs_alone(
+    executor: ThreadPoolExecutor,
+) -> None:
+    recorder = Recorder(hold=True)
+    policy = BatchPolicy(max_batch_size=10, max_queue_rows=1000)
+    sizes = [3, 4, 2, 25, 5, 5, 1, 9, 10, 11, 1]
+
+    async def scenario() -> list[Rows]:
+        batcher: Batcher[Rows, Rows] = Batcher(recorder, policy, executor=executor)
+        blocker = asyncio.ensure_future(batcher.submit(rows_of(99, 1), 1))
+        await asyncio.get_running_loop().run_in_executor(None, recorder.started.wait, 5)
+        waiting = [
+            asyncio.ensure_future(batcher.submit(rows_of(request, size), size))
+            for request, size in enumerate(sizes)
+        ]
+        await asyncio.sleep(0)
+        assert batcher.queued_rows == sum(sizes)
+        assert batcher.in_flight == 1
+        recorder.gate.set()
+        await blocker
+        return list(await asyncio.gather(*waiting))
+
+    answers = run(scenario())
+
+    assert answers == [rows_of(request, size) for request, size in enumerate(sizes)]
+    batch_rows = [[len(item) for item in batch] for batch in recorder.batches[1:]]
+    # FIFO, never split, never reordered; 25 and 11 exceed the limit and run alone.
+    assert batch_rows == [[3, 4, 2], [25], [5, 5], [1, 9], [10], [11], [1]]
+
+
+def test_one_failing_request_fails_alone(executor: ThreadPoolExecutor) -> None:
+    recorder = Recorder(hold=True)
+
+    async def scenario() -> list[Any]:
+        batcher: Batcher[Rows, Rows] = Batcher(recorder, BatchPolicy(), executor=executor)
+        first = asyncio.ensure_future(batcher.submit(rows_of(0, 1), 1))
+        await asyncio.get_running_loop().run_in_executor(None, recorder.started.wait, 5)
+        rest = [
+            asyncio.ensure_future(batcher.submit(rows_of(request, 2), 2)) for request in (1, -2, 3)
+        ]
+        await asyncio.sleep(0)
+        assert batcher.queued_rows == 6
+        recorder.gate.set()
+        return list(await asyncio.gather(first, *rest, return_exceptions=True))
+
+    first, one, poisoned, three = run(scenario())
+
+    assert [len(batch) for batch in recorder.batches] == [1, 3]  # the failure shared a batch
+    assert (first, one, three) == (rows_of(0, 1), rows_of(1, 2), rows_of(3, 2))
+    assert isinstance(poisoned, ValueError)
+    assert str(poisoned) == "request -2 is poisoned"
+
+
+def test_run_raising_fails_its_whole_batch_and_the_batcher_goes_on(
+    executor: ThreadPoolExecutor,
+) -> None:
+    calls: list[int] = []
+
+    def flaky(items: Sequence[int]) -> list[int]:
+        calls.append(len(items))
+        if len(calls) == 1:
+            raise RuntimeError("model crashed")
+        return [item * 2 for item in items]
+
+    async def scenario() -> tuple[list[Any], int]:
+        batcher: Batcher[int, int] = Batcher(flaky, BatchPolicy(), executor=executor)
+        failed = await asyncio.gather(
+            batcher.submit(1, 1), batcher.submit(2, 1), return_exceptions=True
+        )
+        return failed, await batcher.submit(21, 1)
+
+    failed, later = run(scenario())
+
+    assert [str(error) for error in failed] == ["model crashed", "model crashed"]
+    assert later == 42
+
+
+def test_a_full_queue_refuses_without_losing_anything(executor: ThreadPoolExecutor) -> None:
+    recorder = Recorder(hold=True)
+    policy = BatchPolicy(max_batch_size=8, max_queue_rows=10)
+
+    async def scenario() -> tuple[list[Rows], QueueFullError, PayloadTooLargeError]:
+        batcher: Batcher[Rows, Rows] = Batcher(recorder, policy, executor=executor)
+        running = asyncio.ensure_future(batcher.submit(rows_of(0, 8), 8))
+        await asyncio.get_running_loop().run_in_executor(None, recorder.started.wait, 5)
+        queued = [asyncio.ensure_future(batcher.submit(rows_of(i, 3), 3)) for i in (1, 2, 3)]
+        await asyncio.sleep(0)
+        assert batcher.queued_rows == 9
+        with pytest.raises(QueueFullError) as full:
+            await batcher.submit(rows_of(4, 2), 2)
+        with pytest.raises(PayloadTooLargeError) as huge:
+            await batcher.submit(rows_of(5, 11), 11)
+        assert batcher.queued_rows == 9
+        tail = asyncio.ensure_future(batcher.submit(rows_of(6, 1), 1))  # still fits
+        recorder.gate.set()
+        answers = list(await asyncio.gather(running, *queued, tail))
+        return answers, full.value, huge.value
+
+    answers, full, huge = run(scenario())
+
+    assert answers == [rows_of(0, 8), rows_of(1, 3), rows_of(2, 3), rows_of(3, 3), rows_of(6, 1)]
+    assert (full.status, full.code, full.exit_code) == (503, "queue_full", 7)
+    assert isinstance(full, UnavailableError)
+    assert "overloaded" in full.message
+    assert "backoff" in str(full)
+    assert full.details == {"rows": 2, "queued_rows": 9, "max_queue_rows": 10}
+    assert huge.status == 413
+
+
+def test_close_drains_queued_and_running_requests_then_refuses(
+    executor: ThreadPoolExecutor,
+) -> None:
+    recorder = Recorder(hold=True)
+    policy = BatchPolicy(max_batch_size=4, max_wait_ms=10_000)
+
+    async def scenario() -> tuple[list[Rows], UnavailableError, int]:
+        batcher: Batcher[Rows, Rows] = Batcher(recorder, policy, executor=executor)
+        first = asyncio.ensure_future(batcher.submit(rows_of(0, 4), 4))
+        await asyncio.get_running_loop().run_in_executor(None, recorder.started.wait, 5)
+        queued = [asyncio.ensure_future(batcher.submit(rows_of(i, 1), 1)) for i in (1, 2)]
+        await asyncio.sleep(0)
+        closing = asyncio.ensure_future(batcher.close())
+        await asyncio.sleep(0.01)
+        assert not closing.done()
+        with pytest.raises(UnavailableError) as refused:
+            await batcher.submit(rows_of(3, 1), 1)
+        recorder.gate.set()
+        started = time.monotonic()
+        await closing  # does not wait out the 10 s max_wait: nothing more can arrive
+        assert time.monotonic() - started < 5
+        assert all(future.done() for future in [first, *queued])
+        return [first.result(), *(f.result() for f in queued)], refused.value, batcher.in_flight
+
+    answers, refused, in_flight = run(scenario())
+
+    assert answers == [rows_of(0, 4), rows_of(1, 1), rows_of(2, 1)]
+    assert (refused.status, refused.code) == (503, "unavailable")
+    assert "shutting down" in refused.message
+    assert in_flight == 0
+
+
+def test_run_never_executes_on_the_event_loop_thread(executor: ThreadPoolExecutor) -> None:
+    recorder = Recorder()
+
+    async def scenario() -> int:
+        batcher: Batcher[Rows, Rows] = Batcher(recorder, BatchPolicy(), executor=executor)
+        await asyncio.gather(*(batcher.submit(rows_of(i, 1), 1) for i in range(20)))
+        return threading.get_ident()
+
+    loop_thread = run(scenario())
+
+    assert recorder.threads
+    assert loop_thread not in recorder.threads
+
+
+def test_max_wait_gathers_requests_that_arrive_apart(executor: ThreadPoolExecutor) -> None:
+    recorder = Recorder()
+    policy = BatchPolicy(max_batch_size=64, max_wait_ms=200)
+
+    async def scenario() -> float:
+        batcher: Batcher[Rows, Rows] = Batcher(recorder, policy, executor=executor)
+        started = time.monotonic()
+
+        async def later(request: int) -> Rows:
+            await asyncio.sleep(request * 0.01)
+            return await batcher.submit(rows_of(request, 1), 1)
+
+        await asyncio.gather(*(later(request) for request in range(5)))
+        return time.monotonic() - started
+
+    elapsed = run(scenario())
+
+    assert [len(batch) for batch in recorder.batches] == [5]
+    assert elapsed >= 0.19  # waited for the oldest request's max_wait
+
+
+def test_max_wait_dispatches_at_once_when_the_batch_is_full(
+    executor: ThreadPoolExecutor,
+) -> None:
+    recorder = Recorder()
+    policy = BatchPolicy(max_batch_size=4, max_wait_ms=5_000)
+
+    async def scenario() -> float:
+        batcher: Batcher[Rows, Rows] = Batcher(recorder, policy, executor=executor)
+        started = time.monotonic()
+        await asyncio.gather(*(batcher.submit(rows_of(i, 2), 2) for i in range(2)))
+        return time.monotonic() - started
+
+    elapsed = run(scenario())
+
+    assert [len(batch) for batch in recorder.batches] == [2]
+    assert elapsed < 2
+
+
+def test_without_max_wait_a_lone_request_is_dispatched_immediately(
+    executor: ThreadPoolExecutor,
+) -> None:
+    recorder = Recorder(hold=True)
+    dispatched = threading.Event()
+
+    async def scenario() -> Rows:
+        batcher: Batcher[Rows, Rows] = Batcher(
+            recorder, BatchPolicy(), executor=executor, on_batch=lambda r, n: dispatched.set()
+        )
+        pending = asyncio.ensure_future(batcher.submit(rows_of(7, 3), 3))
+        await asyncio.sleep(0)  # one turn of the loop, no timer
+        await asyncio.sleep(0)
+        assert dispatched.is_set()
+        assert batcher.in_flight == 1
+        assert batcher.queued_rows == 0
+        recorder.gate.set()
+        return await pending
+
+    assert run(scenario()) == rows_of(7, 3)
+    assert [len(batch) for batch in recorder.batches] == [1]
+
+
+def test_a_caller_cancelled_while_queued_frees_its_rows_and_is_skipped(
+    executor: ThreadPoolExecutor,
+) -> None:
+    recorder = Recorder(hold=True)
+
+    async def scenario() -> Rows:
+        batcher: Batcher[Rows, Rows] = Batcher(recorder, BatchPolicy(), executor=executor)
+        first = asyncio.ensure_future(batcher.submit(rows_of(0, 1), 1))
+        await asyncio.get_running_loop().run_in_executor(None, recorder.started.wait, 5)
+        doomed = asyncio.ensure_future(batcher.submit(rows_of(1, 5), 5))
+        kept = asyncio.ensure_future(batcher.submit(rows_of(2, 2), 2))
+        await asyncio.sleep(0)
+        doomed.cancel()
+        await asyncio.sleep(0)
+        assert batcher.queued_rows == 2
+        recorder.gate.set()
+        await first
+        return await kept
+
+    assert run(scenario()) == rows_of(2, 2)
+    assert [[item[0][0] for item in batch] for batch in recorder.batches] == [[0], [2]]
+
+
+def test_a_miscounting_run_fails_its_batch_with_a_clear_error(
+    executor: ThreadPoolExecutor,
+) -> None:
+    async def scenario() -> BaseException:
+        batcher: Batcher[int, int] = Batcher(lambda items: [1], BatchPolicy(), executor=executor)
+        results = await asyncio.gather(
+            batcher.submit(1, 1), batcher.submit(2, 1), return_exceptions=True
+        )
+        assert isinstance(results[0], DockyardError)
+        return results[0]
+
+    error = run(scenario())
+    assert "returned 1 results for 2 requests" in str(error)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"max_batch_size": 0}, {"max_wait_ms": -1.0}, {"max_queue_rows": 0}]
+)
+def test_policy_rejects_nonsense(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        BatchPolicy(**kwargs)
+
+
+# --- run_batched -----------------------------------------------------------------------------
+
+
+def doubling(calls: list[int]) -> Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]]:
+    def predict(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        calls.append(len(x))
+        if np.isnan(x).any():
+            raise ValueError("NaN in input")
+        return x[:, 0] * 2
+
+    return predict
+
+
+def test_run_batched_predicts_once_and_splits_by_rows() -> None:
+    calls: list[int] = []
+    run_all = run_batched(doubling(calls))
+    inputs = [np.full((n, 2), float(n)) for n in (1, 3, 2)]
+
+    results = run_all(inputs)
+
+    assert calls == [6]
+    assert [r.tolist() for r in results if isinstance(r, np.ndarray)] == [
+        [2.0],
+        [6.0, 6.0, 6.0],
+        [4.0, 4.0],
+    ]
+
+
+def test_run_batched_retries_alone_so_only_the_bad_input_fails() -> None:
+    calls: list[int] = []
+    run_all = run_batched(doubling(calls))
+    bad = np.array([[np.nan, 1.0]])
+
+    good_before, failed, good_after = run_all([np.ones((2, 2)), bad, np.ones((1, 2))])
+
+    assert calls == [4, 2, 1, 1]
+    assert isinstance(failed, ValueError)
+    assert isinstance(good_before, np.ndarray)
+    assert good_before.tolist() == [2.0, 2.0]
+    assert isinstance(good_after, np.ndarray)
+    assert good_after.tolist() == [2.0]
+
+
+def test_run_batched_through_a_batcher_keeps_boundaries(executor: ThreadPoolExecutor) -> None:
+    calls: list[int] = []
+    run_all = run_batched(doubling(calls))
+
+    async def scenario() -> list[Any]:
+        batcher: Batcher[np.ndarray[Any, Any], np.ndarray[Any, Any]] = Batcher(
+            run_all, BatchPolicy(max_batch_size=16), executor=executor
+        )
+        inputs = [np.full((n % 4 + 1, 3), float(n)) for n in range(40)]
+        return list(await asyncio.gather(*(batcher.submit(x, len(x)) for x in inputs)))
+
+    answers = run(scenario())
+
+    assert [a.tolist() for a in answers] == [[2.0 * n] * (n % 4 + 1) for n in range(40)]
+    assert len(calls) < 40
+
+
+def test_frames_with_different_dtypes_are_predicted_alone_not_coerced() -> None:
+    seen: list[list[str]] = []
+
+    def predict(frame: pd.DataFrame) -> np.ndarray[Any, Any]:
+        seen.append([str(dtype) for dtype in frame.dtypes])
+        return frame["a"].to_numpy()
+
+    run_all = run_batched(predict)
+    ints, floats = pd.DataFrame({"a": [1, 2]}), pd.DataFrame({"a": [0.5]})
+    same = pd.DataFrame({"a": [3, 4]})
+
+    assert [r.tolist() for r in run_all([ints, same])] == [[1, 2], [3, 4]]
+    assert [r.tolist() for r in run_all([ints, floats])] == [[1, 2], [0.5]]
+    assert seen == [["int64"], ["int64"], ["float64"]]
+
+
+def test_concat_and_split_round_trip_tuples_and_frames() -> None:
+    frames = [
+        pd.DataFrame({"x": [1.0, 2.0], "s": ["a", "b"]}),
+        pd.DataFrame({"x": [3.0], "s": ["c"]}),
+    ]
+    combined = concat_rows(frames)
+    labels, proba = combined["s"].to_numpy(), np.arange(6.0).reshape(3, 2)
+
+    pieces = split_rows((labels, proba, None), [2, 1])
+
+    assert combined["x"].tolist() == [1.0, 2.0, 3.0]
+    assert [piece[0].tolist() for piece in pieces] == [["a", "b"], ["c"]]
+    assert [piece[1].tolist() for piece in pieces] == [[[0.0, 1.0], [2.0, 3.0]], [[4.0, 5.0]]]
+    assert [piece[2] for piece in pieces] == [None, None]
+    assert [p["s"].tolist() for p in split_rows(combined, [1, 2])] == [["a"], ["b", "c"]]
+    with pytest.raises(ValueError, match="3 rows for 4"):
+        split_rows(labels, [2, 2])
