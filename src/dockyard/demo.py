@@ -1,13 +1,15 @@
-"""``make demo``: train two models on bundled data, register them, move aliases, and show the
-registry the way a user sees it.
+"""``make demo``: train two models on bundled data, register them, move aliases, show the
+registry the way a user sees it, deploy both, and serve them on http://127.0.0.1:8000.
 
 Runs against a fresh registry in ``./.dockyard-demo`` (or ``DOCKYARD_HOME`` if set), so it
 never touches your real one. Needs the ``dev`` extra (LightGBM, palmerpenguins).
+``--no-serve`` stops before starting the server; ``--port`` picks another port.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -67,7 +69,13 @@ def _train_penguins() -> tuple[Any, Any, Any, float]:
     return model, X_train, y_train, accuracy
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m dockyard.demo", description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DOCKYARD_DEMO_PORT", 8000)))
+    parser.add_argument("--no-serve", action="store_true", help="Stop before serving.")
+    args = parser.parse_args(argv)
     home = Path(os.environ.get("DOCKYARD_HOME", ".dockyard-demo")).resolve()
     if home.name == ".dockyard-demo" and home.exists():
         shutil.rmtree(home)
@@ -162,8 +170,27 @@ def main() -> None:
     _cli("models", "show", "cancer")
     _cli("models", "show", "penguins@production")
     _cli("events", "--limit", "12")
-    console.print()
-    console.print(f"Try it yourself: DOCKYARD_HOME={home} .venv/bin/dockyard models list")
+
+    _step("6. Deploy both and serve them")
+    _cli("deploy", "cancer", "cancer@production")
+    _cli("deploy", "penguins", "penguins@production", "--max-batch-size", "128")
+    base = f"http://127.0.0.1:{args.port}"
+    body = json.dumps({"instances": [record]})
+    console.print("\nOnce the server says it is ready, in another terminal:")
+    console.print(
+        f"  curl -s {base}/v1/endpoints/penguins/predict -H 'content-type: application/json' "
+        f"-d '{body}'",
+        soft_wrap=True,
+    )
+    for line in (
+        f"  curl -s {base}/v2/models/cancer   # Open Inference Protocol metadata",
+        f"  curl -s {base}/metrics | grep dockyard_requests_total",
+        f"  DOCKYARD_HOME={home} .venv/bin/dockyard models list\n",
+    ):
+        console.print(line, soft_wrap=True)
+    if args.no_serve:
+        return
+    _cli("serve", "--port", str(args.port))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,16 @@
+"""Save a joblib scikit-learn model as an MLflow model folder (run in MLflow's virtualenv).
+
+Run: python mlflow_save.py lr.joblib mlflow-lr/
+"""
+
+from __future__ import annotations
+
+import sys
+
+import joblib
+import mlflow.sklearn
+import numpy as np
+
+model = joblib.load(sys.argv[1])
+example = np.zeros((1, model.n_features_in_))
+mlflow.sklearn.save_model(model, sys.argv[2], input_example=example)

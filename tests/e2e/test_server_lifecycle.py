@@ -1,0 +1,198 @@
+"""Server lifecycle: failed loads, graceful shutdown, several workers, the CLI around it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from conftest import ServerProcess
+
+from dockyard.registry import Registry
+from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
+from dockyard.settings import Settings
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> tuple[Path, Any]:
+    """A registry with two versions of a small classifier, deployed as endpoint 'm'."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    y = (X[:, 0] > 0).astype(int)
+    home = tmp_path / "home"
+    with Registry.open(Settings(home=home, user="tester")) as registry:
+        registry.register(LogisticRegression().fit(X, y), "m", sample=X, y=y, aliases=["prod"])
+        registry.register(LogisticRegression(C=0.01).fit(X, y), "m", sample=X, y=y)
+        DeploymentStore(registry.db).put(
+            "m", DeploymentSpec.parse({"routes": [{"model": "m@prod"}]}), actor="tester"
+        )
+    return home, X
+
+
+def _serving(url: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{url}/api/deployments/m", timeout=10).json())
+
+
+def _row(X: Any) -> bytes:
+    return orjson.dumps({"instances": [{f"x{i}": float(v) for i, v in enumerate(X[0])}]})
+
+
+def test_a_version_that_fails_to_load_leaves_the_old_one_serving(home: Any) -> None:
+    path, X = home
+    settings = Settings(home=path, user="tester")
+    server = ServerProcess(path)
+    try:
+        server.wait_ready()
+        with Registry.open(settings) as registry:
+            broken = registry.get_version("m@1.0.1")
+            for digest in {broken.digest, (broken.accelerated or {}).get("digest")} - {None}:
+                Path(registry.artifacts.path(str(digest))).write_bytes(b"corrupted")
+            registry.set_alias("m@1.0.1", "prod")
+        deadline = time.monotonic() + 30
+        while _serving(server.url)["error"] is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        status = _serving(server.url)
+        assert "corrupted" in status["error"]
+        assert status["serving"][0]["version"] == "m@1.0.0"
+        answer = httpx.post(f"{server.url}/v1/endpoints/m/predict", content=_row(X))
+        assert answer.status_code == 200
+        assert answer.json()["version"] == "1.0.0"
+        assert httpx.get(f"{server.url}/readyz").status_code == 200  # still serving
+    finally:
+        server.stop()
+
+
+def test_sigterm_finishes_in_flight_requests(home: Any) -> None:
+    path, X = home
+    server = ServerProcess(path)
+    server.wait_ready()
+    statuses: list[int] = []
+    errors: list[BaseException] = []
+    payload = _row(X)
+
+    def client() -> None:
+        with httpx.Client(timeout=30) as http:
+            for _ in range(200):
+                try:
+                    statuses.append(
+                        http.post(
+                            f"{server.url}/v1/endpoints/m/predict", content=payload
+                        ).status_code
+                    )
+                except httpx.HTTPError as exc:  # refused after shutdown began: expected
+                    errors.append(exc)
+                    return
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    code = server.stop()
+    for thread in threads:
+        thread.join()
+    # uvicorn finishes shutting down, then re-raises SIGTERM so the exit status tells why
+    assert code in (0, -signal.SIGTERM), server.log.read_text()
+    assert statuses
+    assert set(statuses) == {200}  # every request that got an answer succeeded
+    assert all(isinstance(e, httpx.ConnectError | httpx.RemoteProtocolError) for e in errors)
+    assert "Application shutdown complete" in server.log.read_text()
+
+
+def test_two_workers_share_the_port_and_metrics(home: Any) -> None:
+    path, X = home
+    server = ServerProcess(path, args=("--workers", "2"))
+    try:
+        server.wait_ready()
+        with httpx.Client(timeout=30) as http:
+            for _ in range(40):
+                response = http.post(f"{server.url}/v1/endpoints/m/predict", content=_row(X))
+                assert response.status_code == 200
+            time.sleep(0.2)
+            metrics = http.get(f"{server.url}/metrics").text
+        total = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith('dockyard_requests_total{endpoint="m"')
+        )
+        assert total == 40  # summed over both workers, whichever answered the scrape
+    finally:
+        server.stop()
+
+
+def test_deploy_and_predict_commands(home: Any, tmp_path: Path) -> None:
+    path, X = home
+    env = {"DOCKYARD_HOME": str(path), "PATH": "/usr/bin:/bin"}
+    run = [sys.executable, "-m", "dockyard"]
+    result = subprocess.run(
+        [*run, "deploy", "m2", "m@1.0.0", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(result.stdout)["revision"] == 1
+    refused = subprocess.run(
+        [*run, "deploy", "m3", "ghost@prod"], env=env, capture_output=True, text=True
+    )
+    assert refused.returncode == 4
+    assert refused.stderr.startswith("error: ")
+    listed = subprocess.run(
+        [*run, "deployments", "--json"], env=env, capture_output=True, text=True, check=True
+    )
+    assert {d["name"] for d in json.loads(listed.stdout)} == {"m", "m2"}
+
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([{f"x{i}": float(v) for i, v in enumerate(r)} for r in X[:3]]))
+    server = ServerProcess(path)
+    try:
+        server.wait_ready()
+        predicted = subprocess.run(
+            [*run, "predict", "m2", "--data", str(rows), "--url", server.url, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        body = json.loads(predicted.stdout)
+        assert body["version"] == "1.0.0"
+        assert len(body["predictions"]) == 3
+        missing = subprocess.run(
+            [*run, "predict", "nope", "--data", str(rows), "--url", server.url],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert missing.returncode == 4
+        assert "nope" in missing.stderr
+    finally:
+        server.stop()
+
+
+def test_demo_runs_end_to_end_without_serving(tmp_path: Path) -> None:
+    env = {"DOCKYARD_HOME": str(tmp_path / "demo"), "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
+    result = subprocess.run(
+        [sys.executable, "-m", "dockyard.demo", "--no-serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    for expected in (
+        "cancer@production → 1.1.0",
+        "Endpoint penguins revision 1",
+        "/v1/endpoints/penguins/predict",
+        "bad input refused",
+    ):
+        assert expected in result.stdout
