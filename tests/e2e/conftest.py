@@ -72,6 +72,21 @@ class ServerProcess:
         return int(self.process.returncode)
 
 
+@pytest.fixture
+def start_server() -> Iterator[Any]:
+    """Start ``dockyard serve`` processes; every one is stopped when the test ends."""
+    started: list[ServerProcess] = []
+
+    def start(home: Path, *args: str, **kwargs: Any) -> ServerProcess:
+        server = ServerProcess(home, args=args, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A registry with the breast-cancer pipeline (two versions) and a penguin LightGBM

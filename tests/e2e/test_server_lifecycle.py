@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from conftest import ServerProcess
 
 from dockyard.registry import Registry
 from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
@@ -48,34 +47,33 @@ def _row(X: Any) -> bytes:
     return orjson.dumps({"instances": [{f"x{i}": float(v) for i, v in enumerate(X[0])}]})
 
 
-def test_a_version_that_fails_to_load_leaves_the_old_one_serving(home: Any) -> None:
+def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
+    home: Any, start_server: Any
+) -> None:
     path, X = home
     settings = Settings(home=path, user="tester")
-    server = ServerProcess(path)
-    try:
-        server.wait_ready()
-        with Registry.open(settings) as registry:
-            broken = registry.get_version("m@1.0.1")
-            for digest in {broken.digest, (broken.accelerated or {}).get("digest")} - {None}:
-                Path(registry.artifacts.path(str(digest))).write_bytes(b"corrupted")
-            registry.set_alias("m@1.0.1", "prod")
-        deadline = time.monotonic() + 30
-        while _serving(server.url)["error"] is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        status = _serving(server.url)
-        assert "corrupted" in status["error"]
-        assert status["serving"][0]["version"] == "m@1.0.0"
-        answer = httpx.post(f"{server.url}/v1/endpoints/m/predict", content=_row(X))
-        assert answer.status_code == 200
-        assert answer.json()["version"] == "1.0.0"
-        assert httpx.get(f"{server.url}/readyz").status_code == 200  # still serving
-    finally:
-        server.stop()
+    server = start_server(path)
+    server.wait_ready()
+    with Registry.open(settings) as registry:
+        broken = registry.get_version("m@1.0.1")
+        for digest in {broken.digest, (broken.accelerated or {}).get("digest")} - {None}:
+            Path(registry.artifacts.path(str(digest))).write_bytes(b"corrupted")
+        registry.set_alias("m@1.0.1", "prod")
+    deadline = time.monotonic() + 30
+    while _serving(server.url)["error"] is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    status = _serving(server.url)
+    assert "corrupted" in status["error"]
+    assert status["serving"][0]["version"] == "m@1.0.0"
+    answer = httpx.post(f"{server.url}/v1/endpoints/m/predict", content=_row(X))
+    assert answer.status_code == 200
+    assert answer.json()["version"] == "1.0.0"
+    assert httpx.get(f"{server.url}/readyz").status_code == 200  # still serving
 
 
-def test_sigterm_finishes_in_flight_requests(home: Any) -> None:
+def test_sigterm_finishes_in_flight_requests(home: Any, start_server: Any) -> None:
     path, X = home
-    server = ServerProcess(path)
+    server = start_server(path)
     server.wait_ready()
     statuses: list[int] = []
     errors: list[BaseException] = []
@@ -109,28 +107,25 @@ def test_sigterm_finishes_in_flight_requests(home: Any) -> None:
     assert "Application shutdown complete" in server.log.read_text()
 
 
-def test_two_workers_share_the_port_and_metrics(home: Any) -> None:
+def test_two_workers_share_the_port_and_metrics(home: Any, start_server: Any) -> None:
     path, X = home
-    server = ServerProcess(path, args=("--workers", "2"))
-    try:
-        server.wait_ready()
-        with httpx.Client(timeout=30) as http:
-            for _ in range(40):
-                response = http.post(f"{server.url}/v1/endpoints/m/predict", content=_row(X))
-                assert response.status_code == 200
-            time.sleep(0.2)
-            metrics = http.get(f"{server.url}/metrics").text
-        total = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in metrics.splitlines()
-            if line.startswith('dockyard_requests_total{endpoint="m"')
-        )
-        assert total == 40  # summed over both workers, whichever answered the scrape
-    finally:
-        server.stop()
+    server = start_server(path, "--workers", "2")
+    server.wait_ready()
+    with httpx.Client(timeout=30) as http:
+        for _ in range(40):
+            response = http.post(f"{server.url}/v1/endpoints/m/predict", content=_row(X))
+            assert response.status_code == 200
+        time.sleep(0.2)
+        metrics = http.get(f"{server.url}/metrics").text
+    total = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith('dockyard_requests_total{endpoint="m"')
+    )
+    assert total == 40  # summed over both workers, whichever answered the scrape
 
 
-def test_deploy_and_predict_commands(home: Any, tmp_path: Path) -> None:
+def test_deploy_and_predict_commands(home: Any, tmp_path: Path, start_server: Any) -> None:
     path, X = home
     env = {"DOCKYARD_HOME": str(path), "PATH": "/usr/bin:/bin"}
     run = [sys.executable, "-m", "dockyard"]
@@ -154,29 +149,26 @@ def test_deploy_and_predict_commands(home: Any, tmp_path: Path) -> None:
 
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps([{f"x{i}": float(v) for i, v in enumerate(r)} for r in X[:3]]))
-    server = ServerProcess(path)
-    try:
-        server.wait_ready()
-        predicted = subprocess.run(
-            [*run, "predict", "m2", "--data", str(rows), "--url", server.url, "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        body = json.loads(predicted.stdout)
-        assert body["version"] == "1.0.0"
-        assert len(body["predictions"]) == 3
-        missing = subprocess.run(
-            [*run, "predict", "nope", "--data", str(rows), "--url", server.url],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        assert missing.returncode == 4
-        assert "nope" in missing.stderr
-    finally:
-        server.stop()
+    server = start_server(path)
+    server.wait_ready()
+    predicted = subprocess.run(
+        [*run, "predict", "m2", "--data", str(rows), "--url", server.url, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    body = json.loads(predicted.stdout)
+    assert body["version"] == "1.0.0"
+    assert len(body["predictions"]) == 3
+    missing = subprocess.run(
+        [*run, "predict", "nope", "--data", str(rows), "--url", server.url],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 4
+    assert "nope" in missing.stderr
 
 
 def test_demo_runs_end_to_end_without_serving(tmp_path: Path) -> None:

@@ -1,0 +1,952 @@
+"""Serving benchmarks: Dockyard beside its ceilings and its peers, under the same wrk load.
+
+One row of 20 floats per request, to a server on loopback, one server at a time:
+
+* ceilings (``benchmarks/baselines/``, uvicorn with uvloop and httptools, one process): a
+  bare ASGI app returning a constant, a Starlette endpoint returning a constant, and a
+  Starlette endpoint calling scikit-learn ``predict`` inline;
+* Dockyard (``python -m dockyard serve``, one process, validation and metrics on): logistic
+  regression and a random forest (100 trees, depth 10) served by default (ONNX twin,
+  batching up to 64 rows, no wait), and the forest in its native runtime with and without
+  batching (``max_batch_size`` 1);
+* peers, each installed by this script into its own virtualenv under
+  ``benchmarks/.work/venvs/`` (cached between runs): MLServer (defaults, and with adaptive
+  batching), BentoML, ``mlflow models serve`` and Ray Serve. A peer that cannot be installed
+  or started is reported with the reason; the run goes on.
+
+Each figure comes with p50/p99 latency, error counts (a run with any is flagged) and the
+server's RSS (VmRSS summed over its process tree, the peak sampled during the run). The
+targets of issue 3 are checked as ratios measured in this same run.
+
+Run:  .venv/bin/python benchmarks/serving.py [--duration 10] [--peers mlserver,bentoml,...]
+      [--skip-peers] [--connections 16,64]    (needs wrk: apt-get install -y wrk)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+FEATURES = 20
+PEERS = ("mlserver", "bentoml", "mlflow", "ray")
+PEER_REQUIREMENTS = {
+    "mlserver": ["mlserver==1.7.*", "mlserver-sklearn==1.7.*"],
+    "bentoml": ["bentoml==1.4.*"],
+    "mlflow": ["mlflow==3.*"],
+    "ray": ["ray[serve]==2.*"],
+}
+MODELS = {"lr": "logistic regression", "rf": "random forest (100 trees, depth 10)"}
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One wrk measurement of one server configuration."""
+
+    server: str
+    model: str
+    connections: int
+    requests_per_s: float = 0.0
+    p50_ms: float = float("nan")
+    p99_ms: float = float("nan")
+    requests: int = 0
+    non_2xx: int = 0
+    socket_errors: int = 0
+    rss_mib: float = 0.0
+    note: str = ""
+
+    @property
+    def errors(self) -> int:
+        return self.non_2xx + self.socket_errors
+
+
+@dataclass
+class Results:
+    runs: list[Run] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def find(self, server: str, model: str, connections: int) -> Run | None:
+        for run in self.runs:
+            if (run.server, run.model, run.connections) == (server, model, connections):
+                return run
+        return None
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every live descendant, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def rss_mib(pids: Sequence[int]) -> float:
+    total_kib = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kib += int(line.split()[1])
+        except OSError:
+            continue
+    return total_kib / 1024
+
+
+class Server:
+    """A server process in its own session: started, probed until it answers, stopped."""
+
+    def __init__(self, command: Sequence[str], *, env: dict[str, str], cwd: Path, log: Path):
+        self.command = list(command)
+        self.env = {**os.environ, **env}
+        self.cwd = cwd
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+        self.seen: set[int] = set()
+
+    def start(self, url: str, body: bytes, timeout_s: float) -> str:
+        """Start and wait until ``POST url body`` answers 200; return that answer."""
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                env=self.env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"exited with {self.process.returncode}: {self.tail()}")
+            status, answer = post(url, body)
+            if status == 200:
+                self.seen.update(process_tree(self.process.pid))
+                return answer
+            last = f"HTTP {status}: {answer[:200]}" if status else answer
+            time.sleep(0.5)
+        raise RuntimeError(f"not answering after {timeout_s:.0f} s ({last}); {self.tail()}")
+
+    def rss(self) -> float:
+        assert self.process is not None
+        tree = process_tree(self.process.pid)
+        self.seen.update(tree)
+        return rss_mib(tree)
+
+    def tail(self, lines: int = 6) -> str:
+        try:
+            text = self.log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(line.strip()[:200] for line in text[-lines:])
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.seen.update(process_tree(self.process.pid))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=20)
+        for pid in [self.process.pid, *self.seen]:  # stragglers that left the session
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+def post(url: str, body: bytes, timeout: float = 10) -> tuple[int, str]:
+    request = urllib.request.Request(
+        url, data=body, headers={"content-type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    except (OSError, ValueError) as exc:
+        return 0, f"{type(exc).__name__}: {exc}"
+
+
+# --- load ----------------------------------------------------------------------------------
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * _UNITS[unit]
+
+
+def wrk_script(work: Path, body: bytes) -> Path:
+    path = work / "wrk" / f"{hashlib.sha1(body).hexdigest()[:12]}.lua"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = [==[{body.decode()}]==]\n"
+    )
+    return path
+
+
+def wrk(url: str, script: Path, connections: int, seconds: float, threads: int) -> str:
+    command = [
+        "wrk",
+        f"-t{min(threads, connections)}",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
+
+
+def parse_wrk(output: str, run: Run) -> None:
+    found = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    run.requests_per_s = float(found.group(1)) if found else 0.0
+    found = re.search(r"(\d+) requests in", output)
+    run.requests = int(found.group(1)) if found else 0
+    for percent, attribute in (("50", "p50_ms"), ("99", "p99_ms")):
+        found = re.search(rf"^\s+{percent}%\s+(\S+)", output, re.MULTILINE)
+        if found:
+            setattr(run, attribute, _ms(found.group(1)))
+    found = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    run.non_2xx = int(found.group(1)) if found else 0
+    found = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    run.socket_errors = sum(int(n) for n in found.groups()) if found else 0
+
+
+def measure(
+    server: Server,
+    url: str,
+    script: Path,
+    run: Run,
+    args: argparse.Namespace,
+) -> Run:
+    """Warm up, then one wrk run while a thread samples the server's RSS."""
+    if args.warmup > 0:
+        wrk(url, script, run.connections, args.warmup, args.threads)
+    peak = [server.rss()]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.25):
+            peak.append(server.rss())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        output = wrk(url, script, run.connections, args.duration, args.threads)
+    finally:
+        stop.set()
+        sampler.join()
+    parse_wrk(output, run)
+    run.rss_mib = max(peak)
+    flag = "  ⚠ ERRORS" if run.errors else ""
+    print(
+        f"  {run.server:<44} {run.model} c={run.connections:<3} "
+        f"{run.requests_per_s:>9,.0f} req/s  p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms"
+        f"  RSS {run.rss_mib:6.0f} MiB  non-2xx {run.non_2xx} socket {run.socket_errors}{flag}",
+        flush=True,
+    )
+    return run
+
+
+@dataclass
+class Config:
+    """One server to start and the loads to put on it."""
+
+    server: str  # the row label
+    model: str  # "lr", "rf", or "-" for constant servers
+    command: list[str]
+    url: str
+    body: bytes
+    connections: list[int]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = HERE
+    start_timeout_s: float = 120
+    prepare: Callable[[], None] | None = None
+    check: Callable[[str], str] | None = None  # answer -> note, raises if wrong
+
+
+def run_config(config: Config, args: argparse.Namespace, results: Results) -> None:
+    key = f"{config.server} / {config.model}"
+    log = args.work / "logs" / (re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-") + ".log")
+    server = Server(config.command, env=config.env, cwd=config.cwd, log=log)
+    try:
+        if config.prepare is not None:
+            config.prepare()
+        answer = server.start(config.url, config.body, config.start_timeout_s)
+        note = config.check(answer) if config.check is not None else ""
+        script = wrk_script(args.work, config.body)
+        for connections in config.connections:
+            run = Run(config.server, config.model, connections, note=note)
+            results.runs.append(measure(server, config.url, script, run, args))
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        results.unavailable[key] = reason
+        print(f"  {key}: could not run: {reason[:600]}", flush=True)
+    finally:
+        server.stop()
+
+
+# --- models --------------------------------------------------------------------------------
+
+
+def fit_models(work: Path) -> tuple[dict[str, Any], Any, Any]:
+    import joblib
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5000, FEATURES))
+    y = (X[:, 0] + X[:, 1] * X[:, 2] + rng.normal(size=5000) > 0).astype(int)
+    models = {
+        "lr": LogisticRegression(max_iter=1000).fit(X, y),
+        "rf": RandomForestClassifier(n_estimators=100, max_depth=10, random_state=0, n_jobs=1).fit(
+            X, y
+        ),
+    }
+    (work / "models").mkdir(parents=True, exist_ok=True)
+    for name, model in models.items():
+        joblib.dump(model, work / "models" / f"{name}.joblib")
+    return models, X, y
+
+
+def row(X: Any) -> list[float]:
+    return [float(v) for v in X[0]]
+
+
+def bodies(values: list[float]) -> dict[str, bytes]:
+    records = {"instances": [{f"x{i}": v for i, v in enumerate(values)}]}
+    tensor = {"inputs": [{"name": "input-0", "shape": [1, FEATURES], "datatype": "FP64"}]}
+    tensor["inputs"][0]["data"] = values
+    return {
+        "records": json.dumps(records).encode(),
+        "v2": json.dumps(tensor).encode(),
+        "matrix": json.dumps({"instances": [values]}).encode(),
+        "mlflow": json.dumps({"inputs": [values]}).encode(),
+    }
+
+
+def expect(label: int, *path: str | int) -> Callable[[str], str]:
+    """A check that the server's first answer, at ``path`` in its JSON, is the class that
+    scikit-learn predicts for the row."""
+
+    def check(answer: str) -> str:
+        value: Any = json.loads(answer)
+        try:
+            for key in path:
+                value = value[key]
+        except (KeyError, IndexError, TypeError):
+            raise RuntimeError(f"no prediction at {path} in: {answer[:300]}") from None
+        if value != label:
+            raise RuntimeError(f"predicted {value!r}, scikit-learn says {label}: {answer[:300]}")
+        return ""
+
+    return check
+
+
+# --- the servers ---------------------------------------------------------------------------
+
+
+def baseline_configs(args: argparse.Namespace, body: bytes, expected: dict[str, int]) -> list:
+    uvicorn = [sys.executable, "-m", "uvicorn", "--app-dir", str(HERE / "baselines")]
+    flags = ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+    flags += ["--log-level", "warning", "--host", "127.0.0.1"]
+    configs = []
+    for label, module in (
+        ("bare ASGI app returning a constant", "constant_asgi:app"),
+        ("Starlette endpoint returning a constant", "starlette_constant:app"),
+    ):
+        port = free_port()
+        configs.append(
+            Config(
+                label,
+                "-",
+                [*uvicorn, module, *flags, "--port", str(port)],
+                f"http://127.0.0.1:{port}/predict",
+                body,
+                args.connections,
+            )
+        )
+    for model in MODELS:
+        port = free_port()
+        configs.append(
+            Config(
+                "Starlette endpoint calling sklearn predict",
+                model,
+                [*uvicorn, "starlette_sklearn:app", *flags, "--port", str(port)],
+                f"http://127.0.0.1:{port}/predict",
+                body,
+                args.connections,
+                env={"BASELINE_MODEL": str(args.work / "models" / f"{model}.joblib")},
+                check=expect(expected[model], "predictions", 0),
+            )
+        )
+    return configs
+
+
+def register_dockyard(work: Path, models: dict[str, Any], X: Any, y: Any) -> Path:
+    from dockyard.registry import Registry
+    from dockyard.settings import Settings
+
+    base = work / "dockyard" / "base"
+    shutil.rmtree(work / "dockyard", ignore_errors=True)
+    with Registry.open(Settings(home=base, user="bench")) as registry:
+        for name, model in models.items():
+            version = registry.register(model, name, sample=X, y=y, accelerate=True)
+            print(f"  registered {version.ref}", flush=True)
+    return base
+
+
+def dockyard_home(base: Path, work: Path, endpoint: str, spec: dict[str, Any]) -> Path:
+    from dockyard.registry import Registry
+    from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
+    from dockyard.settings import Settings
+
+    home = work / "dockyard" / endpoint
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.copytree(base, home)
+    with Registry.open(Settings(home=home, user="bench")) as registry:
+        DeploymentStore(registry.db).put(endpoint, DeploymentSpec.parse(spec), actor="bench")
+    return home
+
+
+def dockyard_configs(
+    args: argparse.Namespace, base: Path, body: bytes, expected: dict[str, int]
+) -> list[Config]:
+    """(label, endpoint, model, accelerate, max_batch_size, connections)."""
+    plan = [
+        ("Dockyard (ONNX, batching 64)", "lr", True, 64, [*args.connections, 1]),
+        ("Dockyard (ONNX, no batching)", "lr", True, 1, [1]),
+        ("Dockyard (ONNX, batching 64)", "rf", True, 64, args.connections),
+        ("Dockyard (native sklearn, batching 64)", "rf", False, 64, [*args.connections, 1]),
+        ("Dockyard (native sklearn, no batching)", "rf", False, 1, [*args.connections, 1]),
+    ]
+    configs = []
+    for label, model, accelerate, batch, connections in plan:
+        spec = {
+            "routes": [{"model": f"{model}@1.0.0"}],
+            "batching": {"max_batch_size": batch, "max_wait_ms": 0},
+            "accelerate": accelerate,
+        }
+        endpoint = f"{model}-{'onnx' if accelerate else 'native'}-b{batch}"
+        port = free_port()
+        home = args.work / "dockyard" / endpoint
+
+        def prepare(endpoint: str = endpoint, spec: dict[str, Any] = spec) -> None:
+            dockyard_home(base, args.work, endpoint, spec)
+
+        configs.append(
+            Config(
+                label,
+                model,
+                [
+                    sys.executable,
+                    "-m",
+                    "dockyard",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
+                f"http://127.0.0.1:{port}/v1/endpoints/{endpoint}/predict",
+                body,
+                connections,
+                env={"DOCKYARD_HOME": str(home)},
+                prepare=prepare,
+                check=dockyard_check(port, endpoint, accelerate, expected[model]),
+            )
+        )
+    return configs
+
+
+def dockyard_check(port: int, endpoint: str, accelerate: bool, label: int) -> Callable:
+    def check(answer: str) -> str:
+        expect(label, "predictions", 0)(answer)
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/api/deployments/{endpoint}", timeout=10
+        ) as response:
+            runtime = json.loads(response.read())["serving"][0]["runtime"]
+        if accelerate != runtime.startswith("onnx"):
+            raise RuntimeError(f"expected accelerate={accelerate}, serving {runtime!r}")
+        return runtime
+
+    return check
+
+
+# --- peers ---------------------------------------------------------------------------------
+
+
+def peer_venv(name: str, args: argparse.Namespace) -> Path:
+    """The peer's virtualenv, created and installed on first use, reused after that."""
+    import sklearn
+
+    venv = args.work / "venvs" / name
+    wanted = " ".join([*PEER_REQUIREMENTS[name], f"scikit-learn=={sklearn.__version__}", "joblib"])
+    marker = venv / ".benchmark-requirements"
+    if marker.exists() and marker.read_text() == wanted and (venv / "bin" / "python").exists():
+        return venv
+    shutil.rmtree(venv, ignore_errors=True)
+    log = args.work / "venvs" / f"{name}.log"
+    print(f"  installing {name} into {venv} (once; cached after): {wanted}", flush=True)
+    started = time.monotonic()
+    with log.open("w") as out:
+        subprocess.run(
+            [sys.executable, "-m", "venv", str(venv)], check=True, stdout=out, stderr=out
+        )
+        try:
+            done = subprocess.run(
+                [
+                    str(venv / "bin" / "pip"),
+                    "install",
+                    "--disable-pip-version-check",
+                    "-q",
+                    *wanted.split(),
+                ],
+                stdout=out,
+                stderr=out,
+                timeout=args.install_timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"install took over {args.install_timeout} s; see {log}") from None
+    if done.returncode != 0:
+        lines = [
+            line
+            for line in log.read_text(errors="replace").splitlines()
+            if line.strip() and not line.startswith("WARNING: Location")
+        ]
+        raise RuntimeError(f"pip install failed: {' | '.join(lines[-4:])[:500]}")
+    marker.write_text(wanted)
+    print(f"  installed {name} in {time.monotonic() - started:.0f} s", flush=True)
+    return venv
+
+
+def peer_configs(
+    name: str, venv: Path, args: argparse.Namespace, body: dict[str, bytes], expected: dict
+) -> list[Config]:
+    bin_ = venv / "bin"
+    configs = []
+    for model in MODELS:
+        joblib_path = args.work / "models" / f"{model}.joblib"
+        label = expected[model]
+        check = expect(label, 0) if name == "bentoml" else expect(label, "predictions", 0)
+        if name == "mlserver":
+            check = expect(label, "outputs", 0, "data", 0)
+            for label, batching in (
+                ("MLServer 1.7 (defaults)", {}),
+                ("MLServer 1.7 (adaptive batching 64, 2 ms)", {"max_batch_size": 64}),
+            ):
+                if batching:
+                    batching["max_batch_time"] = 0.002
+                port = free_port()
+                folder = args.work / "mlserver" / f"{model}-{'batch' if batching else 'default'}"
+                configs.append(
+                    Config(
+                        label,
+                        model,
+                        [str(bin_ / "mlserver"), "start", str(folder)],
+                        f"http://127.0.0.1:{port}/v2/models/model/infer",
+                        body["v2"],
+                        args.connections,
+                        cwd=folder.parent,
+                        start_timeout_s=args.start_timeout,
+                        prepare=mlserver_folder(folder, port, joblib_path, batching),
+                        check=check,
+                    )
+                )
+        elif name == "bentoml":
+            port = free_port()
+            configs.append(
+                Config(
+                    "BentoML 1.4",
+                    model,
+                    [
+                        str(bin_ / "bentoml"),
+                        "serve",
+                        "bento_service:Classifier",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                    ],
+                    f"http://127.0.0.1:{port}/predict",
+                    body["matrix"],
+                    args.connections,
+                    env={
+                        "BENCH_MODEL": str(joblib_path),
+                        "BENTOML_HOME": str(args.work / "bentoml-home"),
+                        "BENTOML_DO_NOT_TRACK": "True",
+                    },
+                    cwd=HERE / "peers",
+                    start_timeout_s=args.start_timeout,
+                    check=check,
+                )
+            )
+        elif name == "mlflow":
+            port = free_port()
+            folder = args.work / "mlflow" / model
+
+            def save(folder: Path = folder, joblib_path: Path = joblib_path) -> None:
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                subprocess.run(
+                    [
+                        str(bin_ / "python"),
+                        str(HERE / "peers" / "mlflow_save.py"),
+                        str(joblib_path),
+                        str(folder),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    timeout=300,
+                )
+
+            configs.append(
+                Config(
+                    "mlflow models serve 3.x",
+                    model,
+                    [
+                        str(bin_ / "mlflow"),
+                        "models",
+                        "serve",
+                        "-m",
+                        str(folder),
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                        "--env-manager",
+                        "local",
+                        "-w",
+                        "1",
+                    ],
+                    f"http://127.0.0.1:{port}/invocations",
+                    body["mlflow"],
+                    args.connections,
+                    env={"MLFLOW_TRACKING_URI": f"file://{args.work / 'mlruns'}"},
+                    cwd=args.work,
+                    start_timeout_s=args.start_timeout,
+                    prepare=save,
+                    check=check,
+                )
+            )
+        elif name == "ray":
+            port = free_port()
+            configs.append(
+                Config(
+                    "Ray Serve 2.x (defaults, 1 replica)",
+                    model,
+                    [
+                        str(bin_ / "python"),
+                        str(HERE / "peers" / "ray_app.py"),
+                        "--port",
+                        str(port),
+                        "--model",
+                        str(joblib_path),
+                    ],
+                    f"http://127.0.0.1:{port}/predict",
+                    body["matrix"],
+                    args.connections,
+                    env={"RAY_USAGE_STATS_ENABLED": "0"},
+                    cwd=args.work,
+                    start_timeout_s=args.start_timeout,
+                    check=check,
+                )
+            )
+    return configs
+
+
+def mlserver_folder(
+    folder: Path, port: int, joblib_path: Path, batching: dict[str, Any]
+) -> Callable[[], None]:
+    def prepare() -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        (folder / "model").mkdir(parents=True)
+        settings = {"host": "127.0.0.1", "http_port": port, "grpc_port": free_port()}
+        settings["metrics_port"] = free_port()
+        (folder / "settings.json").write_text(json.dumps(settings))
+        model_settings = {
+            "name": "model",
+            "implementation": "mlserver_sklearn.SKLearnModel",
+            "parameters": {"uri": str(joblib_path), "version": "v1"},
+            **batching,
+        }
+        (folder / "model" / "model-settings.json").write_text(json.dumps(model_settings))
+
+    return prepare
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def cell(run: Run | None) -> str:
+    if run is None:
+        return "—"
+    flag = " ⚠" if run.errors else ""
+    return f"{run.requests_per_s:,.0f}{flag}"
+
+
+def report(results: Results, args: argparse.Namespace, machine: str) -> str:
+    lines = [machine, ""]
+    conns = args.connections
+    header = " | ".join(f"{MODELS[m].split(' (')[0]} c={c}" for m in MODELS for c in conns)
+    lines += [f"| server (req/s) | {header} | RSS MiB |", "|---|" + "---|" * (len(conns) * 2 + 1)]
+    servers = list(dict.fromkeys(run.server for run in results.runs))
+    for server in servers:
+        cells = []
+        rss = []
+        for model in MODELS:
+            for c in conns:
+                found = results.find(server, model, c) or (
+                    results.find(server, "-", c) if model == "lr" else None
+                )
+                cells.append(cell(found))
+                if found:
+                    rss.append(found.rss_mib)
+        if any(c != "—" for c in cells):
+            rss_text = f"{min(rss):.0f}–{max(rss):.0f}" if rss else "—"
+            lines.append(f"| {server} | {' | '.join(cells)} | {rss_text} |")
+    lines += [
+        "",
+        "| server | model | conns | req/s | p50 ms | p99 ms | non-2xx | socket errors "
+        "| RSS MiB | served by |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in results.runs:
+        flag = " ⚠" if run.errors else ""
+        lines.append(
+            f"| {run.server}{flag} | {run.model} | {run.connections} | "
+            f"{run.requests_per_s:,.0f} | {run.p50_ms:.2f} | {run.p99_ms:.2f} | {run.non_2xx} | "
+            f"{run.socket_errors} | {run.rss_mib:.0f} | {run.note} |"
+        )
+    lines += ["", *targets(results, args)]
+    if results.unavailable:
+        lines += ["", "Could not run:"]
+        lines += [f"- {key}: {reason[:600]}" for key, reason in results.unavailable.items()]
+    return "\n".join(lines)
+
+
+def targets(results: Results, args: argparse.Namespace) -> list[str]:
+    lines = ["| target (issue 3) | measured | needed | met |", "|---|---|---|---|"]
+    peers = [
+        r for r in results.runs if r.server.split()[0] in ("MLServer", "BentoML", "mlflow", "Ray")
+    ]
+    default = "Dockyard (ONNX, batching 64)"
+
+    def add(name: str, value: float | None, needed: str, ok: bool | None, flag: str = "") -> None:
+        shown = "—" if value is None else f"{value:,.2f}{flag}"
+        verdict = "—" if ok is None or value is None else ("yes" if ok else "**no**")
+        lines.append(f"| {name} | {shown} | {needed} | {verdict} |")
+
+    for model, need in (("lr", 5.0), ("rf", 20.0)):
+        for c in args.connections:
+            ours = results.find(default, model, c)
+            theirs = [r for r in peers if r.model == model and r.connections == c]
+            clean = [r for r in theirs if not r.errors] or theirs
+            best = max(clean, key=lambda r: r.requests_per_s, default=None)
+            value = ours.requests_per_s / best.requests_per_s if ours and best else None
+            name = f"{model.upper()} c={c}: Dockyard ÷ best peer" + (
+                f" ({best.server})" if best else ""
+            )
+            flag = " ⚠" if (ours and ours.errors) or (best and best.errors) else ""
+            add(name + "", value, f"≥ {need:g}×", value is not None and value >= need, flag)
+    for model in MODELS:
+        for c in args.connections:
+            ours = results.find(default, model, c)
+            ceiling = results.find("Starlette endpoint returning a constant", "-", c)
+            value = ours.requests_per_s / ceiling.requests_per_s if ours and ceiling else None
+            add(
+                f"{model.upper()} c={c}: Dockyard ÷ Starlette constant",
+                value,
+                "≥ 0.5×",
+                value is not None and value >= 0.5,
+            )
+    for model in MODELS:
+        ours = results.find(default, model, 16)
+        add(
+            f"{model.upper()} c=16: Dockyard p99 (ms)",
+            ours.p99_ms if ours else None,
+            "< 5 ms",
+            ours is not None and ours.p99_ms < 5,
+        )
+    on = results.find("Dockyard (native sklearn, batching 64)", "rf", 64)
+    off = results.find("Dockyard (native sklearn, no batching)", "rf", 64)
+    value = on.requests_per_s / off.requests_per_s if on and off else None
+    add("RF native c=64: batching ÷ no batching", value, "≥ 3×", value is not None and value >= 3)
+    for model, on_label, off_label in (
+        ("rf", "Dockyard (native sklearn, batching 64)", "Dockyard (native sklearn, no batching)"),
+        ("lr", default, "Dockyard (ONNX, no batching)"),
+    ):
+        on, off = results.find(on_label, model, 1), results.find(off_label, model, 1)
+        value = on.p50_ms - off.p50_ms if on and off else None
+        add(
+            f"{model.upper()} c=1: p50 added by batching (ms)",
+            value,
+            "≤ 0.2 ms",
+            value is not None and value <= 0.2,
+        )
+    return lines
+
+
+def describe_machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()
+    return (
+        f"machine: {os.cpu_count()} CPUs ({cpu}), {memory:.0f} GiB, {platform.platform()}, "
+        f"Python {platform.python_version()}; {' '.join(wrk_version[:2])}"
+    )
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=10, help="Seconds per wrk run.")
+    parser.add_argument("--warmup", type=float, default=2, help="Seconds of load before each.")
+    parser.add_argument("--connections", default="16,64", help="Connection counts to measure.")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (2 cores here).")
+    parser.add_argument("--peers", default=",".join(PEERS), help="Comma-separated peers.")
+    parser.add_argument("--skip-peers", action="store_true", help="Measure no peer.")
+    parser.add_argument("--skip-baselines", action="store_true")
+    parser.add_argument("--skip-dockyard", action="store_true")
+    parser.add_argument("--start-timeout", type=float, default=180, help="Seconds per start.")
+    parser.add_argument("--install-timeout", type=float, default=1500, help="Seconds per pip.")
+    parser.add_argument("--work", type=Path, default=HERE / ".work", help="Cache folder.")
+    parser.add_argument("--json", type=Path, help="Also write every figure here.")
+    args = parser.parse_args()
+    args.connections = [int(c) for c in args.connections.split(",") if c]
+    args.peers = [] if args.skip_peers else [p for p in args.peers.split(",") if p]
+    unknown = set(args.peers) - set(PEERS)
+    if unknown:
+        parser.error(f"unknown peers {sorted(unknown)}; choose from {', '.join(PEERS)}")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk (Debian/Ubuntu), brew install wrk")
+    args.work = args.work.resolve()
+    args.work.mkdir(parents=True, exist_ok=True)
+    tempfile.tempdir = str(args.work)
+    machine = describe_machine()
+    print(machine, flush=True)
+    results = Results()
+    started = time.monotonic()
+
+    models, X, y = fit_models(args.work)
+    expected = {name: int(model.predict(X[:1])[0]) for name, model in models.items()}
+    body = bodies(row(X))
+    try:
+        if not args.skip_baselines:
+            print("ceilings and baselines", flush=True)
+            for config in baseline_configs(args, body["records"], expected):
+                run_config(config, args, results)
+        if not args.skip_dockyard:
+            print("Dockyard", flush=True)
+            base = register_dockyard(args.work, models, X, y)
+            for config in dockyard_configs(args, base, body["records"], expected):
+                run_config(config, args, results)
+        for peer in args.peers:
+            print(peer, flush=True)
+            try:
+                venv = peer_venv(peer, args)
+            except Exception as exc:
+                results.unavailable[peer] = f"install: {exc}"
+                print(f"  {peer}: could not install: {exc}", flush=True)
+                continue
+            for config in peer_configs(peer, venv, args, body, expected):
+                run_config(config, args, results)
+    except KeyboardInterrupt:
+        results.notes.append("interrupted: partial results")
+    elapsed = time.monotonic() - started
+    machine += f"; {args.duration:g} s per wrk run after {args.warmup:g} s warm-up, "
+    machine += f"wrk -t{args.threads} --latency; total {elapsed / 60:.1f} min"
+    print()
+    print(report(results, args, machine))
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": machine,
+                    "runs": [asdict(r) for r in results.runs],
+                    "unavailable": results.unavailable,
+                    "notes": results.notes,
+                },
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
