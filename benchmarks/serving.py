@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -50,7 +51,9 @@ HERE = Path(__file__).resolve().parent
 FEATURES = 20
 PEERS = ("mlserver", "bentoml", "mlflow", "ray")
 PEER_REQUIREMENTS = {
-    "mlserver": ["mlserver==1.7.*", "mlserver-sklearn==1.7.*"],
+    # MLServer 1.7's inference-pool workers call asyncio.get_event_loop() in a fresh process,
+    # which uvloop 0.22+ refuses ("There is no current event loop"): its workers die at load.
+    "mlserver": ["mlserver==1.7.*", "mlserver-sklearn==1.7.*", "uvloop<0.22"],
     "bentoml": ["bentoml==1.4.*"],
     "mlflow": ["mlflow==3.*"],
     "ray": ["ray[serve]==2.*"],
@@ -75,6 +78,8 @@ class Run:
     non_2xx: int = 0
     socket_errors: int = 0
     rss_mib: float = 0.0
+    server_cores: float = 0.0  # CPU the server's process tree used, in cores
+    other_cores: float = 0.0  # CPU used by anything but the server, wrk and this script
     note: str = ""
 
     @property
@@ -124,6 +129,31 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of one process, or None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def busy_seconds() -> float:
+    """CPU time the whole machine spent busy (user, nice, system, irq, softirq)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (fields[0] + fields[1] + fields[2] + fields[5] + fields[6]) / _TICK
+
+
+def own_seconds() -> float:
+    """CPU time of this script and its waited-for children (wrk)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def rss_mib(pids: Sequence[int]) -> float:
     total_kib = 0
     for pid in pids:
@@ -139,13 +169,19 @@ def rss_mib(pids: Sequence[int]) -> float:
 class Server:
     """A server process in its own session: started, probed until it answers, stopped."""
 
-    def __init__(self, command: Sequence[str], *, env: dict[str, str], cwd: Path, log: Path):
-        self.command = list(command)
+    def __init__(
+        self, command: Sequence[str], *, env: dict[str, str], cwd: Path, log: Path, nice: int = 0
+    ):
+        self.command = list(command) if not nice else ["nice", "-n", str(nice), *command]
         self.env = {**os.environ, **env}
+        bin_ = str(Path(command[0]).parent)
+        if not bin_.startswith(sys.prefix):  # a peer's venv first on PATH, as if activated
+            self.env["PATH"] = bin_ + os.pathsep + self.env.get("PATH", "")
         self.cwd = cwd
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
         self.seen: set[int] = set()
+        self.cpu_seen: dict[int, float] = {}
 
     def start(self, url: str, body: bytes, timeout_s: float) -> str:
         """Start and wait until ``POST url body`` answers 200; return that answer."""
@@ -177,6 +213,15 @@ class Server:
         tree = process_tree(self.process.pid)
         self.seen.update(tree)
         return rss_mib(tree)
+
+    def cpu(self) -> float:
+        """CPU seconds used so far by every process of the tree seen alive."""
+        assert self.process is not None
+        for pid in process_tree(self.process.pid):
+            used = cpu_seconds(pid)
+            if used is not None:
+                self.cpu_seen[pid] = used
+        return sum(self.cpu_seen.values())
 
     def tail(self, lines: int = 6) -> str:
         try:
@@ -235,8 +280,9 @@ def wrk_script(work: Path, body: bytes) -> Path:
     return path
 
 
-def wrk(url: str, script: Path, connections: int, seconds: float, threads: int) -> str:
+def wrk(url: str, script: Path, connections: int, seconds: int, threads: int, nice: int) -> str:
     command = [
+        *(["nice", "-n", str(nice)] if nice else []),
         "wrk",
         f"-t{min(threads, connections)}",
         f"-c{connections}",
@@ -278,30 +324,38 @@ def measure(
     run: Run,
     args: argparse.Namespace,
 ) -> Run:
-    """Warm up, then one wrk run while a thread samples the server's RSS."""
+    """Warm up, then one wrk run while a thread samples the server's RSS and CPU (so that
+    what else ran on the machine meanwhile is on record beside the figure)."""
     if args.warmup > 0:
-        wrk(url, script, run.connections, args.warmup, args.threads)
+        wrk(url, script, run.connections, args.warmup, args.threads, args.nice)
     peak = [server.rss()]
     stop = threading.Event()
+    started, busy, own, served = time.monotonic(), busy_seconds(), own_seconds(), server.cpu()
 
     def sample() -> None:
         while not stop.wait(0.25):
             peak.append(server.rss())
+            server.cpu()
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        output = wrk(url, script, run.connections, args.duration, args.threads)
+        output = wrk(url, script, run.connections, args.duration, args.threads, args.nice)
     finally:
         stop.set()
         sampler.join()
+    elapsed = time.monotonic() - started
+    served = server.cpu() - served
+    run.server_cores = served / elapsed
+    run.other_cores = max(0.0, busy_seconds() - busy - served - (own_seconds() - own)) / elapsed
     parse_wrk(output, run)
     run.rss_mib = max(peak)
     flag = "  ⚠ ERRORS" if run.errors else ""
     print(
         f"  {run.server:<44} {run.model} c={run.connections:<3} "
         f"{run.requests_per_s:>9,.0f} req/s  p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms"
-        f"  RSS {run.rss_mib:6.0f} MiB  non-2xx {run.non_2xx} socket {run.socket_errors}{flag}",
+        f"  RSS {run.rss_mib:6.0f} MiB  non-2xx {run.non_2xx} socket {run.socket_errors}"
+        f"  CPU server {run.server_cores:.2f} other {run.other_cores:.2f}{flag}",
         flush=True,
     )
     return run
@@ -327,7 +381,7 @@ class Config:
 def run_config(config: Config, args: argparse.Namespace, results: Results) -> None:
     key = f"{config.server} / {config.model}"
     log = args.work / "logs" / (re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-") + ".log")
-    server = Server(config.command, env=config.env, cwd=config.cwd, log=log)
+    server = Server(config.command, env=config.env, cwd=config.cwd, log=log, nice=args.nice)
     try:
         if config.prepare is not None:
             config.prepare()
@@ -648,17 +702,19 @@ def peer_configs(
             def save(folder: Path = folder, joblib_path: Path = joblib_path) -> None:
                 shutil.rmtree(folder, ignore_errors=True)
                 folder.parent.mkdir(parents=True, exist_ok=True)
-                subprocess.run(
+                done = subprocess.run(
                     [
                         str(bin_ / "python"),
                         str(HERE / "peers" / "mlflow_save.py"),
                         str(joblib_path),
                         str(folder),
                     ],
-                    check=True,
                     capture_output=True,
+                    text=True,
                     timeout=300,
                 )
+                if done.returncode != 0:
+                    raise RuntimeError(f"saving the MLflow model failed: {done.stderr[-500:]}")
 
             configs.append(
                 Config(
@@ -768,15 +824,16 @@ def report(results: Results, args: argparse.Namespace, machine: str) -> str:
     lines += [
         "",
         "| server | model | conns | req/s | p50 ms | p99 ms | non-2xx | socket errors "
-        "| RSS MiB | served by |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| RSS MiB | server CPU (cores) | other CPU (cores) | served by |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in results.runs:
         flag = " ⚠" if run.errors else ""
         lines.append(
             f"| {run.server}{flag} | {run.model} | {run.connections} | "
             f"{run.requests_per_s:,.0f} | {run.p50_ms:.2f} | {run.p99_ms:.2f} | {run.non_2xx} | "
-            f"{run.socket_errors} | {run.rss_mib:.0f} | {run.note} |"
+            f"{run.socket_errors} | {run.rss_mib:.0f} | {run.server_cores:.2f} | "
+            f"{run.other_cores:.2f} | {run.note} |"
         )
     lines += ["", *targets(results, args)]
     if results.unavailable:
@@ -871,12 +928,19 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=10, help="Seconds per wrk run.")
-    parser.add_argument("--warmup", type=float, default=2, help="Seconds of load before each.")
+    parser.add_argument("--duration", type=int, default=10, help="Seconds per wrk run.")
+    parser.add_argument("--warmup", type=int, default=2, help="Seconds of load before each.")
     parser.add_argument("--connections", default="16,64", help="Connection counts to measure.")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (2 cores here).")
     parser.add_argument("--peers", default=",".join(PEERS), help="Comma-separated peers.")
     parser.add_argument("--skip-peers", action="store_true", help="Measure no peer.")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="Run every server and wrk at this niceness (e.g. -10 as root on a shared machine, "
+        "so that other work disturbs the figures less; every server gets the same).",
+    )
     parser.add_argument("--skip-baselines", action="store_true")
     parser.add_argument("--skip-dockyard", action="store_true")
     parser.add_argument("--start-timeout", type=float, default=180, help="Seconds per start.")
@@ -931,7 +995,7 @@ def main() -> None:
         results.notes.append("interrupted: partial results")
     elapsed = time.monotonic() - started
     machine += f"; {args.duration:g} s per wrk run after {args.warmup:g} s warm-up, "
-    machine += f"wrk -t{args.threads} --latency; total {elapsed / 60:.1f} min"
+    machine += f"wrk -t{args.threads} --latency; nice {args.nice}; total {elapsed / 60:.1f} min"
     print()
     print(report(results, args, machine))
     if args.json:

@@ -37,7 +37,7 @@ import importlib
 import math
 import numbers
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -51,7 +51,7 @@ ONNXMLTOOLS_OPSET = 15
 """The highest default-domain opset onnxmltools' booster converters support."""
 MAX_ROWS = 5_000
 """Reference rows checked at most (evenly spaced when the sample is larger)."""
-INSTALL_HINT = "install dockyard[fast]"
+INSTALL_HINT = "reinstall Dockyard (skl2onnx and onnxmltools are dependencies)"
 
 _DTYPES = ("float64", "float32")
 _FEATURES = "dockyard_features"
@@ -175,6 +175,7 @@ def _sklearn_converter(estimator: Any, reference: Any, layout: str) -> Converter
     skl2onnx = _optional("skl2onnx")
     types = _optional("skl2onnx.common.data_types")
     columns = _frame_columns(reference) if layout == "frame" else None
+    _check_tree_thresholds(estimator)
     # zipmap=False: probabilities as one 2-D tensor, not a list of {label: p} dicts.
     options = {id(estimator): {"zipmap": False}} if hasattr(estimator, "predict_proba") else None
 
@@ -214,10 +215,50 @@ def _sklearn_converter(estimator: Any, reference: Any, layout: str) -> Converter
     return convert
 
 
+def _check_tree_thresholds(estimator: Any) -> None:
+    """Refuse trees that split at thresholds beyond float32's range.
+
+    scikit-learn puts an infinite threshold on splits learned from missing values;
+    skl2onnx's float32 threshold adjustment never terminates on those.
+    """
+    import numpy as np
+
+    limit = float(np.finfo(np.float32).max)
+    for tree in _sklearn_trees(estimator):
+        thresholds = tree.threshold[tree.children_left >= 0]
+        if not bool(np.all(np.abs(thresholds) < limit)):
+            raise _Refused(
+                "a tree splits at an infinite threshold (learned from missing values), "
+                "which skl2onnx cannot convert"
+            )
+
+
+def _sklearn_trees(estimator: Any) -> Iterator[Any]:
+    """Every fitted ``tree_`` inside ``estimator``: in pipelines, transformers, ensembles."""
+    import numpy as np
+
+    seen: set[int] = set()
+    stack = [estimator]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        tree = getattr(item, "tree_", None)
+        if tree is not None and hasattr(tree, "threshold"):
+            yield tree
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, np.ndarray) and item.dtype == object:
+            stack.extend(item.ravel().tolist())
+        elif hasattr(item, "get_params") and hasattr(item, "__dict__"):
+            stack.extend(vars(item).values())
+
+
 def _lightgbm_converter(model: Any, reference: Any) -> Converter:
     kind = str(getattr(model, "kind", ""))
     if kind not in {"LGBMClassifier", "LGBMRegressor"}:
-        raise _Refused(f"LightGBM {kind or 'models'} are not converted (only the wrappers)")
+        raise _Refused(f"LightGBM {kind} models are not converted (only LGBMClassifier/Regressor)")
     if model.booster.pandas_categorical:
         raise _Refused("LightGBM models with categorical features are not converted")
     onnxmltools = _optional("onnxmltools")
@@ -246,7 +287,7 @@ def _lightgbm_converter(model: Any, reference: Any) -> Converter:
 def _xgboost_converter(model: Any, reference: Any) -> Converter:
     kind = str(getattr(model, "kind", ""))
     if kind not in {"XGBClassifier", "XGBRegressor", "XGBRFClassifier", "XGBRFRegressor"}:
-        raise _Refused(f"XGBoost {kind or 'models'} are not converted (only the wrappers)")
+        raise _Refused(f"XGBoost {kind} models are not converted (only XGB*Classifier/Regressor)")
     booster = model.booster
     if booster.feature_types is not None and "c" in booster.feature_types:
         raise _Refused("XGBoost models with categorical features are not converted")

@@ -53,7 +53,18 @@ def error_reply(exc: BaseException, request_id: str) -> Reply:
         }
         status = 500
     body["request_id"] = request_id
-    return Reply(status, orjson.dumps(body), [JSON, (b"x-request-id", request_id.encode())])
+    headers = [JSON, *_id_header(request_id)]
+    if status == 401:  # RFC 9110 15.5.2: a 401 says which scheme would authenticate
+        headers.append((b"www-authenticate", b"Bearer"))
+    return Reply(status, orjson.dumps(body), headers)
+
+
+def _id_header(request_id: str) -> list[tuple[bytes, bytes]]:
+    """``x-request-id``, echoing the id; left out when the id cannot be a header value (a v2
+    request's ``"id"`` is any JSON string, and the body echoes it anyway)."""
+    if len(request_id) <= 256 and request_id.isascii() and request_id.isprintable():
+        return [(b"x-request-id", request_id.encode())]
+    return []
 
 
 class InferencePlane:
@@ -103,7 +114,7 @@ class InferencePlane:
                     _v1_answer(name, model, prediction, request_id, notes),
                     option=_JSON_OPTIONS,
                 ),
-                [JSON, (b"x-request-id", request_id.encode())],
+                [JSON, *_id_header(request_id)],
             )
         except Exception as exc:
             reply = error_reply(exc, request_id)
@@ -138,9 +149,9 @@ class InferencePlane:
             columns = v2.columns_from_request(request, names)
             model_input, rows, _ = model.prepare(columns)
             prediction = await model.predict(model_input, rows)
-            outputs = [v2.OutputTensor("predict", prediction.predictions)]
+            outputs = [v2.OutputTensor("predict", _widened(prediction.predictions))]
             if prediction.probabilities is not None:
-                outputs.append(v2.OutputTensor("predict_proba", prediction.probabilities))
+                outputs.append(v2.OutputTensor("predict_proba", _widened(prediction.probabilities)))
             payload, json_length = v2.encode_response(
                 model_name=name,
                 model_version=model.version.version,
@@ -149,12 +160,12 @@ class InferencePlane:
                 requested=request.outputs,
                 binary_output=request.binary_output,
             )
-            reply_headers = [JSON, (b"x-request-id", request_id.encode())]
+            reply_headers = [JSON, *_id_header(request_id)]
             if json_length is not None:
                 reply_headers = [
                     (b"content-type", b"application/octet-stream"),
                     (b"inference-header-content-length", str(json_length).encode()),
-                    (b"x-request-id", request_id.encode()),
+                    *_id_header(request_id),
                 ]
             reply = Reply(200, payload, reply_headers)
         except Exception as exc:
@@ -239,6 +250,19 @@ def _jsonable(array: np.ndarray[Any, Any]) -> Any:
         return [None if not np.isfinite(v) else v for v in array.tolist()]
     if array.dtype.kind in "OUS":
         return array.tolist()
+    return array
+
+
+def _widened(values: Any) -> np.ndarray[Any, Any]:
+    """Floats as FP64 and integers as INT64 on the v2 wire, whatever ran the model: an ONNX
+    twin answers float32 where the native model answers float64, and the model metadata
+    (``GET /v2/models/{m}``) declares one datatype for both."""
+    array = np.asarray(values)
+    kind = array.dtype.kind
+    if kind == "f" and array.dtype != np.float64:
+        return array.astype(np.float64)
+    if kind in "iu" and array.dtype != np.int64:
+        return array.astype(np.int64)
     return array
 
 

@@ -8,8 +8,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -62,6 +64,9 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
         version=__version__,
         description="Model registry and inference server.",
         lifespan=lifespan,
+        docs_url=None,  # declared below, behind the read scope: they reveal the API's shape
+        redoc_url=None,
+        openapi_url=None,
     )
 
     def scope(needed: str) -> Callable[[Request], Awaitable[None]]:
@@ -135,6 +140,22 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
         status, body = _ready_body()
         return JSONResponse(body, status_code=status)
 
+    # --- docs ------------------------------------------------------------------------------
+
+    @api.get("/openapi.json", include_in_schema=False, dependencies=[read])
+    async def openapi() -> Response:
+        return JSONResponse(api.openapi())
+
+    @api.get("/docs", include_in_schema=False, dependencies=[read])
+    async def swagger(request: Request) -> Response:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title="Dockyard - API")
+
+    @api.get("/redoc", include_in_schema=False, dependencies=[read])
+    async def redoc(request: Request) -> Response:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_redoc_html(openapi_url=f"{root}/openapi.json", title="Dockyard - API")
+
     # --- v2 metadata -----------------------------------------------------------------------
 
     @api.get("/v2", tags=["v2"], dependencies=[read])
@@ -150,7 +171,8 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
                 (c.name, _v2_datatype(c.dtype, c.pandas_dtype), [-1])
                 for c in model.signature.columns
             ]
-        outputs = [("predict", "BYTES" if _string_classes(model.classes) else "INT64", [-1])]
+        output = model.signature.output.dtype if model.signature is not None else None
+        outputs = [("predict", _predict_datatype(model.classes, output), [-1])]
         if model.has_proba:
             outputs.append(("predict_proba", "FP64", [-1, len(model.classes or [])]))
         return v2.model_metadata(
@@ -323,3 +345,15 @@ def _v2_datatype(kind: str, pandas_dtype: str) -> str:
 
 def _string_classes(classes: Any) -> bool:
     return bool(classes) and isinstance(classes[0], str)
+
+
+def _predict_datatype(classes: Any, dtype: str | None) -> str:
+    """The v2 datatype of ``predict``: from the signature's output dtype, widened like the
+    inference plane widens it (floats to FP64, integers to INT64)."""
+    try:
+        kind = np.dtype(dtype).kind if dtype else None
+    except TypeError:  # "unknown", or a dtype numpy does not know
+        kind = None
+    if _string_classes(classes) or (kind is not None and kind in "USO"):
+        return "BYTES"
+    return {"b": "BOOL", "f": "FP64"}.get(kind or "i", "INT64")

@@ -31,7 +31,8 @@ Dispatch policy
 * **Closing.** :meth:`Batcher.close` refuses new requests (HTTP 503) and returns once every
   queued and running request has its answer.
 
-All state lives on the event loop's thread; ``run`` is the only code that runs elsewhere.
+All state lives on the event loop's thread (one loop at a time; an idle batcher may move to
+another); ``run`` is the only code that runs elsewhere.
 This module imports no I/O or numeric library at import time.
 """
 
@@ -149,9 +150,9 @@ class Batcher(Generic[In, Out]):
             raise ValueError(f"rows must be 0 or more, not {rows}")
         if self._queued_rows + rows > policy.max_queue_rows:
             raise self._refusal(rows)
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._bind(loop)
         request: _Request[In, Out] = _Request(item, rows, loop.create_future(), loop.time())
         self._queue.append(request)
         self._queued_rows += rows
@@ -184,6 +185,12 @@ class Batcher(Generic[In, Out]):
         await asyncio.shield(self._drained)
 
     # --- on the event loop -----------------------------------------------------------------
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve ``loop`` from now on; only an idle batcher may move to another loop."""
+        if self._running is not None or self._queue:
+            raise RuntimeError("This Batcher is busy on another event loop.")
+        self._loop = loop
 
     def _schedule(self, loop: asyncio.AbstractEventLoop, *, now: bool) -> None:
         """Arrange the next dispatch; nothing is running and no wakeup is pending."""

@@ -93,7 +93,9 @@ def test_lightgbm_classifier_with_string_labels_converts(
 ) -> None:
     x, y = features
     labels = np.array(["fraud", "ok"])[y]
-    native = loaded(runtimes, lightgbm.LGBMClassifier(n_estimators=50, verbose=-1).fit(x, labels))
+    native = loaded(
+        runtimes, lightgbm.LGBMClassifier(n_estimators=50, n_jobs=1, verbose=-1).fit(x, labels)
+    )
 
     twin = twin_of(convert_to_onnx(native, x))
 
@@ -106,7 +108,9 @@ def test_xgboost_classifier_on_a_frame_converts(
 ) -> None:
     x, y = features
     frame = frame_of(x)
-    native = loaded(runtimes, xgboost.XGBClassifier(n_estimators=50, max_depth=4).fit(frame, y))
+    native = loaded(
+        runtimes, xgboost.XGBClassifier(n_estimators=50, max_depth=4, n_jobs=1).fit(frame, y)
+    )
 
     twin = twin_of(convert_to_onnx(native, frame))
 
@@ -119,7 +123,7 @@ def test_xgboost_classifier_on_a_frame_converts(
     [
         LinearRegression(),
         HistGradientBoostingRegressor(max_iter=50, random_state=0),
-        lightgbm.LGBMRegressor(n_estimators=50, verbose=-1),
+        lightgbm.LGBMRegressor(n_estimators=50, n_jobs=1, verbose=-1),
     ],
     ids=["linear", "histogram-boosting", "lightgbm"],
 )
@@ -193,6 +197,22 @@ def test_models_without_an_equivalent_twin_get_a_reason_not_an_exception(
     assert "does not name its class labels" in neighbours.reason
     assert not_2d.artifact is None
     assert "not 2-D" in not_2d.reason
+
+
+@pytest.mark.timeout(60)
+def test_forest_with_missing_value_splits_is_refused_before_skl2onnx_loops_forever(
+    runtimes: Runtimes, features: tuple[Array, Array]
+) -> None:
+    x, y = features
+    holes = x.copy()
+    holes[::5, 0] = np.nan  # scikit-learn learns splits at an infinite threshold from these
+    forest = RandomForestClassifier(n_estimators=10, max_depth=10, random_state=0).fit(holes, y)
+    assert any(np.isinf(tree.tree_.threshold).any() for tree in forest.estimators_)
+
+    conversion = convert_to_onnx(loaded(runtimes, forest), holes)
+
+    assert conversion.artifact is None
+    assert "infinite threshold" in conversion.reason
 
 
 def test_a_twin_that_differs_at_all_is_refused_at_tolerance_zero(

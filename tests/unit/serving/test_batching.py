@@ -355,6 +355,17 @@ def test_a_miscounting_run_fails_its_batch_with_a_clear_error(
     assert "returned 1 results for 2 requests" in str(error)
 
 
+def test_an_idle_batcher_can_serve_a_new_event_loop(executor: ThreadPoolExecutor) -> None:
+    batcher: Batcher[int, int] = Batcher(
+        lambda items: [item + 1 for item in items], BatchPolicy(), executor=executor
+    )
+
+    first = run(batcher.submit(1, 1))
+    second = run(batcher.submit(2, 1))  # asyncio.run makes a fresh loop
+
+    assert (first, second) == (2, 3)
+
+
 @pytest.mark.parametrize(
     "kwargs", [{"max_batch_size": 0}, {"max_wait_ms": -1.0}, {"max_queue_rows": 0}]
 )
