@@ -23,7 +23,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from dockyard.runtimes import LoadedModel, Runtimes
 from dockyard.runtimes._estimators import EstimatorModel
-from dockyard.runtimes.convert import Conversion, convert_to_onnx
+from dockyard.runtimes.convert import INSTALL_HINT, Conversion, convert_to_onnx
 from dockyard.runtimes.onnx import OnnxRuntime
 
 Array = np.ndarray[Any, Any]
@@ -284,4 +284,4 @@ def test_missing_converters_say_how_to_install_them(
     conversion = convert_to_onnx(native, x)
 
     assert conversion.artifact is None
-    assert conversion.reason == "skl2onnx is not installed (install dockyard[fast])"
+    assert conversion.reason == f"skl2onnx is not installed ({INSTALL_HINT})"
