@@ -23,7 +23,7 @@ from dockyard.errors import SchemaValidationError
 from dockyard.registry.types import Version
 from dockyard.runtimes.base import LoadedModel
 from dockyard.schema import Signature, Validator
-from dockyard.serving.batching import Batcher, BatchPolicy
+from dockyard.serving.batching import Batcher, BatchPolicy, run_batched
 from dockyard.serving.deployments import Deployment
 
 
@@ -105,6 +105,7 @@ class LiveModel:
         self.classes = list(classes) if classes is not None else None
         self.has_proba = bool(predictor.has_proba)
         self._both = getattr(predictor, "predict_with_proba", None) if self.has_proba else None
+        self._batched = run_batched(self._predict)
         self.batcher: Batcher[Any, Prediction] = Batcher(
             self._run, policy, executor=executor, on_batch=on_batch
         )
@@ -136,51 +137,23 @@ class LiveModel:
         return await self.batcher.submit(model_input, rows)
 
     def _run(self, items: Sequence[Any]) -> list[Prediction | BaseException]:
-        """Combine the requests, predict once, split the answer back by request."""
-        if len(items) == 1:
-            try:
-                return [self._predict(items[0])]
-            except Exception as exc:
-                return [exc]
-        sizes = [len(item) for item in items]
-        try:
-            combined = (
-                pd.concat(items, ignore_index=True)
-                if isinstance(items[0], pd.DataFrame)
-                else np.concatenate(items)
-            )
-            whole = self._predict(combined)
-        except Exception:
-            # Isolate the failing requests: each of the others still gets its answer.
-            results: list[Prediction | BaseException] = []
-            for item in items:
-                try:
-                    results.append(self._predict(item))
-                except Exception as exc:
-                    results.append(exc)
-            return results
-        answers: list[Prediction | BaseException] = []
-        start = 0
-        for size in sizes:
-            stop = start + size
-            answers.append(
-                Prediction(
-                    whole.predictions[start:stop],
-                    None if whole.probabilities is None else whole.probabilities[start:stop],
-                )
-            )
-            start = stop
-        return answers
+        """Combine the requests, predict once, split the answer back by request (a failing
+        request is retried alone, so only it fails)."""
+        return [
+            answer if isinstance(answer, BaseException) else Prediction(*answer)
+            for answer in self._batched(items)
+        ]
 
-    def _predict(self, model_input: Any) -> Prediction:
+    def _predict(self, model_input: Any) -> tuple[Any, Any]:
+        """(predictions, probabilities or None) in one model call where the runtime can."""
         if self._both is not None:
             predictions, probabilities = self._both(model_input)
-            return Prediction(np.asarray(predictions), probabilities)
+            return np.asarray(predictions), probabilities
         predictions = np.asarray(self.predictor.predict(model_input))
         probabilities = (
             np.asarray(self.predictor.predict_proba(model_input)) if self.has_proba else None
         )
-        return Prediction(predictions, probabilities)
+        return predictions, probabilities
 
     def warm(self, examples: Sequence[dict[str, Any]]) -> None:
         """Run the reference examples through the whole path once, synchronously, so the
