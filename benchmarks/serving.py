@@ -526,7 +526,8 @@ def dockyard_home(base: Path, work: Path, endpoint: str, spec: dict[str, Any]) -
 def dockyard_configs(
     args: argparse.Namespace, base: Path, body: bytes, expected: dict[str, int]
 ) -> list[Config]:
-    """(label, endpoint, model, accelerate, max_batch_size, connections)."""
+    """Each plan row (label, model, accelerate, max_batch_size, connections) becomes one
+    server over a copy of the base registry with that single deployment."""
     plan = [
         ("Dockyard (ONNX, batching 64)", "lr", True, 64, [*args.connections, 1]),
         ("Dockyard (ONNX, no batching)", "lr", True, 1, [1]),
@@ -600,6 +601,7 @@ def peer_venv(name: str, args: argparse.Namespace) -> Path:
     if marker.exists() and marker.read_text() == wanted and (venv / "bin" / "python").exists():
         return venv
     shutil.rmtree(venv, ignore_errors=True)
+    venv.parent.mkdir(parents=True, exist_ok=True)
     log = args.work / "venvs" / f"{name}.log"
     print(f"  installing {name} into {venv} (once; cached after): {wanted}", flush=True)
     started = time.monotonic()

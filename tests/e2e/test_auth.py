@@ -195,6 +195,31 @@ def test_a_predict_token_cannot_read_the_registry_it_predicts_with(secured: Secu
         assert httpx.get(f"{url}{path}", headers=headers).status_code == 403, path
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "content"),
+    [
+        ("PUT", "/api/deployments/diabetes", b'{"bogus": 1}'),
+        ("POST", "/v1/endpoints/diabetes/predict", b"{not json"),
+        ("POST", "/v2/models/diabetes/infer", b'{"inputs": 7}'),
+        ("POST", "/v2/models/nope/infer", b"{}"),
+        ("GET", "/api/models/nope", None),
+    ],
+)
+def test_credentials_are_checked_before_the_request_is_looked_at(
+    secured: Secured, method: str, path: str, content: bytes | None
+) -> None:
+    """No validation error, and no 404, tells an anonymous caller about the API or what
+    is deployed."""
+    response = httpx.request(method, f"{secured.server.url}{path}", content=content)
+    _assert_refused(response, 401, "unauthenticated", path)
+    reader = {"authorization": f"Bearer {secured.tokens['read']}"}
+    if method != "GET":
+        response = httpx.request(
+            method, f"{secured.server.url}{path}", content=content, headers=reader
+        )
+        _assert_refused(response, 403, "forbidden", path)
+
+
 def _serve(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
     env["DOCKYARD_HOME"] = str(home)

@@ -64,10 +64,14 @@ def kserve(server: ServerProcess, call: Callable[[InferenceRESTClient], Awaitabl
     """Run one call with a fresh kserve client that speaks v2 (its default is v1)."""
 
     async def run() -> T:
-        async with InferenceRESTClient(RESTConfig(protocol="v2", retries=0)) as rest:
+        async with InferenceRESTClient(RESTConfig(protocol="v2")) as rest:
             return await call(rest)
 
     return asyncio.run(run())
+
+
+def kserve_infer(server: ServerProcess, request: InferRequest, model_name: str) -> Any:
+    return kserve(server, lambda rest: rest.infer(server.url, request, model_name=model_name))
 
 
 def triton_input(name: str, values: np.ndarray[Any, Any], datatype: str) -> triton.InferInput:
@@ -328,7 +332,7 @@ def test_kserve_default_binary_inputs(server: ServerProcess, zoo: Zoo) -> None:
     assert tensor.parameters == {"binary_data_size": rows.size * 8}
     request = InferRequest("cancer", [tensor], request_id="kserve-1")
 
-    response = kserve(server, lambda rest: rest.infer(server.url, request, model_name="cancer"))
+    response = kserve_infer(server, request, "cancer")
     assert response.id == "kserve-1"
     outputs = {o.name: o for o in response.outputs}
     assert outputs["predict"].datatype == "INT64"
@@ -365,7 +369,7 @@ def test_kserve_strings_booleans_and_missing_values(server: ServerProcess, zoo: 
     request = InferRequest(
         "mixed", inputs, request_outputs=[RequestedOutput("predict", {"binary_data": True})]
     )
-    response = kserve(server, lambda rest: rest.infer(server.url, request, model_name="mixed"))
+    response = kserve_infer(server, request, "mixed")
     (output,) = response.outputs
     assert (output.name, output.datatype) == ("predict", "BYTES")
     assert texts(output.as_numpy()) == zoo.models["mixed"].predict(MIXED_ROWS).tolist()
@@ -389,7 +393,7 @@ def test_kserve_surfaces_errors_with_every_problem(server: ServerProcess, zoo: Z
     tensor.set_data_from_numpy(rows.to_numpy(dtype=np.float64))
 
     with pytest.raises(httpx.HTTPStatusError) as unknown:
-        kserve(server, lambda rest: rest.infer(server.url, InferRequest("x", [tensor]), "nope"))
+        kserve_infer(server, InferRequest("nope", [tensor]), "nope")
     assert unknown.value.response.status_code == 404
     assert "No endpoint named 'nope'." in str(unknown.value)
 
@@ -405,7 +409,7 @@ def test_kserve_surfaces_errors_with_every_problem(server: ServerProcess, zoo: Z
     ):
         request = InferRequest("cancer", inputs)
         with pytest.raises(httpx.HTTPStatusError) as invalid:
-            kserve(server, lambda rest, r=request: rest.infer(server.url, r, "cancer"))  # type: ignore[misc]
+            kserve_infer(server, request, "cancer")
         assert invalid.value.response.status_code == 400
         body = orjson.loads(invalid.value.response.content)
         assert body["code"] == "schema_validation"

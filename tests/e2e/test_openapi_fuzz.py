@@ -3,7 +3,7 @@ Open Inference Protocol bodies the schema cannot describe.
 
 The contract held: no request, however malformed, gets a 5xx, and every 4xx carries the one
 error shape ``{"error", "code", "details"}``. Runs are bounded and derandomized, so a failure
-reproduces; each failure is reported with the curl command that shows it.
+reproduces; each failure is reported with the request that shows it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import CheckContext, not_a_server_error
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.result import Ok
 
 if TYPE_CHECKING:
     from conftest import ServerProcess, Zoo
@@ -58,7 +59,7 @@ def server(zoo: Zoo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
         process.stop()
 
 
-def has_error_shape(response: Any) -> str | None:
+def error_shape_problem(response: Any) -> str | None:
     """Why a 4xx response is not our error shape, or ``None`` when it is (or is not a 4xx)."""
     if not 400 <= response.status_code < 500:
         return None
@@ -79,42 +80,44 @@ def assert_no_crash_logged(server: ServerProcess) -> None:
     assert "Traceback" not in log, log[log.index("Traceback") - 300 :][:3000]
 
 
-def our_error_shape(ctx: CheckContext, response: schemathesis.Response, case: Case) -> None:
+def our_error_shape(ctx: CheckContext, response: schemathesis.Response, case: Case[Any]) -> None:
     """A schemathesis check: every 4xx has ``{"error", "code", "details"}``."""
-    problem = has_error_shape(response)
+    problem = error_shape_problem(response)
     assert problem is None, problem
 
 
 def test_every_operation_survives_the_fuzzer(server: ServerProcess) -> None:
+    """Every operation of the schema, with valid and (where it has a body or a query) invalid
+    input, with random endpoint names and with the deployed ones."""
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     failures: list[str] = []
     covered: list[str] = []
-    session = requests.Session()
+    with requests.Session() as session:
 
-    def check(case: Case) -> None:
-        response = case.call(base_url=server.url, session=session, timeout=30)
-        try:
-            case.validate_response(response, checks=[not_a_server_error, our_error_shape])
-        except FailureGroup as exc:
-            failures.append(str(exc))
+        def check(case: Case[Any]) -> None:
+            response = case.call(base_url=server.url, session=session, timeout=30)
+            try:
+                case.validate_response(response, checks=[not_a_server_error, our_error_shape])
+            except FailureGroup as exc:
+                failures.append(str(exc))
 
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        variants: list[tuple[GenerationMode, dict[str, Any] | None, int]] = [
-            (GenerationMode.POSITIVE, None, 15)
-        ]
-        names = {parameter.name for parameter in operation.path_parameters}
-        if "name" in names and operation.method.upper() != "PUT":  # never redeploy a model
-            variants += [(GenerationMode.POSITIVE, {"name": name}, 10) for name in ENDPOINTS]
-        if operation.body or operation.query:
-            variants.append((GenerationMode.NEGATIVE, None, 25))
-        for mode, pinned, examples in variants:
-            strategy = operation.as_strategy(generation_mode=mode, path_parameters=pinned)
-            bounded(examples)(given(case=strategy)(check))()
-        covered.append(operation.label)
+        for result in schema.get_all_operations():
+            assert isinstance(result, Ok), result  # the schema itself must be valid
+            operation = result.ok()
+            variants: list[tuple[GenerationMode, dict[str, Any] | None, int]] = [
+                (GenerationMode.POSITIVE, None, 15)
+            ]
+            names = {parameter.name for parameter in operation.path_parameters}
+            if "name" in names and operation.method.upper() != "PUT":  # never redeploy
+                variants += [(GenerationMode.POSITIVE, {"name": name}, 10) for name in ENDPOINTS]
+            if operation.body or operation.query:
+                variants.append((GenerationMode.NEGATIVE, None, 25))
+            for mode, pinned, examples in variants:
+                strategy = operation.as_strategy(generation_mode=mode, path_parameters=pinned)
+                bounded(examples)(given(case=strategy)(check))()
+            covered.append(operation.label)
 
-    session.close()
-    assert len(covered) >= 21, covered
+    assert len(covered) >= 21, covered  # every route test_auth.py knows, at least
     assert not failures, f"{len(failures)} failures; the first:\n{failures[0]}"
     assert_no_crash_logged(server)
 
@@ -241,7 +244,7 @@ def test_v2_json_bodies_never_5xx(server: ServerProcess) -> None:
             problem = (
                 f"{response.status_code}: {response.text[:300]}"
                 if response.status_code >= 500
-                else has_error_shape(response)
+                else error_shape_problem(response)
             )
             if problem is not None:
                 failures.append(f"{problem}\n  POST /v2/models/{endpoint}/infer {raw[:400]!r}")
@@ -301,7 +304,7 @@ def test_v2_binary_bodies_never_5xx(server: ServerProcess) -> None:
             problem = (
                 f"{response.status_code}: {response.text[:300]}"
                 if response.status_code >= 500
-                else has_error_shape(response)
+                else error_shape_problem(response)
             )
             if problem is not None:
                 failures.append(f"{problem}\n  header length {length}, body {body[:400]!r}")
