@@ -103,7 +103,9 @@ def test_sigterm_finishes_in_flight_requests(home: Any, start_server: Any) -> No
     assert code in (0, -signal.SIGTERM), server.log.read_text()
     assert statuses
     assert set(statuses) == {200}  # every request that got an answer succeeded
-    assert all(isinstance(e, httpx.ConnectError | httpx.RemoteProtocolError) for e in errors)
+    # After shutdown begins, new connections are refused and idle keep-alive connections are
+    # closed (a request racing that close sees a transport error); never an HTTP error.
+    assert all(isinstance(e, httpx.TransportError) for e in errors), errors
     assert "Application shutdown complete" in server.log.read_text()
 
 

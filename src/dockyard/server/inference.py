@@ -7,8 +7,9 @@ the model runs in its batcher's executor.
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -76,6 +77,13 @@ class InferencePlane:
         self.manager = manager
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        # Request ids: a random per-process prefix and a counter, unique across replicas and
+        # restarts without a system call per request (uuid4 was 2-3% of the hot path).
+        self._id_prefix = secrets.token_hex(6)
+        self._ids = itertools.count()
+
+    def new_request_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids):010x}"
 
     def endpoint(self, name: str) -> Endpoint:
         endpoint = self.manager.endpoints.get(name)
@@ -97,7 +105,7 @@ class InferencePlane:
     # --- v1 -------------------------------------------------------------------------------
 
     async def v1_predict(self, name: str, body: bytes, request_id: str | None) -> Reply:
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or self.new_request_id()
         started = time.perf_counter()
         if self.metrics is not None:
             self.metrics.request_started()
@@ -133,7 +141,7 @@ class InferencePlane:
         started = time.perf_counter()
         if self.metrics is not None:
             self.metrics.request_started()
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = headers.get("x-request-id") or self.new_request_id()
         model: LiveModel | None = None
         try:
             endpoint = self.endpoint(name)
