@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         gt=0,
         description="How often the server checks the registry for changed deployments.",
     )
+    model_threads: int = Field(
+        default=1,
+        ge=1,
+        description="Threads one ONNX model call may use in the server; 1 suits small online "
+        "batches (no thread-pool hand-offs or spinning competing with the event loop).",
+    )
     compute_threads: int = Field(
         default=2,
         ge=1,

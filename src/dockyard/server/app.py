@@ -96,6 +96,7 @@ class Server:
             poll_interval_s=settings.poll_interval_s,
             on_batch=self.metrics.observe_batch,
             on_load=self.metrics.observe_load,
+            model_threads=settings.model_threads,
         )
         self.inference = InferencePlane(
             self.manager, self.metrics, max_body_bytes=settings.max_body_bytes
@@ -159,8 +160,24 @@ class DockyardApp:
         await _send(send, await self.server.inference.v2_infer(name, version, body, headers))
 
 
+_WANTED_HEADERS = frozenset(
+    {
+        b"authorization",
+        b"content-encoding",
+        b"content-length",
+        b"inference-header-content-length",
+        b"x-request-id",
+    }
+)
+
+
 def _headers(scope: Scope) -> dict[str, str]:
-    return {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+    """The few headers the fast lane reads (ASGI servers lower-case names)."""
+    return {
+        key.decode("latin-1"): value.decode("latin-1")
+        for key, value in scope["headers"]
+        if key in _WANTED_HEADERS
+    }
 
 
 async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:

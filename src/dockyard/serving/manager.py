@@ -50,8 +50,12 @@ class ModelManager:
         poll_interval_s: float = 2.0,
         on_batch: Any = None,
         on_load: Any = None,
+        model_threads: int = 1,
     ) -> None:
+        from dockyard.runtimes.onnx import OnnxRuntime
+
         self.registry = registry
+        self.onnx = OnnxRuntime(intra_op_threads=model_threads)
         self.deployments = DeploymentStore(registry.db)
         self.executor = executor
         self.poll_interval_s = poll_interval_s
@@ -204,5 +208,7 @@ class ModelManager:
         twin = version.accelerated or {}
         if accelerate and twin.get("digest"):
             data = self.registry.artifacts.get(str(twin["digest"]))  # digest verified
-            return self.registry.runtimes.get("onnx").load(data, {}), True
+            return self.onnx.load(data, {}), True
+        if version.runtime == "onnx":
+            return self.onnx.load(self.registry.artifacts.get(version.digest), {}), False
         return self.registry.load(version.ref).model, False
