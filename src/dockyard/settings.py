@@ -76,11 +76,11 @@ class Settings(BaseSettings):
         gt=0,
         description="How often the server checks the registry for changed deployments.",
     )
-    model_threads: int = Field(
-        default=1,
+    model_threads: int | None = Field(
+        default=None,
         ge=1,
-        description="Threads one ONNX model call may use in the server; 1 suits small online "
-        "batches (no thread-pool hand-offs or spinning competing with the event loop).",
+        description="Threads one ONNX model call may use in the server (default: the cores "
+        "available, at most 4). 1 avoids intra-op hand-offs on small online batches.",
     )
     compute_threads: int = Field(
         default=2,

@@ -50,7 +50,7 @@ class ModelManager:
         poll_interval_s: float = 2.0,
         on_batch: Any = None,
         on_load: Any = None,
-        model_threads: int = 1,
+        model_threads: int | None = None,
     ) -> None:
         from dockyard.runtimes.onnx import OnnxRuntime
 
