@@ -6,13 +6,17 @@ import ipaddress
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dockyard.cli.context import open_registry
 from dockyard.cli.render import out, print_json, table
 from dockyard.errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    from dockyard.registry import Registry
+    from dockyard.serving.deployments import Deployment
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
@@ -80,11 +84,9 @@ def serve(
     )
 
 
-def _deployments(registry: object) -> list:  # type: ignore[type-arg]
-    from dockyard.registry import Registry
+def _deployments(registry: Registry) -> list[Deployment]:
     from dockyard.serving.deployments import DeploymentStore
 
-    assert isinstance(registry, Registry)
     return DeploymentStore(registry.db).list()
 
 
@@ -125,9 +127,9 @@ def deploy(
     if as_json:
         print_json(deployment.to_dict())
         return
-    follows = (
-        f" (following {model})" if "@" not in model or model.split("@")[1][0].isalpha() else ""
-    )
+    from dockyard.registry.refs import ModelRef
+
+    follows = f" (following {model})" if ModelRef.parse(model).version is None else ""
     out.print(
         f"Endpoint [bold]{endpoint}[/] revision {deployment.revision} → {version.ref}{follows}"
     )
@@ -186,7 +188,7 @@ def predict(
     import httpx
     import orjson
 
-    from dockyard.errors import DockyardError, UnavailableError
+    from dockyard.errors import NotFoundError, UnavailableError
     from dockyard.schema import read_table
 
     frame = read_table(data)
@@ -203,13 +205,17 @@ def predict(
         raise UnavailableError(
             f"Cannot reach {url}: {exc}.", hint="Start it with: dockyard serve"
         ) from None
-    body = response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": f"{url} answered {response.status_code} with a body that is not JSON."}
     if response.status_code != 200:
-        error = DockyardError(body.get("error", response.text))
-        error.exit_code = (
-            4 if response.status_code == 404 else 2 if response.status_code < 500 else 7
-        )
-        raise error
+        message = str(body.get("error") or response.reason_phrase)
+        if response.status_code == 404:
+            raise NotFoundError(message)
+        if response.status_code < 500:
+            raise InvalidRequestError(message)
+        raise UnavailableError(message, hint="Check the server's log; retry shortly.")
     if as_json:
         print_json(body)
         return

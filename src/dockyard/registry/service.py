@@ -14,6 +14,7 @@ import os
 import platform
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -317,18 +318,14 @@ _EXAMPLES = 100
 """Sample rows kept with the profile (as records) to warm servers up and check twins."""
 
 
+@dataclass(frozen=True)
 class _Described:
-    def __init__(
-        self,
-        signature: dict[str, Any],
-        profile: dict[str, Any],
-        fingerprint: dict[str, Any],
-        model_input: Any,
-    ) -> None:
-        self.signature = signature
-        self.profile = profile
-        self.fingerprint = fingerprint
-        self.model_input = model_input
+    """What registration learns from the sample."""
+
+    signature: dict[str, Any]
+    profile: dict[str, Any]
+    fingerprint: dict[str, Any]
+    model_input: Any
 
 
 def _describe_sample(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -126,38 +125,35 @@ class DockyardApp:
             if path.startswith(_V1_PREFIX) and path.endswith(_V1_SUFFIX):
                 name = path[len(_V1_PREFIX) : -len(_V1_SUFFIX)]
                 if name and "/" not in name:
-                    await self._v1(scope, receive, send, name)
+                    await self._predict(scope, receive, send, name, None, v2=False)
                     return
             elif path.startswith(_V2_PREFIX) and path.endswith(_V2_SUFFIX):
                 target = path[len(_V2_PREFIX) : -len(_V2_SUFFIX)]
                 name, _, version = target.partition("/versions/")
                 if name and "/" not in name and "/" not in version:
-                    await self._v2(scope, receive, send, name, version or None)
+                    await self._predict(scope, receive, send, name, version or None, v2=True)
                     return
         await self.api(scope, receive, send)
 
-    async def _v1(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
-        headers = _headers(scope)
-        request_id = headers.get("x-request-id")
-        try:
-            await self.server.auth.check(headers.get("authorization"), "predict")
-            body = await read_body(receive, headers, self.server.max_body_bytes)
-        except Exception as exc:
-            await _send(send, error_reply(exc, request_id or uuid.uuid4().hex))
-            return
-        await _send(send, await self.server.inference.v1_predict(name, body, request_id))
-
-    async def _v2(
-        self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None
+    async def _predict(
+        self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None, v2: bool
     ) -> None:
+        """Both fast-lane paths: auth, bounded body, then the inference plane."""
         headers = _headers(scope)
         try:
             await self.server.auth.check(headers.get("authorization"), "predict")
             body = await read_body(receive, headers, self.server.max_body_bytes)
         except Exception as exc:
-            await _send(send, error_reply(exc, headers.get("x-request-id") or uuid.uuid4().hex))
+            request_id = headers.get("x-request-id") or self.server.inference.new_request_id()
+            await _send(send, error_reply(exc, request_id))
             return
-        await _send(send, await self.server.inference.v2_infer(name, version, body, headers))
+        inference = self.server.inference
+        reply = (
+            await inference.v2_infer(name, version, body, headers)
+            if v2
+            else await inference.v1_predict(name, body, headers.get("x-request-id"))
+        )
+        await _send(send, reply)
 
 
 _WANTED_HEADERS = frozenset(

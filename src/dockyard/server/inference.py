@@ -152,8 +152,8 @@ class InferencePlane:
                 max_body_bytes=self.max_body_bytes,
             )
             request_id = request.id or request_id
-            model = self._v2_model(endpoint, version)
-            names = model.signature.column_names if model.signature else _positional(request)
+            model = self.model_for(endpoint, version)
+            names = model.column_names or _positional(request)
             columns = v2.columns_from_request(request, names)
             model_input, rows, _ = model.prepare(columns)
             prediction = await model.predict(model_input, rows)
@@ -181,7 +181,8 @@ class InferencePlane:
         self._observe(name, model, reply.status, started)
         return reply
 
-    def _v2_model(self, endpoint: Endpoint, version: str | None) -> LiveModel:
+    def model_for(self, endpoint: Endpoint, version: str | None) -> LiveModel:
+        """The route's model, or the one serving ``version`` (v2's version-addressed paths)."""
         if version is None:
             return endpoint.choose()
         model = endpoint.model_for_version(version)

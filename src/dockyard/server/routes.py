@@ -164,7 +164,7 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
 
     def _model_meta(name: str, version: str | None) -> dict[str, Any]:
         endpoint = server.inference.endpoint(name)
-        model = server.inference._v2_model(endpoint, version)
+        model = server.inference.model_for(endpoint, version)
         inputs = []
         if model.signature is not None:
             inputs = [
@@ -193,7 +193,7 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
 
     def _model_ready(name: str, version: str | None) -> Response:
         endpoint = server.inference.endpoint(name)
-        server.inference._v2_model(endpoint, version)
+        server.inference.model_for(endpoint, version)
         return JSONResponse({"name": name, "ready": True})
 
     @api.get("/v2/models/{name}/ready", tags=["v2"], dependencies=[read])

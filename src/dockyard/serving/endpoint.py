@@ -8,9 +8,7 @@ then costs: decode, validate, queue, one batched model call, encode.
 
 from __future__ import annotations
 
-import math
 import random
-import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -99,6 +97,7 @@ class LiveModel:
         self.signature = Signature.from_dict(version.signature) if version.signature else None
         self.validator = Validator(self.signature) if self.signature is not None else None
         self.numeric_rows = NumericRows.for_signature(self.signature)
+        self.column_names = self.signature.column_names if self.signature is not None else None
         classes = predictor.classes
         if classes is None and self.signature is not None:
             classes = self.signature.output.classes
@@ -181,7 +180,6 @@ class Endpoint:
         self.revision = deployment.revision
         self.routes = list(routes)
         self._cumulative = _cumulative([weight for _, weight in self.routes])
-        self.loaded_at = time.time()
 
     @property
     def key(self) -> tuple[int, tuple[str, ...]]:
@@ -221,8 +219,3 @@ def choose_index(cumulative: Sequence[float], draw: float) -> int:
         if draw < bound:
             return index
     return len(cumulative) - 1
-
-
-def json_floats(values: np.ndarray[Any, Any]) -> list[Any]:
-    """A float array as JSON values (NaN and infinities become null)."""
-    return [None if not math.isfinite(v) else v for v in values.tolist()]
