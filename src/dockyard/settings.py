@@ -88,6 +88,56 @@ class Settings(BaseSettings):
         description="Threads per server process running model batches (off the event loop).",
     )
 
+    monitoring_url: str | None = Field(
+        default=None,
+        description="fsspec URL where the prediction log and feedback are kept (a folder, or "
+        "s3://bucket/prefix); default: home/monitoring.",
+    )
+    monitoring_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec storage options for monitoring_url as JSON (like artifact_options).",
+    )
+    log_buffer_rows: int = Field(
+        default=100_000,
+        ge=100,
+        description="Most prediction rows held in memory before they are written; beyond it "
+        "records are dropped and counted (a request is never blocked). A SIGKILL loses at most "
+        "this many rows.",
+    )
+    log_flush_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often buffered prediction records are written as Parquet segments; a "
+        "SIGKILL loses at most about this much traffic.",
+    )
+    monitor_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the server evaluates alert rules, refreshes drift and performance "
+        "gauges, and deletes log segments past their endpoint's retention.",
+    )
+    webhook_secret: str | None = Field(
+        default=None,
+        description="Secret for the HMAC-SHA256 signature (X-Dockyard-Signature) of alert "
+        "webhooks; unsigned when unset.",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow alert webhooks to private, loopback and link-local addresses "
+        "(refused by default).",
+    )
+    retrain_commands: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='Commands alert rules may run by name, as JSON: {"retrain": ["python", '
+        '"train.py", "{data}"]}; {data} becomes the exported window\'s Parquet file.',
+    )
+
+    @property
+    def resolved_monitoring_url(self) -> str:
+        """The prediction log's URL in effect."""
+        return self.monitoring_url or str(self.home / "monitoring")
+
     @property
     def resolved_database_url(self) -> str:
         """The database URL in effect."""

@@ -56,6 +56,12 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/api/deployments", "read"),
     ("GET", "/api/deployments/{name}", "read"),
     ("PUT", "/api/deployments/{name}", "deploy"),
+    ("POST", "/v1/endpoints/{name}/feedback", "predict"),
+    ("GET", "/api/monitoring/{name}/drift", "read"),
+    ("GET", "/api/monitoring/{name}/performance", "read"),
+    ("GET", "/api/monitoring/{name}/report", "read"),
+    ("GET", "/api/monitoring/alerts", "read"),
+    ("GET", "/api/monitoring/log", "read"),
 ]
 DOCS: list[tuple[str, str, str]] = [
     ("GET", "/openapi.json", "read"),
@@ -81,6 +87,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v2/models/{name}/infer"): V2_BODY,
     ("POST", "/v2/models/{name}/versions/{version}/infer"): V2_BODY,
     ("PUT", "/api/deployments/{name}"): {"model": "diabetes@1.0.0"},  # unchanged: no revision
+    ("POST", "/v1/endpoints/{name}/feedback"): {"request_id": "never-seen", "label": 1.5},
 }
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from dockyard._version import __version__
-from dockyard.cli import events, models, serve, tokens
+from dockyard.cli import events, models, monitor, serve, tokens
 from dockyard.errors import DockyardError
 
 app = typer.Typer(
@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(monitor.app, name="monitor")
+app.command("alerts")(monitor.alerts)
 app.command("events")(events.list_events)
 app.command("serve")(serve.serve)
 app.command("deploy")(serve.deploy)

@@ -10,17 +10,23 @@ import typer
 
 if TYPE_CHECKING:
     from dockyard.registry import Registry
+    from dockyard.settings import Settings
+
+
+def settings_for(ctx: typer.Context) -> Settings:
+    """Settings from ``--home`` and the ``DOCKYARD_*`` environment."""
+    from dockyard.settings import Settings
+
+    home = (ctx.find_root().obj or {}).get("home")
+    return Settings(home=home) if home is not None else Settings()
 
 
 @contextmanager
 def open_registry(ctx: typer.Context) -> Iterator[Registry]:
     """The registry configured by ``--home`` and ``DOCKYARD_*`` settings."""
     from dockyard.registry import Registry
-    from dockyard.settings import Settings
 
-    home = (ctx.find_root().obj or {}).get("home")
-    settings = Settings(home=home) if home is not None else Settings()
-    with Registry.open(settings) as registry:
+    with Registry.open(settings_for(ctx)) as registry:
         yield registry
 
 

@@ -413,9 +413,41 @@ def _describe_sample(
         **schema.build_profile(frame, signature, predictions).to_dict(),
         "examples": _examples(frame),
     }
+    labels = sample[y] if isinstance(y, str) and hasattr(sample, "columns") else y
+    calibration = _calibration(loaded, model_input(frame), labels, classes)
+    if calibration is not None:
+        profile["calibration"] = calibration
     return _Described(
         signature.to_dict(), profile, schema.fingerprint(frame).to_dict(), model_input(frame)
     )
+
+
+def _calibration(
+    loaded: LoadedModel, model_input: Any, labels: Any, classes: Sequence[Any] | None
+) -> dict[str, Any] | None:
+    """For a binary classifier with probabilities and known labels: how to calibrate its
+    P(positive) before estimating accuracy without labels (see monitoring.performance)."""
+    if labels is None or classes is None or len(classes) != 2 or not loaded.has_proba:
+        return None
+    import numpy as np
+
+    from dockyard.monitoring.performance import fit_calibration
+    from dockyard.monitoring.store import label_text
+
+    truth = [label_text(value) for value in np.asarray(labels).tolist()]
+    positive = label_text(classes[1])
+    if len(truth) < 20 or len(set(truth)) != 2 or positive not in truth:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scores = np.asarray(loaded.predict_proba(model_input), dtype=np.float64)[:, 1]
+    except Exception:
+        return None
+    if len(scores) != len(truth):
+        return None
+    fitted = fit_calibration(scores, np.asarray([t == positive for t in truth], dtype=np.float64))
+    return {"positive": positive, **fitted.to_dict()}
 
 
 def _examples(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -119,3 +119,15 @@ tokens = sa.Table(
     sa.Column("expires_at", Timestamp, nullable=True),
     sa.Column("revoked_at", Timestamp, nullable=True),
 )
+
+alert_states = sa.Table(
+    "alert_states",
+    metadata,
+    sa.Column("endpoint", sa.String(128), primary_key=True),
+    sa.Column("rule", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("since", Timestamp, nullable=True),
+    sa.Column("last_notified", Timestamp, nullable=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("evaluated_at", Timestamp, nullable=False),
+)

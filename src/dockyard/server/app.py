@@ -17,12 +17,18 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dockyard.errors import AuthenticationError, PayloadTooLargeError, PermissionDeniedError
 from dockyard.registry import Registry
 from dockyard.server.inference import InferencePlane, Reply, error_reply
 from dockyard.settings import Settings
+
+if TYPE_CHECKING:
+    from dockyard.monitoring.predictions import PredictionLog
+    from dockyard.monitoring.service import Monitor
+    from dockyard.monitoring.watcher import Watcher
+    from dockyard.server.metrics import Metrics
 
 log = logging.getLogger("dockyard.server")
 
@@ -97,19 +103,51 @@ class Server:
             on_load=self.metrics.observe_load,
             model_threads=settings.model_threads,
         )
+        self.monitor, self.prediction_log, self.watcher = _monitoring(
+            settings, self.registry, self.metrics
+        )
         self.inference = InferencePlane(
-            self.manager, self.metrics, max_body_bytes=settings.max_body_bytes
+            self.manager,
+            self.metrics,
+            max_body_bytes=settings.max_body_bytes,
+            log=self.prediction_log,
         )
         self.auth = Authenticator(self.registry, enabled=settings.auth)
         self.max_body_bytes = settings.max_body_bytes
 
     async def start(self) -> None:
+        self.prediction_log.start()
         await self.manager.start()
+        await self.watcher.start()
 
     async def stop(self) -> None:
+        """Graceful: drain the endpoints, then flush the prediction log."""
+        await self.watcher.stop()
         await self.manager.stop()
         self.executor.shutdown(wait=True)
+        await asyncio.to_thread(self.prediction_log.close)
         self.registry.close()
+
+
+def _monitoring(
+    settings: Settings, registry: Registry, metrics: Metrics
+) -> tuple[Monitor, PredictionLog, Watcher]:
+    """The prediction log, the monitoring service over it, and the periodic watcher."""
+    from dockyard.monitoring.predictions import PredictionLog
+    from dockyard.monitoring.service import Monitor
+    from dockyard.monitoring.store import MonitoringStore
+    from dockyard.monitoring.watcher import Watcher
+
+    store = MonitoringStore(settings.resolved_monitoring_url, settings.monitoring_options)
+    prediction_log = PredictionLog(
+        store,
+        buffer_rows=settings.log_buffer_rows,
+        flush_interval_s=settings.log_flush_interval_s,
+        on_flush=metrics.observe_log,
+    )
+    monitor = Monitor(registry, store)
+    watcher = Watcher(monitor, settings, metrics=metrics, prediction_log=prediction_log)
+    return monitor, prediction_log, watcher
 
 
 class DockyardApp:

@@ -26,6 +26,7 @@ from dockyard.errors import (
 from dockyard.server import v2
 
 if TYPE_CHECKING:
+    from dockyard.monitoring.predictions import PredictionLog
     from dockyard.server.metrics import Metrics
     from dockyard.serving.endpoint import Endpoint, LiveModel, Prediction
     from dockyard.serving.manager import ModelManager
@@ -72,11 +73,17 @@ class InferencePlane:
     """Answers predictions for the endpoints the manager keeps loaded."""
 
     def __init__(
-        self, manager: ModelManager, metrics: Metrics | None, *, max_body_bytes: int
+        self,
+        manager: ModelManager,
+        metrics: Metrics | None,
+        *,
+        max_body_bytes: int,
+        log: PredictionLog | None = None,
     ) -> None:
         self.manager = manager
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.log = log
         # Request ids: a random per-process prefix and a counter, unique across replicas and
         # restarts without a system call per request (uuid4 was 2-3% of the hot path).
         self._id_prefix = secrets.token_hex(6)
@@ -110,10 +117,13 @@ class InferencePlane:
         if self.metrics is not None:
             self.metrics.request_started()
         model: LiveModel | None = None
+        model_input: Any = None
+        rows = 0
+        prediction: Prediction | None = None
         try:
             endpoint = self.endpoint(name)
-            data = _v1_data(body)
             model = endpoint.choose()
+            data = _v1_data(body)
             model_input, rows, notes = model.prepare(data)
             prediction = await model.predict(model_input, rows)
             reply = Reply(
@@ -126,7 +136,7 @@ class InferencePlane:
             )
         except Exception as exc:
             reply = error_reply(exc, request_id)
-        self._observe(name, model, reply.status, started)
+        self._observe(name, model, reply.status, started, request_id, model_input, rows, prediction)
         return reply
 
     # --- v2 -------------------------------------------------------------------------------
@@ -143,8 +153,12 @@ class InferencePlane:
             self.metrics.request_started()
         request_id = headers.get("x-request-id") or self.new_request_id()
         model: LiveModel | None = None
+        model_input: Any = None
+        rows = 0
+        prediction: Prediction | None = None
         try:
             endpoint = self.endpoint(name)
+            model = self.model_for(endpoint, version)
             request = v2.decode_request(
                 body,
                 header_length=_header_length(headers.get("inference-header-content-length")),
@@ -152,7 +166,6 @@ class InferencePlane:
                 max_body_bytes=self.max_body_bytes,
             )
             request_id = request.id or request_id
-            model = self.model_for(endpoint, version)
             names = model.column_names or _positional(request)
             columns = v2.columns_from_request(request, names)
             model_input, rows, _ = model.prepare(columns)
@@ -178,7 +191,7 @@ class InferencePlane:
             reply = Reply(200, payload, reply_headers)
         except Exception as exc:
             reply = error_reply(exc, request_id)
-        self._observe(name, model, reply.status, started)
+        self._observe(name, model, reply.status, started, request_id, model_input, rows, prediction)
         return reply
 
     def model_for(self, endpoint: Endpoint, version: str | None) -> LiveModel:
@@ -194,11 +207,37 @@ class InferencePlane:
             )
         return model
 
-    def _observe(self, name: str, model: LiveModel | None, status: int, started: float) -> None:
+    def _observe(
+        self,
+        name: str,
+        model: LiveModel | None,
+        status: int,
+        started: float,
+        request_id: str,
+        model_input: Any,
+        rows: int,
+        prediction: Prediction | None,
+    ) -> None:
+        """Count the request in the metrics and buffer it for the prediction log."""
+        elapsed = time.perf_counter() - started
         if self.metrics is not None:
             self.metrics.request_finished()
             version = model.version.version if model is not None else ""
-            self.metrics.observe_request(name, version, status, time.perf_counter() - started)
+            self.metrics.observe_request(name, version, status, elapsed)
+        if self.log is not None and model is not None and model.log_source is not None:
+            if prediction is None:
+                self.log.record(model.log_source, request_id, status, elapsed)
+            else:
+                self.log.record(
+                    model.log_source,
+                    request_id,
+                    status,
+                    elapsed,
+                    model_input,
+                    rows,
+                    prediction.predictions,
+                    prediction.probabilities,
+                )
 
 
 def _header_length(value: str | None) -> int | None:

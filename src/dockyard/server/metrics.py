@@ -13,6 +13,18 @@ only. Request ids, tokens, inputs and raw URL paths are never labels.
     dockyard_model_load_seconds{endpoint}                   histogram, 10 ms .. 5 min
     dockyard_model_load_failures_total{endpoint}            counter
     dockyard_models_loaded                                  gauge
+    dockyard_prediction_log_records_total                   counter, rows written to the log
+    dockyard_prediction_log_dropped_total                   counter, rows dropped (buffer full)
+    dockyard_drift_share{endpoint}                          gauge, share of drifted features
+    dockyard_feature_drift{endpoint, feature}               gauge, effect size per feature
+    dockyard_accuracy{endpoint}                             gauge, from feedback labels
+    dockyard_estimated_accuracy{endpoint}                   gauge, without labels (CBPE)
+    dockyard_label_coverage{endpoint}                       gauge, share of rows labelled
+    dockyard_alerts_firing{endpoint, rule}                  gauge, 1 while a rule fires
+
+The monitoring gauges cover each endpoint's ``monitoring.window`` and are refreshed every
+``DOCKYARD_MONITOR_INTERVAL_S``; ``feature`` and ``rule`` come from the deployment spec, so
+they are bounded by configuration like ``endpoint``.
 
 Requests that reach no endpoint (an unknown name, a malformed path) are counted under
 ``endpoint="unknown"`` by the caller; as a second guard, once ``max_series`` distinct
@@ -183,6 +195,52 @@ class Metrics:
             registry=target,
             multiprocess_mode="livemax",
         )
+        self.log_records: Counter = prom.Counter(
+            "dockyard_prediction_log_records",
+            "Prediction rows written to the prediction log.",
+            registry=target,
+        )
+        self.log_dropped: Counter = prom.Counter(
+            "dockyard_prediction_log_dropped",
+            "Prediction rows dropped because the log's buffer was full or storage failed.",
+            registry=target,
+        )
+
+        def monitoring_gauge(name: str, text: str, labels: list[str]) -> Gauge:
+            return prom.Gauge(
+                name, text, labels, registry=target, multiprocess_mode="livemostrecent"
+            )
+
+        self.drift_share = monitoring_gauge(
+            "dockyard_drift_share",
+            "Share of an endpoint's features that drifted in its monitoring window.",
+            ["endpoint"],
+        )
+        self.feature_drift = monitoring_gauge(
+            "dockyard_feature_drift",
+            "Drift effect size of one feature in the endpoint's monitoring window.",
+            ["endpoint", "feature"],
+        )
+        self.accuracy = monitoring_gauge(
+            "dockyard_accuracy",
+            "Accuracy from feedback labels in the endpoint's monitoring window.",
+            ["endpoint"],
+        )
+        self.estimated_accuracy = monitoring_gauge(
+            "dockyard_estimated_accuracy",
+            "Accuracy estimated without labels (confidence-based) in the monitoring window.",
+            ["endpoint"],
+        )
+        self.label_coverage = monitoring_gauge(
+            "dockyard_label_coverage",
+            "Share of the monitoring window's predictions that have a feedback label.",
+            ["endpoint"],
+        )
+        self.alerts_firing = monitoring_gauge(
+            "dockyard_alerts_firing",
+            "1 while an alert rule fires, 0 otherwise.",
+            ["endpoint", "rule"],
+        )
         self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._overflow_series: dict[int, tuple[Counter, Histogram]] = {}
         self._batch_series: dict[str, Histogram] = {}
@@ -231,6 +289,34 @@ class Metrics:
 
     def set_models_loaded(self, count: int) -> None:
         self.models_loaded.set(count)
+
+    # --- monitoring ---------------------------------------------------------------------
+
+    def observe_log(self, written: int, dropped: int) -> None:
+        """Count rows written to, and dropped from, the prediction log since the last call."""
+        if written:
+            self.log_records.inc(written)
+        if dropped:
+            self.log_dropped.inc(dropped)
+
+    def set_monitoring(self, endpoint: str, figures: dict[str, float | None]) -> None:
+        """Set an endpoint's monitoring gauges; ``None`` leaves a gauge as it was."""
+        gauges = {
+            "drift_share": self.drift_share,
+            "accuracy": self.accuracy,
+            "estimated_accuracy": self.estimated_accuracy,
+            "label_coverage": self.label_coverage,
+        }
+        for key, gauge in gauges.items():
+            value = figures.get(key)
+            if value is not None:
+                gauge.labels(endpoint).set(value)
+
+    def set_feature_drift(self, endpoint: str, feature: str, value: float) -> None:
+        self.feature_drift.labels(endpoint, feature).set(value)
+
+    def set_alert(self, endpoint: str, rule: str, firing: bool) -> None:
+        self.alerts_firing.labels(endpoint, rule).set(1 if firing else 0)
 
     # --- exposition ---------------------------------------------------------------------
 

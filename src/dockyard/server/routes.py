@@ -21,6 +21,7 @@ from dockyard.errors import DockyardError, InvalidRequestError
 from dockyard.server import v2
 from dockyard.server.app import read_body
 from dockyard.server.inference import Reply, error_reply
+from dockyard.server.monitoring_api import add_monitoring_routes
 from dockyard.serving.deployments import (
     BatchingSpec,
     Deployment,
@@ -332,6 +333,7 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
         manager.refresh_soon()
         return deployment.to_dict()
 
+    add_monitoring_routes(api, server, read, predict)
     return api
 
 

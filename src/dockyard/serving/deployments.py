@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dockyard.errors import InvalidRequestError, NotFoundError
+from dockyard.monitoring.alerts import AlertRule
+from dockyard.monitoring.drift import DriftPolicy
 from dockyard.registry import tables as t
 from dockyard.registry.database import Database
 from dockyard.registry.refs import ModelRef, check_model_name
@@ -51,6 +53,48 @@ class RouteSpec(BaseModel):
         return value
 
 
+class MonitoringSpec(BaseModel):
+    """What is logged for an endpoint, for how long, and what is watched."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    log: bool = Field(True, description="Record answered predictions in the prediction log.")
+    sample_rate: float = Field(
+        1.0, gt=0, le=1, description="Share of successful requests logged (failures always are)."
+    )
+    retention_days: float = Field(
+        30, gt=0, le=3650, description="Log segments older than this are deleted."
+    )
+    window: str = Field(
+        "1h",
+        description="Window the server's monitoring gauges cover: '15m', '1h', '1d' or "
+        "'last:1000'.",
+    )
+    drift: DriftPolicy = Field(
+        default_factory=DriftPolicy, description="Drift tests and thresholds."
+    )
+    alerts: tuple[AlertRule, ...] = Field((), description="Alert rules, evaluated periodically.")
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        from dockyard.monitoring.store import parse_window
+
+        try:
+            parse_window(value)
+        except InvalidRequestError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    @model_validator(mode="after")
+    def _unique_rules(self) -> MonitoringSpec:
+        names = [rule.name for rule in self.alerts]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"alert rule names must be unique; repeated: {', '.join(twice)}")
+        return self
+
+
 class DeploymentSpec(BaseModel):
     """What an endpoint serves and how."""
 
@@ -60,6 +104,9 @@ class DeploymentSpec(BaseModel):
     batching: BatchingSpec = BatchingSpec()
     accelerate: bool = Field(
         True, description="Serve a version's verified ONNX twin when it has one."
+    )
+    monitoring: MonitoringSpec = Field(
+        default_factory=MonitoringSpec, description="Prediction log, drift and alerts."
     )
 
     @model_validator(mode="after")

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from dockyard.errors import SchemaValidationError
+from dockyard.monitoring.predictions import Source
+from dockyard.monitoring.store import label_text
 from dockyard.registry.types import Version
 from dockyard.runtimes.base import LoadedModel
 from dockyard.schema import Signature, Validator
@@ -110,6 +112,22 @@ class LiveModel:
         )
         self.runtime = (
             f"onnx (accelerated from {version.runtime})" if accelerated else version.runtime
+        )
+        self.log_source: Source | None = None  # set by the manager when the endpoint logs
+
+    def source_for(self, endpoint: str, revision: int, sample_rate: float) -> Source:
+        """How this model's answers are labelled in the prediction log."""
+        classes = None if self.classes is None else tuple(str(label_text(c)) for c in self.classes)
+        binary = classes is not None and len(classes) == 2 and self.has_proba
+        return Source(
+            endpoint=endpoint,
+            revision=revision,
+            model=self.version.model,
+            version=self.version.version,
+            columns=None if self.column_names is None else tuple(self.column_names),
+            classes=classes,
+            positive=1 if binary else None,
+            sample_rate=sample_rate,
         )
 
     @property

@@ -197,6 +197,11 @@ class ModelManager:
                     else None
                 ),
             )
+            monitoring = deployment.spec.monitoring
+            if monitoring.log:
+                model.log_source = model.source_for(
+                    deployment.name, deployment.revision, monitoring.sample_rate
+                )
             profile = self.registry.get_profile(version.ref) or {}
             model.warm(profile.get("examples") or [])
             if self.on_load is not None:

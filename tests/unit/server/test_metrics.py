@@ -62,6 +62,11 @@ def test_every_metric_is_named_and_typed_by_convention(single_process: None) -> 
     metrics.observe_load("fraud", 1.5, ok=True)
     metrics.observe_load("fraud", None, ok=False)
     metrics.set_models_loaded(2)
+    metrics.observe_log(10, 1)
+    metrics.set_monitoring("fraud", {"drift_share": 0.25, "accuracy": 0.9, "label_coverage": 0.5})
+    metrics.set_monitoring("fraud", {"estimated_accuracy": 0.88})
+    metrics.set_feature_drift("fraud", "amount", 0.31)
+    metrics.set_alert("fraud", "drifted", True)
     body, content_type = metrics.render()
     assert content_type == "text/plain; version=0.0.4; charset=utf-8"
     ours = {
@@ -78,6 +83,14 @@ def test_every_metric_is_named_and_typed_by_convention(single_process: None) -> 
         "dockyard_model_load_seconds": "histogram",
         "dockyard_model_load_failures": "counter",
         "dockyard_models_loaded": "gauge",
+        "dockyard_prediction_log_records": "counter",
+        "dockyard_prediction_log_dropped": "counter",
+        "dockyard_drift_share": "gauge",
+        "dockyard_feature_drift": "gauge",
+        "dockyard_accuracy": "gauge",
+        "dockyard_estimated_accuracy": "gauge",
+        "dockyard_label_coverage": "gauge",
+        "dockyard_alerts_firing": "gauge",
     }
     labels = {"endpoint": "fraud", "version": "1.4.0", "status": "200"}
     assert value(body, "dockyard_requests_total", **labels) == 1

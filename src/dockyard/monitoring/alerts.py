@@ -1,0 +1,385 @@
+"""Alert rules and their evaluation: pure, no I/O, every clock value passed in.
+
+A rule watches one metric of one endpoint over a window (a duration back from now, or the
+last N predictions) and compares it with a threshold. The server computes the metric's value
+for the window and calls :func:`evaluate` with the rule's previous :class:`AlertState` and the
+current time; it gets the next state and, when the status changed, a :class:`Transition` to
+record (audit event), export (Prometheus gauge) and notify (:func:`alert_payload`, sent by
+``dockyard.monitoring.webhooks``).
+
+State machine (``value`` is the metric for the window, ``None`` when there is no data)::
+
+    no data (None, NaN, ±inf)          -> state unchanged, no transition
+    ok     + breached, cooldown over   -> firing, Transition("firing")
+    ok     + breached, inside cooldown -> ok (value updated), no transition  [flap suppression]
+    ok     + not breached              -> ok (value updated)
+    firing + breached                  -> firing (value updated), no transition
+    firing + not breached              -> ok, Transition("resolved")  [always sent]
+
+Both transitions count as a notification for the cooldown: after a rule resolves, a new
+breach stays silent until ``cooldown_s`` has passed since the resolution, so a metric that
+hovers around its threshold notifies once per cooldown instead of on every evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from dockyard.errors import InvalidRequestError
+
+Metric = Literal[
+    "drift_share",
+    "feature_drift",
+    "accuracy",
+    "estimated_accuracy",
+    "error_rate",
+    "p99_latency_ms",
+    "dropped_records",
+]
+Op = Literal[">", ">=", "<", "<="]
+
+#: Metrics whose values are fractions in [0, 1]; their thresholds must be too.
+FRACTION_METRICS: frozenset[str] = frozenset(
+    {"drift_share", "accuracy", "estimated_accuracy", "error_rate"}
+)
+#: Metrics that are bad when they fall; the default comparison for them is ``<``.
+HIGHER_IS_BETTER: frozenset[str] = frozenset({"accuracy", "estimated_accuracy"})
+
+MAX_WINDOW_SECONDS = 366 * 86_400.0
+MAX_WINDOW_ROWS = 10_000_000
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_DURATION = re.compile(r"(?P<amount>\d+(?:\.\d+)?)(?P<unit>[smhdw])")
+_LAST = re.compile(r"last:(?P<rows>\d+)")
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
+
+
+# --- windows -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """The rows a rule looks at: those of the last ``seconds``, or the last ``last`` rows.
+
+    Exactly one of the two is set.
+    """
+
+    seconds: float | None = None
+    last: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.seconds is None) == (self.last is None):
+            raise ValueError("a window has either seconds or last, not both or neither")
+
+    def start(self, now: float) -> float | None:
+        """The oldest timestamp inside a duration window; ``None`` for a row-count window."""
+        return None if self.seconds is None else now - self.seconds
+
+
+def parse_window(text: str) -> Window:
+    """Parse ``"15m"``, ``"1h"``, ``"1d"`` (units s, m, h, d, w) or ``"last:1000"``.
+
+    Raises InvalidRequestError naming the ``window`` field when the text is not one of these,
+    is zero, or exceeds 366 days / 10,000,000 rows.
+    """
+    raw = text.strip().lower() if isinstance(text, str) else ""
+    hint = 'Use a duration such as "15m", "1h", "1d" or a row count such as "last:1000".'
+    if match := _DURATION.fullmatch(raw):
+        seconds = float(match["amount"]) * _UNIT_SECONDS[match["unit"]]
+        if 0 < seconds <= MAX_WINDOW_SECONDS:
+            return Window(seconds=seconds)
+        raise InvalidRequestError(
+            f"window: {text!r} must be longer than 0s and at most 366d.", hint=hint
+        )
+    if match := _LAST.fullmatch(raw):
+        rows = int(match["rows"])
+        if 0 < rows <= MAX_WINDOW_ROWS:
+            return Window(last=rows)
+        raise InvalidRequestError(
+            f"window: {text!r} must count between 1 and {MAX_WINDOW_ROWS:,} rows.", hint=hint
+        )
+    raise InvalidRequestError(f"window: {text!r} is not a window.", hint=hint)
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def _http_url(value: str | None) -> str | None:
+    """Refuse anything but an absolute http(s) URL with a host (addresses are checked later)."""
+    if value is None:
+        return None
+    if len(value) > 2048:
+        raise ValueError("URL is longer than 2048 characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  # raises ValueError on a bad port
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
+
+
+WebhookURL = Annotated[str | None, AfterValidator(_http_url)]
+
+
+class RetrainAction(BaseModel):
+    """What to run when a rule fires, so a retraining pipeline can pick the window's data up.
+
+    Exactly one of ``webhook`` and ``command``. A command is named, never spelled out: the
+    argv lists live in the server's settings (``retrain_commands``), because anyone who may
+    deploy may write rules and must not be able to run arbitrary programs on the server.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    webhook: WebhookURL = Field(
+        None,
+        description="http(s) URL that receives the alert payload with the exported data's "
+        "location; private addresses are refused at send time unless the settings allow them.",
+    )
+    command: str | None = Field(
+        None,
+        description="Name of a command in the server setting retrain_commands; it runs with "
+        "the window's data exported to the file in DOCKYARD_EXPORT_PATH (and in '{data}').",
+    )
+
+    @field_validator("command")
+    @classmethod
+    def _command_name(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME.fullmatch(value):
+            raise ValueError("a command name is lower-case letters, digits, '-' and '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RetrainAction:
+        if (self.webhook is None) == (self.command is None):
+            raise ValueError("a retrain action has exactly one of 'webhook' and 'command'")
+        return self
+
+
+class AlertRule(BaseModel):
+    """One metric of one endpoint, compared with a threshold over a window."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(
+        description="Unique per endpoint: a lower-case slug, [a-z0-9][a-z0-9_-]{0,62}."
+    )
+    metric: Metric = Field(description="What is measured over the window.")
+    feature: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="The input feature whose drift score is watched; only for feature_drift.",
+    )
+    op: Op | None = Field(
+        None,
+        description="How the value is compared with the threshold; by default '<' for "
+        "accuracy and estimated_accuracy, '>' for every other metric.",
+    )
+    threshold: float = Field(
+        allow_inf_nan=False,
+        description="The limit; fractions (drift_share, accuracy, estimated_accuracy, "
+        "error_rate) lie in [0, 1], the other metrics are at least 0.",
+    )
+    window: str = Field(
+        "1h",
+        description="A duration back from now ('15m', '1h', '1d') or the last N predictions "
+        "('last:1000').",
+    )
+    cooldown_s: float = Field(
+        3600.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="After a notification (firing or resolved), no new firing notification "
+        "for this rule before this many seconds.",
+    )
+    min_rows: int = Field(
+        30,
+        ge=0,
+        description="Below this many rows in the window the value counts as no data and the "
+        "rule's state is left as it is.",
+    )
+    webhook: WebhookURL = Field(
+        None,
+        description="http(s) URL that receives firing and resolved notifications, besides the "
+        "event log and the metric.",
+    )
+    action: RetrainAction | None = Field(None, description="Run when the rule fires.")
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _NAME.fullmatch(value):
+            raise ValueError("a rule name is a lower-case slug: [a-z0-9][a-z0-9_-]{0,62}")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        try:
+            parse_window(value)
+        except InvalidRequestError as exc:
+            raise ValueError(exc.message.removeprefix("window: ").rstrip(".")) from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlertRule:
+        if self.metric == "feature_drift" and self.feature is None:
+            raise ValueError("metric 'feature_drift' needs 'feature'")
+        if self.metric != "feature_drift" and self.feature is not None:
+            raise ValueError(f"'feature' is only for metric 'feature_drift', not {self.metric!r}")
+        if self.metric in FRACTION_METRICS and not 0 <= self.threshold <= 1:
+            raise ValueError(f"{self.metric} is a fraction: the threshold must lie in [0, 1]")
+        if self.threshold < 0:
+            raise ValueError(f"{self.metric} is never negative: the threshold must be ≥ 0")
+        return self
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> AlertRule:
+        """Validate a rule, turning pydantic's errors into one clear message per field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = [
+                f"{'.'.join(str(p) for p in error['loc']) or 'rule'}: "
+                f"{error['msg'].removeprefix('Value error, ')}"
+                for error in exc.errors()
+            ]
+            raise InvalidRequestError(
+                f"Invalid alert rule: {'; '.join(problems)}.",
+                hint="See the alert rule fields in the README.",
+                details={"problems": problems},
+            ) from None
+
+    @property
+    def comparison(self) -> Op:
+        """The effective operator: ``op``, or the metric's default."""
+        if self.op is not None:
+            return self.op
+        return "<" if self.metric in HIGHER_IS_BETTER else ">"
+
+    @property
+    def window_spec(self) -> Window:
+        """The parsed window."""
+        return parse_window(self.window)
+
+    def breached(self, value: float) -> bool:
+        """Whether ``value`` is on the wrong side of the threshold."""
+        op = self.comparison
+        if op == ">":
+            return value > self.threshold
+        if op == ">=":
+            return value >= self.threshold
+        if op == "<":
+            return value < self.threshold
+        return value <= self.threshold
+
+
+# --- evaluation ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertState:
+    """Where a rule stands: its status, since when, when it last notified, its last value."""
+
+    status: Literal["ok", "firing"] = "ok"
+    since: float | None = None
+    last_notified: float | None = None
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A change of status worth notifying about."""
+
+    kind: Literal["firing", "resolved"]
+    rule: str
+    value: float
+    threshold: float
+    at: float
+
+
+def observed_value(rule: AlertRule, value: float | None, rows: int) -> float | None:
+    """The value to evaluate: ``None`` (no data) below ``rule.min_rows`` rows or when not finite."""
+    if value is None or rows < rule.min_rows or not math.isfinite(value):
+        return None
+    return value
+
+
+def evaluate(
+    rule: AlertRule, value: float | None, state: AlertState, now: float
+) -> tuple[AlertState, Transition | None]:
+    """The rule's next state for the window's ``value`` at time ``now`` (seconds, any epoch).
+
+    See the module docstring for the state machine. The caller applies ``min_rows`` (see
+    :func:`observed_value`); NaN and infinities count as no data here as well.
+    """
+    if value is None or not math.isfinite(value):
+        return state, None
+    breached = rule.breached(value)
+    if state.status == "firing":
+        if breached:
+            return replace(state, value=value), None
+        resolved = AlertState(status="ok", since=now, last_notified=now, value=value)
+        return resolved, Transition("resolved", rule.name, value, rule.threshold, now)
+    if not breached:
+        return replace(state, value=value), None
+    if state.last_notified is not None and now - state.last_notified < rule.cooldown_s:
+        return replace(state, value=value), None  # flapping: stay quiet until the cooldown ends
+    firing = AlertState(status="firing", since=now, last_notified=now, value=value)
+    return firing, Transition("firing", rule.name, value, rule.threshold, now)
+
+
+def alert_payload(
+    endpoint: str,
+    rule: AlertRule,
+    transition: Transition,
+    *,
+    details: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The JSON body of a notification about ``transition`` of ``rule`` on ``endpoint``."""
+    return {
+        "endpoint": endpoint,
+        "rule": rule.name,
+        "metric": rule.metric,
+        "feature": rule.feature,
+        "status": transition.kind,
+        "value": transition.value,
+        "threshold": transition.threshold,
+        "op": rule.comparison,
+        "window": rule.window,
+        "at": datetime.fromtimestamp(transition.at, UTC).isoformat().replace("+00:00", "Z"),
+        "details": dict(details) if details is not None else {},
+    }
+
+
+__all__ = [
+    "AlertRule",
+    "AlertState",
+    "Metric",
+    "RetrainAction",
+    "Transition",
+    "Window",
+    "alert_payload",
+    "evaluate",
+    "observed_value",
+    "parse_window",
+]

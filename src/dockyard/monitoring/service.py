@@ -1,0 +1,432 @@
+"""The monitoring service: windows of the prediction log in, drift and performance out.
+
+One :class:`Monitor` serves the CLI (``dockyard monitor ...``), the control plane
+(``/api/monitoring/...``) and the server's periodic watcher; it reads the log through
+:class:`~dockyard.monitoring.store.MonitoringStore`, the reference profiles and deployment
+settings from the registry, and hands the numbers to the pure modules (``drift``,
+``performance``).
+
+Which reference: a window may hold several versions (a swap, later a canary); drift is
+measured against the reference profile of the version that served the most recent
+prediction in the window unless ``version`` is given, and performance is always reported per
+version.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+
+from dockyard.errors import InvalidRequestError, NotFoundError
+from dockyard.monitoring.store import INPUT_PREFIX, MonitoringStore, Window, parse_window
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dockyard.monitoring.alerts import AlertRule
+    from dockyard.monitoring.drift import DriftPolicy
+    from dockyard.registry import Registry
+    from dockyard.schema.profile import ReferenceProfile
+    from dockyard.serving.deployments import Deployment
+
+FREQUENCIES = {"hour": "h", "day": "D"}
+
+
+class Monitor:
+    """Drift, performance and alert values for an endpoint's logged predictions."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        store: MonitoringStore,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        from dockyard.serving.deployments import DeploymentStore
+
+        self.registry = registry
+        self.store = store
+        self.deployments = DeploymentStore(registry.db)
+        self.clock = clock
+        self._profiles: dict[str, dict[str, Any] | None] = {}
+
+    # --- inputs ----------------------------------------------------------------------------
+
+    def window(self, text: str) -> Window:
+        return parse_window(text, now=self.clock())
+
+    def deployment(self, endpoint: str) -> Deployment | None:
+        try:
+            return self.deployments.get(endpoint)
+        except NotFoundError:
+            return None
+
+    def frame(self, endpoint: str, window: Window, *, with_feedback: bool = False) -> pd.DataFrame:
+        return self.store.predictions(endpoint, window, with_feedback=with_feedback)
+
+    def profile(self, model: str, version: str) -> dict[str, Any] | None:
+        """A version's stored reference profile (cached: versions are immutable)."""
+        ref = f"{model}@{version}"
+        if ref not in self._profiles:
+            try:
+                self._profiles[ref] = self.registry.get_profile(ref)
+            except NotFoundError:
+                self._profiles[ref] = None
+        return self._profiles[ref]
+
+    def check_endpoint(self, endpoint: str) -> None:
+        if self.deployment(endpoint) is None and endpoint not in self.store.endpoints():
+            raise NotFoundError(
+                f"No endpoint named {endpoint!r} is deployed or has logged predictions.",
+                hint="List endpoints with: dockyard deployments",
+            )
+
+    # --- drift -----------------------------------------------------------------------------
+
+    def drift(
+        self,
+        endpoint: str,
+        window: Window,
+        *,
+        baseline: Window | None = None,
+        version: str | None = None,
+        policy: DriftPolicy | None = None,
+    ) -> dict[str, Any]:
+        """Drift of the window's inputs and predictions against the serving version's reference
+        profile, or against the ``baseline`` window of the same endpoint."""
+        from dockyard.monitoring.drift import compare
+
+        self.check_endpoint(endpoint)
+        frame = self.frame(endpoint, window)
+        meta = _window_meta(window, frame)
+        if frame.empty:
+            return {"endpoint": endpoint, "window": meta, "baseline": None, "report": None}
+        if version is not None:
+            frame = frame[frame["version"] == version]
+        served = _latest(frame, "version")
+        model = _latest(frame, "model")
+        policy = policy or self.policy(endpoint)
+        profile = self.profile(model, served)
+        if baseline is None:
+            if profile is None:
+                raise InvalidRequestError(
+                    f"{model}@{served} has no reference profile to compare with.",
+                    hint="Register it with a sample, or compare with an earlier window "
+                    "(--baseline 2d).",
+                )
+            from dockyard.schema.profile import ReferenceProfile
+
+            reference = ReferenceProfile.from_dict(profile)
+            described = f"reference profile of {model}@{served}"
+        else:
+            reference = self._window_reference(endpoint, baseline, profile)
+            described = f"window {baseline.describe()}"
+        features = _features(frame)
+        wanted = [name for name in reference.features if name in features.columns]
+        extra = [name for name in features.columns if name not in reference.features]
+        report = compare(
+            reference,
+            features[wanted + extra] if wanted or extra else features,
+            predictions=_prediction_series(frame, reference),
+            policy=policy,
+        )
+        return {
+            "endpoint": endpoint,
+            "model": model,
+            "version": served,
+            "versions": sorted(frame["version"].dropna().unique().tolist()),
+            "window": meta,
+            "baseline": described,
+            "report": report.to_dict(),
+        }
+
+    def _window_reference(
+        self, endpoint: str, baseline: Window, profile: dict[str, Any] | None
+    ) -> ReferenceProfile:
+        from dockyard.monitoring.drift import reference_from_frame
+
+        earlier = self.frame(endpoint, baseline)
+        if earlier.empty:
+            raise InvalidRequestError(
+                f"The baseline window ({baseline.describe()}) holds no predictions.",
+                hint="Pick a baseline window that saw traffic, or compare with the reference.",
+            )
+        features = _features(earlier)
+        kinds = {name: _kind(features[name], profile, name) for name in features.columns}
+        numeric_prediction = earlier["classes"].isna().all()
+        predictions = earlier["score"] if numeric_prediction else earlier["prediction"]
+        return reference_from_frame(
+            features,
+            kinds,
+            predictions=predictions.reset_index(drop=True),
+            prediction_kind="numeric" if numeric_prediction else "categorical",
+        )
+
+    def drift_over_time(
+        self, endpoint: str, window: Window, *, every: str = "hour"
+    ) -> list[dict[str, Any]]:
+        """Drift share per tumbling window (hour or day) against the reference profile."""
+        from dockyard.monitoring.drift import compare
+        from dockyard.schema.profile import ReferenceProfile
+
+        frame = self.frame(endpoint, window)
+        out: list[dict[str, Any]] = []
+        if frame.empty:
+            return out
+        policy = self.policy(endpoint)
+        for start, end, part in _buckets(frame, every):
+            profile = self.profile(_latest(part, "model"), _latest(part, "version"))
+            if profile is None:
+                continue
+            reference = ReferenceProfile.from_dict(profile)
+            report = compare(reference, _features(part), policy=policy).to_dict()
+            out.append(
+                {
+                    "start": start,
+                    "end": end,
+                    "rows": len(part),
+                    "drift_share": report["drift_share"],
+                    "features": {f["feature"]: f["effect_size"] for f in report["features"]},
+                }
+            )
+        return out
+
+    def policy(self, endpoint: str) -> DriftPolicy | None:
+        deployment = self.deployment(endpoint)
+        return None if deployment is None else deployment.spec.monitoring.drift
+
+    # --- performance -----------------------------------------------------------------------
+
+    def performance(
+        self, endpoint: str, window: Window, *, every: str | None = None
+    ) -> dict[str, Any]:
+        """Performance from feedback labels, per version (and per tumbling window)."""
+        self.check_endpoint(endpoint)
+        frame = self.frame(endpoint, window, with_feedback=True)
+        result: dict[str, Any] = {
+            "endpoint": endpoint,
+            "window": _window_meta(window, frame),
+            "versions": {},
+            "estimated": {},
+        }
+        for version, part in _by_version(frame):
+            result["versions"][version] = self._performance(part)
+            estimate = self._estimate(part)
+            if estimate is not None:
+                result["estimated"][version] = estimate
+        if every is not None:
+            result["over_time"] = [
+                {"start": start, "end": end, "version": version, **self._performance(part)}
+                for start, end, bucket in _buckets(frame, every)
+                for version, part in _by_version(bucket)
+            ]
+            result["estimated_over_time"] = [
+                {"start": start, "end": end, "version": version, **estimate}
+                for start, end, bucket in _buckets(frame, every)
+                for version, part in _by_version(bucket)
+                if (estimate := self._estimate(part)) is not None
+            ]
+        return result
+
+    def _performance(self, part: pd.DataFrame) -> dict[str, Any]:
+        from dockyard.monitoring.performance import (
+            classification_performance,
+            regression_performance,
+        )
+
+        labelled = part[part["label"].notna()]
+        classes = _classes(part)
+        if classes is not None or part["score"].isna().all():
+            probabilities = None
+            if classes is not None and len(labelled) and labelled["proba"].notna().all():
+                probabilities = np.asarray(labelled["proba"].tolist(), dtype=np.float64)
+            return classification_performance(
+                labelled["label"].astype(str).tolist(),
+                labelled["prediction"].astype(str).tolist(),
+                probabilities=probabilities,
+                classes=classes,
+                predictions_total=len(part),
+            )
+        labelled = labelled[labelled["label_value"].notna()]
+        return regression_performance(
+            labelled["label_value"].to_numpy(dtype=np.float64),
+            labelled["score"].to_numpy(dtype=np.float64),
+            predictions_total=len(part),
+        )
+
+    def _estimate(self, part: pd.DataFrame) -> dict[str, Any] | None:
+        """Confidence-based accuracy estimate for a binary classifier's rows (no labels)."""
+        from dockyard.monitoring.performance import Calibration, estimate_accuracy
+
+        classes = _classes(part)
+        if classes is None or len(classes) != 2 or part["score"].isna().any():
+            return None
+        profile = self.profile(_latest(part, "model"), _latest(part, "version")) or {}
+        stored = profile.get("calibration")
+        calibration = None
+        if stored is not None and stored.get("positive") == classes[1]:
+            calibration = Calibration.from_dict(stored)
+        positive = (part["prediction"].astype(str) == classes[1]).to_numpy()
+        return estimate_accuracy(
+            part["score"].to_numpy(dtype=np.float64),
+            predicted_positive=positive,
+            calibration=calibration,
+        )
+
+    # --- alert values ----------------------------------------------------------------------
+
+    def value(self, endpoint: str, rule: AlertRule, *, dropped: float = 0.0) -> float | None:
+        """The rule's metric over its window (``None``: not enough data)."""
+        window = self.window(rule.window)
+        metric = rule.metric
+        if metric == "dropped_records":
+            return dropped
+        if metric in ("error_rate", "p99_latency_ms"):
+            frame = self.store.predictions(
+                endpoint,
+                window,
+                columns=["request_id", "row", "time", "status", "latency_ms"],
+                only_ok=False,
+            )
+            requests = frame[frame["row"] == 0]
+            if len(requests) < rule.min_rows:
+                return None
+            if metric == "error_rate":
+                return float((requests["status"] >= 500).mean())
+            return float(np.quantile(requests["latency_ms"].to_numpy(np.float64), 0.99))
+        if metric in ("drift_share", "feature_drift"):
+            result = self.drift(endpoint, window)
+            report = result["report"]
+            if report is None or report["rows"] < rule.min_rows:
+                return None
+            if metric == "drift_share":
+                return float(report["drift_share"])
+            for feature in report["features"]:
+                if feature["feature"] == rule.feature:
+                    size = feature["effect_size"]
+                    return None if size is None else float(size)
+            return None
+        performance = self.performance(endpoint, window)
+        if metric == "accuracy":
+            figures = [p for p in performance["versions"].values() if p.get("labelled")]
+            labelled = int(sum(p["labelled"] for p in figures))
+            if labelled < rule.min_rows:
+                return None
+            total = sum(
+                p["accuracy"] * p["labelled"] for p in figures if p.get("accuracy") is not None
+            )
+            return float(total) / labelled
+        estimates = [
+            e for e in performance["estimated"].values() if e.get("estimated_accuracy") is not None
+        ]
+        rows = int(sum(e["rows"] for e in estimates))
+        if rows < rule.min_rows:
+            return None
+        return float(sum(e["estimated_accuracy"] * e["rows"] for e in estimates)) / rows
+
+    # --- the report ------------------------------------------------------------------------
+
+    def report_data(self, endpoint: str, window: Window, *, every: str = "hour") -> dict[str, Any]:
+        """Everything :func:`dockyard.monitoring.report.render_report` draws."""
+        drift = self.drift(endpoint, window)
+        performance = self.performance(endpoint, window, every=every)
+        meta = drift["window"]
+        meta["description"] = window.describe()
+        return {
+            "endpoint": endpoint,
+            "generated_at": self.clock().isoformat(timespec="seconds"),
+            "model": drift.get("model"),
+            "versions": drift.get("versions", []),
+            "window": meta,
+            "baseline": drift["baseline"] or "",
+            "drift": drift["report"],
+            "drift_over_time": self.drift_over_time(endpoint, window, every=every),
+            "performance_over_time": performance.get("over_time", []),
+            "estimated_over_time": performance.get("estimated_over_time", []),
+            "alerts": [],
+        }
+
+
+# --- frame helpers -------------------------------------------------------------------------
+
+
+def _features(frame: pd.DataFrame) -> pd.DataFrame:
+    columns = [c for c in frame.columns if str(c).startswith(INPUT_PREFIX)]
+    features = frame[columns].reset_index(drop=True)
+    features.columns = [str(c)[len(INPUT_PREFIX) :] for c in columns]
+    return features
+
+
+def _prediction_series(frame: pd.DataFrame, reference: ReferenceProfile) -> pd.Series | None:
+    if reference.prediction is None:
+        return None
+    column = "score" if reference.prediction.kind == "numeric" else "prediction"
+    series: pd.Series = frame[column].reset_index(drop=True)
+    return series
+
+
+def _kind(series: pd.Series, profile: dict[str, Any] | None, name: str) -> Any:
+    if profile is not None and name in profile.get("features", {}):
+        return profile["features"][name]["kind"]
+    import pandas as pd
+
+    numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    return "numeric" if numeric else "categorical"
+
+
+def _latest(frame: pd.DataFrame, column: str) -> str:
+    return str(frame[column].iloc[-1])
+
+
+def _classes(part: pd.DataFrame) -> list[str] | None:
+    known = part["classes"].dropna()
+    if known.empty:
+        return None
+    classes: list[str] = orjson.loads(known.iloc[-1])
+    return classes
+
+
+def _by_version(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    if frame.empty:
+        return []
+    return [(str(version), part) for version, part in frame.groupby("version", sort=True)]
+
+
+def _buckets(frame: pd.DataFrame, every: str) -> list[tuple[str, str, pd.DataFrame]]:
+    import pandas as pd
+
+    if every not in FREQUENCIES:
+        raise InvalidRequestError(
+            f"every={every!r} is not a window size.", hint="Use 'hour' or 'day'."
+        )
+    frequency = FREQUENCIES[every]
+    starts = frame["time"].dt.floor(frequency)
+    out = []
+    for start, part in frame.groupby(starts, sort=True):
+        stamp = pd.Timestamp(start)
+        end = stamp + pd.Timedelta(1, unit="h" if every == "hour" else "D")
+        out.append((stamp.isoformat(), end.isoformat(), part))
+    return out
+
+
+def _window_meta(window: Window, frame: pd.DataFrame) -> dict[str, Any]:
+    start = window.since
+    end = window.until
+    if not frame.empty:
+        start = start or frame["time"].iloc[0].to_pydatetime()
+        end = end or frame["time"].iloc[-1].to_pydatetime()
+    return {
+        "start": None if start is None else start.isoformat(timespec="seconds"),
+        "end": None if end is None else end.isoformat(timespec="seconds"),
+        "rows": len(frame),
+        "description": window.describe(),
+    }
+
+
+def finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else value

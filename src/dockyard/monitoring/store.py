@@ -1,0 +1,375 @@
+"""Where monitoring data lives: Parquet segments of predictions and feedback, read with DuckDB.
+
+Layout under the monitoring URL (a folder, or ``s3://bucket/prefix``), never chosen by a
+client::
+
+    predictions/{endpoint}/{YYYY-MM-DD}/{HH}/{writer}-{seq}.parquet     one row per predicted row
+    feedback/{endpoint}/{YYYY-MM-DD}/{writer}-{seq}.parquet             one row per label
+
+Segments are append-only and immutable: every flush of a writer (one per server process,
+``writer`` = host, pid and a random suffix) writes new files, so several processes and
+replicas never write the same file. Local segments are written to a hidden temporary name and
+renamed, so a reader never sees half a file; on S3 a PUT is atomic already. The hour folder is
+the UTC hour of the records' time, so a time window reads only the folders it overlaps.
+
+Prediction columns (see :data:`PREDICTION_COLUMNS`): ``request_id``, ``row`` (row number within
+the request), ``time`` (UTC), ``endpoint``, ``revision`` (deployment revision), ``model``,
+``version``, ``status`` (HTTP status; failed requests are one row with no inputs or outputs),
+``latency_ms``, ``prediction`` (as text: the class label, or the number), ``score`` (the number
+for regression, P(positive class) for binary classifiers), ``proba`` (class probabilities),
+``classes`` (their labels as JSON) and one ``input.{feature}`` column per input feature.
+
+Feedback columns: ``request_id``, ``row``, ``label`` (text, normalised like predictions),
+``label_value`` (the number, when it is one) and ``time``. The latest label for a
+(request id, row) wins.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from dockyard.errors import InvalidRequestError, StorageError
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+    import pyarrow as pa
+
+INPUT_PREFIX = "input."
+PREDICTION_COLUMNS = (
+    "request_id",
+    "row",
+    "time",
+    "endpoint",
+    "revision",
+    "model",
+    "version",
+    "status",
+    "latency_ms",
+    "prediction",
+    "score",
+    "proba",
+    "classes",
+)
+_HOUR_PATH = re.compile(r"/(\d{4}-\d{2}-\d{2})/(\d{2})/[^/]+\.parquet$")
+_DAY_PATH = re.compile(r"/(\d{4}-\d{2}-\d{2})/[^/]+\.parquet$")
+
+
+def label_text(value: Any) -> str | None:
+    """A label or prediction as the text both are compared by: ``1``, ``1.0`` and ``"1"`` are
+    all ``"1"``; booleans are ``"True"``/``"False"``; ``None`` and NaN are missing."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return None
+        if value.is_integer():
+            return str(int(value))
+        return repr(value)
+    if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy scalars
+        return label_text(value.item())
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which predictions to read: a time range, or the last ``last`` predictions."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    last: int | None = None
+
+    def describe(self) -> str:
+        if self.last is not None:
+            return f"last {self.last:,} predictions"
+        if self.since is not None and self.until is not None:
+            start, end = (t.isoformat(timespec="seconds") for t in (self.since, self.until))
+            return f"{start} to {end}"
+        if self.since is not None:
+            return f"since {self.since.isoformat(timespec='seconds')}"
+        return "all predictions"
+
+
+def parse_window(text: str, *, now: datetime | None = None) -> Window:
+    """``"1h"``, ``"30m"``, ``"7d"`` (back from now), ``"last:1000"``, or ``"all"``."""
+    value = text.strip().lower()
+    now = now or datetime.now(UTC)
+    if value == "all":
+        return Window()
+    if value.startswith("last:"):
+        count = value[5:]
+        if count.isdigit() and int(count) > 0:
+            return Window(last=int(count))
+    else:
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", value)
+        if match:
+            seconds = (
+                float(match.group(1))
+                * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+            )
+            if seconds > 0:
+                return Window(since=now - timedelta(seconds=seconds), until=now)
+    raise InvalidRequestError(
+        f"window {text!r} is not a duration or a count.",
+        hint='Use e.g. "15m", "1h", "7d" (back from now), "last:1000" or "all".',
+    )
+
+
+class MonitoringStore:
+    """Reads and writes the prediction log and feedback segments under one fsspec URL."""
+
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+        import fsspec
+
+        self.url = url.rstrip("/")
+        self.fs, root = fsspec.core.url_to_fs(self.url, **(options or {}))
+        self.root = root.rstrip("/")
+        self.local = "file" in _protocols(self.fs)
+        self.writer = f"{socket.gethostname()[:20]}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._duck: duckdb.DuckDBPyConnection | None = None
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def write_predictions(self, endpoint: str, table: pa.Table, hour: datetime) -> str:
+        """Write one segment of prediction rows (all in the UTC ``hour``); returns its path."""
+        folder = f"{self.root}/predictions/{endpoint}/{hour:%Y-%m-%d}/{hour:%H}"
+        return self._write(folder, table)
+
+    def write_feedback(self, endpoint: str, table: pa.Table, day: datetime) -> str:
+        folder = f"{self.root}/feedback/{endpoint}/{day:%Y-%m-%d}"
+        return self._write(folder, table)
+
+    def _write(self, folder: str, table: pa.Table) -> str:
+        import pyarrow.parquet as pq
+
+        with self._lock:
+            self._seq += 1
+            name = f"{self.writer}-{self._seq:08d}.parquet"
+        path = f"{folder}/{name}"
+        try:
+            if self.local:
+                os.makedirs(folder, exist_ok=True)
+                temporary = f"{folder}/.{name}.tmp"
+                pq.write_table(table, temporary, compression="zstd")
+                os.replace(temporary, path)
+            else:
+                with self.fs.open(path, "wb") as handle:
+                    pq.write_table(table, handle, compression="zstd")
+        except OSError as exc:
+            raise StorageError(
+                f"Could not write monitoring data to {self.url}: {exc}",
+                hint="Check DOCKYARD_MONITORING_URL and that the location is writable.",
+            ) from exc
+        return path
+
+    # --- finding segments ------------------------------------------------------------------
+
+    def endpoints(self) -> list[str]:
+        """Endpoints that have logged predictions."""
+        folder = f"{self.root}/predictions"
+        if not self.fs.exists(folder):
+            return []
+        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False))
+
+    def prediction_segments(
+        self, endpoint: str, since: datetime | None = None, until: datetime | None = None
+    ) -> list[str]:
+        """Segment paths whose hour overlaps [since, until), oldest first."""
+        paths = self._glob(f"{self.root}/predictions/{endpoint}/*/*/*.parquet")
+        low = _floor_hour(since) if since is not None else None
+        chosen = []
+        for path in paths:
+            match = _HOUR_PATH.search(path)
+            if match is None:
+                continue
+            hour = datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}:00+00:00")
+            if low is not None and hour < low:
+                continue
+            if until is not None and hour >= until:
+                continue
+            chosen.append(path)
+        return sorted(chosen, key=_hour_key)
+
+    def feedback_segments(self, endpoint: str) -> list[str]:
+        return sorted(self._glob(f"{self.root}/feedback/{endpoint}/*/*.parquet"))
+
+    def _glob(self, pattern: str) -> list[str]:
+        found = self.fs.glob(pattern)
+        return [p for p in found if not p.rsplit("/", 1)[-1].startswith(".")]
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB cursor that reads this store (fsspec filesystems registered for S3)."""
+        import duckdb
+
+        with self._lock:
+            if self._duck is None:
+                self._duck = duckdb.connect()
+                if not self.local:
+                    self._duck.register_filesystem(self.fs)
+            return self._duck.cursor()
+
+    def _source(self, paths: Sequence[str]) -> str:
+        """A ``read_parquet`` expression over ``paths``."""
+        prefix = "" if self.local else _protocol_prefix(self.fs)
+        listed = ", ".join(_quote(prefix + path) for path in paths)
+        return f"read_parquet([{listed}], union_by_name = true)"
+
+    def predictions(
+        self,
+        endpoint: str,
+        window: Window,
+        *,
+        columns: Iterable[str] | None = None,
+        with_feedback: bool = False,
+        only_ok: bool = True,
+    ) -> pd.DataFrame:
+        """The prediction rows in ``window`` (oldest first), optionally joined with the latest
+        feedback label (``label``, ``label_value``; null where none arrived)."""
+        import pandas as pd
+
+        paths = self._window_segments(endpoint, window)
+        if not paths:
+            empty = list(columns or PREDICTION_COLUMNS)
+            return pd.DataFrame(
+                columns=[*empty, "label", "label_value"] if with_feedback else empty
+            )
+        db = self.connection()
+        conditions = ["status = 200"] if only_ok else []
+        params: list[Any] = []
+        if window.since is not None:
+            conditions.append("time >= ?")
+            params.append(window.since)
+        if window.until is not None:
+            conditions.append("time < ?")
+            params.append(window.until)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        selected = "*" if columns is None else ", ".join(_ident(c) for c in columns)
+        query = f"SELECT {selected} FROM {self._source(paths)} {where}"
+        if window.last is not None:
+            query = f"SELECT * FROM ({query} ORDER BY time DESC LIMIT {int(window.last)})"
+        query = f"SELECT * FROM ({query}) ORDER BY time"
+        if with_feedback:
+            feedback = self.feedback_segments(endpoint)
+            if feedback:
+                latest = (
+                    "SELECT request_id, row, arg_max(label, time) AS label, "
+                    "arg_max(label_value, time) AS label_value "
+                    f"FROM {self._source(feedback)} GROUP BY request_id, row"
+                )
+                query = (
+                    f"SELECT p.*, f.label, f.label_value FROM ({query}) p "
+                    f"LEFT JOIN ({latest}) f USING (request_id, row) ORDER BY p.time"
+                )
+            else:
+                query = (
+                    f"SELECT *, NULL::VARCHAR AS label, NULL::DOUBLE AS label_value FROM ({query})"
+                )
+        frame: pd.DataFrame = db.execute(query, params).df()
+        return frame
+
+    def _window_segments(self, endpoint: str, window: Window) -> list[str]:
+        """The segments a window needs; for "last N" the newest hours holding N rows."""
+        paths = self.prediction_segments(endpoint, window.since, window.until)
+        if window.last is None or not paths:
+            return paths
+        chosen: list[str] = []
+        rows = 0
+        db = self.connection()
+        hours: dict[str, list[str]] = {}
+        for path in paths:
+            hours.setdefault(path.rsplit("/", 1)[0], []).append(path)
+        for folder in sorted(hours, reverse=True):
+            chosen = hours[folder] + chosen
+            count = db.execute(
+                f"SELECT count(*) FROM {self._source(hours[folder])} WHERE status = 200"
+            ).fetchone()
+            rows += int(count[0]) if count else 0
+            if rows >= window.last:
+                break
+        return chosen
+
+    def known_request_ids(self, endpoint: str, request_ids: Sequence[str]) -> set[str]:
+        """Which of ``request_ids`` appear in the endpoint's prediction log."""
+        import pyarrow as pa
+
+        paths = self.prediction_segments(endpoint)
+        if not paths or not request_ids:
+            return set()
+        db = self.connection()
+        wanted = pa.table({"request_id": pa.array(list(set(request_ids)), pa.string())})
+        db.register("wanted_ids", wanted)
+        try:
+            rows = db.execute(
+                f"SELECT DISTINCT p.request_id FROM {self._source(paths)} p "
+                "JOIN wanted_ids w USING (request_id)"
+            ).fetchall()
+        finally:
+            db.unregister("wanted_ids")
+        return {row[0] for row in rows}
+
+    # --- retention -------------------------------------------------------------------------
+
+    def delete_before(self, endpoint: str, cutoff: datetime) -> int:
+        """Delete the endpoint's segments from hours (predictions) and days (feedback) that
+        ended before ``cutoff``; returns how many files went."""
+        removed = 0
+        for path in self._glob(f"{self.root}/predictions/{endpoint}/*/*/*.parquet"):
+            match = _HOUR_PATH.search(path)
+            if match is None:
+                continue
+            hour = datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}:00+00:00")
+            if hour + timedelta(hours=1) <= cutoff:
+                self.fs.rm(path)
+                removed += 1
+        for path in self.feedback_segments(endpoint):
+            match = _DAY_PATH.search(path)
+            if match is None:
+                continue
+            day = datetime.fromisoformat(f"{match.group(1)}T00:00+00:00")
+            if day + timedelta(days=1) <= cutoff:
+                self.fs.rm(path)
+                removed += 1
+        return removed
+
+
+def _floor_hour(moment: datetime) -> datetime:
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _hour_key(path: str) -> tuple[str, str]:
+    match = _HOUR_PATH.search(path)
+    return (match.group(1) + match.group(2), path) if match else ("", path)
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+def _protocol_prefix(fs: Any) -> str:
+    return f"{_protocols(fs)[0]}://"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

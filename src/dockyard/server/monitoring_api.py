@@ -1,0 +1,145 @@
+"""Monitoring over HTTP: feedback on the inference plane, drift/performance/alerts/report
+under ``/api/monitoring`` for the dashboard and scripts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from fastapi import FastAPI, Query, Request
+from fastapi.params import Depends
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, Field
+
+from dockyard.errors import InvalidRequestError
+from dockyard.server.app import read_body
+
+if TYPE_CHECKING:
+    from dockyard.server.app import Server
+
+WINDOW = Query("1h", description="'15m', '1h', '7d' (back from now), 'last:1000' or 'all'.")
+
+
+class FeedbackItem(BaseModel):
+    """A label for one logged prediction (``label`` may be a list: one per row)."""
+
+    request_id: str = Field(description="The request id the prediction answered with.")
+    label: Any = Field(description="The true class or value (or one per row of the request).")
+    row: int | None = Field(None, ge=0, description="Which row of a multi-row request.")
+
+
+def add_monitoring_routes(api: FastAPI, server: Server, read: Depends, predict: Depends) -> None:
+    """Declare the feedback route and the ``/api/monitoring`` routes on ``api``."""
+    monitor = server.monitor
+
+    async def blocking(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    @api.post(
+        "/v1/endpoints/{name}/feedback",
+        tags=["monitoring"],
+        dependencies=[predict],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "anyOf": [
+                                FeedbackItem.model_json_schema(),
+                                {"type": "array", "items": FeedbackItem.model_json_schema()},
+                            ]
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def feedback(name: str, request: Request) -> dict[str, Any]:
+        """Labels for earlier predictions; unknown request ids are listed back, not stored."""
+        from dockyard.monitoring.feedback import parse_feedback, record_feedback
+
+        raw = await read_body(request.receive, dict(request.headers), server.max_body_bytes)
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequestError(
+                f"The body is not valid JSON: {exc}.",
+                hint='Send {"request_id": "...", "label": ...} or a list of them.',
+            ) from None
+        labels = parse_feedback(payload)
+        await blocking(monitor.check_endpoint, name)
+        await blocking(server.prediction_log.flush)  # labels may follow their predictions closely
+        result = await blocking(record_feedback, monitor.store, name, labels)
+        return dict(result.to_dict())
+
+    @api.get("/api/monitoring/{name}/drift", tags=["monitoring"], dependencies=[read])
+    async def drift(
+        name: str,
+        window: str = WINDOW,
+        baseline: str | None = Query(
+            None, description="Compare with this earlier window instead of the reference."
+        ),
+        version: str | None = None,
+    ) -> dict[str, Any]:
+        """Per-feature and prediction drift of the window, with the whole-dataset verdict."""
+        current = monitor.window(window)
+        earlier = None if baseline is None else baseline_before(monitor.window(baseline), current)
+        result: dict[str, Any] = await blocking(
+            monitor.drift, name, current, baseline=earlier, version=version
+        )
+        return result
+
+    @api.get("/api/monitoring/{name}/performance", tags=["monitoring"], dependencies=[read])
+    async def performance(
+        name: str,
+        window: str = WINDOW,
+        every: str | None = Query(None, description="'hour' or 'day' for a series."),
+    ) -> dict[str, Any]:
+        """Performance from feedback per version (and estimated accuracy without labels)."""
+        result: dict[str, Any] = await blocking(
+            monitor.performance, name, monitor.window(window), every=every
+        )
+        return result
+
+    @api.get("/api/monitoring/{name}/report", tags=["monitoring"], dependencies=[read])
+    async def report(name: str, window: str = Query("1d"), every: str = "hour") -> Response:
+        """The self-contained HTML report (the same as ``dockyard monitor report``)."""
+        from dockyard.monitoring.report import render_report
+        from dockyard.monitoring.watcher import alert_states
+
+        data = await blocking(monitor.report_data, name, monitor.window(window), every=every)
+        data["alerts"] = await blocking(alert_states, server.registry.db, name)
+        return HTMLResponse(await blocking(render_report, data))
+
+    @api.get("/api/monitoring/alerts", tags=["monitoring"], dependencies=[read])
+    async def alerts(endpoint: str | None = None) -> list[dict[str, Any]]:
+        """Every alert rule's state (ok or firing, since when, last value)."""
+        from dockyard.monitoring.watcher import alert_states
+
+        states: list[dict[str, Any]] = await blocking(alert_states, server.registry.db, endpoint)
+        return states
+
+    @api.get("/api/monitoring/log", tags=["monitoring"], dependencies=[read])
+    async def log_status() -> dict[str, Any]:
+        """This server process's prediction log: rows written, dropped, waiting."""
+        log = server.prediction_log
+        return {
+            "url": monitor.store.url,
+            "written": log.written,
+            "dropped": log.dropped,
+            "buffered_rows": log.buffered,
+            "write_failures": log.failures,
+            "last_error": log.last_error,
+        }
+
+
+def baseline_before(baseline: Any, current: Any) -> Any:
+    """A baseline given as a duration ends where the current window starts."""
+    from dockyard.monitoring.store import Window
+
+    if baseline.last is not None or baseline.since is None or current.since is None:
+        return baseline
+    length = baseline.until - baseline.since
+    return Window(since=current.since - length, until=current.since)
