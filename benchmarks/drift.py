@@ -43,11 +43,11 @@ from evidently import Report
 from evidently.presets import DataDriftPreset
 
 reference_path, current_path, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
-reference = duckdb.sql(f"select * from read_parquet('{reference_path}')").df()
+reference = duckdb.execute(f"select * from read_parquet('{reference_path}')").df()
 samples, read_samples = [], []
 for _ in range(repeat):
     start = time.perf_counter()
-    current = duckdb.sql(f"select * from read_parquet('{current_path}')").df()
+    current = duckdb.execute(f"select * from read_parquet('{current_path}')").df()
     read_samples.append(time.perf_counter() - start)
     snapshot = Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
     samples.append(time.perf_counter() - start)
@@ -159,11 +159,11 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="dockyard-drift-bench-"))
     try:
         reference_path, current_path = write_data(folder, args.rows, args.features)
-        sample = duckdb.sql(f"select * from read_parquet('{reference_path}')").df()
+        sample = duckdb.execute(f"select * from read_parquet('{reference_path}')").df()
         reference = reference_from_frame(sample, dict.fromkeys(sample.columns, "numeric"))
 
         def read() -> Any:
-            return duckdb.sql(f"select * from read_parquet('{current_path}')").df()
+            return duckdb.execute(f"select * from read_parquet('{current_path}')").df()
 
         frame = read()
         read_s, _ = timed(read, args.repeat)

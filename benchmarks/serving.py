@@ -5,10 +5,11 @@ One row of 20 floats per request, to a server on loopback, one server at a time:
 * ceilings (``benchmarks/baselines/``, uvicorn with uvloop and httptools, one process): a
   bare ASGI app returning a constant, a Starlette endpoint returning a constant, and a
   Starlette endpoint calling scikit-learn ``predict`` inline;
-* Dockyard (``python -m dockyard serve``, one process, validation and metrics on): logistic
-  regression and a random forest (100 trees, depth 10) served by default (ONNX twin,
-  batching up to 64 rows, no wait), and the forest in its native runtime with and without
-  batching (``max_batch_size`` 1);
+* Dockyard (``python -m dockyard serve``, one process, validation, metrics and the prediction
+  log on): logistic regression and a random forest (100 trees, depth 10) served by default
+  (ONNX twin, batching up to 64 rows, no wait), the same with the prediction log off (its
+  overhead), and the forest in its native runtime with and without batching
+  (``max_batch_size`` 1);
 * peers, each installed by this script into its own virtualenv under
   ``benchmarks/.work/venvs/`` (cached between runs): MLServer (defaults, and with adaptive
   batching), BentoML, ``mlflow models serve`` and Ray Serve. A peer that cannot be installed
@@ -523,26 +524,34 @@ def dockyard_home(base: Path, work: Path, endpoint: str, spec: dict[str, Any]) -
     return home
 
 
+NO_LOG = "Dockyard (ONNX, batching 64, prediction log off)"
+
+
 def dockyard_configs(
     args: argparse.Namespace, base: Path, body: bytes, expected: dict[str, int]
 ) -> list[Config]:
     """Each plan row (label, model, accelerate, max_batch_size, connections) becomes one
     server over a copy of the base registry with that single deployment."""
     plan = [
-        ("Dockyard (ONNX, batching 64)", "lr", True, 64, [*args.connections, 1]),
-        ("Dockyard (ONNX, no batching)", "lr", True, 1, [1]),
-        ("Dockyard (ONNX, batching 64)", "rf", True, 64, args.connections),
-        ("Dockyard (native sklearn, batching 64)", "rf", False, 64, [*args.connections, 1]),
-        ("Dockyard (native sklearn, no batching)", "rf", False, 1, [*args.connections, 1]),
+        ("Dockyard (ONNX, batching 64)", "lr", True, 64, [*args.connections, 1], True),
+        (NO_LOG, "lr", True, 64, args.connections, False),
+        ("Dockyard (ONNX, no batching)", "lr", True, 1, [1], True),
+        ("Dockyard (ONNX, batching 64)", "rf", True, 64, args.connections, True),
+        (NO_LOG, "rf", True, 64, args.connections, False),
+        ("Dockyard (native sklearn, batching 64)", "rf", False, 64, [*args.connections, 1], True),
+        ("Dockyard (native sklearn, no batching)", "rf", False, 1, [*args.connections, 1], True),
     ]
     configs = []
-    for label, model, accelerate, batch, connections in plan:
+    for label, model, accelerate, batch, connections, logged in plan:
         spec = {
             "routes": [{"model": f"{model}@1.0.0"}],
             "batching": {"max_batch_size": batch, "max_wait_ms": 0},
             "accelerate": accelerate,
+            "monitoring": {"log": logged},
         }
-        endpoint = f"{model}-{'onnx' if accelerate else 'native'}-b{batch}"
+        endpoint = f"{model}-{'onnx' if accelerate else 'native'}-b{batch}" + (
+            "" if logged else "-nolog"
+        )
         port = free_port()
         home = args.work / "dockyard" / endpoint
 
@@ -891,6 +900,16 @@ def targets(results: Results, args: argparse.Namespace) -> list[str]:
     off = results.find("Dockyard (native sklearn, no batching)", "rf", 64)
     value = on.requests_per_s / off.requests_per_s if on and off else None
     add("RF native c=64: batching ÷ no batching", value, "≥ 3×", value is not None and value >= 3)
+    for model in MODELS:
+        for c in args.connections:
+            on, off = results.find(default, model, c), results.find(NO_LOG, model, c)
+            value = on.requests_per_s / off.requests_per_s if on and off else None
+            add(
+                f"{model.upper()} c={c}: prediction log on ÷ off (issue 4)",
+                value,
+                "≥ 0.9×",
+                value is not None and value >= 0.9,
+            )
     for model, on_label, off_label in (
         ("rf", "Dockyard (native sklearn, batching 64)", "Dockyard (native sklearn, no batching)"),
         ("lr", default, "Dockyard (ONNX, no batching)"),

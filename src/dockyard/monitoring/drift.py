@@ -25,6 +25,9 @@ Policies (every number below is a :class:`DriftPolicy` field unless it is a cons
 - **Multiple testing.** Benjamini–Hochberg (``scipy.stats.false_discovery_control``) over
   the p-values of the features that ran a p-value test in one report, controlling the false
   discovery rate at ``alpha``. The prediction is a family of its own (adjusted = raw).
+- **Reservoir noise.** KS and Wasserstein see at most the profile's 1,000 reservoir values,
+  so the normalised Wasserstein distance has a noise floor of about 0.04 σ (99th percentile
+  ~0.09 σ) however many current rows there are; keep ``numeric_threshold`` above it.
 - **KS p-value** as ``scipy.stats.ks_2samp(method="auto")``: exact (scipy computes it) when
   both samples have at most 10,000 values, else the asymptotic
   ``kstwo.sf(D, round(n·m / (n + m)))``. The statistic D is computed here from the sorted
@@ -51,13 +54,15 @@ Policies (every number below is a :class:`DriftPolicy` field unless it is a cons
   not counted. Fewer than ``min_rows`` tested values on either side (current finite/seen
   values, reference reservoir/non-missing count): the main test does not run (method
   ``none``), the missing and unseen signals still do.
-- **Absent or ignored features** are reported with method ``none``, not drifted, and not
-  counted; current columns without a profile are left out.
+- **Absent or ignored features** are reported with method ``none``, not drifted, not
+  counted, their current missing rate and shares 0; current columns without a profile are
+  left out.
 - **Dataset.** ``feature_count`` = counted features (present, not ignored, enough rows),
   ``drift_share`` = drifted / counted (0 when none), ``dataset_drifted`` when
-  ``drift_share >= policy.drift_share`` and something was counted. The prediction is not
-  counted. Features are ranked drifted first, then by effect size (descending, None last),
-  then by importance (descending, None last), then by name.
+  ``drift_share >= policy.drift_share`` and something was counted. The prediction (named
+  ``"prediction"``, tested with the default :class:`FeaturePolicy`) is not counted.
+  Features are ranked drifted first, then by effect size (descending, None last), then by
+  importance (descending, None last), then by name.
 - **Finite output.** Every float is finite or None (``json.dumps(allow_nan=False)`` works).
 - **Datetimes** are compared as seconds since the Unix epoch (UTC), as they are profiled.
 """
@@ -75,10 +80,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field
 from scipy import special, stats
 
 from dockyard.errors import InvalidRequestError
+from dockyard.monitoring.policy import DriftPolicy, FeaturePolicy
 from dockyard.schema._json import to_json_value
 from dockyard.schema.profile import (
     CategoricalProfile,
@@ -115,43 +120,6 @@ _METHODS: dict[str, tuple[str, ...]] = {
     "categorical": ("chi2", "jensen_shannon", "psi"),
 }
 _LABEL = {"ks": "KS", "chi2": "chi-squared"}
-
-
-class FeaturePolicy(BaseModel):
-    """How one feature is tested (overrides :class:`DriftPolicy` defaults)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    method: Literal["auto", "ks", "wasserstein", "psi", "chi2", "jensen_shannon"] = Field(
-        "auto", description="Test deciding drift; auto picks by kind and sample size."
-    )
-    threshold: float | None = Field(
-        None, ge=0, description="Effect-size (or PSI) threshold overriding the default."
-    )
-    ignore: bool = Field(False, description="Leave the feature out of drift detection.")
-
-
-class DriftPolicy(BaseModel):
-    """Thresholds and defaults of drift detection, configurable per endpoint."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    alpha: float = Field(0.05, gt=0, lt=1, description="False-discovery rate (BH).")
-    numeric_threshold: float = Field(0.1, ge=0, description="Wasserstein distance in std.")
-    categorical_threshold: float = Field(0.1, ge=0, le=1, description="Jensen–Shannon.")
-    psi_threshold: float = Field(0.2, ge=0, description="Population stability index.")
-    missing_rate_threshold: float = Field(
-        0.05, gt=0, le=1, description="Absolute change in missing rate that counts as drift."
-    )
-    unseen_threshold: float = Field(
-        0.01, gt=0, le=1, description="Share of rows with unseen categories that is drift."
-    )
-    large_sample: int = Field(1000, ge=1, description="Above: effect-size test by default.")
-    min_rows: int = Field(30, ge=1, description="Fewer rows: insufficient data.")
-    drift_share: float = Field(0.5, gt=0, le=1, description="Drifted share: dataset drift.")
-    features: dict[str, FeaturePolicy] = Field(
-        default_factory=dict, description="Per-feature overrides, by feature name."
-    )
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from dockyard.monitoring.alerts import AlertRule
-    from dockyard.monitoring.drift import DriftPolicy
+    from dockyard.monitoring.policy import DriftPolicy
     from dockyard.registry import Registry
     from dockyard.schema.profile import ReferenceProfile
     from dockyard.serving.deployments import Deployment
@@ -46,6 +46,7 @@ class Monitor:
         store: MonitoringStore,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_rows: int | None = None,
     ) -> None:
         from dockyard.serving.deployments import DeploymentStore
 
@@ -53,6 +54,7 @@ class Monitor:
         self.store = store
         self.deployments = DeploymentStore(registry.db)
         self.clock = clock
+        self.max_rows = max_rows  # a uniform sample of at most this many rows per window
         self._profiles: dict[str, dict[str, Any] | None] = {}
 
     # --- inputs ----------------------------------------------------------------------------
@@ -67,7 +69,9 @@ class Monitor:
             return None
 
     def frame(self, endpoint: str, window: Window, *, with_feedback: bool = False) -> pd.DataFrame:
-        return self.store.predictions(endpoint, window, with_feedback=with_feedback)
+        return self.store.predictions(
+            endpoint, window, with_feedback=with_feedback, sample=self.max_rows
+        )
 
     def profile(self, model: str, version: str) -> dict[str, Any] | None:
         """A version's stored reference profile (cached: versions are immutable)."""

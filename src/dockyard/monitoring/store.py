@@ -130,9 +130,14 @@ def parse_window(text: str, *, now: datetime | None = None) -> Window:
 class MonitoringStore:
     """Reads and writes the prediction log and feedback segments under one fsspec URL."""
 
-    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, url: str, options: dict[str, Any] | None = None, *, threads: int | None = None
+    ) -> None:
+        """``threads`` caps DuckDB's worker threads (default: every core); a server sets 1 so
+        that its periodic queries never compete with serving for more than one core."""
         import fsspec
 
+        self.threads = threads
         self.url = url.rstrip("/")
         self.fs, root = fsspec.core.url_to_fs(self.url, **(options or {}))
         self.root = root.rstrip("/")
@@ -219,7 +224,10 @@ class MonitoringStore:
 
         with self._lock:
             if self._duck is None:
-                self._duck = duckdb.connect()
+                config: dict[str, str | bool | int | float | list[str]] = (
+                    {} if self.threads is None else {"threads": self.threads}
+                )
+                self._duck = duckdb.connect(config=config)
                 if not self.local:
                     self._duck.register_filesystem(self.fs)
             return self._duck.cursor()
@@ -238,9 +246,12 @@ class MonitoringStore:
         columns: Iterable[str] | None = None,
         with_feedback: bool = False,
         only_ok: bool = True,
+        sample: int | None = None,
     ) -> pd.DataFrame:
         """The prediction rows in ``window`` (oldest first), optionally joined with the latest
-        feedback label (``label``, ``label_value``; null where none arrived)."""
+        feedback label (``label``, ``label_value``; null where none arrived). ``sample`` caps
+        the rows with a uniform reservoir sample (repeatable), for periodic checks on busy
+        endpoints."""
         import pandas as pd
 
         paths = self._window_segments(endpoint, window)
@@ -263,6 +274,10 @@ class MonitoringStore:
         query = f"SELECT {selected} FROM {self._source(paths)} {where}"
         if window.last is not None:
             query = f"SELECT * FROM ({query} ORDER BY time DESC LIMIT {int(window.last)})"
+        if sample is not None:
+            query = (
+                f"SELECT * FROM ({query}) USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (7)"
+            )
         query = f"SELECT * FROM ({query}) ORDER BY time"
         if with_feedback:
             feedback = self.feedback_segments(endpoint)

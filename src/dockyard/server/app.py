@@ -37,6 +37,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+WATCH_SAMPLE_ROWS = 20_000
+"""Rows per window, at most, that the server's monitor loop reads for gauges and alerts."""
+
 _V1_PREFIX, _V1_SUFFIX = "/v1/endpoints/", "/predict"
 _V2_PREFIX, _V2_SUFFIX = "/v2/models/", "/infer"
 
@@ -113,15 +116,31 @@ class Server:
             log=self.prediction_log,
         )
         self.auth = Authenticator(self.registry, enabled=settings.auth)
+        self._converting: asyncio.Task[None] | None = None
         self.max_body_bytes = settings.max_body_bytes
 
     async def start(self) -> None:
         self.prediction_log.start()
         await self.manager.start()
         await self.watcher.start()
+        self._converting = asyncio.create_task(self._convert_log(), name="dockyard-log-convert")
+
+    async def _convert_log(self) -> None:
+        """Convert buffered predictions to Arrow in short slices on the loop (see
+        ``PredictionLog.convert``)."""
+        from dockyard.monitoring.predictions import CONVERT_INTERVAL_S
+
+        while True:
+            await asyncio.sleep(CONVERT_INTERVAL_S)
+            try:
+                self.prediction_log.convert()
+            except Exception:  # never let logging take the server down
+                log.exception("could not convert prediction records")
 
     async def stop(self) -> None:
         """Graceful: drain the endpoints, then flush the prediction log."""
+        if self._converting is not None:
+            self._converting.cancel()
         await self.watcher.stop()
         await self.manager.stop()
         self.executor.shutdown(wait=True)
@@ -138,7 +157,9 @@ def _monitoring(
     from dockyard.monitoring.store import MonitoringStore
     from dockyard.monitoring.watcher import Watcher
 
-    store = MonitoringStore(settings.resolved_monitoring_url, settings.monitoring_options)
+    store = MonitoringStore(
+        settings.resolved_monitoring_url, settings.monitoring_options, threads=1
+    )
     prediction_log = PredictionLog(
         store,
         buffer_rows=settings.log_buffer_rows,
@@ -146,7 +167,10 @@ def _monitoring(
         on_flush=metrics.observe_log,
     )
     monitor = Monitor(registry, store)
-    watcher = Watcher(monitor, settings, metrics=metrics, prediction_log=prediction_log)
+    # the periodic checks read a bounded sample of each window, so a busy endpoint's hour of
+    # traffic costs the serving process a bounded amount of work
+    sampled = Monitor(registry, store, max_rows=WATCH_SAMPLE_ROWS)
+    watcher = Watcher(sampled, settings, metrics=metrics, prediction_log=prediction_log)
     return monitor, prediction_log, watcher
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dockyard.errors import InvalidRequestError, NotFoundError
 from dockyard.monitoring.alerts import AlertRule
-from dockyard.monitoring.drift import DriftPolicy
+from dockyard.monitoring.policy import DriftPolicy
 from dockyard.registry import tables as t
 from dockyard.registry.database import Database
 from dockyard.registry.refs import ModelRef, check_model_name

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,7 @@ from dockyard.schema import (
     profile_values,
 )
 
+Kind = Literal["numeric", "categorical"]
 COLORS = ["red", "green", "blue"]
 COLOR_SHARES = [0.5, 0.3, 0.2]
 
@@ -208,6 +210,8 @@ def test_half_sigma_mean_shift_and_category_share_change_are_detected(
     assert (report.drifted_count, report.feature_count) == (2, 3)
     assert report.dataset_drifted
     assert [f.feature for f in report.features] == ["age", "color", "income"]
+    stored = ReferenceProfile.from_dict(json.loads(json.dumps(reference.to_dict())))
+    assert compare(stored, current).to_dict() == report.to_dict()  # as read back from the registry
 
 
 def test_undrifted_samples_rarely_raise_alarms() -> None:
@@ -335,7 +339,12 @@ def test_every_float_is_finite_or_none() -> None:
             "when": pd.date_range("2024-01-01", periods=302, freq="h"),
         }
     )
-    kinds = {"inf": "numeric", "const": "numeric", "empty": "numeric", "words": "categorical"}
+    kinds: dict[str, Kind] = {
+        "inf": "numeric",
+        "const": "numeric",
+        "empty": "numeric",
+        "words": "categorical",
+    }
     reference = reference_from_frame(train, {**kinds, "when": "numeric"})
     current = pd.DataFrame(
         {
@@ -414,7 +423,7 @@ def test_per_feature_policy_overrides_and_ignores(reference: ReferenceProfile) -
 
 def test_prediction_drift_is_reported_apart_from_the_features(training: pd.DataFrame) -> None:
     labels = np.where(training["age"] > 40, "old", "young")
-    kinds = {"age": "numeric", "color": "categorical"}
+    kinds: dict[str, Kind] = {"age": "numeric", "color": "categorical"}
     reference = reference_from_frame(training, kinds, predictions=pd.Series(labels))
     assert isinstance(reference.prediction, CategoricalProfile)
     current = training_frame(400, seed=10)
@@ -433,7 +442,7 @@ def test_prediction_drift_is_reported_apart_from_the_features(training: pd.DataF
 
 
 def test_window_against_window() -> None:
-    kinds = {"age": "numeric", "income": "numeric", "color": "categorical"}
+    kinds: dict[str, Kind] = {"age": "numeric", "income": "numeric", "color": "categorical"}
     earlier = training_frame(20_000, seed=20)
     later = training_frame(20_000, seed=21)
     later["income"] *= 1.5

@@ -1,0 +1,220 @@
+"""The prediction log and its store on real folders and a real S3-compatible server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dockyard.errors import InvalidRequestError
+from dockyard.monitoring.feedback import parse_feedback, record_feedback
+from dockyard.monitoring.predictions import Batch, PredictionLog, Source, to_table
+from dockyard.monitoring.store import MonitoringStore, Window, parse_window
+
+NUMERIC = Source("churn", 3, "churn", "1.2.0", ("a", "b"), ("0", "1"), 1)
+FRAME = Source("penguins", 1, "penguins", "2.0.0", None, ("Adelie", "Gentoo"), None)
+
+
+def _numeric(log: PredictionLog, n: int, prefix: str = "r") -> list[str]:
+    ids = []
+    for i in range(n):
+        ids.append(f"{prefix}{i}")
+        log.record(
+            NUMERIC,
+            ids[-1],
+            200,
+            0.002,
+            np.array([[float(i), -float(i)]]),
+            1,
+            np.array([i % 2]),
+            np.array([[0.25, 0.75]]),
+        )
+    return ids
+
+
+def test_records_round_trip_with_inputs_outputs_and_failures(tmp_path: Path) -> None:
+    store = MonitoringStore(str(tmp_path / "m"))
+    log = PredictionLog(store)
+    ids = _numeric(log, 5)
+    log.record(NUMERIC, "broken", 400, 0.001)
+    assert log.flush() == 6
+    frame = store.predictions("churn", Window(), only_ok=False)
+    assert len(frame) == 6
+    ok = frame[frame["status"] == 200].sort_values("request_id")
+    assert ok["request_id"].tolist() == sorted(ids)
+    assert ok["input.a"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert ok["prediction"].tolist() == ["0", "1", "0", "1", "0"]
+    assert ok["score"].tolist() == [0.75] * 5  # P(positive class)
+    assert ok["classes"].iloc[0] == '["0","1"]'
+    assert set(ok["version"]) == {"1.2.0"}
+    assert set(ok["revision"]) == {3}
+    assert ok["latency_ms"].iloc[0] == pytest.approx(2.0)
+    failed = frame[frame["status"] == 400]
+    assert failed["request_id"].tolist() == ["broken"]
+    assert failed["prediction"].isna().all()
+    assert failed["input.a"].isna().all()
+    assert len(store.predictions("churn", Window())) == 5  # only answered predictions
+
+
+def test_frames_with_categories_booleans_missing_values_and_several_rows(tmp_path: Path) -> None:
+    store = MonitoringStore(str(tmp_path / "m"))
+    log = PredictionLog(store)
+    first = pd.DataFrame(
+        {"island": ["Biscoe", None], "mass": [3500.0, np.nan], "ok": [True, False]}
+    )
+    second = pd.DataFrame({"island": ["Dream"], "mass": [4100.0], "extra": [1]})
+    log.record(FRAME, "two", 200, 0.01, first, 2, np.array(["Adelie", "Gentoo"]), None)
+    log.record(FRAME, "one", 200, 0.01, second, 1, np.array(["Gentoo"]), None)
+    log.flush()
+    frame = store.predictions("penguins", Window()).sort_values(["request_id", "row"])
+    assert frame[["request_id", "row"]].values.tolist() == [["one", 0], ["two", 0], ["two", 1]]
+    assert frame["input.island"].tolist() == ["Dream", "Biscoe", None]
+    assert frame["input.mass"].isna().tolist() == [False, False, True]
+    assert frame["input.extra"].isna().tolist() == [False, True, True]  # absent: null
+    assert frame["prediction"].tolist() == ["Gentoo", "Adelie", "Gentoo"]
+
+
+def test_a_full_buffer_drops_and_counts_and_never_blocks(tmp_path: Path) -> None:
+    counted: list[tuple[int, int]] = []
+    log = PredictionLog(
+        MonitoringStore(str(tmp_path / "m")),
+        buffer_rows=100,
+        on_flush=lambda written, dropped: counted.append((written, dropped)),
+    )
+    _numeric(log, 150)
+    assert log.dropped == 50
+    assert log.buffered == 100
+    assert log.flush() == 100
+    assert counted == [(100, 50)]
+    _numeric(log, 10, prefix="s")
+    assert log.flush() == 10
+    assert counted[-1] == (10, 0)
+
+
+def test_a_failed_write_is_retried_then_succeeds(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    root.write_text("a file where the folder should be")
+    log = PredictionLog(MonitoringStore(str(root)))
+    _numeric(log, 3)
+    assert log.flush() == 0
+    assert log.failures == 1
+    assert log.last_error is not None
+    assert log.buffered == 3  # kept for the next flush
+    root.unlink()
+    assert log.flush() == 3
+    assert log.dropped == 0
+
+
+def test_background_thread_flushes_and_close_flushes_the_rest(tmp_path: Path) -> None:
+    store = MonitoringStore(str(tmp_path / "m"))
+    log = PredictionLog(store, flush_interval_s=0.05)
+    log.start()
+    _numeric(log, 20)
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
+    while log.written < 20 and datetime.now(UTC) < deadline:
+        pass
+    assert log.written == 20
+    _numeric(log, 5, prefix="late")
+    log.close()
+    assert len(store.predictions("churn", Window())) == 25
+
+
+def test_sampling_keeps_about_the_rate_and_every_failure(tmp_path: Path) -> None:
+    sampled = Source("churn", 1, "churn", "1.0.0", ("a", "b"), None, None, sample_rate=0.3)
+    log = PredictionLog(MonitoringStore(str(tmp_path / "m")))
+    kept = sum(
+        log.record(sampled, f"r{i}", 200, 0.001, np.zeros((1, 2)), 1, np.array([1.0]))
+        for i in range(4000)
+    )
+    assert 1080 <= kept <= 1320  # 0.3 ± 4.5 standard deviations
+    assert all(log.record(sampled, f"f{i}", 500, 0.001) for i in range(20))
+
+
+def test_windows_by_time_and_last_n_across_hours_and_retention(tmp_path: Path) -> None:
+    store = MonitoringStore(str(tmp_path / "m"))
+    now = datetime.now(UTC).replace(microsecond=0)
+    for hours_ago in (30, 2, 1, 0):
+        moment = now - timedelta(hours=hours_ago)
+        batch = Batch(NUMERIC)
+        for i in range(10):
+            at = moment.timestamp() + i
+            batch.add(f"h{hours_ago}-{i}", at, 0.001, np.ones((1, 2)), 1, [1], [[0.1, 0.9]])
+        store.write_predictions("churn", to_table(batch), moment)
+    assert len(store.predictions("churn", Window())) == 40
+    recent = store.predictions("churn", parse_window("90m", now=now + timedelta(seconds=30)))
+    assert set(recent["request_id"].str.split("-").str[0]) == {"h1", "h0"}
+    last = store.predictions("churn", Window(last=15))
+    assert len(last) == 15
+    assert last["time"].is_monotonic_increasing
+    assert set(last["request_id"].str.split("-").str[0]) == {"h1", "h0"}
+    assert store.known_request_ids("churn", ["h30-1", "nope", "h0-9"]) == {"h30-1", "h0-9"}
+    removed = store.delete_before("churn", now - timedelta(days=1))
+    assert removed == 1
+    assert len(store.predictions("churn", Window())) == 30
+
+
+def test_feedback_joins_by_request_and_row_and_the_latest_label_wins(tmp_path: Path) -> None:
+    store = MonitoringStore(str(tmp_path / "m"))
+    log = PredictionLog(store)
+    log.record(FRAME, "two", 200, 0.01, pd.DataFrame({"x": [1, 2]}), 2, ["Adelie", "Gentoo"])
+    log.record(FRAME, "one", 200, 0.01, pd.DataFrame({"x": [3]}), 1, ["Gentoo"])
+    log.flush()
+    first = record_feedback(
+        store,
+        "penguins",
+        parse_feedback([{"request_id": "two", "label": ["Adelie", "Adelie"]}]),
+        now=datetime.now(UTC) - timedelta(minutes=1),
+    )
+    second = record_feedback(
+        store,
+        "penguins",
+        parse_feedback(
+            [{"request_id": "two", "row": 1, "label": "Gentoo"}, {"request_id": "x", "label": 1}]
+        ),
+    )
+    assert first.accepted == 2
+    assert second.to_dict() == {"accepted": 1, "unknown_request_ids": ["x"]}
+    frame = store.predictions("penguins", Window(), with_feedback=True)
+    labels = dict(
+        zip(zip(frame["request_id"], frame["row"], strict=True), frame["label"], strict=True)
+    )
+    assert labels[("two", 0)] == "Adelie"
+    assert labels[("two", 1)] == "Gentoo"  # re-sent: the later label wins
+    assert labels[("one", 0)] is None
+
+
+def test_bad_feedback_lists_every_problem_and_stores_nothing() -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_feedback(
+            [
+                {"request_id": "a"},
+                {"label": 1},
+                {"request_id": "b", "label": {"nested": 1}},
+                {"request_id": "c", "label": [1, 2], "row": 0},
+                {"request_id": "d", "label": 1, "colour": "red"},
+                "not an object",
+            ]
+        )
+    problems = caught.value.details["problems"]
+    assert len(problems) == 6
+    assert "item 0: label is missing" in problems
+    with pytest.raises(InvalidRequestError):
+        parse_feedback([])
+
+
+@pytest.mark.s3
+def test_the_same_code_on_s3(s3_bucket: tuple[str, dict[str, object]]) -> None:
+    url, options = s3_bucket
+    store = MonitoringStore(url.replace("/artifacts", "/monitoring"), options)
+    log = PredictionLog(store)
+    ids = _numeric(log, 30)
+    assert log.flush() == 30
+    frame = store.predictions("churn", Window(), with_feedback=True)
+    assert sorted(frame["request_id"]) == sorted(ids)
+    result = record_feedback(store, "churn", parse_feedback([{"request_id": "r3", "label": 1}]))
+    assert result.accepted == 1
+    labelled = store.predictions("churn", Window(), with_feedback=True)
+    assert labelled.loc[labelled["request_id"] == "r3", "label"].tolist() == ["1"]

@@ -1,0 +1,109 @@
+"""The monitor loop against a real registry, real log segments and a real command: alert
+rules on error rate and latency, one claim per transition across processes, retraining."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dockyard.monitoring.predictions import PredictionLog, Source
+from dockyard.monitoring.service import Monitor
+from dockyard.monitoring.store import MonitoringStore
+from dockyard.monitoring.watcher import Watcher, alert_states
+from dockyard.registry import Registry
+from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
+from dockyard.settings import Settings
+
+SOURCE = Source("scores", 1, "scores", "1.0.0", ("a", "b"), None, None)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Any:
+    from sklearn.linear_model import LinearRegression
+
+    home = tmp_path / "home"
+    marker = tmp_path / "retrained.json"
+    script = (
+        "import json, sys, pandas; "
+        f"json.dump({{'rows': len(pandas.read_parquet(sys.argv[1]))}}, open({str(marker)!r}, 'w'))"
+    )
+    settings = Settings(
+        home=home,
+        user="tester",
+        retrain_commands={"retrain": [sys.executable, "-c", script, "{data}"]},
+    )
+    registry = Registry.open(settings)
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(200, 2)), columns=["a", "b"])
+    registry.register(LinearRegression().fit(X, X["a"] * 2), "scores", sample=X)
+    rules = [
+        {"name": "errors", "metric": "error_rate", "threshold": 0.2, "window": "1h",
+         "cooldown_s": 0, "min_rows": 10, "action": {"command": "retrain"}},
+        {"name": "slow", "metric": "p99_latency_ms", "threshold": 50, "window": "last:100",
+         "min_rows": 10},
+    ]  # fmt: skip
+    spec = {"routes": [{"model": "scores@1.0.0"}], "monitoring": {"alerts": rules}}
+    DeploymentStore(registry.db).put("scores", DeploymentSpec.parse(spec), actor="tester")
+    store = MonitoringStore(settings.resolved_monitoring_url)
+    yield settings, registry, store, marker
+    registry.close()
+
+
+def _traffic(store: MonitoringStore, *, ok: int, failed: int, latency_s: float) -> None:
+    log = PredictionLog(store)
+    for i in range(ok):
+        log.record(SOURCE, f"ok{i}", 200, latency_s, np.ones((1, 2)), 1, np.array([2.0]))
+    for i in range(failed):
+        log.record(SOURCE, f"bad{i}", 500, latency_s)
+    log.flush()
+
+
+def test_rules_fire_once_across_watchers_and_retraining_gets_the_window(world: Any) -> None:
+    settings, registry, store, marker = world
+    _traffic(store, ok=60, failed=40, latency_s=0.120)
+    first = Watcher(Monitor(registry, store), settings)
+    second = Watcher(Monitor(registry, store), settings)
+
+    async def both() -> tuple[Any, Any]:
+        claimed = await asyncio.gather(first.tick(), second.tick())
+        for watcher in (first, second):
+            await watcher.stop()  # waits for notifications and actions, closes the client
+        return claimed[0], claimed[1]
+
+    one, other = asyncio.run(both())
+    fired = sorted((transition.rule, transition.kind) for _, transition in [*one, *other])
+    assert fired == [("errors", "firing"), ("slow", "firing")]  # one claim each, not two
+    states = {s["rule"]: s for s in alert_states(registry.db, "scores")}
+    assert states["errors"]["status"] == "firing"
+    assert states["errors"]["value"] == pytest.approx(0.4)
+    assert states["slow"]["value"] == pytest.approx(120, rel=1e-3)
+    events = registry.events(action="alert.firing", limit=10)
+    assert sorted(e.details["rule"] for e in events) == ["errors", "slow"]
+    actions = registry.events(action="alert.action", limit=10)
+    assert len(actions) == 1
+    assert actions[0].details["ok"] is True
+    assert json.loads(marker.read_text()) == {"rows": 60}  # the window's answered predictions
+    assert Path(actions[0].details["data"]).is_relative_to(settings.home / "exports")
+
+
+def test_a_rule_resolves_when_the_metric_recovers(world: Any) -> None:
+    settings, registry, store, _ = world
+    _traffic(store, ok=60, failed=40, latency_s=0.001)
+    watcher = Watcher(Monitor(registry, store), settings)
+
+    async def twice() -> Any:
+        await watcher.tick()
+        await asyncio.to_thread(_traffic, store, ok=900, failed=0, latency_s=0.001)
+        claimed = await watcher.tick()
+        await watcher.stop()
+        return claimed
+
+    claimed = asyncio.run(twice())
+    assert [(t.rule, t.kind) for _, t in claimed] == [("errors", "resolved")]
+    assert registry.events(action="alert.resolved", limit=5)[0].details["rule"] == "errors"
