@@ -28,6 +28,7 @@ import resource
 import secrets
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -131,6 +132,8 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="dockyard-monitoring-bench-"))
     settings = Settings(home=home, user="bench")
+    if args.keep:
+        print(f"home: {home} (kept)", file=sys.stderr)
     rows: list[tuple[str, str, str]] = []
     try:
         with Registry.open(settings) as registry:

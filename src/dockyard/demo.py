@@ -185,6 +185,10 @@ def main(argv: list[str] | None = None) -> None:
     for line in (
         f"  curl -s {base}/v2/models/cancer   # Open Inference Protocol metadata",
         f"  curl -s {base}/metrics | grep dockyard_requests_total",
+        f"  curl -s '{base}/api/monitoring/penguins/drift?window=1h'   # vs the training data",
+        f"  curl -s {base}/v1/endpoints/penguins/feedback -H 'content-type: application/json' "
+        '-d \'{"request_id": "<id from a prediction>", "label": "Adelie"}\'',
+        f"  DOCKYARD_HOME={home} .venv/bin/dockyard monitor report penguins --out report.html",
         f"  DOCKYARD_HOME={home} .venv/bin/dockyard models list\n",
     ):
         console.print(line, soft_wrap=True)

@@ -191,11 +191,20 @@ def test_logged_traffic_drift_feedback_and_alert_end_to_end(
     drift = httpx.get(f"{url}/api/monitoring/clf/drift", params={"window": "last:400"}).json()
     drifted = {f["feature"] for f in drift["report"]["features"] if f["drifted"]}
     assert drifted == {"f0", "f1", "f2"}
+    importance = {f["feature"]: f["importance"] for f in drift["report"]["features"]}
+    assert importance["f0"] > importance["f4"]  # the model's |coef_|, kept at registration
+    against_earlier = httpx.get(
+        f"{url}/api/monitoring/clf/drift", params={"window": "last:400", "baseline": "last:800"}
+    ).json()
+    assert against_earlier["baseline"].startswith("window")
     alerts = httpx.get(f"{url}/api/monitoring/alerts").json()
     assert [(a["rule"], a["status"]) for a in alerts] == [("inputs-drifted", "firing")]
     metrics = httpx.get(f"{url}/metrics").text
     assert 'dockyard_alerts_firing{endpoint="clf",rule="inputs-drifted"} 1.0' in metrics
     assert "dockyard_prediction_log_records_total" in metrics
+    assert 'dockyard_drift_share{endpoint="clf"}' in metrics
+    assert 'dockyard_feature_drift{endpoint="clf",feature="f0"}' in metrics
+    assert 'dockyard_estimated_accuracy{endpoint="clf"}' in metrics
 
     # back to normal: resolved and sent too
     _predict(url, _rows(rng, 400))

@@ -52,15 +52,20 @@ def drift(
         typer.Option(help="Compare with the window of this length before it, not the reference."),
     ] = None,
     version: Annotated[str | None, typer.Option(help="Only rows this version served.")] = None,
+    every: Annotated[
+        str | None, typer.Option(help="Also the drift share per tumbling 'hour' or 'day'.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Per-feature drift of logged inputs and predictions, most drifted first."""
-    from dockyard.server.monitoring_api import baseline_before
+    from dockyard.monitoring.store import window_before
 
     with open_monitor(ctx) as monitor:
         current = monitor.window(window)
-        earlier = None if baseline is None else baseline_before(monitor.window(baseline), current)
+        earlier = None if baseline is None else window_before(monitor.window(baseline), current)
         result = monitor.drift(endpoint, current, baseline=earlier, version=version)
+        if every is not None:
+            result["over_time"] = monitor.drift_over_time(endpoint, current, every=every)
     if as_json:
         print_json(result)
         return
@@ -95,6 +100,14 @@ def drift(
             ),
         )
     )
+    if result.get("over_time"):
+        out.print(
+            table(
+                f"drift share per {every}",
+                ["from", "rows", "drift share"],
+                ([w["start"], w["rows"], _fraction(w["drift_share"])] for w in result["over_time"]),
+            )
+        )
 
 
 @app.command("performance")

@@ -138,6 +138,7 @@ class Monitor:
             features[wanted + extra] if wanted or extra else features,
             predictions=_prediction_series(frame, reference),
             policy=policy,
+            importance=(profile or {}).get("importance"),
         )
         return {
             "endpoint": endpoint,

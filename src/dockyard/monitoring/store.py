@@ -127,6 +127,16 @@ def parse_window(text: str, *, now: datetime | None = None) -> Window:
     )
 
 
+def window_before(baseline: Window, current: Window) -> Window:
+    """A baseline given as a duration ("1d") placed right before the current window starts;
+    a "last N" or open baseline is used as it is."""
+    if baseline.last is not None or baseline.since is None or baseline.until is None:
+        return baseline
+    if current.since is None:
+        return baseline
+    return Window(since=current.since - (baseline.until - baseline.since), until=current.since)
+
+
 class MonitoringStore:
     """Reads and writes the prediction log and feedback segments under one fsspec URL."""
 

@@ -417,6 +417,9 @@ def _describe_sample(
     calibration = _calibration(loaded, model_input(frame), labels, classes)
     if calibration is not None:
         profile["calibration"] = calibration
+    importance = _importance(original, [str(c) for c in frame.columns])
+    if importance is not None:
+        profile["importance"] = importance
     return _Described(
         signature.to_dict(), profile, schema.fingerprint(frame).to_dict(), model_input(frame)
     )
@@ -448,6 +451,25 @@ def _calibration(
         return None
     fitted = fit_calibration(scores, np.asarray([t == positive for t in truth], dtype=np.float64))
     return {"positive": positive, **fitted.to_dict()}
+
+
+def _importance(model: Any, names: Sequence[str]) -> dict[str, float] | None:
+    """Feature importances, when the model (or a pipeline's last step) exposes one per input
+    column: ``feature_importances_``, else the mean absolute ``coef_``; normalised to sum 1.
+    Drift reports rank features by them when drift is equal."""
+    import numpy as np
+
+    step = model.steps[-1][1] if hasattr(model, "steps") and model.steps else model
+    values = getattr(step, "feature_importances_", None)
+    if values is None and getattr(step, "coef_", None) is not None:
+        values = np.abs(np.atleast_2d(np.asarray(step.coef_, dtype=np.float64))).mean(axis=0)
+    if values is None:
+        return None
+    array = np.asarray(values, dtype=np.float64).ravel()
+    total = float(array.sum())
+    if len(array) != len(names) or not np.isfinite(array).all() or total <= 0:
+        return None
+    return {name: float(value) / total for name, value in zip(names, array, strict=True)}
 
 
 def _examples(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from dockyard.errors import InvalidRequestError
+from dockyard.monitoring.store import window_before
 from dockyard.server.app import read_body
 
 if TYPE_CHECKING:
@@ -82,13 +83,20 @@ def add_monitoring_routes(api: FastAPI, server: Server, read: Depends, predict: 
             None, description="Compare with this earlier window instead of the reference."
         ),
         version: str | None = None,
+        every: str | None = Query(
+            None, description="Also the drift share per tumbling 'hour' or 'day'."
+        ),
     ) -> dict[str, Any]:
         """Per-feature and prediction drift of the window, with the whole-dataset verdict."""
         current = monitor.window(window)
-        earlier = None if baseline is None else baseline_before(monitor.window(baseline), current)
+        earlier = None if baseline is None else window_before(monitor.window(baseline), current)
         result: dict[str, Any] = await blocking(
             monitor.drift, name, current, baseline=earlier, version=version
         )
+        if every is not None:
+            result["over_time"] = await blocking(
+                monitor.drift_over_time, name, current, every=every
+            )
         return result
 
     @api.get("/api/monitoring/{name}/performance", tags=["monitoring"], dependencies=[read])
@@ -133,13 +141,3 @@ def add_monitoring_routes(api: FastAPI, server: Server, read: Depends, predict: 
             "write_failures": log.failures,
             "last_error": log.last_error,
         }
-
-
-def baseline_before(baseline: Any, current: Any) -> Any:
-    """A baseline given as a duration ends where the current window starts."""
-    from dockyard.monitoring.store import Window
-
-    if baseline.last is not None or baseline.since is None or current.since is None:
-        return baseline
-    length = baseline.until - baseline.since
-    return Window(since=current.since - length, until=current.since)
