@@ -57,6 +57,10 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/api/deployments/{name}", "read"),
     ("PUT", "/api/deployments/{name}", "deploy"),
     ("POST", "/v1/endpoints/{name}/feedback", "predict"),
+    ("GET", "/api/deployments/{name}/history", "read"),
+    ("GET", "/api/deployments/{name}/compare", "read"),
+    ("POST", "/api/deployments/{name}/rollback", "deploy"),
+    ("GET", "/api/deployments/{name}/rollout", "read"),
     ("GET", "/api/monitoring/{name}/drift", "read"),
     ("GET", "/api/monitoring/{name}/performance", "read"),
     ("GET", "/api/monitoring/{name}/report", "read"),
@@ -88,6 +92,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v2/models/{name}/versions/{version}/infer"): V2_BODY,
     ("PUT", "/api/deployments/{name}"): {"model": "diabetes@1.0.0"},  # unchanged: no revision
     ("POST", "/v1/endpoints/{name}/feedback"): {"request_id": "never-seen", "label": 1.5},
+    ("POST", "/api/deployments/{name}/rollback"): {"to": 1, "reason": "auth matrix"},
 }
 
 

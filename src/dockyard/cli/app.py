@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from dockyard._version import __version__
-from dockyard.cli import events, models, monitor, serve, tokens
+from dockyard.cli import deployments, events, models, monitor, serve, tokens
 from dockyard.errors import DockyardError
 
 app = typer.Typer(
@@ -27,8 +27,9 @@ app.add_typer(monitor.app, name="monitor")
 app.command("alerts")(monitor.alerts)
 app.command("events")(events.list_events)
 app.command("serve")(serve.serve)
-app.command("deploy")(serve.deploy)
-app.command("deployments")(serve.deployments)
+app.command("deploy")(deployments.deploy)
+app.command("rollback")(deployments.rollback)
+app.add_typer(deployments.app, name="deployments")
 app.command("predict")(serve.predict)
 
 

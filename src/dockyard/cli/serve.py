@@ -1,4 +1,4 @@
-"""``dockyard serve``, ``deploy``, ``deployments`` and ``predict``."""
+"""``dockyard serve`` and ``predict``."""
 
 from __future__ import annotations
 
@@ -88,87 +88,6 @@ def _deployments(registry: Registry) -> list[Deployment]:
     from dockyard.serving.deployments import DeploymentStore
 
     return DeploymentStore(registry.db).list()
-
-
-def deploy(
-    ctx: typer.Context,
-    endpoint: Annotated[str, typer.Argument(help="Endpoint name, e.g. fraud.")],
-    model: Annotated[str, typer.Argument(help="name@version or name@alias (follows the alias).")],
-    max_batch_size: Annotated[int, typer.Option(min=1, help="Most rows per model call.")] = 64,
-    max_wait_ms: Annotated[
-        float, typer.Option(min=0, help="Extra wait for a fuller batch (0: none).")
-    ] = 0.0,
-    max_queue_rows: Annotated[int, typer.Option(min=1, help="Queue bound; 503 beyond.")] = 4096,
-    accelerate: Annotated[
-        bool, typer.Option(help="Serve the version's verified ONNX twin when it has one.")
-    ] = True,
-    reason: Annotated[str, typer.Option(help="Why; recorded with the revision.")] = "",
-    as_json: JsonOption = False,
-) -> None:
-    """Point an endpoint at a model version or alias; running servers follow within seconds."""
-    from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
-
-    spec = DeploymentSpec.parse(
-        {
-            "routes": [{"model": model, "weight": 100}],
-            "batching": {
-                "max_batch_size": max_batch_size,
-                "max_wait_ms": max_wait_ms,
-                "max_queue_rows": max_queue_rows,
-            },
-            "accelerate": accelerate,
-        }
-    )
-    with open_registry(ctx) as registry:
-        version = registry.get_version(model)  # refuse unknown models before changing anything
-        deployment = DeploymentStore(registry.db).put(
-            endpoint, spec, actor=registry.actor, reason=reason
-        )
-    if as_json:
-        print_json(deployment.to_dict())
-        return
-    from dockyard.registry.refs import ModelRef
-
-    follows = f" (following {model})" if ModelRef.parse(model).version is None else ""
-    out.print(
-        f"Endpoint [bold]{endpoint}[/] revision {deployment.revision} → {version.ref}{follows}"
-    )
-
-
-def deployments(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """List endpoints and what they serve."""
-    with open_registry(ctx) as registry:
-        found = _deployments(registry)
-        resolved = {}
-        for d in found:
-            try:
-                resolved[d.name] = registry.get_version(d.spec.routes[0].model).ref
-            except Exception as exc:  # an alias removed since: show why
-                resolved[d.name] = f"unresolvable: {exc}"
-    if as_json:
-        print_json([{**d.to_dict(), "resolves_to": resolved[d.name]} for d in found])
-        return
-    if not found:
-        out.print("No endpoints. Deploy one: dockyard deploy NAME MODEL@ALIAS")
-        return
-    out.print(
-        table(
-            None,
-            ["endpoint", "revision", "model", "serves", "batching", "updated", "by"],
-            (
-                [
-                    d.name,
-                    d.revision,
-                    d.spec.routes[0].model,
-                    resolved[d.name],
-                    f"{d.spec.batching.max_batch_size} rows, {d.spec.batching.max_wait_ms} ms",
-                    d.updated_at,
-                    d.updated_by,
-                ]
-                for d in found
-            ),
-        )
-    )
 
 
 def predict(

@@ -55,6 +55,7 @@ class Source:
     classes: tuple[str, ...] | None
     positive: int | None  # index of the positive class of a binary classifier
     sample_rate: float = 1.0
+    role: str = "primary"  # or "shadow": mirrored traffic, never answered to the caller
 
 
 class Batch:
@@ -344,6 +345,7 @@ def to_table(batch: Batch) -> pa.Table:
         "model": _constant(source.model, total),
         "version": _constant(source.version, total),
         "status": pa.array(np.full(total, 200, np.int16)),
+        "role": _constant(source.role, total),
         "latency_ms": pa.array(latencies.astype(np.float32)),
         "prediction": _text(predicted),
     }
@@ -387,6 +389,7 @@ def failures_table(failures: list[Failure]) -> pa.Table:
             "model": pa.array([f[0].model for f in failures], pa.string()),
             "version": pa.array([f[0].version for f in failures], pa.string()),
             "status": pa.array([f[3] for f in failures], pa.int16()),
+            "role": pa.array([f[0].role for f in failures], pa.string()),
             "latency_ms": pa.array([f[4] * 1000.0 for f in failures], pa.float32()),
             "prediction": _nulls(n, pa.string()),
             "score": _nulls(n, pa.float64()),

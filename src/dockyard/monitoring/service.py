@@ -283,6 +283,79 @@ class Monitor:
             calibration=calibration,
         )
 
+    # --- variants and shadows -------------------------------------------------------------
+
+    def compare(self, endpoint: str, window: Window) -> dict[str, Any]:
+        """Each served version side by side (requests, errors, latency, accuracy with its 95%
+        interval and a one-sided test against the first variant), and each shadow's
+        agreement with what the caller was actually served."""
+        from dockyard.monitoring.performance import wilson_interval
+        from dockyard.serving.rollout import two_proportion_test
+
+        self.check_endpoint(endpoint)
+        primary = self.store.predictions(endpoint, window, with_feedback=True, only_ok=False)
+        variants: list[dict[str, Any]] = []
+        for version, part in _by_version(primary):
+            requests = part[part["row"] == 0]
+            answered = part[part["status"] == 200]
+            labelled = answered[answered["label"].notna()]
+            correct = int((labelled["label"].astype(str) == labelled["prediction"]).sum())
+            latency = requests["latency_ms"].to_numpy(np.float64)
+            variants.append(
+                {
+                    "version": version,
+                    "requests": len(requests),
+                    "errors": int((requests["status"] >= 500).sum()),
+                    "p50_latency_ms": _quantile(latency, 0.5),
+                    "p99_latency_ms": _quantile(latency, 0.99),
+                    "labelled": len(labelled),
+                    "correct": correct,
+                    "accuracy": correct / len(labelled) if len(labelled) else None,
+                    "accuracy_ci": wilson_interval(correct, len(labelled)),
+                }
+            )
+        variants.sort(key=lambda v: -v["requests"])
+        for variant in variants[1:]:
+            first = variants[0]
+            variant["p_value"] = two_proportion_test(
+                first["correct"], first["labelled"], variant["correct"], variant["labelled"]
+            )
+        shadows = []
+        mirrored = self.store.predictions(endpoint, window, only_ok=False, role="shadow")
+        answered_primary = primary[primary["status"] == 200][
+            ["request_id", "row", "prediction", "score"]
+        ]
+        for version, part in _by_version(mirrored):
+            requests = part[part["row"] == 0]
+            ok = part[part["status"] == 200]
+            paired = ok.merge(answered_primary, on=["request_id", "row"], suffixes=("", "_served"))
+            both = paired[paired["score"].notna() & paired["score_served"].notna()]
+            latency = requests["latency_ms"].to_numpy(np.float64)
+            shadows.append(
+                {
+                    "version": version,
+                    "requests": len(requests),
+                    "errors": int((requests["status"] >= 500).sum()),
+                    "compared_rows": len(paired),
+                    "agreement": float((paired["prediction"] == paired["prediction_served"]).mean())
+                    if len(paired)
+                    else None,
+                    "mean_abs_difference": float(
+                        (both["score"] - both["score_served"]).abs().mean()
+                    )
+                    if len(both)
+                    else None,
+                    "p50_latency_ms": _quantile(latency, 0.5),
+                    "p99_latency_ms": _quantile(latency, 0.99),
+                }
+            )
+        return {
+            "endpoint": endpoint,
+            "window": _window_meta(window, primary),
+            "variants": variants,
+            "shadows": shadows,
+        }
+
     # --- alert values ----------------------------------------------------------------------
 
     def value(self, endpoint: str, rule: AlertRule, *, dropped: float = 0.0) -> float | None:
@@ -431,6 +504,10 @@ def _window_meta(window: Window, frame: pd.DataFrame) -> dict[str, Any]:
         "rows": len(frame),
         "description": window.describe(),
     }
+
+
+def _quantile(values: np.ndarray[Any, Any], level: float) -> float | None:
+    return float(np.quantile(values, level)) if len(values) else None
 
 
 def finite(value: float | None) -> float | None:

@@ -15,6 +15,7 @@ the UTC hour of the records' time, so a time window reads only the folders it ov
 Prediction columns (see :data:`PREDICTION_COLUMNS`): ``request_id``, ``row`` (row number within
 the request), ``time`` (UTC), ``endpoint``, ``revision`` (deployment revision), ``model``,
 ``version``, ``status`` (HTTP status; failed requests are one row with no inputs or outputs),
+``role`` (``primary``, or ``shadow`` for a mirrored copy whose answer was only compared),
 ``latency_ms``, ``prediction`` (as text: the class label, or the number), ``score`` (the number
 for regression, P(positive class) for binary classifiers), ``proba`` (class probabilities),
 ``classes`` (their labels as JSON) and one ``input.{feature}`` column per input feature.
@@ -53,6 +54,7 @@ PREDICTION_COLUMNS = (
     "model",
     "version",
     "status",
+    "role",
     "latency_ms",
     "prediction",
     "score",
@@ -257,6 +259,7 @@ class MonitoringStore:
         with_feedback: bool = False,
         only_ok: bool = True,
         sample: int | None = None,
+        role: str | None = "primary",
     ) -> pd.DataFrame:
         """The prediction rows in ``window`` (oldest first), optionally joined with the latest
         feedback label (``label``, ``label_value``; null where none arrived). ``sample`` caps
@@ -273,6 +276,9 @@ class MonitoringStore:
         db = self.connection()
         conditions = ["status = 200"] if only_ok else []
         params: list[Any] = []
+        if role is not None:
+            conditions.append("role = ?")
+            params.append(role)
         if window.since is not None:
             conditions.append("time >= ?")
             params.append(window.since)

@@ -1,6 +1,7 @@
 """The server's monitor loop: alert rules, monitoring gauges and log retention.
 
-Every ``DOCKYARD_MONITOR_INTERVAL_S`` the watcher walks the deployments and, per endpoint:
+Every ``DOCKYARD_MONITOR_INTERVAL_S`` the watcher moves automatic rollouts along (see
+``serving.rollout_controller``), then walks the deployments and, per endpoint:
 refreshes the drift/performance gauges over ``monitoring.window``, evaluates each alert rule
 (value from :class:`~dockyard.monitoring.service.Monitor`, next state from the pure
 :func:`~dockyard.monitoring.alerts.evaluate`), and deletes log segments older than
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from dockyard.monitoring.webhooks import WebhookSender
     from dockyard.server.metrics import Metrics
     from dockyard.serving.deployments import Deployment
+    from dockyard.serving.rollout_controller import RolloutController
     from dockyard.settings import Settings
 
 log = logging.getLogger("dockyard.monitoring")
@@ -57,6 +59,7 @@ class Watcher:
         *,
         metrics: Metrics | None = None,
         prediction_log: PredictionLog | None = None,
+        rollouts: RolloutController | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         from dockyard.monitoring.webhooks import WebhookSender
@@ -65,6 +68,7 @@ class Watcher:
         self.settings = settings
         self.metrics = metrics
         self.prediction_log = prediction_log
+        self.rollouts = rollouts
         self.clock = clock
         self.db = monitor.registry.db
         self.sender: WebhookSender = WebhookSender(
@@ -101,6 +105,8 @@ class Watcher:
             self._dropped.append((now, self.prediction_log.dropped))
             await asyncio.to_thread(self.prediction_log.flush)
         claimed: list[tuple[str, Transition]] = []
+        if self.rollouts is not None:
+            await asyncio.to_thread(self.rollouts.tick)
         deployments = await asyncio.to_thread(self.monitor.deployments.list)
         for deployment in deployments:
             settings = deployment.spec.monitoring

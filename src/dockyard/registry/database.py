@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dockyard.errors import StorageError
 
-HEAD = "0003"
+HEAD = "0004"
 """The newest migration; a test checks it matches Alembic's head."""
 
 _MIGRATIONS = Path(__file__).parent / "migrations"

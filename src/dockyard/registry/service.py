@@ -273,9 +273,21 @@ class Registry:
             check_model_name(name), include_archived=include_archived, limit=limit
         )
 
-    def set_alias(self, ref: str, alias: str) -> Version:
-        """Point ``alias`` at the version ``ref`` resolves to (moving it if it exists)."""
-        return self.store.set_alias(ModelRef.parse(ref), check_alias(alias), actor=self.actor)
+    def set_alias(
+        self,
+        ref: str,
+        alias: str,
+        *,
+        actor: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> Version:
+        """Point ``alias`` at the version ``ref`` resolves to (moving it if it exists).
+
+        ``actor`` overrides the registry's own (e.g. an API token's name); ``details`` is kept
+        on the audit event (a promotion records the gate result that justified it)."""
+        return self.store.set_alias(
+            ModelRef.parse(ref), check_alias(alias), actor=actor or self.actor, details=details
+        )
 
     def delete_alias(self, name: str, alias: str) -> None:
         self.store.delete_alias(check_model_name(name), check_alias(alias), actor=self.actor)

@@ -265,7 +265,17 @@ class MetadataStore:
 
     # --- mutations ----------------------------------------------------------------------
 
-    def set_alias(self, ref: ModelRef, alias: str, *, actor: str) -> Version:
+    def set_alias(
+        self,
+        ref: ModelRef,
+        alias: str,
+        *,
+        actor: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> Version:
+        """Point ``alias`` at ``ref``; ``details`` (e.g. the gate result that justified the
+        move) is kept on the ``alias.set`` event. Pointing it where it already is records
+        nothing."""
         with self.db.write() as conn:
             version = self._resolve(conn, ref)
             if version.status == "archived":
@@ -276,7 +286,7 @@ class MetadataStore:
             model_id = self._model_id(conn, version.model)
             version_id = self._version_id(conn, version.model, version.version)
             self._point_alias(
-                conn, model_id, version.model, alias, version_id, version.version, actor
+                conn, model_id, version.model, alias, version_id, version.version, actor, details
             )
             return self._get_version(conn, version.model, version.version)
 
@@ -396,6 +406,7 @@ class MetadataStore:
         version_id: int,
         version: str,
         actor: str,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         a = t.aliases.c
         before = conn.execute(
@@ -420,6 +431,7 @@ class MetadataStore:
             version,
             before={"alias": alias, "version": before} if before else None,
             after={"alias": alias, "version": version},
+            details=details,
         )
 
     def _resolve(self, conn: Connection, ref: ModelRef, *, allow_archived: bool = True) -> Version:

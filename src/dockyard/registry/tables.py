@@ -131,3 +131,15 @@ alert_states = sa.Table(
     sa.Column("value", sa.Float, nullable=True),
     sa.Column("evaluated_at", Timestamp, nullable=False),
 )
+
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("endpoint", sa.String(128), primary_key=True),
+    sa.Column("candidate", sa.String(256), nullable=False),
+    sa.Column("baseline", sa.String(256), nullable=False),
+    sa.Column("state", JSON, nullable=False),
+    sa.Column("decision", JSON, nullable=True),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)

@@ -170,7 +170,15 @@ def _monitoring(
     # the periodic checks read a bounded sample of each window, so a busy endpoint's hour of
     # traffic costs the serving process a bounded amount of work
     sampled = Monitor(registry, store, max_rows=WATCH_SAMPLE_ROWS)
-    watcher = Watcher(sampled, settings, metrics=metrics, prediction_log=prediction_log)
+    from dockyard.serving.rollout_controller import RolloutController
+
+    watcher = Watcher(
+        sampled,
+        settings,
+        metrics=metrics,
+        prediction_log=prediction_log,
+        rollouts=RolloutController(registry, store),
+    )
     return monitor, prediction_log, watcher
 
 
@@ -213,7 +221,7 @@ class DockyardApp:
         reply = (
             await inference.v2_infer(name, version, body, headers)
             if v2
-            else await inference.v1_predict(name, body, headers.get("x-request-id"))
+            else await inference.v1_predict(name, body, headers)
         )
         await _send(send, reply)
 
@@ -224,6 +232,7 @@ _WANTED_HEADERS = frozenset(
         b"content-encoding",
         b"content-length",
         b"inference-header-content-length",
+        b"x-dockyard-key",
         b"x-request-id",
     }
 )
@@ -234,7 +243,7 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {
         key.decode("latin-1"): value.decode("latin-1")
         for key, value in scope["headers"]
-        if key in _WANTED_HEADERS
+        if key in _WANTED_HEADERS or key.startswith(b"x-")  # x-: a custom sticky header
     }
 
 

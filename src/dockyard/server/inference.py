@@ -7,7 +7,9 @@ the model runs in its batcher's executor.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import random
 import secrets
 import time
 from collections.abc import Mapping
@@ -88,6 +90,7 @@ class InferencePlane:
         # restarts without a system call per request (uuid4 was 2-3% of the hot path).
         self._id_prefix = secrets.token_hex(6)
         self._ids = itertools.count()
+        self._shadows: set[asyncio.Task[None]] = set()
 
     def new_request_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids):010x}"
@@ -111,8 +114,11 @@ class InferencePlane:
 
     # --- v1 -------------------------------------------------------------------------------
 
-    async def v1_predict(self, name: str, body: bytes, request_id: str | None) -> Reply:
-        request_id = request_id or self.new_request_id()
+    async def v1_predict(
+        self, name: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> Reply:
+        headers = headers or {}
+        request_id = headers.get("x-request-id") or self.new_request_id()
         started = time.perf_counter()
         if self.metrics is not None:
             self.metrics.request_started()
@@ -122,10 +128,15 @@ class InferencePlane:
         prediction: Prediction | None = None
         try:
             endpoint = self.endpoint(name)
-            model = endpoint.choose()
-            data = _v1_data(body)
+            if len(endpoint.routes) == 1:
+                model = endpoint.routes[0][0]
+            payload, data = _v1_data(body)
+            if model is None:
+                model = endpoint.choose(key=_sticky_key(endpoint, headers, payload, data))
             model_input, rows, notes = model.prepare(data)
             prediction = await model.predict(model_input, rows)
+            if endpoint.shadows:
+                self.mirror(endpoint, data, request_id, model)
             reply = Reply(
                 200,
                 orjson.dumps(
@@ -158,7 +169,8 @@ class InferencePlane:
         prediction: Prediction | None = None
         try:
             endpoint = self.endpoint(name)
-            model = self.model_for(endpoint, version)
+            if version is not None or len(endpoint.routes) == 1:
+                model = self.model_for(endpoint, version)
             request = v2.decode_request(
                 body,
                 header_length=_header_length(headers.get("inference-header-content-length")),
@@ -166,10 +178,14 @@ class InferencePlane:
                 max_body_bytes=self.max_body_bytes,
             )
             request_id = request.id or request_id
+            if model is None:
+                model = endpoint.choose(key=headers.get(endpoint.sticky_header))
             names = model.column_names or _positional(request)
             columns = v2.columns_from_request(request, names)
             model_input, rows, _ = model.prepare(columns)
             prediction = await model.predict(model_input, rows)
+            if endpoint.shadows:
+                self.mirror(endpoint, columns, request_id, model)
             outputs = [v2.OutputTensor("predict", _widened(prediction.predictions))]
             if prediction.probabilities is not None:
                 outputs.append(v2.OutputTensor("predict_proba", _widened(prediction.probabilities)))
@@ -193,6 +209,42 @@ class InferencePlane:
             reply = error_reply(exc, request_id)
         self._observe(name, model, reply.status, started, request_id, model_input, rows, prediction)
         return reply
+
+    # --- shadows ---------------------------------------------------------------------------
+
+    def mirror(self, endpoint: Endpoint, data: Any, request_id: str, primary: LiveModel) -> None:
+        """Send a copy of an answered request to the endpoint's shadows, in the background:
+        their answers go to the prediction log (role "shadow") to be compared, never to the
+        caller, and their failures are only recorded."""
+        for shadow, rate in endpoint.shadows:
+            if rate < 1.0 and random.random() >= rate:
+                continue
+            task = asyncio.get_running_loop().create_task(self._shadow(shadow, data, request_id))
+            self._shadows.add(task)
+            task.add_done_callback(self._shadows.discard)
+
+    async def _shadow(self, shadow: LiveModel, data: Any, request_id: str) -> None:
+        started = time.perf_counter()
+        source = shadow.log_source
+        try:
+            model_input, rows, _ = shadow.prepare(data)
+            prediction = await shadow.predict(model_input, rows)
+        except Exception as exc:
+            status = int(exc.status) if isinstance(exc, DockyardError) else 500
+            if self.log is not None and source is not None:
+                self.log.record(source, request_id, status, time.perf_counter() - started)
+            return
+        if self.log is not None and source is not None:
+            self.log.record(
+                source,
+                request_id,
+                200,
+                time.perf_counter() - started,
+                model_input,
+                rows,
+                prediction.predictions,
+                prediction.probabilities,
+            )
 
     def model_for(self, endpoint: Endpoint, version: str | None) -> LiveModel:
         """The route's model, or the one serving ``version`` (v2's version-addressed paths)."""
@@ -251,7 +303,27 @@ def _header_length(value: str | None) -> int | None:
     return int(value)
 
 
-def _v1_data(body: bytes) -> Any:
+def _sticky_key(
+    endpoint: Endpoint, headers: Mapping[str, str], payload: Any, data: Any
+) -> str | None:
+    """The caller's key for sticky routing: the configured header, else the configured
+    field (a top-level key of the body, else that column of the first record)."""
+    key = headers.get(endpoint.sticky_header)
+    if key:
+        return key
+    field = endpoint.sticky_field
+    if field is None:
+        return None
+    value = payload.get(field) if isinstance(payload, dict) else None
+    if value is None and isinstance(data, list) and data and isinstance(data[0], dict):
+        value = data[0].get(field)
+    elif value is None and isinstance(data, dict) and isinstance(data.get(field), list):
+        column = data[field]
+        value = column[0] if column else None
+    return None if value is None else str(value)
+
+
+def _v1_data(body: bytes) -> tuple[Any, Any]:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -261,9 +333,9 @@ def _v1_data(body: bytes) -> Any:
         ) from None
     if isinstance(payload, dict):
         if "instances" in payload and isinstance(payload["instances"], list | dict):
-            return payload["instances"]
+            return payload, payload["instances"]
         if "inputs" in payload and isinstance(payload["inputs"], dict):
-            return payload["inputs"]
+            return payload, payload["inputs"]
     raise InvalidRequestError(
         'The body needs "instances" (a list of records) or "inputs" (a dict of columns).',
         hint='Send {"instances": [{"column": value, ...}]} or {"inputs": {"column": [...]}}.',

@@ -46,6 +46,15 @@ class DeployRequest(BaseModel):
     reason: str = ""
 
 
+class RollbackRequest(BaseModel):
+    """``POST /api/deployments/{name}/rollback``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: int | None = Field(None, ge=1, description="Revision to restore (default: previous).")
+    reason: str = ""
+
+
 class V1Request(BaseModel):
     """Records (``instances``) or columns (``inputs``)."""
 
@@ -231,9 +240,7 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
     @api.post("/v1/endpoints/{name}/predict", tags=["inference"], dependencies=[predict])
     async def v1_predict(name: str, request: Request, body: V1Request | None = None) -> Response:
         raw = await _body(request)
-        return _reply(
-            await server.inference.v1_predict(name, raw, request.headers.get("x-request-id"))
-        )
+        return _reply(await server.inference.v1_predict(name, raw, dict(request.headers)))
 
     @api.post("/v2/models/{name}/infer", tags=["v2"], dependencies=[predict])
     async def v2_infer(name: str, request: Request) -> Response:
@@ -253,8 +260,8 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
     @api.get("/metrics", tags=["metrics"], dependencies=[read])
     async def metrics() -> Response:
         for name, endpoint in manager.endpoints.items():
-            server.metrics.set_queue(name, sum(m.batcher.queued_rows for m, _ in endpoint.routes))
-        server.metrics.set_models_loaded(sum(len(e.routes) for e in manager.endpoints.values()))
+            server.metrics.set_queue(name, sum(m.batcher.queued_rows for m in endpoint.models))
+        server.metrics.set_models_loaded(sum(len(e.models) for e in manager.endpoints.values()))
         body, content_type = server.metrics.render()
         return Response(body, media_type=content_type)
 
@@ -297,9 +304,19 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
         failure = manager.failures.get(name)
         body["serving"] = (
             [
-                {"version": m.ref, "runtime": m.runtime, "revision": endpoint.revision}
-                for m, _ in endpoint.routes
+                {
+                    "version": m.ref,
+                    "runtime": m.runtime,
+                    "revision": endpoint.revision,
+                    "weight": weight,
+                }
+                for m, weight in endpoint.routes
             ]
+            if endpoint
+            else []
+        )
+        body["shadowing"] = (
+            [{"version": m.ref, "sample_rate": rate} for m, rate in endpoint.shadows]
             if endpoint
             else []
         )
@@ -325,13 +342,57 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
                     "accelerate": request.accelerate,
                 }
             )
-        for route in spec.routes:
-            await blocking(registry.get_version, route.model)  # 404 before anything changes
+        for reference in spec.references():
+            await blocking(registry.get_version, reference)  # 404 before anything changes
         deployment: Deployment = await blocking(
             deployments.put, name, spec, actor=registry.actor, reason=request.reason
         )
         manager.refresh_soon()
         return deployment.to_dict()
+
+    @api.get("/api/deployments/{name}/history", tags=["deployments"], dependencies=[read])
+    async def deployment_history(name: str) -> list[dict[str, Any]]:
+        """Every revision, newest first: who, when, why, and what changed."""
+        revisions = await blocking(deployments.history, name)
+        return [
+            revision.to_dict(revisions[i + 1] if i + 1 < len(revisions) else None)
+            for i, revision in enumerate(revisions)
+        ]
+
+    @api.post("/api/deployments/{name}/rollback", tags=["deployments"], dependencies=[deploy])
+    async def rollback_deployment(name: str, request: RollbackRequest) -> dict[str, Any]:
+        """Restore an earlier revision's spec (default: the previous one), live, at once."""
+        current = await blocking(deployments.get, name)
+        target = current.revision - 1 if request.to is None else request.to
+        for revision in await blocking(deployments.history, name):
+            if revision.revision == target:
+                for reference in DeploymentSpec.model_validate(revision.spec).references():
+                    await blocking(registry.get_version, reference)
+        deployment: Deployment = await blocking(
+            deployments.rollback,
+            name,
+            to=request.to,
+            actor=registry.actor,
+            reason=request.reason,
+        )
+        manager.refresh_soon()
+        return deployment.to_dict()
+
+    @api.get("/api/deployments/{name}/compare", tags=["deployments"], dependencies=[read])
+    async def compare_deployment(name: str, window: str = "1h") -> dict[str, Any]:
+        """Variants side by side with a significance test, and shadows' agreement."""
+        result: dict[str, Any] = await blocking(
+            server.monitor.compare, name, server.monitor.window(window)
+        )
+        return result
+
+    @api.get("/api/deployments/{name}/rollout", tags=["deployments"], dependencies=[read])
+    async def rollout_status(name: str) -> dict[str, Any]:
+        """The automatic rollout: plan, state, weights and the last analysis."""
+        rollouts = server.watcher.rollouts
+        assert rollouts is not None
+        status: dict[str, Any] = await blocking(rollouts.status, name)
+        return status
 
     add_monitoring_routes(api, server, read, predict)
     return api

@@ -1,8 +1,10 @@
 """Deployments: a named endpoint, its spec (routes, batching), and every revision of it.
 
 A spec is validated at the boundary (pydantic, unknown keys refused) and stored as a new
-revision on every change, so rolling back is going to revision N-1. Routes carry weights so
-that a traffic split fits in; this release serves specs with one route.
+revision on every change, so rolling back is putting an earlier revision's spec back (as a
+new revision: history only grows). Routes carry weights (A/B, canary), shadows receive a
+mirrored copy of the traffic, and the monitoring section configures the prediction log,
+drift and alerts.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dockyard.registry import tables as t
 from dockyard.registry.database import Database
 from dockyard.registry.refs import ModelRef, check_model_name
 from dockyard.registry.store import record_event
+from dockyard.serving.rollout import RolloutPlan
 
 
 class BatchingSpec(BaseModel):
@@ -51,6 +54,41 @@ class RouteSpec(BaseModel):
     def _reference(cls, value: str) -> str:
         ModelRef.parse(value)
         return value
+
+
+class ShadowSpec(BaseModel):
+    """A version that receives a copy of the traffic; its answers are only compared."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="name, name@version or name@alias.")
+    sample_rate: float = Field(1.0, gt=0, le=1, description="Share of requests mirrored.")
+
+    @field_validator("model")
+    @classmethod
+    def _reference(cls, value: str) -> str:
+        ModelRef.parse(value)
+        return value
+
+
+class TrafficSpec(BaseModel):
+    """How a request picks its route when there are several."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sticky_header: str = Field(
+        "x-dockyard-key",
+        pattern=r"^[A-Za-z0-9-]{1,64}$",
+        description="Request header whose value pins a caller to one route (same key, "
+        "same variant); without it, routes are drawn at random by weight.",
+    )
+    sticky_field: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="Or a field: a top-level key of the v1 body, else that column of its "
+        "first record.",
+    )
 
 
 class MonitoringSpec(BaseModel):
@@ -100,7 +138,13 @@ class DeploymentSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    routes: tuple[RouteSpec, ...] = Field(min_length=1, max_length=1)
+    routes: tuple[RouteSpec, ...] = Field(
+        min_length=1, max_length=10, description="Versions serving traffic, with weights."
+    )
+    shadows: tuple[ShadowSpec, ...] = Field(
+        (), max_length=5, description="Versions mirrored after the primary answered."
+    )
+    traffic: TrafficSpec = Field(default_factory=TrafficSpec, description="Sticky routing.")
     batching: BatchingSpec = BatchingSpec()
     accelerate: bool = Field(
         True, description="Serve a version's verified ONNX twin when it has one."
@@ -108,13 +152,35 @@ class DeploymentSpec(BaseModel):
     monitoring: MonitoringSpec = Field(
         default_factory=MonitoringSpec, description="Prediction log, drift and alerts."
     )
+    rollout: RolloutPlan | None = Field(
+        None,
+        description="Move traffic to a candidate step by step under automatic analysis; the "
+        "spec's other route is the baseline.",
+    )
 
     @model_validator(mode="after")
     def _weights(self) -> DeploymentSpec:
         total = sum(route.weight for route in self.routes)
         if total != 100:
             raise ValueError(f"route weights must sum to 100, not {total}")
+        models = [route.model for route in self.routes]
+        if len(set(models)) != len(models):
+            raise ValueError("each route must name a different model reference")
+        shadowed = [shadow.model for shadow in self.shadows if shadow.model in models]
+        if shadowed:
+            raise ValueError(f"{', '.join(shadowed)} cannot be both a route and a shadow")
+        if self.rollout is not None:
+            baselines = [model for model in models if model != self.rollout.candidate]
+            if len(baselines) != 1 or len(models) > 2:
+                raise ValueError(
+                    "a rollout needs exactly one baseline route (and optionally the candidate)"
+                )
         return self
+
+    def references(self) -> list[str]:
+        """Every model reference the spec names (routes, then shadows)."""
+        candidate = [self.rollout.candidate] if self.rollout is not None else []
+        return [route.model for route in self.routes] + [s.model for s in self.shadows] + candidate
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> DeploymentSpec:
@@ -157,14 +223,24 @@ class DeploymentStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def put(self, name: str, spec: DeploymentSpec, *, actor: str, reason: str = "") -> Deployment:
-        """Create or change a deployment; an unchanged spec creates no revision."""
+    def put(
+        self,
+        name: str,
+        spec: DeploymentSpec,
+        *,
+        actor: str,
+        reason: str = "",
+        force: bool = False,
+        action: str = "deployment.update",
+    ) -> Deployment:
+        """Create or change a deployment; an unchanged spec creates no revision (unless
+        ``force``: a rollback to what is already served is still recorded)."""
         check_model_name(name)
         body = spec.model_dump(mode="json")
         now = datetime.now(UTC)
         with self.db.write() as conn:
             row = conn.execute(sa.select(t.deployments).where(t.deployments.c.name == name)).first()
-            if row is not None and row.spec == body:
+            if row is not None and row.spec == body and not force:
                 return _deployment(row)
             revision = 1 if row is None else row.revision + 1
             values = {"revision": revision, "spec": body, "updated_at": now, "updated_by": actor}
@@ -192,7 +268,7 @@ class DeploymentStore:
             record_event(
                 conn,
                 actor,
-                "deployment.update",
+                action,
                 None,
                 None,
                 before=row.spec if row is not None else None,
@@ -211,18 +287,121 @@ class DeploymentStore:
             )
         return _deployment(row)
 
+    def history(self, name: str) -> list[Revision]:
+        """Every revision of a deployment, newest first."""
+        deployment_id = self._id(name)
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(t.deployment_revisions)
+                .where(t.deployment_revisions.c.deployment_id == deployment_id)
+                .order_by(t.deployment_revisions.c.revision.desc())
+            ).all()
+        return [
+            Revision(
+                revision=row.revision,
+                spec=row.spec,
+                reason=row.reason,
+                created_at=_aware(row.created_at),
+                created_by=row.created_by,
+            )
+            for row in rows
+        ]
+
+    def rollback(
+        self, name: str, *, to: int | None = None, actor: str, reason: str = ""
+    ) -> Deployment:
+        """Put an earlier revision's spec back, live (as a new revision). Default: the one
+        before the current revision; naming the current one re-applies it."""
+        current = self.get(name)
+        target = current.revision - 1 if to is None else to
+        if target < 1 or target > current.revision or (to is None and current.revision == 1):
+            raise InvalidRequestError(
+                f"Endpoint {name!r} has no revision {target} to roll back to"
+                + (" (it has only one revision)." if current.revision == 1 else "."),
+                hint=f"Pick one of 1..{current.revision - 1}: dockyard deployments history {name}"
+                if current.revision > 1
+                else "Deploy a second version first.",
+            )
+        earlier = next(r for r in self.history(name) if r.revision == target)
+        spec = DeploymentSpec.model_validate(earlier.spec)
+        why = reason or f"rollback to revision {target}"
+        return self.put(
+            name, spec, actor=actor, reason=why, force=True, action="deployment.rollback"
+        )
+
+    def _id(self, name: str) -> int:
+        with self.db.read() as conn:
+            row = conn.execute(
+                sa.select(t.deployments.c.id).where(t.deployments.c.name == name)
+            ).first()
+        if row is None:
+            raise NotFoundError(
+                f"No endpoint named {name!r}.", hint="List endpoints with: dockyard deployments"
+            )
+        return int(row.id)
+
     def list(self) -> list[Deployment]:
         with self.db.read() as conn:
             rows = conn.execute(sa.select(t.deployments).order_by(t.deployments.c.name)).all()
         return [_deployment(row) for row in rows]
 
 
+@dataclass(frozen=True)
+class Revision:
+    """One stored revision of a deployment."""
+
+    revision: int
+    spec: dict[str, Any]
+    reason: str
+    created_at: datetime
+    created_by: str
+
+    def to_dict(self, previous: Revision | None = None) -> dict[str, Any]:
+        body = {
+            "revision": self.revision,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+            "reason": self.reason,
+            "spec": self.spec,
+        }
+        body["changes"] = spec_diff(previous.spec if previous else {}, self.spec)
+        return body
+
+
+def spec_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """What changed between two specs, as ``path: old → new`` lines."""
+    flat_before, flat_after = _flatten(before), _flatten(after)
+    lines = []
+    for key in sorted(set(flat_before) | set(flat_after)):
+        old, new = flat_before.get(key, "—"), flat_after.get(key, "—")
+        if old != new:
+            lines.append(f"{key}: {old} → {new}")
+    return lines
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list | tuple) and value and isinstance(value[0], Mapping):
+        out = {}
+        for index, item in enumerate(value):
+            out.update(_flatten(item, f"{prefix}[{index}]"))
+        return out
+    return {prefix: value}
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _deployment(row: Any) -> Deployment:
-    updated = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
     return Deployment(
         name=row.name,
         revision=row.revision,
         spec=DeploymentSpec.model_validate(row.spec),
-        updated_at=updated,
+        updated_at=_aware(row.updated_at),
         updated_by=row.updated_by,
     )

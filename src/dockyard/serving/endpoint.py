@@ -8,6 +8,7 @@ then costs: decode, validate, queue, one batched model call, encode.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -115,7 +116,9 @@ class LiveModel:
         )
         self.log_source: Source | None = None  # set by the manager when the endpoint logs
 
-    def source_for(self, endpoint: str, revision: int, sample_rate: float) -> Source:
+    def source_for(
+        self, endpoint: str, revision: int, sample_rate: float, role: str = "primary"
+    ) -> Source:
         """How this model's answers are labelled in the prediction log."""
         classes = None if self.classes is None else tuple(str(label_text(c)) for c in self.classes)
         binary = classes is not None and len(classes) == 2 and self.has_proba
@@ -128,6 +131,7 @@ class LiveModel:
             classes=classes,
             positive=1 if binary else None,
             sample_rate=sample_rate,
+            role=role,
         )
 
     @property
@@ -190,26 +194,42 @@ class LiveModel:
 
 
 class Endpoint:
-    """A deployment revision made live: its routes' models, ready to answer."""
+    """A deployment revision made live: its routes' and shadows' models, ready to answer."""
 
-    def __init__(self, deployment: Deployment, routes: Sequence[tuple[LiveModel, int]]) -> None:
+    def __init__(
+        self,
+        deployment: Deployment,
+        routes: Sequence[tuple[LiveModel, int]],
+        shadows: Sequence[tuple[LiveModel, float]] = (),
+    ) -> None:
         self.deployment = deployment
         self.name = deployment.name
         self.revision = deployment.revision
         self.routes = list(routes)
+        self.shadows = list(shadows)
+        self.sticky_header = deployment.spec.traffic.sticky_header.lower()
+        self.sticky_field = deployment.spec.traffic.sticky_field
         self._cumulative = _cumulative([weight for _, weight in self.routes])
 
     @property
     def key(self) -> tuple[int, tuple[str, ...]]:
         """What the endpoint serves: a changed key means a swap is due."""
-        return self.revision, tuple(model.ref for model, _ in self.routes)
+        models = [model for model, _ in self.routes] + [model for model, _ in self.shadows]
+        return self.revision, tuple(model.ref for model in models)
 
-    def choose(self, draw: float | None = None) -> LiveModel:
-        """The route for one request (weighted; one route today)."""
+    @property
+    def models(self) -> list[LiveModel]:
+        return [model for model, _ in self.routes] + [model for model, _ in self.shadows]
+
+    def choose(self, draw: float | None = None, key: str | None = None) -> LiveModel:
+        """The route for one request: by weight, at random, or pinned by a caller's ``key``
+        (the same key always draws the same point, so a caller keeps its variant, and as a
+        canary's share grows the callers it already had stay with it)."""
         if len(self.routes) == 1:
             return self.routes[0][0]
-        value = random.random() if draw is None else draw
-        return self.routes[choose_index(self._cumulative, value)][0]
+        if draw is None:
+            draw = sticky_draw(key) if key else random.random()
+        return self.routes[choose_index(self._cumulative, draw)][0]
 
     def model_for_version(self, version: str) -> LiveModel | None:
         for model, _ in self.routes:
@@ -218,8 +238,15 @@ class Endpoint:
         return None
 
     async def close(self) -> None:
-        for model, _ in self.routes:
+        for model in self.models:
             await model.close()
+
+
+def sticky_draw(key: str) -> float:
+    """A stable point in [0, 1) for a request key (BLAKE2b, so it is the same in every
+    process and replica)."""
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
 
 
 def _cumulative(weights: Sequence[int]) -> list[float]:

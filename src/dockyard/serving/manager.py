@@ -159,13 +159,17 @@ class ModelManager:
             self.on_load(deployment.name, None, ok=False)
 
     def _plan(self) -> list[tuple[Deployment, Any]]:
-        """Each deployment with its routes resolved to versions (or the error)."""
+        """Each deployment with its routes and shadows resolved to versions (or the error)."""
         plan: list[tuple[Deployment, Any]] = []
         for deployment in self.deployments.list():
+            spec = deployment.spec
             try:
                 resolved = [
-                    (self.registry.get_version(route.model), route.weight)
-                    for route in deployment.spec.routes
+                    (self.registry.get_version(route.model), float(route.weight))
+                    for route in spec.routes
+                ] + [
+                    (self.registry.get_version(shadow.model), -shadow.sample_rate)
+                    for shadow in spec.shadows
                 ]
             except Exception as exc:
                 plan.append((deployment, exc))
@@ -173,8 +177,9 @@ class ModelManager:
             plan.append((deployment, resolved))
         return plan
 
-    def _build(self, deployment: Deployment, resolved: list[tuple[Version, int]]) -> Endpoint:
-        """Load and warm every route's version (on the loader thread)."""
+    def _build(self, deployment: Deployment, resolved: list[tuple[Version, float]]) -> Endpoint:
+        """Load and warm every route's and shadow's version (on the loader thread). Shadows
+        come as negative weights: their sample rate."""
         batching = deployment.spec.batching
         policy = BatchPolicy(
             max_batch_size=batching.max_batch_size,
@@ -182,6 +187,7 @@ class ModelManager:
             max_queue_rows=batching.max_queue_rows,
         )
         routes: list[tuple[LiveModel, int]] = []
+        shadows: list[tuple[LiveModel, float]] = []
         for version, weight in resolved:
             started = time.perf_counter()
             predictor, accelerated = self._load(version, accelerate=deployment.spec.accelerate)
@@ -198,16 +204,20 @@ class ModelManager:
                 ),
             )
             monitoring = deployment.spec.monitoring
-            if monitoring.log:
+            role = "shadow" if weight < 0 else "primary"
+            if monitoring.log or role == "shadow":  # shadows are only useful compared
                 model.log_source = model.source_for(
-                    deployment.name, deployment.revision, monitoring.sample_rate
+                    deployment.name, deployment.revision, monitoring.sample_rate, role
                 )
             profile = self.registry.get_profile(version.ref) or {}
             model.warm(profile.get("examples") or [])
             if self.on_load is not None:
                 self.on_load(deployment.name, time.perf_counter() - started, ok=True)
-            routes.append((model, weight))
-        return Endpoint(deployment, routes)
+            if weight < 0:
+                shadows.append((model, -weight))
+            else:
+                routes.append((model, int(weight)))
+        return Endpoint(deployment, routes, shadows)
 
     def _load(self, version: Version, *, accelerate: bool) -> tuple[LoadedModel, bool]:
         twin = version.accelerated or {}
