@@ -114,6 +114,39 @@ def test_split_stickiness_and_shadows(home: Path, start_server: Any) -> None:
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["shadows"][0]["version"] == "1.0.2"
 
+    # what the caller sees with the shadow on, then with it off: the same answers, and a
+    # latency within a small bound (the shadow runs after the answer, off the loop)
+    rows = [_row(rng) for _ in range(150)]
+    with_shadow = _timed(server.url, rows)
+    unshadowed = {
+        "routes": [{"model": "clf@1.0.0", "weight": 80}, {"model": "clf@1.0.1", "weight": 20}]
+    }
+    spec = home / "no-shadow.yaml"
+    spec.write_text(json.dumps(unshadowed))
+    assert _cli(home, "deploy", "clf", "-f", str(spec)).returncode == 0
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{server.url}/api/deployments/clf").json()["shadowing"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    without = _timed(server.url, rows)
+    assert [a for a, _ in with_shadow] == [a for a, _ in without]  # sticky keys: same answers
+    median = sorted(t for _, t in with_shadow)[75], sorted(t for _, t in without)[75]
+    assert median[0] <= 2 * median[1] + 0.002, median
+
+
+def _timed(url: str, rows: list[dict[str, float]]) -> list[tuple[Any, float]]:
+    out = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for i, row in enumerate(rows):
+            started = time.perf_counter()
+            answer = client.post(
+                "/v1/endpoints/clf/predict",
+                json={"instances": [row]},
+                headers={"x-dockyard-key": f"caller-{i}"},
+            ).json()
+            out.append(((answer["version"], answer["predictions"]), time.perf_counter() - started))
+    return out
+
 
 def test_history_and_rollback_under_load_drop_no_request(home: Path, start_server: Any) -> None:
     assert _cli(home, "deploy", "clf", "clf@1.0.2", "--reason", "promote the tree").returncode == 0
