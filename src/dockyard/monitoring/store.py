@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from dockyard.errors import InvalidRequestError, StorageError
+from dockyard.errors import StorageError
 
 if TYPE_CHECKING:
     import duckdb
@@ -105,28 +105,18 @@ class Window:
 
 
 def parse_window(text: str, *, now: datetime | None = None) -> Window:
-    """``"1h"``, ``"30m"``, ``"7d"`` (back from now), ``"last:1000"``, or ``"all"``."""
-    value = text.strip().lower()
-    now = now or datetime.now(UTC)
-    if value == "all":
+    """``"1h"``, ``"30m"``, ``"7d"`` (back from now), ``"last:1000"`` — the grammar alert
+    rules use (:func:`dockyard.monitoring.alerts.parse_window`) — or ``"all"``."""
+    from dockyard.monitoring import alerts
+
+    if text.strip().lower() == "all":
         return Window()
-    if value.startswith("last:"):
-        count = value[5:]
-        if count.isdigit() and int(count) > 0:
-            return Window(last=int(count))
-    else:
-        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", value)
-        if match:
-            seconds = (
-                float(match.group(1))
-                * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
-            )
-            if seconds > 0:
-                return Window(since=now - timedelta(seconds=seconds), until=now)
-    raise InvalidRequestError(
-        f"window {text!r} is not a duration or a count.",
-        hint='Use e.g. "15m", "1h", "7d" (back from now), "last:1000" or "all".',
-    )
+    parsed = alerts.parse_window(text)
+    if parsed.last is not None:
+        return Window(last=parsed.last)
+    assert parsed.seconds is not None
+    now = now or datetime.now(UTC)
+    return Window(since=now - timedelta(seconds=parsed.seconds), until=now)
 
 
 def window_before(baseline: Window, current: Window) -> Window:
