@@ -133,6 +133,12 @@ class Settings(BaseSettings):
         '"train.py", "{data}"]}; {data} becomes the exported window\'s Parquet file.',
     )
 
+    protected_aliases: list[str] = Field(
+        default_factory=lambda: ["production"],
+        description="Aliases the control plane moves only with a passing gate result "
+        "(PUT /api/models/{name}/aliases/{alias}, deploy scope), recorded on the event.",
+    )
+
     @property
     def resolved_monitoring_url(self) -> str:
         """The prediction log's URL in effect."""

@@ -52,6 +52,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/api/models", "read"),
     ("GET", "/api/models/{name}", "read"),
     ("GET", "/api/models/{name}/versions/{ref}", "read"),
+    ("PUT", "/api/models/{name}/aliases/{alias}", "deploy"),
     ("GET", "/api/events", "read"),
     ("GET", "/api/deployments", "read"),
     ("GET", "/api/deployments/{name}", "read"),
@@ -93,6 +94,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/api/deployments/{name}"): {"model": "diabetes@1.0.0"},  # unchanged: no revision
     ("POST", "/v1/endpoints/{name}/feedback"): {"request_id": "never-seen", "label": 1.5},
     ("POST", "/api/deployments/{name}/rollback"): {"to": 1, "reason": "auth matrix"},
+    ("PUT", "/api/models/{name}/aliases/{alias}"): {"version": "1.0.0"},  # staging: unprotected
 }
 
 
@@ -141,7 +143,7 @@ def secured(zoo: Zoo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secu
 def _call(
     client: httpx.Client, method: str, path: str, authorization: str | None
 ) -> httpx.Response:
-    url = path.format(name="diabetes", version="1.0.0", ref="1.0.0")
+    url = path.format(name="diabetes", version="1.0.0", ref="1.0.0", alias="staging")
     headers = {"authorization": authorization} if authorization is not None else {}
     body = BODIES.get((method, path))
     return client.request(method, url, json=body, headers=headers)

@@ -324,3 +324,36 @@ def test_a_failing_rollout_rolls_back_by_itself(tmp_path: Path, start_server: An
     events = json.loads(_cli(home, "events", "--action", "rollout.rolled_back", "--json").stdout)
     assert len(events) == 1
     assert _cli(home, "deployments", "pause", "clf").returncode == 4  # nothing left to pause
+
+
+def test_a_protected_alias_moves_through_the_api_only_with_a_passing_gate(
+    home: Path, start_server: Any, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    rng = np.random.default_rng(11)
+    holdout = pd.DataFrame(rng.normal(size=(300, 3)), columns=FEATURES)
+    holdout["label"] = (holdout["a"] > 0).astype(int)
+    data = tmp_path / "holdout.parquet"
+    holdout.to_parquet(data)
+    gate = _cli(
+        home, "gate", "clf@1.0.1", "--data", str(data), "--target", "label",
+        "--require", "accuracy >= 0.8", "--json",
+    )  # fmt: skip
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    result = json.loads(gate.stdout)
+    server = start_server(home)
+    server.wait_ready()
+    url = f"{server.url}/api/models/clf/aliases/production"
+    refused = httpx.put(url, json={"version": "1.0.1"})
+    assert refused.status_code == 400
+    assert "protected" in refused.json()["error"]
+    wrong = httpx.put(url, json={"version": "1.0.0", "gate": result})  # gated another version
+    assert wrong.status_code == 400
+    moved = httpx.put(url, json={"version": "1.0.1", "gate": result})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["version"] == "1.0.1"
+    events = json.loads(_cli(home, "events", "--action", "alias.set", "--json").stdout)
+    assert events[0]["details"]["gate"]["passed"] is True
+    staging = httpx.put(f"{server.url}/api/models/clf/aliases/staging", json={"version": "1.0.0"})
+    assert staging.status_code == 200

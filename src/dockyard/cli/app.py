@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from dockyard._version import __version__
-from dockyard.cli import deployments, events, models, monitor, serve, tokens
+from dockyard.cli import deployments, events, gate, models, monitor, serve, tokens
 from dockyard.errors import DockyardError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(monitor.app, name="monitor")
 app.command("alerts")(monitor.alerts)
+app.command("gate")(gate.gate)
 app.command("events")(events.list_events)
 app.command("serve")(serve.serve)
 app.command("deploy")(deployments.deploy)

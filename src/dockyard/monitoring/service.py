@@ -35,6 +35,18 @@ if TYPE_CHECKING:
     from dockyard.serving.deployments import Deployment
 
 FREQUENCIES = {"hour": "h", "day": "D"}
+OUTPUT_COLUMNS = [
+    "request_id",
+    "row",
+    "time",
+    "model",
+    "version",
+    "prediction",
+    "score",
+    "proba",
+    "classes",
+]
+"""What performance needs: no inputs (a day of a 20-feature endpoint is mostly inputs)."""
 
 
 class Monitor:
@@ -68,9 +80,16 @@ class Monitor:
         except NotFoundError:
             return None
 
-    def frame(self, endpoint: str, window: Window, *, with_feedback: bool = False) -> pd.DataFrame:
+    def frame(
+        self,
+        endpoint: str,
+        window: Window,
+        *,
+        with_feedback: bool = False,
+        columns: list[str] | None = None,
+    ) -> pd.DataFrame:
         return self.store.predictions(
-            endpoint, window, with_feedback=with_feedback, sample=self.max_rows
+            endpoint, window, with_feedback=with_feedback, sample=self.max_rows, columns=columns
         )
 
     def profile(self, model: str, version: str) -> dict[str, Any] | None:
@@ -212,7 +231,7 @@ class Monitor:
     ) -> dict[str, Any]:
         """Performance from feedback labels, per version (and per tumbling window)."""
         self.check_endpoint(endpoint)
-        frame = self.frame(endpoint, window, with_feedback=True)
+        frame = self.frame(endpoint, window, with_feedback=True, columns=OUTPUT_COLUMNS)
         result: dict[str, Any] = {
             "endpoint": endpoint,
             "window": _window_meta(window, frame),

@@ -160,12 +160,12 @@ class MonitoringStore:
         folder = f"{self.root}/feedback/{endpoint}/{day:%Y-%m-%d}"
         return self._write(folder, table)
 
-    def _write(self, folder: str, table: pa.Table) -> str:
+    def _write(self, folder: str, table: pa.Table, suffix: str = "") -> str:
         import pyarrow.parquet as pq
 
         with self._lock:
             self._seq += 1
-            name = f"{self.writer}-{self._seq:08d}.parquet"
+            name = f"{self.writer}-{self._seq:08d}{suffix}.parquet"
         path = f"{folder}/{name}"
         try:
             if self.local:
@@ -267,7 +267,7 @@ class MonitoringStore:
         conditions = ["status = 200"] if only_ok else []
         params: list[Any] = []
         if role is not None:
-            conditions.append("role = ?")
+            conditions.append("coalesce(role, 'primary') = ?")
             params.append(role)
         if window.since is not None:
             conditions.append("time >= ?")
@@ -284,9 +284,10 @@ class MonitoringStore:
             query = (
                 f"SELECT * FROM ({query}) USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (7)"
             )
-        query = f"SELECT * FROM ({query}) ORDER BY time"
+        feedback = self.feedback_segments(endpoint) if with_feedback else []
+        if not feedback:
+            query = f"SELECT * FROM ({query}) ORDER BY time"  # sorted once, after any join
         if with_feedback:
-            feedback = self.feedback_segments(endpoint)
             if feedback:
                 latest = (
                     "SELECT request_id, row, arg_max(label, time) AS label, "
@@ -343,6 +344,48 @@ class MonitoringStore:
         finally:
             db.unregister("wanted_ids")
         return {row[0] for row in rows}
+
+    # --- compaction ------------------------------------------------------------------------
+
+    def compact(self, endpoint: str, *, before: datetime, max_rows: int = 500_000) -> int:
+        """Merge this writer's segments of each hour that ended before ``before`` into files of
+        up to ``max_rows`` rows; returns how many segments were merged away.
+
+        A server flushing every second writes thousands of small files an hour; reading a day
+        of them costs far more than reading a few large ones. Only this writer's own files are
+        merged (so processes never merge the same file), only in closed hours (so no flush
+        adds to them meanwhile). The merged file is in place before the small ones go, so a
+        reader in between may see those rows twice for a moment, never lose them."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        folders: dict[str, list[str]] = {}
+        pattern = f"{self.root}/predictions/{endpoint}/*/*/{self.writer}-*.parquet"
+        for path in self._glob(pattern):
+            match = _HOUR_PATH.search(path)
+            if match is None or path.endswith("-merged.parquet"):
+                continue
+            hour = datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}:00+00:00")
+            if hour + timedelta(hours=1) <= before:
+                folders.setdefault(path.rsplit("/", 1)[0], []).append(path)
+        merged = 0
+        for folder, paths in folders.items():
+            if len(paths) < 2:
+                continue
+            batch: list[pa.Table] = []
+            inputs: list[str] = []
+            for index, path in enumerate(sorted(paths)):
+                with self.fs.open(path, "rb") as handle:
+                    batch.append(pq.read_table(handle))
+                inputs.append(path)
+                if sum(t.num_rows for t in batch) >= max_rows or index == len(paths) - 1:
+                    table = pa.concat_tables(batch, promote_options="default")
+                    self._write(folder, table, suffix="-merged")
+                    for done in inputs:
+                        self.fs.rm(done)
+                    merged += len(inputs)
+                    batch, inputs = [], []
+        return merged
 
     # --- retention -------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Every ``DOCKYARD_MONITOR_INTERVAL_S`` the watcher moves automatic rollouts along (see
 ``serving.rollout_controller``), then walks the deployments and, per endpoint:
-refreshes the drift/performance gauges over ``monitoring.window``, evaluates each alert rule
+merges this process's log segments of closed hours (``MonitoringStore.compact``), refreshes
+the drift/performance gauges over ``monitoring.window``, evaluates each alert rule
 (value from :class:`~dockyard.monitoring.service.Monitor`, next state from the pure
 :func:`~dockyard.monitoring.alerts.evaluate`), and deletes log segments older than
 ``monitoring.retention_days``.
@@ -112,6 +113,8 @@ class Watcher:
             settings = deployment.spec.monitoring
             cutoff = datetime.fromtimestamp(now, UTC) - timedelta(days=settings.retention_days)
             await asyncio.to_thread(self.monitor.store.delete_before, deployment.name, cutoff)
+            hour = datetime.fromtimestamp(now, UTC).replace(minute=0, second=0, microsecond=0)
+            await asyncio.to_thread(self.monitor.store.compact, deployment.name, before=hour)
             if self.metrics is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(self._refresh_gauges, deployment)

@@ -46,6 +46,16 @@ class DeployRequest(BaseModel):
     reason: str = ""
 
 
+class AliasRequest(BaseModel):
+    """``PUT /api/models/{name}/aliases/{alias}``: the version, and for a protected alias the
+    gate result that justifies the move (``dockyard gate ... --json``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(description="The version the alias should point at, e.g. 1.3.0.")
+    gate: dict[str, Any] | None = Field(None, description="A gate result (required if protected).")
+
+
 class RollbackRequest(BaseModel):
     """``POST /api/deployments/{name}/rollback``."""
 
@@ -287,6 +297,28 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
     async def show_version(name: str, ref: str) -> dict[str, Any]:
         version = await blocking(registry.get_version, f"{name}@{ref}")
         return dict(version.to_dict())
+
+    @api.put("/api/models/{name}/aliases/{alias}", tags=["registry"], dependencies=[deploy])
+    async def set_alias(name: str, alias: str, request: AliasRequest) -> dict[str, Any]:
+        """Move an alias. A protected one (``DOCKYARD_PROTECTED_ALIASES``, ``production`` by
+        default) moves only with a passing gate result for that version, kept on the event."""
+        from dockyard.serving.gate import GateResult, promote
+
+        ref = f"{name}@{request.version}"
+        if alias in server.settings.protected_aliases:
+            if request.gate is None:
+                raise InvalidRequestError(
+                    f"Alias {alias!r} is protected: moving it needs the gate result that "
+                    "justifies it.",
+                    hint=f"Run: dockyard gate {ref} --against {name}@{alias} --data ... --json, "
+                    'and send its output as "gate".',
+                )
+            result = GateResult.from_dict(request.gate)
+            promotion = await blocking(promote, registry, ref, alias, result, actor=registry.actor)
+            return dict(promotion.to_dict())
+        details = {"gate": request.gate} if request.gate is not None else None
+        version = await blocking(registry.set_alias, ref, alias, details=details)
+        return {"model": name, "alias": alias, "version": version.version}
 
     @api.get("/api/events", tags=["registry"], dependencies=[read])
     async def list_events(model: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

@@ -218,3 +218,33 @@ def test_the_same_code_on_s3(s3_bucket: tuple[str, dict[str, object]]) -> None:
     assert result.accepted == 1
     labelled = store.predictions("churn", Window(), with_feedback=True)
     assert labelled.loc[labelled["request_id"] == "r3", "label"].tolist() == ["1"]
+
+
+def test_compaction_merges_this_writers_closed_hours_and_keeps_every_row(tmp_path: Path) -> None:
+    store = MonitoringStore(str(tmp_path / "m"))
+    other = MonitoringStore(str(tmp_path / "m"))  # another process: its files are left alone
+    now = datetime.now(UTC)
+    past = now - timedelta(hours=3)
+    for writer, hour, count in ((store, past, 5), (other, past, 2), (store, now, 3)):
+        for segment in range(count):
+            batch = Batch(NUMERIC)
+            for i in range(4):
+                at = hour.timestamp() + segment
+                batch.add(
+                    f"{id(writer)}-{hour.hour}-{segment}-{i}",
+                    at,
+                    0.001,
+                    np.ones((1, 2)),
+                    1,
+                    [1],
+                    [[0.1, 0.9]],
+                )
+            writer.write_predictions("churn", to_table(batch), hour)
+    before = store.predictions("churn", Window())
+    assert len(store.prediction_segments("churn")) == 10
+    merged = store.compact("churn", before=now.replace(minute=0, second=0, microsecond=0))
+    assert merged == 5
+    assert len(store.prediction_segments("churn")) == 6  # 1 merged + 2 other + 3 current
+    after = store.predictions("churn", Window())
+    assert sorted(after["request_id"]) == sorted(before["request_id"])
+    assert store.compact("churn", before=now) == 0  # nothing left to merge in closed hours

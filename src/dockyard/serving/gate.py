@@ -1,0 +1,793 @@
+"""Promotion gates: is a candidate version at least as good as the one it would replace?
+
+A gate evaluates a candidate and (optionally) a baseline version on the same labelled rows,
+checks that the candidate's signature is compatible with the baseline's, and tests each
+requirement the caller wrote::
+
+    roc_auc >= baseline - 0.005
+    p99_latency_ms <= 20
+    rmse <= baseline * 1.05
+
+A requirement is ``METRIC OP EXPR``: ``OP`` is one of ``>= <= > < ==`` and ``EXPR`` a number,
+``baseline`` (the baseline's value of the same metric), or ``baseline`` followed by ``+``,
+``-`` or ``*`` and a number. :func:`parse_requirement` reads it with a regular grammar, never
+``eval``. Metrics:
+
+- classification: ``accuracy precision recall f1 roc_auc log_loss``, as
+  :func:`dockyard.monitoring.performance.classification_performance` defines them (labels
+  and predictions compared as text, probabilities in the model's class order);
+- regression: ``mae rmse r2`` (:func:`~dockyard.monitoring.performance.regression_performance`);
+- ``p50_latency_ms`` and ``p99_latency_ms``: single-row ``predict`` latency, measured
+  in-process on the version as :meth:`Registry.load` gives it (signature validation
+  included), after a warm-up, candidate and baseline interleaved so that a busy machine
+  slows both alike.
+
+``==`` compares with a relative tolerance of 1e-9. A metric that cannot be computed (ROC AUC
+with one class in the labels, log loss without probabilities) fails its requirement and says
+why.
+
+Signature compatibility: a column the candidate requires (not nullable) that the baseline's
+signature lacks fails the gate unless new columns are allowed — callers built for the
+baseline do not send it — and so does a changed output kind. Other differences are notes.
+
+:func:`promote` moves an alias only for a gate that passed, for the version it evaluated,
+and records the gate result on the ``alias.set`` audit event.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import time
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
+
+from dockyard.errors import (
+    ConflictError,
+    InvalidRequestError,
+    ModelLoadError,
+    SchemaValidationError,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dockyard.registry import Registry, Version
+    from dockyard.registry.loaded import RegisteredModel
+
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "LATENCY_METRICS",
+    "METRICS",
+    "OPERATORS",
+    "REGRESSION_METRICS",
+    "Check",
+    "GateResult",
+    "Promotion",
+    "Requirement",
+    "SignatureCheck",
+    "check_signature",
+    "evaluate_gate",
+    "metrics_for",
+    "parse_requirement",
+    "promote",
+]
+
+Operator = Literal[">=", "<=", ">", "<", "=="]
+Adjustment = Literal["+", "-", "*"]
+Task = Literal["classification", "regression", "other"]
+
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
+REGRESSION_METRICS = ("mae", "rmse", "r2")
+LATENCY_METRICS = ("p50_latency_ms", "p99_latency_ms")
+METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS + LATENCY_METRICS
+OPERATORS: tuple[Operator, ...] = get_args(Operator)
+
+WARMUP_CALLS = 20
+"""Single-row predictions each version makes before latency is measured."""
+
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_REQUIREMENT = re.compile(
+    r"\s*(?P<metric>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>>=|<=|==|>|<)\s*(?P<expr>.*?)\s*\Z",
+    re.ASCII | re.DOTALL,
+)
+_ABSOLUTE = re.compile(rf"(?P<number>[+-]?{_NUMBER})\Z", re.ASCII)
+_RELATIVE = re.compile(
+    rf"baseline(?:\s*(?P<adjust>[-+*])\s*(?P<number>{_NUMBER}))?\Z", re.ASCII | re.IGNORECASE
+)
+_FORM = (
+    "Write METRIC OP EXPR: OP one of >=, <=, >, <, ==; EXPR a number, baseline, or baseline "
+    "+, - or * a number (e.g. 'roc_auc >= baseline - 0.005', 'p99_latency_ms <= 20')."
+)
+_METRIC_LIST = f"Metrics: {', '.join(METRICS)}."
+_REL_TOL = 1e-9
+
+
+# --- requirements (pure) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One parsed requirement: ``metric operator threshold``.
+
+    The threshold is ``number`` when ``relative`` is false; otherwise the baseline's value,
+    adjusted by ``adjustment`` and ``number`` when both are set.
+    """
+
+    metric: str
+    operator: Operator
+    number: float | None = None
+    relative: bool = False
+    adjustment: Adjustment | None = None
+
+    def threshold(self, baseline: float | None) -> float | None:
+        """The value the metric is compared with; ``None`` for a relative requirement whose
+        baseline value is unknown."""
+        if not self.relative:
+            return self.number
+        if baseline is None or self.adjustment is None or self.number is None:
+            return baseline
+        if self.adjustment == "+":
+            return baseline + self.number
+        if self.adjustment == "-":
+            return baseline - self.number
+        return baseline * self.number
+
+    def holds(self, value: float, threshold: float) -> bool:
+        """Whether ``value OP threshold`` (``==`` within a relative tolerance of 1e-9)."""
+        if self.operator == "==":
+            return math.isclose(value, threshold, rel_tol=_REL_TOL, abs_tol=1e-12)
+        if self.operator == ">=":
+            return value >= threshold
+        if self.operator == "<=":
+            return value <= threshold
+        if self.operator == ">":
+            return value > threshold
+        return value < threshold
+
+    def __str__(self) -> str:
+        if not self.relative:
+            expr = _number_text(self.number)
+        elif self.adjustment is None or self.number is None:
+            expr = "baseline"
+        else:
+            expr = f"baseline {self.adjustment} {_number_text(self.number)}"
+        return f"{self.metric} {self.operator} {expr}"
+
+
+def parse_requirement(text: str) -> Requirement:
+    """Parse ``METRIC OP EXPR`` (see the module docstring); :class:`InvalidRequestError`
+    says what is wrong, with the accepted forms and metric names."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidRequestError("A requirement is empty.", hint=_FORM)
+    match = _REQUIREMENT.match(text)
+    if match is None:
+        raise InvalidRequestError(
+            f"Requirement {text.strip()!r} is not METRIC OP EXPR{_operator_problem(text)}.",
+            hint=_FORM,
+        )
+    metric = match["metric"].lower()
+    if metric not in METRICS:
+        close = difflib.get_close_matches(metric, METRICS, n=1)
+        guess = f" (did you mean {close[0]}?)" if close else ""
+        raise InvalidRequestError(
+            f"Unknown metric {match['metric']!r} in requirement {text.strip()!r}{guess}.",
+            hint=_METRIC_LIST,
+        )
+    operator = cast(Operator, match["op"])
+    expr = match["expr"]
+    if not expr:
+        raise InvalidRequestError(
+            f"Requirement {text.strip()!r} has nothing after {operator!r}.", hint=_FORM
+        )
+    absolute = _ABSOLUTE.match(expr)
+    if absolute is not None:
+        return Requirement(metric, operator, _finite(absolute["number"], text))
+    relative = _RELATIVE.match(expr)
+    if relative is None:
+        raise InvalidRequestError(
+            f"{expr!r} in requirement {text.strip()!r} is not a number, baseline, or baseline "
+            "+, - or * a number.",
+            hint=_FORM,
+        )
+    if relative["adjust"] is None:
+        return Requirement(metric, operator, relative=True)
+    return Requirement(
+        metric,
+        operator,
+        _finite(relative["number"], text),
+        relative=True,
+        adjustment=cast(Adjustment, relative["adjust"]),
+    )
+
+
+def _operator_problem(text: str) -> str:
+    for wrong in ("=>", "=<", "!=", "<>"):
+        if wrong in text:
+            return f": {wrong!r} is not an operator"
+    if "=" in text and "==" not in text:
+        return ": '=' is not an operator (use == or >=)"
+    if not any(op in text for op in OPERATORS):
+        return ": it has no comparison operator"
+    return ""
+
+
+def _finite(number: str, text: str) -> float:
+    value = float(number)
+    if not math.isfinite(value):
+        raise InvalidRequestError(
+            f"{number} in requirement {text.strip()!r} is too large to be a number.", hint=_FORM
+        )
+    return value
+
+
+def _number_text(value: float | None) -> str:
+    if value is None:
+        return "?"
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def metrics_for(task: Task) -> tuple[str, ...]:
+    """The metric names a model of this task has (latency for every model)."""
+    if task == "classification":
+        return CLASSIFICATION_METRICS + LATENCY_METRICS
+    if task == "regression":
+        return REGRESSION_METRICS + LATENCY_METRICS
+    return LATENCY_METRICS
+
+
+# --- signature compatibility (pure) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """Whether the candidate accepts what callers of the baseline send and answers in kind.
+
+    ``checked`` is false when there is no baseline or either version has no signature
+    (``notes`` says which); such a check passes.
+    """
+
+    checked: bool
+    passed: bool
+    new_required: tuple[str, ...] = ()
+    new_optional: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SignatureCheck:
+        """Inverse of :meth:`to_dict`; it passes exactly when it lists no problem."""
+        lists = ("new_required", "new_optional", "removed", "problems", "notes")
+        found = {key: tuple(str(item) for item in data.get(key) or ()) for key in lists}
+        return cls(checked=bool(data["checked"]), passed=not found["problems"], **found)
+
+
+def check_signature(
+    candidate: Mapping[str, Any] | None,
+    baseline: Mapping[str, Any] | None,
+    *,
+    allow_new_columns: bool = False,
+) -> SignatureCheck:
+    """Compare two versions' signature documents (``Version.signature``).
+
+    Fails for required (non-nullable) candidate columns the baseline lacks, unless
+    ``allow_new_columns``, and for a changed output kind. New nullable columns, removed
+    columns, changed column types and changed classes are notes.
+    """
+    if candidate is None or baseline is None:
+        missing = "the candidate" if candidate is None else "the baseline"
+        return SignatureCheck(False, True, notes=(f"not checked: {missing} has no signature",))
+    from dockyard.schema import Signature
+
+    new, old = Signature.from_dict(candidate), Signature.from_dict(baseline)
+    known = {column.name: column for column in old.columns}
+    added = [column for column in new.columns if column.name not in known]
+    required = tuple(column.name for column in added if not column.nullable)
+    optional = tuple(column.name for column in added if column.nullable)
+    removed = tuple(name for name in old.column_names if name not in set(new.column_names))
+    problems: list[str] = []
+    notes: list[str] = []
+    if required:
+        listed = _names(required)
+        if allow_new_columns:
+            notes.append(f"new required column(s) allowed: {listed}")
+        else:
+            problems.append(
+                f"new required column(s) the baseline's callers do not send: {listed} "
+                "(allow them explicitly if every caller has been updated)"
+            )
+    if optional:
+        notes.append(f"new optional column(s): {_names(optional)}")
+    if removed:
+        notes.append(f"column(s) no longer used: {_names(removed)}")
+    for column in new.columns:
+        before = known.get(column.name)
+        if before is not None and before.dtype != column.dtype:
+            notes.append(f"column {column.name!r} changed from {before.dtype} to {column.dtype}")
+    if new.output.kind != old.output.kind:
+        problems.append(f"output changed from {old.output.kind} to {new.output.kind}")
+    elif new.output.classes != old.output.classes:
+        notes.append(
+            f"classes changed from {list(old.output.classes or [])} "
+            f"to {list(new.output.classes or [])}"
+        )
+    return SignatureCheck(
+        True, not problems, required, optional, removed, tuple(problems), tuple(notes)
+    )
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """One requirement's outcome; ``reason`` says why it failed when a value was missing."""
+
+    requirement: str
+    metric: str
+    candidate: float | None
+    baseline: float | None
+    threshold: float | None
+    passed: bool
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Check:
+        """Inverse of :meth:`to_dict`: the threshold and the verdict are recomputed from the
+        requirement and the two values, never taken on trust."""
+        requirement = parse_requirement(str(data["requirement"]))
+        values = {key: _optional_float(data.get(key)) for key in ("candidate", "baseline")}
+        metric = requirement.metric
+        return _check(requirement, {metric: values["candidate"]}, {metric: values["baseline"]})
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """What a gate found. ``candidate`` and ``baseline`` are exact ``name@version``
+    references; ``against`` is the baseline reference as given (``fraud@production``)."""
+
+    candidate: str
+    baseline: str | None
+    against: str | None
+    task: Task
+    target: str
+    checks: tuple[Check, ...]
+    signature: SignatureCheck
+    candidate_metrics: Mapping[str, float | None]
+    baseline_metrics: Mapping[str, float | None] | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    """Rows evaluated, unlabelled rows dropped, and the evaluated rows' fingerprint."""
+
+    @property
+    def passed(self) -> bool:
+        """Every requirement holds and the signatures are compatible."""
+        return self.signature.passed and all(check.passed for check in self.checks)
+
+    @property
+    def failures(self) -> tuple[str, ...]:
+        """One line per failed requirement or signature problem."""
+        failed = [
+            f"{check.requirement}: {check.reason or _shortfall(check)}"
+            for check in self.checks
+            if not check.passed
+        ]
+        return (*failed, *(f"signature: {p}" for p in self.signature.problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (what ``dockyard gate --json`` prints and audit events keep)."""
+        return {
+            "passed": self.passed,
+            "candidate": self.candidate,
+            "baseline": self.baseline,
+            "against": self.against,
+            "task": self.task,
+            "target": self.target,
+            "data": dict(self.data),
+            "requirements": [check.to_dict() for check in self.checks],
+            "signature": self.signature.to_dict(),
+            "metrics": {
+                "candidate": dict(self.candidate_metrics),
+                "baseline": None if self.baseline_metrics is None else dict(self.baseline_metrics),
+            },
+            "failures": list(self.failures),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateResult:
+        """Inverse of :meth:`to_dict`, for a result sent over the API; a malformed one is an
+        :class:`InvalidRequestError`. Verdicts are recomputed from the figures, not trusted."""
+        try:
+            task = data["task"]
+            if task not in get_args(Task):
+                raise ValueError(f"unknown task {task!r}")
+            metrics = data["metrics"]
+            baseline_metrics = metrics.get("baseline")
+            return cls(
+                candidate=str(data["candidate"]),
+                baseline=None if data.get("baseline") is None else str(data["baseline"]),
+                against=None if data.get("against") is None else str(data["against"]),
+                task=task,
+                target=str(data["target"]),
+                checks=tuple(Check.from_dict(check) for check in data["requirements"]),
+                signature=SignatureCheck.from_dict(data["signature"]),
+                candidate_metrics=_metric_map(metrics["candidate"]),
+                baseline_metrics=None
+                if baseline_metrics is None
+                else _metric_map(baseline_metrics),
+                data=dict(data.get("data") or {}),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidRequestError(
+                f"Malformed gate result: {exc!r}.",
+                hint="Send the JSON that `dockyard gate --json` prints.",
+            ) from None
+
+
+def _shortfall(check: Check) -> str:
+    return f"candidate {_number_text(check.candidate)} vs threshold {_number_text(check.threshold)}"
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _metric_map(values: Mapping[str, Any]) -> dict[str, float | None]:
+    return {str(key): _optional_float(value) for key, value in values.items()}
+
+
+# --- evaluation (loads models) -------------------------------------------------------------
+
+
+def evaluate_gate(
+    registry: Registry,
+    candidate_ref: str,
+    baseline_ref: str | None,
+    data: pd.DataFrame,
+    target: str,
+    requirements: Iterable[Requirement],
+    *,
+    allow_new_columns: bool = False,
+    latency_rows: int = 200,
+) -> GateResult:
+    """Evaluate ``candidate_ref`` (and ``baseline_ref``) on ``data``, labels in ``target``.
+
+    Everything that can be wrong with the request — no target column, a requirement on the
+    baseline without one, a metric the candidate's task does not have, data lacking a column
+    either version needs, non-numeric labels for a regression — raises
+    :class:`InvalidRequestError` before any model is loaded. Rows with a missing label are
+    left out (``data["unlabelled_rows_dropped"]``). Nothing in the registry changes.
+    """
+    wanted = tuple(requirements)
+    if target not in data.columns:
+        raise InvalidRequestError(
+            f"The gate data has no target column {target!r}.",
+            hint=f"Its columns: {_names(data.columns)}. Name the column holding the labels.",
+        )
+    if baseline_ref is None:
+        for requirement in wanted:
+            if requirement.relative:
+                raise InvalidRequestError(
+                    f"Requirement '{requirement}' compares with the baseline, but no baseline "
+                    "version was named.",
+                    hint="Name one to gate against (e.g. fraud@production), or use a number.",
+                )
+    if latency_rows < 1 and any(r.metric in LATENCY_METRICS for r in wanted):
+        raise InvalidRequestError(
+            f"Latency requirements need latency_rows >= 1, got {latency_rows}."
+        )
+
+    candidate = registry.get_version(candidate_ref)
+    baseline = registry.get_version(baseline_ref) if baseline_ref is not None else None
+    task = _task(candidate)
+    for requirement in wanted:
+        if requirement.metric not in metrics_for(task):
+            if candidate.signature is None:
+                kind = "registered without a sample, so its task is unknown"
+            elif task == "other":
+                kind = "neither a classifier nor a regressor by its signature"
+            else:
+                kind = f"a {task} model"
+            raise InvalidRequestError(
+                f"{candidate.ref} is {kind}; it has no {requirement.metric} "
+                f"(requirement '{requirement}').",
+                hint=f"Its metrics: {', '.join(metrics_for(task))}.",
+            )
+    labelled = data[data[target].notna()]
+    if len(labelled) == 0:
+        raise InvalidRequestError(
+            f"The gate data has no labelled row: every {target!r} value is missing.",
+            hint="Gate on rows whose labels are known.",
+        )
+    features = labelled.drop(columns=[target])
+    for version in (candidate, baseline):
+        if version is not None:
+            _require_columns(features, version, target)
+    labels = labelled[target]
+    if task == "regression" or (baseline is not None and _task(baseline) == "regression"):
+        _require_numeric(labels, target)
+    signature = (
+        check_signature(
+            candidate.signature, baseline.signature, allow_new_columns=allow_new_columns
+        )
+        if baseline is not None
+        else SignatureCheck(False, True, notes=("not checked: no baseline",))
+    )
+
+    from dockyard.schema import fingerprint
+
+    models = [registry.load(candidate.ref)]
+    if baseline is not None:
+        models.append(registry.load(baseline.ref))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        measured = [_metrics(model, features, labels) for model in models]
+        if latency_rows > 0:
+            for found, latency in zip(
+                measured, _latency(models, features, latency_rows), strict=True
+            ):
+                found.update(latency)
+    for found in measured:
+        for name in LATENCY_METRICS:
+            found.setdefault(name, None)
+    candidate_metrics = measured[0]
+    baseline_metrics = measured[1] if baseline is not None else None
+    checks = tuple(_check(r, candidate_metrics, baseline_metrics) for r in wanted)
+    identity = fingerprint(labelled)
+    return GateResult(
+        candidate=candidate.ref,
+        baseline=baseline.ref if baseline is not None else None,
+        against=baseline_ref,
+        task=task,
+        target=target,
+        checks=checks,
+        signature=signature,
+        candidate_metrics=candidate_metrics,
+        baseline_metrics=baseline_metrics,
+        data={
+            "rows": len(labelled),
+            "unlabelled_rows_dropped": len(data) - len(labelled),
+            "latency_rows": max(latency_rows, 0),
+            "sha256": identity.sha256,
+            "algorithm": identity.algorithm,
+        },
+    )
+
+
+def _task(version: Version) -> Task:
+    if version.signature is not None:
+        kind = version.signature.get("output", {}).get("kind")
+        if kind in get_args(Task):
+            return cast(Task, kind)
+    return "other"
+
+
+def _names(columns: Iterable[Any], limit: int = 10) -> str:
+    names = [str(c) for c in columns]
+    more = f" (and {len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more if names else "none"
+
+
+def _require_columns(features: pd.DataFrame, version: Version, target: str) -> None:
+    if version.signature is None:
+        return
+    needed = [str(column["name"]) for column in version.signature.get("columns", ())]
+    present = {str(c) for c in features.columns}
+    missing = [name for name in needed if name not in present]
+    if missing:
+        also = f" ({target!r} is the target column)" if target in missing else ""
+        raise InvalidRequestError(
+            f"The gate data lacks {len(missing)} column(s) that {version.ref} needs: "
+            f"{_names(missing)}{also}.",
+            hint="Gate on data with every input column of both versions.",
+        )
+
+
+def _require_numeric(labels: pd.Series[Any], target: str) -> None:
+    import pandas as pd
+
+    numbers = pd.to_numeric(labels, errors="coerce")
+    bad = labels[numbers.isna()]
+    if len(bad):
+        raise InvalidRequestError(
+            f"The target column {target!r} holds values that are not numbers "
+            f"(e.g. {bad.iloc[0]!r}), but a regression model is gated.",
+            hint="Regression labels must be numeric.",
+        )
+
+
+def _predict(model: RegisteredModel, features: pd.DataFrame, *, proba: bool = False) -> Any:
+    """``predict`` (or ``predict_proba``) as served, signature-validated; on the model's own
+    columns when the version has no signature. A model that raises is a ``ModelLoadError``."""
+    if model.signature is not None:
+        try:
+            data = model.validate(features).data
+        except SchemaValidationError as exc:
+            raise SchemaValidationError(
+                f"The gate data does not fit {model.version.ref}'s signature: {exc.message}",
+                hint=exc.hint,
+                details=exc.details,
+            ) from None
+    else:
+        names = model.model.feature_names
+        frame = features[list(names)] if names is not None else features
+        data = frame if model.model.input_layout == "frame" else frame.to_numpy()
+    try:
+        return model.model.predict_proba(data) if proba else model.model.predict(data)
+    except Exception as exc:  # not a failed gate (exit 1): the model itself is broken
+        raise ModelLoadError(
+            f"{model.version.ref} failed to predict on the gate data: {exc}",
+            hint="Check that its framework versions match: "
+            f"dockyard models show {model.version.ref}",
+        ) from exc
+
+
+def _metrics(
+    model: RegisteredModel, features: pd.DataFrame, labels: pd.Series[Any]
+) -> dict[str, float | None]:
+    """The model's classification or regression metrics on the rows (none for ``other``)."""
+    import numpy as np
+
+    from dockyard.monitoring.performance import (
+        classification_performance,
+        regression_performance,
+    )
+    from dockyard.monitoring.store import label_text
+
+    task = _task(model.version)
+    if task == "other":
+        return {}
+    predictions = np.asarray(_predict(model, features))
+    if task == "regression":
+        import pandas as pd
+
+        truth = pd.to_numeric(labels).to_numpy(dtype=np.float64)
+        found = regression_performance(truth, predictions.astype(np.float64).ravel())
+        return {name: found[name] for name in REGRESSION_METRICS}
+    classes = model.classes
+    if classes is None and model.signature is not None:
+        classes = model.signature.output.classes
+    names = None if classes is None else [str(label_text(c)) for c in classes]
+    probabilities = None
+    if names is not None and model.model.has_proba:
+        probabilities = np.asarray(_predict(model, features, proba=True), dtype=np.float64)
+    found = classification_performance(
+        [str(label_text(v)) for v in labels.tolist()],
+        [str(label_text(v)) for v in predictions.ravel().tolist()],
+        probabilities=probabilities,
+        classes=names,
+    )
+    return {name: found[name] for name in CLASSIFICATION_METRICS}
+
+
+def _latency(
+    models: Sequence[RegisteredModel], features: pd.DataFrame, rows: int
+) -> list[dict[str, float | None]]:
+    """p50 and p99 single-row ``predict`` latency of each model, in milliseconds: a warm-up,
+    then ``rows`` timed calls each, the models' order alternating from one row to the next."""
+    import numpy as np
+
+    singles = [features.iloc[[i]] for i in range(min(len(features), rows))]
+    for model in models:
+        for single in singles[:WARMUP_CALLS]:
+            _predict(model, single)
+    timings: list[list[int]] = [[] for _ in models]
+    order = list(range(len(models)))
+    for i in range(rows):
+        single = singles[i % len(singles)]
+        for k in order if i % 2 == 0 else order[::-1]:
+            started = time.perf_counter_ns()
+            _predict(models[k], single)
+            timings[k].append(time.perf_counter_ns() - started)
+    result: list[dict[str, float | None]] = []
+    for samples in timings:
+        milliseconds = np.asarray(samples, dtype=np.float64) / 1e6
+        result.append(
+            {
+                "p50_latency_ms": float(np.percentile(milliseconds, 50)),
+                "p99_latency_ms": float(np.percentile(milliseconds, 99)),
+            }
+        )
+    return result
+
+
+def _check(
+    requirement: Requirement,
+    candidate: Mapping[str, float | None],
+    baseline: Mapping[str, float | None] | None,
+) -> Check:
+    metric = requirement.metric
+    value = candidate.get(metric)
+    base = None if baseline is None else baseline.get(metric)
+    threshold = requirement.threshold(base)
+    if value is None:
+        reason = f"the candidate's {metric} could not be computed on this data"
+    elif threshold is None:
+        reason = f"the baseline's {metric} could not be computed on this data"
+    else:
+        return Check(
+            str(requirement), metric, value, base, threshold, requirement.holds(value, threshold)
+        )
+    return Check(str(requirement), metric, value, base, threshold, False, reason)
+
+
+# --- promotion ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """An alias moved (or found already in place) by :func:`promote`."""
+
+    model: str
+    alias: str
+    version: str
+    previous: str | None
+
+    @property
+    def moved(self) -> bool:
+        return self.previous != self.version
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {
+            "model": self.model,
+            "alias": self.alias,
+            "version": self.version,
+            "previous": self.previous,
+            "moved": self.moved,
+        }
+
+
+def promote(
+    registry: Registry, ref: str, alias: str, result: GateResult, *, actor: str
+) -> Promotion:
+    """Point ``alias`` at ``ref`` on the strength of a gate ``result``; the ``alias.set``
+    audit event keeps the result under ``details["gate"]``.
+
+    Refused, with nothing changed, when the gate failed (:class:`InvalidRequestError`), when
+    ``ref`` is not the version the gate evaluated (same), or when the gate compared against
+    this very alias and it has moved since (:class:`~dockyard.errors.ConflictError`: gate
+    again). An alias already on the version is left as is, and no event is written.
+    """
+    from dockyard.registry import ModelRef
+    from dockyard.registry.refs import check_alias
+
+    check_alias(alias)
+    if not result.passed:
+        raise InvalidRequestError(
+            f"The gate for {result.candidate} failed, so {alias} was not moved: "
+            f"{'; '.join(result.failures)}.",
+            details={"failures": list(result.failures)},
+        )
+    version = registry.get_version(ref)
+    if version.ref != result.candidate:
+        raise InvalidRequestError(
+            f"The gate result is for {result.candidate}, not {version.ref}.",
+            hint="Promote the version the gate evaluated, or gate this one.",
+        )
+    previous = registry.get_model(version.model).aliases.get(alias)
+    if result.against is not None and result.baseline is not None:
+        against = ModelRef.parse(result.against)
+        gated = result.baseline.partition("@")[2]
+        stale = previous not in (gated, version.version)  # moved by someone else meanwhile
+        if against.name == version.model and against.alias == alias and stale:
+            raise ConflictError(
+                f"{version.model}@{alias} points at {previous or 'nothing'} now, not at "
+                f"{gated} as when the gate ran.",
+                hint=f"Gate {version.ref} again against {result.against}.",
+            )
+    registry.set_alias(version.ref, alias, actor=actor, details={"gate": result.to_dict()})
+    return Promotion(version.model, alias, version.version, previous)
