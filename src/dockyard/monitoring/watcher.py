@@ -80,6 +80,7 @@ class Watcher:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        _load_libraries()
         self._task = asyncio.create_task(self._loop(), name="dockyard-monitor")
 
     async def stop(self) -> None:
@@ -302,6 +303,19 @@ class Watcher:
         path = folder / f"{endpoint}-{rule.name}-{stamp}.parquet"
         frame.to_parquet(path, index=False)
         return path
+
+
+def _load_libraries() -> None:
+    """Import what the monitor passes use while the server is starting, not during its first
+    pass: importing scipy, scikit-learn's metrics and DuckDB holds the GIL for a good part of
+    a second, which would stall requests 30 s into serving."""
+    import duckdb  # noqa: F401
+    import scipy.spatial.distance
+    import scipy.stats  # noqa: F401
+    import sklearn.metrics  # noqa: F401
+
+    import dockyard.monitoring.drift
+    import dockyard.monitoring.performance  # noqa: F401
 
 
 def alert_states(db: Any, endpoint: str | None = None) -> list[dict[str, Any]]:
