@@ -424,8 +424,9 @@ def _input_columns(
             stacked = None
         if stacked is not None and stacked.ndim == 2 and len(stacked) == total:
             names = source.columns or tuple(f"x{i}" for i in range(stacked.shape[1]))
+            by_column = np.ascontiguousarray(stacked.T)  # one copy; each column zero-copy
             return {
-                name: pa.array(stacked[:, index])
+                name: pa.array(by_column[index])
                 for index, name in enumerate(names[: stacked.shape[1]])
             }
     frame = _input_frame(
@@ -467,7 +468,7 @@ def _classes_json(names: tuple[str, ...]) -> str:
 def _constant(value: str | None, n: int) -> pa.Array:
     import pyarrow as pa
 
-    return pa.array([value] * n, pa.string())
+    return pa.repeat(pa.scalar(value, pa.string()), n)
 
 
 def _nulls(n: int, kind: Any = None) -> pa.Array:
