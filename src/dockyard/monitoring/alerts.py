@@ -36,7 +36,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -254,20 +253,10 @@ class AlertRule(BaseModel):
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> AlertRule:
-        """Validate a rule, turning pydantic's errors into one clear message per field."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            problems = [
-                f"{'.'.join(str(p) for p in error['loc']) or 'rule'}: "
-                f"{error['msg'].removeprefix('Value error, ')}"
-                for error in exc.errors()
-            ]
-            raise InvalidRequestError(
-                f"Invalid alert rule: {'; '.join(problems)}.",
-                hint="See the alert rule fields in the README.",
-                details={"problems": problems},
-            ) from None
+        """Validate a rule, naming every bad field at once (``InvalidRequestError``)."""
+        from dockyard._validation import validate
+
+        return validate(cls, data, what="alert rule", root="rule")
 
     @property
     def comparison(self) -> Op:

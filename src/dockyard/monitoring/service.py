@@ -14,7 +14,6 @@ version.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -315,22 +314,14 @@ class Monitor:
         primary = self.store.predictions(endpoint, window, with_feedback=True, only_ok=False)
         variants: list[dict[str, Any]] = []
         for version, part in _by_version(primary):
-            requests = part[part["row"] == 0]
-            answered = part[part["status"] == 200]
-            labelled = answered[answered["label"].notna()]
-            correct = int((labelled["label"].astype(str) == labelled["prediction"]).sum())
-            latency = requests["latency_ms"].to_numpy(np.float64)
+            figures = variant_figures(part)
+            correct, labelled = figures["correct"], figures["labelled"]
             variants.append(
                 {
                     "version": version,
-                    "requests": len(requests),
-                    "errors": int((requests["status"] >= 500).sum()),
-                    "p50_latency_ms": _quantile(latency, 0.5),
-                    "p99_latency_ms": _quantile(latency, 0.99),
-                    "labelled": len(labelled),
-                    "correct": correct,
-                    "accuracy": correct / len(labelled) if len(labelled) else None,
-                    "accuracy_ci": wilson_interval(correct, len(labelled)),
+                    **figures,
+                    "accuracy": correct / labelled if labelled else None,
+                    "accuracy_ci": wilson_interval(correct, labelled),
                 }
             )
         variants.sort(key=lambda v: -v["requests"])
@@ -525,9 +516,22 @@ def _window_meta(window: Window, frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def variant_figures(part: pd.DataFrame) -> dict[str, Any]:
+    """One variant's traffic from its log rows (failures included, feedback joined):
+    requests, errors (5xx), p50/p99 latency, labelled rows and correct predictions."""
+    requests = part[part["row"] == 0]
+    answered = part[part["status"] == 200]
+    labelled = answered[answered["label"].notna()]
+    latency = requests["latency_ms"].to_numpy(np.float64)
+    return {
+        "requests": len(requests),
+        "errors": int((requests["status"] >= 500).sum()),
+        "p50_latency_ms": _quantile(latency, 0.5),
+        "p99_latency_ms": _quantile(latency, 0.99),
+        "labelled": len(labelled),
+        "correct": int((labelled["label"].astype(str) == labelled["prediction"]).sum()),
+    }
+
+
 def _quantile(values: np.ndarray[Any, Any], level: float) -> float | None:
     return float(np.quantile(values, level)) if len(values) else None
-
-
-def finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else value

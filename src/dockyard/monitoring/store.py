@@ -200,10 +200,9 @@ class MonitoringStore:
         low = _floor_hour(since) if since is not None else None
         chosen = []
         for path in paths:
-            match = _HOUR_PATH.search(path)
-            if match is None:
+            hour = _segment_start(path)
+            if hour is None:
                 continue
-            hour = datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}:00+00:00")
             if low is not None and hour < low:
                 continue
             if until is not None and hour >= until:
@@ -362,10 +361,9 @@ class MonitoringStore:
         folders: dict[str, list[str]] = {}
         pattern = f"{self.root}/predictions/{endpoint}/*/*/{self.writer}-*.parquet"
         for path in self._glob(pattern):
-            match = _HOUR_PATH.search(path)
-            if match is None or path.endswith("-merged.parquet"):
+            hour = _segment_start(path)
+            if hour is None or path.endswith("-merged.parquet"):
                 continue
-            hour = datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}:00+00:00")
             if hour + timedelta(hours=1) <= before:
                 folders.setdefault(path.rsplit("/", 1)[0], []).append(path)
         merged = 0
@@ -393,20 +391,13 @@ class MonitoringStore:
         """Delete the endpoint's segments from hours (predictions) and days (feedback) that
         ended before ``cutoff``; returns how many files went."""
         removed = 0
-        for path in self._glob(f"{self.root}/predictions/{endpoint}/*/*/*.parquet"):
-            match = _HOUR_PATH.search(path)
-            if match is None:
-                continue
-            hour = datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}:00+00:00")
-            if hour + timedelta(hours=1) <= cutoff:
-                self.fs.rm(path)
-                removed += 1
-        for path in self.feedback_segments(endpoint):
-            match = _DAY_PATH.search(path)
-            if match is None:
-                continue
-            day = datetime.fromisoformat(f"{match.group(1)}T00:00+00:00")
-            if day + timedelta(days=1) <= cutoff:
+        segments = [
+            (path, timedelta(hours=1))
+            for path in self._glob(f"{self.root}/predictions/{endpoint}/*/*/*.parquet")
+        ] + [(path, timedelta(days=1)) for path in self.feedback_segments(endpoint)]
+        for path, span in segments:
+            start = _segment_start(path)
+            if start is not None and start + span <= cutoff:
                 self.fs.rm(path)
                 removed += 1
         return removed
@@ -417,9 +408,17 @@ def _floor_hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def _hour_key(path: str) -> tuple[str, str]:
-    match = _HOUR_PATH.search(path)
-    return (match.group(1) + match.group(2), path) if match else ("", path)
+def _segment_start(path: str) -> datetime | None:
+    """When a segment's hour (predictions) or day (feedback) starts, from its folders."""
+    if match := _HOUR_PATH.search(path):
+        return datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}:00+00:00")
+    if match := _DAY_PATH.search(path):
+        return datetime.fromisoformat(f"{match.group(1)}T00:00+00:00")
+    return None
+
+
+def _hour_key(path: str) -> tuple[datetime, str]:
+    return (_segment_start(path) or datetime.min.replace(tzinfo=UTC), path)
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

@@ -105,6 +105,7 @@ class Watcher:
         now = self.clock()
         if self.prediction_log is not None:
             self._dropped.append((now, self.prediction_log.dropped))
+            self._dropped = [(at, n) for at, n in self._dropped if now - at <= 7 * 86_400]
             await asyncio.to_thread(self.prediction_log.flush)
         claimed: list[tuple[str, Transition]] = []
         if self.rollouts is not None:
@@ -168,15 +169,12 @@ class Watcher:
     # --- rules -----------------------------------------------------------------------------
 
     def dropped_in(self, seconds: float, now: float) -> float:
-        """Rows this process's log dropped over the last ``seconds``."""
+        """Rows this process's log dropped over the last ``seconds`` (counted from the oldest
+        pass inside the window; passes are remembered for a week)."""
         if self.prediction_log is None:
             return 0.0
-        current = self.prediction_log.dropped
-        self._dropped = [(at, n) for at, n in self._dropped if now - at <= max(seconds, 3600)]
-        earlier = [n for at, n in self._dropped if now - at >= seconds] or [
-            n for _, n in self._dropped[:1]
-        ]
-        return float(current - (earlier[-1] if earlier else current))
+        oldest = next((n for at, n in self._dropped if now - at <= seconds), None)
+        return 0.0 if oldest is None else float(self.prediction_log.dropped - oldest)
 
     async def _evaluate(self, endpoint: str, rule: AlertRule, now: float) -> Transition | None:
         window = self.monitor.window(rule.window)

@@ -323,14 +323,19 @@ def _sticky_key(
     return None if value is None else str(value)
 
 
-def _v1_data(body: bytes) -> tuple[Any, Any]:
+def json_body(body: bytes, *, hint: str) -> Any:
+    """The parsed JSON body, or a 400 saying it is not JSON and what to send."""
     try:
-        payload = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(
-            f"The body is not valid JSON: {exc}.",
-            hint='Send {"instances": [{"column": value, ...}]} or {"inputs": {"column": [...]}}.',
-        ) from None
+        raise InvalidRequestError(f"The body is not valid JSON: {exc}.", hint=hint) from None
+
+
+def _v1_data(body: bytes) -> tuple[Any, Any]:
+    payload = json_body(
+        body,
+        hint='Send {"instances": [{"column": value, ...}]} or {"inputs": {"column": [...]}}.',
+    )
     if isinstance(payload, dict):
         if "instances" in payload and isinstance(payload["instances"], list | dict):
             return payload, payload["instances"]

@@ -6,15 +6,14 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.params import Depends
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
-from dockyard.errors import InvalidRequestError
 from dockyard.monitoring.store import window_before
 from dockyard.server.app import read_body
+from dockyard.server.inference import json_body
 
 if TYPE_CHECKING:
     from dockyard.server.app import Server
@@ -62,13 +61,7 @@ def add_monitoring_routes(api: FastAPI, server: Server, read: Depends, predict: 
         from dockyard.monitoring.feedback import parse_feedback, record_feedback
 
         raw = await read_body(request.receive, dict(request.headers), server.max_body_bytes)
-        try:
-            payload = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidRequestError(
-                f"The body is not valid JSON: {exc}.",
-                hint='Send {"request_id": "...", "label": ...} or a list of them.',
-            ) from None
+        payload = json_body(raw, hint='Send {"request_id": "...", "label": ...} or a list of them.')
         labels = parse_feedback(payload)
         await blocking(monitor.check_endpoint, name)
         await blocking(server.prediction_log.flush)  # labels may follow their predictions closely

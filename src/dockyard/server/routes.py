@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dockyard._validation import problems
 from dockyard._version import __version__
 from dockyard.errors import DockyardError, InvalidRequestError
 from dockyard.server import v2
@@ -108,11 +109,9 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        problems = [
-            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
-        ]
+        found = problems(exc.errors())
         error = InvalidRequestError(
-            f"Invalid request: {'; '.join(problems)}.", details={"problems": problems}
+            f"Invalid request: {'; '.join(found)}.", details={"problems": found}
         )
         return _reply(error_reply(error, uuid.uuid4().hex))
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dockyard.errors import InvalidRequestError, NotFoundError
 from dockyard.monitoring.alerts import AlertRule
@@ -184,19 +184,10 @@ class DeploymentSpec(BaseModel):
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> DeploymentSpec:
-        """Validate a spec, turning pydantic's errors into one clear message per field."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            problems = [
-                f"{'.'.join(str(p) for p in error['loc']) or 'spec'}: {error['msg']}"
-                for error in exc.errors()
-            ]
-            raise InvalidRequestError(
-                f"Invalid deployment spec: {'; '.join(problems)}.",
-                hint="See the deployment spec fields in the README.",
-                details={"problems": problems},
-            ) from None
+        """Validate a spec, naming every bad field at once (``InvalidRequestError``)."""
+        from dockyard._validation import validate
+
+        return validate(cls, data, what="deployment spec", root="spec")
 
 
 @dataclass(frozen=True)

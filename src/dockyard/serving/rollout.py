@@ -65,7 +65,7 @@ from itertools import pairwise
 from statistics import NormalDist
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dockyard.errors import ConflictError, InvalidRequestError
 
@@ -201,19 +201,10 @@ class RolloutPlan(BaseModel):
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> RolloutPlan:
-        """Validate a plan, turning pydantic's errors into one clear message per field."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            problems = [
-                f"{'.'.join(str(p) for p in error['loc']) or 'plan'}: {error['msg']}"
-                for error in exc.errors()
-            ]
-            raise InvalidRequestError(
-                f"Invalid rollout plan: {'; '.join(problems)}.",
-                hint="See the rollout plan fields in the README.",
-                details={"problems": problems},
-            ) from None
+        """Validate a plan, naming every bad field at once (``InvalidRequestError``)."""
+        from dockyard._validation import validate
+
+        return validate(cls, data, what="rollout plan", root="plan")
 
 
 # --- observations and state ----------------------------------------------------------------

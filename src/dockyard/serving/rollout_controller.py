@@ -302,18 +302,15 @@ def _finished(state: dict[str, Any]) -> bool:
 
 
 def _variant(frame: pd.DataFrame, *, prediction_drift: float | None = None) -> rollout.VariantStats:
-    import numpy as np
+    from dockyard.monitoring.service import variant_figures
 
-    requests = frame[frame["row"] == 0]
-    answered = frame[frame["status"] == 200]
-    labelled = answered[answered["label"].notna()]
-    latency = requests["latency_ms"].to_numpy(np.float64)
+    figures = variant_figures(frame)
     return rollout.VariantStats(
-        requests=len(requests),
-        errors=int((requests["status"] >= 500).sum()),
-        p99_latency_ms=float(np.quantile(latency, 0.99)) if len(latency) else None,
-        labelled=len(labelled),
-        correct=int((labelled["label"].astype(str) == labelled["prediction"]).sum()),
+        requests=figures["requests"],
+        errors=figures["errors"],
+        p99_latency_ms=figures["p99_latency_ms"],
+        labelled=figures["labelled"],
+        correct=figures["correct"],
         prediction_drift=prediction_drift,
     )
 
