@@ -36,6 +36,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,6 +83,7 @@ class Run:
     server_cores: float = 0.0  # CPU the server's process tree used, in cores
     other_cores: float = 0.0  # CPU used by anything but the server, wrk and this script
     note: str = ""
+    round: int = 1
 
     @property
     def errors(self) -> int:
@@ -95,10 +97,29 @@ class Results:
     notes: list[str] = field(default_factory=list)
 
     def find(self, server: str, model: str, connections: int) -> Run | None:
+        """The run of this configuration with the median throughput over the rounds."""
+        key = (server, model, connections)
+        found = sorted(
+            (r for r in self.runs if (r.server, r.model, r.connections) == key),
+            key=lambda r: r.requests_per_s,
+        )
+        return found[(len(found) - 1) // 2] if found else None
+
+    def ratio(self, a: tuple[str, str, int], b: tuple[str, str, int]) -> float | None:
+        """The median over rounds of a's throughput ÷ b's, each pair from one round: the
+        machine's drift between rounds cancels out."""
+        ratios = []
         for run in self.runs:
-            if (run.server, run.model, run.connections) == (server, model, connections):
-                return run
-        return None
+            if (run.server, run.model, run.connections) != a:
+                continue
+            ratios += [
+                run.requests_per_s / other.requests_per_s
+                for other in self.runs
+                if (other.server, other.model, other.connections) == b
+                and other.round == run.round
+                and other.requests_per_s > 0
+            ]
+        return statistics.median(ratios) if ratios else None
 
 
 # --- processes -----------------------------------------------------------------------------
@@ -379,7 +400,7 @@ class Config:
     check: Callable[[str], str] | None = None  # answer -> note, raises if wrong
 
 
-def run_config(config: Config, args: argparse.Namespace, results: Results) -> None:
+def run_config(config: Config, args: argparse.Namespace, results: Results, round_: int = 1) -> None:
     key = f"{config.server} / {config.model}"
     log = args.work / "logs" / (re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-") + ".log")
     server = Server(config.command, env=config.env, cwd=config.cwd, log=log, nice=args.nice)
@@ -390,7 +411,7 @@ def run_config(config: Config, args: argparse.Namespace, results: Results) -> No
         note = config.check(answer) if config.check is not None else ""
         script = wrk_script(args.work, config.body)
         for connections in config.connections:
-            run = Run(config.server, config.model, connections, note=note)
+            run = Run(config.server, config.model, connections, note=note, round=round_)
             results.runs.append(measure(server, config.url, script, run, args))
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
@@ -834,14 +855,14 @@ def report(results: Results, args: argparse.Namespace, machine: str) -> str:
             lines.append(f"| {server} | {' | '.join(cells)} | {rss_text} |")
     lines += [
         "",
-        "| server | model | conns | req/s | p50 ms | p99 ms | non-2xx | socket errors "
+        "| round | server | model | conns | req/s | p50 ms | p99 ms | non-2xx | socket errors "
         "| RSS MiB | server CPU (cores) | other CPU (cores) | served by |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in results.runs:
         flag = " ⚠" if run.errors else ""
         lines.append(
-            f"| {run.server}{flag} | {run.model} | {run.connections} | "
+            f"| {run.round} | {run.server}{flag} | {run.model} | {run.connections} | "
             f"{run.requests_per_s:,.0f} | {run.p50_ms:.2f} | {run.p99_ms:.2f} | {run.non_2xx} | "
             f"{run.socket_errors} | {run.rss_mib:.0f} | {run.server_cores:.2f} | "
             f"{run.other_cores:.2f} | {run.note} |"
@@ -879,9 +900,9 @@ def targets(results: Results, args: argparse.Namespace) -> list[str]:
             add(name + "", value, f"≥ {need:g}×", value is not None and value >= need, flag)
     for model in MODELS:
         for c in args.connections:
-            ours = results.find(default, model, c)
-            ceiling = results.find("Starlette endpoint returning a constant", "-", c)
-            value = ours.requests_per_s / ceiling.requests_per_s if ours and ceiling else None
+            value = results.ratio(
+                (default, model, c), ("Starlette endpoint returning a constant", "-", c)
+            )
             add(
                 f"{model.upper()} c={c}: Dockyard ÷ Starlette constant",
                 value,
@@ -896,14 +917,14 @@ def targets(results: Results, args: argparse.Namespace) -> list[str]:
             "< 5 ms",
             ours is not None and ours.p99_ms < 5,
         )
-    on = results.find("Dockyard (native sklearn, batching 64)", "rf", 64)
-    off = results.find("Dockyard (native sklearn, no batching)", "rf", 64)
-    value = on.requests_per_s / off.requests_per_s if on and off else None
+    value = results.ratio(
+        ("Dockyard (native sklearn, batching 64)", "rf", 64),
+        ("Dockyard (native sklearn, no batching)", "rf", 64),
+    )
     add("RF native c=64: batching ÷ no batching", value, "≥ 3×", value is not None and value >= 3)
     for model in MODELS:
         for c in args.connections:
-            on, off = results.find(default, model, c), results.find(NO_LOG, model, c)
-            value = on.requests_per_s / off.requests_per_s if on and off else None
+            value = results.ratio((default, model, c), (NO_LOG, model, c))
             add(
                 f"{model.upper()} c={c}: prediction log on ÷ off (issue 4)",
                 value,
@@ -962,6 +983,13 @@ def parse_args() -> argparse.Namespace:
         help="Run every server and wrk at this niceness (e.g. -10 as root on a shared machine, "
         "so that other work disturbs the figures less; every server gets the same).",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="Measure the ceilings and Dockyard this many times, interleaved; tables show the "
+        "median run and ratios the median of each round's ratio (peers run once, after).",
+    )
     parser.add_argument("--skip-baselines", action="store_true")
     parser.add_argument("--skip-dockyard", action="store_true")
     parser.add_argument("--start-timeout", type=float, default=180, help="Seconds per start.")
@@ -993,15 +1021,18 @@ def main() -> None:
     expected = {name: int(model.predict(X[:1])[0]) for name, model in models.items()}
     body = bodies(row(X))
     try:
-        if not args.skip_baselines:
-            print("ceilings and baselines", flush=True)
-            for config in baseline_configs(args, body["records"], expected):
-                run_config(config, args, results)
-        if not args.skip_dockyard:
-            print("Dockyard", flush=True)
-            base = register_dockyard(args.work, models, X, y)
-            for config in dockyard_configs(args, base, body["records"], expected):
-                run_config(config, args, results)
+        base = None if args.skip_dockyard else register_dockyard(args.work, models, X, y)
+        for round_ in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f"round {round_} of {args.rounds}", flush=True)
+            if not args.skip_baselines:
+                print("ceilings and baselines", flush=True)
+                for config in baseline_configs(args, body["records"], expected):
+                    run_config(config, args, results, round_)
+            if base is not None:
+                print("Dockyard", flush=True)
+                for config in dockyard_configs(args, base, body["records"], expected):
+                    run_config(config, args, results, round_)
         for peer in args.peers:
             print(peer, flush=True)
             try:
@@ -1016,7 +1047,8 @@ def main() -> None:
         results.notes.append("interrupted: partial results")
     elapsed = time.monotonic() - started
     machine += f"; {args.duration:g} s per wrk run after {args.warmup:g} s warm-up, "
-    machine += f"wrk -t{args.threads} --latency; nice {args.nice}; total {elapsed / 60:.1f} min"
+    machine += f"wrk -t{args.threads} --latency; nice {args.nice}; {args.rounds} round(s); "
+    machine += f"total {elapsed / 60:.1f} min"
     print()
     print(report(results, args, machine))
     if args.json:

@@ -87,6 +87,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads per server process running model batches (off the event loop).",
     )
+    inline_compute_us: float = Field(
+        default=250.0,
+        ge=0,
+        description="A model whose full batch is measured at warm-up to take at most this "
+        "many microseconds runs its batches on the event loop: cheaper than handing them to "
+        "a compute thread and back. 0 always uses the compute threads.",
+    )
 
     monitoring_url: str | None = Field(
         default=None,

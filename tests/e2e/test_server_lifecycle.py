@@ -190,3 +190,29 @@ def test_demo_runs_end_to_end_without_serving(tmp_path: Path) -> None:
         "bad input refused",
     ):
         assert expected in result.stdout
+
+
+@pytest.mark.parametrize(("budget_us", "compute"), [("1000000", "event loop"), ("0", "threads")])
+def test_cheap_models_run_on_the_loop_or_the_threads_with_the_same_answers(
+    home: Any, start_server: Any, budget_us: str, compute: str
+) -> None:
+    path, X = home
+    server = start_server(path, env={"DOCKYARD_INLINE_COMPUTE_US": budget_us})
+    server.wait_ready()
+    served = _serving(server.url)["serving"][0]
+    assert served["compute"] == compute
+    if budget_us == "0":
+        assert served["full_batch_us"] is None  # nothing to decide, nothing timed
+    else:
+        assert served["full_batch_us"] > 0
+    answers = [
+        httpx.post(
+            f"{server.url}/v1/endpoints/m/predict",
+            json={"instances": [{f"x{i}": float(v) for i, v in enumerate(row)}]},
+            timeout=10,
+        ).json()
+        for row in X[:40]
+    ]
+    with Registry.open(Settings(home=path, user="tester")) as registry:
+        expected = registry.load("m@1.0.0").model.predict(X[:40])
+    assert [a["predictions"][0] for a in answers] == list(expected)

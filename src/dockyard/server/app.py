@@ -13,6 +13,7 @@ Two layers, one app:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +106,7 @@ class Server:
             on_batch=self.metrics.observe_batch,
             on_load=self.metrics.observe_load,
             model_threads=settings.model_threads,
+            inline_budget_s=settings.inline_compute_us / 1e6,
         )
         self.monitor, self.prediction_log, self.watcher = _monitoring(
             settings, self.registry, self.metrics
@@ -124,6 +126,11 @@ class Server:
         await self.manager.start()
         await self.watcher.start()
         self._converting = asyncio.create_task(self._convert_log(), name="dockyard-log-convert")
+        # Everything alive now (libraries, models) lives as long as the server: out of the
+        # cyclic collector's sight, a full collection scans only what serving allocates
+        # (with it in sight, each one stalled the loop ~100 ms, the p99 at 64 connections).
+        gc.collect()
+        gc.freeze()
 
     async def _convert_log(self) -> None:
         """Convert buffered predictions to Arrow in short slices on the loop (see

@@ -338,6 +338,10 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
                 {
                     "version": m.ref,
                     "runtime": m.runtime,
+                    "compute": m.compute,
+                    "full_batch_us": (
+                        None if m.full_batch_s is None else round(m.full_batch_s * 1e6, 1)
+                    ),
                     "revision": endpoint.revision,
                     "weight": weight,
                 }

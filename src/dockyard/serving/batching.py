@@ -30,6 +30,14 @@ Dispatch policy
   one cancelled while its batch runs simply does not receive the result.
 * **Closing.** :meth:`Batcher.close` refuses new requests (HTTP 503) and returns once every
   queued and running request has its answer.
+* **Cheap models run on the loop.** Handing a batch to a thread and back costs the event
+  loop more than an ONNX call on a few rows (tens of microseconds): the submit, the worker's
+  wake-up and its wait for the GIL, the call back. A batcher given an ``inline_budget_s``
+  and told, by :meth:`Batcher.calibrate`, that a full batch costs no more than that runs
+  batches of up to ``max_batch_size`` rows on the loop itself; anything bigger, or any model
+  not calibrated under budget, runs in the executor. Inline calls are timed, and a model
+  whose recent calls take over twice the budget (median of each ``INLINE_WINDOW``) goes
+  back to the executor for good.
 
 All state lives on the event loop's thread (one loop at a time; an idle batcher may move to
 another); ``run`` is the only code that runs elsewhere.
@@ -40,6 +48,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,6 +61,11 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 X = TypeVar("X")
 Y = TypeVar("Y")
+
+log = logging.getLogger("dockyard.serving")
+
+INLINE_WINDOW = 128
+"""Inline calls per review of their median duration."""
 
 
 @dataclass(frozen=True)
@@ -93,8 +108,9 @@ class _Request(Generic[In, Out]):
 class Batcher(Generic[In, Out]):
     """Coalesces concurrent :meth:`submit` calls into calls of ``run``; see the module docs.
 
-    ``run(items)`` runs in ``executor``, never on the event loop, and returns one result per
-    item in order (an exception instance fails that item alone). ``on_batch(rows,
+    ``run(items)`` runs in ``executor`` and returns one result per item in order (an
+    exception instance fails that item alone); it runs on the event loop only once
+    :meth:`calibrate` has found a full batch cheaper than ``inline_budget_s``. ``on_batch(rows,
     requests)`` is called on the event loop for every dispatched batch (metrics); if it
     raises, the loop's exception handler hears of it and the batch runs anyway.
     """
@@ -106,8 +122,14 @@ class Batcher(Generic[In, Out]):
         *,
         executor: concurrent.futures.Executor,
         on_batch: Callable[[int, int], None] | None = None,
+        inline_budget_s: float = 0.0,
+        name: str = "",
     ) -> None:
         self.policy = policy
+        self.name = name
+        self.inline_budget_s = inline_budget_s
+        self._inline = False
+        self._inline_times: list[float] = []  # the latest inline calls' durations
         self._run = run
         self._executor = executor
         self._on_batch = on_batch
@@ -133,6 +155,19 @@ class Batcher(Generic[In, Out]):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def inline(self) -> bool:
+        """Whether batches run on the event loop (see :meth:`calibrate`)."""
+        return self._inline
+
+    def calibrate(self, full_batch_s: float) -> bool:
+        """Tell the batcher what ``run`` takes on ``max_batch_size`` rows (measured off the
+        loop, at warm-up): at most ``inline_budget_s`` lets batches run on the loop. Returns
+        whether they will."""
+        self._inline = self.inline_budget_s > 0 and 0 <= full_batch_s <= self.inline_budget_s
+        self._inline_times.clear()
+        return self._inline
 
     async def submit(self, item: In, rows: int) -> Out:
         """Queue ``item`` (``rows`` rows) and return its result, or raise its exception.
@@ -222,19 +257,63 @@ class Batcher(Generic[In, Out]):
             return
         assert self._loop is not None
         self._running = batch
+        items = [request.item for request in batch]
+        if self._inline and rows <= self.policy.max_batch_size:
+            self._batched(rows, len(batch))
+            self._run_here(batch, items)
+            return
         # executor.submit plus call_soon_threadsafe rather than loop.run_in_executor: the
         # asyncio wrapper future would cost one more turn of the loop per batch.
         try:
-            job = self._executor.submit(self._run, [request.item for request in batch])
+            job = self._executor.submit(self._run, items)
         except Exception as exc:  # the executor is shut down
             self._running = None
             _answer(batch, None, exc)
             self._schedule(self._loop, now=False)
             return
         job.add_done_callback(self._completed)
+        self._batched(rows, len(batch))
+
+    def _run_here(self, batch: list[_Request[In, Out]], items: list[In]) -> None:
+        """Run a calibrated-cheap batch on the loop, then let the loop turn before the next
+        one (never recursing through a long queue)."""
+        assert self._loop is not None
+        started = time.perf_counter()
+        try:
+            results = self._run(items)
+        except Exception as exc:  # run raised: the whole batch shares the error
+            _answer(batch, None, exc)
+        else:
+            _deliver(batch, results)
+        self._inline_times.append(time.perf_counter() - started)
+        if len(self._inline_times) >= INLINE_WINDOW:
+            self._review_inline()
+        self._running = None
+        self._schedule(self._loop, now=False)
+
+    def _review_inline(self) -> None:
+        """Send the model to the threads if the median of its recent inline calls is over
+        twice the budget; the median ignores lone stalls (the GIL held by another thread,
+        a garbage collection)."""
+        times = sorted(self._inline_times)
+        self._inline_times.clear()
+        median = times[len(times) // 2]
+        if median > 2 * self.inline_budget_s:
+            self._inline = False
+            log.warning(
+                "%s: batches take %.0f µs (median) on the event loop, over twice the inline "
+                "budget of %.0f µs; running them on the compute threads from now on",
+                self.name or "a model",
+                median * 1e6,
+                self.inline_budget_s * 1e6,
+            )
+
+    def _batched(self, rows: int, requests: int) -> None:
+        """Report a dispatched batch to ``on_batch`` (metrics), never failing the batch."""
+        assert self._loop is not None
         if self._on_batch is not None:
             try:
-                self._on_batch(rows, len(batch))
+                self._on_batch(rows, requests)
             except Exception as exc:
                 self._loop.call_exception_handler(
                     {"message": "Batcher on_batch callback failed", "exception": exc}
@@ -277,10 +356,7 @@ class Batcher(Generic[In, Out]):
         except BaseException as exc:  # run raised: the whole batch shares the error
             _answer(batch, None, exc)
         else:
-            if len(results) == len(batch):
-                _answer(batch, results, None)
-            else:
-                _answer(batch, None, _miscount(len(results), len(batch)))
+            _deliver(batch, results)
         self._schedule(self._loop, now=True)
 
     def _settle(self) -> None:
@@ -321,6 +397,14 @@ def _answer(
             future.set_exception(result)
         else:
             future.set_result(result)
+
+
+def _deliver(batch: Sequence[_Request[Any, Any]], results: Sequence[Any]) -> None:
+    """Hand each caller its result, or all of them the miscount error."""
+    if len(results) == len(batch):
+        _answer(batch, results, None)
+    else:
+        _answer(batch, None, _miscount(len(results), len(batch)))
 
 
 def _miscount(got: int, wanted: int) -> DockyardError:

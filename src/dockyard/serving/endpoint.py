@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ from dockyard.runtimes.base import LoadedModel
 from dockyard.schema import Signature, Validator
 from dockyard.serving.batching import Batcher, BatchPolicy, run_batched
 from dockyard.serving.deployments import Deployment
+
+CALIBRATION_RUNS = 5
+"""Timed full batches at warm-up; the fastest decides where batches run."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class LiveModel:
         policy: BatchPolicy,
         executor: Executor,
         on_batch: Any = None,
+        inline_budget_s: float = 0.0,
     ) -> None:
         self.version = version
         self.predictor = predictor
@@ -109,12 +114,18 @@ class LiveModel:
         self._both = getattr(predictor, "predict_with_proba", None) if self.has_proba else None
         self._batched = run_batched(self._predict)
         self.batcher: Batcher[Any, Prediction] = Batcher(
-            self._run, policy, executor=executor, on_batch=on_batch
+            self._run,
+            policy,
+            executor=executor,
+            on_batch=on_batch,
+            inline_budget_s=inline_budget_s,
+            name=version.ref,
         )
         self.runtime = (
             f"onnx (accelerated from {version.runtime})" if accelerated else version.runtime
         )
         self.log_source: Source | None = None  # set by the manager when the endpoint logs
+        self.full_batch_s: float | None = None  # measured by warm()
 
     def source_for(
         self, endpoint: str, revision: int, sample_rate: float, role: str = "primary"
@@ -154,7 +165,8 @@ class LiveModel:
         return validated.data, validated.rows, validated.notes
 
     async def predict(self, model_input: Any, rows: int) -> Prediction:
-        """Queue for the next batch; the model runs in the executor, never on the loop."""
+        """Queue for the next batch; the model runs in the executor, or on the loop when
+        calibrated cheaper than the hand-off (see :meth:`warm`)."""
         return await self.batcher.submit(model_input, rows)
 
     def _run(self, items: Sequence[Any]) -> list[Prediction | BaseException]:
@@ -176,9 +188,24 @@ class LiveModel:
         )
         return predictions, probabilities
 
+    @property
+    def compute(self) -> str:
+        """Where batches run: ``event loop`` (calibrated cheap) or ``threads``."""
+        return "event loop" if self.batcher.inline else "threads"
+
+    def describe(self) -> str:
+        """Runtime and compute, with the warm-up figure that chose the compute."""
+        text = f"{self.ref} ({self.runtime}; batches on {self.compute}"
+        if self.full_batch_s is not None:
+            rows = self.batcher.policy.max_batch_size
+            text += f", {rows} rows in {self.full_batch_s * 1e6:.0f} µs at warm-up"
+        return text + ")"
+
     def warm(self, examples: Sequence[dict[str, Any]]) -> None:
         """Run the reference examples through the whole path once, synchronously, so the
-        first real request does not pay for lazy initialisation."""
+        first real request does not pay for lazy initialisation; then time a full batch of
+        one-row requests, the costliest batch the batcher forms, to decide whether batches
+        may run on the event loop (:meth:`Batcher.calibrate`). Runs off the loop."""
         if not examples:
             return
         try:
@@ -188,6 +215,23 @@ class LiveModel:
         self._predict(model_input)
         first, _, _ = self.prepare([dict(examples[0])])
         self._predict(first)
+        if self.batcher.inline_budget_s > 0:
+            self.full_batch_s = self._full_batch_seconds(first)
+            self.batcher.calibrate(self.full_batch_s)
+
+    def _full_batch_seconds(self, one_row: Any) -> float:
+        """The fastest of a few timed calls of ``run`` on ``max_batch_size`` one-row
+        requests (one try when that alone is far over the budget): noise only adds time,
+        and the batcher's own timing of inline calls catches a model slower than this."""
+        items = [one_row] * self.batcher.policy.max_batch_size
+        times = []
+        for _ in range(CALIBRATION_RUNS):
+            started = time.perf_counter()
+            self._run(items)
+            times.append(time.perf_counter() - started)
+            if times[0] > 4 * self.batcher.inline_budget_s:
+                break
+        return min(times)
 
     async def close(self) -> None:
         await self.batcher.close()

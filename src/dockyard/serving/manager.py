@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -51,6 +52,7 @@ class ModelManager:
         on_batch: Any = None,
         on_load: Any = None,
         model_threads: int | None = None,
+        inline_budget_s: float = 0.0,
     ) -> None:
         from dockyard.runtimes.onnx import OnnxRuntime
 
@@ -58,6 +60,7 @@ class ModelManager:
         self.onnx = OnnxRuntime(intra_op_threads=model_threads)
         self.deployments = DeploymentStore(registry.db)
         self.executor = executor
+        self.inline_budget_s = inline_budget_s
         self.poll_interval_s = poll_interval_s
         self.on_batch = on_batch
         self.on_load = on_load
@@ -135,8 +138,13 @@ class ModelManager:
                 self._fail(deployment, wanted, exc)
                 continue
             self.endpoints[deployment.name] = endpoint  # the swap: one assignment
+            gc.freeze()  # the new models live long: keep them out of full collections
             self.failures.pop(deployment.name, None)
-            log.info("endpoint %s now serves %s", deployment.name, ", ".join(wanted[1]))
+            log.info(
+                "endpoint %s now serves %s",
+                deployment.name,
+                ", ".join(m.describe() for m in endpoint.models),
+            )
             if current is not None:
                 task = asyncio.create_task(current.close())
                 self._retiring.add(task)
@@ -197,6 +205,7 @@ class ModelManager:
                 accelerated=accelerated,
                 policy=policy,
                 executor=self.executor,
+                inline_budget_s=self.inline_budget_s,
                 on_batch=(
                     (lambda rows, requests, name=deployment.name: self.on_batch(name, rows))
                     if self.on_batch is not None

@@ -17,6 +17,7 @@ import pytest
 
 from dockyard.errors import DockyardError, PayloadTooLargeError, UnavailableError
 from dockyard.serving.batching import (
+    INLINE_WINDOW,
     Batcher,
     BatchPolicy,
     QueueFullError,
@@ -253,6 +254,126 @@ def test_run_never_executes_on_the_event_loop_thread(executor: ThreadPoolExecuto
 
     assert recorder.threads
     assert loop_thread not in recorder.threads
+
+
+def test_a_batcher_calibrated_under_budget_runs_batches_on_the_loop_keeping_boundaries(
+    executor: ThreadPoolExecutor,
+) -> None:
+    recorder = Recorder()
+    policy = BatchPolicy(max_batch_size=8, max_queue_rows=1000)
+    sizes = [random.Random(request).randint(1, 4) for request in range(100)] + [20]
+
+    async def scenario() -> tuple[list[Rows], int, bool]:
+        batcher: Batcher[Rows, Rows] = Batcher(
+            recorder, policy, executor=executor, inline_budget_s=0.001
+        )
+        assert batcher.calibrate(0.0005)
+        answers = await asyncio.gather(
+            *(batcher.submit(rows_of(i, size), size) for i, size in enumerate(sizes))
+        )
+        return list(answers), threading.get_ident(), batcher.inline
+
+    answers, loop_thread, still_inline = run(scenario())
+
+    assert answers == [rows_of(request, size) for request, size in enumerate(sizes)]
+    assert still_inline
+    assert loop_thread in recorder.threads
+    # every batch fits max_batch_size, but the 20-row request is too big for the loop
+    assert len(recorder.threads) == 2
+    assert all(sum(len(item) for item in batch) <= 8 for batch in recorder.batches[:-1])
+    assert recorder.batches[-1] == [rows_of(100, 20)]
+
+
+def test_a_batcher_calibrated_over_budget_or_without_one_never_runs_on_the_loop(
+    executor: ThreadPoolExecutor,
+) -> None:
+    recorder = Recorder()
+
+    async def scenario() -> tuple[int, list[bool]]:
+        over: Batcher[Rows, Rows] = Batcher(
+            recorder, BatchPolicy(), executor=executor, inline_budget_s=0.001
+        )
+        unbudgeted: Batcher[Rows, Rows] = Batcher(recorder, BatchPolicy(), executor=executor)
+        verdicts = [over.calibrate(0.002), unbudgeted.calibrate(0.0)]
+        for batcher in (over, unbudgeted):
+            await asyncio.gather(*(batcher.submit(rows_of(i, 1), 1) for i in range(10)))
+        return threading.get_ident(), verdicts
+
+    loop_thread, verdicts = run(scenario())
+
+    assert verdicts == [False, False]
+    assert loop_thread not in recorder.threads
+
+
+def test_inline_calls_slower_than_twice_the_budget_send_the_model_to_the_threads(
+    executor: ThreadPoolExecutor, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder(delay=0.003)  # the budget is 1 ms: every call takes 3
+
+    async def scenario() -> tuple[bool, int]:
+        batcher: Batcher[Rows, Rows] = Batcher(
+            recorder, BatchPolicy(), executor=executor, inline_budget_s=0.001, name="slow@1"
+        )
+        batcher.calibrate(0.0001)  # a warm-up that lied
+        for i in range(INLINE_WINDOW + 5):
+            assert await batcher.submit(rows_of(i, 1), 1) == rows_of(i, 1)
+        return batcher.inline, threading.get_ident()
+
+    with caplog.at_level("WARNING", logger="dockyard.serving"):
+        inline, loop_thread = run(scenario())
+
+    assert not inline
+    assert loop_thread in recorder.threads
+    assert len(recorder.threads) >= 2
+    assert "slow@1: batches take" in caplog.text
+    assert "compute threads" in caplog.text
+
+
+def test_lone_stalls_do_not_send_a_cheap_model_to_the_threads(
+    executor: ThreadPoolExecutor,
+) -> None:
+    calls = [0]
+
+    def mostly_fast(items: Sequence[Rows]) -> list[Rows | BaseException]:
+        calls[0] += 1
+        if calls[0] % 10 == 0:
+            time.sleep(0.01)  # a stall: 10x the budget, one call in ten
+        return [list(item) for item in items]
+
+    async def scenario() -> bool:
+        batcher: Batcher[Rows, Rows] = Batcher(
+            mostly_fast, BatchPolicy(), executor=executor, inline_budget_s=0.001
+        )
+        batcher.calibrate(0.0001)
+        for i in range(2 * INLINE_WINDOW):
+            await batcher.submit(rows_of(i, 1), 1)
+        return batcher.inline
+
+    assert run(scenario())
+
+
+def test_an_inline_run_that_raises_fails_its_batch_and_the_batcher_goes_on(
+    executor: ThreadPoolExecutor,
+) -> None:
+    def broken_once(items: Sequence[Rows]) -> list[Rows | BaseException]:
+        if any(item[0][0] == 0 for item in items):
+            raise RuntimeError("the model fell over")
+        return [list(item) for item in items]
+
+    async def scenario() -> tuple[list[Any], Rows]:
+        batcher: Batcher[Rows, Rows] = Batcher(
+            broken_once, BatchPolicy(), executor=executor, inline_budget_s=0.001
+        )
+        batcher.calibrate(0.0001)
+        first = await asyncio.gather(
+            *(batcher.submit(rows_of(i, 1), 1) for i in range(3)), return_exceptions=True
+        )
+        return list(first), await batcher.submit(rows_of(7, 2), 2)
+
+    first, later = run(scenario())
+
+    assert all(isinstance(answer, RuntimeError) for answer in first)
+    assert later == rows_of(7, 2)
 
 
 def test_max_wait_gathers_requests_that_arrive_apart(executor: ThreadPoolExecutor) -> None:
