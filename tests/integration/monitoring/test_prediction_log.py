@@ -156,6 +156,32 @@ def test_windows_by_time_and_last_n_across_hours_and_retention(tmp_path: Path) -
     assert len(store.predictions("churn", Window())) == 30
 
 
+def test_a_sampled_read_of_a_busy_window_reads_a_bounded_share_of_its_segments(
+    tmp_path: Path,
+) -> None:
+    store = MonitoringStore(str(tmp_path / "m"))
+    log = PredictionLog(store)
+    for segment in range(60):  # sixty flushes of 500 rows: 30,000 rows in the hour
+        _numeric(log, 500, prefix=f"s{segment}-")
+        log.flush()
+    assert len(store.prediction_segments("churn")) == 60
+    everything = store.predictions("churn", Window())
+    assert len(everything) == 30_000
+
+    sampled = store.predictions("churn", Window(), sample=1_000)
+    read = set(sampled["request_id"].str.split("-").str[0])
+    assert len(sampled) == 1_000
+    # whole segments holding about 4 x 1,000 rows: 8 of the 60, spread over the window
+    assert 6 <= len(read) <= 10
+    assert sampled["time"].is_monotonic_increasing
+    assert set(sampled["request_id"]) <= set(everything["request_id"])
+    again = store.predictions("churn", Window(), sample=1_000)
+    assert again["request_id"].tolist() == sampled["request_id"].tolist()  # repeatable
+    # a sample as big as the window reads all of it; "last N" is never thinned
+    assert len(store.predictions("churn", Window(), sample=30_000)) == 30_000
+    assert len(store.predictions("churn", Window(last=20_000), sample=25_000)) == 20_000
+
+
 def test_feedback_joins_by_request_and_row_and_the_latest_label_wins(tmp_path: Path) -> None:
     store = MonitoringStore(str(tmp_path / "m"))
     log = PredictionLog(store)

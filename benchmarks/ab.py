@@ -1,0 +1,164 @@
+"""Paired A/B throughput on a noisy machine: servers up side by side, wrk alternating.
+
+``serving.py`` starts one server at a time; on a shared machine whose speed drifts by 30-50%
+within minutes, two figures taken minutes apart cannot resolve a 10% difference. This script
+starts every configuration at once (an idle server costs nothing), then runs short wrk
+bursts in turn — A, B, C, A, B, C, ... — so each round's figures share the machine's state,
+and reports each configuration's median and the median of its per-round ratio to the first.
+
+Configurations (one row of 20 floats per request, the same models as ``serving.py``):
+
+* ``log-on`` / ``log-off``: Dockyard's default deployment (ONNX twin, batching 64) with the
+  prediction log on and off — issue 4's overhead target (on ÷ off ≥ 0.9);
+* ``threads``: the same with ``DOCKYARD_INLINE_COMPUTE_US=0`` (every batch handed to a
+  compute thread), to show what running cheap models on the loop buys;
+* ``starlette``: the Starlette endpoint returning a constant — issue 3's ceiling (≥ 0.5×).
+
+Run:  .venv/bin/python benchmarks/ab.py [--model lr|rf] [--connections 64] [--rounds 8]
+      [--seconds 5] [--configs log-on,log-off,threads,starlette]    (needs wrk)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import serving  # the sibling benchmark: models, servers, wrk
+
+CONFIGS = ("log-on", "log-off", "threads", "starlette")
+
+
+def configs(
+    args: argparse.Namespace, base: Path, body: bytes
+) -> dict[str, tuple[serving.Server, str]]:
+    """One started server per configuration, with its URL."""
+    started: dict[str, tuple[serving.Server, str]] = {}
+    for name in args.configs:
+        port = serving.free_port()
+        log = args.work / "logs" / f"ab-{name}.log"
+        if name == "starlette":
+            command = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(serving.HERE / "baselines"),
+                "starlette_constant:app",
+                "--port",
+                str(port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--log-level",
+                "warning",
+            ]
+            url, env = f"http://127.0.0.1:{port}/predict", {}
+        else:
+            endpoint = f"ab-{args.model}-{name}"
+            spec = {
+                "routes": [{"model": f"{args.model}@1.0.0"}],
+                "batching": {"max_batch_size": 64, "max_wait_ms": 0},
+                "monitoring": {"log": name != "log-off"},
+            }
+            home = serving.dockyard_home(base, args.work, endpoint, spec)
+            command = [sys.executable, "-m", "dockyard", "serve", "--port", str(port)]
+            command += ["--log-level", "warning"]
+            url = f"http://127.0.0.1:{port}/v1/endpoints/{endpoint}/predict"
+            env = {"DOCKYARD_HOME": str(home)}
+            if name == "threads":
+                env["DOCKYARD_INLINE_COMPUTE_US"] = "0"
+        server = serving.Server(command, env=env, cwd=serving.HERE, log=log, nice=args.nice)
+        server.start(url, body, 180)
+        started[name] = (server, url)
+        print(f"  started {name}: {url}", flush=True)
+    return started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", choices=("lr", "rf"), default="lr")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=5, help="Seconds per wrk burst.")
+    parser.add_argument("--warmup", type=int, default=3, help="Seconds of load per server first.")
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--nice", type=int, default=0)
+    parser.add_argument("--work", type=Path, default=serving.HERE / ".work")
+    args = parser.parse_args()
+    args.configs = [c for c in args.configs.split(",") if c]
+    if unknown := set(args.configs) - set(CONFIGS):
+        parser.error(f"unknown configurations {sorted(unknown)}; choose from {CONFIGS}")
+    args.work = args.work.resolve()
+    print(serving.describe_machine(), flush=True)
+
+    models, X, y = serving.fit_models(args.work)
+    body = serving.bodies(serving.row(X))["records"]
+    base = serving.register_dockyard(args.work, models, X, y)
+    script = serving.wrk_script(args.work, body)
+    started = configs(args, base, body)
+    figures: dict[str, list[float]] = {name: [] for name in started}
+    p99: dict[str, list[float]] = {name: [] for name in started}
+    try:
+        for _, url in started.values():
+            serving.wrk(url, script, args.connections, args.warmup, 1, args.nice)
+        began = time.monotonic()
+        for round_ in range(1, args.rounds + 1):
+            line = []
+            for name, (_, url) in started.items():
+                run = serving.Run(name, args.model, args.connections)
+                output = serving.wrk(url, script, args.connections, args.seconds, 1, args.nice)
+                serving.parse_wrk(output, run)
+                if run.errors:
+                    sys.exit(f"{name}: {run.errors} errors in round {round_}; see the logs")
+                figures[name].append(run.requests_per_s)
+                p99[name].append(run.p99_ms)
+                line.append(f"{name} {run.requests_per_s:,.0f}")
+            print(f"  round {round_}: " + ", ".join(line), flush=True)
+        elapsed = time.monotonic() - began
+    finally:
+        for server, _ in started.values():
+            server.stop()
+
+    first = next(iter(figures))
+    print()
+    print(
+        f"{args.model.upper()}, {args.connections} connections, {args.rounds} rounds of "
+        f"{args.seconds} s per configuration, alternating ({elapsed / 60:.1f} min)"
+    )
+    print()
+    print(
+        f"| configuration | median req/s | median p99 ms | ÷ {first}, median of rounds | "
+        "range of rounds |"
+    )
+    print("|---|---|---|---|---|")
+    for name, values in figures.items():
+        ratios = [v / f for v, f in zip(values, figures[first], strict=True) if f > 0]
+        print(
+            f"| {name} | {statistics.median(values):,.0f} | {statistics.median(p99[name]):.2f} | "
+            f"{statistics.median(ratios):.2f} | {min(ratios):.2f}–{max(ratios):.2f} |"
+        )
+    pairs = [
+        ("log-on", "log-off", "issue 4: log on ÷ off ≥ 0.9"),
+        ("log-on", "starlette", "issue 3: Dockyard ÷ Starlette constant ≥ 0.5"),
+        ("log-on", "threads", "running cheap batches on the loop ÷ handing them to threads"),
+    ]
+    print()
+    for a, b, label in pairs:
+        if a in figures and b in figures:
+            ratios = [x / y for x, y in zip(figures[a], figures[b], strict=True) if y > 0]
+            print(
+                f"- {label}: median {statistics.median(ratios):.2f} "
+                f"(rounds {', '.join(f'{r:.2f}' for r in ratios)})"
+            )
+
+
+if __name__ == "__main__":
+    main()
