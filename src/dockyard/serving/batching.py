@@ -36,8 +36,8 @@ Dispatch policy
   and told, by :meth:`Batcher.calibrate`, that a full batch costs no more than that runs
   batches of up to ``max_batch_size`` rows on the loop itself; anything bigger, or any model
   not calibrated under budget, runs in the executor. Inline calls are timed, and a model
-  whose recent calls take over twice the budget (median of each ``INLINE_WINDOW``) goes
-  back to the executor for good.
+  whose calls take over twice the budget (the median of each ``INLINE_WINDOW`` calls, in two
+  windows running) goes back to the executor for good.
 
 All state lives on the event loop's thread (one loop at a time; an idle batcher may move to
 another); ``run`` is the only code that runs elsewhere.
@@ -64,8 +64,9 @@ Y = TypeVar("Y")
 
 log = logging.getLogger("dockyard.serving")
 
-INLINE_WINDOW = 128
-"""Inline calls per review of their median duration."""
+INLINE_WINDOW = 512
+"""Inline calls per review of their median duration; two slow windows in a row send the
+model to the threads (one alone may be the first seconds of load: cold caches)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ class Batcher(Generic[In, Out]):
         self.inline_budget_s = inline_budget_s
         self._inline = False
         self._inline_times: list[float] = []  # the latest inline calls' durations
+        self._slow_windows = 0  # consecutive windows whose median was over twice the budget
         self._run = run
         self._executor = executor
         self._on_batch = on_batch
@@ -167,6 +169,7 @@ class Batcher(Generic[In, Out]):
         whether they will."""
         self._inline = self.inline_budget_s > 0 and 0 <= full_batch_s <= self.inline_budget_s
         self._inline_times.clear()
+        self._slow_windows = 0
         return self._inline
 
     async def submit(self, item: In, rows: int) -> Out:
@@ -292,13 +295,14 @@ class Batcher(Generic[In, Out]):
         self._schedule(self._loop, now=False)
 
     def _review_inline(self) -> None:
-        """Send the model to the threads if the median of its recent inline calls is over
-        twice the budget; the median ignores lone stalls (the GIL held by another thread,
-        a garbage collection)."""
+        """Send the model to the threads once the median of its inline calls is over twice
+        the budget in two windows running; the median ignores lone stalls (the GIL held by
+        another thread, a garbage collection)."""
         times = sorted(self._inline_times)
         self._inline_times.clear()
         median = times[len(times) // 2]
-        if median > 2 * self.inline_budget_s:
+        self._slow_windows = self._slow_windows + 1 if median > 2 * self.inline_budget_s else 0
+        if self._slow_windows >= 2:
             self._inline = False
             log.warning(
                 "%s: batches take %.0f µs (median) on the event loop, over twice the inline "
