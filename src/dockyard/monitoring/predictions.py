@@ -103,9 +103,11 @@ class Batch:
         self.probabilities.append(probabilities)
 
 
-CONVERT_INTERVAL_S = 0.1
+CONVERT_INTERVAL_S = 0.025
 """How often a server converts buffered requests to Arrow on its event loop (see
-:meth:`PredictionLog.convert`)."""
+:meth:`PredictionLog.convert`). A slice costs ~0.1 ms plus ~0.4 µs a row: every 25 ms keeps
+it near 0.25 ms at 12,000 requests/s; every 100 ms made it ~0.6 ms and put 1-1.5 ms on the
+p99 at 16 connections (3.5-3.7 ms instead of 4.6-5.0 ms, measured alternately)."""
 
 # A failed request: (source, request id, unix time, status, latency s).
 Failure = tuple[Source, str, float, int, float]
