@@ -335,11 +335,12 @@ class MonitoringStore:
         random.Random(7).shuffle(order)
         counted = self.connection().execute(f"SELECT count(*) FROM {self._source(order[:1])}")
         first = counted.fetchone()
-        rows_per_byte = (int(first[0]) if first else 0) / max(self.fs.size(order[0]), 1)
+        size = self.fs.size(order[0])
+        rows_per_byte = (int(first[0]) if first else 0) / max(size, 1)
         wanted = SAMPLE_OVERREAD * rows
-        chosen: list[str] = []
-        held = 0.0
-        for path in order:
+        chosen = [order[0]]
+        held = size * rows_per_byte
+        for path in order[1:]:
             if held >= wanted:
                 break
             chosen.append(path)

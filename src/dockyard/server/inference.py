@@ -2,7 +2,8 @@
 
 Both take the raw body and headers and return a :class:`Reply`; the ASGI layer only moves
 bytes. Decoding and validation run on the event loop (they are cheap and precompiled);
-the model runs in its batcher's executor.
+the model runs in its batcher (on a compute thread, or on the loop for a model calibrated
+cheaper than the hand-off: see ``serving/batching.py``).
 """
 
 from __future__ import annotations

@@ -130,6 +130,7 @@ class Batcher(Generic[In, Out]):
         self.name = name
         self.inline_budget_s = inline_budget_s
         self._inline = False
+        self.calibrated_s: float | None = None  # a full batch's time at warm-up
         self._inline_times: list[float] = []  # the latest inline calls' durations
         self._slow_windows = 0  # consecutive windows whose median was over twice the budget
         self._run = run
@@ -167,6 +168,7 @@ class Batcher(Generic[In, Out]):
         """Tell the batcher what ``run`` takes on ``max_batch_size`` rows (measured off the
         loop, at warm-up): at most ``inline_budget_s`` lets batches run on the loop. Returns
         whether they will."""
+        self.calibrated_s = full_batch_s
         self._inline = self.inline_budget_s > 0 and 0 <= full_batch_s <= self.inline_budget_s
         self._inline_times.clear()
         self._slow_windows = 0

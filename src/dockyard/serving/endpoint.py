@@ -125,7 +125,6 @@ class LiveModel:
             f"onnx (accelerated from {version.runtime})" if accelerated else version.runtime
         )
         self.log_source: Source | None = None  # set by the manager when the endpoint logs
-        self.full_batch_s: float | None = None  # measured by warm()
 
     def source_for(
         self, endpoint: str, revision: int, sample_rate: float, role: str = "primary"
@@ -193,6 +192,11 @@ class LiveModel:
         """Where batches run: ``event loop`` (calibrated cheap) or ``threads``."""
         return "event loop" if self.batcher.inline else "threads"
 
+    @property
+    def full_batch_s(self) -> float | None:
+        """A full batch's time measured by :meth:`warm` (``None`` without a budget)."""
+        return self.batcher.calibrated_s
+
     def describe(self) -> str:
         """Runtime and compute, with the warm-up figure that chose the compute."""
         text = f"{self.ref} ({self.runtime}; batches on {self.compute}"
@@ -216,8 +220,7 @@ class LiveModel:
         first, _, _ = self.prepare([dict(examples[0])])
         self._predict(first)
         if self.batcher.inline_budget_s > 0:
-            self.full_batch_s = self._full_batch_seconds(first)
-            self.batcher.calibrate(self.full_batch_s)
+            self.batcher.calibrate(self._full_batch_seconds(first))
 
     def _full_batch_seconds(self, one_row: Any) -> float:
         """The fastest of a few timed calls of ``run`` on ``max_batch_size`` one-row
