@@ -12,10 +12,12 @@ Configurations (one row of 20 floats per request, the same models as ``serving.p
   prediction log on and off — issue 4's overhead target (on ÷ off ≥ 0.9);
 * ``threads``: the same with ``DOCKYARD_INLINE_COMPUTE_US=0`` (every batch handed to a
   compute thread), to show what running cheap models on the loop buys;
-* ``starlette``: the Starlette endpoint returning a constant — issue 3's ceiling (≥ 0.5×).
+* ``starlette``: the Starlette endpoint returning a constant — issue 3's ceiling (≥ 0.5×);
+* ``--variant NAME=BASE:KEY=VALUE,...``: one of the above with extra environment, to compare
+  a setting (``--variant quiet=log-on:DOCKYARD_MONITOR_INTERVAL_S=3600`` adds ``quiet``).
 
 Run:  .venv/bin/python benchmarks/ab.py [--model lr|rf] [--connections 64] [--rounds 8]
-      [--seconds 5] [--configs log-on,log-off,threads,starlette]    (needs wrk)
+      [--seconds 5] [--configs log-on,log-off,threads,starlette] [--variant ...]  (needs wrk)
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ def configs(
     """One started server per configuration, with its URL."""
     started: dict[str, tuple[serving.Server, str]] = {}
     for name in args.configs:
+        kind, extra = args.variants.get(name, (name, {}))
         port = serving.free_port()
         log = args.work / "logs" / f"ab-{name}.log"
-        if name == "starlette":
+        if kind == "starlette":
             command = [
                 sys.executable,
                 "-m",
@@ -64,15 +67,16 @@ def configs(
             spec = {
                 "routes": [{"model": f"{args.model}@1.0.0"}],
                 "batching": {"max_batch_size": 64, "max_wait_ms": 0},
-                "monitoring": {"log": name != "log-off"},
+                "monitoring": {"log": kind != "log-off"},
             }
             home = serving.dockyard_home(base, args.work, endpoint, spec)
             command = [sys.executable, "-m", "dockyard", "serve", "--port", str(port)]
             command += ["--log-level", "warning"]
             url = f"http://127.0.0.1:{port}/v1/endpoints/{endpoint}/predict"
             env = {"DOCKYARD_HOME": str(home)}
-            if name == "threads":
+            if kind == "threads":
                 env["DOCKYARD_INLINE_COMPUTE_US"] = "0"
+        env.update(extra)
         server = serving.Server(command, env=env, cwd=serving.HERE, log=log, nice=args.nice)
         server.start(url, body, 180)
         started[name] = (server, url)
@@ -89,12 +93,36 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=5, help="Seconds per wrk burst.")
     parser.add_argument("--warmup", type=int, default=3, help="Seconds of load per server first.")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=1.5,
+        help="Seconds after each burst before the next, so one server's trailing work (the "
+        "log's last flush) lands in its own CPU figure, not in the next server's burst.",
+    )
     parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=BASE:KEY=VALUE,...",
+        help="A configuration like BASE with extra environment; run it by adding NAME to "
+        "--configs (or it is appended).",
+    )
     parser.add_argument("--nice", type=int, default=0)
     parser.add_argument("--work", type=Path, default=serving.HERE / ".work")
     args = parser.parse_args()
     args.configs = [c for c in args.configs.split(",") if c]
-    if unknown := set(args.configs) - set(CONFIGS):
+    args.variants = {}
+    for text in args.variant:
+        name, _, rest = text.partition("=")
+        kind, _, pairs = rest.partition(":")
+        if not name or kind not in CONFIGS or "=" not in pairs:
+            parser.error(f"--variant {text!r}: expected NAME=BASE:KEY=VALUE[,KEY=VALUE]")
+        args.variants[name] = (kind, dict(p.split("=", 1) for p in pairs.split(",")))
+        if name not in args.configs:
+            args.configs.append(name)
+    if unknown := set(args.configs) - set(CONFIGS) - set(args.variants):
         parser.error(f"unknown configurations {sorted(unknown)}; choose from {CONFIGS}")
     args.work = args.work.resolve()
     print(serving.describe_machine(), flush=True)
@@ -106,21 +134,28 @@ def main() -> None:
     started = configs(args, base, body)
     figures: dict[str, list[float]] = {name: [] for name in started}
     p99: dict[str, list[float]] = {name: [] for name in started}
+    cpu_us: dict[str, list[float]] = {name: [] for name in started}
+    loop_us: dict[str, list[float]] = {name: [] for name in started}
     try:
         for _, url in started.values():
             serving.wrk(url, script, args.connections, args.warmup, 1, args.nice)
         began = time.monotonic()
         for round_ in range(1, args.rounds + 1):
             line = []
-            for name, (_, url) in started.items():
+            for name, (server, url) in started.items():
                 run = serving.Run(name, args.model, args.connections)
+                cpu, loop = server.cpu(), main_thread_seconds(server)
                 output = serving.wrk(url, script, args.connections, args.seconds, 1, args.nice)
+                time.sleep(args.settle)
                 serving.parse_wrk(output, run)
+                served = max(run.requests_per_s * args.seconds, 1.0)
+                cpu_us[name].append((server.cpu() - cpu) / served * 1e6)
+                loop_us[name].append((main_thread_seconds(server) - loop) / served * 1e6)
                 if run.errors:
                     sys.exit(f"{name}: {run.errors} errors in round {round_}; see the logs")
                 figures[name].append(run.requests_per_s)
                 p99[name].append(run.p99_ms)
-                line.append(f"{name} {run.requests_per_s:,.0f}")
+                line.append(f"{name} {run.requests_per_s:,.0f} ({loop_us[name][-1]:.0f} µs)")
             print(f"  round {round_}: " + ", ".join(line), flush=True)
         elapsed = time.monotonic() - began
     finally:
@@ -136,14 +171,15 @@ def main() -> None:
     print()
     print(
         f"| configuration | median req/s | median p99 ms | ÷ {first}, median of rounds | "
-        "range of rounds |"
+        "range of rounds | CPU µs/request: process | of it, main thread |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for name, values in figures.items():
         ratios = [v / f for v, f in zip(values, figures[first], strict=True) if f > 0]
         print(
             f"| {name} | {statistics.median(values):,.0f} | {statistics.median(p99[name]):.2f} | "
-            f"{statistics.median(ratios):.2f} | {min(ratios):.2f}–{max(ratios):.2f} |"
+            f"{statistics.median(ratios):.2f} | {min(ratios):.2f}–{max(ratios):.2f} | "
+            f"{statistics.median(cpu_us[name]):.1f} | {statistics.median(loop_us[name]):.1f} |"
         )
     pairs = [
         ("log-on", "log-off", "issue 4: log on ÷ off ≥ 0.9"),
@@ -158,6 +194,18 @@ def main() -> None:
                 f"- {label}: median {statistics.median(ratios):.2f} "
                 f"(rounds {', '.join(f'{r:.2f}' for r in ratios)})"
             )
+
+
+def main_thread_seconds(server: serving.Server) -> float:
+    """CPU time of the server's main thread (its event loop): the serving bottleneck."""
+    assert server.process is not None
+    pid = server.process.pid
+    path = Path(f"/proc/{pid}/task/{pid}/stat")
+    try:
+        fields = path.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / serving.TICK
 
 
 if __name__ == "__main__":

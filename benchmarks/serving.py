@@ -151,7 +151,7 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
-_TICK = os.sysconf("SC_CLK_TCK")
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -160,13 +160,13 @@ def cpu_seconds(pid: int) -> float | None:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def busy_seconds() -> float:
     """CPU time the whole machine spent busy (user, nice, system, irq, softirq)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (fields[0] + fields[1] + fields[2] + fields[5] + fields[6]) / _TICK
+    return (fields[0] + fields[1] + fields[2] + fields[5] + fields[6]) / TICK
 
 
 def own_seconds() -> float:

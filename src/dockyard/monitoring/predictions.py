@@ -1,7 +1,10 @@
 """The prediction log: every answered prediction recorded off the request path.
 
-The request path only appends a few references to per-model lists (:class:`Batch`; no
-conversion, no I/O). The server's event loop turns those lists into Arrow tables every
+The request path only appends one tuple per request to its model's list (:class:`Batch`; no
+conversion, no I/O): its id, time and latency, and which rows of the :class:`ModelCall` that
+answered it (the batch's inputs and outputs, shared by its requests, so a batch's arrays are
+stacked once rather than one small array per request). The server's event loop turns those
+lists into Arrow tables every
 :data:`CONVERT_INTERVAL_S` (vectorised, a fraction of a millisecond per slice), and a
 background thread wakes every ``flush_interval_s`` seconds (or sooner, once ``flush_rows``
 rows wait) and writes the tables as Parquet segments, one per endpoint and hour, through
@@ -26,6 +29,7 @@ Guarantees, and their limits:
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -58,49 +62,50 @@ class Source:
     role: str = "primary"  # or "shadow": mirrored traffic, never answered to the caller
 
 
-class Batch:
-    """One model's buffered requests as parallel lists: recording a request is a handful of
-    list appends, and the flush turns each list into a column with one C-level call (no
-    Python work per request beside the event loop, where it would steal the GIL)."""
+@dataclass(frozen=True, slots=True, eq=False)
+class ModelCall:
+    """One call of a model: the rows it was given and its answers, shared by every request
+    answered in it. The log keeps a reference per request and converts each call's rows
+    once (one array per batch, not one per request)."""
 
-    __slots__ = (
-        "ids",
-        "inputs",
-        "latencies",
-        "predictions",
-        "probabilities",
-        "rows",
-        "source",
-        "times",
-    )
+    inputs: Any
+    predictions: Any
+    probabilities: Any = None
+
+
+# A buffered request: (request id, unix time, latency s, its model call, first row, rows).
+Record = tuple[str, float, float, ModelCall, int, int]
+
+
+class Batch:
+    """One model's buffered requests, a tuple each: recording a request is one append, and
+    the conversion turns them into columns with a few C-level calls per slice (no Python work
+    per request beside the event loop, where it would steal the GIL)."""
+
+    __slots__ = ("records", "source")
 
     def __init__(self, source: Source) -> None:
         self.source = source
-        self.ids: list[str] = []
-        self.times: list[float] = []
-        self.latencies: list[float] = []
-        self.rows: list[int] = []
-        self.inputs: list[Any] = []
-        self.predictions: list[Any] = []
-        self.probabilities: list[Any] = []
+        self.records: list[Record] = []
 
     def add(
         self,
         request_id: str,
         at: float,
         latency_s: float,
-        model_input: Any,
-        rows: int,
-        predictions: Any,
-        probabilities: Any,
+        call: ModelCall,
+        start: int = 0,
+        rows: int | None = None,
     ) -> None:
-        self.ids.append(request_id)
-        self.times.append(at)
-        self.latencies.append(latency_s)
-        self.rows.append(rows)
-        self.inputs.append(model_input)
-        self.predictions.append(predictions)
-        self.probabilities.append(probabilities)
+        """Buffer one request answered by rows ``start`` to ``start + rows`` of ``call`` (by
+        default all of its rows)."""
+        if rows is None:
+            rows = len(call.predictions) - start
+        self.records.append((request_id, at, latency_s, call, start, rows))
+
+    @property
+    def rows(self) -> int:
+        return sum(record[5] for record in self.records)
 
 
 CONVERT_INTERVAL_S = 0.025
@@ -158,37 +163,36 @@ class PredictionLog:
         request_id: str,
         status: int,
         latency_s: float,
-        model_input: Any = None,
-        rows: int = 0,
-        predictions: Any = None,
-        probabilities: Any = None,
+        call: ModelCall | None = None,
+        start: int = 0,
+        rows: int | None = None,
     ) -> bool:
-        """Buffer one answered request; ``False`` when sampled out or dropped."""
-        answered = status == 200 and predictions is not None
-        if answered and source.sample_rate < 1.0 and random.random() >= source.sample_rate:
-            return False
-        weight = rows if answered else 1
-        with self._lock:
-            if self._rows + weight > self.buffer_rows:
-                self.dropped += weight
+        """Buffer one request; ``False`` when sampled out or dropped. An answered request
+        (status 200) brings the model ``call`` that answered it, and which of its rows were
+        the request's (``start``, ``rows``: by default all of them)."""
+        if status != 200 or call is None:
+            with self._lock:
+                if self._rows >= self.buffer_rows:
+                    self.dropped += 1
+                    return False
+                self._rows += 1
+                self._failed.append((source, request_id, time.time(), status, latency_s))
+                full = self._rows >= self.flush_rows
+        else:
+            if source.sample_rate < 1.0 and random.random() >= source.sample_rate:
                 return False
-            self._rows += weight
-            if answered:
+            if rows is None:
+                rows = len(call.predictions) - start
+            with self._lock:
+                if self._rows + rows > self.buffer_rows:
+                    self.dropped += rows
+                    return False
+                self._rows += rows
                 batch = self._batches.get(id(source))
                 if batch is None:
                     batch = self._batches[id(source)] = Batch(source)
-                batch.add(
-                    request_id,
-                    time.time(),
-                    latency_s,
-                    model_input,
-                    rows,
-                    predictions,
-                    probabilities,
-                )
-            else:
-                self._failed.append((source, request_id, time.time(), status, latency_s))
-            full = self._rows >= self.flush_rows
+                batch.records.append((request_id, time.time(), latency_s, call, start, rows))
+                full = self._rows >= self.flush_rows
         if full:
             self._wake.set()
         return True
@@ -231,7 +235,7 @@ class PredictionLog:
             failed, self._failed = self._failed, []
         ready: list[tuple[str, pa.Table, int]] = []
         for batch in batches:
-            ready += self._converted(batch.source.endpoint, to_table, batch, sum(batch.rows))
+            ready += self._converted(batch.source.endpoint, to_table, batch, batch.rows)
         by_endpoint: dict[str, list[Failure]] = {}
         for failure in failed:
             by_endpoint.setdefault(failure[0].endpoint, []).append(failure)
@@ -316,32 +320,43 @@ def _by_hour(table: pa.Table) -> list[tuple[datetime, pa.Table]]:
 
 
 def to_table(batch: Batch) -> pa.Table:
-    """One model's buffered requests as an Arrow table, one row per predicted row."""
+    """One model's buffered requests as an Arrow table, one row per predicted row.
+
+    Each model call's arrays are stacked once; when the requests cover their calls' rows in
+    order (every request logged, the usual case) the stacked rows are the table's rows,
+    otherwise (sampling, a request split over calls) the requests' rows are taken out."""
     import pyarrow as pa
 
     source = batch.source
-    n = len(batch.ids)
-    counts = np.array(batch.rows, np.int64)
+    ids, times_, latencies_, calls, starts, counts_ = zip(*batch.records, strict=True)
+    n = len(ids)
+    unique = list(dict.fromkeys(calls))  # each call once, in order of first use
+    sizes = np.array([len(call.predictions) for call in unique], np.int64)
+    counts = np.array(counts_, np.int64)
     total = int(counts.sum())
-    single = total == n
-    times = np.array(batch.times, np.float64)
-    latencies = np.array(batch.latencies, np.float64) * 1000.0
-    ids: Any = batch.ids
-    if single:
+    where = {call: index for index, call in enumerate(unique)}
+    first = (np.cumsum(sizes) - sizes)[[where[call] for call in calls]] + np.array(starts)
+    expected = np.cumsum(counts) - counts
+    whole = int(sizes.sum()) == total and np.array_equal(first, expected)
+    answers = _answers(source, unique, sizes)
+    if not whole:
+        answers = answers.take(pa.array(np.repeat(first - expected, counts) + np.arange(total)))
+
+    times = np.array(times_, np.float64)
+    latencies = np.array(latencies_, np.float64) * 1000.0
+    request_ids: Any = ids
+    if total == n:
         rows = np.zeros(total, np.int32)
     else:
-        starts = np.repeat(np.cumsum(counts) - counts, counts)
-        rows = (np.arange(total) - starts).astype(np.int32)
-        ids = np.repeat(np.asarray(ids, dtype=object), counts)
+        offsets = np.repeat(expected, counts)
+        rows = (np.arange(total) - offsets).astype(np.int32)
+        request_ids = np.repeat(np.asarray(ids, dtype=object), counts)
         times = np.repeat(times, counts)
         latencies = np.repeat(latencies, counts)
-    predicted = _stack(batch.predictions, single)
-    if predicted.ndim > 1:
-        predicted = predicted.reshape(total, -1)[:, 0]
     columns: dict[str, Any] = {
-        "request_id": pa.array(ids, pa.string()),
+        "request_id": pa.array(request_ids, pa.string()),
         "row": pa.array(rows, pa.int32()),
-        "time": pa.array((times * 1e6).astype(np.int64), pa.timestamp("us", tz="UTC")),
+        "time": pa.array((times * 1e6).astype(np.int64), _time_type()),
         "endpoint": _constant(source.endpoint, total),
         "revision": pa.array(np.full(total, source.revision, np.int32)),
         "model": _constant(source.model, total),
@@ -349,11 +364,24 @@ def to_table(batch: Batch) -> pa.Table:
         "status": pa.array(np.full(total, 200, np.int16)),
         "role": _constant(source.role, total),
         "latency_ms": pa.array(latencies.astype(np.float32)),
-        "prediction": _text(predicted),
     }
-    probabilities = batch.probabilities
-    if all(p is not None for p in probabilities):
-        matrix = _stack(probabilities, single).astype(np.float64).reshape(total, -1)
+    for name, column in zip(answers.column_names, answers.columns, strict=True):
+        columns[name] = column
+    return pa.table(columns)
+
+
+def _answers(source: Source, calls: list[ModelCall], sizes: np.ndarray[Any, Any]) -> pa.Table:
+    """Every row of the calls: prediction, score, probabilities, classes and inputs."""
+    import pyarrow as pa
+
+    total = int(sizes.sum())
+    predicted = _stack([call.predictions for call in calls])
+    if predicted.ndim > 1:
+        predicted = predicted.reshape(total, -1)[:, 0]
+    columns: dict[str, Any] = {"prediction": _text(predicted)}
+    if all(call.probabilities is not None for call in calls):
+        probabilities = [call.probabilities for call in calls]
+        matrix = _stack(probabilities).astype(np.float64).reshape(total, -1)
         width = matrix.shape[1]
         offsets = pa.array(np.arange(0, (total + 1) * width, width, dtype=np.int32))
         scores = matrix[:, source.positive] if source.positive is not None else None
@@ -368,7 +396,8 @@ def to_table(batch: Batch) -> pa.Table:
         )
         columns["proba"] = _nulls(total, pa.list_(pa.float64()))
         columns["classes"] = _nulls(total, pa.string())
-    for name, values in _input_columns(source, batch.inputs, batch.rows, total).items():
+    inputs = [call.inputs for call in calls]
+    for name, values in _input_columns(source, inputs, sizes.tolist(), total).items():
         columns[INPUT_PREFIX + name] = values
     return pa.table(columns)
 
@@ -383,8 +412,7 @@ def failures_table(failures: list[Failure]) -> pa.Table:
             "request_id": pa.array([f[1] for f in failures], pa.string()),
             "row": pa.array(np.zeros(n, np.int32)),
             "time": pa.array(
-                (np.array([f[2] for f in failures]) * 1e6).astype(np.int64),
-                pa.timestamp("us", tz="UTC"),
+                (np.array([f[2] for f in failures]) * 1e6).astype(np.int64), _time_type()
             ),
             "endpoint": pa.array([f[0].endpoint for f in failures], pa.string()),
             "revision": pa.array([f[0].revision for f in failures], pa.int32()),
@@ -401,12 +429,10 @@ def failures_table(failures: list[Failure]) -> pa.Table:
     )
 
 
-def _stack(parts: list[Any], single: bool) -> np.ndarray[Any, Any]:
-    """Per-request arrays stacked into one, in one call (the common case: ndarrays)."""
+def _stack(parts: list[Any]) -> np.ndarray[Any, Any]:
+    """The calls' arrays stacked into one, in one call (the common case: ndarrays)."""
     try:
-        if single:
-            return np.concatenate(parts) if len(parts) > 1 else np.asarray(parts[0])
-        return np.concatenate([np.asarray(p) for p in parts])
+        return np.concatenate(parts) if len(parts) > 1 else np.asarray(parts[0])
     except ValueError:  # ragged (a list, a scalar): one at a time
         return np.concatenate([np.asarray(p).reshape(len(np.asarray(p)), -1) for p in parts])
 
@@ -456,6 +482,13 @@ def _text(values: np.ndarray[Any, Any]) -> pa.Array:
 
 
 _CLASSES_JSON: dict[tuple[str, ...], str] = {}
+
+
+@functools.cache
+def _time_type() -> pa.DataType:
+    import pyarrow as pa
+
+    return pa.timestamp("us", tz="UTC")
 
 
 def _classes_json(names: tuple[str, ...]) -> str:

@@ -124,7 +124,6 @@ class InferencePlane:
         if self.metrics is not None:
             self.metrics.request_started()
         model: LiveModel | None = None
-        model_input: Any = None
         rows = 0
         prediction: Prediction | None = None
         try:
@@ -148,7 +147,7 @@ class InferencePlane:
             )
         except Exception as exc:
             reply = error_reply(exc, request_id)
-        self._observe(name, model, reply.status, started, request_id, model_input, rows, prediction)
+        self._observe(name, model, reply.status, started, request_id, rows, prediction)
         return reply
 
     # --- v2 -------------------------------------------------------------------------------
@@ -165,7 +164,6 @@ class InferencePlane:
             self.metrics.request_started()
         request_id = headers.get("x-request-id") or self.new_request_id()
         model: LiveModel | None = None
-        model_input: Any = None
         rows = 0
         prediction: Prediction | None = None
         try:
@@ -208,7 +206,7 @@ class InferencePlane:
             reply = Reply(200, payload, reply_headers)
         except Exception as exc:
             reply = error_reply(exc, request_id)
-        self._observe(name, model, reply.status, started, request_id, model_input, rows, prediction)
+        self._observe(name, model, reply.status, started, request_id, rows, prediction)
         return reply
 
     # --- shadows ---------------------------------------------------------------------------
@@ -236,15 +234,9 @@ class InferencePlane:
                 self.log.record(source, request_id, status, time.perf_counter() - started)
             return
         if self.log is not None and source is not None:
+            elapsed = time.perf_counter() - started
             self.log.record(
-                source,
-                request_id,
-                200,
-                time.perf_counter() - started,
-                model_input,
-                rows,
-                prediction.predictions,
-                prediction.probabilities,
+                source, request_id, 200, elapsed, prediction.call, prediction.start, rows
             )
 
     def model_for(self, endpoint: Endpoint, version: str | None) -> LiveModel:
@@ -267,7 +259,6 @@ class InferencePlane:
         status: int,
         started: float,
         request_id: str,
-        model_input: Any,
         rows: int,
         prediction: Prediction | None,
     ) -> None:
@@ -281,16 +272,8 @@ class InferencePlane:
             if prediction is None:
                 self.log.record(model.log_source, request_id, status, elapsed)
             else:
-                self.log.record(
-                    model.log_source,
-                    request_id,
-                    status,
-                    elapsed,
-                    model_input,
-                    rows,
-                    prediction.predictions,
-                    prediction.probabilities,
-                )
+                call, start = prediction.call, prediction.start
+                self.log.record(model.log_source, request_id, status, elapsed, call, start, rows)
 
 
 def _header_length(value: str | None) -> int | None:

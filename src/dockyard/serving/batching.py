@@ -61,6 +61,7 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 X = TypeVar("X")
 Y = TypeVar("Y")
+Z = TypeVar("Z")
 
 log = logging.getLogger("dockyard.serving")
 
@@ -424,31 +425,34 @@ def run_batched(
     predict: Callable[[X], Y],
     *,
     combine: Callable[[Sequence[X]], X] | None = None,
-    split: Callable[[Y, Sequence[int]], Sequence[Y]] | None = None,
+    split: Callable[[Y, Sequence[int]], Sequence[Z]] | None = None,
     rows: Callable[[X], int] | None = None,
-) -> Callable[[Sequence[X]], list[Y | BaseException]]:
+) -> Callable[[Sequence[X]], list[Z | BaseException]]:
     """A :class:`Batcher` ``run`` that predicts once for a whole batch of inputs.
 
     The inputs are joined with ``combine`` (default :func:`concat_rows`), ``predict`` runs
     once, and ``split`` (default :func:`split_rows`) cuts its output back by each input's
-    row count (``rows``, default ``len``). A batch of one skips combining and splitting. If
-    any step fails, each input is predicted alone, so only the failing ones get their
-    exception (returned in place, as :class:`Batcher` expects).
+    row count (``rows``, default ``len``). A batch of one is not combined. If any step fails,
+    each input is predicted alone, so only the failing ones get their exception (returned in
+    place, as :class:`Batcher` expects).
     """
     join = combine or concat_rows
-    cut = split or split_rows
+    cut: Callable[[Y, Sequence[int]], Sequence[Z]] = split or split_rows
     count = rows or _length
 
-    def run(items: Sequence[X]) -> list[Y | BaseException]:
+    def alone(item: X) -> Z:
+        return cut(predict(item), [count(item)])[0]
+
+    def run(items: Sequence[X]) -> list[Z | BaseException]:
         if len(items) == 1:
-            return [_attempt(predict, items[0])]
+            return [_attempt(alone, items[0])]
         try:
             parts = cut(predict(join(items)), [count(item) for item in items])
             if len(parts) == len(items):
                 return list(parts)
         except Exception:
             pass  # isolate the culprits below
-        return [_attempt(predict, item) for item in items]
+        return [_attempt(alone, item) for item in items]
 
     return run
 
@@ -501,7 +505,7 @@ def split_rows(output: Any, counts: Sequence[int]) -> list[Any]:
     return cuts
 
 
-def _attempt(predict: Callable[[X], Y], item: X) -> Y | BaseException:
+def _attempt(predict: Callable[[X], Z], item: X) -> Z | BaseException:
     try:
         return predict(item)
     except Exception as exc:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from dockyard.errors import SchemaValidationError
-from dockyard.monitoring.predictions import Source
+from dockyard.monitoring.predictions import ModelCall, Source
 from dockyard.monitoring.store import label_text
 from dockyard.registry.types import Version
 from dockyard.runtimes.base import LoadedModel
@@ -32,12 +32,39 @@ CALIBRATION_RUNS = 5
 """Timed full batches at warm-up; the fastest decides where batches run."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Prediction:
-    """One request's rows of output."""
+    """One request's rows of output: rows ``start`` onwards of the model ``call`` that
+    answered it (with the other requests of its batch; the prediction log keeps the call)."""
 
     predictions: np.ndarray[Any, Any]
     probabilities: np.ndarray[Any, Any] | None
+    call: ModelCall
+    start: int = 0
+
+
+def split_call(call: ModelCall, counts: Sequence[int]) -> list[Prediction]:
+    """Cut one model call's answers back into its requests' predictions (views)."""
+    predictions, probabilities = call.predictions, call.probabilities
+    total = sum(counts)
+    if len(predictions) != total or (probabilities is not None and len(probabilities) != total):
+        raise ValueError(f"the model returned {len(predictions)} rows for {total}")
+    if len(counts) == 1:
+        return [Prediction(predictions, probabilities, call)]
+    answers: list[Prediction] = []
+    start = 0
+    for count in counts:
+        end = start + count
+        answers.append(
+            Prediction(
+                predictions[start:end],
+                None if probabilities is None else probabilities[start:end],
+                call,
+                start,
+            )
+        )
+        start = end
+    return answers
 
 
 class NumericRows:
@@ -112,7 +139,9 @@ class LiveModel:
         self.classes = list(classes) if classes is not None else None
         self.has_proba = bool(predictor.has_proba)
         self._both = getattr(predictor, "predict_with_proba", None) if self.has_proba else None
-        self._batched = run_batched(self._predict)
+        # combine the requests, call the model once, cut the answer back by request (a
+        # failing request is retried alone, so only it fails)
+        self._run = run_batched(self._call, split=split_call)
         self.batcher: Batcher[Any, Prediction] = Batcher(
             self._run,
             policy,
@@ -168,24 +197,16 @@ class LiveModel:
         calibrated cheaper than the hand-off (see :meth:`warm`)."""
         return await self.batcher.submit(model_input, rows)
 
-    def _run(self, items: Sequence[Any]) -> list[Prediction | BaseException]:
-        """Combine the requests, predict once, split the answer back by request (a failing
-        request is retried alone, so only it fails)."""
-        return [
-            answer if isinstance(answer, BaseException) else Prediction(*answer)
-            for answer in self._batched(items)
-        ]
-
-    def _predict(self, model_input: Any) -> tuple[Any, Any]:
-        """(predictions, probabilities or None) in one model call where the runtime can."""
+    def _call(self, model_input: Any) -> ModelCall:
+        """Predictions and probabilities (or None) in one model call where the runtime can."""
         if self._both is not None:
             predictions, probabilities = self._both(model_input)
-            return np.asarray(predictions), probabilities
+            return ModelCall(model_input, np.asarray(predictions), probabilities)
         predictions = np.asarray(self.predictor.predict(model_input))
         probabilities = (
             np.asarray(self.predictor.predict_proba(model_input)) if self.has_proba else None
         )
-        return predictions, probabilities
+        return ModelCall(model_input, predictions, probabilities)
 
     @property
     def compute(self) -> str:
@@ -216,9 +237,9 @@ class LiveModel:
             model_input, _, _ = self.prepare(list(examples))
         except SchemaValidationError:
             return  # examples from an older schema; the model itself loaded fine
-        self._predict(model_input)
+        self._call(model_input)
         first, _, _ = self.prepare([dict(examples[0])])
-        self._predict(first)
+        self._call(first)
         if self.batcher.inline_budget_s > 0:
             self.batcher.calibrate(self._full_batch_seconds(first))
 

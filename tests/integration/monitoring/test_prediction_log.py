@@ -11,7 +11,7 @@ import pytest
 
 from dockyard.errors import InvalidRequestError
 from dockyard.monitoring.feedback import parse_feedback, record_feedback
-from dockyard.monitoring.predictions import Batch, PredictionLog, Source, to_table
+from dockyard.monitoring.predictions import Batch, ModelCall, PredictionLog, Source, to_table
 from dockyard.monitoring.store import MonitoringStore, Window, parse_window
 
 NUMERIC = Source("churn", 3, "churn", "1.2.0", ("a", "b"), ("0", "1"), 1)
@@ -27,10 +27,9 @@ def _numeric(log: PredictionLog, n: int, prefix: str = "r") -> list[str]:
             ids[-1],
             200,
             0.002,
-            np.array([[float(i), -float(i)]]),
-            1,
-            np.array([i % 2]),
-            np.array([[0.25, 0.75]]),
+            ModelCall(
+                np.array([[float(i), -float(i)]]), np.array([i % 2]), np.array([[0.25, 0.75]])
+            ),
         )
     return ids
 
@@ -66,8 +65,8 @@ def test_frames_with_categories_booleans_missing_values_and_several_rows(tmp_pat
         {"island": ["Biscoe", None], "mass": [3500.0, np.nan], "ok": [True, False]}
     )
     second = pd.DataFrame({"island": ["Dream"], "mass": [4100.0], "extra": [1]})
-    log.record(FRAME, "two", 200, 0.01, first, 2, np.array(["Adelie", "Gentoo"]), None)
-    log.record(FRAME, "one", 200, 0.01, second, 1, np.array(["Gentoo"]), None)
+    log.record(FRAME, "two", 200, 0.01, ModelCall(first, np.array(["Adelie", "Gentoo"])))
+    log.record(FRAME, "one", 200, 0.01, ModelCall(second, np.array(["Gentoo"])))
     log.flush()
     frame = store.predictions("penguins", Window()).sort_values(["request_id", "row"])
     assert frame[["request_id", "row"]].values.tolist() == [["one", 0], ["two", 0], ["two", 1]]
@@ -75,6 +74,49 @@ def test_frames_with_categories_booleans_missing_values_and_several_rows(tmp_pat
     assert frame["input.mass"].isna().tolist() == [False, False, True]
     assert frame["input.extra"].isna().tolist() == [False, True, True]  # absent: null
     assert frame["prediction"].tolist() == ["Gentoo", "Adelie", "Gentoo"]
+
+
+def test_requests_answered_in_one_model_call_get_their_own_rows_of_it(tmp_path: Path) -> None:
+    store = MonitoringStore(str(tmp_path / "m"))
+    log = PredictionLog(store)
+    inputs = np.arange(12.0).reshape(6, 2)
+    batch = ModelCall(inputs, np.array([0, 1, 0, 1, 1, 0]), np.linspace(0, 1, 12).reshape(6, 2))
+    alone = ModelCall(np.array([[100.0, 101.0]]), np.array([1]), np.array([[0.5, 0.5]]))
+    # a call of three requests (rows 0, 1-3, 4-5), a request answered alone in between;
+    # then the same call logged in part and out of order (as sampling or a shadow would)
+    log.record(NUMERIC, "a", 200, 0.001, batch, 0, 1)
+    log.record(NUMERIC, "b", 200, 0.001, batch, 1, 3)
+    log.record(NUMERIC, "solo", 200, 0.001, alone)
+    log.record(NUMERIC, "c", 200, 0.001, batch, 4, 2)
+    log.flush()
+    log.record(NUMERIC, "c2", 200, 0.001, batch, 4, 2)
+    log.record(NUMERIC, "a2", 200, 0.001, batch, 0, 1)
+    log.flush()
+
+    frame = store.predictions("churn", Window())
+    rows = {
+        (r["request_id"], r["row"]): (r["input.a"], r["prediction"], r["score"])
+        for r in frame.to_dict("records")
+    }
+    expected = {
+        ("a", 0): 0,
+        ("b", 0): 1,
+        ("b", 1): 2,
+        ("b", 2): 3,
+        ("c", 0): 4,
+        ("c", 1): 5,
+        ("c2", 0): 4,
+        ("c2", 1): 5,
+        ("a2", 0): 0,
+    }
+    assert len(frame) == len(expected) + 1
+    for (request, row), index in expected.items():
+        assert rows[(request, row)] == (
+            inputs[index, 0],
+            str(batch.predictions[index]),
+            batch.probabilities[index, 1],
+        )
+    assert rows[("solo", 0)] == (100.0, "1", 0.5)
 
 
 def test_a_full_buffer_drops_and_counts_and_never_blocks(tmp_path: Path) -> None:
@@ -126,7 +168,7 @@ def test_sampling_keeps_about_the_rate_and_every_failure(tmp_path: Path) -> None
     sampled = Source("churn", 1, "churn", "1.0.0", ("a", "b"), None, None, sample_rate=0.3)
     log = PredictionLog(MonitoringStore(str(tmp_path / "m")))
     kept = sum(
-        log.record(sampled, f"r{i}", 200, 0.001, np.zeros((1, 2)), 1, np.array([1.0]))
+        log.record(sampled, f"r{i}", 200, 0.001, ModelCall(np.zeros((1, 2)), np.array([1.0])))
         for i in range(4000)
     )
     assert 1080 <= kept <= 1320  # 0.3 ± 4.5 standard deviations
@@ -141,7 +183,7 @@ def test_windows_by_time_and_last_n_across_hours_and_retention(tmp_path: Path) -
         batch = Batch(NUMERIC)
         for i in range(10):
             at = moment.timestamp() + i
-            batch.add(f"h{hours_ago}-{i}", at, 0.001, np.ones((1, 2)), 1, [1], [[0.1, 0.9]])
+            batch.add(f"h{hours_ago}-{i}", at, 0.001, ModelCall(np.ones((1, 2)), [1], [[0.1, 0.9]]))
         store.write_predictions("churn", to_table(batch), moment)
     assert len(store.predictions("churn", Window())) == 40
     recent = store.predictions("churn", parse_window("90m", now=now + timedelta(seconds=30)))
@@ -185,8 +227,10 @@ def test_a_sampled_read_of_a_busy_window_reads_a_bounded_share_of_its_segments(
 def test_feedback_joins_by_request_and_row_and_the_latest_label_wins(tmp_path: Path) -> None:
     store = MonitoringStore(str(tmp_path / "m"))
     log = PredictionLog(store)
-    log.record(FRAME, "two", 200, 0.01, pd.DataFrame({"x": [1, 2]}), 2, ["Adelie", "Gentoo"])
-    log.record(FRAME, "one", 200, 0.01, pd.DataFrame({"x": [3]}), 1, ["Gentoo"])
+    log.record(
+        FRAME, "two", 200, 0.01, ModelCall(pd.DataFrame({"x": [1, 2]}), ["Adelie", "Gentoo"])
+    )
+    log.record(FRAME, "one", 200, 0.01, ModelCall(pd.DataFrame({"x": [3]}), ["Gentoo"]))
     log.flush()
     first = record_feedback(
         store,
@@ -260,10 +304,7 @@ def test_compaction_merges_this_writers_closed_hours_and_keeps_every_row(tmp_pat
                     f"{id(writer)}-{hour.hour}-{segment}-{i}",
                     at,
                     0.001,
-                    np.ones((1, 2)),
-                    1,
-                    [1],
-                    [[0.1, 0.9]],
+                    ModelCall(np.ones((1, 2)), [1], [[0.1, 0.9]]),
                 )
             writer.write_predictions("churn", to_table(batch), hour)
     before = store.predictions("churn", Window())

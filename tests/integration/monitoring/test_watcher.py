@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dockyard.monitoring.predictions import PredictionLog, Source
+from dockyard.monitoring.predictions import ModelCall, PredictionLog, Source
 from dockyard.monitoring.service import Monitor
 from dockyard.monitoring.store import MonitoringStore
 from dockyard.monitoring.watcher import Watcher, alert_states
@@ -58,7 +58,7 @@ def world(tmp_path: Path) -> Any:
 def _traffic(store: MonitoringStore, *, ok: int, failed: int, latency_s: float) -> None:
     log = PredictionLog(store)
     for i in range(ok):
-        log.record(SOURCE, f"ok{i}", 200, latency_s, np.ones((1, 2)), 1, np.array([2.0]))
+        log.record(SOURCE, f"ok{i}", 200, latency_s, ModelCall(np.ones((1, 2)), np.array([2.0])))
     for i in range(failed):
         log.record(SOURCE, f"bad{i}", 500, latency_s)
     log.flush()

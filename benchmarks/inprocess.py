@@ -1,0 +1,149 @@
+"""The prediction log's cost inside one server process, paired: no network, no load generator.
+
+``ab.py`` measures whole servers under wrk; on this shared machine its rounds swing 30-50%,
+and the server's own cost per request is mostly uvicorn, httptools and the kernel. This
+script runs Dockyard's real ASGI app (the same ``create_app`` as ``dockyard serve``: models
+warmed, the log's conversion task and writer thread running) in this process, drives the
+predict route with ``--concurrency`` coroutines in a loop, and alternates blocks with the
+prediction log on and off — the same app, only the log detached — so both halves of each
+round share the machine's state. It reports requests/s and the event-loop thread's CPU per
+request for each, and the median per-round ratio.
+
+Run:  .venv/bin/python benchmarks/inprocess.py [--model lr|rf] [--concurrency 64]
+      [--requests 20000] [--rounds 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import serving  # the sibling benchmark: models and registry
+
+
+async def drive(app: Any, path: str, body: bytes, requests: int, concurrency: int) -> float:
+    """Send ``requests`` predictions through the ASGI app; returns the seconds taken."""
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "query_string": b"",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    message = {"type": "http.request", "body": body, "more_body": False}
+    failures: list[int] = []
+    left = requests
+
+    async def receive() -> dict[str, Any]:
+        return message
+
+    async def send(event: dict[str, Any]) -> None:
+        if event["type"] == "http.response.start" and event["status"] != 200:
+            failures.append(event["status"])
+
+    async def client() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await app(scope, receive, send)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    if failures:
+        raise SystemExit(f"{len(failures)} requests failed (first status {failures[0]})")
+    return time.perf_counter() - started
+
+
+async def run(args: argparse.Namespace, home: Path, endpoint: str, body: bytes) -> None:
+    os.environ["DOCKYARD_HOME"] = str(home)
+    from dockyard.server.app import create_app
+    from dockyard.settings import Settings
+
+    app = create_app(Settings())
+    server = app.server
+    await server.start()
+    path = f"/v1/endpoints/{endpoint}/predict"
+    log = server.inference.log
+    try:
+        while not server.manager.ready:
+            await asyncio.sleep(0.1)
+        await drive(app, path, body, args.requests // 4, args.concurrency)  # warm
+        figures: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
+        for round_ in range(1, args.rounds + 1):
+            for mode in ("on", "off") if round_ % 2 else ("off", "on"):
+                server.inference.log = log if mode == "on" else None
+                cpu = time.thread_time()
+                seconds = await drive(app, path, body, args.requests, args.concurrency)
+                cpu_us = (time.thread_time() - cpu) / args.requests * 1e6
+                figures[mode].append((args.requests / seconds, cpu_us))
+                await asyncio.sleep(args.settle)  # the writer's last flush, outside the block
+            on, off = figures["on"][-1], figures["off"][-1]
+            print(
+                f"  round {round_}: log on {on[0]:,.0f}/s ({on[1]:.1f} µs), "
+                f"off {off[0]:,.0f}/s ({off[1]:.1f} µs)",
+                flush=True,
+            )
+    finally:
+        server.inference.log = log
+        await server.stop()
+    ratios = [a[0] / b[0] for a, b in zip(figures["on"], figures["off"], strict=True)]
+    print()
+    print(
+        f"{args.model.upper()}, {args.concurrency} concurrent requests, {args.rounds} rounds of "
+        f"{args.requests:,} requests per mode, in one process"
+    )
+    print()
+    print("| prediction log | median req/s | median loop CPU µs/request |")
+    print("|---|---|---|")
+    for mode, values in figures.items():
+        print(
+            f"| {mode} | {statistics.median(v[0] for v in values):,.0f} | "
+            f"{statistics.median(v[1] for v in values):.1f} |"
+        )
+    print()
+    print(
+        f"- log on ÷ off, median of rounds: {statistics.median(ratios):.2f} "
+        f"(rounds {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", choices=("lr", "rf"), default="lr")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--requests", type=int, default=20_000, help="Requests per block.")
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--settle", type=float, default=1.2)
+    parser.add_argument("--work", type=Path, default=serving.HERE / ".work")
+    args = parser.parse_args()
+    args.work = args.work.resolve()
+    print(serving.describe_machine(), flush=True)
+
+    models, X, y = serving.fit_models(args.work)
+    body = serving.bodies(serving.row(X))["records"]
+    base = serving.register_dockyard(args.work, models, X, y)
+    endpoint = f"inprocess-{args.model}"
+    spec = {
+        "routes": [{"model": f"{args.model}@1.0.0"}],
+        "batching": {"max_batch_size": 64, "max_wait_ms": 0},
+        "monitoring": {"log": True},
+    }
+    home = serving.dockyard_home(base, args.work, endpoint, spec)
+    asyncio.run(run(args, home, endpoint, body))
+
+
+if __name__ == "__main__":
+    main()
