@@ -117,9 +117,13 @@ def main() -> None:
     for text in args.variant:
         name, _, rest = text.partition("=")
         kind, _, pairs = rest.partition(":")
-        if not name or kind not in CONFIGS or "=" not in pairs:
-            parser.error(f"--variant {text!r}: expected NAME=BASE:KEY=VALUE[,KEY=VALUE]")
-        args.variants[name] = (kind, dict(p.split("=", 1) for p in pairs.split(",")))
+        settings = [pair.partition("=") for pair in pairs.split(",")]
+        if not name or kind not in CONFIGS or not all(key and eq for key, eq, _ in settings):
+            parser.error(
+                f"--variant {text!r}: expected NAME=BASE:KEY=VALUE[,KEY=VALUE] with BASE one "
+                f"of {', '.join(CONFIGS)}"
+            )
+        args.variants[name] = (kind, {key: value for key, _, value in settings})
         if name not in args.configs:
             args.configs.append(name)
     if unknown := set(args.configs) - set(CONFIGS) - set(args.variants):
@@ -200,12 +204,7 @@ def main_thread_seconds(server: serving.Server) -> float:
     """CPU time of the server's main thread (its event loop): the serving bottleneck."""
     assert server.process is not None
     pid = server.process.pid
-    path = Path(f"/proc/{pid}/task/{pid}/stat")
-    try:
-        fields = path.read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / serving.TICK
+    return serving.cpu_seconds(pid, thread=pid) or 0.0
 
 
 if __name__ == "__main__":

@@ -151,22 +151,24 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
-TICK = os.sysconf("SC_CLK_TCK")
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU time of one process, or None once it is gone."""
+def cpu_seconds(pid: int, thread: int | None = None) -> float | None:
+    """User plus system CPU time of one process (or one of its threads), or None once it
+    is gone."""
+    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = stat.read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def busy_seconds() -> float:
     """CPU time the whole machine spent busy (user, nice, system, irq, softirq)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (fields[0] + fields[1] + fields[2] + fields[5] + fields[6]) / TICK
+    return (fields[0] + fields[1] + fields[2] + fields[5] + fields[6]) / _TICK
 
 
 def own_seconds() -> float:

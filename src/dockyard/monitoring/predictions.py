@@ -191,7 +191,7 @@ class PredictionLog:
                 batch = self._batches.get(id(source))
                 if batch is None:
                     batch = self._batches[id(source)] = Batch(source)
-                batch.records.append((request_id, time.time(), latency_s, call, start, rows))
+                batch.add(request_id, time.time(), latency_s, call, start, rows)
                 full = self._rows >= self.flush_rows
         if full:
             self._wake.set()
