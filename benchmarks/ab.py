@@ -23,9 +23,11 @@ Run:  .venv/bin/python benchmarks/ab.py [--model lr|rf] [--connections 64] [--ro
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -80,8 +82,28 @@ def configs(
         server = serving.Server(command, env=env, cwd=serving.HERE, log=log, nice=args.nice)
         server.start(url, body, 180)
         started[name] = (server, url)
-        print(f"  started {name}: {url}", flush=True)
+        print(f"  started {name}: {url} ({compute(url)})", flush=True)
     return started
+
+
+def compute(url: str) -> str:
+    """Where a Dockyard server runs its model's batches (``event loop`` or ``threads``: chosen
+    by timing a batch at warm-up, so it can differ between two starts of one configuration
+    and must be reported beside any comparison of them)."""
+    if "/v1/endpoints/" not in url:
+        return "constant"
+    base = url.split("/v1/endpoints/")[0]
+    try:
+        with urllib.request.urlopen(f"{base}/api/deployments", timeout=10) as response:
+            deployments = json.load(response)
+    except (OSError, ValueError) as exc:
+        return f"placement unknown: {exc}"
+    places = [
+        f"{model['compute']}, full batch {model['full_batch_us']} µs"
+        for deployment in deployments
+        for model in deployment.get("serving") or []
+    ]
+    return "batches on " + ("; ".join(places) or "?")
 
 
 def main() -> None:
@@ -162,6 +184,8 @@ def main() -> None:
                 line.append(f"{name} {run.requests_per_s:,.0f} ({loop_us[name][-1]:.0f} µs)")
             print(f"  round {round_}: " + ", ".join(line), flush=True)
         elapsed = time.monotonic() - began
+        for name, (_, url) in started.items():
+            print(f"  after the rounds, {name}: {compute(url)}", flush=True)
     finally:
         for server, _ in started.values():
             server.stop()

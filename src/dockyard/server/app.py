@@ -122,7 +122,7 @@ class Server:
         self.max_body_bytes = settings.max_body_bytes
 
     async def start(self) -> None:
-        self.prediction_log.start()
+        self.prediction_log.start(converting=True)
         await self.manager.start()
         await self.watcher.start()
         self._converting = asyncio.create_task(self._convert_log(), name="dockyard-log-convert")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from dockyard.errors import InvalidRequestError
@@ -117,6 +118,43 @@ def test_requests_answered_in_one_model_call_get_their_own_rows_of_it(tmp_path: 
             batch.probabilities[index, 1],
         )
     assert rows[("solo", 0)] == (100.0, "1", 0.5)
+
+
+def test_slices_become_tables_in_one_pass_and_only_tables_are_written(tmp_path: Path) -> None:
+    store = MonitoringStore(str(tmp_path / "m"))
+    log = PredictionLog(store)
+    canary = Source("churn", 4, "churn", "1.3.0", ("a", "b"), ("no", "yes"), 1)
+    # slices as the server's loop makes them: two versions of one endpoint, numeric labels
+    # from one and text labels from the other, several slices before a table pass
+    first = _numeric(log, 3, prefix="p")
+    log.record(
+        canary,
+        "t0",
+        200,
+        0.001,
+        ModelCall(np.array([[7.0, 8.0]]), np.array(["yes"], dtype=object), np.array([[0.1, 0.9]])),
+    )
+    log.convert(tabulate=False)
+    second = _numeric(log, 2, prefix="q")
+    log.convert(tabulate=False)
+    assert log.flush(convert=False) == 0  # the writer only writes tables
+    assert store.predictions("churn", Window()).empty
+    log.convert(tabulate=True)
+    late = _numeric(log, 1, prefix="z")  # recorded after the pass: not in its table
+    assert log.flush(convert=False) == 6
+    assert log.buffered == 1
+    assert log.flush() == 1  # a full flush converts what is left
+    assert log.buffered == 0
+
+    frame = store.predictions("churn", Window()).set_index("request_id")
+    assert sorted(frame.index) == sorted([*first, *second, *late, "t0"])
+    assert frame.loc["t0", "prediction"] == "yes"
+    assert frame.loc["t0", "version"] == "1.3.0"
+    assert frame.loc["t0", "score"] == pytest.approx(0.9)
+    assert frame.loc["t0", "input.b"] == 8.0
+    assert frame.loc["q1", "prediction"] == "1"
+    assert frame.loc["q1", "input.a"] == 1.0
+    assert set(frame.loc[[*first, *second], "version"]) == {"1.2.0"}
 
 
 def test_a_full_buffer_drops_and_counts_and_never_blocks(tmp_path: Path) -> None:
@@ -311,7 +349,17 @@ def test_compaction_merges_this_writers_closed_hours_and_keeps_every_row(tmp_pat
     assert len(store.prediction_segments("churn")) == 10
     merged = store.compact("churn", before=now.replace(minute=0, second=0, microsecond=0))
     assert merged == 5
-    assert len(store.prediction_segments("churn")) == 6  # 1 merged + 2 other + 3 current
+    segments = store.prediction_segments("churn")
+    assert len(segments) == 6  # 1 merged + 2 other + 3 current
+    # flushes write LZ4 (cheap for the serving process), compaction rewrites with zstd
+    codecs = {
+        path.endswith("-merged.parquet"): pq.ParquetFile(path)
+        .metadata.row_group(0)
+        .column(0)
+        .compression
+        for path in segments
+    }
+    assert codecs == {True: "ZSTD", False: "LZ4"}
     after = store.predictions("churn", Window())
     assert sorted(after["request_id"]) == sorted(before["request_id"])
     assert store.compact("churn", before=now) == 0  # nothing left to merge in closed hours
