@@ -16,6 +16,10 @@ Configurations (one row of 20 floats per request, the same models as ``serving.p
 * ``--variant NAME=BASE:KEY=VALUE,...``: one of the above with extra environment, to compare
   a setting (``--variant quiet=log-on:DOCKYARD_MONITOR_INTERVAL_S=3600`` adds ``quiet``).
 
+Each Dockyard server's batch placement (event loop or threads, decided by timing a batch
+at warm-up) is printed after its start and after the rounds: two starts of one
+configuration can differ, and a comparison across placements measures that, not the log.
+
 Run:  .venv/bin/python benchmarks/ab.py [--model lr|rf] [--connections 64] [--rounds 8]
       [--seconds 5] [--configs log-on,log-off,threads,starlette] [--variant ...]  (needs wrk)
 """
