@@ -42,6 +42,7 @@ SHIFTS = {0: 1.0, 1: 0.5, 2: 0.25}  # feature index -> mean shift in σ, last DR
 LABELLED_EVERY = 10  # one request in ten gets feedback
 FEEDBACK_CHUNK = 100_000
 ENDPOINT = "bench"
+MODEL_BATCH = 32  # requests answered by one model call, as the server batches them
 TRUTH = {True: ("1", 1.0), False: ("0", 0.0)}  # (label, label value), as parse_feedback stores
 
 
@@ -122,7 +123,7 @@ def main() -> None:
     import pyarrow
 
     from dockyard.monitoring.feedback import Label, record_feedback
-    from dockyard.monitoring.predictions import Batch, Source, to_table
+    from dockyard.monitoring.predictions import Batch, ModelCall, Source, to_table
     from dockyard.monitoring.service import Monitor
     from dockyard.monitoring.store import MonitoringStore, Window, label_text
     from dockyard.registry import Registry
@@ -186,16 +187,13 @@ def main() -> None:
                 lat = latencies.tolist()
                 tock = time.perf_counter()
                 batch = Batch(source)
-                for i in range(n):  # the request path: one add per request
-                    batch.add(
-                        ids[i],
-                        at[i],
-                        lat[i],
-                        X[i : i + 1],
-                        1,
-                        predicted[i : i + 1],
-                        probabilities[i : i + 1],
+                for start in range(0, n, MODEL_BATCH):  # one model call per server batch
+                    end_ = min(start + MODEL_BATCH, n)
+                    call = ModelCall(
+                        X[start:end_], predicted[start:end_], probabilities[start:end_]
                     )
+                    for i in range(start, end_):  # the request path: one add per request
+                        batch.add(ids[i], at[i], lat[i], call, i - start, 1)
                 recorded = time.perf_counter()
                 table = to_table(batch)
                 converted = time.perf_counter()
@@ -224,7 +222,7 @@ def main() -> None:
                     "disk size of the prediction log",
                     f"{disk / 2**30:.2f} GiB",
                     f"{disk / args.records:.0f} bytes/record "
-                    f"({args.features} float64 inputs, zstd)",
+                    f"({args.features} float64 inputs, LZ4 as flushed; compaction rewrites zstd)",
                 )
             )
 

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -73,6 +73,8 @@ class ModelCall:
     predictions: Any
     probabilities: Any = None
 
+
+T = TypeVar("T")
 
 # A buffered request: (request id, unix time, latency s, its model call, first row, rows).
 Record = tuple[str, float, float, ModelCall, int, int]
@@ -266,10 +268,7 @@ class PredictionLog:
                 self._tabulated = now
             else:
                 chunks = []
-        grouped: dict[str, list[tuple[Chunk, int]]] = {}
-        for endpoint, part, rows in chunks:
-            grouped.setdefault(endpoint, []).append((part, rows))
-        for endpoint, parts in grouped.items():
+        for endpoint, parts in _by_endpoint(chunks).items():
             rows = sum(count for _, count in parts)
             tables += self._converted(endpoint, chunks_table, [p for p, _ in parts], rows)
         if tables:
@@ -299,11 +298,8 @@ class PredictionLog:
                 self.convert(tabulate=True)
             with self._lock:
                 ready, self._ready = self._ready, []
-            by_endpoint: dict[str, list[tuple[pa.Table, int]]] = {}
-            for endpoint, table, rows in ready:
-                by_endpoint.setdefault(endpoint, []).append((table, rows))
             written = 0
-            for endpoint, parts in by_endpoint.items():
+            for endpoint, parts in _by_endpoint(ready).items():
                 rows = sum(count for _, count in parts)
                 try:
                     tables = [table for table, _ in parts]
@@ -337,6 +333,14 @@ class PredictionLog:
             return written
 
 
+def _by_endpoint(items: list[tuple[str, T, int]]) -> dict[str, list[tuple[T, int]]]:
+    """Converted parts (endpoint, part, buffered rows) grouped by endpoint, in order."""
+    grouped: dict[str, list[tuple[T, int]]] = {}
+    for endpoint, part, rows in items:
+        grouped.setdefault(endpoint, []).append((part, rows))
+    return grouped
+
+
 def _by_hour(table: pa.Table) -> list[tuple[datetime, pa.Table]]:
     """Split a table by the UTC hour of its rows (a flush rarely spans two)."""
     import pyarrow.compute as pc
@@ -354,9 +358,9 @@ def _by_hour(table: pa.Table) -> list[tuple[datetime, pa.Table]]:
 
 @dataclass(slots=True, eq=False)
 class Chunk:
-    """One model's requests of one conversion slice, as numpy columns, one entry per row: the
-    loop's part of the conversion (see :meth:`PredictionLog.convert`). The writer joins a
-    flush's chunks into Arrow tables (:func:`chunks_table`)."""
+    """One model's requests of one conversion slice, as numpy columns, one entry per row (see
+    :meth:`PredictionLog.convert`); every :data:`TABULATE_INTERVAL_S` the chunks gathered are
+    joined into Arrow tables (:func:`chunks_table`)."""
 
     source: Source
     request_ids: Any  # a tuple of str, or an object array with each row's request id
@@ -451,10 +455,9 @@ def _answers(
 
 
 def chunks_table(chunks: list[Chunk]) -> pa.Table:
-    """A flush's chunks of one endpoint as one Arrow table: the writer's part of the
-    conversion. Chunks of one kind (the same model, answers and inputs of the same types)
-    are concatenated column by column, so a second of traffic costs a few dozen Arrow calls
-    (most of which release the GIL), not a few dozen per slice."""
+    """Chunks of one endpoint as one Arrow table. Chunks of one kind (the same model, answers
+    and inputs of the same types) are concatenated column by column, so a pass over several
+    slices costs a few dozen Arrow calls, not a few dozen per slice."""
     import pyarrow as pa
 
     runs: dict[tuple[Any, ...], list[Chunk]] = {}
@@ -512,10 +515,10 @@ def _run_table(run: list[Chunk]) -> pa.Table:
     first = run[0].inputs
     if isinstance(first, np.ndarray):
         stacked = joined([part.inputs for part in run])
-        width = stacked.shape[1]
-        input_names = source.columns or tuple(f"x{i}" for i in range(width))
+        features = stacked.shape[1]
+        input_names = source.columns or tuple(f"x{i}" for i in range(features))
         by_column = np.ascontiguousarray(stacked.T)  # one copy; each column zero-copy
-        for index, name in enumerate(input_names[:width]):
+        for index, name in enumerate(input_names[:features]):
             columns[INPUT_PREFIX + name] = pa.array(by_column[index])
     else:
         for name in first:
