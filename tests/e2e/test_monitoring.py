@@ -142,6 +142,15 @@ def test_logged_traffic_drift_feedback_and_alert_end_to_end(
     server.wait_ready()
     url = server.url
 
+    # nothing logged yet: empty series and a report, not an error
+    for what in ("drift", "performance"):
+        empty = httpx.get(f"{url}/api/monitoring/clf/{what}", params={"every": "hour"})
+        assert empty.status_code == 200, empty.text
+        assert empty.json()["over_time"] == []
+    report = httpx.get(f"{url}/api/monitoring/clf/report")
+    assert report.status_code == 200, report.text
+    assert report.text.startswith("<!DOCTYPE html>")
+
     # undrifted traffic: logged, no drift, no alert
     calm = _rows(rng, 400)
     ids = _predict(url, calm)

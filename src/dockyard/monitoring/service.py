@@ -492,6 +492,8 @@ def _buckets(frame: pd.DataFrame, every: str) -> list[tuple[str, str, pd.DataFra
         raise InvalidRequestError(
             f"every={every!r} is not a window size.", hint="Use 'hour' or 'day'."
         )
+    if frame.empty:  # nothing logged in the window (its time column has no type then)
+        return []
     frequency = FREQUENCIES[every]
     starts = frame["time"].dt.floor(frequency)
     out = []
