@@ -1,10 +1,11 @@
 """The prediction log: every answered prediction recorded off the request path.
 
-The request path only appends one tuple per request to its model's list (:class:`Batch`; no
-conversion, no I/O): its id, time and latency, and which rows of the :class:`ModelCall` that
-answered it (the batch's inputs and outputs, shared by its requests, so a batch's arrays are
-stacked once rather than one small array per request). The server's event loop turns those
-lists into numpy :class:`Chunk` s every :data:`CONVERT_INTERVAL_S` and the chunks into Arrow
+The request path only appends one tuple per request to the log's list (no lock, no
+conversion, no I/O): the model that answered, the request's id, time and latency, and which
+rows of the :class:`ModelCall` that answered it (the batch's inputs and outputs, shared by its
+requests, so a batch's arrays are stacked once rather than one small array per request). The
+server's event loop groups those tuples by model (:class:`Batch`) and turns them into numpy
+:class:`Chunk` s every :data:`CONVERT_INTERVAL_S` and the chunks into Arrow
 tables every :data:`TABULATE_INTERVAL_S`; a background thread wakes every
 ``flush_interval_s`` seconds (or sooner, once ``flush_rows`` rows wait) and only writes the
 tables, as Parquet segments, one per endpoint and hour, through
@@ -31,6 +32,7 @@ Guarantees, and their limits:
 from __future__ import annotations
 
 import functools
+import operator
 import random
 import threading
 import time
@@ -76,14 +78,15 @@ class ModelCall:
 
 T = TypeVar("T")
 
-# A buffered request: (request id, unix time, latency s, its model call, first row, rows).
-Record = tuple[str, float, float, ModelCall, int, int]
+# A buffered request: (what answered, request id, unix time, latency s, its model call, first
+# row, rows).
+Record = tuple["Source", str, float, float, ModelCall, int, int]
 
 
 class Batch:
-    """One model's buffered requests, a tuple each: recording a request is one append, and
-    the conversion turns them into columns with a few C-level calls per slice (no Python work
-    per request beside the event loop, where it would steal the GIL)."""
+    """One model's buffered requests, a tuple each, which the conversion turns into columns
+    with a few C-level calls per slice (no Python work per request beside the event loop,
+    where it would steal the GIL)."""
 
     __slots__ = ("records", "source")
 
@@ -104,11 +107,11 @@ class Batch:
         default all of its rows)."""
         if rows is None:
             rows = len(call.predictions) - start
-        self.records.append((request_id, at, latency_s, call, start, rows))
+        self.records.append((self.source, request_id, at, latency_s, call, start, rows))
 
     @property
     def rows(self) -> int:
-        return sum(record[5] for record in self.records)
+        return sum(record[6] for record in self.records)
 
 
 CONVERT_INTERVAL_S = 0.025
@@ -147,14 +150,18 @@ class PredictionLog:
         self.last_error: str | None = None
         self._on_flush = on_flush  # (rows written, rows dropped) since the last call
         self._reported_dropped = 0
-        self._batches: dict[int, Batch] = {}  # by id(source): one per loaded model
+        # Appended by the recording thread without a lock, taken with an atomic slice.
+        self._records: list[Record] = []
         self._failed: list[Failure] = []
         self._chunks: list[tuple[str, Chunk, int]] = []  # converted to numpy
         self._ready: list[tuple[str, pa.Table, int]] = []  # to Arrow: waiting to be written
         self._tabulated = time.monotonic()
         self._converting = False
-        self._rows = 0
-        self._lock = threading.Lock()  # guards the buffers and the row count
+        # Rows buffered = recorded - released: each counter has one writer (the recording
+        # thread; code holding the lock), so neither needs a lock on the request path.
+        self._recorded = 0
+        self._released = 0
+        self._lock = threading.Lock()  # guards the converted parts and the released count
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()
@@ -163,7 +170,7 @@ class PredictionLog:
     @property
     def buffered(self) -> int:
         """Rows waiting to be written."""
-        return self._rows
+        return self._recorded - self._released
 
     # --- the request path ------------------------------------------------------------------
 
@@ -179,33 +186,34 @@ class PredictionLog:
     ) -> bool:
         """Buffer one request; ``False`` when sampled out or dropped. An answered request
         (status 200) brings the model ``call`` that answered it, and which of its rows were
-        the request's (``start``, ``rows``: by default all of them)."""
+        the request's (``start``, ``rows``: by default all of them).
+
+        Called from one thread at a time (the server's event loop): it takes no lock, so a
+        request pays one tuple append (~0.3 µs less than with the lock and a per-model list).
+        """
+        waiting = self._recorded - self._released
         if status != 200 or call is None:
-            with self._lock:
-                if self._rows >= self.buffer_rows:
-                    self.dropped += 1
-                    return False
-                self._rows += 1
-                self._failed.append((source, request_id, time.time(), status, latency_s))
-                full = self._rows >= self.flush_rows
+            if waiting >= self.buffer_rows:
+                return self._drop(1)
+            self._recorded += 1
+            self._failed.append((source, request_id, time.time(), status, latency_s))
         else:
             if source.sample_rate < 1.0 and random.random() >= source.sample_rate:
                 return False
             if rows is None:
                 rows = len(call.predictions) - start
-            with self._lock:
-                if self._rows + rows > self.buffer_rows:
-                    self.dropped += rows
-                    return False
-                self._rows += rows
-                batch = self._batches.get(id(source))
-                if batch is None:
-                    batch = self._batches[id(source)] = Batch(source)
-                batch.add(request_id, time.time(), latency_s, call, start, rows)
-                full = self._rows >= self.flush_rows
-        if full and not self._wake.is_set():  # set() takes a lock: ~1 µs a request
+            if waiting + rows > self.buffer_rows:
+                return self._drop(rows)
+            self._recorded += rows
+            self._records.append((source, request_id, time.time(), latency_s, call, start, rows))
+        if waiting >= self.flush_rows and not self._wake.is_set():  # set() takes a lock
             self._wake.set()
         return True
+
+    def _drop(self, rows: int) -> bool:
+        with self._lock:
+            self.dropped += rows
+        return False
 
     # --- background flushing ---------------------------------------------------------------
 
@@ -246,11 +254,10 @@ class PredictionLog:
         GIL hand-over stalls it), and building Arrow tables in every slice cost ~4x more
         per row than in one pass over a few slices (pyarrow's code is cold between slices).
         """
-        with self._lock:
-            batches, self._batches = list(self._batches.values()), {}
-            failed, self._failed = self._failed, []
+        with self._lock:  # one taker at a time (the watcher's flush runs on a thread)
+            records, failed = _take(self._records), _take(self._failed)
         chunks: list[tuple[str, Chunk, int]] = []
-        for batch in batches:
+        for batch in _batches(records):
             chunks += self._converted(batch.source.endpoint, chunk, batch, batch.rows)
         tables: list[tuple[str, pa.Table, int]] = []
         by_endpoint: dict[str, list[Failure]] = {}
@@ -284,7 +291,7 @@ class PredictionLog:
             self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             with self._lock:
-                self._rows -= rows
+                self._released += rows
                 self.dropped += rows
             return []
 
@@ -315,13 +322,13 @@ class PredictionLog:
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     with self._lock:
                         if self._stop.is_set():
-                            self._rows -= rows
+                            self._released += rows
                             self.dropped += rows
                         else:
                             self._ready = [(endpoint, t, n) for t, n in parts] + self._ready
                     continue
                 with self._lock:
-                    self._rows -= rows
+                    self._released += rows
                 written += table.num_rows
             self.written += written
             if self._on_flush is not None and (written or self.dropped != self._reported_dropped):
@@ -331,6 +338,33 @@ class PredictionLog:
                 )
                 self._on_flush(written, dropped)
             return written
+
+
+def _take(items: list[T]) -> list[T]:
+    """Everything in a list that another thread appends to without a lock, removed: the copy
+    and the removal are one C call each, so an append between them lands after the part
+    taken and stays. (Takers hold the log's lock: two of them would take the same items.)"""
+    taken = items[: len(items)]
+    del items[: len(taken)]
+    return taken
+
+
+def _batches(records: list[Record]) -> list[Batch]:
+    """Records grouped by the model that answered them, in order of first appearance."""
+    if not records:
+        return []
+    sources = set(map(id, map(operator.itemgetter(0), records)))
+    if len(sources) == 1:
+        batch = Batch(records[0][0])
+        batch.records = records
+        return [batch]
+    batches: dict[int, Batch] = {}
+    for record in records:
+        key = id(record[0])
+        if key not in batches:
+            batches[key] = Batch(record[0])
+        batches[key].records.append(record)
+    return list(batches.values())
 
 
 def _by_endpoint(items: list[tuple[str, T, int]]) -> dict[str, list[tuple[T, int]]]:
@@ -390,7 +424,7 @@ def chunk(batch: Batch) -> Chunk:
     Each model call's arrays are stacked once; when the requests cover their calls' rows in
     order (every request logged, the usual case) the stacked rows are the chunk's rows,
     otherwise (sampling, a request split over calls) the requests' rows are taken out."""
-    ids, times_, latencies_, calls, starts, counts_ = zip(*batch.records, strict=True)
+    _, ids, times_, latencies_, calls, starts, counts_ = zip(*batch.records, strict=True)
     n = len(ids)
     unique = list(dict.fromkeys(calls))  # each call once, in order of first use
     sizes = np.array([len(call.predictions) for call in unique], np.int64)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -200,6 +202,41 @@ def test_background_thread_flushes_and_close_flushes_the_rest(tmp_path: Path) ->
     _numeric(log, 5, prefix="late")
     log.close()
     assert len(store.predictions("churn", Window())) == 25
+
+
+def test_records_taken_while_another_thread_converts_are_kept_once(tmp_path: Path) -> None:
+    """Recording takes no lock: requests recorded while the loop converts and other threads
+    flush (the writer; the watcher's pass) are all written, none twice, and the count of
+    buffered rows returns to 0."""
+    store = MonitoringStore(str(tmp_path / "m"))
+    log = PredictionLog(store, flush_interval_s=0.001, flush_rows=50)
+    log.start(converting=True)  # the writer writes as fast as it can
+    flushing = threading.Event()
+
+    def flush_often() -> None:  # a second taker, as the watcher's pass is
+        while not flushing.is_set():
+            log.flush()
+
+    other = threading.Thread(target=flush_often)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL over as often as the interpreter can
+    other.start()
+    try:
+        ids = []
+        for part in range(100):  # the loop records, and converts between requests
+            ids += _numeric(log, 30, prefix=f"r{part}-")
+            log.convert()
+        log.record(NUMERIC, "broken", 500, 0.001)
+    finally:
+        sys.setswitchinterval(interval)
+        flushing.set()
+        other.join()
+        log.close()
+    assert log.buffered == 0
+    assert log.dropped == 0
+    assert log.written == 3001
+    frame = store.predictions("churn", Window(), only_ok=False)
+    assert sorted(frame["request_id"]) == sorted([*ids, "broken"])
 
 
 def test_sampling_keeps_about_the_rate_and_every_failure(tmp_path: Path) -> None:
