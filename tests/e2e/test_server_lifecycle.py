@@ -109,10 +109,16 @@ def test_sigterm_finishes_in_flight_requests(home: Any, start_server: Any) -> No
     assert "Application shutdown complete" in server.log.read_text()
 
 
-def test_two_workers_share_the_port_and_metrics(home: Any, start_server: Any) -> None:
+def test_two_workers_share_the_port_and_metrics(
+    home: Any, start_server: Any, tmp_path: Path
+) -> None:
     path, X = home
-    server = start_server(path, "--workers", "2")
+    scratch = tmp_path / "scratch"  # where the workers' shared metric files go
+    scratch.mkdir()
+    server = start_server(path, "--workers", "2", env={"TMPDIR": str(scratch)})
     server.wait_ready()
+    shared = list(scratch.glob("dockyard-metrics-*"))
+    assert len(shared) == 1
     with httpx.Client(timeout=30) as http:
         for _ in range(40):
             response = http.post(f"{server.url}/v1/endpoints/m/predict", content=_row(X))
@@ -125,6 +131,8 @@ def test_two_workers_share_the_port_and_metrics(home: Any, start_server: Any) ->
         if line.startswith('dockyard_requests_total{endpoint="m"')
     )
     assert total == 40  # summed over both workers, whichever answered the scrape
+    assert server.stop() == 0
+    assert not shared[0].exists()  # removed at exit, not left behind at every start
 
 
 def test_deploy_and_predict_commands(home: Any, tmp_path: Path, start_server: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -59,8 +60,10 @@ def serve(
     os.environ["DOCKYARD_AUTH"] = "true" if auth else "false"
     with open_registry(ctx) as registry:  # migrate once, before any worker starts
         names = [d.name for d in _deployments(registry)]
+    metrics_dir = None  # the workers' shared Prometheus files, removed at exit
     if workers > 1:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dockyard-metrics-")
+        metrics_dir = tempfile.mkdtemp(prefix="dockyard-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     base = f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}"
     out.print(
         f"Dockyard serving {len(names)} endpoint(s) on {base} ({workers} worker(s))"
@@ -69,19 +72,23 @@ def serve(
     for name in names:
         out.print(f"  {base}/v1/endpoints/{name}/predict   {base}/v2/models/{name}/infer")
     out.print(f"  docs {base}/docs   metrics {base}/metrics   ready {base}/readyz")
-    uvicorn.run(
-        "dockyard.server.app:factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=30,
-        server_header=False,
-    )
+    try:
+        uvicorn.run(
+            "dockyard.server.app:factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+            timeout_graceful_shutdown=30,
+            server_header=False,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _deployments(registry: Registry) -> list[Deployment]:
