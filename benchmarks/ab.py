@@ -1,10 +1,18 @@
-"""Paired A/B throughput on a noisy machine: servers up side by side, wrk alternating.
+"""Paired A/B throughput on a noisy machine: servers up side by side, loaded in turn or at once.
 
 ``serving.py`` starts one server at a time; on a shared machine whose speed drifts by 30-50%
 within minutes, two figures taken minutes apart cannot resolve a 10% difference. This script
 starts every configuration at once (an idle server costs nothing), then runs short wrk
 bursts in turn — A, B, C, A, B, C, ... — so each round's figures share the machine's state,
 and reports each configuration's median and the median of its per-round ratio to the first.
+
+``--together`` loads every configuration at the same instant instead (one wrk each): the
+machine's swings then hit all of them alike, and since they share the cores, the ratio of
+their throughputs is the ratio of their cost per request. On this VM it narrowed the spread
+of per-round ratios in one run (0.84-1.01 against 0.65-1.13 alternating), not in later
+ones: it is a second view, not a cure for the noise. ``--pin``
+keeps the servers, with all their threads, on CPU 0 and wrk on CPU 1, so the background
+threads' work (the log's writer) lands on the serving core (it did not narrow the spread).
 
 Configurations (one row of 20 floats per request, the same models as ``serving.py``):
 
@@ -21,13 +29,16 @@ at warm-up) is printed after its start and after the rounds: two starts of one
 configuration can differ, and a comparison across placements measures that, not the log.
 
 Run:  .venv/bin/python benchmarks/ab.py [--model lr|rf] [--connections 64] [--rounds 8]
-      [--seconds 5] [--configs log-on,log-off,threads,starlette] [--variant ...]  (needs wrk)
+      [--seconds 5] [--configs log-on,log-off,threads,starlette] [--variant ...]
+      [--together] [--pin]  (needs wrk; --pin needs taskset)
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
+import os
 import statistics
 import sys
 import time
@@ -86,6 +97,8 @@ def configs(
         server = serving.Server(command, env=env, cwd=serving.HERE, log=log, nice=args.nice)
         server.start(url, body, 180)
         started[name] = (server, url)
+        if args.pin:
+            pin(server, {0})
         print(f"  started {name}: {url} ({compute(url)})", flush=True)
     return started
 
@@ -135,6 +148,19 @@ def main() -> None:
         help="A configuration like BASE with extra environment; run it by adding NAME to "
         "--configs (or it is appended).",
     )
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="Load every configuration at the same time in each round (each with its own "
+        "wrk and --connections), so the machine's swings hit them alike; the servers then "
+        "share the cores, and the ratio compares their cost per request.",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="Keep every server (all its threads) on CPU 0 and wrk on CPU 1: the servers' "
+        "whole cost, their background threads included, lands on the serving core.",
+    )
     parser.add_argument("--nice", type=int, default=0)
     parser.add_argument("--work", type=Path, default=serving.HERE / ".work")
     args = parser.parse_args()
@@ -171,14 +197,17 @@ def main() -> None:
             serving.wrk(url, script, args.connections, args.warmup, 1, args.nice)
         began = time.monotonic()
         for round_ in range(1, args.rounds + 1):
+            before = {
+                name: (server.cpu(), main_thread_seconds(server))
+                for name, (server, _) in started.items()
+            }
+            outputs = burst(started, script, args)
             line = []
-            for name, (server, url) in started.items():
+            for name, (server, _) in started.items():
                 run = serving.Run(name, args.model, args.connections)
-                cpu, loop = server.cpu(), main_thread_seconds(server)
-                output = serving.wrk(url, script, args.connections, args.seconds, 1, args.nice)
-                time.sleep(args.settle)
-                serving.parse_wrk(output, run)
+                serving.parse_wrk(outputs[name], run)
                 served = max(run.requests_per_s * args.seconds, 1.0)
+                cpu, loop = before[name]
                 cpu_us[name].append((server.cpu() - cpu) / served * 1e6)
                 loop_us[name].append((main_thread_seconds(server) - loop) / served * 1e6)
                 if run.errors:
@@ -198,7 +227,8 @@ def main() -> None:
     print()
     print(
         f"{args.model.upper()}, {args.connections} connections, {args.rounds} rounds of "
-        f"{args.seconds} s per configuration, alternating ({elapsed / 60:.1f} min)"
+        f"{args.seconds} s per configuration, "
+        f"{'all at once' if args.together else 'alternating'} ({elapsed / 60:.1f} min)"
     )
     print()
     print(
@@ -226,6 +256,36 @@ def main() -> None:
                 f"- {label}: median {statistics.median(ratios):.2f} "
                 f"(rounds {', '.join(f'{r:.2f}' for r in ratios)})"
             )
+
+
+def burst(
+    started: dict[str, tuple[serving.Server, str]], script: Path, args: argparse.Namespace
+) -> dict[str, str]:
+    """One round's wrk output per configuration: one after the other, each followed by
+    ``--settle`` seconds, or with ``--together`` all at once (then settling once)."""
+
+    def load(url: str) -> str:
+        cpus = args.pin and "1"
+        return serving.wrk(url, script, args.connections, args.seconds, 1, args.nice, cpus)
+
+    outputs: dict[str, str] = {}
+    if args.together:
+        with concurrent.futures.ThreadPoolExecutor(len(started)) as pool:
+            running = {name: pool.submit(load, url) for name, (_, url) in started.items()}
+            outputs = {name: future.result() for name, future in running.items()}
+        time.sleep(args.settle)
+        return outputs
+    for name, (_, url) in started.items():
+        outputs[name] = load(url)
+        time.sleep(args.settle)
+    return outputs
+
+
+def pin(server: serving.Server, cpus: set[int]) -> None:
+    """Keep every thread of the server on ``cpus`` (threads started later inherit it)."""
+    assert server.process is not None
+    for task in Path(f"/proc/{server.process.pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), cpus)
 
 
 def main_thread_seconds(server: serving.Server) -> float:

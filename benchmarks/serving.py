@@ -304,8 +304,18 @@ def wrk_script(work: Path, body: bytes) -> Path:
     return path
 
 
-def wrk(url: str, script: Path, connections: int, seconds: int, threads: int, nice: int) -> str:
+def wrk(
+    url: str,
+    script: Path,
+    connections: int,
+    seconds: int,
+    threads: int,
+    nice: int,
+    cpus: str | None = None,
+) -> str:
+    """One wrk run's output (``cpus``: a ``taskset`` CPU list to keep it on)."""
     command = [
+        *(["taskset", "-c", cpus] if cpus else []),
         *(["nice", "-n", str(nice)] if nice else []),
         "wrk",
         f"-t{min(threads, connections)}",

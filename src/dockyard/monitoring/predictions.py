@@ -80,7 +80,7 @@ T = TypeVar("T")
 
 # A buffered request: (what answered, request id, unix time, latency s, its model call, first
 # row, rows).
-Record = tuple["Source", str, float, float, ModelCall, int, int]
+Record = tuple[Source, str, float, float, ModelCall, int, int]
 
 
 class Batch:
