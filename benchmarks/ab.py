@@ -24,6 +24,10 @@ Configurations (one row of 20 floats per request, the same models as ``serving.p
 * ``--variant NAME=BASE:KEY=VALUE,...``: one of the above with extra environment, to compare
   a setting (``--variant quiet=log-on:DOCKYARD_MONITOR_INTERVAL_S=3600`` adds ``quiet``).
 
+CPU per request is each server's CPU time over the whole round (its own burst, and its
+background work while the others' ran: the log's writer and monitor pass count wherever
+they fall) divided by the requests it served in its burst.
+
 Each Dockyard server's batch placement (event loop or threads, decided by timing a batch
 at warm-up) is printed after its start and after the rounds: two starts of one
 configuration can differ, and a comparison across placements measures that, not the log.
@@ -265,7 +269,7 @@ def burst(
     ``--settle`` seconds, or with ``--together`` all at once (then settling once)."""
 
     def load(url: str) -> str:
-        cpus = args.pin and "1"
+        cpus = "1" if args.pin else None
         return serving.wrk(url, script, args.connections, args.seconds, 1, args.nice, cpus)
 
     outputs: dict[str, str] = {}
