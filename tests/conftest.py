@@ -18,9 +18,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from _server import ServerProcess
 from dockyard.settings import Settings
 
 
@@ -172,3 +174,21 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         if key.startswith("DOCKYARD_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("DOCKYARD_HOME", str(tmp_path / "default-home"))
+
+
+# --- a real ``dockyard serve`` process on loopback (end-to-end and attack tests) ----------
+
+
+@pytest.fixture
+def start_server() -> Iterator[Any]:
+    """Start ``dockyard serve`` processes; every one is stopped when the test ends."""
+    started: list[ServerProcess] = []
+
+    def start(home: Path, *args: str, **kwargs: Any) -> ServerProcess:
+        server = ServerProcess(home, args=args, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
