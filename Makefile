@@ -1,22 +1,39 @@
 # Two commands: `make demo` and `make test`. Both set everything up on a fresh machine.
+# `make demo` installs the runtime and the demo's two extras only; `make test` adds the
+# development toolchain and the CPU build of PyTorch. Separate stamps, so either runs first.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# The CPU build of PyTorch for the optional TorchScript runtime (tests cover it).
-TORCH  ?= torch==2.13.0
-STAMP  := $(VENV)/.installed
+# The CPU build of PyTorch for the optional TorchScript runtime (tests cover it). Pinned to
+# the +cpu build so pip never resolves the CUDA one (3 GB of nvidia packages). PyPI has no
+# +cpu build: pip finds it through find-links (a local wheel folder) or PyTorch's CPU index,
+# given as TORCH_INDEX (make test TORCH_INDEX=https://download.pytorch.org/whl/cpu).
+TORCH       ?= torch==2.13.0+cpu
+TORCH_INDEX ?=
+STAMP      := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: demo test lint install clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]" "$(TORCH)"
+
+# The runtime and what the demo trains with (LightGBM, palmerpenguins); no dev tools, no torch.
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[demo]"
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]" "$(TORCH)" \
+		$(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) \
+		|| { echo "make: could not install $(TORCH); without a local wheel, run" \
+		"make test TORCH_INDEX=https://download.pytorch.org/whl/cpu" >&2; exit 1; }
 	touch $(STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m dockyard.demo
 
 lint: $(STAMP)

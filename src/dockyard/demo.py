@@ -2,7 +2,7 @@
 registry the way a user sees it, deploy both, and serve them on http://127.0.0.1:8000.
 
 Runs against a fresh registry in ``./.dockyard-demo`` (or ``DOCKYARD_HOME`` if set), so it
-never touches your real one. Needs the ``dev`` extra (LightGBM, palmerpenguins).
+never touches your real one. Needs the ``demo`` extra (LightGBM, palmerpenguins).
 ``--no-serve`` stops before starting the server; ``--port`` picks another port.
 """
 
