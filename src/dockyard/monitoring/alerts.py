@@ -41,6 +41,7 @@ from pydantic import (
 )
 
 from dockyard.errors import InvalidRequestError
+from dockyard.names import SLUG
 
 Metric = Literal[
     "drift_share",
@@ -63,7 +64,6 @@ HIGHER_IS_BETTER: frozenset[str] = frozenset({"accuracy", "estimated_accuracy"})
 MAX_WINDOW_SECONDS = 366 * 86_400.0
 MAX_WINDOW_ROWS = 10_000_000
 
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _DURATION = re.compile(r"(?P<amount>\d+(?:\.\d+)?)(?P<unit>[smhdw])")
 _LAST = re.compile(r"last:(?P<rows>\d+)")
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
@@ -162,7 +162,7 @@ class RetrainAction(BaseModel):
     @field_validator("command")
     @classmethod
     def _command_name(cls, value: str | None) -> str | None:
-        if value is not None and not _NAME.fullmatch(value):
+        if value is not None and not SLUG.matches(value):
             raise ValueError("a command name is lower-case letters, digits, '-' and '_'")
         return value
 
@@ -226,7 +226,7 @@ class AlertRule(BaseModel):
     @field_validator("name")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if not _NAME.fullmatch(value):
+        if not SLUG.matches(value):
             raise ValueError("a rule name is a lower-case slug: [a-z0-9][a-z0-9_-]{0,62}")
         return value
 

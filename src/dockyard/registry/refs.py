@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from dockyard.errors import InvalidNameError, InvalidReferenceError
+from dockyard.names import ALIAS, MAX_TAG_VALUE_CHARS, MODEL_NAME, TAG_KEY, shown
 from dockyard.registry.semver import SemVer
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
-_TAG_KEY = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
 LATEST = "latest"
 """A reserved alias: the highest non-archived version."""
 
 
 def check_model_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidNameError(
-            f"{name!r} is not a valid model name.",
-            hint="Use up to 128 letters, digits, '.', '_' or '-', starting with a letter or digit.",
-        )
-    return name
+    """``name`` unchanged if it is a valid model (or endpoint) name; see :mod:`dockyard.names`."""
+    return MODEL_NAME.check(name)
 
 
 def check_alias(alias: str, *, settable: bool = True) -> str:
-    if not isinstance(alias, str) or not _ALIAS.match(alias):
-        raise InvalidNameError(
-            f"{alias!r} is not a valid alias.",
-            hint="Use up to 64 letters, digits, '_' or '-', starting with a letter "
-            "(for example production, staging, champion).",
-        )
+    """``alias`` unchanged if valid; ``settable=False`` also accepts the reserved ``latest``."""
+    ALIAS.check(alias)
     if settable and alias == LATEST:
         raise InvalidNameError(
             "'latest' is reserved: it always means the highest non-archived version.",
@@ -40,12 +29,19 @@ def check_alias(alias: str, *, settable: bool = True) -> str:
 
 
 def check_tag_key(key: str) -> str:
-    if not isinstance(key, str) or not _TAG_KEY.match(key):
+    """``key`` unchanged if it is a valid tag key or metric name."""
+    return TAG_KEY.check(key)
+
+
+def check_tag_value(value: object) -> str:
+    """A tag's value as text, refused past :data:`~dockyard.names.MAX_TAG_VALUE_CHARS`."""
+    text = str(value)
+    if len(text) > MAX_TAG_VALUE_CHARS:
         raise InvalidNameError(
-            f"{key!r} is not a valid tag key.",
-            hint="Use up to 128 letters, digits, or any of _ . : / -",
+            f"A tag value has {len(text):,} characters.",
+            hint=f"Keep tag values to {MAX_TAG_VALUE_CHARS:,} characters.",
         )
-    return key
+    return text
 
 
 @dataclass(frozen=True)
@@ -59,11 +55,11 @@ class ModelRef:
 
     @classmethod
     def parse(cls, text: str) -> ModelRef:
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or not text:
             raise InvalidReferenceError(
                 "Empty model reference.", hint="Use name, name@version or name@alias."
             )
-        name, sep, target = text.strip().partition("@")
+        name, sep, target = text.partition("@")
         if sep and not target:
             raise InvalidReferenceError(
                 f"{text!r} ends with '@'.", hint="Use name@1.2.0 or name@production."
@@ -72,7 +68,7 @@ class ModelRef:
             check_model_name(name)
         except InvalidNameError as exc:
             raise InvalidReferenceError(
-                f"{text!r} is not a model reference: {exc.message}", hint=exc.hint
+                f"{shown(text)} is not a model reference: {exc.message}", hint=exc.hint
             ) from None
         if not sep:
             return cls(name)
@@ -81,13 +77,13 @@ class ModelRef:
                 return cls(name, version=SemVer.parse(target))
             except Exception:
                 raise InvalidReferenceError(
-                    f"{text!r}: {target!r} is neither a semantic version nor an alias.",
+                    f"{shown(text)}: {shown(target)} is neither a semantic version nor an alias.",
                     hint="Use name@1.2.0 or name@production.",
                 ) from None
         try:
             return cls(name, alias=check_alias(target, settable=False))
         except InvalidNameError as exc:
-            raise InvalidReferenceError(f"{text!r}: {exc.message}", hint=exc.hint) from None
+            raise InvalidReferenceError(f"{shown(text)}: {exc.message}", hint=exc.hint) from None
 
     def __str__(self) -> str:
         if self.version is not None:

@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dockyard.errors import InvalidVersionError
+from dockyard.names import MAX_VERSION_CHARS, shown
 
 Bump = Literal["major", "minor", "patch"]
 BUMPS: tuple[Bump, ...] = ("major", "minor", "patch")
 
 _SEMVER = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$"
+    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?",
+    re.ASCII,
 )
 _MAX_PART = 2**31 - 1
 
@@ -29,10 +31,15 @@ class SemVer:
 
     @classmethod
     def parse(cls, text: str) -> SemVer:
-        match = _SEMVER.match(text.strip()) if isinstance(text, str) else None
+        match = (
+            _SEMVER.fullmatch(text)
+            if isinstance(text, str) and len(text) <= MAX_VERSION_CHARS
+            else None
+        )
         if match is None:
             raise InvalidVersionError(
-                f"{text!r} is not a semantic version.",
+                f"{shown(text)} is not a semantic version of at most {MAX_VERSION_CHARS} "
+                "characters.",
                 hint="Use MAJOR.MINOR.PATCH, for example 1.4.0 or 2.0.0-rc.1.",
             )
         major, minor, patch = (int(part) for part in match.group(1, 2, 3))

@@ -27,7 +27,13 @@ from dockyard.errors import (
 )
 from dockyard.registry.artifacts import ArtifactStore
 from dockyard.registry.database import Database
-from dockyard.registry.refs import ModelRef, check_alias, check_model_name, check_tag_key
+from dockyard.registry.refs import (
+    ModelRef,
+    check_alias,
+    check_model_name,
+    check_tag_key,
+    check_tag_value,
+)
 from dockyard.registry.semver import BUMPS, Bump, SemVer
 from dockyard.registry.store import MetadataStore, NewVersion
 from dockyard.registry.types import Event, Model, Version
@@ -138,7 +144,7 @@ class Registry:
             )
         for alias in aliases:
             check_alias(alias)
-        clean_tags = {check_tag_key(str(k)): str(v) for k, v in (tags or {}).items()}
+        clean_tags = {check_tag_key(str(k)): check_tag_value(v) for k, v in (tags or {}).items()}
         clean_metrics = _metrics(metrics or {})
 
         source, artifact = self._artifact(model, trusted=trusted)
@@ -295,7 +301,7 @@ class Registry:
     def set_tags(
         self, ref: str, tags: Mapping[str, str] | None = None, *, remove: Iterable[str] = ()
     ) -> dict[str, str]:
-        clean = {check_tag_key(str(k)): str(v) for k, v in (tags or {}).items()}
+        clean = {check_tag_key(str(k)): check_tag_value(v) for k, v in (tags or {}).items()}
         return self.store.set_tags(
             ModelRef.parse(ref), actor=self.actor, set_tags=clean, remove=list(remove)
         )

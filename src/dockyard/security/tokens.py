@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-import re
 import secrets
 import threading
 import time
@@ -34,7 +33,8 @@ from typing import Any, Final, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from dockyard.errors import ConflictError, InvalidNameError, InvalidRequestError, NotFoundError
+from dockyard.errors import ConflictError, InvalidRequestError, NotFoundError
+from dockyard.names import TOKEN_NAME
 from dockyard.registry import tables as t
 from dockyard.registry.database import Database
 from dockyard.registry.store import record_event
@@ -44,7 +44,6 @@ PREFIX: Final = "dky_"
 """Every secret starts with this, so scanners (and people) recognise a leaked one."""
 
 _MAX_SECRET_CHARS = 256
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _LISTED = [c for c in t.tokens.c if c.name not in ("id", "hash")]  # never read the hash out
 
 TokenStatus = Literal["active", "expired", "revoked"]
@@ -57,6 +56,7 @@ class Principal:
     name: str
     scopes: frozenset[str]
     expires_at: datetime | None = None
+    id: int | None = None  # the token's row id: names the actor in the audit trail
 
     def allows(self, needed: str) -> bool:
         """Whether this principal's scopes allow ``needed`` (see :mod:`.scopes`)."""
@@ -102,12 +102,8 @@ def _utc(value: datetime) -> datetime:
 
 
 def check_token_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidNameError(
-            f"{name!r} is not a valid token name.",
-            hint="Use up to 128 letters, digits, '.', '_' or '-', starting with a letter or digit.",
-        )
-    return name
+    """``name`` unchanged if it is a valid token name; see :mod:`dockyard.names`."""
+    return TOKEN_NAME.check(name)
 
 
 class TokenStore:
@@ -191,14 +187,16 @@ class TokenStore:
         c = t.tokens.c
         with self.db.read() as conn:
             row = conn.execute(
-                sa.select(c.name, c.scopes, c.expires_at, c.revoked_at).where(c.hash == digest)
+                sa.select(c.id, c.name, c.scopes, c.expires_at, c.revoked_at).where(
+                    c.hash == digest
+                )
             ).first()
         if row is None or row.revoked_at is not None:
             return None
         expires_at = _utc(row.expires_at) if row.expires_at is not None else None
         if expires_at is not None and expires_at <= _utc(self.now()):
             return None
-        return Principal(row.name, frozenset(row.scopes or ()), expires_at)
+        return Principal(row.name, frozenset(row.scopes or ()), expires_at, row.id)
 
     def revoke(self, name: str, *, actor: str) -> TokenInfo:
         """Revoke a token for good. Revoking a revoked token changes nothing (no event)."""
