@@ -60,7 +60,9 @@ Policies (every number below is a :class:`DriftPolicy` field unless it is a cons
 - **Dataset.** ``feature_count`` = counted features (present, not ignored, enough rows),
   ``drift_share`` = drifted / counted (0 when none), ``dataset_drifted`` when
   ``drift_share >= policy.drift_share`` and something was counted. The prediction (named
-  ``"prediction"``, tested with the default :class:`FeaturePolicy`) is not counted.
+  ``"prediction"``, tested with the default :class:`FeaturePolicy`) is not counted. A
+  categorical prediction's labels are compared as text on both sides (``label_text``: the
+  class ``1``, ``1.0`` and ``"1"`` are one class, ``True`` is ``"True"``), as the log keeps them.
   Features are ranked drifted first, then by effect size (descending, None last), then by
   importance (descending, None last), then by name.
 - **Finite output.** Every float is finite or None (``json.dumps(allow_nan=False)`` works).
@@ -84,6 +86,7 @@ from scipy import special, stats
 
 from dockyard.errors import InvalidRequestError
 from dockyard.monitoring.policy import DriftPolicy, FeaturePolicy
+from dockyard.monitoring.store import label_text
 from dockyard.schema._json import to_json_value
 from dockyard.schema.profile import (
     CategoricalProfile,
@@ -211,7 +214,8 @@ def compare(
     features = [_decide(m, p, policy) for m, p in zip(measured, adjusted, strict=True)]
     prediction = None
     if reference.prediction is not None and predictions is not None:
-        m = _measure("prediction", reference.prediction, predictions, FeaturePolicy(), policy)
+        expected, answered = _as_labels(reference.prediction, predictions)
+        m = _measure("prediction", expected, answered, FeaturePolicy(), policy)
         prediction = _decide(m, m.p_value, policy)
     counted = [f for f, m in zip(features, measured, strict=True) if m.counted]
     drifted = sum(f.drifted for f in counted)
@@ -227,6 +231,24 @@ def compare(
         features=tuple(sorted(features, key=_rank)),
         prediction=prediction,
     )
+
+
+def _as_labels(profile: FeatureProfile, predictions: pd.Series) -> tuple[FeatureProfile, pd.Series]:
+    """A categorical prediction's reference and current labels as the same text.
+
+    The reference profiles the model's own answers (``0``, ``True``, ``1.0``) while the
+    prediction log holds them as text (``"0"``, ``"True"``, ``"1"``): both sides go through
+    :func:`~dockyard.monitoring.store.label_text`, the form feedback labels are compared by,
+    so an integer, boolean or float class is never "unseen" against itself.
+    """
+    if not isinstance(profile, CategoricalProfile):
+        return profile, predictions
+    merged: Counter[Any] = Counter()
+    for value, count in profile.frequencies:
+        merged[label_text(value)] += count
+    frequencies = tuple(merged.items())
+    texts = predictions.map(label_text, na_action="ignore").astype(object)
+    return dataclasses.replace(profile, frequencies=frequencies), texts
 
 
 def reference_from_frame(
