@@ -10,6 +10,14 @@ loading needs is in the model bytes. How inputs and outputs are read:
 * probabilities are the output whose name contains ``prob``, else a 2-D float second
   output; ZipMap's list of ``{label: probability}`` becomes a 2-D array in class order;
 * class labels come from the ``ZipMap`` or ``*Classifier`` node's ``classlabels_*``.
+
+A model must be self-contained. ONNX lets a tensor keep its bytes in an external file
+(``external_data``'s ``location``), which onnxruntime reads relative to the model's folder
+— for a model handed over as bytes, the server's working directory — so a crafted model
+would serve any file there back as its outputs. A version's stored artifact set is the one
+model blob and nothing else, so no external location can be inside it: every tensor with
+external data (initializers, sparse initializers, attribute tensors, in subgraphs and
+functions alike) is refused, before onnxruntime sees the bytes, at registration and at load.
 """
 
 from __future__ import annotations
@@ -88,6 +96,54 @@ def read_model_facts(data: bytes) -> ModelFacts:
     )
 
 
+def external_data(data: bytes) -> list[tuple[str, str]]:
+    """``(tensor name, location)`` for every tensor in the model whose bytes live elsewhere.
+
+    Parses without loading external data, and looks everywhere a tensor can be: graph
+    initializers and sparse initializers, tensors in node attributes, and the graphs nested
+    in attributes (``If``/``Loop`` bodies) and in model-local functions.
+    """
+    onnx = require("onnx")
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception as exc:  # DecodeError and friends
+        raise ValueError(str(exc) or type(exc).__name__) from exc
+    found: list[tuple[str, str]] = []
+    _external_in_graph(model.graph, found)
+    for function in model.functions:
+        _external_in_nodes(function.node, found)
+    return found
+
+
+def _external_in_graph(graph: Any, found: list[tuple[str, str]]) -> None:
+    for tensor in graph.initializer:
+        _external_tensor(tensor, found)
+    for sparse in graph.sparse_initializer:
+        _external_tensor(sparse.values, found)
+        _external_tensor(sparse.indices, found)
+    _external_in_nodes(graph.node, found)
+
+
+def _external_in_nodes(nodes: Any, found: list[tuple[str, str]]) -> None:
+    for node in nodes:
+        for attribute in node.attribute:
+            tensors = [attribute.t, *attribute.tensors]
+            for sparse in [attribute.sparse_tensor, *attribute.sparse_tensors]:
+                tensors += [sparse.values, sparse.indices]
+            for tensor in tensors:
+                _external_tensor(tensor, found)
+            for graph in [attribute.g, *attribute.graphs]:
+                _external_in_graph(graph, found)
+
+
+def _external_tensor(tensor: Any, found: list[tuple[str, str]]) -> None:
+    external = tensor.data_location == 1  # TensorProto.EXTERNAL
+    if not (external or len(tensor.external_data)):
+        return
+    entries = {entry.key: entry.value for entry in tensor.external_data}
+    found.append((str(tensor.name), str(entries.get("location", ""))))
+
+
 class OnnxRuntime:
     """ONNX models through onnxruntime's CPU execution provider.
 
@@ -135,6 +191,20 @@ class OnnxRuntime:
         return versions("onnxruntime", "onnx", "numpy")
 
     def _session(self, data: bytes, *, error: type[DockyardError]) -> Any:
+        try:
+            external = external_data(data)
+        except ValueError as exc:
+            raise error(f"Not a well-formed ONNX model: {exc}") from exc
+        if external:
+            raise error(
+                "The ONNX model keeps tensor data in files outside the model, which Dockyard "
+                "does not read: "
+                + ", ".join(f"{name!r} in {location!r}" for name, location in external[:10])
+                + ".",
+                hint="Save the model with its weights inside: onnx.save_model(onnx.load(path), "
+                "out, save_as_external_data=False) (models under 2 GB), then register that.",
+                details={"external_data": list(dict.fromkeys(loc for _, loc in external))},
+            )
         ort = require("onnxruntime")
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.intra_op_threads

@@ -1,7 +1,13 @@
 """PyTorch models as TorchScript archives (``.pt``), run on the CPU.
 
-TorchScript keeps a module's code as TorchScript source inside a zip archive, and
-``torch.jit.load`` rebuilds it without running arbitrary Python, so no trust is needed.
+TorchScript keeps a module's code as TorchScript source inside a zip archive. That code
+runs no arbitrary Python, but it is still code: ``torch.from_file`` alone reads and writes
+any file. So an archive is stored and loaded without ``trusted=True`` only when
+:mod:`dockyard.runtimes.torch_ops` proves, before any of its code runs, that it defines no
+``__setstate__`` (run by ``torch.jit.load``) and uses only allow-listed operators; otherwise
+trust is needed and :attr:`Artifact.trusted_types` records why (``torchscript:aten::from_file``).
+Loading screens again unless the version was registered with trust.
+
 A plain ``nn.Module`` has no such form: script or trace it first. A ``torch.save`` file is a
 pickle in a zip archive and is refused unless ``trusted=True``; even then only a
 TorchScript module inside it can be stored. ``options`` is empty.
@@ -19,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.errors import (
+    DockyardError,
     ModelLoadError,
     UnreadableFileError,
     UnsupportedModelError,
@@ -27,6 +34,7 @@ from dockyard.errors import (
 from dockyard.runtimes._estimators import mro_names, no_proba, qualified_name
 from dockyard.runtimes._packages import require, versions
 from dockyard.runtimes.base import Artifact, InputLayout, LoadedModel
+from dockyard.runtimes.torch_ops import ArchiveError, screen_archive, unlisted_ops
 
 SUFFIX = ".pt"
 FILE_SUFFIXES = frozenset({".pt", ".pth", ".ptc"})
@@ -54,7 +62,7 @@ class TorchRuntime:
             )
         buffer = io.BytesIO()
         torch.jit.save(obj, buffer)
-        return Artifact(runtime=self.name, data=buffer.getvalue(), suffix=SUFFIX)
+        return self._artifact(buffer.getvalue(), trusted=trusted, error=UnsupportedModelError)
 
     def recognises(self, path: Path) -> bool:
         return path.is_file() and path.suffix.lower() in FILE_SUFFIXES and zipfile.is_zipfile(path)
@@ -66,9 +74,7 @@ class TorchRuntime:
         except (OSError, zipfile.BadZipFile) as exc:
             raise UnreadableFileError(f"Cannot read {path}: {exc}") from exc
         if _is_torchscript(names):
-            data = path.read_bytes()
-            self.load(data, {})  # fails early on a broken archive
-            return Artifact(runtime=self.name, data=data, suffix=SUFFIX)
+            return self._artifact(path.read_bytes(), trusted=trusted, error=UnreadableFileError)
         if not any(name.endswith("data.pkl") for name in names):
             raise UnreadableFileError(f"{path} is neither a TorchScript nor a torch.save file.")
         if not trusted:
@@ -80,21 +86,79 @@ class TorchRuntime:
             )
         torch = require("torch", extra="torch", error=UnsupportedModelError)
         obj = torch.load(path, map_location="cpu", weights_only=False)
-        return replace(self.dump(obj, trusted=True), trusted_types=("pickle",))
+        artifact = self.dump(obj, trusted=True)
+        return replace(artifact, trusted_types=("pickle", *artifact.trusted_types))
 
     def load(
         self, data: bytes, options: Mapping[str, Any], *, trusted: bool = False
     ) -> LoadedModel:
         torch = require("torch", extra="torch")
-        try:
-            module = torch.jit.load(io.BytesIO(data), map_location="cpu")
-        except Exception as exc:  # torch raises RuntimeError subclasses of many kinds
-            raise ModelLoadError(f"torch could not load the TorchScript archive: {exc}") from exc
+        if trusted:
+            module = _jit_load(torch, data, error=ModelLoadError)
+        else:
+            module, needing_trust = _screened_load(torch, data, error=ModelLoadError)
+            if needing_trust:
+                raise _untrusted("This TorchScript model", needing_trust)
         module.eval()
         return TorchModel(module)
 
     def environment(self) -> dict[str, str]:
         return versions("torch", "numpy")
+
+    def _artifact(self, data: bytes, *, trusted: bool, error: type[DockyardError]) -> Artifact:
+        """``data`` as an artifact, refused without trust unless it passes the screening.
+
+        Loads the archive once (so a broken one fails here), never running its code before
+        the screening says it may, or trust is given.
+        """
+        torch = require("torch", extra="torch", error=error)
+        module, needing_trust = _screened_load(torch, data, error=error)
+        if needing_trust and not trusted:
+            raise _untrusted("This TorchScript model", needing_trust)
+        if module is None:  # it defines __setstate__: load (trusted) for the remaining ops
+            needing_trust += unlisted_ops(_jit_load(torch, data, error=error))
+        return Artifact(
+            runtime=self.name,
+            data=data,
+            suffix=SUFFIX,
+            trusted_types=tuple(f"torchscript:{reason}" for reason in needing_trust),
+        )
+
+
+def _screened_load(torch: Any, data: bytes, *, error: type[DockyardError]) -> tuple[Any, list[str]]:
+    """The module and what in it needs trust, running none of its code.
+
+    With a ``__setstate__`` method the archive is not loaded (that would run it): the module
+    is ``None`` and the list names the method.
+    """
+    try:
+        screened, runs_at_load = screen_archive(data)
+    except ArchiveError as exc:
+        raise error(f"Not a readable TorchScript archive: {exc}") from exc
+    if runs_at_load:
+        return None, runs_at_load
+    module = _jit_load(torch, screened, error=error)
+    return module, unlisted_ops(module)
+
+
+def _jit_load(torch: Any, data: bytes, *, error: type[DockyardError]) -> Any:
+    try:
+        return torch.jit.load(io.BytesIO(data), map_location="cpu")
+    except Exception as exc:  # torch raises RuntimeError subclasses of many kinds
+        raise error(f"torch could not load the TorchScript archive: {exc}") from exc
+
+
+def _untrusted(what: str, needing_trust: Sequence[str]) -> UntrustedModelError:
+    return UntrustedModelError(
+        f"{what} uses operations Dockyard runs only with trust: "
+        f"{', '.join(needing_trust)}. TorchScript is code, and operators off the allow-list "
+        "(or a __setstate__ method, which runs while loading) can reach files, processes or "
+        "the network.",
+        hint="Script the model without them, or pass trusted=True (CLI: --trusted) if you "
+        "trust where it came from; the trust is recorded on the version and its event. The "
+        "operators allowed without trust are listed in dockyard/runtimes/torch_ops.py.",
+        details={"operators": list(needing_trust)},
+    )
 
 
 def _is_torchscript(names: Sequence[str]) -> bool:
