@@ -156,6 +156,8 @@ class ColumnCoercer:
         self.expected = _expected(spec)
         self._tz = getattr(self.target, "tz", None)
         self._int_range = _int_range(self.target)
+        self._float_range = _float_range(*self._int_range)
+        self._int_dtype = _int_dtype(self.target)
         self._by_kind: Callable[..., Array | None] = getattr(self, f"_coerce_{spec.dtype}")
 
     # -- entry points ------------------------------------------------------------------
@@ -250,6 +252,7 @@ class ColumnCoercer:
         self, values: NDArray[Any], kind: str, log: ProblemLog, row_ids: NDArray[np.intp] | None
     ) -> Array | None:
         before = log.total
+        low, high = self._int_range
         if kind in "iu":
             numbers = values
         elif kind == "f":
@@ -265,28 +268,55 @@ class ColumnCoercer:
             objects, null, _ok = self._scan(values, log, row_ids)
             if log.total != before:
                 return None
+            exact = False
             if null.any():
                 numbers = _fill(objects, null, np.nan).astype(np.float64)
+                exact = bool((np.abs(numbers) >= _EXACT_FLOATS).any())  # floats lost digits
             else:
                 try:
                     numbers = objects.astype(np.int64)
-                except OverflowError:  # beyond int64: the range check below names it
-                    numbers = objects.astype(np.float64)
+                except OverflowError:  # beyond int64 (or in a uint64 column's upper half)
+                    exact = True
+            if exact:  # Python ints compared exactly; rare, so a loop over the objects is fine
+                outside = np.fromiter(
+                    (
+                        not n and not low <= int(v) <= high
+                        for v, n in zip(objects, null, strict=True)
+                    ),
+                    dtype=bool,
+                    count=len(objects),
+                )
+                if outside.any():
+                    self._log_range(outside, objects, log, row_ids)
+                    return None
+                if not null.any():
+                    numbers = objects.astype(self._int_dtype)
+                elif not self._numpy_target:  # a nullable dtype holds every value exactly
+                    return pd.array(_fill(objects, null, None).tolist(), dtype=self.target)
+                return self._finish(numbers)
         if log.total != before:
             return None
-        low, high = self._int_range
+        # a float compared with an int bound is compared as floats, and float(2**63 - 1) is
+        # 2**63: float values are held to the floats that lie inside the range
+        bottom, top = self._float_range if numbers.dtype.kind == "f" else (low, high)
         with np.errstate(invalid="ignore"):
-            outside = (numbers < low) | (numbers > high)
+            outside = (numbers < bottom) | (numbers > top)
         if outside.any():
-            log.add_rows(
-                self.name, outside, numbers, row_ids, f"an integer from {low} to {high}",
-                lambda row, v: (describe_value(v), f"row {row}: {self.name!r} is "
-                                f"{describe_value(v)}, outside {self.spec.pandas_dtype}'s range"),
-            )  # fmt: skip
+            self._log_range(outside, numbers, log, row_ids)
             return None
         if numbers.dtype.kind == "f" and not np.isnan(numbers).any():
-            numbers = numbers.astype(np.int64)
+            numbers = numbers.astype(self._int_dtype)
         return self._finish(numbers)
+
+    def _log_range(
+        self, mask: NDArray[np.bool_], values: Any, log: ProblemLog, row_ids: Any
+    ) -> None:
+        low, high = self._int_range
+        log.add_rows(
+            self.name, mask, values, row_ids, f"an integer from {low} to {high}",
+            lambda row, v: (describe_value(v), f"row {row}: {self.name!r} is "
+                            f"{describe_value(v)}, outside {self.spec.pandas_dtype}'s range"),
+        )  # fmt: skip
 
     def _coerce_boolean(
         self, values: NDArray[Any], kind: str, log: ProblemLog, row_ids: NDArray[np.intp] | None
@@ -450,11 +480,32 @@ class ColumnCoercer:
         )  # fmt: skip
 
 
+_EXACT_FLOATS = 2.0**53
+"""From here on a float64 no longer holds every integer."""
+
+
 def _int_range(target: Any) -> tuple[int, int]:
     """The values an integer target dtype holds (int64's for anything else)."""
     dtype = getattr(target, "numpy_dtype", target)  # Int8Dtype and friends carry one
     info = np.iinfo(dtype if isinstance(dtype, np.dtype) and dtype.kind in "iu" else np.int64)
     return int(info.min), int(info.max)
+
+
+def _float_range(low: int, high: int) -> tuple[float, float]:
+    """The floats that lie inside ``[low, high]``: ``float(2**63 - 1)`` rounds up to
+    ``2**63``, so int64's top float is the one below it."""
+    bottom, top = float(low), float(high)
+    if int(top) > high:
+        top = float(np.nextafter(top, -np.inf))
+    if int(bottom) < low:
+        bottom = float(np.nextafter(bottom, np.inf))
+    return bottom, top
+
+
+def _int_dtype(target: Any) -> np.dtype[Any]:
+    """The numpy integer dtype values of an integer target are built in (int64 by default)."""
+    dtype = getattr(target, "numpy_dtype", target)
+    return dtype if isinstance(dtype, np.dtype) and dtype.kind in "iu" else np.dtype(np.int64)
 
 
 def _fill(objects: NDArray[Any], mask: NDArray[np.bool_], value: Any) -> NDArray[Any]:
