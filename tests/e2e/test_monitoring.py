@@ -236,7 +236,14 @@ def test_sigterm_flushes_every_buffered_record(
     monitored: tuple[Path, Any], start_server: Any
 ) -> None:
     home, rng = monitored
-    env = {**_server_env(), "DOCKYARD_LOG_FLUSH_INTERVAL_S": "60"}  # only shutdown flushes
+    # Only shutdown may flush: the log's own interval is long, and so is the monitor pass's
+    # (the watcher flushes the log before each pass, so its alerts read every answered row;
+    # at _server_env's 0.5 s it wrote part of the 50 rows whenever they took longer to send)
+    env = {
+        **_server_env(),
+        "DOCKYARD_LOG_FLUSH_INTERVAL_S": "60",
+        "DOCKYARD_MONITOR_INTERVAL_S": "3600",
+    }
     server = start_server(home, env=env)
     server.wait_ready()
     ids = _predict(server.url, _rows(rng, 50))

@@ -10,6 +10,8 @@ tables every :data:`TABULATE_INTERVAL_S`; a background thread wakes every
 ``flush_interval_s`` seconds (or sooner, once ``flush_rows`` rows wait) and only writes the
 tables, as Parquet segments, one per endpoint and hour, through
 :class:`~dockyard.monitoring.store.MonitoringStore` (Parquet encoding releases the GIL).
+Two readers also flush before they read, so they see every answered request: the monitor
+pass (every ``monitor_interval_s``: alerts, gauges) and the feedback route.
 Measured: converting on the writer thread instead stalled the loop for 5-12 ms several
 times per flush (GIL convoy), and cost it more CPU than converting on the loop.
 
