@@ -8,8 +8,14 @@ model of its kind is used.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
 import platform
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib import metadata
+from importlib.machinery import ModuleSpec
 from types import ModuleType
 
 from dockyard.errors import DockyardError, ModelLoadError
@@ -48,3 +54,35 @@ def versions(*packages: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return found
+
+
+@contextmanager
+def refusing_imports(packages: Iterable[str]) -> Iterator[None]:
+    """While inside, imports of the top-level ``packages`` fail with ``ImportError`` — in
+    this thread only, and only for those not imported already.
+
+    For importing a library that imports more than it needs (see
+    :func:`dockyard.runtimes.sklearn.skops_io`): code that treats the refused packages as
+    optional skips them, and since nothing of theirs runs, nothing is left half-imported.
+    Other threads import as usual meanwhile.
+    """
+    refused = frozenset(name for name in packages if name not in sys.modules)
+    finder = _Refuser(refused, threading.get_ident())
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
+
+class _Refuser(importlib.abc.MetaPathFinder):
+    def __init__(self, refused: frozenset[str], thread: int) -> None:
+        self.refused = refused
+        self.thread = thread
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname.partition(".")[0] in self.refused and threading.get_ident() == self.thread:
+            raise ImportError(f"{fullname} is not imported here", name=fullname)
+        return None

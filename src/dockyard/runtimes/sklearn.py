@@ -34,10 +34,12 @@ passes exactly those to skops, and only when it is itself called with ``trusted=
 from __future__ import annotations
 
 import importlib
+import sys
 import zipfile
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from dockyard.errors import (
@@ -48,12 +50,14 @@ from dockyard.errors import (
     UntrustedModelError,
 )
 from dockyard.runtimes._estimators import EstimatorModel, mro_names, qualified_name
-from dockyard.runtimes._packages import require, versions
+from dockyard.runtimes._packages import refusing_imports, require, versions
 from dockyard.runtimes.base import Artifact, LoadedModel
 
 SUFFIX = ".skops"
 _ALWAYS_SAFE = frozenset({"builtins.object"})
 _SKLEARN_EXCLUDED = ("sklearn.externals.", "sklearn.utils._testing")
+_NOT_FOR_SKOPS = ("torch", "cupy", "dask", "jax", "tensorflow", "xgboost", "lightgbm")
+"""Frameworks importing ``skops.io`` would otherwise drag in (see :func:`skops_io`)."""
 
 
 class SklearnRuntime:
@@ -70,7 +74,7 @@ class SklearnRuntime:
         return "sklearn.base.BaseEstimator" in mro_names(obj)
 
     def dump(self, obj: object, *, trusted: bool = False) -> Artifact:
-        sio = require("skops.io")
+        sio = skops_io()
         try:
             data: bytes = sio.dumps(obj)
         except Exception as exc:
@@ -109,7 +113,7 @@ class SklearnRuntime:
         return versions("scikit-learn", "skops", "numpy", "scipy")
 
     def _load(self, data: bytes, options: Mapping[str, Any], *, trusted: bool) -> EstimatorModel:
-        sio = require("skops.io")
+        sio = skops_io()
         found = _untrusted_types(data, error=ModelLoadError)
         allowed = safe_types(found, from_file=False)
         if trusted:
@@ -138,6 +142,23 @@ class SklearnRuntime:
         )
 
 
+def skops_io() -> ModuleType:
+    """``skops.io``, imported without the frameworks a model of this runtime never uses.
+
+    Importing ``skops.io`` lists scikit-learn's estimators (``sklearn.utils.all_estimators``),
+    which walks scikit-learn's packages with ``pkgutil.walk_packages`` — and walking imports
+    every package, including the vendored ``sklearn.externals.array_api_compat.torch`` (which
+    imports torch: about a gigabyte and seconds per server process) and its cupy and dask
+    siblings. No estimator lives there (``all_estimators`` skips ``externals`` anyway), so
+    while ``skops.io`` is first imported those frameworks are refused: ``walk_packages``
+    skips a package whose import fails, and the estimator list comes out the same.
+    """
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    with refusing_imports(_NOT_FOR_SKOPS):
+        return require("skops.io")
+
+
 def safe_types(names: Sequence[str], *, from_file: bool) -> list[str]:
     """The ``names`` (skops's untrusted types) that Dockyard trusts; see the module docs.
 
@@ -146,6 +167,7 @@ def safe_types(names: Sequence[str], *, from_file: bool) -> list[str]:
     """
     content_checked: frozenset[str] = frozenset()
     if from_file:
+        skops_io()
         exceptions = require("skops.io.exceptions")
         content_checked = frozenset(exceptions.UNTRUSTED_TYPE_REASONS)
     return [
@@ -198,7 +220,7 @@ def _resolve_class(name: str) -> type | None:
 
 
 def _untrusted_types(data: bytes, *, error: type[DockyardError]) -> list[str]:
-    sio = require("skops.io")
+    sio = skops_io()
     try:
         return list(sio.get_untrusted_types(data=data))
     except Exception as exc:
