@@ -66,14 +66,19 @@ def test_loading_and_predicting_a_sklearn_model_imports_no_other_framework(
 def test_a_server_of_a_sklearn_endpoint_maps_no_other_framework(
     forest: tuple[Settings, pd.DataFrame], start_server: Any
 ) -> None:
+    import httpx
+
     from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
 
-    settings, _ = forest
+    settings, frame = forest
     with Registry.open(settings) as registry:
         spec = DeploymentSpec.parse({"routes": [{"model": "forest"}]})
         DeploymentStore(registry.db).put("forest", spec, actor="tester")
     server = start_server(settings.home)
     server.wait_ready()
+    rows = frame.head(3).to_dict("records")
+    answer = httpx.post(f"{server.url}/v1/endpoints/forest/predict", json={"instances": rows})
+    assert answer.status_code == 200, answer.text
 
     maps = Path(f"/proc/{server.process.pid}/maps").read_text()
     libraries = {Path(line.split()[-1]).name for line in maps.splitlines() if ".so" in line}
