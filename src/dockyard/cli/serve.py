@@ -43,10 +43,17 @@ def serve(
         bool, typer.Option("--insecure", help="Allow binding beyond loopback without auth.")
     ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_format: Annotated[
+        str, typer.Option(help="text, or json: one JSON object per line (500s with request id).")
+    ] = "text",
 ) -> None:
     """Serve every deployed endpoint over HTTP (v1 JSON and the Open Inference Protocol)."""
     import uvicorn
 
+    from dockyard.server.logs import FORMATS, logging_config
+
+    if log_format not in FORMATS:
+        raise InvalidRequestError(f"--log-format is {log_format!r}: use text or json.")
     auth = auth or os.environ.get("DOCKYARD_AUTH", "").lower() in ("1", "true", "yes")
     if not _loopback(host) and not auth and not insecure:
         raise InvalidRequestError(
@@ -80,6 +87,7 @@ def serve(
             port=port,
             workers=workers,
             log_level=log_level,
+            log_config=logging_config(log_format, log_level),
             access_log=False,
             loop="uvloop",
             http="httptools",

@@ -137,7 +137,14 @@ class Monitor:
         if frame.empty:
             return {"endpoint": endpoint, "window": meta, "baseline": None, "report": None}
         if version is not None:
+            seen = sorted(frame["version"].dropna().unique().tolist())
             frame = frame[frame["version"] == version]
+            if frame.empty:
+                raise NotFoundError(
+                    f"Endpoint {endpoint!r} logged no predictions from version {version!r} "
+                    f"in {window.describe()}.",
+                    hint=f"Versions it logged then: {', '.join(map(str, seen))}.",
+                )
         served = _latest(frame, "version")
         model = _latest(frame, "model")
         policy = policy or self.policy(endpoint)

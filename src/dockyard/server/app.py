@@ -20,8 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from dockyard.errors import AuthenticationError, PayloadTooLargeError, PermissionDeniedError
+from dockyard.errors import PayloadTooLargeError
 from dockyard.registry import Registry
+from dockyard.server.access import PRINCIPAL, PUBLIC, REQUEST_ID, Authenticator, RouteScopes
 from dockyard.server.inference import InferencePlane, Reply, error_reply
 from dockyard.settings import Settings
 
@@ -43,47 +44,6 @@ WATCH_SAMPLE_ROWS = 20_000
 
 _V1_PREFIX, _V1_SUFFIX = "/v1/endpoints/", "/predict"
 _V2_PREFIX, _V2_SUFFIX = "/v2/models/", "/infer"
-
-
-class Authenticator:
-    """Bearer tokens with scopes; every route but health asks for one when auth is on."""
-
-    def __init__(self, registry: Registry, *, enabled: bool) -> None:
-        self.enabled = enabled
-        self.cache: Any = None
-        if enabled:
-            from dockyard.security.tokens import TokenCache, TokenStore
-
-            self.cache = TokenCache(TokenStore(registry.db))
-
-    async def check(self, authorization: str | None, scope: str) -> None:
-        """Raise 401 without a valid token, 403 without the scope. A cached answer costs a
-        hash and a dict lookup; a miss asks the database on a worker thread."""
-        if not self.enabled:
-            return
-        from dockyard.security.scopes import allows
-
-        scheme, _, secret = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secret:
-            raise AuthenticationError(
-                "This server requires a bearer token.",
-                hint="Send 'Authorization: Bearer <token>'; create one with: "
-                "dockyard tokens create NAME --scope " + scope,
-            )
-        secret = secret.strip()
-        known, principal = self.cache.peek(secret)
-        if not known:
-            principal = await asyncio.to_thread(self.cache.verify, secret)
-        if principal is None:
-            raise AuthenticationError(
-                "The bearer token is unknown, revoked or expired.",
-                hint="Create a new one with: dockyard tokens create NAME --scope " + scope,
-            )
-        if not allows(principal.scopes, scope):
-            raise PermissionDeniedError(
-                f"Token {principal.name!r} lacks the {scope!r} scope for this route.",
-                hint=f"Its scopes: {', '.join(sorted(principal.scopes)) or 'none'}.",
-            )
 
 
 class Server:
@@ -190,11 +150,13 @@ def _monitoring(
 
 
 class DockyardApp:
-    """The ASGI app: hot paths in raw ASGI, the rest delegated to FastAPI."""
+    """The ASGI app: hot paths in raw ASGI, the rest delegated to FastAPI behind one guard
+    (token, then body limit: see :mod:`dockyard.server.access`)."""
 
     def __init__(self, server: Server, api: Any) -> None:
         self.server = server
         self.api = api
+        self.scopes = RouteScopes(api.routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -210,7 +172,49 @@ class DockyardApp:
                 if name and "/" not in name and "/" not in version:
                     await self._predict(scope, receive, send, name, version or None, v2=True)
                     return
+        if scope["type"] == "http":
+            await self._guarded(scope, receive, send)
+            return
         await self.api(scope, receive, send)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Every other HTTP request: the token checked against the route's scope from the
+        method and path alone, then the body read within the limit, then FastAPI, with the
+        principal and request id in the scope. A crash FastAPI's handler already answered
+        and logged goes no further (uvicorn would log it again and drop the connection)."""
+        headers = _headers(scope)
+        request_id = headers.get("x-request-id") or self.server.inference.new_request_id()
+        scope[REQUEST_ID] = request_id
+        try:
+            needed = self.scopes.needed(scope)
+            authorization = headers.get("authorization")
+            public = needed == PUBLIC
+            scope[PRINCIPAL] = (
+                None if public else await self.server.auth.check(authorization, needed)
+            )
+            body = await read_body(receive, headers, self.server.max_body_bytes)
+        except Exception as exc:
+            await _send(send, error_reply(exc, request_id))
+            return
+        replayed = started = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self.api(scope, replay, sending)
+        except Exception as exc:
+            if not started:
+                await _send(send, error_reply(exc, request_id))
 
     async def _predict(
         self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None, v2: bool
@@ -257,7 +261,12 @@ def _headers(scope: Scope) -> dict[str, str]:
 async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     """The whole body, refusing (413) past ``limit`` bytes without reading it all."""
     declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and (len(declared) > 18 or int(declared) > limit)
+    ):
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 import secrets
 import time
@@ -37,6 +38,12 @@ if TYPE_CHECKING:
 JSON = (b"content-type", b"application/json")
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
+UNKNOWN_ENDPOINT = "unknown"
+"""The metrics' endpoint label of a request for a name that is not deployed: a caller's
+made-up names never create series (``server/metrics.py``)."""
+
+log = logging.getLogger("dockyard.server")
+
 
 @dataclass
 class Reply:
@@ -46,7 +53,9 @@ class Reply:
 
 
 def error_reply(exc: BaseException, request_id: str) -> Reply:
-    """The one JSON error shape; unexpected exceptions become a bare 500 with the request id."""
+    """The one JSON error shape; unexpected exceptions become a bare 500 with the request id.
+    Every 500 is logged here, once, with the request id and the traceback (the client gets
+    neither the trace nor the exception's text)."""
     if isinstance(exc, DockyardError):
         body = exc.to_dict()
         status = int(exc.status)
@@ -57,6 +66,14 @@ def error_reply(exc: BaseException, request_id: str) -> Reply:
             "details": None,
         }
         status = 500
+    if status == 500:
+        log.error(
+            "request %s failed: %s",
+            request_id,
+            type(exc).__name__,
+            exc_info=exc,
+            extra={"request_id": request_id},
+        )
     body["request_id"] = request_id
     headers = [JSON, *_id_header(request_id)]
     if status == 401:  # RFC 9110 15.5.2: a 401 says which scheme would authenticate
@@ -101,11 +118,11 @@ class InferencePlane:
         if endpoint is not None:
             return endpoint
         if name in self.manager.wanted:
-            failure = self.manager.failures.get(name)
+            failed = name in self.manager.failures  # why is for the read scope, not callers
             raise UnavailableError(
-                f"Endpoint {name!r} is not loaded yet"
-                + (f": {failure.reason}" if failure else "."),
-                hint="Retry shortly; GET /readyz reports when every endpoint is ready.",
+                f"Endpoint {name!r} "
+                + ("could not load its model." if failed else "is not loaded yet."),
+                hint="Retry shortly; GET /readyz?verbose (read scope) says why.",
             )
         known = ", ".join(sorted(self.manager.endpoints)) or "none"
         raise NotFoundError(
@@ -146,7 +163,7 @@ class InferencePlane:
                 [JSON, *_id_header(request_id)],
             )
         except Exception as exc:
-            reply = error_reply(exc, request_id)
+            reply = error_reply(_unchecked_input(exc, model), request_id)
         self._observe(name, model, reply.status, started, request_id, rows, prediction)
         return reply
 
@@ -205,7 +222,7 @@ class InferencePlane:
                 ]
             reply = Reply(200, payload, reply_headers)
         except Exception as exc:
-            reply = error_reply(exc, request_id)
+            reply = error_reply(_unchecked_input(exc, model), request_id)
         self._observe(name, model, reply.status, started, request_id, rows, prediction)
         return reply
 
@@ -230,6 +247,14 @@ class InferencePlane:
             prediction = await shadow.predict(model_input, rows)
         except Exception as exc:
             status = int(exc.status) if isinstance(exc, DockyardError) else 500
+            if status == 500:  # the caller never sees it; the operator must
+                log.error(
+                    "shadow %s failed on request %s",
+                    shadow.ref,
+                    request_id,
+                    exc_info=exc,
+                    extra={"request_id": request_id},
+                )
             if self.log is not None and source is not None:
                 self.log.record(source, request_id, status, time.perf_counter() - started)
             return
@@ -267,6 +292,8 @@ class InferencePlane:
         if self.metrics is not None:
             self.metrics.request_finished()
             version = model.version.version if model is not None else ""
+            if model is None and name not in self.manager.endpoints:
+                name = name if name in self.manager.wanted else UNKNOWN_ENDPOINT
             self.metrics.observe_request(name, version, status, elapsed)
         if self.log is not None and model is not None and model.log_source is not None:
             if prediction is None:
@@ -279,12 +306,30 @@ class InferencePlane:
 def _header_length(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.strip().isdigit():
+    value = value.strip()
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
         raise InvalidRequestError(
             f"Inference-Header-Content-Length is {value!r}, not a byte count.",
             hint="Send the length of the JSON header in bytes, or leave the header out.",
         )
     return int(value)
+
+
+def _unchecked_input(exc: Exception, model: LiveModel | None) -> Exception:
+    """A model without a signature takes its input unchecked, so what it refuses (a
+    ``ValueError``, ``TypeError`` or ``KeyError``: a string where it wants a number, a missing
+    column, ragged columns) is the caller's mistake: a 400 quoting it, not a 500. Anything
+    else, and anything a model with a signature raises past validation, stays a crash."""
+    if model is None or model.validator is not None:
+        return exc
+    if not isinstance(exc, ValueError | TypeError | KeyError):
+        return exc
+    return InvalidRequestError(
+        f"{model.ref} could not use this input: {type(exc).__name__}: {str(exc)[:300]}",
+        hint="This version has no signature, so its input is not checked before the model "
+        "sees it: send the columns and types it was trained on (register it with a sample to "
+        "get a signature and a 400 that lists every problem).",
+    )
 
 
 def _sticky_key(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from dockyard._validation import problems
 from dockyard._version import __version__
 from dockyard.errors import DockyardError, InvalidRequestError
 from dockyard.server import v2
+from dockyard.server.access import REQUEST_ID, Needs, actor
 from dockyard.server.app import read_body
 from dockyard.server.inference import Reply, error_reply
 from dockyard.server.monitoring_api import add_monitoring_routes
@@ -88,24 +89,20 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
         docs_url=None,  # declared below, behind the read scope: they reveal the API's shape
         redoc_url=None,
         openapi_url=None,
+        redirect_slashes=False,  # a redirect would be built from the Host header: 404 instead
     )
 
-    def scope(needed: str) -> Callable[[Request], Awaitable[None]]:
-        async def check(request: Request) -> None:
-            await server.auth.check(request.headers.get("authorization"), needed)
-
-        return check
-
-    read = Depends(scope("read"))
-    predict = Depends(scope("predict"))
-    deploy = Depends(scope("deploy"))
+    # each route's scope, declared once; the ASGI layer checks it before reading the body
+    read = Depends(Needs("read", server.auth))
+    predict = Depends(Needs("predict", server.auth))
+    deploy = Depends(Needs("deploy", server.auth))
     manager = server.manager
 
     # --- errors: one shape everywhere ------------------------------------------------------
 
     @api.exception_handler(DockyardError)
     async def _dockyard(request: Request, exc: DockyardError) -> Response:
-        return _reply(error_reply(exc, request.headers.get("x-request-id") or uuid.uuid4().hex))
+        return _reply(error_reply(exc, _request_id(request)))
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -113,7 +110,7 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
         error = InvalidRequestError(
             f"Invalid request: {'; '.join(found)}.", details={"problems": found}
         )
-        return _reply(error_reply(error, uuid.uuid4().hex))
+        return _reply(error_reply(error, _request_id(request)))
 
     @api.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -125,39 +122,46 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
 
     @api.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
-        import logging
-
-        request_id = uuid.uuid4().hex
-        logging.getLogger("dockyard.server").exception("request %s failed", request_id)
-        return _reply(error_reply(exc, request_id))
+        return _reply(error_reply(exc, _request_id(request)))  # logs it, with the request id
 
     # --- health ----------------------------------------------------------------------------
 
-    def _ready_body() -> tuple[int, dict[str, Any]]:
-        ready = manager.ready
+    async def _readiness(request: Request) -> Response:
+        """Ready (200) once the startup load pass is over, every endpoint deployed then
+        loaded or failed; not ready (503) before. An endpoint that fails to load, or one
+        deployed later and still loading, answers 503 alone while the server stays ready
+        (README, Health). Public: says ready or not. With ``?verbose``, each endpoint's state
+        and load failures, for callers with the read scope (401/403 otherwise)."""
+        ready = manager.started
         body: dict[str, Any] = {"ready": ready}
-        if not ready:
-            body["waiting"] = sorted(manager.wanted - set(manager.endpoints))
-            body["failures"] = {n: f.reason for n, f in manager.failures.items()}
-        return (200 if ready else 503), body
+        if "verbose" in request.query_params:
+            await server.auth.check(request.headers.get("authorization"), "read")
+            body["endpoints"] = {
+                name: "ready"
+                if name in manager.endpoints
+                else "failed"
+                if name in manager.failures
+                else "loading"
+                for name in sorted(manager.wanted | set(manager.endpoints))
+            }
+            body["failures"] = {n: f.reason for n, f in sorted(manager.failures.items())}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @api.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, Any]:
         return {"live": True}
 
     @api.get("/readyz", tags=["health"])
-    async def readyz() -> Response:
-        status, body = _ready_body()
-        return JSONResponse(body, status_code=status)
+    async def readyz(request: Request) -> Response:
+        return await _readiness(request)
 
     @api.get("/v2/health/live", tags=["v2"])
     async def v2_live() -> dict[str, Any]:
         return {"live": True}
 
     @api.get("/v2/health/ready", tags=["v2"])
-    async def v2_ready() -> Response:
-        status, body = _ready_body()
-        return JSONResponse(body, status_code=status)
+    async def v2_ready(request: Request) -> Response:
+        return await _readiness(request)
 
     # --- docs ------------------------------------------------------------------------------
 
@@ -298,7 +302,9 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
         return dict(version.to_dict())
 
     @api.put("/api/models/{name}/aliases/{alias}", tags=["registry"], dependencies=[deploy])
-    async def set_alias(name: str, alias: str, request: AliasRequest) -> dict[str, Any]:
+    async def set_alias(
+        name: str, alias: str, request: AliasRequest, http: Request
+    ) -> dict[str, Any]:
         """Move an alias. A protected one (``DOCKYARD_PROTECTED_ALIASES``, ``production`` by
         default) moves only with a passing gate result for that version, kept on the event."""
         from dockyard.serving.gate import GateResult, promote
@@ -313,10 +319,14 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
                     'and send its output as "gate".',
                 )
             result = GateResult.from_dict(request.gate)
-            promotion = await blocking(promote, registry, ref, alias, result, actor=registry.actor)
+            promotion = await blocking(
+                promote, registry, ref, alias, result, actor=actor(http.scope, registry.actor)
+            )
             return dict(promotion.to_dict())
         details = {"gate": request.gate} if request.gate is not None else None
-        version = await blocking(registry.set_alias, ref, alias, details=details)
+        version = await blocking(
+            registry.set_alias, ref, alias, actor=actor(http.scope, registry.actor), details=details
+        )
         return {"model": name, "alias": alias, "version": version.version}
 
     @api.get("/api/events", tags=["registry"], dependencies=[read])
@@ -363,7 +373,7 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
         return _deployment_status((await blocking(deployments.get, name)).to_dict())
 
     @api.put("/api/deployments/{name}", tags=["deployments"], dependencies=[deploy])
-    async def put_deployment(name: str, request: DeployRequest) -> dict[str, Any]:
+    async def put_deployment(name: str, request: DeployRequest, http: Request) -> dict[str, Any]:
         if (request.model is None) == (request.spec is None):
             raise InvalidRequestError('Give exactly one of "model" or "spec".')
         if request.spec is not None:
@@ -380,7 +390,11 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
         for reference in spec.references():
             await blocking(registry.get_version, reference)  # 404 before anything changes
         deployment: Deployment = await blocking(
-            deployments.put, name, spec, actor=registry.actor, reason=request.reason
+            deployments.put,
+            name,
+            spec,
+            actor=actor(http.scope, registry.actor),
+            reason=request.reason,
         )
         manager.refresh_soon()
         return deployment.to_dict()
@@ -395,7 +409,9 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
         ]
 
     @api.post("/api/deployments/{name}/rollback", tags=["deployments"], dependencies=[deploy])
-    async def rollback_deployment(name: str, request: RollbackRequest) -> dict[str, Any]:
+    async def rollback_deployment(
+        name: str, request: RollbackRequest, http: Request
+    ) -> dict[str, Any]:
         """Restore an earlier revision's spec (default: the previous one), live, at once."""
         current = await blocking(deployments.get, name)
         target = current.revision - 1 if request.to is None else request.to
@@ -407,7 +423,7 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
             deployments.rollback,
             name,
             to=request.to,
-            actor=registry.actor,
+            actor=actor(http.scope, registry.actor),
             reason=request.reason,
         )
         manager.refresh_soon()
@@ -455,3 +471,9 @@ def _predict_datatype(classes: Any, dtype: str | None) -> str:
     if _string_classes(classes) or (kind is not None and kind in "USO"):
         return "BYTES"
     return {"b": "BOOL", "f": "FP64"}.get(kind or "i", "INT64")
+
+
+def _request_id(request: Request) -> str:
+    """The id the ASGI layer gave this request (see ``DockyardApp``)."""
+    found = request.scope.get(REQUEST_ID)
+    return str(found) if found else request.headers.get("x-request-id") or uuid.uuid4().hex

@@ -5,7 +5,7 @@ have moved). When what an endpoint should serve changed, the new versions are lo
 warmed on a loader thread while the old ones keep answering; then the endpoint is swapped
 in one assignment on the event loop, and the old one drains (its queued and running
 batches finish) before it is dropped. A version that fails to load leaves the old one
-serving; the reason is kept for ``/readyz`` and the control plane.
+serving; the reason is kept for ``/readyz?verbose`` and the control plane.
 """
 
 from __future__ import annotations
@@ -67,16 +67,11 @@ class ModelManager:
         self.endpoints: dict[str, Endpoint] = {}
         self.failures: dict[str, LoadFailure] = {}
         self.wanted: set[str] = set()
-        self.started = False
+        self.started = False  # the startup pass is over: the server is ready (/readyz)
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockyard-loader")
         self._retiring: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._refreshing = asyncio.Lock()
-
-    @property
-    def ready(self) -> bool:
-        """Every deployed endpoint has a loaded, warmed model."""
-        return self.started and all(name in self.endpoints for name in self.wanted)
 
     async def start(self) -> None:
         """Load everything deployed, then keep following the registry in the background."""

@@ -1,0 +1,161 @@
+"""Who may call which route, decided at the HTTP edge before the body is read.
+
+Every FastAPI route declares the scope it needs once, as a dependency on :class:`Needs`
+(``dependencies=[Depends(Needs("deploy", auth))]``); a route that declares nothing is public
+(health). :class:`RouteScopes` reads those declarations from the app, and the ASGI layer
+(:class:`~dockyard.server.app.DockyardApp`) looks up each request's scope from its method
+and path alone, checks the token, and only then reads the body (within the one size limit)
+and hands the request to FastAPI. So an anonymous caller is refused (401) before a byte of
+its body is read or parsed, whatever the body holds, and learns nothing from validation
+errors. A path no route matches needs a valid token of any scope (then it is a 404), so an
+anonymous caller cannot map which paths exist either.
+
+The verified :class:`~dockyard.security.tokens.Principal` goes into the ASGI scope under
+:data:`PRINCIPAL` (``None`` with auth off); handlers read it from there, never verify
+again, and name it in the audit trail (:func:`actor`). As a dependency, :class:`Needs`
+checks only when the ASGI layer did not (the FastAPI app served on its own), so a route is
+never left open by a missing layer.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads ``Needs.__call__``'s annotations
+# at runtime, and a callable instance has no module globals to resolve a string against.
+
+import asyncio
+from collections.abc import Iterable, MutableMapping
+from typing import TYPE_CHECKING, Any, Final
+
+from starlette.requests import Request
+from starlette.routing import BaseRoute, Match
+
+from dockyard.errors import AuthenticationError, DockyardError, PermissionDeniedError
+
+if TYPE_CHECKING:
+    from dockyard.registry import Registry
+    from dockyard.security.tokens import Principal
+
+PRINCIPAL: Final = "dockyard.principal"
+"""ASGI scope key: the verified token's principal, ``None`` with auth off."""
+
+REQUEST_ID: Final = "dockyard.request_id"
+"""ASGI scope key: the request id every reply and log line of this request carries."""
+
+PUBLIC: Final = "public"
+"""A route that declares no scope: no token needed (health)."""
+
+ANY_SCOPE: Final = "any"
+"""What a path no route matches needs: a valid token, whatever its scopes."""
+
+
+class Authenticator:
+    """Bearer tokens with scopes; every route but health asks for one when auth is on."""
+
+    def __init__(self, registry: "Registry", *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.cache: Any = None
+        if enabled:
+            from dockyard.security.tokens import TokenCache, TokenStore
+
+            self.cache = TokenCache(TokenStore(registry.db))
+
+    async def check(self, authorization: str | None, scope: str) -> "Principal | None":
+        """The principal of a valid token allowing ``scope`` (:data:`ANY_SCOPE`: any valid
+        token); ``None`` with auth off. Raise 401 without a valid token, 403 without the
+        scope. A cached answer costs a hash and a dict lookup; a miss asks the database on a
+        worker thread."""
+        if not self.enabled:
+            return None
+        from dockyard.security.scopes import allows
+
+        create = "dockyard tokens create NAME --scope " + ("read" if scope == ANY_SCOPE else scope)
+        scheme, _, secret = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not secret:
+            raise AuthenticationError(
+                "This server requires a bearer token.",
+                hint=f"Send 'Authorization: Bearer <token>'; create one with: {create}",
+            )
+        secret = secret.strip()
+        known, principal = self.cache.peek(secret)
+        if not known:
+            principal = await asyncio.to_thread(self.cache.verify, secret)
+        if principal is None:
+            raise AuthenticationError(
+                "The bearer token is unknown, revoked or expired.",
+                hint=f"Create a new one with: {create}",
+            )
+        if scope != ANY_SCOPE and not allows(principal.scopes, scope):
+            raise PermissionDeniedError(
+                f"Token {principal.name!r} lacks the {scope!r} scope for this route.",
+                hint=f"Its scopes: {', '.join(sorted(principal.scopes)) or 'none'}.",
+            )
+        return principal  # type: ignore[no-any-return]
+
+    async def allows(self, authorization: str | None, scope: str) -> bool:
+        """Whether the caller may see what ``scope`` guards (always, with auth off); never
+        raises, for public routes that only say more to those who may read it."""
+        try:
+            await self.check(authorization, scope)
+        except DockyardError:
+            return False
+        return True
+
+
+class Needs:
+    """The scope a route needs, declared once as its dependency (see the module docstring)."""
+
+    def __init__(self, scope: str, auth: Authenticator) -> None:
+        self.scope = scope
+        self.auth = auth
+
+    async def __call__(self, request: Request) -> None:
+        if PRINCIPAL not in request.scope:  # served without the ASGI layer: check here
+            authorization = request.headers.get("authorization")
+            request.scope[PRINCIPAL] = await self.auth.check(authorization, self.scope)
+
+
+class RouteScopes:
+    """Each route's declared scope, matched against a request the way the router will."""
+
+    def __init__(self, routes: Iterable[BaseRoute]) -> None:
+        self.routes = [(route, _declared(route)) for route in routes]
+
+    def needed(self, scope: MutableMapping[str, Any]) -> str:
+        """The scope the request's route needs: its declaration, :data:`PUBLIC`, or
+        :data:`ANY_SCOPE` for a path no route matches. A path whose route takes another
+        method (a 405 to come) needs that route's scope."""
+        partial = ANY_SCOPE
+        found_partial = False
+        for route, needed in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return needed
+            if match is Match.PARTIAL and not found_partial:
+                partial, found_partial = needed, True
+        return partial
+
+
+def _declared(route: BaseRoute) -> str:
+    for dependency in getattr(route, "dependencies", ()):
+        if isinstance(dependency.dependency, Needs):
+            return dependency.dependency.scope
+    return PUBLIC
+
+
+def actor(scope: MutableMapping[str, Any], default: str) -> str:
+    """Who the audit trail names for a change made through this request: the token, as
+    ``token:NAME#ID``, or ``default`` (the server's user) with auth off."""
+    principal = scope.get(PRINCIPAL)
+    if principal is None:
+        return default
+    return f"token:{principal.name}#{principal.id}"
+
+
+__all__ = [
+    "ANY_SCOPE",
+    "PRINCIPAL",
+    "PUBLIC",
+    "REQUEST_ID",
+    "Authenticator",
+    "Needs",
+    "RouteScopes",
+    "actor",
+]
