@@ -1,4 +1,5 @@
-"""``dockyard events``: the append-only audit trail."""
+"""``dockyard events``: the append-only audit trail, and ``dockyard events verify``: its hash
+chain checked from the first event to the last."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import typer
 from dockyard.cli.context import open_registry
 from dockyard.cli.render import cell, out, print_json, table
 
+app = typer.Typer(no_args_is_help=False)
 
+
+@app.callback(invoke_without_command=True)
 def list_events(
     ctx: typer.Context,
     model: Annotated[str | None, typer.Option(help="Only events about this model.")] = None,
@@ -19,7 +23,10 @@ def list_events(
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many, newest first.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Show the audit trail: who changed what, when, before and after."""
+    """Show the audit trail: who changed what, when, before and after
+    (`dockyard events verify` checks that nobody rewrote it)."""
+    if ctx.invoked_subcommand is not None:
+        return
     with open_registry(ctx) as registry:
         events = registry.events(model=model, action=action, limit=limit)
     if as_json:
@@ -55,3 +62,32 @@ def _brief(value: object) -> str:
     if isinstance(value, dict) and set(value) == {"alias", "version"}:
         return f"{value['alias']}→{value['version']}"
     return cell(value)
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Check the audit trail's hash chain: where it breaks and why. Exits 1 when broken.
+
+    Names each event edited, missing (deleted) or reordered since it was written, and warns
+    about append-only triggers dropped or disabled. Keep the head hash it prints somewhere
+    the database's owner cannot write: deleting the newest events leaves a shorter chain
+    that is still whole."""
+    with open_registry(ctx) as registry:
+        report = registry.verify_events()
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        for problem in report.breaks:
+            out.print(f"event #{problem.event}: {problem.kind}: {problem.message}", markup=False)
+        for guard in report.missing_guards:
+            out.print(
+                f"warning: the append-only trigger {guard} is missing or disabled", markup=False
+            )
+        head = f"#{report.head} sha256:{report.head_hash}" if report.head is not None else "none"
+        verdict = "intact" if report.intact else f"BROKEN at {len(report.breaks)} event(s)"
+        out.print(f"{report.events} events, head {head}: {verdict}", markup=False)
+    if not report.intact:
+        raise typer.Exit(1)

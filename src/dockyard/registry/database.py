@@ -2,8 +2,10 @@
 
 SQLite runs in WAL mode with one writer at a time: write transactions start with
 ``BEGIN IMMEDIATE`` (they queue on the lock for ``busy_timeout`` instead of failing halfway),
-reads use deferred transactions and never block. PostgreSQL uses ordinary transactions with
-row locks where an invariant needs them.
+reads use deferred transactions and never block. On PostgreSQL a write transaction takes one
+advisory lock first (:func:`hold_write_lock`), so writers there also go one at a time: the
+audit trail's hash chain needs one order of events, and a lock taken first, before any row
+lock, cannot deadlock. Reads never wait for it.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from dockyard.errors import StorageError
 
-HEAD = "0004"
+HEAD = "0005"
 """The newest migration; a test checks it matches Alembic's head."""
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 0x646F636B  # "dock"
+_PG_WRITE_LOCK = 0x646F6377  # "docw"
 _WRITE = "dockyard_write"
 
 
@@ -65,6 +68,7 @@ class Database:
         """A write transaction; on SQLite it holds the database's single write lock."""
         try:
             with self._writer.connect() as conn, conn.begin():
+                hold_write_lock(conn)
                 yield conn
         except sa.exc.OperationalError as exc:
             raise _storage_error(exc) from exc
@@ -94,6 +98,14 @@ class Database:
     def _current_revision(self) -> str | None:
         with self.read() as conn:
             return _revision(conn)
+
+
+def hold_write_lock(conn: Connection) -> None:
+    """Hold the registry's write lock until ``conn``'s transaction ends: on PostgreSQL an
+    advisory transaction lock (taking it again is free); on SQLite ``BEGIN IMMEDIATE`` already
+    holds the database's single write lock."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_WRITE_LOCK})
 
 
 def _revision(conn: Connection) -> str | None:

@@ -26,6 +26,7 @@ from dockyard.errors import (
     UnsupportedModelError,
 )
 from dockyard.registry.artifacts import ArtifactStore
+from dockyard.registry.audit import ChainReport
 from dockyard.registry.database import Database
 from dockyard.registry.refs import (
     ModelRef,
@@ -320,6 +321,11 @@ class Registry:
         self, *, model: str | None = None, action: str | None = None, limit: int = 100
     ) -> list[Event]:
         return self.store.list_events(model=model, action=action, limit=limit)
+
+    def verify_events(self) -> ChainReport:
+        """Check the audit trail's hash chain and append-only triggers: where the chain
+        breaks (event id, what is wrong), or that it is intact up to its head."""
+        return self.store.verify_events()
 
 
 def _exact(ref: str) -> ModelRef:

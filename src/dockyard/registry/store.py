@@ -7,8 +7,9 @@ audit event together, so the log never disagrees with the state it describes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from types import EllipsisType
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Connection, Row
 
 from dockyard.errors import (
     AliasNotFoundError,
+    ConflictError,
     InvalidRequestError,
     ModelNotFoundError,
     VersionAliasedError,
@@ -25,7 +27,16 @@ from dockyard.errors import (
     VersionNotFoundError,
 )
 from dockyard.registry import tables as t
-from dockyard.registry.database import Database
+from dockyard.registry.audit import (
+    GENESIS,
+    ChainedEvent,
+    ChainReport,
+    canonical,
+    chain_hash,
+    normalize,
+    verify_chain,
+)
+from dockyard.registry.database import Database, hold_write_lock
 from dockyard.registry.refs import LATEST, ModelRef
 from dockyard.registry.semver import Bump, SemVer, next_version
 from dockyard.registry.types import Event, Model, Version
@@ -248,20 +259,54 @@ class MetadataStore:
             query = query.where(e.action == action)
         with self.db.read() as conn:
             rows = conn.execute(query).all()
-        return [
-            Event(
+        return [_event(row) for row in rows]
+
+    def get_event(self, event_id: int) -> Event | None:
+        """One event by id (``None`` if there is none)."""
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(t.events).where(t.events.c.id == event_id)).first()
+        return None if row is None else _event(row)
+
+    def record(
+        self,
+        actor: str,
+        action: str,
+        model: str | None,
+        version: str | None,
+        *,
+        details: Mapping[str, Any],
+    ) -> Event:
+        """Append one event that goes with no other change (e.g. ``gate.evaluated``)."""
+        with self.db.write() as conn:
+            event_id = record_event(conn, actor, action, model, version, details=details)
+            row = conn.execute(sa.select(t.events).where(t.events.c.id == event_id)).one()
+            return _event(row)
+
+    def verify_events(self) -> ChainReport:
+        """Walk the whole audit trail's hash chain (:func:`~dockyard.registry.audit.verify_chain`)
+        and check that the append-only triggers are in place."""
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(t.events).order_by(t.events.c.id)).all()
+            missing = _missing_guards(conn)
+        report = verify_chain(
+            ChainedEvent(
                 id=row.id,
-                at=_utc(row.at),
-                actor=row.actor,
-                action=row.action,
-                model=row.model,
-                version=row.version,
-                before=row.before,
-                after=row.after,
-                details=row.details or {},
+                prev_hash=row.prev_hash,
+                hash=row.hash,
+                text=canonical(
+                    at=_utc(row.at),
+                    actor=row.actor,
+                    action=row.action,
+                    model=row.model,
+                    version=row.version,
+                    before=row.before,
+                    after=row.after,
+                    details=row.details,
+                ),
             )
             for row in rows
-        ]
+        )
+        return replace(report, missing_guards=missing)
 
     # --- mutations ----------------------------------------------------------------------
 
@@ -272,12 +317,23 @@ class MetadataStore:
         *,
         actor: str,
         details: Mapping[str, Any] | None = None,
+        expect: str | EllipsisType | None = ...,
     ) -> Version:
         """Point ``alias`` at ``ref``; ``details`` (e.g. the gate result that justified the
         move) is kept on the ``alias.set`` event. Pointing it where it already is records
-        nothing."""
+        nothing. With ``expect`` (a version, or ``None`` for no alias yet) the alias moves only
+        if it points there now, checked in the same transaction
+        (:class:`~dockyard.errors.ConflictError` otherwise)."""
         with self.db.write() as conn:
             version = self._resolve(conn, ref)
+            if not isinstance(expect, EllipsisType):
+                current = self._alias_target(conn, version.model, alias)
+                if current not in (expect, version.version):
+                    raise ConflictError(
+                        f"{version.model}@{alias} points at {current or 'nothing'} now, "
+                        f"not at {expect or 'nothing'}.",
+                        hint=f"Look again (dockyard models show {version.model}) and retry.",
+                    )
             if version.status == "archived":
                 raise VersionArchivedError(
                     f"{version.ref} is archived; an alias cannot point at it.",
@@ -289,6 +345,15 @@ class MetadataStore:
                 conn, model_id, version.model, alias, version_id, version.version, actor, details
             )
             return self._get_version(conn, version.model, version.version)
+
+    def _alias_target(self, conn: Connection, name: str, alias: str) -> str | None:
+        a = t.aliases.c
+        found: str | None = conn.execute(
+            sa.select(t.versions.c.version)
+            .join(t.aliases, a.version_id == t.versions.c.id)
+            .where(a.model_id == self._model_id(conn, name), a.name == alias)
+        ).scalar()
+        return found
 
     def delete_alias(self, name: str, alias: str, *, actor: str) -> None:
         with self.db.write() as conn:
@@ -587,6 +652,20 @@ def _version(row: Row[Any], aliases: tuple[str, ...]) -> Version:
     )
 
 
+def _event(row: Row[Any]) -> Event:
+    return Event(
+        id=row.id,
+        at=_utc(row.at),
+        actor=row.actor,
+        action=row.action,
+        model=row.model,
+        version=row.version,
+        before=row.before,
+        after=row.after,
+        details=row.details or {},
+    )
+
+
 def _summary(version: Version) -> dict[str, Any]:
     return {
         "version": version.version,
@@ -616,17 +695,48 @@ def record_event(
     before: Any = None,
     after: Any = None,
     details: Mapping[str, Any] | None = None,
-) -> None:
-    """Append to the audit trail inside the caller's transaction (with the change itself)."""
-    conn.execute(
-        t.events.insert().values(
-            at=_now(),
-            actor=actor,
-            action=action,
-            model=model,
-            version=version,
-            before=before,
-            after=after,
-            details=dict(details or {}),
+) -> int:
+    """Append to the audit trail inside the caller's transaction (with the change itself),
+    chained to the newest event under the write lock (:mod:`dockyard.registry.audit`).
+    Returns the new event's id."""
+    hold_write_lock(conn)  # already held in Database.write(); this keeps any caller safe
+    e = t.events.c
+    prev = conn.execute(sa.select(e.hash).order_by(e.id.desc()).limit(1)).scalar() or GENESIS
+    values: dict[str, Any] = {
+        "at": _now(),
+        "actor": actor,
+        "action": action,
+        "model": model,
+        "version": version,
+        "before": normalize(before),
+        "after": normalize(after),
+        "details": normalize(dict(details or {})),
+    }
+    digest = chain_hash(prev, canonical(**values))
+    inserted = conn.execute(
+        t.events.insert().values(**values, prev_hash=prev, hash=digest)
+    ).inserted_primary_key
+    assert inserted is not None
+    return int(inserted[0])
+
+
+_GUARDS = {
+    "sqlite": ("events_no_delete", "events_no_replace", "events_no_update"),
+    "postgresql": ("events_append_only", "events_no_truncate"),
+}
+"""The triggers that keep ``events`` append-only (migrations 0001 and 0005)."""
+
+
+def _missing_guards(conn: Connection) -> tuple[str, ...]:
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'"
+    elif dialect == "postgresql":
+        query = (
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'events'::regclass "
+            "AND NOT tgisinternal AND tgenabled <> 'D'"
         )
-    )
+    else:
+        return ()
+    present = set(conn.execute(sa.text(query)).scalars())
+    return tuple(name for name in _GUARDS[dialect] if name not in present)

@@ -82,8 +82,12 @@ events = sa.Table(
     sa.Column("before", JSON, nullable=True),
     sa.Column("after", JSON, nullable=True),
     sa.Column("details", JSON, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
     sa.Index("ix_events_model", "model", "id"),
 )
+"""Append-only: triggers refuse UPDATE, DELETE, REPLACE and TRUNCATE, and each event carries
+the hash of the one before it (:mod:`dockyard.registry.audit`)."""
 
 deployments = sa.Table(
     "deployments",

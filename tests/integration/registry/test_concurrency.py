@@ -93,6 +93,9 @@ def test_eight_processes_get_distinct_versions(settings: Settings, tmp_path: Pat
             f"1.0.{i}" for i in range(24)
         ]
         assert len(registry.events(model="shared", action="version.register", limit=100)) == 24
+        chain = registry.verify_events()  # eight writers, one hash chain
+        assert chain.intact, chain.breaks
+        assert chain.events == len(registry.events(limit=1000))
         for version in stored:
             registry.load(f"shared@{version}")  # digest verified, model loads
 
