@@ -216,7 +216,9 @@ def test_bad_specs_and_rollbacks_are_refused_and_change_nothing(home: Path, tmp_
     result = _cli(home, "rollback", "clf")
     assert result.returncode == 2
     assert "only one revision" in result.stderr
-    assert _cli(home, "rollback", "clf", "--to", "7").returncode == 2
+    result = _cli(home, "rollback", "clf", "--to", "7")  # no such revision: not found
+    assert result.returncode == 4
+    assert "no revision 7" in result.stderr
     assert _cli(home, "rollback", "nope").returncode == 4
     assert revision() == before
 

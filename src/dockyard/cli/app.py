@@ -18,8 +18,8 @@ app = typer.Typer(
     help="Take machine-learning models to production: registry, serving, rollouts, monitoring.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
-    rich_markup_mode="rich",
+    # click's plain help: typer's rich panels label every flag <bool> (--json <bool>)
+    rich_markup_mode=None,
 )
 app.add_typer(models.app, name="models")
 app.add_typer(tokens.app, name="tokens")
@@ -65,7 +65,7 @@ def main() -> None:
     from dockyard.cli.render import error
 
     try:
-        app()  # standalone: click reports usage errors itself (exit 2)
+        app(prog_name="dockyard")  # standalone: click reports usage errors itself (exit 2)
     except DockyardError as exc:
         error(str(exc))
         sys.exit(exc.exit_code)

@@ -30,8 +30,9 @@ def open_registry(ctx: typer.Context) -> Iterator[Registry]:
         yield registry
 
 
-def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
-    """``key=value`` options into a dict, with a clear error for anything else."""
+def parse_pairs(pairs: list[str] | None, what: str, *, option: bool = True) -> dict[str, str]:
+    """``key=value`` options (``--what``) or arguments (``option=False``) into a dict, with a
+    clear error for anything else whose hint names what the command takes."""
     from dockyard.errors import InvalidRequestError
 
     result: dict[str, str] = {}
@@ -39,7 +40,8 @@ def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise InvalidRequestError(
-                f"{what} {pair!r} is not key=value.", hint=f"Write it as --{what} name=value."
+                f"{what} {pair!r} is not key=value.",
+                hint=f"Write it as {f'--{what} ' if option else ''}name=value.",
             )
         result[key.strip()] = value.strip()
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -192,6 +193,7 @@ def _print_version(v: Version) -> None:
     facts = [
         ("runtime", v.runtime + (f" (trusted: {', '.join(v.trusted_types)})" if v.trusted else "")),
         ("artifact", f"sha256:{v.digest}  {size(v.size)}"),
+        ("onnx twin", _twin(v.accelerated)),
         ("registered", f"{cell(v.created_at)} by {v.created_by}"),
         ("description", v.description or None),
         ("metrics", v.metrics),
@@ -220,6 +222,22 @@ def _print_version(v: Version) -> None:
             ["column", "type", "nullable", "range / categories", "unseen"],
             (_column_row(c) for c in signature.get("columns", [])),
         )
+    )
+
+
+def _twin(accelerated: Mapping[str, Any] | None) -> str:
+    """The ONNX twin's status: what is served instead of the native model, or why none."""
+    if accelerated is None:
+        return "none (not built for this version)"
+    checked = accelerated.get("rows_checked")
+    diff = accelerated.get("max_abs_diff")
+    if "digest" not in accelerated:
+        compared = f" (compared on {checked} rows, max difference {cell(diff)})" if checked else ""
+        return f"none: {accelerated.get('reason') or 'no reason recorded'}{compared}"
+    return (
+        f"{accelerated.get('runtime', 'onnx')}, sha256:{str(accelerated['digest'])[:12]}  "
+        f"{size(int(accelerated.get('size') or 0))}; predicts like the native model on "
+        f"{checked} rows (max difference {cell(diff)}); served when the deployment accelerates"
     )
 
 
@@ -285,7 +303,7 @@ def tag(
     """Set or remove tags on a model or a version."""
     from dockyard.errors import InvalidRequestError
 
-    values = parse_pairs(pairs, "tag")
+    values = parse_pairs(pairs, "tag", option=False)
     if not values and not remove:
         raise InvalidRequestError("Nothing to do.", hint="Give key=value pairs or --remove KEY.")
     with open_registry(ctx) as registry:

@@ -78,7 +78,8 @@ def drift(
         f"[bold]{endpoint}[/bold] {result['window']['description']} ({report['rows']:,} rows) "
         f"vs {result['baseline']}: [bold]{verdict}[/bold] — "
         f"{report['drifted_count']} of {report['feature_count']} features drifted "
-        f"({report['drift_share']:.0%})"
+        f"({report['drift_share']:.0%}; the dataset drifts at "
+        f"{report['policy']['drift_share']:.0%} or more)"
     )
     rows = [*report["features"], *([report["prediction"]] if report["prediction"] else [])]
     out.print(

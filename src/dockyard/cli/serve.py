@@ -6,8 +6,9 @@ import ipaddress
 import os
 import shutil
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -105,6 +106,11 @@ def _deployments(registry: Registry) -> list[Deployment]:
     return DeploymentStore(registry.db).list()
 
 
+CHUNK_ROWS = 1000
+"""Rows per request of ``dockyard predict``: well under an endpoint's queue (4,096 rows by
+default), so a large file is scored in order without one request being refused."""
+
+
 def predict(
     endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
     data: Annotated[
@@ -116,40 +122,32 @@ def predict(
     token: Annotated[
         str | None, typer.Option(envvar="DOCKYARD_TOKEN", help="Bearer token (predict scope).")
     ] = None,
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, help="Rows per request; a larger file is sent in order.")
+    ] = CHUNK_ROWS,
     as_json: JsonOption = False,
 ) -> None:
-    """Send rows to a running server and print its predictions."""
-    import httpx
+    """Send rows to a running server and print its predictions (a large file in requests of
+    --chunk-rows rows, in order, answered as one)."""
     import orjson
 
-    from dockyard.errors import NotFoundError, UnavailableError
+    from dockyard.cli.render import err
     from dockyard.schema import read_table
 
     frame = read_table(data)
     records = orjson.loads(frame.to_json(orient="records"))
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    try:
-        response = httpx.post(
-            f"{url.rstrip('/')}/v1/endpoints/{endpoint}/predict",
-            content=orjson.dumps({"instances": records}),
-            headers={"content-type": "application/json", **headers},
-            timeout=60,
-        )
-    except httpx.HTTPError as exc:
-        raise UnavailableError(
-            f"Cannot reach {url}: {exc}.", hint="Start it with: dockyard serve"
-        ) from None
-    try:
-        body = response.json()
-    except ValueError:
-        body = {"error": f"{url} answered {response.status_code} with a body that is not JSON."}
-    if response.status_code != 200:
-        message = str(body.get("error") or response.reason_phrase)
-        if response.status_code == 404:
-            raise NotFoundError(message)
-        if response.status_code < 500:
-            raise InvalidRequestError(message)
-        raise UnavailableError(message, hint="Check the server's log; retry shortly.")
+    target = f"{url.rstrip('/')}/v1/endpoints/{endpoint}/predict"
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    starts = range(0, len(records), chunk_rows)
+    answers: list[dict[str, Any]] = []
+    with err.status(f"Scoring {len(records):,} rows…") if len(starts) > 1 else nullcontext():
+        for start in starts:
+            answers.append(_post(target, records[start : start + chunk_rows], headers, url))
+            if len(starts) > 1:
+                err.print(f"scored {min(start + chunk_rows, len(records)):,} of {len(records):,}")
+    body = _joined(answers)
     if as_json:
         print_json(body)
         return
@@ -161,4 +159,52 @@ def predict(
         [i, p, *(probabilities[i] if probabilities is not None else [])]
         for i, p in enumerate(body["predictions"])
     ]
-    out.print(table(f"{endpoint} → {body['model']}@{body['version']}", columns, rows))
+    served = ", ".join(f"{body['model']}@{v}" for v in body["versions"])
+    out.print(table(f"{endpoint} → {served}", columns, rows))
+
+
+def _post(target: str, records: list[Any], headers: dict[str, str], url: str) -> dict[str, Any]:
+    """One predict request; a refusal becomes the Dockyard error its status means."""
+    import httpx
+    import orjson
+
+    from dockyard.errors import NotFoundError, UnavailableError
+
+    try:
+        response = httpx.post(
+            target, content=orjson.dumps({"instances": records}), headers=headers, timeout=60
+        )
+    except httpx.HTTPError as exc:
+        raise UnavailableError(
+            f"Cannot reach {url}: {exc}.", hint="Start it with: dockyard serve"
+        ) from None
+    try:
+        body: dict[str, Any] = response.json()
+    except ValueError:
+        body = {"error": f"{url} answered {response.status_code} with a body that is not JSON."}
+    if response.status_code != 200:
+        message = str(body.get("error") or response.reason_phrase)
+        if response.status_code == 404:
+            raise NotFoundError(message)
+        if response.status_code < 500:
+            raise InvalidRequestError(message)
+        raise UnavailableError(message, hint="Check the server's log; retry shortly.")
+    return body
+
+
+def _joined(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The answers to consecutive chunks as one: predictions (and probabilities) in row order,
+    each request's id, the versions that served them, and every distinct note."""
+    first = answers[0] if answers else {"predictions": []}
+    body: dict[str, Any] = {
+        key: first[key] for key in ("endpoint", "model", "version", "classes") if key in first
+    }
+    body["versions"] = list(dict.fromkeys(a["version"] for a in answers if "version" in a))
+    body["request_ids"] = [a["request_id"] for a in answers if "request_id" in a]
+    body["predictions"] = [p for a in answers for p in a["predictions"]]
+    if "probabilities" in first:
+        body["probabilities"] = [p for a in answers for p in a.get("probabilities", [])]
+    notes = list(dict.fromkeys(n for a in answers for n in a.get("notes", [])))
+    if notes:
+        body["notes"] = notes
+    return body

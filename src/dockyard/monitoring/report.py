@@ -97,18 +97,19 @@ def _summary(
     else:
         share = f"{drift['drifted_count']} of {drift['feature_count']} features"
         share += f" ({drift['drift_share']:.0%})"
+        threshold = _policy_share(drift)
+        policy = "the policy share" if threshold is None else f"the policy's {threshold:.0%}"
         if drift["dataset_drifted"]:
-            verdict, css = f"Drift detected in {share}", "drift"
+            verdict, css = f"Drift detected in {share}, at least {policy}", "drift"
         elif drift["drifted_count"]:
-            verdict, css = f"No dataset drift: {share} drifted, below the policy share", "ok"
+            verdict, css = f"No dataset drift: {share} drifted, below {policy}", "ok"
         else:
             verdict, css = f"No drift in {drift['feature_count']} features", "ok"
     window = data.get("window") or {}
     facts = {
         "Model": _esc(data.get("model") or "—"),
         "Versions": _esc(", ".join(data.get("versions") or []) or "—"),
-        "Window": f"{_esc(window.get('description', ''))}: {_when(window.get('start'))} → "
-        f"{_when(window.get('end'))}, {window.get('rows', 0):,} rows",
+        "Window": _window_line(window),
         "Baseline": _esc(data.get("baseline") or "—"),
         "Drifting since": _drifting_since(over_time, _policy_share(drift)),
         "Prediction drift": _prediction_summary(drift),
@@ -119,6 +120,15 @@ def _summary(
     }
     items = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts.items())
     return f'<section id="summary"><p class="verdict {css}">{verdict}</p><dl>{items}</dl></section>'
+
+
+def _window_line(window: Row) -> str:
+    """The window's span once: a time window's description is that span already, so only
+    ``last N predictions`` and ``all predictions`` are named before it."""
+    described = str(window.get("description") or "")
+    named = f"{_esc(described)}: " if described.startswith(("last ", "all ")) else ""
+    span = f"{_when(window.get('start'))} → {_when(window.get('end'))}"
+    return f"{named}{span}, {window.get('rows', 0):,} rows"
 
 
 def _policy_share(drift: Row | None) -> float | None:

@@ -46,6 +46,15 @@ class Version:
     def ref(self) -> str:
         return f"{self.model}@{self.version}"
 
+    def __repr__(self) -> str:
+        """One short line (a notebook cell shows it): the signature, profile and lineage stay
+        behind ``to_dict()``."""
+        aliases = f", aliases={list(self.aliases)}" if self.aliases else ""
+        return (
+            f"Version({self.ref!r}, runtime={self.runtime!r}, status={self.status!r}"
+            f"{aliases}, sha256={self.digest[:12]!r}, size={self.size})"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         data = _shallow(self)
         data["created_at"] = self.created_at.isoformat()
@@ -67,6 +76,12 @@ class Model:
     versions: int = 0
     archived: int = 0
 
+    def __repr__(self) -> str:
+        return (
+            f"Model({self.name!r}, latest={self.latest!r}, versions={self.versions}, "
+            f"aliases={dict(self.aliases)!r})"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         data = _shallow(self)
         data["created_at"] = self.created_at.isoformat()
@@ -86,6 +101,14 @@ class Event:
     before: Any = None
     after: Any = None
     details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        """One short line: ``before``, ``after`` and ``details`` stay behind ``to_dict()``."""
+        subject = self.model if self.version is None else f"{self.model}@{self.version}"
+        return (
+            f"Event({self.id}, {self.action!r}, {subject!r}, actor={self.actor!r}, "
+            f"at={self.at.isoformat()!r})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = _shallow(self)

@@ -305,7 +305,12 @@ class DeploymentStore:
         before the current revision; naming the current one re-applies it."""
         current = self.get(name)
         target = current.revision - 1 if to is None else to
-        if target < 1 or target > current.revision or (to is None and current.revision == 1):
+        if to is not None and not 1 <= to <= current.revision:  # no such revision: not found
+            raise NotFoundError(
+                f"Endpoint {name!r} has no revision {to}; its revisions are 1..{current.revision}.",
+                hint=f"See them with: dockyard deployments history {name}",
+            )
+        if target < 1:  # the default target of an endpoint with one revision
             raise InvalidRequestError(
                 f"Endpoint {name!r} has no revision {target} to roll back to"
                 + (" (it has only one revision)." if current.revision == 1 else "."),
@@ -355,8 +360,21 @@ class Revision:
             "reason": self.reason,
             "spec": self.spec,
         }
-        body["changes"] = spec_diff(previous.spec if previous else {}, self.spec)
+        body["changes"] = (
+            spec_diff(previous.spec, self.spec) if previous else created_changes(self.spec)
+        )
         return body
+
+
+def created_changes(spec: Mapping[str, Any]) -> list[str]:
+    """A first revision's changes: ``created`` with what it serves, then only the fields it
+    sets away from their defaults (not every default as a change from nothing)."""
+    served = {key: spec[key] for key in ("routes", "shadows") if spec.get(key)}
+    defaults = DeploymentSpec.model_validate(served).model_dump(mode="json")
+    routes = ", ".join(f"{r['model']} {r['weight']}%" for r in spec.get("routes", []))
+    shadows = ", ".join(s["model"] for s in spec.get("shadows", []))
+    created = f"created: {routes}" + (f"; shadows {shadows}" if shadows else "")
+    return [created, *spec_diff(defaults, spec)]
 
 
 def spec_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:

@@ -174,6 +174,39 @@ def test_summary_comes_first_and_says_what_drifted_since_when(data: dict[str, An
 
 
 @pytest.mark.parametrize(
+    ("description", "named"),
+    [
+        ("2026-11-21T00:00:00+00:00 to 2026-11-22T00:00:00+00:00", ""),  # a time window
+        ("since 2026-11-21T00:00:00+00:00", ""),
+        ("last 1,000 predictions", "last 1,000 predictions: "),
+        ("all predictions", "all predictions: "),
+    ],
+)
+def test_window_line_states_the_span_once(
+    data: dict[str, Any], description: str, named: str
+) -> None:
+    data["window"]["description"] = description
+    html = render_report(data)
+    line = f"<dt>Window</dt><dd>{named}2026-11-21 00:00 UTC → 2026-11-22 00:00 UTC, 1,000 rows</dd>"
+    assert line in html
+    assert html.count("2026-11-21T00:00:00") == 0  # the raw range is not repeated
+
+
+@pytest.mark.parametrize(
+    ("drifted", "share", "verdict"),
+    [
+        (2, 0.5, "Drift detected in 2 of 4 features (50%), at least the policy's 30%"),
+        (1, 0.25, "No dataset drift: 1 of 4 features (25%) drifted, below the policy's 30%"),
+    ],
+)
+def test_verdict_shows_the_share_that_decides_it(
+    data: dict[str, Any], drifted: int, share: float, verdict: str
+) -> None:
+    data["drift"].update(drifted_count=drifted, drift_share=share, dataset_drifted=share >= 0.3)
+    assert verdict in render_report(data)
+
+
+@pytest.mark.parametrize(
     ("shares", "expected"),
     [
         ([0.1, 0.6, 0.7], "drifting since 2026-11-02 00:00 UTC"),
