@@ -149,6 +149,11 @@ class Settings(BaseSettings):
         description="Aliases the control plane moves only with a passing gate result "
         "(PUT /api/models/{name}/aliases/{alias}, deploy scope), recorded on the event.",
     )
+    gate_max_age_s: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="How long a recorded gate result can justify a promotion, in seconds.",
+    )
 
     @property
     def resolved_monitoring_url(self) -> str:

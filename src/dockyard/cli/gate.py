@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from dockyard.cli.context import open_registry
+from dockyard.cli.context import open_registry, settings_for
 from dockyard.cli.render import out, print_json, table
 
 if TYPE_CHECKING:
@@ -66,17 +66,19 @@ def gate(
             "--promote",
             metavar="ALIAS",
             help="When the gate passes, point this alias at the candidate (the gate result "
-            "is kept on the audit event).",
+            "is kept on the audit event). An alias that points at a version moves only for a "
+            "gate --against it.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Gate a candidate version: evaluate it and a baseline on the same labelled data, check
     that their signatures are compatible and that every requirement holds. Exits 1 when the
-    gate fails (nothing is promoted), 0 when it passes."""
+    gate fails (nothing is promoted), 0 when it passes. The result is recorded as a
+    gate.evaluated event whose id (in --json's "id") a promotion through the API names."""
     from dockyard.registry.refs import check_alias
     from dockyard.schema import read_table
-    from dockyard.serving.gate import evaluate_gate, parse_requirement, promote
+    from dockyard.serving.gate import evaluate_gate, parse_requirement, promote, record_gate
 
     requirements = [parse_requirement(text) for text in require or []]
     if promote_to is not None:
@@ -94,14 +96,21 @@ def gate(
                 requirements,
                 allow_new_columns=allow_new_columns,
             )
+        recorded = record_gate(registry, result, actor=registry.actor)
         if not as_json:
             _render(result, data)
+            out.print(f"Recorded as gate #{recorded.id}.", markup=False)
         if result.passed and promote_to is not None:
             promotion = promote(
-                registry, result.candidate, promote_to, result, actor=registry.actor
+                registry,
+                result.candidate,
+                promote_to,
+                recorded,
+                actor=registry.actor,
+                max_age_s=settings_for(ctx).gate_max_age_s,
             )
     if as_json:
-        print_json({**result.to_dict(), "promotion": _promotion_dict(promotion)})
+        print_json({**recorded.to_dict(), "promotion": _promotion_dict(promotion)})
     elif promote_to is not None:
         _render_promotion(promotion, promote_to)
     if not result.passed:

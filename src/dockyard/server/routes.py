@@ -306,24 +306,34 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
         name: str, alias: str, request: AliasRequest, http: Request
     ) -> dict[str, Any]:
         """Move an alias. A protected one (``DOCKYARD_PROTECTED_ALIASES``, ``production`` by
-        default) moves only with a passing gate result for that version, kept on the event."""
-        from dockyard.serving.gate import GateResult, promote
+        default) moves only with a gate result the registry recorded (named by its ``id``):
+        passing, for that version, against where the alias points now, and recent
+        (:func:`~dockyard.serving.gate.promote`). It is kept on the event."""
+        from dockyard.serving.gate import promote, recorded_gate
 
         ref = f"{name}@{request.version}"
+        gate = None
+        if request.gate is not None:
+            gate = await blocking(recorded_gate, registry, request.gate)
         if alias in server.settings.protected_aliases:
-            if request.gate is None:
+            if gate is None:
                 raise InvalidRequestError(
                     f"Alias {alias!r} is protected: moving it needs the gate result that "
                     "justifies it.",
                     hint=f"Run: dockyard gate {ref} --against {name}@{alias} --data ... --json, "
                     'and send its output as "gate".',
                 )
-            result = GateResult.from_dict(request.gate)
             promotion = await blocking(
-                promote, registry, ref, alias, result, actor=actor(http.scope, registry.actor)
+                promote,
+                registry,
+                ref,
+                alias,
+                gate,
+                actor=actor(http.scope, registry.actor),
+                max_age_s=server.settings.gate_max_age_s,
             )
             return dict(promotion.to_dict())
-        details = {"gate": request.gate} if request.gate is not None else None
+        details = {"gate": gate.to_dict()} if gate is not None else None
         version = await blocking(
             registry.set_alias, ref, alias, actor=actor(http.scope, registry.actor), details=details
         )

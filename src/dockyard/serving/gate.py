@@ -30,8 +30,14 @@ Signature compatibility: a column the candidate requires (not nullable) that the
 signature lacks fails the gate unless new columns are allowed — callers built for the
 baseline do not send it — and so does a changed output kind. Other differences are notes.
 
-:func:`promote` moves an alias only for a gate that passed, for the version it evaluated,
-and records the gate result on the ``alias.set`` audit event.
+Every evaluation that goes through :func:`record_gate` is kept as a ``gate.evaluated``
+audit event, and the event's id is the gate's id. :func:`promote` moves an alias only on the
+strength of such a recorded result (:func:`recorded_gate` looks it up by id and refuses a
+copy that differs from the record): one that passed, with at least one requirement, for the
+version being promoted, compared with exactly the version the alias points at now
+(signatures checked), and evaluated less than ``max_age_s`` ago. An alias that points at
+nothing yet needs no baseline. The move is a compare-and-set on the alias, and the
+``alias.set`` event keeps the gate result with its id.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from dockyard.errors import (
@@ -67,6 +74,7 @@ __all__ = [
     "Check",
     "GateResult",
     "Promotion",
+    "RecordedGate",
     "Requirement",
     "SignatureCheck",
     "check_signature",
@@ -74,6 +82,8 @@ __all__ = [
     "metrics_for",
     "parse_requirement",
     "promote",
+    "record_gate",
+    "recorded_gate",
 ]
 
 Operator = Literal[">=", "<=", ">", "<", "=="]
@@ -85,6 +95,12 @@ REGRESSION_METRICS = ("mae", "rmse", "r2")
 LATENCY_METRICS = ("p50_latency_ms", "p99_latency_ms")
 METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS + LATENCY_METRICS
 OPERATORS: tuple[Operator, ...] = get_args(Operator)
+
+GATE_EVENT = "gate.evaluated"
+"""The audit action that records a gate result; its event id is the gate's id."""
+
+DEFAULT_MAX_AGE_S = 24 * 3600.0
+"""How old a recorded gate may be to justify a promotion (``DOCKYARD_GATE_MAX_AGE_S``)."""
 
 WARMUP_CALLS = 20
 """Single-row predictions each version makes before latency is measured."""
@@ -751,43 +767,163 @@ class Promotion:
         }
 
 
-def promote(
-    registry: Registry, ref: str, alias: str, result: GateResult, *, actor: str
-) -> Promotion:
-    """Point ``alias`` at ``ref`` on the strength of a gate ``result``; the ``alias.set``
-    audit event keeps the result under ``details["gate"]``.
+@dataclass(frozen=True)
+class RecordedGate:
+    """A gate result as the registry recorded it: the ``gate.evaluated`` event's id, time and
+    actor, and the result."""
 
-    Refused, with nothing changed, when the gate failed (:class:`InvalidRequestError`), when
-    ``ref`` is not the version the gate evaluated (same), or when the gate compared against
-    this very alias and it has moved since (:class:`~dockyard.errors.ConflictError`: gate
-    again). An alias already on the version is left as is, and no event is written.
+    id: int
+    evaluated_at: datetime
+    actor: str
+    result: GateResult
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``dockyard gate --json`` prints and a promotion sends back as ``"gate"``."""
+        return {
+            "id": self.id,
+            "evaluated_at": self.evaluated_at.isoformat(),
+            **self.result.to_dict(),
+        }
+
+
+def record_gate(registry: Registry, result: GateResult, *, actor: str) -> RecordedGate:
+    """Keep ``result`` as a ``gate.evaluated`` audit event; its id identifies the gate."""
+    model, _, version = result.candidate.partition("@")
+    event = registry.store.record(
+        actor, GATE_EVENT, model, version, details={"gate": result.to_dict()}
+    )
+    return RecordedGate(
+        event.id, event.at, event.actor, GateResult.from_dict(event.details["gate"])
+    )
+
+
+_SEND_RECORDED = (
+    "Run `dockyard gate CANDIDATE --against MODEL@ALIAS --data ... --require ... --json` "
+    'against this registry and send its output, unchanged, as "gate".'
+)
+
+
+def recorded_gate(registry: Registry, submitted: Mapping[str, Any]) -> RecordedGate:
+    """The recorded gate a client's ``"gate"`` object names by its ``id``.
+
+    Refused (:class:`InvalidRequestError`) when it names none, names an event that is not a
+    gate result, or differs from the record in any field it carries (a result edited on the
+    way: only what the registry recorded counts)."""
+    gate_id = submitted.get("id") if isinstance(submitted, Mapping) else None
+    if not isinstance(gate_id, int) or isinstance(gate_id, bool):
+        raise InvalidRequestError(
+            "The gate result has no id: only a gate result the registry recorded can move a "
+            "protected alias.",
+            hint=_SEND_RECORDED,
+        )
+    event = registry.store.get_event(gate_id)
+    if event is None or event.action != GATE_EVENT or "gate" not in event.details:
+        raise InvalidRequestError(
+            f"No gate result #{gate_id} was recorded by this registry.", hint=_SEND_RECORDED
+        )
+    from dockyard.registry.audit import normalize
+
+    recorded = RecordedGate(
+        event.id, event.at, event.actor, GateResult.from_dict(event.details["gate"])
+    )
+    expected = normalize(recorded.to_dict())
+    altered = sorted(
+        key
+        for key, value in normalize(dict(submitted)).items()
+        if key in expected and value != expected[key]
+    )
+    if altered:
+        raise InvalidRequestError(
+            f"The gate result sent differs from gate #{gate_id} as recorded "
+            f"({', '.join(altered)}): it was altered.",
+            hint=_SEND_RECORDED,
+            details={"altered": altered},
+        )
+    return recorded
+
+
+def promote(
+    registry: Registry,
+    ref: str,
+    alias: str,
+    gate: RecordedGate,
+    *,
+    actor: str,
+    max_age_s: float = DEFAULT_MAX_AGE_S,
+    now: datetime | None = None,
+) -> Promotion:
+    """Point ``alias`` at ``ref`` on the strength of a recorded ``gate``; the ``alias.set``
+    audit event keeps the result and its id under ``details["gate"]``.
+
+    Refused, with nothing changed (:class:`InvalidRequestError` unless said otherwise), when
+    the gate failed, has no requirement, is for another version than ``ref``, was evaluated
+    more than ``max_age_s`` ago, or when the alias points at a version the gate did not
+    compare with (:class:`~dockyard.errors.ConflictError`: gate again against the alias) or
+    whose signature it could not check. An alias already on the version is left as is, and
+    no event is written.
     """
     from dockyard.registry import ModelRef
     from dockyard.registry.refs import check_alias
 
     check_alias(alias)
+    result = gate.result
+    version = registry.get_version(ref)
+    if version.ref != result.candidate:
+        raise InvalidRequestError(
+            f"Gate #{gate.id} is for {result.candidate}, not {version.ref}.",
+            hint="Promote the version the gate evaluated, or gate this one.",
+        )
     if not result.passed:
         raise InvalidRequestError(
             f"The gate for {result.candidate} failed, so {alias} was not moved: "
             f"{'; '.join(result.failures)}.",
             details={"failures": list(result.failures)},
         )
-    version = registry.get_version(ref)
-    if version.ref != result.candidate:
+    if not result.checks:
         raise InvalidRequestError(
-            f"The gate result is for {result.candidate}, not {version.ref}.",
-            hint="Promote the version the gate evaluated, or gate this one.",
+            f"Gate #{gate.id} has no requirement, so it cannot justify moving {alias}.",
+            hint="Gate with at least one --require.",
+        )
+    age = ((now or datetime.now(UTC)) - gate.evaluated_at).total_seconds()
+    if age > max_age_s:
+        raise InvalidRequestError(
+            f"Gate #{gate.id} was evaluated {_duration(age)} ago, more than the "
+            f"{_duration(max_age_s)} a gate result stays valid (DOCKYARD_GATE_MAX_AGE_S).",
+            hint=f"Gate {result.candidate} again.",
         )
     previous = registry.get_model(version.model).aliases.get(alias)
-    if result.against is not None and result.baseline is not None:
-        against = ModelRef.parse(result.against)
-        gated = result.baseline.partition("@")[2]
-        stale = previous not in (gated, version.version)  # moved by someone else meanwhile
-        if against.name == version.model and against.alias == alias and stale:
+    if previous == version.version:
+        return Promotion(version.model, alias, version.version, previous)
+    target = f"{version.model}@{alias}"
+    if previous is not None:
+        if result.baseline != f"{version.model}@{previous}":
+            compared = result.baseline or "no baseline"
             raise ConflictError(
-                f"{version.model}@{alias} points at {previous or 'nothing'} now, not at "
-                f"{gated} as when the gate ran.",
-                hint=f"Gate {version.ref} again against {result.against}.",
+                f"{target} points at {previous} now, but gate #{gate.id} compared "
+                f"{result.candidate} with {compared}.",
+                hint=f"Gate {result.candidate} again with --against {target}.",
             )
-    registry.set_alias(version.ref, alias, actor=actor, details={"gate": result.to_dict()})
+        if not result.signature.checked:
+            raise InvalidRequestError(
+                f"Gate #{gate.id} could not compare the signatures of {result.candidate} and "
+                f"{result.baseline} ({'; '.join(result.signature.notes)}), so it cannot move "
+                f"{alias}.",
+                hint="Register both versions with a --sample so that their signatures can be "
+                "compared.",
+            )
+    registry.store.set_alias(
+        ModelRef.parse(version.ref),
+        alias,
+        actor=actor,
+        details={"gate": gate.to_dict()},
+        expect=previous,
+    )
     return Promotion(version.model, alias, version.version, previous)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 7200:
+        return f"{seconds / 3600:.0f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,12 @@ from dockyard.errors import ConflictError, InvalidRequestError
 from dockyard.registry import Registry
 from dockyard.serving.gate import (
     GateResult,
+    RecordedGate,
     evaluate_gate,
     parse_requirement,
     promote,
+    record_gate,
+    recorded_gate,
 )
 from dockyard.settings import Settings
 
@@ -154,10 +158,12 @@ def dockyard(home: Path, *args: str, code: int = 0) -> subprocess.CompletedProce
 
 
 def state(home: Path) -> tuple[dict[str, str], list[int]]:
-    """Where cancer's aliases point and every event id: what "nothing changed" compares."""
+    """Where cancer's aliases point and every event id but the gates' own records: what
+    "nothing changed" compares."""
     with Registry.open(Settings(home=home, user="reader")) as registry:
         aliases = dict(registry.get_model("cancer").aliases)
-        return aliases, [event.id for event in registry.events(limit=1000)]
+        events = registry.events(limit=1000)
+        return aliases, [event.id for event in events if event.action != "gate.evaluated"]
 
 
 LENIENT_LATENCY = "p99_latency_ms <= 60000"  # measured and checked, never a timing assert
@@ -250,6 +256,11 @@ def test_failing_gate_prints_why_exits_1_and_promotes_nothing(seeded: Seeded, ho
     assert lines[-1] == "production was not moved."
     assert result.stderr == ""
     assert state(home) == before
+    with Registry.open(Settings(home=home, user="reader")) as registry:
+        recorded = registry.events(action="gate.evaluated", limit=1)[0]
+    assert f"Recorded as gate #{recorded.id}." in lines
+    assert (recorded.actor, recorded.model, recorded.version) == ("ci-bot", "cancer", "1.2.0")
+    assert recorded.details["gate"]["passed"] is False
 
 
 def test_json_output_has_every_figure_and_no_promotion_on_failure(
@@ -577,12 +588,16 @@ def test_promote_moves_the_alias_and_records_the_gate(seeded: Seeded, registry: 
         [parse_requirement("f1 >= baseline")],
         latency_rows=5,
     )
-    promotion = promote(registry, "cancer@1.1.0", "production", result, actor="token:ci")
+    gate = record_gate(registry, result, actor="tester")
+    assert gate.result == result
+    assert recorded_gate(registry, json.loads(json.dumps(gate.to_dict()))) == gate
+    promotion = promote(registry, "cancer@1.1.0", "production", gate, actor="token:ci")
     assert (promotion.previous, promotion.version, promotion.moved) == ("1.0.0", "1.1.0", True)
     event = registry.events(action="alias.set", limit=1)[0]
     assert event.actor == "token:ci"
     assert GateResult.from_dict(event.details["gate"]) == result
-    again = promote(registry, "cancer@1.1.0", "production", result, actor="token:ci")
+    assert event.details["gate"]["id"] == gate.id
+    again = promote(registry, "cancer@1.1.0", "production", gate, actor="token:ci")
     assert not again.moved
     assert registry.events(action="alias.set", limit=1)[0].id == event.id
 
@@ -590,29 +605,43 @@ def test_promote_moves_the_alias_and_records_the_gate(seeded: Seeded, registry: 
 def test_promote_refuses_failed_stale_or_mismatched_gates(
     seeded: Seeded, registry: Registry, home: Path
 ) -> None:
-    def gate(candidate: str, requirement: str) -> GateResult:
-        return evaluate_gate(
+    def gate(
+        candidate: str, *requirements: str, against: str | None = "cancer@production"
+    ) -> RecordedGate:
+        result = evaluate_gate(
             registry,
             candidate,
-            "cancer@production",
+            against,
             seeded.holdout,
             "label",
-            [parse_requirement(requirement)],
+            [parse_requirement(requirement) for requirement in requirements],
             latency_rows=5,
         )
+        return record_gate(registry, result, actor="tester")
 
     failed = gate("cancer@1.2.0", "roc_auc >= baseline")
     passed = gate("cancer@1.1.0", "roc_auc >= baseline")
+    unconditional = gate("cancer@1.1.0")
+    unbased = gate("cancer@1.1.0", "roc_auc >= 0.5", against=None)
     before = state(home)
     with pytest.raises(InvalidRequestError, match=r"The gate for cancer@1\.2\.0 failed"):
         promote(registry, "cancer@1.2.0", "production", failed, actor="ci")
     with pytest.raises(InvalidRequestError, match=r"is for cancer@1\.1\.0, not cancer@1\.2\.0"):
         promote(registry, "cancer@1.2.0", "production", passed, actor="ci")
+    with pytest.raises(InvalidRequestError, match=r"has no requirement"):
+        promote(registry, "cancer@1.1.0", "production", unconditional, actor="ci")
+    with pytest.raises(ConflictError, match=r"compared cancer@1\.1\.0 with no baseline"):
+        promote(registry, "cancer@1.1.0", "production", unbased, actor="ci")
+    later = passed.evaluated_at + timedelta(seconds=3601)
+    with pytest.raises(InvalidRequestError, match=r"evaluated 60 min ago, more than the 60 min"):
+        promote(
+            registry, "cancer@1.1.0", "production", passed, actor="ci", max_age_s=3600, now=later
+        )
     assert state(home) == before
 
     registry.set_alias("cancer@1.3.0", "production")  # someone else promoted meanwhile
     moved = state(home)
-    with pytest.raises(ConflictError, match=r"points at 1\.3\.0 now, not at 1\.0\.0"):
+    with pytest.raises(ConflictError, match=r"points at 1\.3\.0 now, but gate #\d+ compared"):
         promote(registry, "cancer@1.1.0", "production", passed, actor="ci")
     assert state(home) == moved
     # another alias was not what the gate compared with: no staleness to guard against
