@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Match
 
-from dockyard.errors import AuthenticationError, DockyardError, PermissionDeniedError
+from dockyard.errors import AuthenticationError, PermissionDeniedError
 
 if TYPE_CHECKING:
     from dockyard.registry import Registry
@@ -88,15 +88,6 @@ class Authenticator:
                 hint=f"Its scopes: {', '.join(sorted(principal.scopes)) or 'none'}.",
             )
         return principal  # type: ignore[no-any-return]
-
-    async def allows(self, authorization: str | None, scope: str) -> bool:
-        """Whether the caller may see what ``scope`` guards (always, with auth off); never
-        raises, for public routes that only say more to those who may read it."""
-        try:
-            await self.check(authorization, scope)
-        except DockyardError:
-            return False
-        return True
 
 
 class Needs:
