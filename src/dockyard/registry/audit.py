@@ -45,6 +45,7 @@ __all__ = [
     "canonical",
     "chain_hash",
     "normalize",
+    "storable",
     "verify_chain",
 ]
 
@@ -54,22 +55,27 @@ GENESIS = "0" * 64
 BreakKind = Literal["edited", "missing", "reordered"]
 
 
-def normalize(value: Any) -> Any:
+def normalize(value: Any, *, integral_floats: bool = False) -> Any:
     """``value`` as it reads back from either database's JSON column: JSON types only,
-    string keys, integral floats as ints, NaN and infinities as ``None``."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    string keys, NaN and infinities as ``None`` (JSONB has none), and integral floats as
+    ints (JSONB may give ``1e20`` back as an integer) unless ``integral_floats``."""
+    if isinstance(value, bool) or value is None or isinstance(value, str | int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
             return None
-        return int(value) if value.is_integer() else value
-    if isinstance(value, int):
-        return value
+        return int(value) if value.is_integer() and not integral_floats else value
     if isinstance(value, Mapping):
-        return {str(key): normalize(item) for key, item in value.items()}
+        return {str(k): normalize(v, integral_floats=integral_floats) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [normalize(item) for item in value]
-    return normalize(json.loads(json.dumps(value, default=str)))
+        return [normalize(item, integral_floats=integral_floats) for item in value]
+    return normalize(json.loads(json.dumps(value, default=str)), integral_floats=integral_floats)
+
+
+def storable(value: Any) -> Any:
+    """``value`` made safe for both databases' JSON columns (NaN and infinities as ``None``),
+    floats kept as floats."""
+    return normalize(value, integral_floats=True)
 
 
 def _timestamp(at: datetime) -> str:

@@ -33,7 +33,7 @@ from dockyard.registry.audit import (
     ChainReport,
     canonical,
     chain_hash,
-    normalize,
+    storable,
     verify_chain,
 )
 from dockyard.registry.database import Database, hold_write_lock
@@ -708,9 +708,9 @@ def record_event(
         "action": action,
         "model": model,
         "version": version,
-        "before": normalize(before),
-        "after": normalize(after),
-        "details": normalize(dict(details or {})),
+        "before": storable(before),
+        "after": storable(after),
+        "details": storable(dict(details or {})),
     }
     digest = chain_hash(prev, canonical(**values))
     inserted = conn.execute(
