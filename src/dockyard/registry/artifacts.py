@@ -17,6 +17,7 @@ import os
 import re
 import uuid
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
 from dockyard.errors import ArtifactIntegrityError, StorageError
@@ -33,18 +34,36 @@ class ArtifactStore:
     """Content-addressed blobs on any fsspec filesystem."""
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
+        """Nothing is opened yet: the filesystem (and fsspec, ~0.1 s of imports) comes with
+        the first artifact read or written, so a command that only reads metadata skips it."""
+        self.url = url
+        self._options = dict(options or {})
+
+    @cached_property
+    def _opened(self) -> tuple[Any, str, bool]:
         import fsspec
 
-        self.url = url
         try:
-            self.fs, self.root = fsspec.core.url_to_fs(url, **dict(options or {}))
+            fs, root = fsspec.core.url_to_fs(self.url, **self._options)
         except (ImportError, ValueError) as exc:
             raise StorageError(
-                f"Cannot open the artifact store {url!r}: {exc}.",
+                f"Cannot open the artifact store {self.url!r}: {exc}.",
                 hint="For s3:// URLs install the extra: pip install 'dockyard[s3]'.",
             ) from exc
-        self.root = self.root.rstrip("/")
-        self._local = "file" in _protocols(self.fs)
+        return fs, root.rstrip("/"), "file" in _protocols(fs)
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem holding the artifacts."""
+        return self._opened[0]
+
+    @property
+    def root(self) -> str:
+        return self._opened[1]
+
+    @property
+    def _local(self) -> bool:
+        return self._opened[2]
 
     def path(self, digest: str) -> str:
         """Where the artifact with ``digest`` lives (derived, never chosen)."""
