@@ -251,6 +251,12 @@ def test_a_gate_reused_after_the_alias_moved_or_for_another_alias_is_refused(
 ) -> None:
     passed = target.gate("diabetes@1.0.1", "diabetes@moved", "rmse <= baseline * 1.5")
     assert target.put("moved", "1.0.1", passed.to_dict()).status_code == 200
+    target.point("moved", "1.0.0")  # rolled back: the same gate must not undo that
+    refused(
+        target.put("moved", "1.0.1", passed.to_dict()),
+        409,
+        f"Gate #{passed.id} already moved diabetes@moved to 1.0.1",
+    )
     target.point("moved", "1.0.2")  # someone moved it on since
     refused(
         target.put("moved", "1.0.1", passed.to_dict()),

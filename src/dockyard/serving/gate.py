@@ -35,7 +35,8 @@ audit event, and the event's id is the gate's id. :func:`promote` moves an alias
 strength of such a recorded result (:func:`recorded_gate` looks it up by id and refuses a
 copy that differs from the record): one that passed, with at least one requirement, for the
 version being promoted, compared with exactly the version the alias points at now
-(signatures checked), and evaluated less than ``max_age_s`` ago. An alias that points at
+(signatures checked), evaluated less than ``max_age_s`` ago, and not used for a promotion
+before. An alias that points at
 nothing yet needs no baseline. The move is a compare-and-set on the alias, and the
 ``alias.set`` event keeps the gate result with its id.
 """
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
 
     from dockyard.registry import Registry, Version
     from dockyard.registry.loaded import RegisteredModel
+    from dockyard.registry.types import Event
 
 __all__ = [
     "CLASSIFICATION_METRICS",
@@ -859,8 +861,10 @@ def promote(
     the gate failed, has no requirement, is for another version than ``ref``, was evaluated
     more than ``max_age_s`` ago, or when the alias points at a version the gate did not
     compare with (:class:`~dockyard.errors.ConflictError`: gate again against the alias) or
-    whose signature it could not check. An alias already on the version is left as is, and
-    no event is written.
+    whose signature it could not check, or when the gate already justified a promotion
+    (``ConflictError``: a result is good for one move, so re-sending it after a rollback
+    does not undo the rollback). An alias already on the version is left as is, and no event
+    is written.
     """
     from dockyard.registry import ModelRef
     from dockyard.registry.refs import check_alias
@@ -911,6 +915,13 @@ def promote(
                 hint="Register both versions with a --sample so that their signatures can be "
                 "compared.",
             )
+    used = _promoted_by(registry, version.model, gate.id)
+    if used is not None:
+        raise ConflictError(
+            f"Gate #{gate.id} already moved {version.model}@{used.after['alias']} to "
+            f"{used.version} (event #{used.id}); a gate result justifies one promotion.",
+            hint=f"Gate {result.candidate} again with --against {target}.",
+        )
     registry.store.set_alias(
         ModelRef.parse(version.ref),
         alias,
@@ -919,6 +930,17 @@ def promote(
         expect=previous,
     )
     return Promotion(version.model, alias, version.version, previous)
+
+
+def _promoted_by(registry: Registry, model: str, gate_id: int) -> Event | None:
+    """The ``alias.set`` event an earlier promotion with this gate wrote, if any."""
+    for event in registry.store.list_events(model=model, action="alias.set", limit=10_000):
+        if (
+            isinstance(event.details.get("gate"), Mapping)
+            and event.details["gate"].get("id") == gate_id
+        ):
+            return event
+    return None
 
 
 def _duration(seconds: float) -> str:
