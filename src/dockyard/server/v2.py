@@ -14,7 +14,8 @@ Policies:
 * **Compression.** ``Content-Encoding`` ``gzip``, ``deflate`` (zlib-wrapped or raw) and
   ``identity`` are accepted; the body is inflated in bounded steps and never beyond
   ``max_body_bytes``: a body that would inflate further (a zip bomb) raises
-  :class:`~dockyard.errors.InvalidRequestError` (400) saying so, with ``details.limit``; no
+  :class:`~dockyard.errors.PayloadTooLargeError` (413, as a body over the limit as sent)
+  saying so, with ``details.limit``; no
   more than ``max_body_bytes + 1`` bytes are ever held. Other encodings are refused the same way.
 * **Not-a-number in JSON requests.** JSON has no NaN: ``null`` in a floating-point tensor's
   ``data`` decodes to NaN, and the ``NaN``/``Infinity`` literals that Python encoders
@@ -55,7 +56,7 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-from dockyard.errors import InvalidRequestError, SchemaValidationError
+from dockyard.errors import InvalidRequestError, PayloadTooLargeError, SchemaValidationError
 
 __all__ = [
     "DATATYPES",
@@ -521,10 +522,10 @@ def _decompress(data: bytes, wbits: int, limit: int | None, encoding: str) -> by
             total += len(chunk)
             chunks.append(chunk)
             if limit is not None and (total > limit or inflater.unconsumed_tail):
-                raise _invalid(
+                raise PayloadTooLargeError(
                     f"The {encoding} body inflates to more than the limit of {limit} bytes.",
                     hint="Send a smaller request, or split it into several.",
-                    limit=limit,
+                    details={"limit": limit},
                 )
             if not inflater.eof:
                 raise _invalid(f"The {encoding} body is truncated.")

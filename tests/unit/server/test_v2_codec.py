@@ -18,7 +18,7 @@ import pytest
 import tritonclient.http as triton
 from kserve.protocol import infer_type as kserve
 
-from dockyard.errors import InvalidRequestError, SchemaValidationError
+from dockyard.errors import InvalidRequestError, PayloadTooLargeError, SchemaValidationError
 from dockyard.server import v2
 
 STRINGS = np.array(["héllo", "", "日本語", "plain"], dtype=object)
@@ -250,12 +250,20 @@ def test_compressed_bodies_are_inflated(encoding: str, compress: Any) -> None:
     np.testing.assert_array_equal(request.inputs[0].data, array)
 
 
-def test_gzip_bomb_is_refused_at_the_limit() -> None:
-    bomb = gzip.compress(b" " * 20_000_000, compresslevel=9)
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [("gzip", gzip.compress), ("deflate", zlib.compress)],
+    ids=["gzip", "deflate"],
+)
+def test_a_body_inflating_past_the_limit_is_too_large(encoding: str, compress: Any) -> None:
+    """A zip bomb, or any body over the limit once inflated: 413, as over the limit as sent."""
+    bomb = compress(b" " * 20_000_000)
     assert len(bomb) < 50_000
-    error = error_from(bomb, content_encoding="gzip", max_body_bytes=1_000_000)
-    assert "inflates to more than the limit of 1000000 bytes" in error.message
-    assert error.details == {"limit": 1_000_000}
+    with pytest.raises(PayloadTooLargeError) as caught:
+        v2.decode_request(bomb, content_encoding=encoding, max_body_bytes=1_000_000)
+    assert caught.value.status == 413
+    assert "inflates to more than the limit of 1000000 bytes" in caught.value.message
+    assert caught.value.details == {"limit": 1_000_000}
 
 
 @pytest.mark.parametrize(
