@@ -171,6 +171,46 @@ def test_a_rewritten_event_with_a_recomputed_hash_breaks_the_next_link(
     assert verify(registry) == [(second, "missing")]
 
 
+def test_a_log_rewritten_whole_from_an_event_on_is_found_by_an_earlier_anchor(
+    registry: Registry,
+) -> None:
+    from dockyard.registry.audit import canonical, chain_hash
+
+    head = registry.verify_events()
+    assert head.head is not None
+    assert head.head_hash is not None
+    events = list(reversed(registry.events(limit=1000)))
+    disable_guards(registry)
+    with registry.db.engine.begin() as conn:
+        last = conn.execute(sa.text(f"SELECT hash FROM events WHERE id = {events[0].id}"))
+        prev_hash = last.scalar_one()
+        for event in events[1:]:  # rewrite event 2 and recompute every later hash
+            actor = "mallory" if event.id == events[1].id else event.actor
+            digest = chain_hash(
+                prev_hash,
+                canonical(
+                    at=event.at,
+                    actor=actor,
+                    action=event.action,
+                    model=event.model,
+                    version=event.version,
+                    before=event.before,
+                    after=event.after,
+                    details=event.details,
+                ),
+            )
+            conn.execute(
+                sa.text("UPDATE events SET actor = :a, prev_hash = :p, hash = :h WHERE id = :i"),
+                {"a": actor, "p": prev_hash, "h": digest, "i": event.id},
+            )
+            prev_hash = digest
+    assert verify(registry) == []  # whole again: only an anchor kept elsewhere tells
+    report = registry.verify_events({head.head: head.head_hash})
+    assert [(b.event, b.kind) for b in report.breaks] == [(head.head, "edited")]
+    cut = registry.verify_events({head.head + 1000: head.head_hash})
+    assert [(b.event, b.kind) for b in cut.breaks] == [(head.head + 1000, "missing")]
+
+
 def test_a_deleted_event_is_found_at_the_one_after_it(registry: Registry) -> None:
     events = ids(registry)
     disable_guards(registry)
@@ -221,8 +261,13 @@ def test_verify_on_the_command_line_says_where_and_exits_1(
     intact = cli()
     assert intact.returncode == 0, intact.stderr
     head = ids(registry)[-1]
-    assert intact.stdout.startswith(f"{len(DETAILS)} events, head #{head} sha256:")
+    assert intact.stdout.startswith(f"{len(DETAILS)} events, head {head}:")
     assert intact.stdout.rstrip().endswith(": intact")
+    anchor = intact.stdout.split(" head ")[1].split(": ")[0]  # ID:SHA256, kept elsewhere
+    assert cli("--anchor", anchor).returncode == 0
+    bad = cli("--anchor", f"{head}:not-a-hash")
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert "is not ID:SHA256" in bad.stderr
 
     fourth = ids(registry)[3]
     disable_guards(registry)

@@ -67,16 +67,26 @@ def _brief(value: object) -> str:
 @app.command("verify")
 def verify(
     ctx: typer.Context,
+    anchor: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--anchor",
+            metavar="ID:SHA256",
+            help="A head an earlier verify printed (kept outside the database), repeatable: "
+            "that event must still be there with that hash.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Check the audit trail's hash chain: where it breaks and why. Exits 1 when broken.
 
     Names each event edited, missing (deleted) or reordered since it was written, and warns
-    about append-only triggers dropped or disabled. Keep the head hash it prints somewhere
-    the database's owner cannot write: deleting the newest events leaves a shorter chain
-    that is still whole."""
+    about append-only triggers dropped or disabled. Keep the head it prints (ID:SHA256)
+    somewhere the database's owner cannot write and pass it as --anchor later: a log cut
+    back, or rewritten with every later hash recomputed, is only caught that way."""
+    anchors = dict(_anchor(text) for text in anchor or [])
     with open_registry(ctx) as registry:
-        report = registry.verify_events()
+        report = registry.verify_events(anchors)
     if as_json:
         print_json(report.to_dict())
     else:
@@ -86,8 +96,22 @@ def verify(
             out.print(
                 f"warning: the append-only trigger {guard} is missing or disabled", markup=False
             )
-        head = f"#{report.head} sha256:{report.head_hash}" if report.head is not None else "none"
+        head = f"{report.head}:{report.head_hash}" if report.head is not None else "none"
         verdict = "intact" if report.intact else f"BROKEN at {len(report.breaks)} event(s)"
         out.print(f"{report.events} events, head {head}: {verdict}", markup=False)
     if not report.intact:
         raise typer.Exit(1)
+
+
+def _anchor(text: str) -> tuple[int, str]:
+    """``ID:SHA256`` (as ``verify`` prints its head) into an event id and a hash."""
+    from dockyard.errors import InvalidRequestError
+
+    event, _, digest = text.strip().lstrip("#").partition(":")
+    digest = digest.strip().removeprefix("sha256:").lower()
+    if not event.strip().isdigit() or len(digest) != 64 or set(digest) - set("0123456789abcdef"):
+        raise InvalidRequestError(
+            f"--anchor {text!r} is not ID:SHA256.",
+            hint="Pass a head as `dockyard events verify` prints it, e.g. 42:9f86d08…",
+        )
+    return int(event), digest

@@ -21,8 +21,9 @@ breaks:
 - ``reordered``: it was chained to an event that is somewhere else in the log (ids moved,
   or an event inserted out of the chain).
 
-Deleting the newest events leaves a shorter valid chain: keep :attr:`ChainReport.head`
-somewhere the database's owner cannot write to compare with later.
+A chain alone cannot show what its owner rewrote whole (every hash from an event on
+recomputed) or cut back (the newest events deleted): keep :attr:`ChainReport.head` somewhere
+the database's owner cannot write, and pass it back as an anchor later.
 
 Nothing here does I/O.
 """
@@ -162,8 +163,14 @@ class ChainReport:
         }
 
 
-def verify_chain(events: Iterable[ChainedEvent]) -> ChainReport:
-    """Walk ``events`` (in id order) and report every event where the chain breaks."""
+def verify_chain(
+    events: Iterable[ChainedEvent], anchors: Mapping[int, str] | None = None
+) -> ChainReport:
+    """Walk ``events`` (in id order) and report every event where the chain breaks.
+
+    ``anchors`` maps event ids to the hashes an earlier verification reported for them (its
+    head, kept outside the database): each must still be there with that hash, which is what
+    catches a log cut back, or rewritten from an event on with every later hash recomputed."""
     rows = list(events)
     position = {row.hash: i for i, row in enumerate(rows) if row.hash is not None}
     breaks: list[ChainBreak] = []
@@ -183,6 +190,27 @@ def verify_chain(events: Iterable[ChainedEvent]) -> ChainReport:
         if row.prev_hash is not None and row.prev_hash != expected:
             breaks.append(_link_break(row, previous, rows, position))
         expected, previous = row.hash or "", row.id
+    stored = {row.id: row.hash for row in rows}
+    for event_id, digest in sorted((anchors or {}).items()):
+        if event_id not in stored:
+            breaks.append(
+                ChainBreak(
+                    event_id,
+                    "missing",
+                    f"event #{event_id}, anchored earlier, is not in the log: the log was cut "
+                    "back or rewritten.",
+                )
+            )
+        elif stored[event_id] != digest:
+            breaks.append(
+                ChainBreak(
+                    event_id,
+                    "edited",
+                    f"event #{event_id} no longer has the hash it was anchored with "
+                    f"({digest[:12]}…): the log was rewritten from #{event_id} or before, "
+                    "every later hash recomputed.",
+                )
+            )
     last = rows[-1] if rows else None
     return ChainReport(
         events=len(rows),

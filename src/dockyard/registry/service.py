@@ -322,10 +322,11 @@ class Registry:
     ) -> list[Event]:
         return self.store.list_events(model=model, action=action, limit=limit)
 
-    def verify_events(self) -> ChainReport:
+    def verify_events(self, anchors: Mapping[int, str] | None = None) -> ChainReport:
         """Check the audit trail's hash chain and append-only triggers: where the chain
-        breaks (event id, what is wrong), or that it is intact up to its head."""
-        return self.store.verify_events()
+        breaks (event id, what is wrong), or that it is intact up to its head. ``anchors``
+        (event id → hash, heads reported earlier) must still be in it."""
+        return self.store.verify_events(anchors)
 
 
 def _exact(ref: str) -> ModelRef:

@@ -282,29 +282,32 @@ class MetadataStore:
             row = conn.execute(sa.select(t.events).where(t.events.c.id == event_id)).one()
             return _event(row)
 
-    def verify_events(self) -> ChainReport:
-        """Walk the whole audit trail's hash chain (:func:`~dockyard.registry.audit.verify_chain`)
-        and check that the append-only triggers are in place."""
+    def verify_events(self, anchors: Mapping[int, str] | None = None) -> ChainReport:
+        """Walk the whole audit trail's hash chain (:func:`~dockyard.registry.audit.verify_chain`,
+        with its ``anchors``) and check that the append-only triggers are in place."""
         with self.db.read() as conn:
             rows = conn.execute(sa.select(t.events).order_by(t.events.c.id)).all()
             missing = _missing_guards(conn)
         report = verify_chain(
-            ChainedEvent(
-                id=row.id,
-                prev_hash=row.prev_hash,
-                hash=row.hash,
-                text=canonical(
-                    at=_utc(row.at),
-                    actor=row.actor,
-                    action=row.action,
-                    model=row.model,
-                    version=row.version,
-                    before=row.before,
-                    after=row.after,
-                    details=row.details,
-                ),
-            )
-            for row in rows
+            (
+                ChainedEvent(
+                    id=row.id,
+                    prev_hash=row.prev_hash,
+                    hash=row.hash,
+                    text=canonical(
+                        at=_utc(row.at),
+                        actor=row.actor,
+                        action=row.action,
+                        model=row.model,
+                        version=row.version,
+                        before=row.before,
+                        after=row.after,
+                        details=row.details,
+                    ),
+                )
+                for row in rows
+            ),
+            anchors,
         )
         return replace(report, missing_guards=missing)
 

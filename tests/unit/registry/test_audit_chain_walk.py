@@ -122,3 +122,21 @@ def test_a_second_genesis_is_reordered() -> None:
 
 def _rest(event: ChainedEvent) -> tuple[str | None, str | None, str]:
     return event.prev_hash, event.hash, event.text
+
+
+def test_anchors_catch_a_log_rewritten_whole_or_cut_back() -> None:
+    events = chain(4)
+    anchor = {4: events[3].hash or ""}
+    assert verify_chain(events, anchor).intact
+    rewritten = chain(2)  # a whole, shorter or different chain: the walk alone finds nothing
+    body = text(3, actor="mallory")
+    rewritten.append(
+        ChainedEvent(3, rewritten[1].hash, chain_hash(rewritten[1].hash or "", body), body)
+    )
+    body = text(4)
+    rewritten.append(
+        ChainedEvent(4, rewritten[2].hash, chain_hash(rewritten[2].hash or "", body), body)
+    )
+    assert verify_chain(rewritten).intact
+    assert [(b.event, b.kind) for b in verify_chain(rewritten, anchor).breaks] == [(4, "edited")]
+    assert [(b.event, b.kind) for b in verify_chain(events[:3], anchor).breaks] == [(4, "missing")]
