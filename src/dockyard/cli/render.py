@@ -66,4 +66,9 @@ def size(n: int) -> str:
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    """``error: message`` as one line: whitespace collapsed, never wrapped or read as markup
+    (the README promises one line whatever a framework put in the message)."""
+    from rich.markup import escape
+
+    line = escape(" ".join(message.split()))
+    err.print(f"[bold red]error:[/] {line}", markup=True, highlight=False, soft_wrap=True)

@@ -229,9 +229,11 @@ class Registry:
         except DockyardError:
             raise
         except Exception as exc:
+            from dockyard.runtimes._errors import framework_message
+
             raise ModelLoadError(
                 f"The {artifact.runtime} runtime could not load the model back after "
-                f"serialising it: {exc}",
+                f"serialising it: {framework_message(exc)}",
                 hint="The model cannot be registered in this format.",
             ) from exc
 
@@ -250,9 +252,11 @@ class Registry:
         except DockyardError:
             raise
         except Exception as exc:
+            from dockyard.runtimes._errors import framework_message
+
             raise ModelLoadError(
                 f"{version.ref} passed its digest check but the {version.runtime} runtime "
-                f"failed to load it: {exc}",
+                f"failed to load it: {framework_message(exc)}",
                 hint=f"Check the installed framework versions against: "
                 f"dockyard models show {version.ref}",
             ) from exc

@@ -16,6 +16,7 @@ from dockyard.errors import (
     UnsupportedModelError,
     UntrustedModelError,
 )
+from dockyard.runtimes._errors import framework_message
 from dockyard.runtimes._estimators import qualified_name
 from dockyard.runtimes.base import Artifact, Runtime
 from dockyard.runtimes.lightgbm import LightGBMRuntime
@@ -164,7 +165,16 @@ class Runtimes:
             return with_pickle_trust(artifact)
         for runtime in self._runtimes:
             if runtime.recognises(path):
-                return runtime.read(path, trusted=trusted)
+                try:
+                    return runtime.read(path, trusted=trusted)
+                except DockyardError:
+                    raise
+                except Exception as exc:  # a framework's own error: one line, and what to do
+                    raise UnreadableFileError(
+                        f"{path} is not a readable {runtime.name} model: {framework_message(exc)}",
+                        hint=f"Check that the file is complete and was saved by {runtime.name}'s "
+                        "own save function (export it again if in doubt).",
+                    ) from exc
         raise UnsupportedModelError(
             f"Dockyard does not recognise {path} as a model.",
             hint=f"Supported: {self._describe()}.",

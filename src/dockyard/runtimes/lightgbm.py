@@ -15,12 +15,14 @@ categories of pandas ``category`` columns, but not what the wrapper adds on top,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dockyard.errors import ModelLoadError, UnreadableFileError, UnsupportedModelError
+from dockyard.runtimes._errors import framework_message
 from dockyard.runtimes._estimators import mro_names, no_proba, qualified_name, to_python
 from dockyard.runtimes._packages import require, versions
 from dockyard.runtimes.base import Artifact, InputLayout, LoadedModel
@@ -78,9 +80,18 @@ class LightGBMRuntime:
     def read(self, path: Path, *, trusted: bool = False) -> Artifact:
         lgb = require("lightgbm", extra="lightgbm", error=UnsupportedModelError)
         try:
-            booster = lgb.Booster(model_str=path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            if (problem := check_trees(text)) is not None:
+                raise UnreadableFileError(
+                    f"{path} is not a whole LightGBM model: {problem}.",
+                    hint="Save the model again with LightGBM's save_model.",
+                )
+            booster = lgb.Booster(model_str=text)
         except (OSError, UnicodeDecodeError, lgb.basic.LightGBMError) as exc:
-            raise UnreadableFileError(f"{path} is not a readable LightGBM model: {exc}") from exc
+            raise UnreadableFileError(
+                f"{path} is not a readable LightGBM model: {framework_message(exc)}",
+                hint="Check that the file is complete and was written by LightGBM's save_model.",
+            ) from exc
         layout = "frame" if booster.pandas_categorical is not None else "array"
         return self._artifact(booster, {"estimator": BOOSTER, "input_layout": layout})
 
@@ -94,10 +105,14 @@ class LightGBMRuntime:
         if kind != BOOSTER and kind not in ESTIMATORS:
             raise ModelLoadError(f"Unknown LightGBM estimator {kind!r} in the options.")
         text = data.decode("utf-8")
+        if (problem := check_trees(text)) is not None:
+            raise ModelLoadError(f"Not a whole LightGBM model: {problem}.")
         try:
             booster = lgb.Booster(model_str=text)
         except lgb.basic.LightGBMError as exc:
-            raise ModelLoadError(f"LightGBM could not load the model: {exc}") from exc
+            raise ModelLoadError(
+                f"LightGBM could not load the model: {framework_message(exc)}"
+            ) from exc
         classes = None
         if kind == CLASSIFIER:
             try:
@@ -172,6 +187,36 @@ def _frame_or_array(x: Any) -> Any:
     import numpy as np
 
     return np.asarray(x)
+
+
+def check_trees(text: str) -> str | None:
+    """What is wrong with a model text's structure, or ``None`` when it is whole.
+
+    LightGBM parses the trees at the byte offsets its ``tree_sizes`` header line gives, and
+    reads the parameters section to its end marker, without checking either: a truncated
+    file crashed the whole process (segmentation fault) instead of raising. So before a
+    text reaches LightGBM, every tree must start where the header says, ``end of trees``
+    must follow the last one, and a ``parameters:`` section must reach ``end of parameters``.
+    """
+    data = text.encode("utf-8")
+    start = data.find(b"\nTree=0\n")
+    if start < 0:
+        return "it has no trees"
+    sizes = re.search(rb"^tree_sizes=([0-9 ]*)$", data, re.MULTILINE)
+    if sizes is None:
+        offset = data.find(b"\nend of trees") + 1  # 0 when absent: refused below
+    else:
+        offset = start + 1
+        for number, size in enumerate(int(part) for part in sizes.group(1).split()):
+            if not data.startswith(b"Tree=%d\n" % number, offset):
+                return f"tree {number} is not where the header puts it (the file is cut or altered)"
+            offset += size
+    if not data.startswith(b"end of trees", offset):
+        return "it ends before 'end of trees' (the file is cut or altered)"
+    parameters = data.find(b"\nparameters:\n", offset)
+    if parameters >= 0 and data.find(b"\nend of parameters\n", parameters) < 0:
+        return "it ends before 'end of parameters' (the file is cut)"
+    return None
 
 
 def _header(text: str) -> dict[str, str]:

@@ -16,11 +16,13 @@ Flavours, in the order they are preferred when a directory has several:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from dockyard.errors import ModelLoadError, UnreadableFileError, UnsupportedModelError
+from dockyard.runtimes._errors import framework_message
 from dockyard.runtimes._packages import require, versions
 from dockyard.runtimes.base import Artifact, LoadedModel, Runtime
 from dockyard.runtimes.lightgbm import LightGBMRuntime
@@ -130,7 +132,9 @@ def _flavours(path: Path) -> Mapping[str, Any]:
     try:
         spec = yaml.safe_load((path / MLMODEL).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UnreadableFileError(f"Cannot parse {path / MLMODEL}: {exc}") from exc
+        raise UnreadableFileError(
+            f"Cannot parse {path / MLMODEL}: {framework_message(exc)}"
+        ) from exc
     if not isinstance(spec, dict):
         raise UnreadableFileError(f"{path / MLMODEL} is not an MLmodel mapping.")
     return _mapping(spec.get("flavors"), "flavors")
@@ -154,3 +158,30 @@ def _member(directory: Path, spec: Mapping[str, Any], key: str) -> Path:
     if not file.is_file():
         raise UnreadableFileError(f"The MLmodel file names {name}, which does not exist.")
     return file
+
+
+def declared_signature(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """The column-based ``signature`` an MLmodel file declares: its ``inputs`` and
+    ``outputs`` as lists of ``{"name", "type", "required"}``; ``None`` when the directory
+    declares none, or a tensor-based one (no column names to check requests against)."""
+    yaml = require("yaml")
+    try:
+        spec = yaml.safe_load((path / MLMODEL).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None  # read() has already refused an unreadable MLmodel
+    signature = spec.get("signature") if isinstance(spec, dict) else None
+    if not isinstance(signature, dict) or not isinstance(signature.get("inputs"), str):
+        return None
+    try:
+        inputs = json.loads(signature["inputs"])
+        outputs = json.loads(signature.get("outputs") or "[]")
+    except ValueError as exc:
+        raise UnreadableFileError(f"The MLmodel signature is not valid JSON: {exc}.") from exc
+    columns = [c for c in inputs if isinstance(c, dict) and isinstance(c.get("name"), str)]
+    if (
+        not columns
+        or len(columns) != len(inputs)
+        or any(c.get("type") == "tensor" for c in columns)
+    ):
+        return None
+    return columns, [o for o in outputs if isinstance(o, dict)]

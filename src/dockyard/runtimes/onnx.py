@@ -35,6 +35,7 @@ from dockyard.errors import (
     UnreadableFileError,
     UnsupportedModelError,
 )
+from dockyard.runtimes._errors import framework_message
 from dockyard.runtimes._estimators import mro_names, no_proba
 from dockyard.runtimes._packages import require, versions
 from dockyard.runtimes.base import Artifact, InputLayout, LoadedModel
@@ -184,7 +185,7 @@ class OnnxRuntime:
         try:
             facts = read_model_facts(data)
         except ValueError as exc:
-            raise ModelLoadError(f"Not a well-formed ONNX model: {exc}") from exc
+            raise ModelLoadError(f"Not a well-formed ONNX model: {framework_message(exc)}") from exc
         return OnnxModel(session, facts)
 
     def environment(self) -> dict[str, str]:
@@ -194,7 +195,7 @@ class OnnxRuntime:
         try:
             external = external_data(data)
         except ValueError as exc:
-            raise error(f"Not a well-formed ONNX model: {exc}") from exc
+            raise error(f"Not a well-formed ONNX model: {framework_message(exc)}") from exc
         if external:
             raise error(
                 "The ONNX model keeps tensor data in files outside the model, which Dockyard "
@@ -212,7 +213,7 @@ class OnnxRuntime:
         try:
             return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own unexported exception types
-            raise error(f"onnxruntime cannot load the model: {exc}") from exc
+            raise error(f"onnxruntime cannot load the model: {framework_message(exc)}") from exc
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.errors import UnreadableFileError, UnsupportedModelError, UntrustedModelError
+from dockyard.runtimes._errors import framework_message
 from dockyard.runtimes._estimators import EstimatorModel, qualified_name
 from dockyard.runtimes._packages import versions
 from dockyard.runtimes.base import Artifact, LoadedModel
@@ -100,7 +101,7 @@ def unpickle_file(path: Path) -> object:
         with path.open("rb") as file:
             return pickle.load(file)
     except Exception as exc:
-        raise UnreadableFileError(f"Cannot unpickle {path}: {exc}") from exc
+        raise UnreadableFileError(f"Cannot unpickle {path}: {framework_message(exc)}") from exc
 
 
 def with_pickle_trust(artifact: Artifact) -> Artifact:

@@ -49,6 +49,7 @@ from dockyard.errors import (
     UnsupportedModelError,
     UntrustedModelError,
 )
+from dockyard.runtimes._errors import framework_message
 from dockyard.runtimes._estimators import EstimatorModel, mro_names, qualified_name
 from dockyard.runtimes._packages import refusing_imports, require, versions
 from dockyard.runtimes.base import Artifact, LoadedModel
@@ -124,7 +125,9 @@ class SklearnRuntime:
         try:
             estimator = sio.loads(data, trusted=allowed)
         except Exception as exc:
-            raise ModelLoadError(f"skops could not load the model: {exc}") from exc
+            raise ModelLoadError(
+                f"skops could not load the model: {framework_message(exc)}"
+            ) from exc
         return EstimatorModel.wrap(estimator, self.name)
 
     def _artifact(self, data: bytes, *, trusted: bool, from_file: bool) -> Artifact:
@@ -224,7 +227,7 @@ def _untrusted_types(data: bytes, *, error: type[DockyardError]) -> list[str]:
     try:
         return list(sio.get_untrusted_types(data=data))
     except Exception as exc:
-        raise error(f"Not a readable skops file: {exc}") from exc
+        raise error(f"Not a readable skops file: {framework_message(exc)}") from exc
 
 
 def _untrusted(names: Sequence[str]) -> UntrustedModelError:

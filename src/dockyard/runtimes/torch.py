@@ -31,6 +31,7 @@ from dockyard.errors import (
     UnsupportedModelError,
     UntrustedModelError,
 )
+from dockyard.runtimes._errors import framework_message
 from dockyard.runtimes._estimators import mro_names, no_proba, qualified_name
 from dockyard.runtimes._packages import require, versions
 from dockyard.runtimes.base import Artifact, InputLayout, LoadedModel
@@ -134,7 +135,7 @@ def _screened_load(torch: Any, data: bytes, *, error: type[DockyardError]) -> tu
     try:
         screened, runs_at_load = screen_archive(data)
     except ArchiveError as exc:
-        raise error(f"Not a readable TorchScript archive: {exc}") from exc
+        raise error(f"Not a readable TorchScript archive: {framework_message(exc)}") from exc
     if runs_at_load:
         return None, runs_at_load
     module = _jit_load(torch, screened, error=error)
@@ -145,7 +146,9 @@ def _jit_load(torch: Any, data: bytes, *, error: type[DockyardError]) -> Any:
     try:
         return torch.jit.load(io.BytesIO(data), map_location="cpu")
     except Exception as exc:  # torch raises RuntimeError subclasses of many kinds
-        raise error(f"torch could not load the TorchScript archive: {exc}") from exc
+        raise error(
+            f"torch could not load the TorchScript archive: {framework_message(exc)}"
+        ) from exc
 
 
 def _untrusted(what: str, needing_trust: Sequence[str]) -> UntrustedModelError:

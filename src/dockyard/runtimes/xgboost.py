@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from dockyard.errors import (
     UnreadableFileError,
     UnsupportedModelError,
 )
+from dockyard.runtimes._errors import framework_message
 from dockyard.runtimes._estimators import mro_names, no_proba, qualified_name, to_python
 from dockyard.runtimes._packages import require, versions
 from dockyard.runtimes.base import Artifact, InputLayout, LoadedModel
@@ -90,9 +92,18 @@ class XGBoostRuntime:
         xgb = require("xgboost", extra="xgboost", error=UnsupportedModelError)
         booster = xgb.Booster()
         try:
-            booster.load_model(bytearray(path.read_bytes()))
+            data = path.read_bytes()
+            if (problem := structure_problem(data)) is not None:
+                raise UnreadableFileError(
+                    f"{path} is not a whole XGBoost model: {problem}.",
+                    hint="Save the model again with XGBoost's save_model.",
+                )
+            booster.load_model(bytearray(data))
         except (OSError, xgb.core.XGBoostError) as exc:
-            raise UnreadableFileError(f"{path} is not a readable XGBoost model: {exc}") from exc
+            raise UnreadableFileError(
+                f"{path} is not a readable XGBoost model: {framework_message(exc)}",
+                hint="Check that the file is complete and was written by XGBoost's save_model.",
+            ) from exc
         if estimator is None:
             recorded = json.loads(booster.attr("scikit_learn") or "{}")
             estimator = _KIND_BY_ESTIMATOR_TYPE.get(recorded.get("_estimator_type"), BOOSTER)
@@ -116,7 +127,9 @@ class XGBoostRuntime:
             model = getattr(xgb, kind)(**params)
             model.load_model(bytearray(data))
         except xgb.core.XGBoostError as exc:
-            raise ModelLoadError(f"XGBoost could not load the model: {exc}") from exc
+            raise ModelLoadError(
+                f"XGBoost could not load the model: {framework_message(exc)}"
+            ) from exc
         return XGBoostModel(kind, model, model.get_booster())
 
     def environment(self) -> dict[str, str]:
@@ -188,3 +201,111 @@ def _estimator_kind(obj: object) -> str:
         f"Dockyard does not know the XGBoost estimator {qualified_name(obj)}.",
         hint="Register its booster instead: model.get_booster().",
     )
+
+
+# --- checking a file's structure before XGBoost parses it ---------------------------------
+
+_FIXED = {
+    b: n
+    for n, markers in ((0, b"ZTF"), (1, b"iUC"), (2, b"I"), (4, b"ld"), (8, b"LD"))
+    for b in markers
+}
+_INTEGERS = {ord("i"): ">b", ord("U"): ">B", ord("I"): ">h", ord("l"): ">i", ord("L"): ">q"}
+_MAX_DEPTH = 64
+
+
+class _Broken(Exception):
+    """Where a UBJSON document stops making sense."""
+
+
+def structure_problem(data: bytes) -> str | None:
+    """What is wrong with a JSON or UBJSON model file's structure, or ``None``.
+
+    XGBoost's own parsers trust the lengths a file states: a damaged ``.ubj`` made it
+    allocate without bound (``std::bad_alloc``) or corrupt memory and crash the process
+    later. So a file that starts like a JSON object must parse as JSON, and a UBJSON one
+    must be well formed (every length inside the file, known markers, bounded nesting)
+    before XGBoost sees it. Other (legacy binary) files are left to XGBoost.
+    """
+    head = data[:2]
+    if head[:1] != b"{":
+        return None
+    if head[1:2] in (b'"', b"}", b" ", b"\n", b"\r", b"\t"):
+        try:
+            json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            return f"it is not valid JSON ({str(exc).splitlines()[0]})"
+        return None
+    try:
+        end = _ubj_value(data, 0, 0, None)
+    except _Broken as exc:
+        return f"it is not well-formed UBJSON ({exc})"
+    return None if end == len(data) else "it has bytes after the end of its UBJSON document"
+
+
+def _ubj_need(data: bytes, end: int) -> None:
+    if end > len(data):
+        raise _Broken(f"it ends at byte {len(data)} where {end} are needed")
+
+
+def _ubj_int(data: bytes, pos: int) -> tuple[int, int]:
+    _ubj_need(data, pos + 1)
+    fmt = _INTEGERS.get(data[pos])
+    if fmt is None:
+        raise _Broken(f"byte {pos} should start a length")
+    size = struct.calcsize(fmt)
+    _ubj_need(data, pos + 1 + size)
+    value = struct.unpack_from(fmt, data, pos + 1)[0]
+    if value < 0 or value > len(data):
+        raise _Broken(f"the length at byte {pos} is {value}")
+    return int(value), pos + 1 + size
+
+
+def _ubj_value(data: bytes, pos: int, depth: int, marker: int | None) -> int:
+    if marker is None:
+        _ubj_need(data, pos + 1)
+        marker, pos = data[pos], pos + 1
+    if marker in _FIXED:
+        _ubj_need(data, pos + _FIXED[marker])
+        return pos + _FIXED[marker]
+    if marker in b"SH":
+        length, pos = _ubj_int(data, pos)
+        _ubj_need(data, pos + length)
+        return pos + length
+    if marker in b"[{":
+        if depth >= _MAX_DEPTH:
+            raise _Broken(f"it nests deeper than {_MAX_DEPTH} levels")
+        return _ubj_container(data, pos, depth + 1, marker == ord("{"))
+    raise _Broken(f"unknown marker {chr(marker)!r} at byte {pos - 1}")
+
+
+def _ubj_container(data: bytes, pos: int, depth: int, is_object: bool) -> int:
+    typed: int | None = None
+    count: int | None = None
+    _ubj_need(data, pos + 1)
+    if data[pos] == ord("$"):
+        _ubj_need(data, pos + 3)
+        typed, pos = data[pos + 1], pos + 2
+        if data[pos] != ord("#"):
+            raise _Broken(f"a typed container at byte {pos} has no count")
+    if data[pos] == ord("#"):
+        count, pos = _ubj_int(data, pos + 1)
+    if count is None:
+        close = ord("}" if is_object else "]")
+        while True:
+            _ubj_need(data, pos + 1)
+            if data[pos] == close:
+                return pos + 1
+            if is_object:
+                length, pos = _ubj_int(data, pos)
+                pos += length
+            pos = _ubj_value(data, pos, depth, None)
+    if typed is not None and typed in _FIXED and not is_object:
+        _ubj_need(data, pos + count * _FIXED[typed])
+        return pos + count * _FIXED[typed]
+    for _ in range(count):
+        if is_object:
+            length, pos = _ubj_int(data, pos)
+            pos += length
+        pos = _ubj_value(data, pos, depth, typed)
+    return pos
