@@ -881,6 +881,7 @@ def promote(
         raise InvalidRequestError(
             f"The gate for {result.candidate} failed, so {alias} was not moved: "
             f"{'; '.join(result.failures)}.",
+            hint="Only a passing gate moves it: gate a version that meets the requirements.",
             details={"failures": list(result.failures)},
         )
     if not result.checks:
