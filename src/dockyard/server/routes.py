@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,6 +21,7 @@ from dockyard.errors import DockyardError, InvalidRequestError
 from dockyard.server import v2
 from dockyard.server.access import REQUEST_ID, Needs, actor
 from dockyard.server.app import read_body
+from dockyard.server.docs import add_docs_routes
 from dockyard.server.inference import Reply, error_reply
 from dockyard.server.monitoring_api import add_monitoring_routes
 from dockyard.serving.deployments import (
@@ -165,19 +165,7 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
 
     # --- docs ------------------------------------------------------------------------------
 
-    @api.get("/openapi.json", include_in_schema=False, dependencies=[read])
-    async def openapi() -> Response:
-        return JSONResponse(api.openapi())
-
-    @api.get("/docs", include_in_schema=False, dependencies=[read])
-    async def swagger(request: Request) -> Response:
-        root = request.scope.get("root_path", "").rstrip("/")
-        return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title="Dockyard - API")
-
-    @api.get("/redoc", include_in_schema=False, dependencies=[read])
-    async def redoc(request: Request) -> Response:
-        root = request.scope.get("root_path", "").rstrip("/")
-        return get_redoc_html(openapi_url=f"{root}/openapi.json", title="Dockyard - API")
+    add_docs_routes(api, read)  # with their assets, served here: they render offline
 
     # --- v2 metadata -----------------------------------------------------------------------
 
