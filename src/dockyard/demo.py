@@ -3,7 +3,9 @@ registry the way a user sees it, deploy both, and serve them on http://127.0.0.1
 
 Runs against a fresh registry in ``./.dockyard-demo`` (or ``DOCKYARD_HOME`` if set), so it
 never touches your real one. Needs the ``demo`` extra (LightGBM, palmerpenguins).
-``--no-serve`` stops before starting the server; ``--port`` picks another port.
+``--no-serve`` stops before starting the server; ``--port`` (or ``DOCKYARD_DEMO_PORT``)
+picks another port. A busy port is found before anything is trained, and the demo exits
+non-zero when the server cannot start.
 """
 
 from __future__ import annotations
@@ -32,6 +34,34 @@ def _cli(*args: str) -> None:
     console.print(f"[dim]$ dockyard {' '.join(args)}[/]")
     with contextlib.suppress(SystemExit):
         app(list(args), standalone_mode=False)
+
+
+def _check_port(port: int) -> None:
+    """Fail before training anything if the port is taken (the server checks again)."""
+    from dockyard.errors import UnavailableError
+    from dockyard.server.connections import listen
+
+    try:
+        listen("127.0.0.1", port).close()
+    except UnavailableError as exc:
+        console.print(
+            f"[red]error:[/] {exc.message} Choose a free one: "
+            f"DOCKYARD_DEMO_PORT={port + 1} make demo (or python -m dockyard.demo --port N)."
+        )
+        raise SystemExit(exc.exit_code) from None
+
+
+def _serve(port: int) -> None:
+    """``dockyard serve --port PORT``; a failure to start ends the demo with its exit code."""
+    from dockyard.cli import app
+    from dockyard.errors import DockyardError
+
+    console.print(f"[dim]$ dockyard serve --port {port}[/]")
+    try:
+        app(["serve", "--port", str(port)], standalone_mode=False)
+    except DockyardError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise SystemExit(exc.exit_code) from None
 
 
 def _train_cancer(c: float) -> tuple[Any, Any, Any, float]:
@@ -76,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("DOCKYARD_DEMO_PORT", 8000)))
     parser.add_argument("--no-serve", action="store_true", help="Stop before serving.")
     args = parser.parse_args(argv)
+    if not args.no_serve:
+        _check_port(args.port)
     home = Path(os.environ.get("DOCKYARD_HOME", ".dockyard-demo")).resolve()
     if home.name == ".dockyard-demo" and home.exists():
         shutil.rmtree(home)
@@ -86,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     from dockyard.errors import SchemaValidationError
 
     console.print(f"[bold]Dockyard {dockyard.__version__} demo[/] — registry in {home}")
+    if not args.no_serve:
+        console.print(f"It serves on port {args.port} (another: DOCKYARD_DEMO_PORT=N make demo).")
 
     _step("1. Train and register a breast-cancer classifier (scaler + logistic regression)")
     model, X, y, auc = _train_cancer(c=0.1)
@@ -194,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         console.print(line, soft_wrap=True)
     if args.no_serve:
         return
-    _cli("serve", "--port", str(args.port))
+    _serve(args.port)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ nothing else formats errors.
     ├── AuthenticationError             401  unauthenticated       exit 3
     ├── PermissionDeniedError           403  forbidden             exit 3
     ├── PayloadTooLargeError            413  payload_too_large     exit 2
+    ├── RequestTimeoutError             408  request_timeout       exit 7
     ├── NotFoundError                   404  not_found             exit 4
     │   ├── ModelNotFoundError          404  model_not_found
     │   ├── VersionNotFoundError        404  version_not_found
@@ -142,6 +143,15 @@ class PayloadTooLargeError(DockyardError):
     exit_code = 2
 
 
+class RequestTimeoutError(DockyardError):
+    """The client did not send its request's headers or body within the server's deadline
+    (``DOCKYARD_HEADER_TIMEOUT_S``, ``DOCKYARD_BODY_TIMEOUT_S``)."""
+
+    status = HTTPStatus.REQUEST_TIMEOUT
+    code = "request_timeout"
+    exit_code = 7
+
+
 class NotFoundError(DockyardError):
     """The named thing does not exist."""
 
@@ -233,6 +243,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "RequestTimeoutError",
     "SchemaValidationError",
     "StorageError",
     "UnavailableError",

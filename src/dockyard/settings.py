@@ -71,6 +71,30 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request body the server accepts (after decompression); 413 beyond.",
     )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Deadline for a request's line and headers, from the connection's opening "
+        "(or the request's first byte on a kept-alive connection): 408 and closed beyond; a "
+        "connection that sent nothing is closed.",
+    )
+    body_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Deadline for a request's whole body, from the end of its headers: 408 and "
+        "closed beyond.",
+    )
+    keep_alive_timeout_s: int = Field(
+        default=5,
+        ge=1,
+        description="Seconds an idle connection is kept open between requests.",
+    )
+    max_connections: int = Field(
+        default=2048,
+        ge=1,
+        description="Open connections per server process; one more is answered 503 at once "
+        "and closed, /healthz included.",
+    )
     poll_interval_s: float = Field(
         default=2.0,
         gt=0,

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import ipaddress
 import os
 import shutil
 import tempfile
+import threading
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dockyard.cli.context import open_registry
+from dockyard.cli.context import open_registry, settings_for
 from dockyard.cli.render import out, print_json, table
 from dockyard.errors import InvalidRequestError
 
@@ -66,38 +69,99 @@ def serve(
     if home is not None:
         os.environ["DOCKYARD_HOME"] = str(home)  # the workers build settings from the env
     os.environ["DOCKYARD_AUTH"] = "true" if auth else "false"
+    from dockyard.server.connections import (
+        ConnectionLimits,
+        GuardedProtocol,
+        RefusalLog,
+        fitted_cap,
+        listen,
+        raise_fd_limit,
+    )
+
+    listener = listen(host, port)  # a busy port fails here, before anything loads
+    port = listener.getsockname()[1]  # --port 0: the one the system chose
+    settings = settings_for(ctx)
+    limits = ConnectionLimits.from_settings(settings)
+    fd_limit = raise_fd_limit()
+    cap = fitted_cap(limits.max_connections, fd_limit)
+    if cap < limits.max_connections:
+        out.print(
+            f"[yellow]The open-file limit is {fd_limit}: at most {cap} connections per "
+            "process (DOCKYARD_MAX_CONNECTIONS asks for more).[/]"
+        )
+        limits = dataclasses.replace(limits, max_connections=cap)
     with open_registry(ctx) as registry:  # migrate once, before any worker starts
         names = [d.name for d in _deployments(registry)]
     metrics_dir = None  # the workers' shared Prometheus files, removed at exit
     if workers > 1:
         metrics_dir = tempfile.mkdtemp(prefix="dockyard-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    base = f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}"
-    out.print(
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    base = f"http://{f'[{local}]' if ':' in local else local}:{port}"
+    banner = [
         f"Dockyard serving {len(names)} endpoint(s) on {base} ({workers} worker(s))"
-        + (", auth on" if auth else "")
+        + (", auth on" if auth else ""),
+        *(f"  {base}/v1/endpoints/{n}/predict   {base}/v2/models/{n}/infer" for n in names),
+        f"  docs {base}/docs   metrics {base}/metrics   ready {base}/readyz",
+    ]
+    config = uvicorn.Config(
+        "dockyard.server.app:factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        log_config=logging_config(log_format, log_level),
+        access_log=False,
+        loop="uvloop",
+        http=functools.partial(GuardedProtocol, limits=limits, refusals=RefusalLog()),  # type: ignore[arg-type]
+        timeout_keep_alive=settings.keep_alive_timeout_s,
+        timeout_graceful_shutdown=30,
+        server_header=False,
     )
-    for name in names:
-        out.print(f"  {base}/v1/endpoints/{name}/predict   {base}/v2/models/{name}/infer")
-    out.print(f"  docs {base}/docs   metrics {base}/metrics   ready {base}/readyz")
+    server = uvicorn.Server(config)
+    stop = threading.Event()
+    threading.Thread(
+        target=_announce, args=(local, port, banner, stop), name="dockyard-banner", daemon=True
+    ).start()
     try:
-        uvicorn.run(
-            "dockyard.server.app:factory",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=log_level,
-            log_config=logging_config(log_format, log_level),
-            access_log=False,
-            loop="uvloop",
-            http="httptools",
-            timeout_graceful_shutdown=30,
-            server_header=False,
-        )
+        if workers > 1:
+            from uvicorn.supervisors import Multiprocess
+
+            Multiprocess(config, sockets=[listener]).run()
+        else:
+            server.run(sockets=[listener])
+    except KeyboardInterrupt:
+        pass
     finally:
+        stop.set()
+        listener.close()
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+    if workers == 1 and not server.started:
+        raise SystemExit(3)  # uvicorn's startup failure (it has logged why)
+
+
+def _announce(host: str, port: int, banner: list[str], stop: threading.Event) -> None:
+    """Print the banner once the server answers ``/healthz``: its models are loaded and it
+    is listening (the socket is bound before they load, so requests wait, not fail)."""
+    import http.client
+
+    while not stop.is_set():
+        connection = http.client.HTTPConnection(host, port, timeout=10)
+        try:
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                break
+        except OSError:
+            pass
+        finally:
+            connection.close()
+        stop.wait(0.1)
+    else:
+        return
+    for line in banner:
+        out.print(line, soft_wrap=True)
 
 
 def _deployments(registry: Registry) -> list[Deployment]:
