@@ -180,7 +180,7 @@ class Registry:
                 trusted=bool(artifact.trusted_types),
                 trusted_types=artifact.trusted_types,
                 options=artifact.options,
-                signature=described.signature if described else None,
+                signature=described.signature if described else _declared(model, loaded),
                 profile=described.profile if described else None,
                 metrics=clean_metrics,
                 params=_json_safe(dict(params or {})),
@@ -355,6 +355,26 @@ class _Described:
     profile: dict[str, Any]
     fingerprint: dict[str, Any]
     model_input: Any
+
+
+def _declared(model: Any, loaded: LoadedModel) -> dict[str, Any] | None:
+    """Without a sample: the signature an MLflow model directory declares, if any."""
+    if not isinstance(model, str | os.PathLike) or not Path(model).is_dir():
+        return None
+    from dockyard.runtimes.mlflow import declared_signature
+    from dockyard.schema.declared import signature_from_mlflow
+
+    declared = declared_signature(Path(model))
+    if declared is None:
+        return None
+    classes = loaded.classes
+    signature = signature_from_mlflow(
+        *declared,
+        layout=loaded.input_layout,
+        classes=list(classes) if classes is not None else None,
+        has_proba=loaded.has_proba,
+    )
+    return None if signature is None else signature.to_dict()
 
 
 def _describe_sample(
