@@ -182,6 +182,7 @@ def test_past_the_cap_connections_are_refused_and_health_returns(
             refusals.append(answer)
         else:  # the held connections were not all accepted yet: try again
             others.append(answer[:12])
+    assert server.process.poll() is None, server.log.read_text()  # ours answered, not a peer
     assert len(refusals) == 10, f"connections past the cap were served: {others[-5:]}"
     for answer in refusals:
         status, body = _error(answer)
