@@ -1,8 +1,8 @@
 """Model performance over a window of logged predictions: measured once labels arrive,
 estimated while they have not.
 
-Everything here is pure (numpy, with scikit-learn imported inside the functions that need
-it) and returns plain dicts whose floats are finite or ``None``, so that
+Everything here is pure (numpy; scikit-learn only to fit a calibration map, imported
+inside that function) and returns plain dicts whose floats are finite or ``None``, so that
 ``json.dumps(result, allow_nan=False)`` always accepts them. A figure that cannot be
 computed (no labelled row, one class only for ROC AUC, no probabilities for log loss) is
 ``None``; no warning is raised.
@@ -165,12 +165,8 @@ def classification_performance(
     result["accuracy"] = correct / n
     result["accuracy_ci"] = None if interval is None else list(interval)
 
-    from sklearn.metrics import precision_recall_fscore_support
-
-    # zero_division=nan: an undefined ratio is reported as None and left out of the macro mean
-    figures = precision_recall_fscore_support(
-        y, predicted, labels=names, average=None, zero_division=np.nan
-    )
+    # an undefined ratio is NaN here, reported as None and left out of the macro mean
+    figures = _precision_recall_f1(y, predicted, names)
     per_class = result["per_class"]
     for i, name in enumerate(names):
         precision, recall, f1 = (_finite(float(column[i])) for column in figures[:3])
@@ -456,16 +452,56 @@ def _binary_sample(scores: ArrayLike, labels: ArrayLike) -> tuple[FloatArray, Fl
     return s, t.astype(np.float64)
 
 
-def _roc_auc(rows: NDArray[np.intp], proba: FloatArray, binary: bool) -> float | None:
-    from sklearn.metrics import roc_auc_score
+def _precision_recall_f1(
+    y: NDArray[np.str_], predicted: NDArray[np.str_], names: Sequence[str]
+) -> tuple[FloatArray, FloatArray, FloatArray, NDArray[np.int64]]:
+    """Per class of ``names``: precision, recall, F1 (NaN where there is nothing to divide
+    by) and support — scikit-learn's ``precision_recall_fscore_support(labels=names,
+    average=None, zero_division=nan)``, in numpy: importing scikit-learn costs a command
+    more than a second."""
+    order = np.argsort(names)
+    ordered = np.asarray(names, dtype=str)[order]
 
+    def index(values: NDArray[np.str_]) -> NDArray[np.intp]:
+        """Each value's position in ``names``; ``len(names)`` for values outside them."""
+        at = np.clip(np.searchsorted(ordered, values), 0, len(names) - 1)
+        return np.where(ordered[at] == values, order[at], len(names))
+
+    truth, guess = index(y), index(predicted)
+    bins = len(names) + 1
+    support = np.bincount(truth, minlength=bins)[:-1]
+    predicted_count = np.bincount(guess, minlength=bins)[:-1]
+    hits = np.bincount(truth[truth == guess], minlength=bins)[:-1].astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted_count > 0, hits / predicted_count, np.nan)
+        recall = np.where(support > 0, hits / support, np.nan)
+        both = predicted_count + support
+        f1 = np.where(both > 0, 2 * hits / both, np.nan)
+    return precision, recall, f1, support
+
+
+def _roc_auc(rows: NDArray[np.intp], proba: FloatArray, binary: bool) -> float | None:
     scores = []
     for column in [1] if binary else range(proba.shape[1]):
         positive = rows == column
         if positive.all() or not positive.any():
             continue  # one-vs-rest AUC needs both sides
-        scores.append(float(roc_auc_score(positive, proba[:, column])))
+        scores.append(_auc(positive, proba[:, column]))
     return _finite(float(np.mean(scores))) if scores else None
+
+
+def _auc(positive: NDArray[np.bool_], scores: FloatArray) -> float:
+    """ROC AUC as the Mann-Whitney statistic with tied scores sharing their average rank,
+    which equals scikit-learn's ``roc_auc_score`` (trapezoids through the ties)."""
+    order = np.argsort(scores, kind="mergesort")
+    ordered = scores[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], ordered.size]
+    ranks = np.empty(ordered.size, dtype=np.float64)
+    ranks[order] = np.repeat((starts + ends + 1) / 2, ends - starts)  # 1-based average ranks
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _log_loss(rows: NDArray[np.intp], proba: FloatArray) -> float | None:

@@ -113,6 +113,37 @@ def test_multiclass_figures_equal_sklearn_with_unsorted_classes() -> None:
         )
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_numpy_figures_equal_sklearn_with_ties_and_unknown_labels(seed: int) -> None:
+    """Precision, recall, F1 and ROC AUC are computed without scikit-learn (its import
+    costs a CLI command more than a second); they must equal its figures exactly, with
+    coarse (tied) scores, classes never predicted or never seen, and foreign labels."""
+    rng = np.random.default_rng(seed)
+    classes = ["c", "a", "b", "d"][: 2 + seed % 3]
+    n = int(rng.integers(5, 300))
+    pool = [*classes, "zz"] if seed % 2 else classes
+    labels = rng.choice(pool, n)
+    predictions = rng.choice(classes[:-1] if seed % 4 == 3 else classes, n)
+    proba = np.round(rng.dirichlet(np.ones(len(classes)), n), 1)  # ties on purpose
+    proba /= proba.sum(axis=1, keepdims=True)
+    result = classification_performance(labels, predictions, probabilities=proba, classes=classes)
+    figures = metrics.precision_recall_fscore_support(
+        labels, predictions, labels=classes, average=None, zero_division=np.nan
+    )
+    for i, name in enumerate(classes):
+        for key, column in zip(("precision", "recall", "f1"), figures[:3], strict=True):
+            expected = None if np.isnan(column[i]) else pytest.approx(float(column[i]))
+            assert result["per_class"][name][key] == expected, (name, key)
+        assert result["per_class"][name]["support"] == int(figures[3][i])
+    known = np.isin(labels, classes)
+    aucs = [
+        metrics.roc_auc_score(labels[known] == name, proba[known, i])
+        for i, name in enumerate(classes)
+        if (i == 1 or len(classes) > 2) and 0 < (labels[known] == name).sum() < known.sum()
+    ]
+    assert result["roc_auc"] == (pytest.approx(float(np.mean(aucs))) if aucs else None)
+
+
 def test_binary_probabilities_may_be_one_column_of_the_positive_class() -> None:
     classes = ["False", "True"]
     labels, predictions, proba = noisy_classifier(np.random.default_rng(2), classes, 200)
