@@ -67,6 +67,7 @@ READ_COMMANDS = [
 ]
 NOT_FOR_READING = [*HEAVY, "scipy", "duckdb", "fsspec", "onnx", "uvicorn", "fastapi", "httpx"]
 NOT_FOR_READING.remove("sqlalchemy")  # the metadata is read through it
+NOT_FOR_READING.append("sqlalchemy.dialects.postgresql")  # not for a SQLite registry
 
 
 @pytest.fixture(scope="module")

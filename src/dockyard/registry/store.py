@@ -13,7 +13,6 @@ from types import EllipsisType
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from dockyard.errors import (
@@ -151,11 +150,15 @@ class MetadataStore:
 
     def _lock_model(self, conn: Connection, name: str, actor: str) -> int:
         """Create the model if needed and lock its row until the transaction ends."""
-        insert = (
-            postgresql.insert(t.models)
-            if self.db.dialect == "postgresql"
-            else sqlite.insert(t.models)
-        )
+        # each dialect imported here only: a SQLite registry never loads PostgreSQL's
+        if self.db.dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            insert: Any = postgresql.insert(t.models)
+        else:
+            from sqlalchemy.dialects import sqlite
+
+            insert = sqlite.insert(t.models)
         created = conn.execute(
             insert.values(name=name, description="", tags={}, created_at=_now(), created_by=actor)
             .on_conflict_do_nothing(index_elements=["name"])
