@@ -9,6 +9,8 @@ import pytest
 import typer
 
 from dockyard.cli import app
+from dockyard.cli.app import COMMANDS as TOP_LEVEL
+from dockyard.cli.app import _named, _only
 
 
 def _paths(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -38,3 +40,20 @@ def test_help_shows_flags_without_a_value(
     assert text.startswith(f"Usage: dockyard {' '.join(path)}".rstrip())
     assert "<bool>" not in text
     assert "--help  " in text or "--help\n" in text
+
+
+@pytest.mark.parametrize("name", list(TOP_LEVEL))
+def test_a_command_run_alone_reads_as_in_the_whole_app(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """main() builds only the command it runs (each typer build costs): same help, same
+    parsing of the root's options before it."""
+    outputs = []
+    for root in (app, _only(name)):
+        with pytest.raises(SystemExit):
+            root([name, "--help"], prog_name="dockyard")
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1]
+    assert _named(["--home", "/tmp/x", name, "list"]) == name
+    assert _named(["--home=/tmp/x", name]) == name
+    assert _named(["--version"]) is None
