@@ -79,7 +79,7 @@ def test_predict_scores_a_file_past_the_queue_limit_in_ordered_chunks(
     assert len(body["probabilities"]) == 5000
     assert len(body["request_ids"]) == 5  # 1,000 rows a request
     assert body["versions"] == ["1.0.0"]
-    assert "scored 5,000 of 5,000" in result.stderr
+    assert "scored 5,000 rows in 5 requests of ≤ 1,000" in result.stderr
 
     small = run(home, "predict", "ep", "--data", str(data), "--url", server.url)
     assert "ep → clf@1.0.0" in small.stdout

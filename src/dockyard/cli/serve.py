@@ -206,11 +206,15 @@ def predict(
         headers["authorization"] = f"Bearer {token}"
     starts = range(0, len(records), chunk_rows)
     answers: list[dict[str, Any]] = []
-    with err.status(f"Scoring {len(records):,} rows…") if len(starts) > 1 else nullcontext():
+    several = len(starts) > 1
+    with err.status(f"Scoring {len(records):,} rows…") if several else nullcontext() as status:
         for start in starts:
             answers.append(_post(target, records[start : start + chunk_rows], headers, url))
-            if len(starts) > 1:
-                err.print(f"scored {min(start + chunk_rows, len(records)):,} of {len(records):,}")
+            if status is not None:  # a terminal sees the count move; a log gets one line
+                done = min(start + chunk_rows, len(records))
+                status.update(f"Scored {done:,} of {len(records):,} rows…")
+    if several:
+        err.print(f"scored {len(records):,} rows in {len(starts)} requests of ≤ {chunk_rows:,}")
     body = _joined(answers)
     if as_json:
         print_json(body)
