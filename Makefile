@@ -27,7 +27,7 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]" "$(TORCH)" \
 		$(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) \
-		|| { echo "make: could not install $(TORCH); without a local wheel, run" \
+		|| { echo "make: pip install failed; if it found no $(TORCH), run" \
 		"make test TORCH_INDEX=https://download.pytorch.org/whl/cpu" >&2; exit 1; }
 	touch $(STAMP)
 
