@@ -2,9 +2,10 @@
 
 Builds a temporary registry (two versions of a logistic regression on 20 features, an
 endpoint with two revisions, a prediction log of ``--rows`` rows with labels for one in ten,
-a 143-row labelled file for ``gate``, a random-forest file to register), then times each command over ``--repeat`` runs, each in a
-new process (imports included: that is what a user waits for), against ``python -c pass``;
-wall time and the process's CPU time (user + system), which a loaded machine distorts less.
+a 143-row labelled file for ``gate``, a random-forest file to register), then times each
+command over ``--repeat`` runs, each in a new process (imports included: that is what a user
+waits for), against ``python -c pass``: wall time and the process's CPU time (user +
+system), which a loaded machine distorts less.
 
 Read commands aim at < 0.3 s. ``--trees`` sizes the random forest that ``models register``
 registers from a file (the issue's figure was a 200-tree forest).
