@@ -109,7 +109,11 @@ def test_created_secret_verifies_to_its_principal(store: TokenStore) -> None:
     assert info.expires_at is None
     assert info.revoked_at is None
     principal = store.verify(secret)
-    assert principal == Principal("fraud-app", frozenset({"read", "predict"}), None)
+    assert principal is not None
+    assert principal.id is not None  # names the token in the audit trail
+    assert principal == Principal(
+        "fraud-app", frozenset({"read", "predict"}), None, id=principal.id
+    )
     assert principal.allows("predict")
     assert principal.allows("read")
     assert not principal.allows("deploy")
@@ -400,7 +404,9 @@ def test_cli_creates_lists_and_revokes(tmp_path: Path) -> None:
     try:
         store = TokenStore(db)
         assert store.verify(secret) is None  # revoked
-        assert store.verify(as_json["secret"]) == Principal("ci", frozenset({"deploy"}))
+        principal = store.verify(as_json["secret"])
+        assert principal is not None
+        assert (principal.name, principal.scopes) == ("ci", frozenset({"deploy"}))
         assert secret not in _dump(db)
     finally:
         db.dispose()
