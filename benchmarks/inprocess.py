@@ -9,8 +9,12 @@ prediction log on and off — the same app, only the log detached — so both ha
 round share the machine's state. It reports requests/s and the event-loop thread's CPU per
 request for each, and the median per-round ratio.
 
+With ``--toggle ranges`` the halves differ in the training-range check instead (the
+per-request ``warnings``): the same app with every model's ``ranges`` detached in the off
+half, the log on in both.
+
 Run:  .venv/bin/python benchmarks/inprocess.py [--model lr|rf] [--concurrency 64]
-      [--requests 20000] [--rounds 12]
+      [--requests 20000] [--rounds 12] [--toggle log|ranges]
 """
 
 from __future__ import annotations
@@ -75,14 +79,27 @@ async def run(args: argparse.Namespace, home: Path, endpoint: str, body: bytes) 
     await server.start()
     path = f"/v1/endpoints/{endpoint}/predict"
     log = server.inference.log
+    models = []  # (model, its ranges) for --toggle ranges
+
+    def switch(on: bool) -> None:
+        if args.toggle == "log":
+            server.inference.log = log if on else None
+            return
+        for model, ranges in models:
+            model.ranges = ranges if on else None
+
     try:
-        while not server.manager.ready:
+        while not server.manager.started:
             await asyncio.sleep(0.1)
+        for endpoint_ in server.manager.endpoints.values():
+            models.extend((model, model.ranges) for model, _ in endpoint_.routes)
+        if args.toggle == "ranges" and not any(ranges for _, ranges in models):
+            raise SystemExit("the served model has no training ranges to check")
         await drive(app, path, body, args.requests // 4, args.concurrency)  # warm
         figures: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
         for round_ in range(1, args.rounds + 1):
             for mode in ("on", "off") if round_ % 2 else ("off", "on"):
-                server.inference.log = log if mode == "on" else None
+                switch(mode == "on")
                 cpu = time.thread_time()
                 seconds = await drive(app, path, body, args.requests, args.concurrency)
                 cpu_us = (time.thread_time() - cpu) / args.requests * 1e6
@@ -90,12 +107,12 @@ async def run(args: argparse.Namespace, home: Path, endpoint: str, body: bytes) 
                 await asyncio.sleep(args.settle)  # the writer's last flush, outside the block
             on, off = figures["on"][-1], figures["off"][-1]
             print(
-                f"  round {round_}: log on {on[0]:,.0f}/s ({on[1]:.1f} µs), "
+                f"  round {round_}: {args.toggle} on {on[0]:,.0f}/s ({on[1]:.1f} µs), "
                 f"off {off[0]:,.0f}/s ({off[1]:.1f} µs)",
                 flush=True,
             )
     finally:
-        server.inference.log = log
+        switch(True)
         await server.stop()
     ratios = [a[0] / b[0] for a, b in zip(figures["on"], figures["off"], strict=True)]
     print()
@@ -104,7 +121,8 @@ async def run(args: argparse.Namespace, home: Path, endpoint: str, body: bytes) 
         f"{args.requests:,} requests per mode, in one process"
     )
     print()
-    print("| prediction log | median req/s | median loop CPU µs/request |")
+    what = "prediction log" if args.toggle == "log" else "range check"
+    print(f"| {what} | median req/s | median loop CPU µs/request |")
     print("|---|---|---|")
     for mode, values in figures.items():
         print(
@@ -113,7 +131,7 @@ async def run(args: argparse.Namespace, home: Path, endpoint: str, body: bytes) 
         )
     print()
     print(
-        f"- log on ÷ off, median of rounds: {statistics.median(ratios):.2f} "
+        f"- {args.toggle} on ÷ off, median of rounds: {statistics.median(ratios):.3f} "
         f"(rounds {', '.join(f'{r:.2f}' for r in ratios)})"
     )
 
@@ -127,6 +145,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000, help="Requests per block.")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--settle", type=float, default=1.2)
+    parser.add_argument("--toggle", choices=("log", "ranges"), default="log")
     parser.add_argument("--work", type=Path, default=serving.HERE / ".work")
     args = parser.parse_args()
     args.work = args.work.resolve()

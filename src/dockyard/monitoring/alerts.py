@@ -51,12 +51,13 @@ Metric = Literal[
     "error_rate",
     "p99_latency_ms",
     "dropped_records",
+    "out_of_range_rate",
 ]
 Op = Literal[">", ">=", "<", "<="]
 
 #: Metrics whose values are fractions in [0, 1]; their thresholds must be too.
 FRACTION_METRICS: frozenset[str] = frozenset(
-    {"drift_share", "accuracy", "estimated_accuracy", "error_rate"}
+    {"drift_share", "accuracy", "estimated_accuracy", "error_rate", "out_of_range_rate"}
 )
 #: Metrics that are bad when they fall; the default comparison for them is ``<``.
 HIGHER_IS_BETTER: frozenset[str] = frozenset({"accuracy", "estimated_accuracy"})
@@ -196,7 +197,7 @@ class AlertRule(BaseModel):
     threshold: float = Field(
         allow_inf_nan=False,
         description="The limit; fractions (drift_share, accuracy, estimated_accuracy, "
-        "error_rate) lie in [0, 1], the other metrics are at least 0.",
+        "error_rate, out_of_range_rate) lie in [0, 1], the other metrics are at least 0.",
     )
     window: str = Field(
         "1h",

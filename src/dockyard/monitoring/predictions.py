@@ -76,6 +76,9 @@ class ModelCall:
     inputs: Any
     predictions: Any
     probabilities: Any = None
+    outside: Any = None
+    """Which rows have an input outside the model's training range (a bool array), or
+    ``None`` when none does: checked once per call (``dockyard.serving.ranges``)."""
 
 
 T = TypeVar("T")

@@ -395,6 +395,8 @@ class Monitor:
         metric = rule.metric
         if metric == "dropped_records":
             return dropped
+        if metric == "out_of_range_rate":
+            return self.out_of_range_rate(endpoint, window, min_rows=rule.min_rows)
         if metric in ("error_rate", "p99_latency_ms"):
             frame = self.store.predictions(
                 endpoint,
@@ -437,6 +439,33 @@ class Monitor:
         if rows < rule.min_rows:
             return None
         return float(sum(e["estimated_accuracy"] * e["rows"] for e in estimates)) / rows
+
+    def out_of_range_rate(
+        self, endpoint: str, window: Window, *, min_rows: int = 1
+    ) -> float | None:
+        """The share of the window's answered rows with a numeric input outside the training
+        range of the version that answered it (its reference profile's min..max, as the
+        per-response ``warnings`` use); ``None`` below ``min_rows`` rows."""
+        frame = self.frame(endpoint, window)
+        if len(frame) < max(min_rows, 1):
+            return None
+        outside = np.zeros(len(frame), dtype=bool)
+        models = frame["model"].to_numpy(object)
+        versions = frame["version"].to_numpy(object)
+        for model, version in set(zip(models.tolist(), versions.tolist(), strict=True)):
+            where = (models == model) & (versions == version)
+            features = (self.profile(str(model), str(version)) or {}).get("features", {})
+            for name, feature in features.items():
+                column = f"{INPUT_PREFIX}{name}"
+                low, high = feature.get("min"), feature.get("max")
+                if feature.get("kind") != "numeric" or low is None or high is None:
+                    continue
+                if column not in frame or frame[column].dtype.kind not in "iuf":
+                    continue  # datetimes and text are not ranged
+                values = frame[column].to_numpy(np.float64)
+                with np.errstate(invalid="ignore"):
+                    outside |= where & ((values < low) | (values > high))
+        return float(outside.mean())
 
     # --- the report ------------------------------------------------------------------------
 

@@ -268,6 +268,13 @@ class ColumnCoercer:
             objects, null, _ok = self._scan(values, log, row_ids)
             if log.total != before:
                 return None
+            if high > _EXACT_FLOATS:  # 64-bit: a float past 2**53 inside the range is not exact
+                inexact = np.fromiter(
+                    (_inexact(v, low, high) for v in objects), dtype=np.bool_, count=len(objects)
+                )
+                if inexact.any():
+                    self._log_inexact(inexact, objects, log, row_ids)
+                    return None
             exact = False
             if null.any():
                 numbers = _fill(objects, null, np.nan).astype(np.float64)
@@ -304,9 +311,27 @@ class ColumnCoercer:
         if outside.any():
             self._log_range(outside, numbers, log, row_ids)
             return None
+        if kind == "f" and high > _EXACT_FLOATS:
+            # a float this large no longer says which integer was meant (a JSON parser turns
+            # -2**63 - 1 into the float -2**63): only integers are exact there
+            with np.errstate(invalid="ignore"):
+                inexact = np.abs(numbers) >= _EXACT_FLOATS
+            if inexact.any():
+                self._log_inexact(inexact, numbers, log, row_ids)
+                return None
         if numbers.dtype.kind == "f" and not np.isnan(numbers).any():
             numbers = numbers.astype(self._int_dtype)
         return self._finish(numbers)
+
+    def _log_inexact(
+        self, mask: NDArray[np.bool_], values: Any, log: ProblemLog, row_ids: Any
+    ) -> None:
+        log.add_rows(
+            self.name, mask, values, row_ids, "an integer (a float beyond 2**53 is not exact)",
+            lambda row, v: (describe_value(v), f"row {row}: {self.name!r} is the float "
+                            f"{describe_value(v)}, too large to be an exact integer; send it "
+                            "as an integer"),
+        )  # fmt: skip
 
     def _log_range(
         self, mask: NDArray[np.bool_], values: Any, log: ProblemLog, row_ids: Any
@@ -489,6 +514,15 @@ def _int_range(target: Any) -> tuple[int, int]:
     dtype = getattr(target, "numpy_dtype", target)  # Int8Dtype and friends carry one
     info = np.iinfo(dtype if isinstance(dtype, np.dtype) and dtype.kind in "iu" else np.int64)
     return int(info.min), int(info.max)
+
+
+def _inexact(value: object, low: int, high: int) -> bool:
+    """Whether ``value`` is a float inside ``[low, high]`` but too large (past 2**53) to say
+    which integer was meant; one outside the range is left to the range check."""
+    if not isinstance(value, float | np.floating):
+        return False
+    number = float(value)
+    return abs(number) >= _EXACT_FLOATS and low <= number <= high
 
 
 def _float_range(low: int, high: int) -> tuple[float, float]:

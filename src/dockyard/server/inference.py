@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from dockyard.server.metrics import Metrics
     from dockyard.serving.endpoint import Endpoint, LiveModel, Prediction
     from dockyard.serving.manager import ModelManager
+    from dockyard.serving.ranges import OutOfRange
 
 JSON = (b"content-type", b"application/json")
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -154,10 +155,11 @@ class InferencePlane:
             prediction = await model.predict(model_input, rows)
             if endpoint.shadows:
                 self.mirror(endpoint, data, request_id, model)
+            outside = self._out_of_range(name, model, prediction, rows)
             reply = Reply(
                 200,
                 orjson.dumps(
-                    _v1_answer(name, model, prediction, request_id, notes),
+                    _v1_answer(name, model, prediction, request_id, notes, outside),
                     option=_JSON_OPTIONS,
                 ),
                 [JSON, *_id_header(request_id)],
@@ -202,6 +204,7 @@ class InferencePlane:
             prediction = await model.predict(model_input, rows)
             if endpoint.shadows:
                 self.mirror(endpoint, columns, request_id, model)
+            self._out_of_range(name, model, prediction, rows)
             outputs = [v2.OutputTensor("predict", _widened(prediction.predictions))]
             if prediction.probabilities is not None:
                 outputs.append(v2.OutputTensor("predict_proba", _widened(prediction.probabilities)))
@@ -276,6 +279,18 @@ class InferencePlane:
                 hint=f"It serves: {served}.",
             )
         return model
+
+    def _out_of_range(
+        self, name: str, model: LiveModel, prediction: Prediction, rows: int
+    ) -> OutOfRange | None:
+        """What an answered request sent outside the training range (counted in the
+        metrics), or ``None``: the usual case, one attribute read."""
+        if prediction.call.outside is None:
+            return None
+        outside = model.out_of_range(prediction, rows)
+        if outside is not None and self.metrics is not None:
+            self.metrics.observe_out_of_range(name, outside.rows)
+        return outside
 
     def _observe(
         self,
@@ -382,6 +397,7 @@ def _v1_answer(
     prediction: Prediction,
     request_id: str,
     notes: tuple[str, ...],
+    outside: OutOfRange | None = None,
 ) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "endpoint": name,
@@ -396,6 +412,8 @@ def _v1_answer(
             answer["classes"] = model.classes
     if notes:
         answer["notes"] = list(notes)
+    if outside is not None:  # inputs beyond what the model was trained on: still answered
+        answer["warnings"] = list(outside.warnings)
     return answer
 
 

@@ -15,6 +15,8 @@ only. Request ids, tokens, inputs and raw URL paths are never labels.
     dockyard_models_loaded                                  gauge
     dockyard_prediction_log_records_total                   counter, rows written to the log
     dockyard_prediction_log_dropped_total                   counter, rows dropped (buffer full)
+    dockyard_out_of_range_rows_total{endpoint}              counter, rows with a numeric input
+                                                            outside its training range
     dockyard_drift_share{endpoint}                          gauge, share of drifted features
     dockyard_feature_drift{endpoint, feature}               gauge, effect size per feature
     dockyard_accuracy{endpoint}                             gauge, from feedback labels
@@ -205,6 +207,13 @@ class Metrics:
             "Prediction rows dropped because the log's buffer was full or storage failed.",
             registry=target,
         )
+        self.out_of_range: Counter = prom.Counter(
+            "dockyard_out_of_range_rows",
+            "Answered rows with a numeric input outside its training range (reference "
+            "profile's min..max).",
+            ["endpoint"],
+            registry=target,
+        )
 
         def monitoring_gauge(name: str, text: str, labels: list[str]) -> Gauge:
             return prom.Gauge(
@@ -298,6 +307,11 @@ class Metrics:
             self.log_records.inc(written)
         if dropped:
             self.log_dropped.inc(dropped)
+
+    def observe_out_of_range(self, endpoint: str, rows: int) -> None:
+        """Count answered rows with an input outside the training range (a deployed
+        endpoint's name only: the request reached one of its models)."""
+        self.out_of_range.labels(endpoint).inc(rows)
 
     def set_monitoring(self, endpoint: str, figures: dict[str, float | None]) -> None:
         """Set an endpoint's monitoring gauges; ``None`` leaves a gauge as it was."""

@@ -27,6 +27,7 @@ from dockyard.runtimes.base import LoadedModel
 from dockyard.schema import Signature, Validator
 from dockyard.serving.batching import Batcher, BatchPolicy, run_batched
 from dockyard.serving.deployments import Deployment
+from dockyard.serving.ranges import OutOfRange, Ranges
 
 CALIBRATION_RUNS = 5
 """Timed full batches at warm-up; the fastest decides where batches run."""
@@ -67,6 +68,10 @@ def split_call(call: ModelCall, counts: Sequence[int]) -> list[Prediction]:
     return answers
 
 
+_EXACT = 2**53
+"""Integers up to this size survive float64 exactly."""
+
+
 class NumericRows:
     """Records of plain numbers straight into a float64 array, for all-numeric signatures
     served as arrays. Anything unusual (a missing or extra key, a string, a bool, a null
@@ -101,8 +106,8 @@ class NumericRows:
                 values = [record[name] for name in names]
                 for value in values:
                     kind = type(value)
-                    if kind is not float and kind is not int:
-                        return None
+                    if kind is not float and (kind is not int or not -_EXACT <= value <= _EXACT):
+                        return None  # a huge int would lose digits as a float: validate it
                 rows.append(values)
         except (KeyError, TypeError):
             return None
@@ -154,6 +159,7 @@ class LiveModel:
             f"onnx (accelerated from {version.runtime})" if accelerated else version.runtime
         )
         self.log_source: Source | None = None  # set by the manager when the endpoint logs
+        self.ranges: Ranges | None = None  # set by the manager from the reference profile
 
     def source_for(
         self, endpoint: str, revision: int, sample_rate: float, role: str = "primary"
@@ -199,14 +205,34 @@ class LiveModel:
 
     def _call(self, model_input: Any) -> ModelCall:
         """Predictions and probabilities (or None) in one model call where the runtime can."""
+        outside = None if self.ranges is None else self.ranges.rows_outside(model_input)
         if self._both is not None:
             predictions, probabilities = self._both(model_input)
-            return ModelCall(model_input, np.asarray(predictions), probabilities)
+            return ModelCall(model_input, np.asarray(predictions), probabilities, outside)
         predictions = np.asarray(self.predictor.predict(model_input))
         probabilities = (
             np.asarray(self.predictor.predict_proba(model_input)) if self.has_proba else None
         )
-        return ModelCall(model_input, predictions, probabilities)
+        return ModelCall(model_input, predictions, probabilities, outside)
+
+    def out_of_range(self, prediction: Prediction, rows: int) -> OutOfRange | None:
+        """What the request answered by ``prediction`` (its ``rows`` rows of the call) sent
+        outside the training range; ``None`` when nothing, which costs one attribute read
+        (the call was checked once, for its whole batch)."""
+        call = prediction.call
+        if call.outside is None or self.ranges is None:
+            return None
+        end = prediction.start + rows
+        if not call.outside[prediction.start : end].any():
+            return None
+        inputs = call.inputs
+        if prediction.start or end != len(inputs):
+            inputs = (
+                inputs[prediction.start : end]
+                if isinstance(inputs, np.ndarray)
+                else (inputs.iloc[prediction.start : end])
+            )
+        return self.ranges.check(inputs)
 
     @property
     def compute(self) -> str:

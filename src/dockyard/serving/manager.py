@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from dockyard.serving.batching import BatchPolicy
 from dockyard.serving.deployments import Deployment, DeploymentStore
 from dockyard.serving.endpoint import Endpoint, LiveModel
+from dockyard.serving.ranges import Ranges
 
 if TYPE_CHECKING:
     from dockyard.registry import Registry, Version
@@ -214,6 +215,7 @@ class ModelManager:
                     deployment.name, deployment.revision, monitoring.sample_rate, role
                 )
             profile = self.registry.get_profile(version.ref) or {}
+            model.ranges = Ranges.from_profile(model.signature, profile)
             model.warm(profile.get("examples") or [])
             if self.on_load is not None:
                 self.on_load(deployment.name, time.perf_counter() - started, ok=True)

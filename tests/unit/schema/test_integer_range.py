@@ -129,3 +129,16 @@ def test_v2_tensors_are_checked_against_the_columns_dtype(datatype: str, value: 
     with pytest.raises(SchemaValidationError) as caught:
         validator.validate(columns)
     assert "range" in caught.value.details["problems"][0]["message"]
+
+
+def test_floats_too_large_to_be_exact_integers_are_refused_in_64_bit_columns() -> None:
+    """A JSON parser reads -2**63 - 1 as the float -2**63 (inside int64): a float that
+    large no longer says which integer was meant, so it is refused; integers are exact."""
+    validator = _validator("int64")
+    for value in (-9.223372036854775808e18, 2.0**53, -(2.0**60)):
+        with pytest.raises(SchemaValidationError) as caught:
+            validator.validate([{"age": value, "x": 1.0}])
+        assert "exact integer" in caught.value.details["problems"][0]["message"]
+    assert int(_age(validator.validate([{"age": 2**53, "x": 1.0}]))) == 2**53
+    assert int(_age(validator.validate([{"age": 2.0**52, "x": 1.0}]))) == 2**52
+    assert int(_age(_validator("int32").validate([{"age": 2.0**31 - 1, "x": 1.0}]))) == 2**31 - 1

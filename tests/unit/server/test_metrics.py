@@ -63,6 +63,7 @@ def test_every_metric_is_named_and_typed_by_convention(single_process: None) -> 
     metrics.observe_load("fraud", None, ok=False)
     metrics.set_models_loaded(2)
     metrics.observe_log(10, 1)
+    metrics.observe_out_of_range("fraud", 2)
     metrics.set_monitoring("fraud", {"drift_share": 0.25, "accuracy": 0.9, "label_coverage": 0.5})
     metrics.set_monitoring("fraud", {"estimated_accuracy": 0.88})
     metrics.set_feature_drift("fraud", "amount", 0.31)
@@ -85,6 +86,7 @@ def test_every_metric_is_named_and_typed_by_convention(single_process: None) -> 
         "dockyard_models_loaded": "gauge",
         "dockyard_prediction_log_records": "counter",
         "dockyard_prediction_log_dropped": "counter",
+        "dockyard_out_of_range_rows": "counter",
         "dockyard_drift_share": "gauge",
         "dockyard_feature_drift": "gauge",
         "dockyard_accuracy": "gauge",
@@ -98,6 +100,7 @@ def test_every_metric_is_named_and_typed_by_convention(single_process: None) -> 
     assert value(body, "dockyard_request_duration_seconds_sum", endpoint="fraud") == 0.0042
     assert value(body, "dockyard_request_duration_seconds_bucket", endpoint="fraud", le="0.005")
     assert value(body, "dockyard_batch_rows_sum", endpoint="fraud") == 17
+    assert value(body, "dockyard_out_of_range_rows_total", endpoint="fraud") == 2
     assert value(body, "dockyard_batch_rows_bucket", endpoint="fraud", le="16.0") == 0
     assert value(body, "dockyard_batch_rows_bucket", endpoint="fraud", le="32.0") == 1
     assert value(body, "dockyard_queue_rows", endpoint="fraud") == 3
