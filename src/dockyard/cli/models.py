@@ -28,7 +28,8 @@ def register(
     path: Annotated[
         Path,
         typer.Argument(
-            help="Model file (.skops .onnx .ubj .json .txt .pt; .pkl/.joblib need --trusted) "
+            help="Model file (.skops .onnx .ubj .json .txt .pt; .pkl/.joblib need --trusted, "
+            "and a .pt TorchScript file whose operators are not all allow-listed) "
             "or an MLflow model directory."
         ),
     ],
