@@ -1,0 +1,29 @@
+"""The package keeps its layer order and has no import circles (docs/architecture.md).
+
+The contracts live in pyproject.toml (``[tool.importlinter]``); this runs them the way
+``lint-imports`` does, so a module that imports upward fails the suite, not only the linter.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_imports_keep_the_layer_order_and_have_no_circles() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from importlinter.cli import lint_imports_command; lint_imports_command()",
+            "--no-cache",
+            "--no-logo",
+            str(ROOT / "pyproject.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
