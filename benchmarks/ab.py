@@ -51,19 +51,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import serving  # the sibling benchmark: models, servers, wrk
+import harness  # models, servers, wrk (benchmarks/harness.py)
 
 CONFIGS = ("log-on", "log-off", "threads", "starlette")
 
 
 def configs(
     args: argparse.Namespace, base: Path, body: bytes
-) -> dict[str, tuple[serving.Server, str]]:
+) -> dict[str, tuple[harness.Server, str]]:
     """One started server per configuration, with its URL."""
-    started: dict[str, tuple[serving.Server, str]] = {}
+    started: dict[str, tuple[harness.Server, str]] = {}
     for name in args.configs:
         kind, extra = args.variants.get(name, (name, {}))
-        port = serving.free_port()
+        port = harness.free_port()
         log = args.work / "logs" / f"ab-{name}.log"
         if kind == "starlette":
             command = [
@@ -71,7 +71,7 @@ def configs(
                 "-m",
                 "uvicorn",
                 "--app-dir",
-                str(serving.HERE / "baselines"),
+                str(harness.HERE / "baselines"),
                 "starlette_constant:app",
                 "--port",
                 str(port),
@@ -90,7 +90,7 @@ def configs(
                 "batching": {"max_batch_size": 64, "max_wait_ms": 0},
                 "monitoring": {"log": kind != "log-off"},
             }
-            home = serving.dockyard_home(base, args.work, endpoint, spec)
+            home = harness.dockyard_home(base, args.work, endpoint, spec)
             command = [sys.executable, "-m", "dockyard", "serve", "--port", str(port)]
             command += ["--log-level", "warning"]
             url = f"http://127.0.0.1:{port}/v1/endpoints/{endpoint}/predict"
@@ -98,7 +98,7 @@ def configs(
             if kind == "threads":
                 env["DOCKYARD_INLINE_COMPUTE_US"] = "0"
         env.update(extra)
-        server = serving.Server(command, env=env, cwd=serving.HERE, log=log, nice=args.nice)
+        server = harness.Server(command, env=env, cwd=harness.HERE, log=log, nice=args.nice)
         server.start(url, body, 180)
         started[name] = (server, url)
         if args.pin:
@@ -166,7 +166,7 @@ def main() -> None:
         "whole cost, their background threads included, lands on the serving core.",
     )
     parser.add_argument("--nice", type=int, default=0)
-    parser.add_argument("--work", type=Path, default=serving.HERE / ".work")
+    parser.add_argument("--work", type=Path, default=harness.HERE / ".work")
     args = parser.parse_args()
     args.configs = [c for c in args.configs.split(",") if c]
     args.variants = {}
@@ -185,12 +185,12 @@ def main() -> None:
     if unknown := set(args.configs) - set(CONFIGS) - set(args.variants):
         parser.error(f"unknown configurations {sorted(unknown)}; choose from {CONFIGS}")
     args.work = args.work.resolve()
-    print(serving.describe_machine(), flush=True)
+    print(harness.describe_machine(), flush=True)
 
-    models, X, y = serving.fit_models(args.work)
-    body = serving.bodies(serving.row(X))["records"]
-    base = serving.register_dockyard(args.work, models, X, y)
-    script = serving.wrk_script(args.work, body)
+    models, X, y = harness.fit_models(args.work)
+    body = harness.bodies(harness.row(X))["records"]
+    base = harness.register_dockyard(args.work, models, X, y)
+    script = harness.wrk_script(args.work, body)
     started = configs(args, base, body)
     figures: dict[str, list[float]] = {name: [] for name in started}
     p99: dict[str, list[float]] = {name: [] for name in started}
@@ -198,7 +198,7 @@ def main() -> None:
     loop_us: dict[str, list[float]] = {name: [] for name in started}
     try:
         for _, url in started.values():
-            serving.wrk(url, script, args.connections, args.warmup, 1, args.nice)
+            harness.wrk(url, script, args.connections, args.warmup, 1, args.nice)
         began = time.monotonic()
         for round_ in range(1, args.rounds + 1):
             before = {
@@ -208,8 +208,8 @@ def main() -> None:
             outputs = burst(started, script, args)
             line = []
             for name, (server, _) in started.items():
-                run = serving.Run(name, args.model, args.connections)
-                serving.parse_wrk(outputs[name], run)
+                run = harness.Run(name, args.model, args.connections)
+                harness.parse_wrk(outputs[name], run)
                 served = max(run.requests_per_s * args.seconds, 1.0)
                 cpu, loop = before[name]
                 cpu_us[name].append((server.cpu() - cpu) / served * 1e6)
@@ -263,14 +263,14 @@ def main() -> None:
 
 
 def burst(
-    started: dict[str, tuple[serving.Server, str]], script: Path, args: argparse.Namespace
+    started: dict[str, tuple[harness.Server, str]], script: Path, args: argparse.Namespace
 ) -> dict[str, str]:
     """One round's wrk output per configuration: one after the other, each followed by
     ``--settle`` seconds, or with ``--together`` all at once (then settling once)."""
 
     def load(url: str) -> str:
         cpus = "1" if args.pin else None
-        return serving.wrk(url, script, args.connections, args.seconds, 1, args.nice, cpus)
+        return harness.wrk(url, script, args.connections, args.seconds, 1, args.nice, cpus)
 
     outputs: dict[str, str] = {}
     if args.together:
@@ -285,18 +285,18 @@ def burst(
     return outputs
 
 
-def pin(server: serving.Server, cpus: set[int]) -> None:
+def pin(server: harness.Server, cpus: set[int]) -> None:
     """Keep every thread of the server on ``cpus`` (threads started later inherit it)."""
     assert server.process is not None
     for task in Path(f"/proc/{server.process.pid}/task").iterdir():
         os.sched_setaffinity(int(task.name), cpus)
 
 
-def main_thread_seconds(server: serving.Server) -> float:
+def main_thread_seconds(server: harness.Server) -> float:
     """CPU time of the server's main thread (its event loop): the serving bottleneck."""
     assert server.process is not None
     pid = server.process.pid
-    return serving.cpu_seconds(pid, thread=pid) or 0.0
+    return harness.cpu_seconds(pid, thread=pid) or 0.0
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import serving  # the sibling benchmark: models and registry
+import harness  # models and registry (benchmarks/harness.py)
 
 
 async def drive(app: Any, path: str, body: bytes, requests: int, concurrency: int) -> float:
@@ -146,21 +146,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--settle", type=float, default=1.2)
     parser.add_argument("--toggle", choices=("log", "ranges"), default="log")
-    parser.add_argument("--work", type=Path, default=serving.HERE / ".work")
+    parser.add_argument("--work", type=Path, default=harness.HERE / ".work")
     args = parser.parse_args()
     args.work = args.work.resolve()
-    print(serving.describe_machine(), flush=True)
+    print(harness.describe_machine(), flush=True)
 
-    models, X, y = serving.fit_models(args.work)
-    body = serving.bodies(serving.row(X))["records"]
-    base = serving.register_dockyard(args.work, models, X, y)
+    models, X, y = harness.fit_models(args.work)
+    body = harness.bodies(harness.row(X))["records"]
+    base = harness.register_dockyard(args.work, models, X, y)
     endpoint = f"inprocess-{args.model}"
     spec = {
         "routes": [{"model": f"{args.model}@1.0.0"}],
         "batching": {"max_batch_size": 64, "max_wait_ms": 0},
         "monitoring": {"log": True},
     }
-    home = serving.dockyard_home(base, args.work, endpoint, spec)
+    home = harness.dockyard_home(base, args.work, endpoint, spec)
     asyncio.run(run(args, home, endpoint, body))
 
 
