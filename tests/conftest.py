@@ -104,9 +104,13 @@ def postgres_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: str) -> str:
-    """A fresh, empty database for one test."""
+def postgres_url(postgres_server: str, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database for one test (which must carry the ``postgres`` marker, so
+    ``-m "not postgres"`` leaves it out)."""
     import sqlalchemy as sa
+
+    if request.node.get_closest_marker("postgres") is None:
+        pytest.fail(f"{request.node.nodeid} uses PostgreSQL without the postgres marker")
 
     name = f"t_{uuid.uuid4().hex[:12]}"
     engine = sa.create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
@@ -158,13 +162,28 @@ def sqlite_settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / "home", user="tester")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    """Registry settings on each metadata backend, with a real artifact folder."""
+    """Registry settings on each metadata backend, with a real artifact folder (the
+    PostgreSQL case carries the ``postgres`` marker)."""
     if request.param == "sqlite":
         return Settings(home=tmp_path / "home", user="tester")
     url = request.getfixturevalue("postgres_url")
     return Settings(home=tmp_path / "home", database_url=url, user="tester")
+
+
+# Markers from the services a test uses, so ``-m "not postgres"`` deselects every test that
+# would start the PostgreSQL cluster and ``-m "not s3"`` every one that would start moto,
+# without each test remembering to say so.
+_SERVICE_MARKERS = {"postgres_server": "postgres", "s3_server": "s3"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = getattr(item, "fixturenames", ())
+        for fixture, marker in _SERVICE_MARKERS.items():
+            if fixture in used and item.get_closest_marker(marker) is None:
+                item.add_marker(getattr(pytest.mark, marker))
 
 
 @pytest.fixture(autouse=True)
