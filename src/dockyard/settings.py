@@ -105,8 +105,7 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads one ONNX model call may use in the server. 1 (the default) suits "
         "small online batches: a second intra-op thread spins on a core the event loop and "
-        "other requests need (measured: the forest at 64 connections 1.2x faster with 1 than "
-        "with 2 on 2 cores); raise it for endpoints that score large requests.",
+        "other requests need; raise it for endpoints that score large requests.",
     )
     compute_threads: int = Field(
         default=2,
@@ -118,9 +117,8 @@ class Settings(BaseSettings):
         ge=0,
         description="A model whose full batch is measured at warm-up to take at most this "
         "many microseconds (CPU time) runs its batches on the event loop: cheaper than "
-        "handing them to a compute thread and back (the ONNX forest: 1.6x the throughput at "
-        "16 connections). It also bounds how long one batch holds the loop. 0 always uses the "
-        "compute threads.",
+        "handing them to a compute thread and back. It also bounds how long one batch holds "
+        "the loop. 0 always uses the compute threads.",
     )
 
     monitoring_url: str | None = Field(

@@ -12,8 +12,8 @@ tables, as Parquet segments, one per endpoint and hour, through
 :class:`~dockyard.monitoring.store.MonitoringStore` (Parquet encoding releases the GIL).
 Two readers also flush before they read, so they see every answered request: the monitor
 pass (every ``monitor_interval_s``: alerts, gauges) and the feedback route.
-Measured: converting on the writer thread instead stalled the loop for 5-12 ms several
-times per flush (GIL convoy), and cost it more CPU than converting on the loop.
+Converting on the loop is deliberate: a writer thread converting holds the GIL in long
+stretches that stall the loop (a GIL convoy) and cost it more CPU in all.
 
 Guarantees, and their limits:
 
@@ -121,13 +121,12 @@ class Batch:
 
 CONVERT_INTERVAL_S = 0.025
 """How often a server turns buffered requests into numpy chunks on its event loop (see
-:meth:`PredictionLog.convert`): ~0.33 ms a slice of ~440 requests, measured in the server."""
+:meth:`PredictionLog.convert`): often, so each slice is small and holds the loop briefly."""
 
 TABULATE_INTERVAL_S = 0.2
-"""How often the chunks gathered become Arrow tables, on the loop too: ~2.7 ms a pass of
-3,400 rows with cold caches (in one process; tables built in every slice cost ~1.4 ms a
-slice of 375). Paired against tables built in every slice (LR, 64 connections): every
-0.1 s, 0.2 s and 0.5 s all cost the loop less; 0.2 s least."""
+"""How often the chunks gathered become Arrow tables, on the loop too: seldom enough that
+a table's fixed cost is paid a few times a second rather than in every slice, often enough
+that one pass stays short."""
 
 # A failed request: (source, request id, unix time, status, latency s).
 Failure = tuple[Source, str, float, int, float]
@@ -194,7 +193,7 @@ class PredictionLog:
         the request's (``start``, ``rows``: by default all of them).
 
         Called from one thread at a time (the server's event loop): it takes no lock, so a
-        request pays one tuple append (~0.3 µs less than with the lock and a per-model list).
+        request pays one tuple append, less than a lock and a per-model list would cost.
         """
         waiting = self._recorded - self._released
         if status != 200 or call is None:

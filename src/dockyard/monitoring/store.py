@@ -171,9 +171,9 @@ class MonitoringStore:
     def _write(
         self, folder: str, table: pa.Table, suffix: str = "", compression: str = "zstd"
     ) -> str:
-        """Write a new segment atomically. The prediction log's flushes use LZ4, which costs
-        ~0.6x zstd's CPU on the serving process for ~1.6x the bytes (measured on 17,000
-        logged rows); compaction rewrites closed hours with zstd."""
+        """Write a new segment atomically. The prediction log's flushes use LZ4, which spends
+        less CPU on the serving process than zstd for more bytes; compaction rewrites closed
+        hours with zstd."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 

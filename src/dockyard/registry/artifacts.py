@@ -34,7 +34,7 @@ class ArtifactStore:
     """Content-addressed blobs on any fsspec filesystem."""
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
-        """Nothing is opened yet: the filesystem (and fsspec, ~0.1 s of imports) comes with
+        """Nothing is opened yet: the filesystem (and fsspec's imports) comes with
         the first artifact read or written, so a command that only reads metadata skips it."""
         self.url = url
         self._options = dict(options or {})

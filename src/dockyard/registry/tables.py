@@ -12,8 +12,8 @@ metadata = sa.MetaData()
 
 class _JSON(sa.types.TypeDecorator[Any]):
     """JSON, stored as JSONB on PostgreSQL. The PostgreSQL type is looked up only when a
-    PostgreSQL connection needs it, so a SQLite registry never imports that dialect (~30 ms
-    of every command)."""
+    PostgreSQL connection needs it, so a SQLite registry never imports that dialect (an
+    import every command would pay)."""
 
     impl = sa.JSON
     cache_ok = True
