@@ -6,7 +6,7 @@ imports no framework (numpy, scikit-learn, onnxruntime, torch...): runtimes impo
 when a model of their kind is stored or loaded.
 """
 
-from dockyard.runtimes.base import Artifact, InputLayout, LoadedModel, Runtime
+from dockyard.runtimes.base import Artifact, LoadedModel, Runtime
 from dockyard.runtimes.catalog import Runtimes
 
-__all__ = ["Artifact", "InputLayout", "LoadedModel", "Runtime", "Runtimes"]
+__all__ = ["Artifact", "LoadedModel", "Runtime", "Runtimes"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.errors import UnsupportedModelError
-from dockyard.runtimes.base import InputLayout
+from dockyard.schema.layout import InputLayout
 
 
 def to_python(value: Any) -> Any:

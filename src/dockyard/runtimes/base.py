@@ -14,12 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-InputLayout = Literal["frame", "array"]
-"""``frame``: the model wants a pandas DataFrame with named columns (sklearn fitted on a
-DataFrame, LightGBM/XGBoost with categoricals). ``array``: a 2-D numeric array in column
-order (ONNX with one tensor input, TorchScript, sklearn fitted on arrays)."""
+from dockyard.schema.layout import InputLayout
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ from dockyard.errors import (
 from dockyard.runtimes._errors import framework_message
 from dockyard.runtimes._estimators import mro_names, no_proba
 from dockyard.runtimes._packages import require, versions
-from dockyard.runtimes.base import Artifact, InputLayout, LoadedModel
+from dockyard.runtimes.base import Artifact, LoadedModel
+from dockyard.schema.layout import InputLayout
 
 SUFFIX = ".onnx"
 _LABEL_ATTRIBUTES = frozenset({"classlabels_strings", "classlabels_int64s", "classlabels_ints"})

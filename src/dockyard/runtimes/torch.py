@@ -34,8 +34,9 @@ from dockyard.errors import (
 from dockyard.runtimes._errors import framework_message
 from dockyard.runtimes._estimators import mro_names, no_proba, qualified_name
 from dockyard.runtimes._packages import require, versions
-from dockyard.runtimes.base import Artifact, InputLayout, LoadedModel
+from dockyard.runtimes.base import Artifact, LoadedModel
 from dockyard.runtimes.torch_ops import ArchiveError, screen_archive, unlisted_ops
+from dockyard.schema.layout import InputLayout
 
 SUFFIX = ".pt"
 FILE_SUFFIXES = frozenset({".pt", ".pth", ".ptc"})

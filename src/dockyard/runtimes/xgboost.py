@@ -30,7 +30,8 @@ from dockyard.errors import (
 from dockyard.runtimes._errors import framework_message
 from dockyard.runtimes._estimators import mro_names, no_proba, qualified_name, to_python
 from dockyard.runtimes._packages import require, versions
-from dockyard.runtimes.base import Artifact, InputLayout, LoadedModel
+from dockyard.runtimes.base import Artifact, LoadedModel
+from dockyard.schema.layout import InputLayout
 
 SUFFIX = ".ubj"
 FILE_SUFFIXES = frozenset({".ubj", ".json", ".xgb", ".model", ".bst"})

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dockyard.runtimes.base import InputLayout
+from dockyard.schema.layout import InputLayout
 from dockyard.schema.signature import ColumnKind, ColumnSpec, OutputSpec, Signature
 
 _MLFLOW_TYPES: dict[str, tuple[ColumnKind, str, str]] = {

@@ -6,11 +6,12 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from dockyard.errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["DataFingerprint", "fingerprint"]
 
@@ -60,6 +61,8 @@ def fingerprint(sample: pd.DataFrame) -> DataFingerprint:
     header = json.dumps({"columns": columns, "dtypes": [str(d) for d in sample.dtypes]})
     digest = hashlib.sha256(header.encode())
     if len(sample) and len(columns):
+        import pandas as pd  # the sample is a DataFrame already: pandas is loaded
+
         try:
             rows = pd.util.hash_pandas_object(sample, index=False)
         except TypeError as exc:

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from dockyard.errors import InvalidRequestError, SchemaValidationError
-from dockyard.runtimes.base import InputLayout
 from dockyard.schema._json import finite_or_none, to_json_value
+from dockyard.schema.layout import InputLayout
 from dockyard.schema.signature import (
     STRING_CATEGORY_LIMIT,
     ColumnKind,

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
 
 from dockyard.errors import InvalidRequestError
-from dockyard.runtimes.base import InputLayout
 from dockyard.schema._json import finite_or_none, to_json_list, to_json_value
+from dockyard.schema.layout import InputLayout
 
 __all__ = [
     "STRING_CATEGORY_LIMIT",
