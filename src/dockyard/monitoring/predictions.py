@@ -253,10 +253,11 @@ class PredictionLog:
         (or when ``tabulate``), the chunks gathered so far into Arrow tables, ready to write.
 
         The server calls this on its event loop every :data:`CONVERT_INTERVAL_S`, so the
-        conversion (which holds the GIL) runs in short slices on the loop. Measured: the
-        same work on the writer thread cost the loop more than on the loop itself (every
-        GIL hand-over stalls it), and building Arrow tables in every slice cost ~4x more
-        per row than in one pass over a few slices (pyarrow's code is cold between slices).
+        conversion (which holds the GIL) runs in short slices on the loop: the same work on
+        the writer thread costs the loop more than on the loop itself (every GIL hand-over
+        stalls it), and Arrow tables are built in one pass over a few slices, not in every
+        slice, because pyarrow's code is cold between slices and its fixed cost per table
+        would dominate.
         """
         with self._lock:  # one taker at a time (the watcher's flush runs on a thread)
             records, failed = _take(self._records), _take(self._failed)

@@ -177,10 +177,10 @@ class MonitoringStore:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        # Dictionary-encode only repeated text (names, versions, classes; not request ids:
-        # 6% of the flush's encoding, for 1% more bytes) and keep min/max
-        # only where reads filter (time, status): trying dictionaries on float inputs and
-        # statistics for every column made encoding 2.7x dearer on the writer thread.
+        # Dictionary-encode only repeated text (names, versions, classes; not request ids,
+        # which never repeat) and keep min/max only where reads filter (time, status):
+        # dictionaries on float inputs and statistics for every column make encoding
+        # several times dearer on the writer thread.
         options = {
             "compression": compression,
             "use_dictionary": [
@@ -286,8 +286,7 @@ class MonitoringStore:
 
         With feedback, ``labelled_only`` columns are read only on rows that have a label
         (null elsewhere): probabilities become one Python array per row in pandas, and
-        performance needs them only where a label arrived (a day of 1M rows, 10% labelled:
-        the read takes half the time)."""
+        performance needs them only where a label arrived."""
         import pandas as pd
 
         paths = self._window_segments(endpoint, window)
