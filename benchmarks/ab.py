@@ -14,7 +14,7 @@ ones: it is a second view, not a cure for the noise. ``--pin``
 keeps the servers, with all their threads, on CPU 0 and wrk on CPU 1, so the background
 threads' work (the log's writer) lands on the serving core (it did not narrow the spread).
 
-Configurations (one row of 20 floats per request, the same models as ``serving.py``):
+Configurations (one row of 20 floats per request, the models of ``harness.py``):
 
 * ``log-on`` / ``log-off``: Dockyard's default deployment (ONNX twin, batching 64) with the
   prediction log on and off — issue 4's overhead target (on ÷ off ≥ 0.9);
