@@ -4,9 +4,12 @@ The contracts live in pyproject.toml (``[tool.importlinter]``); this runs them t
 ``lint-imports`` does, so a module that imports upward fails the suite, not only the linter.
 """
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,3 +30,19 @@ def test_imports_keep_the_layer_order_and_have_no_circles() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["dockyard.windows", "dockyard.stats", "dockyard.schema", "dockyard.runtimes"],
+)
+def test_the_lower_layers_are_cheap_to_import(module: str) -> None:
+    """Every layer above may use the pure pieces without loading numpy, pandas or pyarrow."""
+    heavy = ["numpy", "pandas", "pyarrow", "sqlalchemy", "duckdb", "scipy", "sklearn"]
+    probe = (
+        f"import sys, json, {module}\nprint(json.dumps([m for m in {heavy!r} if m in sys.modules]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == []

@@ -24,7 +24,6 @@ hovers around its threshold notifies once per cooldown instead of on every evalu
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -42,6 +41,7 @@ from pydantic import (
 
 from dockyard.errors import InvalidRequestError
 from dockyard.names import SLUG
+from dockyard.windows import Lookback, parse_lookback
 
 Metric = Literal[
     "drift_share",
@@ -61,60 +61,6 @@ FRACTION_METRICS: frozenset[str] = frozenset(
 )
 #: Metrics that are bad when they fall; the default comparison for them is ``<``.
 HIGHER_IS_BETTER: frozenset[str] = frozenset({"accuracy", "estimated_accuracy"})
-
-MAX_WINDOW_SECONDS = 366 * 86_400.0
-MAX_WINDOW_ROWS = 10_000_000
-
-_DURATION = re.compile(r"(?P<amount>\d+(?:\.\d+)?)(?P<unit>[smhdw])")
-_LAST = re.compile(r"last:(?P<rows>\d+)")
-_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
-
-
-# --- windows -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Window:
-    """The rows a rule looks at: those of the last ``seconds``, or the last ``last`` rows.
-
-    Exactly one of the two is set.
-    """
-
-    seconds: float | None = None
-    last: int | None = None
-
-    def __post_init__(self) -> None:
-        if (self.seconds is None) == (self.last is None):
-            raise ValueError("a window has either seconds or last, not both or neither")
-
-    def start(self, now: float) -> float | None:
-        """The oldest timestamp inside a duration window; ``None`` for a row-count window."""
-        return None if self.seconds is None else now - self.seconds
-
-
-def parse_window(text: str) -> Window:
-    """Parse ``"15m"``, ``"1h"``, ``"1d"`` (units s, m, h, d, w) or ``"last:1000"``.
-
-    Raises InvalidRequestError naming the ``window`` field when the text is not one of these,
-    is zero, or exceeds 366 days / 10,000,000 rows.
-    """
-    raw = text.strip().lower() if isinstance(text, str) else ""
-    hint = 'Use a duration such as "15m", "1h", "1d" or a row count such as "last:1000".'
-    if match := _DURATION.fullmatch(raw):
-        seconds = float(match["amount"]) * _UNIT_SECONDS[match["unit"]]
-        if 0 < seconds <= MAX_WINDOW_SECONDS:
-            return Window(seconds=seconds)
-        raise InvalidRequestError(
-            f"window: {text!r} must be longer than 0s and at most 366d.", hint=hint
-        )
-    if match := _LAST.fullmatch(raw):
-        rows = int(match["rows"])
-        if 0 < rows <= MAX_WINDOW_ROWS:
-            return Window(last=rows)
-        raise InvalidRequestError(
-            f"window: {text!r} must count between 1 and {MAX_WINDOW_ROWS:,} rows.", hint=hint
-        )
-    raise InvalidRequestError(f"window: {text!r} is not a window.", hint=hint)
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -235,7 +181,7 @@ class AlertRule(BaseModel):
     @classmethod
     def _window(cls, value: str) -> str:
         try:
-            parse_window(value)
+            parse_lookback(value)
         except InvalidRequestError as exc:
             raise ValueError(exc.message.removeprefix("window: ").rstrip(".")) from None
         return value
@@ -267,9 +213,9 @@ class AlertRule(BaseModel):
         return "<" if self.metric in HIGHER_IS_BETTER else ">"
 
     @property
-    def window_spec(self) -> Window:
+    def window_spec(self) -> Lookback:
         """The parsed window."""
-        return parse_window(self.window)
+        return parse_lookback(self.window)
 
     def breached(self, value: float) -> bool:
         """Whether ``value`` is on the wrong side of the threshold."""
@@ -367,9 +313,7 @@ __all__ = [
     "Metric",
     "RetrainAction",
     "Transition",
-    "Window",
     "alert_payload",
     "evaluate",
     "observed_value",
-    "parse_window",
 ]

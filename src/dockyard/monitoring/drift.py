@@ -86,8 +86,8 @@ from scipy import special, stats
 
 from dockyard.errors import InvalidRequestError
 from dockyard.monitoring.policy import DriftPolicy, FeaturePolicy
-from dockyard.monitoring.store import label_text
 from dockyard.schema._json import to_json_value
+from dockyard.schema.labels import label_text
 from dockyard.schema.profile import (
     CategoricalProfile,
     FeatureProfile,
@@ -238,7 +238,7 @@ def _as_labels(profile: FeatureProfile, predictions: pd.Series) -> tuple[Feature
 
     The reference profiles the model's own answers (``0``, ``True``, ``1.0``) while the
     prediction log holds them as text (``"0"``, ``"True"``, ``"1"``): both sides go through
-    :func:`~dockyard.monitoring.store.label_text`, the form feedback labels are compared by,
+    :func:`~dockyard.schema.labels.label_text`, the form feedback labels are compared by,
     so an integer, boolean or float class is never "unseen" against itself.
     """
     if not isinstance(profile, CategoricalProfile):

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dockyard.errors import InvalidRequestError
-from dockyard.monitoring.store import MonitoringStore, label_text
+from dockyard.monitoring.store import MonitoringStore
+from dockyard.schema.labels import label_text
 
 MAX_ITEMS = 100_000
 _HINT = 'Send {"request_id": "...", "label": ...} or a list of them (at most 100,000).'

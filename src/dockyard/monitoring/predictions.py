@@ -45,7 +45,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from dockyard.monitoring.store import INPUT_PREFIX, MonitoringStore, label_text
+from dockyard.monitoring.store import INPUT_PREFIX, MonitoringStore
+from dockyard.schema.labels import label_text
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -34,11 +34,11 @@ import secrets
 import socket
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from dockyard.errors import StorageError
+from dockyard.windows import Window
 
 if TYPE_CHECKING:
     import duckdb
@@ -71,70 +71,6 @@ rows asked for, and draws its reservoir sample from those."""
 
 _HOUR_PATH = re.compile(r"/(\d{4}-\d{2}-\d{2})/(\d{2})/[^/]+\.parquet$")
 _DAY_PATH = re.compile(r"/(\d{4}-\d{2}-\d{2})/[^/]+\.parquet$")
-
-
-def label_text(value: Any) -> str | None:
-    """A label or prediction as the text both are compared by: ``1``, ``1.0`` and ``"1"`` are
-    all ``"1"``; booleans are ``"True"``/``"False"``; ``None`` and NaN are missing."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float):
-        if value != value:  # NaN
-            return None
-        if value.is_integer():
-            return str(int(value))
-        return repr(value)
-    if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy scalars
-        return label_text(value.item())
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
-@dataclass(frozen=True)
-class Window:
-    """Which predictions to read: a time range, or the last ``last`` predictions."""
-
-    since: datetime | None = None
-    until: datetime | None = None
-    last: int | None = None
-
-    def describe(self) -> str:
-        if self.last is not None:
-            return f"last {self.last:,} predictions"
-        if self.since is not None and self.until is not None:
-            start, end = (t.isoformat(timespec="seconds") for t in (self.since, self.until))
-            return f"{start} to {end}"
-        if self.since is not None:
-            return f"since {self.since.isoformat(timespec='seconds')}"
-        return "all predictions"
-
-
-def parse_window(text: str, *, now: datetime | None = None) -> Window:
-    """``"1h"``, ``"30m"``, ``"7d"`` (back from now), ``"last:1000"`` — the grammar alert
-    rules use (:func:`dockyard.monitoring.alerts.parse_window`) — or ``"all"``."""
-    from dockyard.monitoring import alerts
-
-    if text.strip().lower() == "all":
-        return Window()
-    parsed = alerts.parse_window(text)
-    if parsed.last is not None:
-        return Window(last=parsed.last)
-    assert parsed.seconds is not None
-    now = now or datetime.now(UTC)
-    return Window(since=now - timedelta(seconds=parsed.seconds), until=now)
-
-
-def window_before(baseline: Window, current: Window) -> Window:
-    """A baseline given as a duration ("1d") placed right before the current window starts;
-    a "last N" or open baseline is used as it is."""
-    if baseline.last is not None or baseline.since is None or baseline.until is None:
-        return baseline
-    if current.since is None:
-        return baseline
-    return Window(since=current.since - (baseline.until - baseline.since), until=current.since)
 
 
 class MonitoringStore:

@@ -484,7 +484,7 @@ def _calibration(
     import numpy as np
 
     from dockyard.monitoring.performance import fit_calibration
-    from dockyard.monitoring.store import label_text
+    from dockyard.schema.labels import label_text
 
     truth = [label_text(value) for value in np.asarray(labels).tolist()]
     positive = label_text(classes[1])

@@ -17,9 +17,11 @@ import pytest
 
 from dockyard.monitoring.predictions import ModelCall, PredictionLog, Source
 from dockyard.monitoring.service import Monitor
-from dockyard.monitoring.store import MonitoringStore, Window, label_text
+from dockyard.monitoring.store import MonitoringStore
 from dockyard.registry import Registry
+from dockyard.schema.labels import label_text
 from dockyard.settings import Settings
+from dockyard.windows import Window
 
 
 def _labels(kind: str, y: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:

@@ -15,7 +15,8 @@ import pytest
 from dockyard.errors import InvalidRequestError
 from dockyard.monitoring.feedback import parse_feedback, record_feedback
 from dockyard.monitoring.predictions import Batch, ModelCall, PredictionLog, Source, to_table
-from dockyard.monitoring.store import MonitoringStore, Window, parse_window
+from dockyard.monitoring.store import MonitoringStore
+from dockyard.windows import Window, parse_window
 
 NUMERIC = Source("churn", 3, "churn", "1.2.0", ("a", "b"), ("0", "1"), 1)
 FRAME = Source("penguins", 1, "penguins", "2.0.0", None, ("Adelie", "Gentoo"), None)

@@ -14,59 +14,17 @@ from dockyard.monitoring.alerts import (
     AlertState,
     RetrainAction,
     Transition,
-    Window,
     alert_payload,
     evaluate,
     observed_value,
-    parse_window,
 )
+from dockyard.windows import Lookback
 
 
 def rule(**fields: Any) -> AlertRule:
     spec: dict[str, Any] = {"name": "errors", "metric": "error_rate", "threshold": 0.1}
     spec.update(fields)
     return AlertRule.parse(spec)
-
-
-# --- windows -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("15m", Window(seconds=900)),
-        ("1h", Window(seconds=3600)),
-        ("1d", Window(seconds=86_400)),
-        ("30s", Window(seconds=30)),
-        ("1.5h", Window(seconds=5400)),
-        ("2w", Window(seconds=1_209_600)),
-        (" 1H ", Window(seconds=3600)),
-        ("last:1000", Window(last=1000)),
-    ],
-)
-def test_parse_window_accepts_durations_and_row_counts(text: str, expected: Window) -> None:
-    assert parse_window(text) == expected
-
-
-@pytest.mark.parametrize(
-    "text", ["", "1", "h", "1y", "-1h", "0m", "last:0", "last:", "last:-5", "400d", "1h30m"]
-)
-def test_parse_window_refuses_bad_text_naming_the_field(text: str) -> None:
-    with pytest.raises(InvalidRequestError, match=r"^window: ") as caught:
-        parse_window(text)
-    assert "last:1000" in str(caught.value)  # the hint shows the accepted forms
-
-
-def test_window_start_is_a_duration_back_from_now() -> None:
-    assert parse_window("15m").start(10_000.0) == 9100.0
-    assert parse_window("last:5").start(10_000.0) is None
-
-
-def test_window_needs_exactly_one_kind() -> None:
-    with pytest.raises(ValueError, match="either"):
-        Window()
-    with pytest.raises(ValueError, match="either"):
-        Window(seconds=1, last=1)
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -77,7 +35,7 @@ def test_rule_defaults() -> None:
     assert (parsed.window, parsed.cooldown_s, parsed.min_rows) == ("1h", 3600, 30)
     assert parsed.webhook is None
     assert parsed.action is None
-    assert parsed.window_spec == Window(seconds=3600)
+    assert parsed.window_spec == Lookback(seconds=3600)
 
 
 @pytest.mark.parametrize(
