@@ -1,7 +1,10 @@
 """Monitoring: what happens to a model once it serves.
 
+records.py       what the log records (Source, ModelCall): plain types the request path
+                 builds, importing nothing heavy
 predictions.py   the prediction log: a bounded buffer on the request path, flushed to
                  Parquet segments by a background thread
+encoding.py      the log's conversion: buffered requests to numpy columns, then Arrow tables
 store.py         where the log and feedback live (fsspec: a folder or S3) and how windows
                  of them are read (DuckDB)
 feedback.py      late ground-truth labels, joined to predictions by request id

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dockyard.monitoring.predictions import ModelCall, PredictionLog, Source
+from dockyard.monitoring.predictions import PredictionLog
+from dockyard.monitoring.records import ModelCall, Source
 from dockyard.monitoring.service import Monitor
 from dockyard.monitoring.store import MonitoringStore
 from dockyard.registry import Registry

@@ -13,8 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from dockyard.errors import InvalidRequestError
+from dockyard.monitoring.encoding import to_table
 from dockyard.monitoring.feedback import parse_feedback, record_feedback
-from dockyard.monitoring.predictions import Batch, ModelCall, PredictionLog, Source, to_table
+from dockyard.monitoring.predictions import PredictionLog
+from dockyard.monitoring.records import Batch, ModelCall, Source
 from dockyard.monitoring.store import MonitoringStore
 from dockyard.windows import Window, parse_window
 

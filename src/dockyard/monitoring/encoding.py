@@ -1,0 +1,357 @@
+"""The prediction log's encoding: buffered requests to numpy columns, then to Arrow tables.
+
+:func:`chunk` turns one model's :class:`~dockyard.monitoring.records.Batch` into a
+:class:`Chunk` of numpy columns (each model call's arrays stacked once), and
+:func:`chunks_table` joins chunks into the Arrow table a Parquet segment is written from (the
+columns of :mod:`dockyard.monitoring.store`); :func:`failures_table` does the same for failed
+requests. When each runs (on the server's loop, in short slices) is the log's business:
+:class:`~dockyard.monitoring.predictions.PredictionLog`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dockyard.monitoring.records import Batch, Failure, ModelCall, Source
+from dockyard.monitoring.store import INPUT_PREFIX
+from dockyard.schema.labels import label_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+
+@dataclass(slots=True, eq=False)
+class Chunk:
+    """One model's requests of one conversion slice, as numpy columns, one entry per row (see
+    :meth:`~dockyard.monitoring.predictions.PredictionLog.convert`); every
+    :data:`~dockyard.monitoring.predictions.TABULATE_INTERVAL_S` the chunks gathered are
+    joined into Arrow tables (:func:`chunks_table`)."""
+
+    source: Source
+    request_ids: Any  # a tuple of str, or an object array with each row's request id
+    rows: np.ndarray[Any, Any] | None  # each row's index in its request; None: all 0
+    times: np.ndarray[Any, Any]  # unix seconds
+    latencies: np.ndarray[Any, Any]  # seconds
+    predicted: np.ndarray[Any, Any]  # numbers or booleans, or an object array of text
+    probabilities: np.ndarray[Any, Any] | None  # (rows, classes), float64
+    inputs: np.ndarray[Any, Any] | dict[str, pa.Array]  # a numeric matrix, or Arrow columns
+
+    @property
+    def kind(self) -> tuple[Any, ...]:
+        """Chunks of one kind are joined by concatenating their columns."""
+        inputs = self.inputs
+        shape = (
+            (inputs.dtype, inputs.shape[1])
+            if isinstance(inputs, np.ndarray)
+            else tuple((name, column.type) for name, column in inputs.items())
+        )
+        width = None if self.probabilities is None else self.probabilities.shape[1]
+        return (id(self.source), self.predicted.dtype, width, shape)
+
+
+def chunk(batch: Batch) -> Chunk:
+    """One model's buffered requests as numpy columns, one entry per predicted row.
+
+    Each model call's arrays are stacked once; when the requests cover their calls' rows in
+    order (every request logged, the usual case) the stacked rows are the chunk's rows,
+    otherwise (sampling, a request split over calls) the requests' rows are taken out."""
+    _, ids, times_, latencies_, calls, starts, counts_ = zip(*batch.records, strict=True)
+    n = len(ids)
+    unique = list(dict.fromkeys(calls))  # each call once, in order of first use
+    sizes = np.array([len(call.predictions) for call in unique], np.int64)
+    counts = np.array(counts_, np.int64)
+    total = int(counts.sum())
+    where = {call: index for index, call in enumerate(unique)}
+    first = (np.cumsum(sizes) - sizes)[[where[call] for call in calls]] + np.array(starts)
+    expected = np.cumsum(counts) - counts
+    take = None
+    if int(sizes.sum()) != total or not np.array_equal(first, expected):
+        take = np.repeat(first - expected, counts) + np.arange(total)
+    predicted, probabilities, inputs = _answers(batch.source, unique, sizes, take)
+
+    times = np.array(times_, np.float64)
+    latencies = np.array(latencies_, np.float64)
+    request_ids: Any = ids
+    rows = None
+    if total != n:
+        offsets = np.repeat(expected, counts)
+        rows = (np.arange(total) - offsets).astype(np.int32)
+        request_ids = np.repeat(np.asarray(ids, dtype=object), counts)
+        times = np.repeat(times, counts)
+        latencies = np.repeat(latencies, counts)
+    return Chunk(
+        batch.source, request_ids, rows, times, latencies, predicted, probabilities, inputs
+    )
+
+
+def to_table(batch: Batch) -> pa.Table:
+    """One model's buffered requests as an Arrow table, one row per predicted row (the loop's
+    and the writer's parts of the conversion in one call)."""
+    return chunks_table([chunk(batch)])
+
+
+def _answers(
+    source: Source, calls: list[ModelCall], sizes: np.ndarray[Any, Any], take: Any
+) -> tuple[Any, Any, Any]:
+    """Every row of the calls (or the rows ``take`` picks): predictions (text as text
+    labels), probabilities and inputs."""
+    total = int(sizes.sum())
+    predicted = _stack([call.predictions for call in calls])
+    if predicted.ndim > 1:
+        predicted = predicted.reshape(total, -1)[:, 0]
+    if predicted.dtype.kind not in "biuf":  # as feedback labels are compared by
+        predicted = np.array([label_text(v) for v in predicted.tolist()], dtype=object)
+    probabilities = None
+    if all(call.probabilities is not None for call in calls):
+        stacked = _stack([call.probabilities for call in calls])
+        probabilities = stacked.astype(np.float64).reshape(total, -1)
+    inputs = _input_columns(source, [call.inputs for call in calls], sizes.tolist(), total)
+    if take is not None:
+        predicted = predicted[take]
+        probabilities = None if probabilities is None else probabilities[take]
+        if isinstance(inputs, np.ndarray):
+            inputs = inputs[take]
+        else:
+            import pyarrow as pa
+
+            index = pa.array(take)
+            inputs = {name: column.take(index) for name, column in inputs.items()}
+    return predicted, probabilities, inputs
+
+
+def chunks_table(chunks: list[Chunk]) -> pa.Table:
+    """Chunks of one endpoint as one Arrow table. Chunks of one kind (the same model, answers
+    and inputs of the same types) are concatenated column by column, so a pass over several
+    slices costs a few dozen Arrow calls, not a few dozen per slice."""
+    import pyarrow as pa
+
+    runs: dict[tuple[Any, ...], list[Chunk]] = {}
+    for part in chunks:
+        runs.setdefault(part.kind, []).append(part)
+    tables = [_run_table(run) for run in runs.values()]
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
+
+
+def _run_table(run: list[Chunk]) -> pa.Table:
+    import pyarrow as pa
+
+    def joined(parts: list[Any]) -> Any:
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    source = run[0].source
+    times = joined([part.times for part in run])
+    total = len(times)
+    if all(part.rows is None for part in run):
+        rows = np.zeros(total, np.int32)
+    else:
+        rows = joined([np.zeros(len(p.times), np.int32) if p.rows is None else p.rows for p in run])
+    request_ids = [request_id for part in run for request_id in part.request_ids]
+    latencies = joined([part.latencies for part in run]) * 1000.0
+    columns: dict[str, Any] = {
+        "request_id": pa.array(request_ids, pa.string()),
+        "row": pa.array(rows, pa.int32()),
+        "time": pa.array((times * 1e6).astype(np.int64), _time_type()),
+        "endpoint": _constant(source.endpoint, total),
+        "revision": pa.array(np.full(total, source.revision, np.int32)),
+        "model": _constant(source.model, total),
+        "version": _constant(source.version, total),
+        "status": pa.array(np.full(total, 200, np.int16)),
+        "role": _constant(source.role, total),
+        "latency_ms": pa.array(latencies.astype(np.float32)),
+    }
+    predicted = joined([part.predicted for part in run])
+    columns["prediction"] = _text(predicted)
+    if run[0].probabilities is not None:
+        matrix = joined([part.probabilities for part in run])
+        width = matrix.shape[1]
+        offsets = pa.array(np.arange(0, (total + 1) * width, width, dtype=np.int32))
+        scores = matrix[:, source.positive] if source.positive is not None else None
+        columns["score"] = pa.array(scores, pa.float64()) if scores is not None else _nulls(total)
+        columns["proba"] = pa.ListArray.from_arrays(offsets, pa.array(matrix.ravel()))
+        names = None if source.classes is None else _classes_json(source.classes)
+        columns["classes"] = _constant(names, total)
+    else:
+        numeric = predicted.dtype.kind in "fiu" and source.classes is None
+        columns["score"] = (
+            pa.array(predicted.astype(np.float64)) if numeric else _nulls(total, pa.float64())
+        )
+        columns["proba"] = _nulls(total, pa.list_(pa.float64()))
+        columns["classes"] = _nulls(total, pa.string())
+    first = run[0].inputs
+    if isinstance(first, np.ndarray):
+        stacked = joined([part.inputs for part in run])
+        features = stacked.shape[1]
+        input_names = source.columns or tuple(f"x{i}" for i in range(features))
+        by_column = np.ascontiguousarray(stacked.T)  # one copy; each column zero-copy
+        for index, name in enumerate(input_names[:features]):
+            columns[INPUT_PREFIX + name] = pa.array(by_column[index])
+    else:
+        for name in first:
+            parts = [part.inputs[name] for part in run]
+            columns[INPUT_PREFIX + name] = parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+    return pa.table(columns)
+
+
+def failures_table(failures: list[Failure]) -> pa.Table:
+    """Failed requests: one row each, no inputs or outputs."""
+    import pyarrow as pa
+
+    n = len(failures)
+    return pa.table(
+        {
+            "request_id": pa.array([f[1] for f in failures], pa.string()),
+            "row": pa.array(np.zeros(n, np.int32)),
+            "time": pa.array(
+                (np.array([f[2] for f in failures]) * 1e6).astype(np.int64), _time_type()
+            ),
+            "endpoint": pa.array([f[0].endpoint for f in failures], pa.string()),
+            "revision": pa.array([f[0].revision for f in failures], pa.int32()),
+            "model": pa.array([f[0].model for f in failures], pa.string()),
+            "version": pa.array([f[0].version for f in failures], pa.string()),
+            "status": pa.array([f[3] for f in failures], pa.int16()),
+            "role": pa.array([f[0].role for f in failures], pa.string()),
+            "latency_ms": pa.array([f[4] * 1000.0 for f in failures], pa.float32()),
+            "prediction": _nulls(n, pa.string()),
+            "score": _nulls(n, pa.float64()),
+            "proba": _nulls(n, pa.list_(pa.float64())),
+            "classes": _nulls(n, pa.string()),
+        }
+    )
+
+
+def _stack(parts: list[Any]) -> np.ndarray[Any, Any]:
+    """The calls' arrays stacked into one, in one call (the common case: ndarrays)."""
+    try:
+        return np.concatenate(parts) if len(parts) > 1 else np.asarray(parts[0])
+    except ValueError:  # ragged (a list, a scalar): one at a time
+        return np.concatenate([np.asarray(p).reshape(len(np.asarray(p)), -1) for p in parts])
+
+
+def _input_columns(
+    source: Source, inputs: list[Any], rows: list[int], total: int
+) -> np.ndarray[Any, Any] | dict[str, pa.Array]:
+    """Inputs as one numeric matrix when every call's are numeric arrays of one width
+    (stacked in one call); anything else (frames, mixed shapes, failures to read) as Arrow
+    columns, through pandas."""
+    first = inputs[0]
+    if isinstance(first, np.ndarray) and first.ndim == 2 and first.dtype.kind in "fiu":
+        try:
+            stacked = np.concatenate(inputs)
+        except ValueError:
+            stacked = None
+        if stacked is not None and stacked.ndim == 2 and len(stacked) == total:
+            return stacked
+    frame = _input_frame(
+        [(source.columns, block, count) for block, count in zip(inputs, rows, strict=True)]
+    )
+    if len(frame) != total:
+        raise ValueError(f"{len(frame)} input rows for {total} predicted rows")
+    return {str(name): _input_array(frame[name]) for name in frame.columns}
+
+
+def _text(values: np.ndarray[Any, Any]) -> pa.Array:
+    """Predictions as the text labels and feedback are compared by (see ``label_text``)."""
+    import pyarrow as pa
+
+    kind = values.dtype.kind
+    if kind == "b":
+        return pa.array(np.where(values, "True", "False"), pa.string())
+    if kind in "iu":
+        return pa.array(values).cast(pa.string())
+    if kind == "f":
+        finite = np.isfinite(values)
+        text = pa.array(np.where(finite, values, 0.0)).cast(pa.string())
+        return text if finite.all() else pa.array(np.where(finite, text, None), pa.string())
+    return pa.array(values, pa.string())  # text labels (see ``_answers``)
+
+
+_CLASSES_JSON: dict[tuple[str, ...], str] = {}
+
+
+@functools.cache
+def _time_type() -> pa.DataType:
+    import pyarrow as pa
+
+    return pa.timestamp("us", tz="UTC")
+
+
+def _classes_json(names: tuple[str, ...]) -> str:
+    cached = _CLASSES_JSON.get(names)
+    if cached is None:
+        import orjson
+
+        cached = _CLASSES_JSON.setdefault(names, orjson.dumps(list(names)).decode())
+    return cached
+
+
+def _constant(value: str | None, n: int) -> pa.Array:
+    import pyarrow as pa
+
+    return pa.repeat(pa.scalar(value, pa.string()), n)
+
+
+def _nulls(n: int, kind: Any = None) -> pa.Array:
+    import pyarrow as pa
+
+    return pa.nulls(n, kind or pa.float64())
+
+
+def _input_frame(blocks: list[tuple[tuple[str, ...] | None, Any, int]]) -> pd.DataFrame:
+    """Input blocks of consecutive requests as one frame: runs of numeric arrays with the same
+    columns are stacked first (one copy, not one object per request); requests without
+    inputs (failures) are null rows."""
+    import pandas as pd
+
+    frames: list[pd.DataFrame] = []
+    run: list[np.ndarray[Any, Any]] = []
+    run_names: tuple[str, ...] | None = None
+
+    def close_run() -> None:
+        if run:
+            stacked = np.concatenate(run) if len(run) > 1 else run[0]
+            frames.append(pd.DataFrame(stacked, columns=list(run_names or ())))
+            run.clear()
+
+    for names, block, rows in blocks:
+        if isinstance(block, np.ndarray) and block.ndim == 2:
+            width = block.shape[1]
+            block_names = (names or tuple(f"x{i}" for i in range(width)))[:width]
+            if run and (block_names != run_names or block.dtype != run[0].dtype):
+                close_run()
+            run_names = block_names
+            run.append(block)
+            continue
+        close_run()
+        if hasattr(block, "columns") and hasattr(block, "iloc"):  # a DataFrame
+            frame = block.reset_index(drop=True)
+            frame.columns = [str(c) for c in frame.columns]
+            frames.append(frame)
+        else:
+            frames.append(pd.DataFrame(index=range(rows)))
+    close_run()
+    if len(frames) == 1:
+        return frames[0]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _input_array(series: pd.Series) -> pa.Array:
+    """One input column as Arrow: numbers, booleans, or text (anything else as its text)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if series.dtype == object:
+        inferred = pd.api.types.infer_dtype(series, skipna=True)
+        if inferred in ("floating", "integer", "mixed-integer-float"):
+            series = pd.to_numeric(series, errors="coerce")
+        elif inferred == "boolean":
+            series = series.astype("boolean")
+        else:
+            series = series.map(lambda v: None if v is None or v != v else str(v))
+    elif isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(object).map(lambda v: None if v is None or v != v else str(v))
+    return pa.Array.from_pandas(series)
