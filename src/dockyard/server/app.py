@@ -15,15 +15,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from dockyard.errors import PayloadTooLargeError
 from dockyard.registry import Registry
 from dockyard.server.access import PRINCIPAL, PUBLIC, REQUEST_ID, Authenticator, RouteScopes
-from dockyard.server.inference import InferencePlane, Reply, error_reply
+from dockyard.server.http import Message, Receive, Scope, Send, error_reply, read_body, send_reply
+from dockyard.server.inference import InferencePlane
 from dockyard.settings import Settings
 
 if TYPE_CHECKING:
@@ -33,11 +33,6 @@ if TYPE_CHECKING:
     from dockyard.server.metrics import Metrics
 
 log = logging.getLogger("dockyard.server")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 WATCH_SAMPLE_ROWS = 20_000
 """Rows per window, at most, that the server's monitor loop reads for gauges and alerts."""
@@ -194,7 +189,7 @@ class DockyardApp:
             )
             body = await read_body(receive, headers, self.server.max_body_bytes)
         except Exception as exc:
-            await _send(send, error_reply(exc, request_id))
+            await send_reply(send, error_reply(exc, request_id))
             return
         replayed = started = False
 
@@ -214,7 +209,7 @@ class DockyardApp:
             await self.api(scope, replay, sending)
         except Exception as exc:
             if not started:
-                await _send(send, error_reply(exc, request_id))
+                await send_reply(send, error_reply(exc, request_id))
 
     async def _predict(
         self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None, v2: bool
@@ -226,7 +221,7 @@ class DockyardApp:
             body = await read_body(receive, headers, self.server.max_body_bytes)
         except Exception as exc:
             request_id = headers.get("x-request-id") or self.server.inference.new_request_id()
-            await _send(send, error_reply(exc, request_id))
+            await send_reply(send, error_reply(exc, request_id))
             return
         inference = self.server.inference
         reply = (
@@ -234,7 +229,7 @@ class DockyardApp:
             if v2
             else await inference.v1_predict(name, body, headers)
         )
-        await _send(send, reply)
+        await send_reply(send, reply)
 
 
 _WANTED_HEADERS = frozenset(
@@ -256,50 +251,6 @@ def _headers(scope: Scope) -> dict[str, str]:
         for key, value in scope["headers"]
         if key in _WANTED_HEADERS or key.startswith(b"x-")  # x-: a custom sticky header
     }
-
-
-async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    """The whole body, refusing (413) past ``limit`` bytes without reading it all."""
-    declared = headers.get("content-length")
-    if (
-        declared is not None
-        and declared.isascii()
-        and declared.isdigit()
-        and (len(declared) > 18 or int(declared) > limit)
-    ):
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _too_large(limit: int) -> PayloadTooLargeError:
-    return PayloadTooLargeError(
-        f"The request body is larger than this server's limit of {limit:,} bytes.",
-        hint="Send fewer rows per request, or raise DOCKYARD_MAX_BODY_BYTES.",
-    )
-
-
-async def _send(send: Send, reply: Reply) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": reply.status,
-            "headers": [*reply.headers, (b"content-length", str(len(reply.body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": reply.body})
 
 
 def create_app(
@@ -329,4 +280,4 @@ def factory() -> DockyardApp:
     return create_app()
 
 
-__all__ = ["DockyardApp", "Server", "create_app", "factory", "read_body"]
+__all__ = ["DockyardApp", "Server", "create_app", "factory"]

@@ -15,7 +15,6 @@ import random
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from dockyard.errors import (
     UnavailableError,
 )
 from dockyard.server import v2
+from dockyard.server.http import JSON, Reply, error_reply, id_header, json_body
 
 if TYPE_CHECKING:
     from dockyard.monitoring.predictions import PredictionLog
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from dockyard.serving.manager import ModelManager
     from dockyard.serving.ranges import OutOfRange
 
-JSON = (b"content-type", b"application/json")
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 UNKNOWN_ENDPOINT = "unknown"
@@ -44,50 +43,6 @@ UNKNOWN_ENDPOINT = "unknown"
 made-up names never create series (``server/metrics.py``)."""
 
 log = logging.getLogger("dockyard.server")
-
-
-@dataclass
-class Reply:
-    status: int
-    body: bytes
-    headers: list[tuple[bytes, bytes]] = field(default_factory=lambda: [JSON])
-
-
-def error_reply(exc: BaseException, request_id: str) -> Reply:
-    """The one JSON error shape; unexpected exceptions become a bare 500 with the request id.
-    Every 500 is logged here, once, with the request id and the traceback (the client gets
-    neither the trace nor the exception's text)."""
-    if isinstance(exc, DockyardError):
-        body = exc.to_dict()
-        status = int(exc.status)
-    else:
-        body = {
-            "error": f"Internal error while handling request {request_id}; it has been logged.",
-            "code": "internal",
-            "details": None,
-        }
-        status = 500
-    if status == 500:
-        log.error(
-            "request %s failed: %s",
-            request_id,
-            type(exc).__name__,
-            exc_info=exc,
-            extra={"request_id": request_id},
-        )
-    body["request_id"] = request_id
-    headers = [JSON, *_id_header(request_id)]
-    if status == 401:  # RFC 9110 15.5.2: a 401 says which scheme would authenticate
-        headers.append((b"www-authenticate", b"Bearer"))
-    return Reply(status, orjson.dumps(body), headers)
-
-
-def _id_header(request_id: str) -> list[tuple[bytes, bytes]]:
-    """``x-request-id``, echoing the id; left out when the id cannot be a header value (a v2
-    request's ``"id"`` is any JSON string, and the body echoes it anyway)."""
-    if len(request_id) <= 256 and request_id.isascii() and request_id.isprintable():
-        return [(b"x-request-id", request_id.encode())]
-    return []
 
 
 class InferencePlane:
@@ -162,7 +117,7 @@ class InferencePlane:
                     _v1_answer(name, model, prediction, request_id, notes, outside),
                     option=_JSON_OPTIONS,
                 ),
-                [JSON, *_id_header(request_id)],
+                [JSON, *id_header(request_id)],
             )
         except Exception as exc:
             reply = error_reply(_unchecked_input(exc, model), request_id)
@@ -216,12 +171,12 @@ class InferencePlane:
                 requested=request.outputs,
                 binary_output=request.binary_output,
             )
-            reply_headers = [JSON, *_id_header(request_id)]
+            reply_headers = [JSON, *id_header(request_id)]
             if json_length is not None:
                 reply_headers = [
                     (b"content-type", b"application/octet-stream"),
                     (b"inference-header-content-length", str(json_length).encode()),
-                    *_id_header(request_id),
+                    *id_header(request_id),
                 ]
             reply = Reply(200, payload, reply_headers)
         except Exception as exc:
@@ -365,14 +320,6 @@ def _sticky_key(
         column = data[field]
         value = column[0] if column else None
     return None if value is None else str(value)
-
-
-def json_body(body: bytes, *, hint: str) -> Any:
-    """The parsed JSON body, or a 400 saying it is not JSON and what to send."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"The body is not valid JSON: {exc}.", hint=hint) from None
 
 
 def _v1_data(body: bytes) -> tuple[Any, Any]:

@@ -12,8 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from dockyard.monitoring.store import window_before
-from dockyard.server.app import read_body
-from dockyard.server.inference import json_body
+from dockyard.server.http import json_body, read_body
 
 if TYPE_CHECKING:
     from dockyard.server.app import Server

@@ -20,9 +20,8 @@ from dockyard._version import __version__
 from dockyard.errors import DockyardError, InvalidRequestError
 from dockyard.server import v2
 from dockyard.server.access import REQUEST_ID, Needs, actor
-from dockyard.server.app import read_body
 from dockyard.server.docs import add_docs_routes
-from dockyard.server.inference import Reply, error_reply
+from dockyard.server.http import Reply, error_reply, read_body
 from dockyard.server.monitoring_api import add_monitoring_routes
 from dockyard.serving.deployments import (
     BatchingSpec,
