@@ -118,7 +118,8 @@ class ProblemLog:
 
 
 def describe_value(value: Any) -> str:
-    """A short description of a value for error messages: ``'abc' (string)``."""
+    """A short description of a value for error messages: ``'abc' (string)``; a numpy
+    scalar is named as the Python value it holds (a 2-D tensor and JSON records read alike)."""
     if value is None or value is pd.NA or value is pd.NaT:
         return "null"
     if isinstance(value, float) and math.isnan(value):
@@ -127,7 +128,7 @@ def describe_value(value: Any) -> str:
     text = repr(shown)
     if len(text) > 60:
         text = text[:57] + "..."
-    return f"{text} ({_TYPE_NAMES.get(type(value), type(value).__name__)})"
+    return f"{text} ({_TYPE_NAMES.get(type(shown), type(shown).__name__)})"
 
 
 def target_dtype(spec: ColumnSpec) -> Any:
@@ -245,7 +246,16 @@ class ColumnCoercer:
             objects, null, _ok = self._scan(values, log, row_ids)
             if log.total != before:
                 return None
-            out = _fill(objects, null, np.nan).astype(np.float64)
+            try:
+                out = _fill(objects, null, np.nan).astype(np.float64)
+            except OverflowError:  # an integer beyond float64: rare, so a loop is fine
+                huge = np.fromiter(map(_too_large, objects), dtype=np.bool_, count=len(objects))
+                log.add_rows(
+                    self.name, huge, objects, row_ids, "a number within float64's range",
+                    lambda row, v: (describe_value(v), f"row {row}: {self.name!r} is "
+                                    f"{describe_value(v)}, too large for a float"),
+                )  # fmt: skip
+                return None
         return self._finish(out) if log.total == before else None
 
     def _coerce_integer(
@@ -523,6 +533,17 @@ def _inexact(value: object, low: int, high: int) -> bool:
         return False
     number = float(value)
     return abs(number) >= _EXACT_FLOATS and low <= number <= high
+
+
+def _too_large(value: object) -> bool:
+    """Whether ``value`` is an integer no float64 holds."""
+    try:
+        float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return True
+    except (TypeError, ValueError):
+        return False
+    return False
 
 
 def _float_range(low: int, high: int) -> tuple[float, float]:

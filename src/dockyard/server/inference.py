@@ -14,7 +14,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -154,11 +154,13 @@ class InferencePlane:
             if model is None:
                 model = endpoint.choose(key=headers.get(endpoint.sticky_header))
             names = model.column_names or _positional(request)
-            columns = v2.columns_from_request(request, names)
-            model_input, rows, _ = model.prepare(columns)
+            data = v2.tabular_input(request, names)
+            if model.validator is None:  # unchecked: the model gets named columns as before
+                data = _named(data, names)
+            model_input, rows, _ = model.prepare(data)
             prediction = await model.predict(model_input, rows)
-            if endpoint.shadows:
-                self.mirror(endpoint, columns, request_id, model)
+            if endpoint.shadows:  # by name: a shadow's columns may be in another order
+                self.mirror(endpoint, _named(data, names), request_id, model)
             self._out_of_range(name, model, prediction, rows)
             outputs = [v2.OutputTensor("predict", _widened(prediction.predictions))]
             if prediction.probabilities is not None:
@@ -383,6 +385,14 @@ def _widened(values: Any) -> np.ndarray[Any, Any]:
     if kind in "iu" and array.dtype != np.int64:
         return array.astype(np.int64)
     return array
+
+
+def _named(data: Any, names: Sequence[str]) -> Any:
+    """A v2 2-D tensor as named columns (what a model without a signature, or a shadow whose
+    columns may be in another order, takes); named columns as they are."""
+    if not isinstance(data, np.ndarray):
+        return data
+    return {name: data[:, index] for index, name in enumerate(names)}
 
 
 def _positional(request: v2.InferRequest) -> list[str]:

@@ -24,7 +24,7 @@ Policies:
 * **Not-a-number in JSON responses.** NaN and ±infinity are written as ``null`` (what
   ``tritonclient`` and ``numpy.array(data, dtype=float)`` read back as NaN); infinity therefore
   comes back as NaN. Ask for ``binary_data`` to get exact IEEE values.
-* **Missing strings.** In :func:`columns_from_request`, an empty ``BYTES`` element (``""``)
+* **Missing strings.** In :func:`tabular_input`, an empty ``BYTES`` element (``""``)
   means a missing value and becomes ``None``; NaN in floating-point tensors stays NaN. Integer
   and boolean tensors cannot carry missing values. In responses, ``None`` and NaN elements of
   a ``BYTES`` output are ``null`` in JSON and empty in binary.
@@ -57,6 +57,7 @@ import orjson
 from numpy.typing import NDArray
 
 from dockyard.errors import InvalidRequestError, PayloadTooLargeError, SchemaValidationError
+from dockyard.schema import Problem
 
 __all__ = [
     "DATATYPES",
@@ -64,12 +65,12 @@ __all__ = [
     "OutputTensor",
     "RequestedOutput",
     "Tensor",
-    "columns_from_request",
     "datatype_of",
     "decode_request",
     "encode_response",
     "model_metadata",
     "server_metadata",
+    "tabular_input",
 ]
 
 DATATYPES: Mapping[str, np.dtype[Any] | None] = MappingProxyType(
@@ -542,40 +543,42 @@ def _decompress(data: bytes, wbits: int, limit: int | None, encoding: str) -> by
 # -- tabular input --------------------------------------------------------------------------
 
 
-def columns_from_request(
+def tabular_input(
     request: InferRequest, column_names: Sequence[str]
-) -> dict[str, list[Any] | NDArray[Any]]:
-    """The request's values as columns: column name -> 1-D values, in ``column_names`` order.
+) -> NDArray[Any] | dict[str, list[Any] | NDArray[Any]]:
+    """The request's values as the validator takes them, columns in ``column_names`` order.
 
     Two layouts are accepted. *Tensor*: a single input (any name that is not a column's)
     shaped ``[rows, len(column_names)]`` with columns in signature order, or
-    ``[len(column_names)]`` for one row (for a one-column model a 1-D input is the column).
+    ``[len(column_names)]`` for one row (for a one-column model a 1-D input is the column):
+    it comes back as that 2-D array, as sent (a view), for the validator's array path.
     *Columns* (MLServer's pandas codec): one 1-D or ``[rows, 1]`` input per column, named
-    after it. Numeric and boolean columns are numpy arrays (views where possible); BYTES
-    columns are lists of ``str`` where ``""`` (missing) becomes ``None``. Every problem is
-    listed in one :class:`~dockyard.errors.SchemaValidationError`'s ``details.problems``.
+    after it: a dict of 1-D columns. Numeric and boolean values stay numpy arrays; in
+    ``BYTES`` values ``""`` (missing) becomes ``None``. A layout problem is listed, every one
+    of them, in one :class:`~dockyard.errors.SchemaValidationError`'s ``details.problems``
+    (each a :class:`~dockyard.schema.Problem`, the validator's type); the values themselves are the
+    validator's to check.
     """
     names = list(column_names)
     known = set(names)
-    problems: list[dict[str, Any]] = []
+    problems: list[Problem] = []
     inputs = request.inputs
+    data: NDArray[Any] | dict[str, list[Any] | NDArray[Any]]
     if len(inputs) == 1 and inputs[0].name not in known:
-        columns = _tensor_columns(inputs[0], names, problems)
+        data = _tensor_rows(inputs[0], names, problems)
     else:
-        columns = _named_columns(inputs, names, problems)
+        data = _named_columns(inputs, names, problems)
     if problems:
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
         raise SchemaValidationError(
-            f"{count} in the input: {problems[0]['message']}",
+            f"{count} in the input: {problems[0].message}",
             hint=_layout_hint(names),
-            details={"problems": problems, "columns": names},
+            details={"problems": [problem.to_dict() for problem in problems], "columns": names},
         )
-    return columns
+    return data
 
 
-def _tensor_columns(
-    tensor: Tensor, names: list[str], problems: list[dict[str, Any]]
-) -> dict[str, list[Any] | NDArray[Any]]:
+def _tensor_rows(tensor: Tensor, names: list[str], problems: list[Problem]) -> NDArray[Any]:
     data, width = tensor.data, len(names)
     if data.ndim == 1:
         data = data.reshape(-1, 1) if width == 1 else data.reshape(1, -1)
@@ -588,12 +591,17 @@ def _tensor_columns(
                 f"({_listing(names)})",
             )
         )  # fmt: skip
-        return {}
-    return {name: _column(data[:, index]) for index, name in enumerate(names)}
+        return data
+    if data.dtype.kind == "O":
+        missing = (data == "") | (data == b"")
+        if missing.any():
+            data = data.copy()
+            data[missing] = None
+    return data
 
 
 def _named_columns(
-    inputs: tuple[Tensor, ...], names: list[str], problems: list[dict[str, Any]]
+    inputs: tuple[Tensor, ...], names: list[str], problems: list[Problem]
 ) -> dict[str, list[Any] | NDArray[Any]]:
     known = set(names)
     by_name = {tensor.name: tensor for tensor in inputs}
@@ -646,8 +654,8 @@ def _column(values: NDArray[Any]) -> list[Any] | NDArray[Any]:
     return [None if item == "" or item == b"" else item for item in values.tolist()]
 
 
-def _problem(column: str | None, expected: str, got: str, message: str) -> dict[str, Any]:
-    return {"row": None, "column": column, "expected": expected, "got": got, "message": message}
+def _problem(column: str | None, expected: str, got: str, message: str) -> Problem:
+    return Problem(None, column, expected, got, message)
 
 
 def _layout_hint(names: list[str]) -> str:

@@ -1,7 +1,7 @@
 """Live endpoints: loaded, warmed versions with their validator and batcher.
 
-Everything derivable is computed once, when a version is loaded: the validator, the
-fast-path decoder for all-numeric rows, class labels, the predictor (the verified ONNX twin
+Everything derivable is computed once, when a version is loaded: the validator (with its
+fast path for all-numeric input), class labels, the predictor (the verified ONNX twin
 when the version has one and the deployment allows it, else the native model). A request
 then costs: decode, validate, queue, one batched model call, encode.
 """
@@ -68,55 +68,6 @@ def split_call(call: ModelCall, counts: Sequence[int]) -> list[Prediction]:
     return answers
 
 
-_EXACT = 2**53
-"""Integers up to this size survive float64 exactly."""
-
-
-class NumericRows:
-    """Records of plain numbers straight into a float64 array, for all-numeric signatures
-    served as arrays. Anything unusual (a missing or extra key, a string, a bool, a null
-    where none is allowed) returns ``None`` and the full validator reports it."""
-
-    def __init__(self, signature: Signature) -> None:
-        self.names = signature.column_names
-        self.width = len(self.names)
-        self.nullable = any(column.nullable for column in signature.columns)
-
-    @classmethod
-    def for_signature(cls, signature: Signature | None) -> NumericRows | None:
-        if signature is None or signature.layout != "array":
-            return None
-        numeric = all(
-            column.dtype in ("float", "integer") and column.pandas_dtype in ("float64", "int64")
-            for column in signature.columns
-        )
-        return cls(signature) if numeric and signature.columns else None
-
-    def decode(self, records: Any) -> np.ndarray[Any, Any] | None:
-        if isinstance(records, dict):
-            records = (records,)
-        elif not isinstance(records, list) or not records:
-            return None
-        names, width = self.names, self.width
-        try:
-            rows = []
-            for record in records:
-                if len(record) != width:
-                    return None
-                values = [record[name] for name in names]
-                for value in values:
-                    kind = type(value)
-                    if kind is not float and (kind is not int or not -_EXACT <= value <= _EXACT):
-                        return None  # a huge int would lose digits as a float: validate it
-                rows.append(values)
-        except (KeyError, TypeError):
-            return None
-        array = np.array(rows, dtype=np.float64)
-        if not np.isfinite(array).all():
-            return None
-        return array
-
-
 class LiveModel:
     """One version, loaded and ready: validator in front, batched predictor behind."""
 
@@ -136,7 +87,6 @@ class LiveModel:
         self.accelerated = accelerated
         self.signature = Signature.from_dict(version.signature) if version.signature else None
         self.validator = Validator(self.signature) if self.signature is not None else None
-        self.numeric_rows = NumericRows.for_signature(self.signature)
         self.column_names = self.signature.column_names if self.signature is not None else None
         classes = predictor.classes
         if classes is None and self.signature is not None:
@@ -186,10 +136,6 @@ class LiveModel:
     def prepare(self, data: Any) -> tuple[Any, int, tuple[str, ...]]:
         """Validate ``data`` into the model's input: (input, rows, notes). Cheap; runs on the
         event loop. Raises ``SchemaValidationError`` listing every problem."""
-        if self.numeric_rows is not None:
-            array = self.numeric_rows.decode(data)
-            if array is not None:
-                return array, len(array), ()
         if self.validator is None:
             if isinstance(data, np.ndarray):
                 return data, len(data), ("no signature: input unchecked",)

@@ -125,7 +125,7 @@ def test_v2_json_tensors_outside_their_datatype_are_a_400(datatype: str) -> None
 def test_v2_tensors_are_checked_against_the_columns_dtype(datatype: str, value: Any) -> None:
     validator = _validator("int32" if datatype == "INT64" else "int64")
     request = v2.decode_request(_infer(datatype, value))
-    columns = v2.columns_from_request(request, ["age", "x"])
+    columns = v2.tabular_input(request, ["age", "x"])
     with pytest.raises(SchemaValidationError) as caught:
         validator.validate(columns)
     assert "range" in caught.value.details["problems"][0]["message"]

@@ -1,0 +1,261 @@
+"""Every input shape a client may send answers alike: the same predictions, probabilities
+and errors, whether the rows come as v1 records, v1 columns, v1 row arrays, one v2 2-D
+tensor or one v2 tensor per column (in JSON or binary).
+
+Correctness, not speed: the shapes take different ways into the one validator (a 2-D
+tensor and row arrays straight to its array path, records and columns by name), and this
+holds that they end in the same place. Two real models: one over float columns served as
+an array (the validator's all-numeric fast path) and one over a float and an integer column
+served as a DataFrame (the full path). The app runs in process (``httpx.ASGITransport``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from dockyard.registry import Registry
+from dockyard.server.app import create_app
+from dockyard.settings import Settings
+
+Rows = list[list[Any]]
+Body = tuple[str, bytes, dict[str, str]]
+
+ARRAY_COLUMNS = ["x0", "x1", "x2"]
+FRAME_COLUMNS = ["income", "age"]  # float64, int64
+CLEAN = {
+    "array": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.75], [-2.0, 3.0, 0.0]],
+    "frame": [[1200.5, 30], [0.0, 41], [-3.25, 52]],
+}
+DATATYPES = {"array": ["FP64", "FP64", "FP64"], "frame": ["FP64", "INT64"]}
+
+
+def v1_shapes(name: str, columns: list[str], rows: Rows) -> dict[str, Body]:
+    path = f"/v1/endpoints/{name}/predict"
+    by_name = {column: [row[i] for row in rows] for i, column in enumerate(columns)}
+    shapes = {
+        "v1 records": {"instances": [dict(zip(columns, row, strict=True)) for row in rows]},
+        "v1 columns": {"inputs": by_name},
+        "v1 rows": {"instances": rows},
+    }
+    return {label: (path, _json(body), {}) for label, body in shapes.items()}
+
+
+def v2_shapes(name: str, columns: list[str], rows: Rows, datatypes: list[str]) -> dict[str, Body]:
+    """One 2-D tensor (its datatype the widest of the columns') and one tensor per column,
+    each in JSON and binary."""
+    path = f"/v2/models/{name}/infer"
+    wide = "FP64" if "FP64" in datatypes else datatypes[0]
+    tensor = [("input-0", [len(rows), len(columns)], wide, rows)]
+    per_column = [
+        (column, [len(rows)], datatype, [row[i] for row in rows])
+        for i, (column, datatype) in enumerate(zip(columns, datatypes, strict=True))
+    ]
+    return {
+        "v2 tensor json": (path, _v2_json(tensor), {}),
+        "v2 tensor binary": (path, *_v2_binary(tensor)),
+        "v2 columns json": (path, _v2_json(per_column), {}),
+        "v2 columns binary": (path, *_v2_binary(per_column)),
+    }
+
+
+def _json(body: Any) -> bytes:
+    return json.dumps(body).encode()
+
+
+def _v2_json(inputs: list[tuple[str, list[int], str, Any]]) -> bytes:
+    return _json(
+        {
+            "inputs": [
+                {"name": n, "shape": s, "datatype": d, "data": _nulls(v)} for n, s, d, v in inputs
+            ]
+        }
+    )
+
+
+def _nulls(values: Any) -> Any:
+    """JSON has no NaN: a missing float is ``null`` on the v2 wire."""
+    if isinstance(values, list):
+        return [_nulls(value) for value in values]
+    return None if isinstance(values, float) and math.isnan(values) else values
+
+
+def _v2_binary(inputs: list[tuple[str, list[int], str, Any]]) -> tuple[bytes, dict[str, str]]:
+    dtypes = {"FP64": "<f8", "INT64": "<i8"}
+    blobs = [np.asarray(values, dtype=dtypes[d]).tobytes() for _, _, d, values in inputs]
+    header = _json(
+        {
+            "inputs": [
+                {
+                    "name": n,
+                    "shape": s,
+                    "datatype": d,
+                    "parameters": {"binary_data_size": len(blob)},
+                }
+                for (n, s, d, _), blob in zip(inputs, blobs, strict=True)
+            ]
+        }
+    )
+    return header + b"".join(blobs), {"inference-header-content-length": str(len(header))}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``array``: a logistic regression fitted on a float array; ``frame``: one fitted on a
+    DataFrame of a float and an integer column. Both deployed alone."""
+    from sklearn.linear_model import LogisticRegression
+
+    from dockyard.deploy.spec import DeploymentSpec
+    from dockyard.deploy.store import DeploymentStore
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    frame = pd.DataFrame(
+        {"income": rng.normal(1000, 300, 200), "age": rng.integers(18, 80, 200).astype(np.int64)}
+    )
+    frame_y = (frame["income"] > 1000).astype(int)
+    home = tmp_path_factory.mktemp("shapes") / "home"
+    with Registry.open(Settings(home=home, user="tester")) as registry:
+        registry.register(LogisticRegression().fit(X, y), "array", sample=X, y=y)
+        registry.register(
+            LogisticRegression().fit(frame, frame_y), "frame", sample=frame, y=frame_y
+        )
+        store = DeploymentStore(registry.db)
+        for name in ("array", "frame"):
+            store.put(
+                name, DeploymentSpec.parse({"routes": [{"model": f"{name}@1.0.0"}]}), actor="t"
+            )
+    return home
+
+
+def ask_all(home: Path, bodies: dict[str, Body]) -> dict[str, httpx.Response]:
+    """Start the app in process, send every body, stop; the answers by label."""
+
+    async def run() -> dict[str, httpx.Response]:
+        app = create_app(Settings(home=home, user="tester"))
+        server = app.server
+        await server.start()
+        try:
+            for _ in range(600):
+                if {"array", "frame"} <= set(server.manager.endpoints):
+                    break
+                await asyncio.sleep(0.05)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return {
+                    label: await client.post(path, content=body, headers=headers)
+                    for label, (path, body, headers) in bodies.items()
+                }
+        finally:
+            await server.stop()
+
+    return asyncio.run(run())
+
+
+def answers(response: httpx.Response) -> tuple[list[Any], list[Any]]:
+    """(predictions, probabilities) from a v1 or a v2 answer."""
+    assert response.status_code == 200, response.text
+    body = response.json()
+    if "outputs" in body:
+        out = {o["name"]: o for o in body["outputs"]}
+        proba = out["predict_proba"]
+        data = np.asarray(proba["data"]).reshape(proba["shape"]).tolist()
+        return out["predict"]["data"], data
+    return body["predictions"], body["probabilities"]
+
+
+def problems(response: httpx.Response) -> tuple[str, list[dict[str, Any]]]:
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["code"] == "schema_validation", body
+    return body["error"], body["details"]["problems"]
+
+
+def with_value(model: str, row: int, column: int, value: Any) -> Rows:
+    rows = [list(r) for r in CLEAN[model]]
+    rows[row][column] = value
+    return rows
+
+
+def all_shapes(model: str, rows: Rows, v1: bool = True, v2: bool = True) -> dict[str, Body]:
+    columns = ARRAY_COLUMNS if model == "array" else FRAME_COLUMNS
+    bodies: dict[str, Body] = {}
+    if v1:
+        bodies.update({f"{model} {k}": v for k, v in v1_shapes(model, columns, rows).items()})
+    if v2:
+        shapes = v2_shapes(model, columns, rows, DATATYPES[model])
+        bodies.update({f"{model} {k}": v for k, v in shapes.items()})
+    return bodies
+
+
+CASES: dict[str, Callable[[], dict[str, Body]]] = {
+    "clean": lambda: {**all_shapes("array", CLEAN["array"]), **all_shapes("frame", CLEAN["frame"])},
+    # a null where none is allowed: null in v1, NaN (null in JSON) in v2
+    "null": lambda: {
+        **all_shapes("array", with_value("array", 1, 2, None), v2=False),
+        **all_shapes("array", with_value("array", 1, 2, math.nan), v1=False),
+    },
+    # a fraction in the integer column (v2: only the 2-D FP64 tensor and a FP64 column say it)
+    "fraction": lambda: {
+        **all_shapes("frame", with_value("frame", 2, 1, 52.5), v2=False),
+        **dict(v2_shapes(
+                "frame", FRAME_COLUMNS, with_value("frame", 2, 1, 52.5), ["FP64", "FP64"]
+            ).items()),
+    },
+    # a string where a number belongs, and a bool (v1 only: a v2 number tensor cannot hold one)
+    "wrong type": lambda: all_shapes("array", with_value("array", 0, 1, "abc"), v2=False),
+    "bool": lambda: all_shapes("array", with_value("array", 2, 0, True), v2=False),
+}
+
+
+@pytest.fixture(scope="module")
+def replies(home: Path) -> dict[str, dict[str, httpx.Response]]:
+    bodies = {
+        f"{case}|{label}": body for case, make in CASES.items() for label, body in make().items()
+    }
+    answered = ask_all(home, bodies)
+    out: dict[str, dict[str, httpx.Response]] = {}
+    for key, response in answered.items():
+        case, label = key.split("|")
+        out.setdefault(case, {})[label] = response
+    return out
+
+
+@pytest.mark.parametrize("model", ["array", "frame"])
+def test_every_shape_gets_the_same_predictions_and_probabilities(
+    replies: dict[str, dict[str, httpx.Response]], model: str
+) -> None:
+    got = {k: answers(r) for k, r in replies["clean"].items() if k.startswith(f"{model} ")}
+    assert len(got) == 7
+    first_label, (predictions, probabilities) = next(iter(got.items()))
+    assert len(predictions) == len(CLEAN[model])
+    for label, (p, q) in got.items():
+        assert p == predictions, (label, first_label)
+        # v1 writes an ONNX twin's float32 as it is, v2 widens it to FP64: the same values
+        np.testing.assert_array_equal(
+            np.float32(q), np.float32(probabilities), err_msg=label, strict=True
+        )
+
+
+@pytest.mark.parametrize("case", ["null", "fraction", "wrong type", "bool"])
+def test_every_shape_gets_the_same_400_listing_the_same_problems(
+    replies: dict[str, dict[str, httpx.Response]], case: str
+) -> None:
+    got = {label: problems(response) for label, response in replies[case].items()}
+    assert len(got) >= 3
+    (message, listed), *_ = got.values()
+    assert len(listed) == 1
+    assert listed[0]["row"] is not None
+    assert listed[0]["column"] is not None
+    for label, (m, p) in got.items():
+        assert (m, p) == (message, listed), label

@@ -1,0 +1,130 @@
+"""The validator's all-numeric fast path (:class:`NumericRows`) gives exactly what the full
+path gives, and leaves to the full path everything the full path would refuse or change.
+
+Each case runs the input through a validator (fast path on) and through the full path alone
+(the same validator with the fast path taken away), and asserts the same array, or the same
+error, comes out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dockyard.errors import SchemaValidationError
+from dockyard.schema import Validator, infer_signature
+from dockyard.schema.validation import NumericRows
+
+
+def _validators(dtypes: dict[str, str], nullable: bool = False) -> tuple[Validator, Validator]:
+    """(with the fast path, full path only) for an array-layout signature of ``dtypes``."""
+    frame = pd.DataFrame({name: pd.array([1, 2, 3], dtype=d) for name, d in dtypes.items()})
+    if nullable:
+        frame.iloc[0, 0] = np.nan
+    signature = infer_signature(
+        frame, layout="array", predictions=np.zeros(3), classes=None, has_proba=False
+    )
+    fast, full = Validator(signature), Validator(signature)
+    assert fast._numeric is not None
+    full._numeric = None
+    return fast, full
+
+
+def _outcome(validator: Validator, data: Any) -> Any:
+    try:
+        validated = validator.validate(data)
+    except SchemaValidationError as exc:
+        return ("error", exc.message, exc.details)
+    return ("ok", validated.data, validated.rows, validated.notes)
+
+
+def _same(fast: Validator, full: Validator, data: Any) -> Any:
+    got, want = _outcome(fast, data), _outcome(full, data)
+    assert got[0] == want[0], (got, want)
+    if got[0] == "ok":
+        np.testing.assert_array_equal(got[1], want[1], strict=True)  # values and dtype
+        assert got[2:] == want[2:]
+    else:
+        assert got == want
+    return got
+
+
+MIXED = {"a": "float64", "b": "int64"}
+
+
+def _shapes(rows: list[list[Any]], names: list[str]) -> dict[str, Any]:
+    shapes: dict[str, Any] = {
+        "records": [dict(zip(names, row, strict=True)) for row in rows],
+        "rows": rows,
+    }
+    with contextlib.suppress(TypeError, ValueError, OverflowError):
+        shapes["array"] = np.array(rows, dtype=np.float64)
+    return shapes
+
+
+@pytest.mark.parametrize(
+    "dtypes", [MIXED, {"a": "float64", "b": "float64"}, {"a": "int64", "b": "int64"}]
+)
+def test_clean_numbers_come_out_as_the_full_path_makes_them(dtypes: dict[str, str]) -> None:
+    fast, full = _validators(dtypes)
+    for data in _shapes(
+        [[1.0, 2], [3.5 if dtypes["a"] != "int64" else 3, -4]], list(dtypes)
+    ).values():
+        assert _same(fast, full, data)[0] == "ok"
+    assert _same(fast, full, {"a": 1, "b": 2})[0] == "ok"  # one record
+
+
+@pytest.mark.parametrize(
+    ("value", "column"),
+    [
+        (None, 0),  # a null where none is allowed
+        (float("nan"), 0),
+        (float("inf"), 0),  # infinity: accepted by the full path, not by the fast one
+        ("1.5", 0),  # a string
+        (True, 1),  # a bool
+        (2.5, 1),  # a fraction in an integer column
+        (2.0**53, 1),  # a float too large to be an exact integer
+        (2**53 + 1, 1),  # an exact integer past float64's
+        (10**20, 1),  # beyond int64
+        (10**400, 0),  # beyond float64
+        (3.0, 1),  # an integral float in an integer column: accepted
+    ],
+)
+def test_anything_unusual_gets_the_full_paths_answer(value: Any, column: int) -> None:
+    fast, full = _validators(MIXED)
+    rows: list[list[Any]] = [[1.0, 2], [3.0, 4]]
+    rows[1][column] = value
+    for data in _shapes(rows, ["a", "b"]).values():
+        _same(fast, full, data)
+
+
+def test_shape_problems_get_the_full_paths_answer() -> None:
+    fast, full = _validators(MIXED)
+    for data in (
+        [{"a": 1.0}],  # a missing key
+        [{"a": 1.0, "b": 2, "c": 3}],  # an extra key: a note
+        [[1.0, 2], [3.0]],  # a short row
+        [[1.0, 2], {"a": 1.0, "b": 2}],  # rows and records mixed
+        [{"a": 1.0, "b": 2}, [1.0, 2]],
+        [],
+        np.zeros((0, 2)),
+        np.zeros((2, 3)),
+        np.array([[1, 2]], dtype=np.uint64),
+        np.array([[True, False]]),
+        np.array([[1, 2]], dtype=np.int32),
+        np.array([[1.5, 2]], dtype=np.float32),
+    ):
+        _same(fast, full, data)
+
+
+def test_only_all_numeric_array_signatures_have_a_fast_path() -> None:
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]})
+    for layout, data in (("array", frame), ("frame", frame[["a"]])):
+        signature = infer_signature(
+            data, layout=layout, predictions=np.zeros(2), classes=None, has_proba=False
+        )
+        assert NumericRows.for_signature(signature) is None
