@@ -379,8 +379,9 @@ class Validator:
 
 class NumericRows:
     """The validator's fast path for all-numeric signatures (``float64``/``int64`` columns)
-    served as arrays: records, rows and 2-D numeric arrays of plain finite numbers become
-    the model's array (the validator's ``array`` dtype) in bulk.
+    served as arrays: records, rows, columns (lists or 1-D numeric arrays) and 2-D numeric
+    arrays of plain finite numbers become the model's array (the validator's ``array``
+    dtype) in bulk.
 
     It takes only what the full path would accept unchanged and returns ``None`` for
     anything else — a missing or extra key, a row of the wrong length, a string, a bool, a
@@ -418,6 +419,8 @@ class NumericRows:
         if kind is np.ndarray:
             return self._from_array(data)
         if kind is dict:
+            if data and type(next(iter(data.values()))) in (list, np.ndarray):
+                return self._from_columns(data)
             data = (data,)
         elif kind is not list or not data:
             return None
@@ -433,6 +436,34 @@ class NumericRows:
         except (KeyError, TypeError):
             return None
         return self._from_lists(rows)
+
+    def _from_columns(self, data: dict[str, Any]) -> NDArray[Any] | None:
+        if len(data) != self.width:  # extra columns: a note
+            return None
+        try:
+            columns = self._values(data)
+        except KeyError:
+            return None
+        lists = all(type(column) is list for column in columns)
+        if not lists and not all(
+            type(column) is np.ndarray and column.ndim == 1 for column in columns
+        ):
+            return None
+        rows = len(columns[0])
+        if not rows or any(len(column) != rows for column in columns):
+            return None
+        if lists:
+            if not _PLAIN_NUMBERS.issuperset(map(type, chain.from_iterable(columns))):
+                return None
+            try:
+                by_column = np.array(columns, dtype=np.float64)
+            except OverflowError:
+                return None
+            return self._from_floats(np.ascontiguousarray(by_column.T))
+        kinds = {(column.dtype.kind, column.dtype.itemsize) for column in columns}
+        if any(kind not in "fiu" or (kind == "u" and size == 8) for kind, size in kinds):
+            return None
+        return self._from_array(np.column_stack(columns))
 
     def _from_lists(self, rows: Any) -> NDArray[Any] | None:
         if not _PLAIN_NUMBERS.issuperset(map(type, chain.from_iterable(rows))):

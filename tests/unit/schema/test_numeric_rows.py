@@ -60,7 +60,12 @@ def _shapes(rows: list[list[Any]], names: list[str]) -> dict[str, Any]:
     shapes: dict[str, Any] = {
         "records": [dict(zip(names, row, strict=True)) for row in rows],
         "rows": rows,
+        "columns": {name: [row[i] for row in rows] for i, name in enumerate(names)},
     }
+    with contextlib.suppress(TypeError, ValueError, OverflowError):
+        shapes["numpy columns"] = {
+            name: np.array([row[i] for row in rows]) for i, name in enumerate(names)
+        }
     with contextlib.suppress(TypeError, ValueError, OverflowError):
         shapes["array"] = np.array(rows, dtype=np.float64)
     return shapes
@@ -110,6 +115,13 @@ def test_shape_problems_get_the_full_paths_answer() -> None:
         [[1.0, 2], [3.0]],  # a short row
         [[1.0, 2], {"a": 1.0, "b": 2}],  # rows and records mixed
         [{"a": 1.0, "b": 2}, [1.0, 2]],
+        {"a": [1.0, 2.0], "b": [1]},  # columns of different lengths
+        {"a": [1.0], "b": [1], "c": [2]},  # an extra column: a note
+        {"a": [1.0], "b": 1},  # a column that is not a list
+        {"a": np.array([1.0]), "b": np.array([1], dtype=np.uint64)},
+        {"a": np.array([1.0]), "b": np.array([True])},
+        {"a": np.array([1.0]), "b": np.array([[1]])},
+        {"a": [], "b": []},
         [],
         np.zeros((0, 2)),
         np.zeros((2, 3)),
