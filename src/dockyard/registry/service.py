@@ -478,12 +478,12 @@ def _calibration(
     loaded: LoadedModel, model_input: Any, labels: Any, classes: Sequence[Any] | None
 ) -> dict[str, Any] | None:
     """For a binary classifier with probabilities and known labels: how to calibrate its
-    P(positive) before estimating accuracy without labels (see monitoring.performance)."""
+    P(positive) before estimating accuracy without labels (see schema.calibration)."""
     if labels is None or classes is None or len(classes) != 2 or not loaded.has_proba:
         return None
     import numpy as np
 
-    from dockyard.monitoring.performance import fit_calibration
+    from dockyard.schema.calibration import fit_calibration
     from dockyard.schema.labels import label_text
 
     truth = [label_text(value) for value in np.asarray(labels).tolist()]
