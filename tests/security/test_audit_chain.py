@@ -120,9 +120,17 @@ def test_replace_and_upsert_cannot_rewrite_an_event(registry: Registry) -> None:
     assert verify(registry) == []
 
 
-def test_truncate_is_refused_on_postgresql(registry: Registry) -> None:
-    if registry.db.dialect != "postgresql":
-        pytest.skip("SQLite has no TRUNCATE (DELETE is refused above)")
+@pytest.mark.postgres
+def test_truncate_is_refused_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    """SQLite has no TRUNCATE (its DELETE is refused above); PostgreSQL's is refused too."""
+    settings = Settings(home=tmp_path, database_url=postgres_url)
+    with Registry.open(settings) as registry:
+        for i, details in enumerate(DETAILS):
+            registry.store.record("tester", f"test.event{i}", "m", None, details=details)
+        _truncate_refused(registry)
+
+
+def _truncate_refused(registry: Registry) -> None:
     assert "append-only" in refused(registry, "TRUNCATE events")
     assert "append-only" in refused(registry, "TRUNCATE events RESTART IDENTITY CASCADE")
     assert len(ids(registry)) == len(DETAILS)
