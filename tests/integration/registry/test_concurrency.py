@@ -30,6 +30,7 @@ WORKER = textwrap.dedent(
     X = rng.normal(size=(200, 5))
     y = (X[:, 0] > 0).astype(int)
     model = LogisticRegression().fit(X, y)
+    print("ready", flush=True)
     while not gate.exists():
         time.sleep(0.01)
     for _ in range(count):
@@ -77,7 +78,10 @@ def test_eight_processes_get_distinct_versions(settings: Settings, tmp_path: Pat
         )
         for _ in range(8)
     ]
-    time.sleep(2.0)  # let them import; the database does not exist yet: migration races too
+    for worker in workers:  # all imported and fitted; the database does not exist yet:
+        assert worker.stdout is not None  # the migration races too
+        if worker.stdout.readline().strip() != "ready":
+            pytest.fail(f"a worker failed to start:\n{worker.communicate(timeout=60)[1]}")
     gate.touch()
     printed: list[str] = []
     for worker in workers:
@@ -115,7 +119,7 @@ def test_sigkill_mid_registration_leaves_no_version_without_its_artifact(
         )
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.05, 1.5))
+        time.sleep(rng.uniform(0.05, 1.5))  # a random moment to strike, not a wait
         process.send_signal(signal.SIGKILL)
         process.wait()
         process.stdout.close()
