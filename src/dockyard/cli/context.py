@@ -1,4 +1,5 @@
-"""Building services for a command from the root options and the environment."""
+"""Building services for a command from the root options and the environment (the builders
+themselves are the server's, in :mod:`dockyard.server.services`: one way to build each)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
+    from dockyard.monitoring.service import Monitor
     from dockyard.registry import Registry
     from dockyard.settings import Settings
 
@@ -28,6 +30,16 @@ def open_registry(ctx: typer.Context) -> Iterator[Registry]:
 
     with Registry.open(settings_for(ctx)) as registry:
         yield registry
+
+
+@contextmanager
+def open_monitor(ctx: typer.Context) -> Iterator[Monitor]:
+    """A monitor over the configured registry and prediction log (see
+    :func:`dockyard.server.services.open_monitor`)."""
+    from dockyard.server.services import open_monitor as monitor_for
+
+    with monitor_for(settings_for(ctx)) as monitor:
+        yield monitor
 
 
 def parse_pairs(pairs: list[str] | None, what: str, *, option: bool = True) -> dict[str, str]:

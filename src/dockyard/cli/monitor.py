@@ -6,17 +6,16 @@ settings the server uses (``DOCKYARD_MONITORING_URL``...).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from dockyard.cli.context import open_monitor
 from dockyard.cli.render import out, print_json, table
 
 if TYPE_CHECKING:
-    from dockyard.monitoring.service import Monitor
+    pass
 
 app = typer.Typer(
     help="Drift, performance, reports and feedback for deployed endpoints.",
@@ -27,19 +26,6 @@ WindowOption = Annotated[
     str, typer.Option(help="'15m', '1h', '7d' (back from now), 'last:1000' or 'all'.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-
-
-@contextmanager
-def open_monitor(ctx: typer.Context) -> Iterator[Monitor]:
-    from dockyard.cli.context import settings_for
-    from dockyard.monitoring.service import Monitor
-    from dockyard.monitoring.store import MonitoringStore
-    from dockyard.registry import Registry
-
-    settings = settings_for(ctx)
-    with Registry.open(settings) as registry:
-        store = MonitoringStore(settings.resolved_monitoring_url, settings.monitoring_options)
-        yield Monitor(registry, store)
 
 
 @app.command("drift")
@@ -58,7 +44,7 @@ def drift(
     as_json: JsonOption = False,
 ) -> None:
     """Per-feature drift of logged inputs and predictions, most drifted first."""
-    from dockyard.monitoring.store import window_before
+    from dockyard.windows import window_before
 
     with open_monitor(ctx) as monitor:
         current = monitor.window(window)
@@ -168,12 +154,12 @@ def report(
     every: Annotated[str, typer.Option(help="Series granularity: 'hour' or 'day'.")] = "hour",
 ) -> None:
     """Write one self-contained HTML report (works offline): drift, distributions, performance."""
+    from dockyard.monitoring.alert_store import AlertStates
     from dockyard.monitoring.report import render_report
-    from dockyard.monitoring.watcher import alert_states
 
     with open_monitor(ctx) as monitor:
         data = monitor.report_data(endpoint, monitor.window(window), every=every)
-        data["alerts"] = alert_states(monitor.registry.db, endpoint)
+        data["alerts"] = AlertStates(monitor.registry.db).list(endpoint)
     out_path.write_text(render_report(data), encoding="utf-8")
     out.print(f"Wrote {out_path} ({out_path.stat().st_size / 1e6:.1f} MB).")
 
@@ -233,10 +219,10 @@ def alerts(
 ) -> None:
     """Alert rules' states: ok or firing, since when, the last value."""
     from dockyard.cli.context import open_registry
-    from dockyard.monitoring.watcher import alert_states
+    from dockyard.monitoring.alert_store import AlertStates
 
     with open_registry(ctx) as registry:
-        states = alert_states(registry.db, endpoint)
+        states = AlertStates(registry.db).list(endpoint)
     if as_json:
         print_json(states)
         return

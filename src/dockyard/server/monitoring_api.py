@@ -11,11 +11,11 @@ from fastapi.params import Depends
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
-from dockyard.monitoring.store import window_before
 from dockyard.server.http import json_body, read_body
+from dockyard.windows import window_before
 
 if TYPE_CHECKING:
-    from dockyard.server.app import Server
+    from dockyard.server.services import Server
 
 WINDOW = Query("1h", description="'15m', '1h', '7d' (back from now), 'last:1000' or 'all'.")
 
@@ -107,18 +107,15 @@ def add_monitoring_routes(api: FastAPI, server: Server, read: Depends, predict: 
     async def report(name: str, window: str = Query("1d"), every: str = "hour") -> Response:
         """The self-contained HTML report (the same as ``dockyard monitor report``)."""
         from dockyard.monitoring.report import render_report
-        from dockyard.monitoring.watcher import alert_states
 
         data = await blocking(monitor.report_data, name, monitor.window(window), every=every)
-        data["alerts"] = await blocking(alert_states, server.registry.db, name)
+        data["alerts"] = await blocking(server.watcher.alerts.list, name)
         return HTMLResponse(await blocking(render_report, data))
 
     @api.get("/api/monitoring/alerts", tags=["monitoring"], dependencies=[read])
     async def alerts(endpoint: str | None = None) -> list[dict[str, Any]]:
         """Every alert rule's state (ok or firing, since when, last value)."""
-        from dockyard.monitoring.watcher import alert_states
-
-        states: list[dict[str, Any]] = await blocking(alert_states, server.registry.db, endpoint)
+        states: list[dict[str, Any]] = await blocking(server.watcher.alerts.list, endpoint)
         return states
 
     @api.get("/api/monitoring/log", tags=["monitoring"], dependencies=[read])

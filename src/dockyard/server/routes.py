@@ -1,5 +1,6 @@
-"""Every HTTP route but the two hot paths' fast lane: health, v2 metadata, metrics, and the
-control plane under ``/api``, with OpenAPI at ``/docs``. Errors keep the one JSON shape."""
+"""Every HTTP route but the two hot paths (answered by the raw-ASGI lane in ``app.py``, and
+written into the schema by ``openapi.py``): health, v2 metadata, metrics, and the control
+plane under ``/api``, with OpenAPI at ``/docs``. Errors keep the one JSON shape."""
 
 from __future__ import annotations
 
@@ -17,22 +18,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dockyard._validation import problems
 from dockyard._version import __version__
+from dockyard.deploy.promotion import Promotion
+from dockyard.deploy.service import single_route
+from dockyard.deploy.spec import BatchingSpec, Deployment, DeploymentSpec
 from dockyard.errors import DockyardError, InvalidRequestError
 from dockyard.server import v2
 from dockyard.server.access import REQUEST_ID, Needs, actor
 from dockyard.server.docs import add_docs_routes
-from dockyard.server.http import Reply, error_reply, read_body
+from dockyard.server.http import Reply, error_reply
 from dockyard.server.monitoring_api import add_monitoring_routes
-from dockyard.serving.deployments import (
-    BatchingSpec,
-    Deployment,
-    DeploymentSpec,
-    DeploymentStore,
-    RouteSpec,
-)
+from dockyard.server.openapi import document_hot_paths
 
 if TYPE_CHECKING:
-    from dockyard.server.app import Server
+    from dockyard.server.services import Server
 
 
 class DeployRequest(BaseModel):
@@ -66,13 +64,6 @@ class RollbackRequest(BaseModel):
     reason: str = ""
 
 
-class V1Request(BaseModel):
-    """Records (``instances``) or columns (``inputs``)."""
-
-    instances: list[dict[str, Any]] | None = None
-    inputs: dict[str, list[Any]] | None = None
-
-
 def _reply(reply: Reply) -> Response:
     headers = {k.decode(): v.decode() for k, v in reply.headers if k != b"content-type"}
     media = dict(reply.headers).get(b"content-type", b"application/json").decode()
@@ -90,6 +81,7 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
         openapi_url=None,
         redirect_slashes=False,  # a redirect would be built from the Host header: 404 instead
     )
+    document_hot_paths(api)  # answered by the raw-ASGI lane, declared in the schema only
 
     # each route's scope, declared once; the ASGI layer checks it before reading the body
     read = Depends(Needs("read", server.auth))
@@ -235,26 +227,6 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
                 )
         return index
 
-    # --- inference (the same code as the raw-ASGI fast lane) -------------------------------
-
-    @api.post("/v1/endpoints/{name}/predict", tags=["inference"], dependencies=[predict])
-    async def v1_predict(name: str, request: Request, body: V1Request | None = None) -> Response:
-        raw = await _body(request)
-        return _reply(await server.inference.v1_predict(name, raw, dict(request.headers)))
-
-    @api.post("/v2/models/{name}/infer", tags=["v2"], dependencies=[predict])
-    async def v2_infer(name: str, request: Request) -> Response:
-        raw = await _body(request)
-        return _reply(await server.inference.v2_infer(name, None, raw, dict(request.headers)))
-
-    @api.post("/v2/models/{name}/versions/{version}/infer", tags=["v2"], dependencies=[predict])
-    async def v2_infer_version(name: str, version: str, request: Request) -> Response:
-        raw = await _body(request)
-        return _reply(await server.inference.v2_infer(name, version, raw, dict(request.headers)))
-
-    async def _body(request: Request) -> bytes:
-        return await read_body(request.receive, dict(request.headers), server.max_body_bytes)
-
     # --- metrics ---------------------------------------------------------------------------
 
     @api.get("/metrics", tags=["metrics"], dependencies=[read])
@@ -268,7 +240,7 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
     # --- control plane ---------------------------------------------------------------------
 
     registry = server.registry
-    deployments = DeploymentStore(registry.db)
+    deployments = server.deployments
 
     async def blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(fn, *args, **kwargs)
@@ -295,36 +267,17 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
         """Move an alias. A protected one (``DOCKYARD_PROTECTED_ALIASES``, ``production`` by
         default) moves only with a gate result the registry recorded (named by its ``id``):
         passing, for that version, against where the alias points now, and recent
-        (:func:`~dockyard.serving.gate.promote`). It is kept on the event."""
-        from dockyard.serving.gate import promote, recorded_gate
-
-        ref = f"{name}@{request.version}"
-        gate = None
-        if request.gate is not None:
-            gate = await blocking(recorded_gate, registry, request.gate)
-        if alias in server.settings.protected_aliases:
-            if gate is None:
-                raise InvalidRequestError(
-                    f"Alias {alias!r} is protected: moving it needs the gate result that "
-                    "justifies it.",
-                    hint=f"Run: dockyard gate {ref} --against {name}@{alias} --data ... --json, "
-                    'and send its output as "gate".',
-                )
-            promotion = await blocking(
-                promote,
-                registry,
-                ref,
-                alias,
-                gate,
-                actor=actor(http.scope, registry.actor),
-                max_age_s=server.settings.gate_max_age_s,
-            )
-            return dict(promotion.to_dict())
-        details = {"gate": gate.to_dict()} if gate is not None else None
-        version = await blocking(
-            registry.set_alias, ref, alias, actor=actor(http.scope, registry.actor), details=details
+        (:meth:`~dockyard.deploy.service.Deployments.move_alias`). It is kept on the event."""
+        moved = await blocking(
+            deployments.move_alias,
+            f"{name}@{request.version}",
+            alias,
+            actor=actor(http.scope, registry.actor),
+            gate=request.gate,
         )
-        return {"model": name, "alias": alias, "version": version.version}
+        if isinstance(moved, Promotion):
+            return moved.to_dict()
+        return {"model": name, "alias": alias, "version": moved.version}
 
     @api.get("/api/events", tags=["registry"], dependencies=[read])
     async def list_events(model: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
@@ -377,17 +330,11 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
             spec = DeploymentSpec.parse(request.spec)
         else:
             assert request.model is not None
-            spec = DeploymentSpec.parse(
-                {
-                    "routes": [RouteSpec(model=request.model).model_dump()],
-                    "batching": (request.batching or BatchingSpec()).model_dump(),
-                    "accelerate": request.accelerate,
-                }
+            spec = single_route(
+                request.model, batching=request.batching, accelerate=request.accelerate
             )
-        for reference in spec.references():
-            await blocking(registry.get_version, reference)  # 404 before anything changes
         deployment: Deployment = await blocking(
-            deployments.put,
+            deployments.deploy,
             name,
             spec,
             actor=actor(http.scope, registry.actor),
@@ -399,23 +346,14 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
     @api.get("/api/deployments/{name}/history", tags=["deployments"], dependencies=[read])
     async def deployment_history(name: str) -> list[dict[str, Any]]:
         """Every revision, newest first: who, when, why, and what changed."""
-        revisions = await blocking(deployments.history, name)
-        return [
-            revision.to_dict(revisions[i + 1] if i + 1 < len(revisions) else None)
-            for i, revision in enumerate(revisions)
-        ]
+        history: list[dict[str, Any]] = await blocking(deployments.history, name)
+        return history
 
     @api.post("/api/deployments/{name}/rollback", tags=["deployments"], dependencies=[deploy])
     async def rollback_deployment(
         name: str, request: RollbackRequest, http: Request
     ) -> dict[str, Any]:
         """Restore an earlier revision's spec (default: the previous one), live, at once."""
-        current = await blocking(deployments.get, name)
-        target = current.revision - 1 if request.to is None else request.to
-        for revision in await blocking(deployments.history, name):
-            if revision.revision == target:
-                for reference in DeploymentSpec.model_validate(revision.spec).references():
-                    await blocking(registry.get_version, reference)
         deployment: Deployment = await blocking(
             deployments.rollback,
             name,
@@ -437,9 +375,7 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
     @api.get("/api/deployments/{name}/rollout", tags=["deployments"], dependencies=[read])
     async def rollout_status(name: str) -> dict[str, Any]:
         """The automatic rollout: plan, state, weights and the last analysis."""
-        rollouts = server.watcher.rollouts
-        assert rollouts is not None
-        status: dict[str, Any] = await blocking(rollouts.status, name)
+        status: dict[str, Any] = await blocking(deployments.rollout, name)
         return status
 
     add_monitoring_routes(api, server, read, predict)

@@ -13,12 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dockyard.monitoring.predictions import ModelCall, PredictionLog, Source
+from dockyard.deploy.service import Deployments
+from dockyard.deploy.spec import DeploymentSpec
+from dockyard.deploy.store import DeploymentStore
+from dockyard.monitoring.alert_store import AlertStates
+from dockyard.monitoring.predictions import PredictionLog
+from dockyard.monitoring.records import ModelCall, Source
 from dockyard.monitoring.service import Monitor
 from dockyard.monitoring.store import MonitoringStore
-from dockyard.monitoring.watcher import Watcher, alert_states
 from dockyard.registry import Registry
-from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
+from dockyard.server.background import Watcher
 from dockyard.settings import Settings
 
 SOURCE = Source("scores", 1, "scores", "1.0.0", ("a", "b"), None, None)
@@ -64,11 +68,16 @@ def _traffic(store: MonitoringStore, *, ok: int, failed: int, latency_s: float) 
     log.flush()
 
 
+def _watcher(registry: Registry, store: MonitoringStore, settings: Settings) -> Watcher:
+    deployments = Deployments(registry, monitoring=store)
+    return Watcher(Monitor(registry, store, policies=deployments), deployments, settings)
+
+
 def test_rules_fire_once_across_watchers_and_retraining_gets_the_window(world: Any) -> None:
     settings, registry, store, marker = world
     _traffic(store, ok=60, failed=40, latency_s=0.120)
-    first = Watcher(Monitor(registry, store), settings)
-    second = Watcher(Monitor(registry, store), settings)
+    first = _watcher(registry, store, settings)
+    second = _watcher(registry, store, settings)
 
     async def both() -> tuple[Any, Any]:
         claimed = await asyncio.gather(first.tick(), second.tick())
@@ -79,7 +88,7 @@ def test_rules_fire_once_across_watchers_and_retraining_gets_the_window(world: A
     one, other = asyncio.run(both())
     fired = sorted((transition.rule, transition.kind) for _, transition in [*one, *other])
     assert fired == [("errors", "firing"), ("slow", "firing")]  # one claim each, not two
-    states = {s["rule"]: s for s in alert_states(registry.db, "scores")}
+    states = {s["rule"]: s for s in AlertStates(registry.db).list("scores")}
     assert states["errors"]["status"] == "firing"
     assert states["errors"]["value"] == pytest.approx(0.4)
     assert states["slow"]["value"] == pytest.approx(120, rel=1e-3)
@@ -95,7 +104,7 @@ def test_rules_fire_once_across_watchers_and_retraining_gets_the_window(world: A
 def test_a_rule_resolves_when_the_metric_recovers(world: Any) -> None:
     settings, registry, store, _ = world
     _traffic(store, ok=60, failed=40, latency_s=0.001)
-    watcher = Watcher(Monitor(registry, store), settings)
+    watcher = _watcher(registry, store, settings)
 
     async def twice() -> Any:
         await watcher.tick()

@@ -1,18 +1,19 @@
 """The server's monitor loop: alert rules, monitoring gauges and log retention.
 
 Every ``DOCKYARD_MONITOR_INTERVAL_S`` the watcher moves automatic rollouts along (see
-``serving.rollout_controller``), then walks the deployments and, per endpoint:
+``deploy.controller``), then walks the deployments and, per endpoint:
 merges this process's log segments of closed hours (``MonitoringStore.compact``), refreshes
 the drift/performance gauges over ``monitoring.window``, evaluates each alert rule
 (value from :class:`~dockyard.monitoring.service.Monitor`, next state from the pure
 :func:`~dockyard.monitoring.alerts.evaluate`), and deletes log segments older than
 ``monitoring.retention_days``.
 
-Rule state lives in the registry's ``alert_states`` table, so every process and replica sees
-the same state. A transition is claimed with a compare-and-set on the row (``UPDATE ... WHERE
-status = <what this process read>``): when several processes evaluate the same rule at once,
-exactly one wins and notifies — one audit event (``alert.firing`` / ``alert.resolved``), one
-webhook, one retraining action. The others only refresh their gauges.
+Rule state lives in the registry's database
+(:class:`~dockyard.monitoring.alert_store.AlertStates`), so every process and replica sees the
+same state, and a transition is claimed with a compare-and-set: when several processes
+evaluate the same rule at once, exactly one wins and notifies — one audit event
+(``alert.firing`` / ``alert.resolved``), one webhook, one retraining action. The others only
+refresh their gauges.
 
 A retraining action exports the rule's window of predictions (with any feedback labels) to a
 Parquet file under ``DOCKYARD_HOME/exports`` and then posts ``{..., "data": path}`` to its
@@ -31,19 +32,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from dockyard.monitoring.alerts import AlertRule, AlertState, Transition, alert_payload, evaluate
-from dockyard.registry import tables as t
+from dockyard.monitoring.alert_store import AlertStates
+from dockyard.monitoring.alerts import AlertRule, Transition, alert_payload, evaluate
 from dockyard.registry.store import record_event
 
 if TYPE_CHECKING:
+    from dockyard.deploy.controller import RolloutController
+    from dockyard.deploy.service import Deployments
+    from dockyard.deploy.spec import Deployment
     from dockyard.monitoring.predictions import PredictionLog
     from dockyard.monitoring.service import Monitor
     from dockyard.monitoring.webhooks import WebhookSender
     from dockyard.server.metrics import Metrics
-    from dockyard.serving.deployments import Deployment
-    from dockyard.serving.rollout_controller import RolloutController
     from dockyard.settings import Settings
 
 log = logging.getLogger("dockyard.monitoring")
@@ -51,27 +51,31 @@ ACTOR = "dockyard-monitor"
 
 
 class Watcher:
-    """Evaluates alert rules and refreshes monitoring gauges, periodically."""
+    """Moves rollouts along, evaluates alert rules and refreshes monitoring gauges,
+    periodically (the rollouts are ``deployments``' own: none when it was built without
+    the prediction log's store)."""
 
     def __init__(
         self,
         monitor: Monitor,
+        deployments: Deployments,
         settings: Settings,
         *,
         metrics: Metrics | None = None,
         prediction_log: PredictionLog | None = None,
-        rollouts: RolloutController | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         from dockyard.monitoring.webhooks import WebhookSender
 
         self.monitor = monitor
+        self.deployments = deployments
         self.settings = settings
         self.metrics = metrics
         self.prediction_log = prediction_log
-        self.rollouts = rollouts
+        self.rollouts: RolloutController | None = deployments.rollouts
         self.clock = clock
         self.db = monitor.registry.db
+        self.alerts = AlertStates(self.db)
         self.sender: WebhookSender = WebhookSender(
             secret=settings.webhook_secret, allow_private=settings.webhook_allow_private
         )
@@ -110,7 +114,7 @@ class Watcher:
         claimed: list[tuple[str, Transition]] = []
         if self.rollouts is not None:
             await asyncio.to_thread(self.rollouts.tick)
-        deployments = await asyncio.to_thread(self.monitor.deployments.list)
+        deployments = await asyncio.to_thread(self.deployments.list)
         for deployment in deployments:
             settings = deployment.spec.monitoring
             cutoff = datetime.fromtimestamp(now, UTC) - timedelta(days=settings.retention_days)
@@ -185,9 +189,9 @@ class Watcher:
         )
         dropped = self.dropped_in(seconds, now)
         value = await asyncio.to_thread(self.monitor.value, endpoint, rule, dropped=dropped)
-        state = await asyncio.to_thread(self._state, endpoint, rule.name)
+        state = await asyncio.to_thread(self.alerts.get, endpoint, rule.name)
         following, transition = evaluate(rule, value, state, now)
-        won = await asyncio.to_thread(self._save, endpoint, rule.name, state, following, now)
+        won = await asyncio.to_thread(self.alerts.claim, endpoint, rule.name, state, following, now)
         if self.metrics is not None:
             self.metrics.set_alert(endpoint, rule.name, following.status == "firing")
         if transition is None or not won:
@@ -201,56 +205,9 @@ class Watcher:
             self._spawn(self._act(endpoint, rule, payload))
         return transition
 
-    def _state(self, endpoint: str, rule: str) -> AlertState:
-        with self.db.read() as conn:
-            row = conn.execute(
-                sa.select(t.alert_states).where(
-                    t.alert_states.c.endpoint == endpoint, t.alert_states.c.rule == rule
-                )
-            ).first()
-        if row is None:
-            return AlertState()
-        return AlertState(
-            status=row.status,
-            since=_seconds(row.since),
-            last_notified=_seconds(row.last_notified),
-            value=row.value,
-        )
-
-    def _save(
-        self, endpoint: str, rule: str, before: AlertState, after: AlertState, now: float
-    ) -> bool:
-        """Store ``after`` if the row still says ``before``'s status; False when another
-        process moved it first."""
-        values = {
-            "status": after.status,
-            "since": _moment(after.since),
-            "last_notified": _moment(after.last_notified),
-            "value": after.value,
-            "evaluated_at": _moment(now),
-        }
-        table = t.alert_states
-        with self.db.write() as conn:
-            exists = conn.execute(
-                sa.select(table.c.status).where(table.c.endpoint == endpoint, table.c.rule == rule)
-            ).first()
-            if exists is None:
-                conn.execute(table.insert().values(endpoint=endpoint, rule=rule, **values))
-                return True
-            result = conn.execute(
-                table.update()
-                .where(
-                    table.c.endpoint == endpoint,
-                    table.c.rule == rule,
-                    table.c.status == before.status,
-                )
-                .values(**values)
-            )
-            return bool(result.rowcount)
-
     def states(self, endpoint: str | None = None) -> list[dict[str, Any]]:
         """Every rule's stored state (for the control plane and CLI)."""
-        return alert_states(self.db, endpoint)
+        return self.alerts.list(endpoint)
 
     def _record(self, action: str, endpoint: str, details: dict[str, Any]) -> None:
         with self.db.write() as conn:
@@ -314,39 +271,3 @@ def _load_libraries() -> None:
 
     import dockyard.monitoring.drift
     import dockyard.monitoring.performance  # noqa: F401
-
-
-def alert_states(db: Any, endpoint: str | None = None) -> list[dict[str, Any]]:
-    """Stored alert rule states, optionally of one endpoint."""
-    query = sa.select(t.alert_states).order_by(t.alert_states.c.endpoint, t.alert_states.c.rule)
-    if endpoint is not None:
-        query = query.where(t.alert_states.c.endpoint == endpoint)
-    with db.read() as conn:
-        rows = conn.execute(query).all()
-    return [
-        {
-            "endpoint": row.endpoint,
-            "rule": row.rule,
-            "status": row.status,
-            "since": _iso(row.since),
-            "value": row.value,
-            "evaluated_at": _iso(row.evaluated_at),
-        }
-        for row in rows
-    ]
-
-
-def _seconds(moment: datetime | None) -> float | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
-def _moment(seconds: float | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat(timespec="seconds")
