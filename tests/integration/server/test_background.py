@@ -1,5 +1,6 @@
-"""The monitor loop against a real registry, real log segments and a real command: alert
-rules on error rate and latency, one claim per transition across processes, retraining."""
+"""The server's background loop (server/background.py) against a real registry, real log
+segments and a real command: alert rules on error rate and latency, one claim per transition
+across processes, retraining."""
 
 from __future__ import annotations
 
