@@ -223,7 +223,8 @@ def test_close_drains_queued_and_running_requests_then_refuses(
         queued = [asyncio.ensure_future(batcher.submit(rows_of(i, 1), 1)) for i in (1, 2)]
         await asyncio.sleep(0)
         closing = asyncio.ensure_future(batcher.close())
-        await asyncio.sleep(0.01)
+        for _ in range(10):  # turns of the loop, no timer: close waits for the held batch
+            await asyncio.sleep(0)
         assert not closing.done()
         with pytest.raises(UnavailableError) as refused:
             await batcher.submit(rows_of(3, 1), 1)
