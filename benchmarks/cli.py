@@ -43,12 +43,15 @@ def build(home: Path, rows: int, trees: int) -> dict[str, Path]:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
 
+    from dockyard.deploy.spec import DeploymentSpec
+    from dockyard.deploy.store import DeploymentStore
+    from dockyard.monitoring.encoding import to_table
     from dockyard.monitoring.feedback import Label, record_feedback
-    from dockyard.monitoring.predictions import Batch, ModelCall, Source, to_table
-    from dockyard.monitoring.store import MonitoringStore, label_text
+    from dockyard.monitoring.records import Batch, ModelCall, Source
+    from dockyard.monitoring.store import MonitoringStore
     from dockyard.registry import Registry
+    from dockyard.schema.labels import label_text
     from dockyard.schema.signature import Signature
-    from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
     from dockyard.settings import Settings
 
     rng = np.random.default_rng(0)

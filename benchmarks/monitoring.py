@@ -122,14 +122,19 @@ def main() -> None:
     import numpy as np
     import pyarrow
 
+    from dockyard.deploy.service import Deployments
+    from dockyard.deploy.spec import DeploymentSpec
+    from dockyard.deploy.store import DeploymentStore
+    from dockyard.monitoring.encoding import to_table
     from dockyard.monitoring.feedback import Label, record_feedback
-    from dockyard.monitoring.predictions import Batch, ModelCall, Source, to_table
+    from dockyard.monitoring.records import Batch, ModelCall, Source
     from dockyard.monitoring.service import Monitor
-    from dockyard.monitoring.store import MonitoringStore, Window, label_text
+    from dockyard.monitoring.store import MonitoringStore
     from dockyard.registry import Registry
+    from dockyard.schema.labels import label_text
     from dockyard.schema.signature import Signature
-    from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
     from dockyard.settings import Settings
+    from dockyard.windows import Window
 
     home = Path(tempfile.mkdtemp(prefix="dockyard-monitoring-bench-"))
     settings = Settings(home=home, user="bench")
@@ -252,9 +257,12 @@ def main() -> None:
             # --- queries -------------------------------------------------------------------
             now = datetime.fromtimestamp(end, UTC)
             hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(hours=24)
-            monitor = Monitor(registry, store, clock=lambda: now)
+            policies = Deployments(registry)
+            monitor = Monitor(registry, store, policies=policies, clock=lambda: now)
             watch_store = MonitoringStore(settings.resolved_monitoring_url, threads=1)
-            watcher = Monitor(registry, watch_store, clock=lambda: now, max_rows=20_000)
+            watcher = Monitor(
+                registry, watch_store, policies=policies, clock=lambda: now, max_rows=20_000
+            )
 
             def count_last_hour() -> int:
                 paths = store.prediction_segments(ENDPOINT, hour_ago, now)

@@ -168,8 +168,8 @@ class Settings(BaseSettings):
 
     protected_aliases: list[str] = Field(
         default_factory=lambda: ["production"],
-        description="Aliases the control plane moves only with a passing gate result "
-        "(PUT /api/models/{name}/aliases/{alias}, deploy scope), recorded on the event.",
+        description="Aliases moved only with a passing gate result the registry recorded "
+        "(the API, dockyard models alias --gate, dockyard gate --promote), kept on the event.",
     )
     gate_max_age_s: float = Field(
         default=24 * 3600.0,

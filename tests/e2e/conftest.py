@@ -29,7 +29,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
+    from dockyard.deploy.spec import DeploymentSpec
+    from dockyard.deploy.store import DeploymentStore
 
     home = tmp_path_factory.mktemp("served")
     data = load_breast_cancer(as_frame=True)
@@ -88,7 +89,8 @@ class Zoo:
 
     def deploy(self, dest: Path, endpoints: dict[str, str]) -> Settings:
         """A copy of the registry at ``dest`` with ``endpoints`` (name -> model ref) deployed."""
-        from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
+        from dockyard.deploy.spec import DeploymentSpec
+        from dockyard.deploy.store import DeploymentStore
 
         shutil.copytree(self.home, dest)
         settings = Settings(home=dest, user="tester")

@@ -110,8 +110,8 @@ def test_register_list_show_alias_tag_archive_events(cli: CLI, files: dict[str, 
     assert "cancer" in table
     assert "staging→1.0.0" in table
 
-    cli("models", "alias", "cancer@1.1.0", "production")
-    shown = cli.json("models", "show", "cancer@production")
+    cli("models", "alias", "cancer@1.1.0", "champion")  # unprotected: moves on request
+    shown = cli.json("models", "show", "cancer@champion")
     assert shown["version"] == "1.1.0"
     assert shown["signature"]["output"]["classes"] == [0, 1]
     assert "label" not in [c["name"] for c in shown["signature"]["columns"]]

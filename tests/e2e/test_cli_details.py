@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from dockyard.deploy.spec import DeploymentSpec
+from dockyard.deploy.store import DeploymentStore
 from dockyard.registry import Registry
-from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
 from dockyard.settings import Settings
 
 COLUMNS = ["a", "b", "c"]
@@ -153,7 +154,8 @@ def test_drift_verdict_shows_the_share_that_decides_it(
     """A logged window where 1 of 3 features drifted: 'no drift', and the 50% that decides."""
     from datetime import UTC, datetime
 
-    from dockyard.monitoring.predictions import Batch, ModelCall, Source, to_table
+    from dockyard.monitoring.encoding import to_table
+    from dockyard.monitoring.records import Batch, ModelCall, Source
     from dockyard.monitoring.store import MonitoringStore
 
     model = fitted[0]

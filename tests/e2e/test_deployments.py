@@ -16,8 +16,9 @@ import httpx
 import numpy as np
 import pytest
 
+from dockyard.deploy.spec import DeploymentSpec
+from dockyard.deploy.store import DeploymentStore
 from dockyard.registry import Registry
-from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
 from dockyard.settings import Settings
 
 FEATURES = ["a", "b", "c"]
@@ -98,8 +99,15 @@ def test_split_stickiness_and_shadows(home: Path, start_server: Any) -> None:
         )
         assert v2.json()["model_version"] == next(iter(by_key["user-7"]))
 
-        time.sleep(1.0)  # the shadows answer in the background; the log flushes
-        compared = client.get("/api/deployments/clf/compare", params={"window": "1h"}).json()
+        def all_logged() -> dict[str, Any] | None:
+            """The comparison once every answer and every shadow's is in the log (the shadows
+            answer in the background, the log flushes every 0.2 s)."""
+            found = client.get("/api/deployments/clf/compare", params={"window": "1h"}).json()
+            answered = sum(variant["requests"] for variant in found["variants"])
+            shadowed = sum(shadow["requests"] for shadow in found["shadows"])
+            return found if answered >= 1241 and shadowed >= 1241 else None
+
+        compared = _until(all_logged)
     variants = {v["version"]: v for v in compared["variants"]}
     assert variants["1.0.0"]["requests"] + variants["1.0.1"]["requests"] == 1241
     assert variants["1.0.0"]["errors"] == 0
@@ -114,10 +122,10 @@ def test_split_stickiness_and_shadows(home: Path, start_server: Any) -> None:
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["shadows"][0]["version"] == "1.0.2"
 
-    # what the caller sees with the shadow on, then with it off: the same answers, and a
-    # latency within a small bound (the shadow runs after the answer, off the loop)
+    # what the caller sees with the shadow on, then with it off: the same answers (what the
+    # shadow costs the caller in latency is measured by benchmarks/shadow.py)
     rows = [_row(rng) for _ in range(150)]
-    with_shadow = _timed(server.url, rows)
+    with_shadow = _answers(server.url, rows)
     unshadowed = {
         "routes": [{"model": "clf@1.0.0", "weight": 80}, {"model": "clf@1.0.1", "weight": 20}]
     }
@@ -128,24 +136,33 @@ def test_split_stickiness_and_shadows(home: Path, start_server: Any) -> None:
     while httpx.get(f"{server.url}/api/deployments/clf").json()["shadowing"]:
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    without = _timed(server.url, rows)
-    assert [a for a, _ in with_shadow] == [a for a, _ in without]  # sticky keys: same answers
-    median = sorted(t for _, t in with_shadow)[75], sorted(t for _, t in without)[75]
-    assert median[0] <= 2 * median[1] + 0.002, median
+    without = _answers(server.url, rows)
+    assert with_shadow == without  # sticky keys: the same answers
 
 
-def _timed(url: str, rows: list[dict[str, float]]) -> list[tuple[Any, float]]:
+def _answers(url: str, rows: list[dict[str, float]]) -> list[tuple[str, Any]]:
+    """(version, predictions) for each row, each sent with its own sticky key."""
     out = []
     with httpx.Client(base_url=url, timeout=30) as client:
         for i, row in enumerate(rows):
-            started = time.perf_counter()
             answer = client.post(
                 "/v1/endpoints/clf/predict",
                 json={"instances": [row]},
                 headers={"x-dockyard-key": f"caller-{i}"},
             ).json()
-            out.append(((answer["version"], answer["predictions"]), time.perf_counter() - started))
+            out.append((answer["version"], answer["predictions"]))
     return out
+
+
+def _until(condition: Any, timeout: float = 30.0) -> Any:
+    """Poll ``condition`` until it returns something true, and return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"condition not met in {timeout} s")
 
 
 def test_history_and_rollback_under_load_drop_no_request(home: Path, start_server: Any) -> None:
@@ -169,7 +186,7 @@ def test_history_and_rollback_under_load_drop_no_request(home: Path, start_serve
     thread = threading.Thread(target=hammer)
     thread.start()
     try:
-        time.sleep(0.5)
+        _until(lambda: len(versions) >= 20 or failures)  # under load before the rollback
         rolled = _cli(home, "rollback", "clf")
         assert rolled.returncode == 0, rolled.stderr
         deadline = time.monotonic() + 30

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from dockyard.deploy.spec import DeploymentSpec
+from dockyard.deploy.store import DeploymentStore
 from dockyard.registry import Registry
-from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
 from dockyard.settings import Settings
 
 

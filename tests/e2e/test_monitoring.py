@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,13 @@ import pytest
 from typer.testing import CliRunner
 
 from dockyard.cli.app import app
-from dockyard.monitoring.store import MonitoringStore, Window
+from dockyard.deploy.spec import DeploymentSpec
+from dockyard.deploy.store import DeploymentStore
+from dockyard.monitoring.store import MonitoringStore
 from dockyard.monitoring.webhooks import verify
 from dockyard.registry import Registry
-from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
 from dockyard.settings import Settings
+from dockyard.windows import Window
 
 FEATURES = [f"f{i}" for i in range(6)]
 SECRET = "webhook-secret-for-tests"
@@ -134,6 +137,22 @@ def _wait(condition: Any, timeout: float = 30.0) -> Any:
     raise AssertionError("condition not met in time")
 
 
+def _evaluated_after(url: str, rule: str, moment: float) -> dict[str, Any] | None:
+    """The rule's stored state once a monitor pass that began after ``moment`` (a Unix
+    time) evaluated it; ``None`` before."""
+    states = httpx.get(f"{url}/api/monitoring/alerts", params={"endpoint": "clf"}).json()
+    for state in states:
+        evaluated = state["evaluated_at"]
+        # stored to the second, rounded down: later than ``moment`` means it began after
+        if (
+            state["rule"] == rule
+            and evaluated is not None
+            and datetime.fromisoformat(evaluated).timestamp() > moment
+        ):
+            return dict(state)
+    return None
+
+
 def test_logged_traffic_drift_feedback_and_alert_end_to_end(
     monitored: tuple[Path, Any], start_server: Any, receiver: Receiver
 ) -> None:
@@ -164,7 +183,10 @@ def test_logged_traffic_drift_feedback_and_alert_end_to_end(
     drift = httpx.get(f"{url}/api/monitoring/clf/drift", params={"window": "1h"}).json()
     assert drift["report"]["rows"] == 400
     assert not drift["report"]["dataset_drifted"], drift["report"]["features"]
-    time.sleep(1.5)  # several monitor passes
+    # a monitor pass that began after the 400 rows were logged: the rule holds, nothing sent
+    logged_at = time.time()
+    state = _wait(lambda: _evaluated_after(url, "inputs-drifted", logged_at))
+    assert state["status"] != "firing", state
     assert receiver.received == []
 
     # late labels, some for requests nobody made
@@ -260,10 +282,10 @@ def test_sigkill_loses_at_most_the_unflushed_interval(
     server = start_server(home, env=_server_env())  # flushed every 0.2 s
     server.wait_ready()
     ids = _predict(server.url, _rows(rng, 50))
-    time.sleep(1.0)
+    store = MonitoringStore(str(home / "monitoring"))
+    _wait(lambda: set(store.predictions("clf", Window())["request_id"]) == set(ids))
     server.process.send_signal(signal.SIGKILL)
     server.process.wait()
-    store = MonitoringStore(str(home / "monitoring"))
     assert set(store.predictions("clf", Window())["request_id"]) == set(ids)
 
 

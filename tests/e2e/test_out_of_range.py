@@ -20,12 +20,15 @@ import pandas as pd
 import pytest
 
 from _server import ServerProcess
+from dockyard.deploy.service import Deployments
+from dockyard.deploy.spec import DeploymentSpec
+from dockyard.deploy.store import DeploymentStore
 from dockyard.monitoring.alerts import AlertRule
 from dockyard.monitoring.service import Monitor
-from dockyard.monitoring.store import MonitoringStore, Window
+from dockyard.monitoring.store import MonitoringStore
 from dockyard.registry import Registry
-from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
 from dockyard.settings import Settings
+from dockyard.windows import Window
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +141,8 @@ def test_the_out_of_range_rate_is_an_alert_metric(
         {"name": "odd-inputs", "metric": "out_of_range_rate", "threshold": 0.1, "min_rows": 1}
     )
     with Registry.open(Settings(home=home, user="tester")) as registry:
-        monitor = Monitor(registry, MonitoringStore(str(home / "monitoring")))
+        store = MonitoringStore(str(home / "monitoring"))
+        monitor = Monitor(registry, store, policies=Deployments(registry))
         frame = monitor.frame("frame", Window())
         expected = float(
             (

@@ -24,8 +24,9 @@ import orjson
 import pytest
 
 from _server import ServerProcess
+from dockyard.deploy.spec import DeploymentSpec
+from dockyard.deploy.store import DeploymentStore
 from dockyard.registry import Registry
-from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
 from dockyard.settings import Settings
 
 ROW = {"age": 0.03, "sex": 0.05, "bmi": 0.06, "bp": 0.02, "s1": -0.04}

@@ -15,8 +15,9 @@ import httpx
 import orjson
 import pytest
 
+from dockyard.deploy.spec import DeploymentSpec
+from dockyard.deploy.store import DeploymentStore
 from dockyard.registry import Registry
-from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
 from dockyard.settings import Settings
 
 
@@ -41,6 +42,17 @@ def home(tmp_path: Path) -> tuple[Path, Any]:
 
 def _serving(url: str) -> dict[str, Any]:
     return dict(httpx.get(f"{url}/api/deployments/m", timeout=10).json())
+
+
+def _until(condition: Any, timeout: float = 30.0) -> Any:
+    """Poll ``condition`` until it returns something true, and return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met in {timeout} s")
 
 
 def _row(X: Any) -> bytes:
@@ -95,7 +107,7 @@ def test_sigterm_finishes_in_flight_requests(home: Any, start_server: Any) -> No
     threads = [threading.Thread(target=client) for _ in range(4)]
     for thread in threads:
         thread.start()
-    time.sleep(0.5)
+    _until(lambda: len(statuses) >= 20 or errors)  # the clients are answered: under load
     code = server.stop()
     for thread in threads:
         thread.join()
@@ -123,13 +135,16 @@ def test_two_workers_share_the_port_and_metrics(
         for _ in range(40):
             response = http.post(f"{server.url}/v1/endpoints/m/predict", content=_row(X))
             assert response.status_code == 200
-        time.sleep(0.2)
-        metrics = http.get(f"{server.url}/metrics").text
-    total = sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in metrics.splitlines()
-        if line.startswith('dockyard_requests_total{endpoint="m"')
-    )
+
+        def counted() -> float:
+            metrics = http.get(f"{server.url}/metrics").text
+            return sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in metrics.splitlines()
+                if line.startswith('dockyard_requests_total{endpoint="m"')
+            )
+
+        total = _until(lambda: (found := counted()) >= 40 and found)
     assert total == 40  # summed over both workers, whichever answered the scrape
     assert server.stop() == 0
     assert not shared[0].exists()  # removed at exit, not left behind at every start

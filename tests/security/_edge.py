@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dockyard.deploy.spec import DeploymentSpec
+from dockyard.deploy.store import DeploymentStore
 from dockyard.registry import Registry
 from dockyard.registry.database import Database
 from dockyard.security.tokens import TokenStore
-from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
 from dockyard.settings import Settings
 
 ROW = {"age": 0.03, "sex": 0.05, "bmi": 0.06, "bp": 0.02, "s1": -0.04}

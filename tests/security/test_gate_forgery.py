@@ -25,11 +25,23 @@ import pytest
 from _edge import bearer, make_token
 
 from _server import ServerProcess
+from dockyard.deploy.gate import evaluate_gate
+from dockyard.deploy.promotion import RecordedGate, record_gate
+from dockyard.deploy.requirements import parse_requirement
 from dockyard.registry import Registry
-from dockyard.serving.gate import RecordedGate, evaluate_gate, parse_requirement, record_gate
 from dockyard.settings import Settings
 
-ALIASES = ["production", "cli", "forged", "tampered", "other", "stale", "moved", "unsigned"]
+ALIASES = [
+    "production",
+    "cli",
+    "forged",
+    "tampered",
+    "other",
+    "stale",
+    "moved",
+    "unsigned",
+    "bycli",
+]
 
 
 @dataclass
@@ -68,7 +80,7 @@ class Target:
             return record_gate(registry, result, actor="ci")
 
     def point(self, alias: str, version: str) -> None:
-        """Someone with the database moves an alias (the CLI path, not the API)."""
+        """Someone with the database moves an alias (below every surface's policy)."""
         with Registry.open(self.settings) as registry:
             registry.set_alias(f"diabetes@{version}", alias)
 
@@ -284,3 +296,39 @@ def test_a_gate_that_could_not_compare_signatures_is_refused(target: Target) -> 
         "could not compare the signatures",
     )
     assert target.where("unsigned") == "1.1.0"
+
+
+def test_models_alias_on_the_command_line_follows_the_same_policy(target: Target) -> None:
+    """``dockyard models alias`` moves a protected alias only with a recorded, passing gate
+    (``--gate ID``) against where it points now, as the API does."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+    env.update(
+        DOCKYARD_HOME=str(target.home),
+        DOCKYARD_USER="ci",
+        DOCKYARD_PROTECTED_ALIASES=json.dumps(ALIASES),
+    )
+
+    def alias(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "dockyard", "models", "alias", *args],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    bare = alias("diabetes@1.0.1", "bycli")
+    assert bare.returncode != 0
+    assert "is protected" in bare.stderr
+    failed = target.gate("diabetes@1.0.2", "diabetes@bycli", "rmse <= baseline * 0.5")
+    assert not failed.result.passed
+    refused_move = alias("diabetes@1.0.2", "bycli", "--gate", str(failed.id))
+    assert refused_move.returncode != 0
+    assert "failed, so bycli was not moved" in refused_move.stderr
+    assert target.where("bycli") == "1.0.0"
+
+    passed = target.gate("diabetes@1.0.1", "diabetes@bycli", "rmse <= baseline * 1.5")
+    moved = alias("diabetes@1.0.1", "bycli", "--gate", str(passed.id), "--json")
+    assert moved.returncode == 0, moved.stderr
+    assert json.loads(moved.stdout)["version"] == "1.0.1"
+    assert target.where("bycli") == "1.0.1"
+    with Registry.open(target.settings) as registry:
+        event = registry.events(action="alias.set", model="diabetes", limit=1)[0]
+    assert event.details["gate"]["id"] == passed.id

@@ -24,8 +24,9 @@ from _edge import ROW, bearer, diabetes_home, make_token
 from prometheus_client.parser import text_string_to_metric_families
 
 from _server import ServerProcess
+from dockyard.deploy.spec import DeploymentSpec
+from dockyard.deploy.store import DeploymentStore
 from dockyard.registry import Registry
-from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
 
 
 @dataclass

@@ -20,13 +20,14 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from dockyard.deploy.spec import DeploymentSpec
+from dockyard.deploy.store import DeploymentStore
 from dockyard.errors import InvalidRequestError
 from dockyard.monitoring.alerts import AlertRule
 from dockyard.registry import Registry
 from dockyard.registry.refs import ModelRef, check_alias, check_model_name, check_tag_key
 from dockyard.registry.semver import SemVer
 from dockyard.security.tokens import check_token_name
-from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
 from dockyard.settings import Settings
 
 

@@ -76,8 +76,9 @@ def registry_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
+    from dockyard.deploy.spec import DeploymentSpec
+    from dockyard.deploy.store import DeploymentStore
     from dockyard.registry import Registry
-    from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
     from dockyard.settings import Settings
 
     home = tmp_path_factory.mktemp("home")

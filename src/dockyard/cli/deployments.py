@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dockyard.cli.context import open_registry
+from dockyard.cli.context import open_registry, settings_for
 from dockyard.cli.render import out, print_json, table
 from dockyard.errors import InvalidRequestError
 
 if TYPE_CHECKING:
-    from dockyard.registry import Registry
-    from dockyard.serving.deployments import DeploymentSpec
+    from dockyard.deploy.service import Deployments
+    from dockyard.deploy.spec import DeploymentSpec
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
@@ -21,6 +23,22 @@ app = typer.Typer(
     help="List endpoints; their revision history; compare their variants and shadows.",
     invoke_without_command=True,
 )
+
+
+@contextmanager
+def open_deployments(ctx: typer.Context, *, rollouts: bool = False) -> Iterator[Deployments]:
+    """The release actions over the configured registry, with its alias policy; ``rollouts``
+    adds the prediction log the rollout actions read."""
+    from dockyard.deploy.service import Deployments
+
+    settings = settings_for(ctx)
+    with open_registry(ctx) as registry:
+        monitoring = None
+        if rollouts:
+            from dockyard.server.services import monitoring_store
+
+            monitoring = monitoring_store(settings)
+        yield Deployments.from_settings(registry, settings, monitoring=monitoring)
 
 
 def deploy(
@@ -49,7 +67,8 @@ def deploy(
     as_json: JsonOption = False,
 ) -> None:
     """Point an endpoint at a model (or a whole spec); running servers follow within seconds."""
-    from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
+    from dockyard.deploy.service import single_route
+    from dockyard.deploy.spec import DeploymentSpec
 
     ref = model_ref or model
     if (ref is None) == (file is None):
@@ -61,22 +80,15 @@ def deploy(
         spec = DeploymentSpec.parse(_read_spec(file))
     else:
         assert ref is not None
-        spec = DeploymentSpec.parse(
-            {
-                "routes": [{"model": ref, "weight": 100}],
-                "batching": {
-                    "max_batch_size": max_batch_size,
-                    "max_wait_ms": max_wait_ms,
-                    "max_queue_rows": max_queue_rows,
-                },
-                "accelerate": accelerate,
-            }
-        )
-    with open_registry(ctx) as registry:
-        resolved = _resolve(registry, spec)  # refuse unknown models before changing anything
-        deployment = DeploymentStore(registry.db).put(
-            endpoint, spec, actor=registry.actor, reason=reason
-        )
+        batching = {
+            "max_batch_size": max_batch_size,
+            "max_wait_ms": max_wait_ms,
+            "max_queue_rows": max_queue_rows,
+        }
+        spec = single_route(ref, batching=batching, accelerate=accelerate)
+    with open_deployments(ctx) as service:
+        deployment = service.deploy(endpoint, spec, actor=service.registry.actor, reason=reason)
+        resolved = _resolve(service, spec)
     if as_json:
         print_json(deployment.to_dict())
         return
@@ -102,20 +114,22 @@ def _read_spec(path: Path) -> dict[str, Any]:
     return data
 
 
-def _resolve(registry: Registry, spec: DeploymentSpec) -> list[str]:
-    """What each route and shadow resolves to now (raises for unknown references)."""
+def _resolve(service: Deployments, spec: DeploymentSpec) -> list[str]:
+    """What each route and shadow resolves to now, for a person (raises for unknown ones)."""
     from dockyard.registry.refs import ModelRef
 
     shown = []
-    for route in spec.routes:
-        version = registry.get_version(route.model)
+    for found in service.resolve(spec):
+        if found.shadow:
+            shown.append(f"{found.version} (shadow)")
+            continue
         follows = (
-            f" (following {route.model})" if ModelRef.parse(route.model).version is None else ""
+            f" (following {found.reference})"
+            if ModelRef.parse(found.reference).version is None
+            else ""
         )
-        share = f" {route.weight}%" if len(spec.routes) > 1 else ""
-        shown.append(f"{version.ref}{share}{follows}")
-    for shadow in spec.shadows:
-        shown.append(f"{registry.get_version(shadow.model).ref} (shadow)")
+        share = f" {found.weight}%" if len(spec.routes) > 1 else ""
+        shown.append(f"{found.version}{share}{follows}")
     return shown
 
 
@@ -124,14 +138,12 @@ def deployments(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List endpoints and what they serve."""
     if ctx.invoked_subcommand is not None:
         return
-    from dockyard.serving.deployments import DeploymentStore
-
-    with open_registry(ctx) as registry:
-        found = DeploymentStore(registry.db).list()
+    with open_deployments(ctx) as service:
+        found = service.list()
         resolved: dict[str, str] = {}
         for d in found:
             try:
-                resolved[d.name] = ", ".join(_resolve(registry, d.spec))
+                resolved[d.name] = ", ".join(_resolve(service, d.spec))
             except Exception as exc:  # an alias removed since: show why
                 resolved[d.name] = f"unresolvable: {exc}"
     if as_json:
@@ -167,14 +179,8 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """Every revision of an endpoint: who, when, why, and what changed."""
-    from dockyard.serving.deployments import DeploymentStore
-
-    with open_registry(ctx) as registry:
-        revisions = DeploymentStore(registry.db).history(endpoint)
-    rows = [
-        revision.to_dict(revisions[i + 1] if i + 1 < len(revisions) else None)
-        for i, revision in enumerate(revisions)
-    ]
+    with open_deployments(ctx) as service:
+        rows = service.history(endpoint)
     if as_json:
         print_json(rows)
         return
@@ -206,18 +212,9 @@ def rollback(
     as_json: JsonOption = False,
 ) -> None:
     """Restore an earlier revision's spec, live, at once (recorded as a new revision)."""
-    from dockyard.serving.deployments import DeploymentStore
-
-    with open_registry(ctx) as registry:
-        store = DeploymentStore(registry.db)
-        before = store.get(endpoint)
-        target = before.revision - 1 if to is None else to
-        earlier = next((r for r in store.history(endpoint) if r.revision == target), None)
-        if earlier is not None:
-            from dockyard.serving.deployments import DeploymentSpec
-
-            _resolve(registry, DeploymentSpec.model_validate(earlier.spec))  # still loadable?
-        deployment = store.rollback(endpoint, to=to, actor=registry.actor, reason=reason)
+    with open_deployments(ctx) as service:
+        deployment = service.rollback(endpoint, to=to, actor=service.registry.actor, reason=reason)
+    target = deployment.revision - 2 if to is None else to  # the new revision is one past
     if as_json:
         print_json(deployment.to_dict())
         return
@@ -238,7 +235,7 @@ def compare(
 ) -> None:
     """Variants side by side (requests, errors, latency, accuracy with 95% intervals and a
     significance test) and each shadow's agreement with what was served."""
-    from dockyard.cli.monitor import open_monitor
+    from dockyard.cli.context import open_monitor
 
     with open_monitor(ctx) as monitor:
         result = monitor.compare(endpoint, monitor.window(window))
@@ -303,11 +300,8 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """An endpoint's automatic rollout: step, weights, checks and the last decision."""
-    from dockyard.cli.monitor import open_monitor
-    from dockyard.serving.rollout_controller import RolloutController
-
-    with open_monitor(ctx) as monitor:
-        result = RolloutController(monitor.registry, monitor.store).status(endpoint)
+    with open_deployments(ctx, rollouts=True) as service:
+        result = service.rollout(endpoint)
     if as_json:
         print_json(result)
         return
@@ -339,12 +333,9 @@ def status(
 
 
 def _operate(ctx: typer.Context, endpoint: str, action: str, reason: str, as_json: bool) -> None:
-    from dockyard.cli.monitor import open_monitor
-    from dockyard.serving.rollout_controller import RolloutController
-
-    with open_monitor(ctx) as monitor:
-        controller = RolloutController(monitor.registry, monitor.store)
-        result = controller.operate(endpoint, action, actor=monitor.registry.actor, reason=reason)
+    with open_deployments(ctx, rollouts=True) as service:
+        act = {"pause": service.pause, "resume": service.resume, "abort": service.abort}[action]
+        result = act(endpoint, actor=service.registry.actor, reason=reason)
     if as_json:
         print_json(result)
         return

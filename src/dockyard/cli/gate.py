@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from dockyard.cli.context import open_registry, settings_for
+from dockyard.cli.deployments import open_deployments
 from dockyard.cli.render import out, print_json, table
 
 if TYPE_CHECKING:
-    from dockyard.serving.gate import GateResult, Promotion
+    from dockyard.deploy.gate import GateResult
+    from dockyard.deploy.promotion import Promotion
 
 
 def gate(
@@ -76,16 +77,19 @@ def gate(
     that their signatures are compatible and that every requirement holds. Exits 1 when the
     gate fails (nothing is promoted), 0 when it passes. The result is recorded as a
     gate.evaluated event whose id (in --json's "id") a promotion through the API names."""
+    from dockyard.deploy.gate import evaluate_gate
+    from dockyard.deploy.promotion import record_gate
+    from dockyard.deploy.requirements import parse_requirement
     from dockyard.registry.refs import check_alias
     from dockyard.schema import read_table
-    from dockyard.serving.gate import evaluate_gate, parse_requirement, promote, record_gate
 
     requirements = [parse_requirement(text) for text in require or []]
     if promote_to is not None:
         check_alias(promote_to)
     frame = read_table(data)
     promotion: Promotion | None = None
-    with open_registry(ctx) as registry:
+    with open_deployments(ctx) as service:
+        registry = service.registry
         with nullcontext() if as_json else out.status(f"Gating {candidate} on {data.name}…"):
             result = evaluate_gate(
                 registry,
@@ -101,13 +105,8 @@ def gate(
             _render(result, data)
             out.print(f"Recorded as gate #{recorded.id}.", markup=False)
         if result.passed and promote_to is not None:
-            promotion = promote(
-                registry,
-                result.candidate,
-                promote_to,
-                recorded,
-                actor=registry.actor,
-                max_age_s=settings_for(ctx).gate_max_age_s,
+            promotion = service.promote(
+                result.candidate, promote_to, recorded, actor=registry.actor
             )
     if as_json:
         print_json({**recorded.to_dict(), "promotion": _promotion_dict(promotion)})

@@ -273,12 +273,25 @@ def alias(
     ref: Annotated[str, typer.Argument(help="name@version to point at (or name with --delete).")],
     alias_name: Annotated[str, typer.Argument(metavar="ALIAS", help="e.g. production.")],
     delete: Annotated[bool, typer.Option("--delete", help="Remove the alias instead.")] = False,
+    gate: Annotated[
+        int | None,
+        typer.Option(
+            "--gate",
+            metavar="ID",
+            help="The recorded gate result (dockyard gate's id) that justifies the move; "
+            "required for a protected alias (DOCKYARD_PROTECTED_ALIASES).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Point an alias (production, staging, ...) at a version, or remove it."""
+    """Point an alias (production, staging, ...) at a version, or remove it. A protected
+    alias moves only with a passing gate result recorded against where it points now."""
+    from dockyard.cli.deployments import open_deployments
+    from dockyard.deploy.promotion import Promotion
     from dockyard.registry import ModelRef
 
-    with open_registry(ctx) as registry:
+    with open_deployments(ctx) as service:
+        registry = service.registry
         if delete:
             registry.delete_alias(ModelRef.parse(ref).name, alias_name)
             if as_json:
@@ -286,9 +299,13 @@ def alias(
             else:
                 out.print(f"Removed alias {alias_name} from {ModelRef.parse(ref).name}")
             return
-        moved = registry.set_alias(ref, alias_name)
+        moved = service.move_alias(
+            ref, alias_name, actor=registry.actor, gate=None if gate is None else {"id": gate}
+        )
     if as_json:
         print_json(moved.to_dict())
+    elif isinstance(moved, Promotion) and not moved.moved:
+        out.print(f"{moved.model}@{alias_name} already points at {moved.version}.")
     else:
         out.print(f"{moved.model}@{alias_name} → {moved.version}")
 

@@ -20,8 +20,8 @@ from dockyard.cli.render import out, print_json, table
 from dockyard.errors import InvalidRequestError
 
 if TYPE_CHECKING:
+    from dockyard.deploy.spec import Deployment
     from dockyard.registry import Registry
-    from dockyard.serving.deployments import Deployment
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
@@ -165,9 +165,9 @@ def _announce(host: str, port: int, banner: list[str], stop: threading.Event) ->
 
 
 def _deployments(registry: Registry) -> list[Deployment]:
-    from dockyard.serving.deployments import DeploymentStore
+    from dockyard.deploy.service import Deployments
 
-    return DeploymentStore(registry.db).list()
+    return Deployments(registry).list()
 
 
 CHUNK_ROWS = 1000

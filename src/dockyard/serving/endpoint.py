@@ -19,14 +19,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dockyard.deploy.spec import Deployment
 from dockyard.errors import SchemaValidationError
-from dockyard.monitoring.predictions import ModelCall, Source
-from dockyard.monitoring.store import label_text
+from dockyard.monitoring.records import ModelCall, Source
 from dockyard.registry.types import Version
 from dockyard.runtimes.base import LoadedModel
 from dockyard.schema import Signature, Validator
+from dockyard.schema.labels import label_text
 from dockyard.serving.batching import Batcher, BatchPolicy, run_batched
-from dockyard.serving.deployments import Deployment
 from dockyard.serving.ranges import OutOfRange, Ranges
 
 CALIBRATION_RUNS = 5

@@ -19,12 +19,13 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dockyard.deploy.spec import Deployment
 from dockyard.serving.batching import BatchPolicy
-from dockyard.serving.deployments import Deployment, DeploymentStore
 from dockyard.serving.endpoint import Endpoint, LiveModel
 from dockyard.serving.ranges import Ranges
 
 if TYPE_CHECKING:
+    from dockyard.deploy.store import DeploymentStore
     from dockyard.registry import Registry, Version
     from dockyard.runtimes import LoadedModel
 
@@ -47,6 +48,7 @@ class ModelManager:
     def __init__(
         self,
         registry: Registry,
+        deployments: DeploymentStore,
         *,
         executor: Executor,
         poll_interval_s: float = 2.0,
@@ -59,7 +61,7 @@ class ModelManager:
 
         self.registry = registry
         self.onnx = OnnxRuntime(intra_op_threads=model_threads)
-        self.deployments = DeploymentStore(registry.db)
+        self.deployments = deployments
         self.executor = executor
         self.inline_budget_s = inline_budget_s
         self.poll_interval_s = poll_interval_s

@@ -68,7 +68,8 @@ def test_a_server_of_a_sklearn_endpoint_maps_no_other_framework(
 ) -> None:
     import httpx
 
-    from dockyard.serving.deployments import DeploymentSpec, DeploymentStore
+    from dockyard.deploy.spec import DeploymentSpec
+    from dockyard.deploy.store import DeploymentStore
 
     settings, frame = forest
     with Registry.open(settings) as registry:

@@ -16,16 +16,18 @@ from sklearn import metrics
 from sklearn.isotonic import IsotonicRegression
 
 from dockyard.monitoring.performance import (
+    classification_performance,
+    estimate_accuracy,
+    regression_performance,
+)
+from dockyard.schema.calibration import (
     CALIBRATION_GAIN,
     CALIBRATION_MAX_POINTS,
     Calibration,
-    classification_performance,
-    estimate_accuracy,
     expected_calibration_error,
     fit_calibration,
-    regression_performance,
-    wilson_interval,
 )
+from dockyard.stats import wilson_interval
 
 
 def strict_json(result: dict[str, Any]) -> dict[str, Any]:

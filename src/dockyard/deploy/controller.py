@@ -8,7 +8,7 @@ controller, per rolling-out endpoint:
    revision that splits traffic ``[baseline 100-w, candidate w]``;
 2. reads both variants' requests, errors, p99 latency, labelled accuracy and prediction
    distribution since the step began, from the prediction log;
-3. asks the pure :func:`~dockyard.serving.rollout.analyse` what to do, and does it: wait;
+3. asks the pure :func:`~dockyard.deploy.rollout.analyse` what to do, and does it: wait;
    advance (a new revision with the next step's weights); complete (the candidate takes 100%
    and the plan is removed); or roll back (the baseline takes 100% and the plan is removed),
    each with an audit event (``rollout.started|advanced|completed|rolled_back``).
@@ -29,15 +29,16 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from dockyard.deploy import rollout
+from dockyard.deploy.spec import Deployment, DeploymentSpec, RouteSpec
 from dockyard.errors import ConflictError, InvalidRequestError, NotFoundError
 from dockyard.registry import tables as t
 from dockyard.registry.store import record_event
-from dockyard.serving import rollout
-from dockyard.serving.deployments import Deployment, DeploymentSpec, DeploymentStore, RouteSpec
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from dockyard.deploy.store import DeploymentStore
     from dockyard.monitoring.store import MonitoringStore
     from dockyard.registry import Registry
 
@@ -52,13 +53,14 @@ class RolloutController:
         self,
         registry: Registry,
         store: MonitoringStore,
+        deployments: DeploymentStore,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
         self.db = registry.db
         self.store = store
-        self.deployments = DeploymentStore(registry.db)
+        self.deployments = deployments
         self.clock = clock
 
     # --- the pass --------------------------------------------------------------------------
@@ -144,7 +146,7 @@ class RolloutController:
         self, endpoint: str, baseline: str, candidate: str, state: rollout.RolloutState
     ) -> tuple[rollout.VariantStats, rollout.VariantStats]:
         """Both variants since the current step began, from the prediction log."""
-        from dockyard.monitoring.store import Window
+        from dockyard.windows import Window
 
         since = datetime.fromtimestamp(state.step_started_at, UTC)
         frame = self.store.predictions(

@@ -9,11 +9,8 @@ import sys
 from typing import Any
 
 import pytest
-from scipy.stats import norm
 
-from dockyard.errors import ConflictError, InvalidRequestError
-from dockyard.monitoring import performance
-from dockyard.serving.rollout import (
+from dockyard.deploy.rollout import (
     CheckResult,
     Decision,
     RolloutChecks,
@@ -26,10 +23,8 @@ from dockyard.serving.rollout import (
     candidate_weight,
     pause,
     resume,
-    two_proportion_test,
-    variant_comparison,
-    wilson_interval,
 )
+from dockyard.errors import ConflictError, InvalidRequestError
 
 HEALTHY = VariantStats(requests=1000, errors=10, p99_latency_ms=50.0)
 
@@ -364,59 +359,9 @@ def test_decision_to_dict_is_strict_json() -> None:
     assert (latency["passed"], latency["value"]) == (False, None)  # the ratio overflowed
 
 
-# --- statistics ----------------------------------------------------------------------------
-
-
-def test_two_proportion_test_matches_a_hand_computation() -> None:
-    # 90/100 vs 80/100: pooled 0.85, se = sqrt(0.85 * 0.15 * 0.02), z = 0.1 / se
-    se = math.sqrt(0.85 * 0.15 * (1 / 100 + 1 / 100))
-    z = 0.1 / se
-    assert z == pytest.approx(1.9803, abs=1e-4)
-    p_value = two_proportion_test(90, 100, 80, 100)
-    assert p_value is not None
-    assert p_value == pytest.approx(float(norm.sf(z)), rel=1e-12)
-    assert p_value == pytest.approx(0.023835, abs=1e-6)
-    # the other direction is the complement; an equal rate is a coin flip
-    assert two_proportion_test(80, 100, 90, 100) == pytest.approx(1 - p_value)
-    assert two_proportion_test(30, 60, 15, 30) == pytest.approx(0.5)
-
-
-def test_two_proportion_test_undefined_and_invalid() -> None:
-    assert two_proportion_test(0, 0, 5, 10) is None
-    assert two_proportion_test(10, 10, 20, 20) is None
-    assert two_proportion_test(0, 10, 0, 20) is None
-    with pytest.raises(ValueError, match="must lie"):
-        two_proportion_test(11, 10, 5, 10)
-
-
-def test_wilson_interval_is_the_monitoring_one() -> None:
-    assert wilson_interval(45, 50) == performance.wilson_interval(45, 50)
-    assert wilson_interval(0, 0) is None
-    narrow = wilson_interval(5, 10, z=1.0)
-    assert narrow == performance.wilson_interval(5, 10, z=1.0)
-    # by hand: centre 0.5, half-width z/(1 + z²/n) * sqrt(p(1-p)/n + z²/4n²) with z = 1
-    half = 1 / 1.1 * math.sqrt(0.25 / 10 + 1 / 400)
-    assert narrow == pytest.approx((0.5 - half, 0.5 + half))
-
-
-def test_variant_comparison_is_json_safe_with_intervals() -> None:
-    baseline = stats(requests=1000, errors=10, labelled=400, correct=360)
-    candidate = stats(requests=100, errors=5, p99_latency_ms=None, labelled=0, correct=0)
-    comparison = json.loads(json.dumps(variant_comparison(baseline, candidate), allow_nan=False))
-    low, high = comparison["baseline"]["accuracy_ci"]
-    assert low < 0.9 < high
-    assert comparison["candidate"]["accuracy_ci"] is None
-    assert comparison["difference"]["error_rate"] == pytest.approx(0.04)
-    assert comparison["difference"]["p99_latency_ratio"] is None
-    assert comparison["tests"]["accuracy_lower"]["p_value"] is None
-    error_test = comparison["tests"]["error_rate_higher"]["p_value"]
-    assert error_test == pytest.approx(two_proportion_test(990, 1000, 95, 100))
-    assert error_test < 0.05
-
-
 def test_importing_the_module_stays_light() -> None:
     probe = (
-        "import sys, dockyard.serving.rollout\n"
+        "import sys, dockyard.deploy.rollout\n"
         "print([m for m in ('numpy', 'scipy', 'sqlalchemy') if m in sys.modules])"
     )
     result = subprocess.run(

@@ -44,16 +44,15 @@ Checks (a limit of ``None`` disables a check; a value equal to its limit passes)
   least ``min_labels`` labelled rows. Labels arrive late, so until then the check reports
   ``passed=None`` and does **not** hold the rollout back. Once judged, it fails only when the
   drop exceeds ``max_accuracy_drop`` *and* the candidate is significantly less accurate:
-  :func:`two_proportion_test` p-value below ``significance``.
+  :func:`~dockyard.stats.two_proportion_test` p-value below ``significance``.
 
 A check without data (``passed=None``) never blocks advancing. At a 100% step the baseline
 receives no traffic, so the caller should pass the baseline's figures from a longer window
 (for example the previous step's) or accept that the comparisons have no data.
 
 Floats in every ``to_dict`` are finite or ``None``, so ``json.dumps(..., allow_nan=False)``
-accepts them. This module imports neither numpy nor scipy: the normal tail comes from
-:func:`math.erfc`, and :func:`wilson_interval` loads ``dockyard.monitoring.performance``
-only when called.
+accepts them. This module imports neither numpy nor scipy (the statistics come from
+:mod:`dockyard.stats`).
 """
 
 from __future__ import annotations
@@ -62,21 +61,18 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from itertools import pairwise
-from statistics import NormalDist
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dockyard.errors import ConflictError, InvalidRequestError
+from dockyard.stats import two_proportion_test
 
 Status = Literal["running", "paused", "succeeded", "rolled_back", "aborted"]
 Action = Literal["wait", "advance", "complete", "rollback", "none"]
 
 STATUSES: frozenset[str] = frozenset({"running", "paused", "succeeded", "rolled_back", "aborted"})
 FINISHED: frozenset[str] = frozenset({"succeeded", "rolled_back", "aborted"})
-
-Z_95 = NormalDist().inv_cdf(0.975)
-"""The normal quantile of a two-sided 95% interval (1.95996…)."""
 
 _TOLERANCE = 1e-12  # a figure equal to its limit passes despite rounding (0.07 - 0.06 > 0.01)
 _MAX_STEP_SECONDS = 30 * 86_400.0
@@ -520,95 +516,6 @@ def _accuracy(
     )
 
 
-# --- statistics ----------------------------------------------------------------------------
-
-
-def two_proportion_test(successes_a: int, n_a: int, successes_b: int, n_b: int) -> float | None:
-    """One-sided p-value that b's success rate is lower than a's (pooled two-proportion
-    z-test): ``z = (p_a - p_b) / sqrt(p(1-p)(1/n_a + 1/n_b))`` with the pooled rate ``p``,
-    and ``P(Z >= z)``. ``None`` when a sample is empty or both rates are 0 or both 1."""
-    for successes, n in ((successes_a, n_a), (successes_b, n_b)):
-        if not 0 <= successes <= n:
-            raise ValueError(f"successes must lie in [0, n], got {successes} of {n}")
-    if n_a == 0 or n_b == 0:
-        return None
-    pooled = (successes_a + successes_b) / (n_a + n_b)
-    variance = pooled * (1 - pooled) * (1 / n_a + 1 / n_b)
-    if variance <= 0:
-        return None
-    z = (successes_a / n_a - successes_b / n_b) / math.sqrt(variance)
-    return 0.5 * math.erfc(z / math.sqrt(2))
-
-
-def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float] | None:
-    """The Wilson score interval of a proportion; ``None`` when ``n`` is 0.
-
-    It is :func:`dockyard.monitoring.performance.wilson_interval`, loaded on call so that
-    importing this module (as the deployment spec does) does not import numpy.
-    """
-    from dockyard.monitoring.performance import wilson_interval as interval
-
-    return interval(successes, n, z=z)
-
-
-def variant_comparison(baseline: VariantStats, candidate: VariantStats) -> dict[str, Any]:
-    """Each variant's figures with 95% Wilson intervals for error rate and accuracy, their
-    differences, and one-sided two-proportion tests that the candidate is worse. JSON-safe."""
-
-    def figures(stats: VariantStats) -> dict[str, Any]:
-        return {
-            "requests": stats.requests,
-            "errors": stats.errors,
-            "error_rate": stats.error_rate,
-            "error_rate_ci": _listed(wilson_interval(stats.errors, stats.requests)),
-            "p99_latency_ms": stats.p99_latency_ms,
-            "labelled": stats.labelled,
-            "correct": stats.correct,
-            "accuracy": stats.accuracy,
-            "accuracy_ci": _listed(wilson_interval(stats.correct, stats.labelled)),
-        }
-
-    def difference(a: float | None, b: float | None) -> float | None:
-        return None if a is None or b is None else b - a
-
-    base_p99, cand_p99 = baseline.p99_latency_ms, candidate.p99_latency_ms
-    ratio = None if base_p99 is None or cand_p99 is None or base_p99 <= 0 else cand_p99 / base_p99
-    method = "pooled two-proportion z-test, one-sided"
-    return {
-        "confidence": 0.95,
-        "baseline": figures(baseline),
-        "candidate": {
-            **figures(candidate),
-            "agreement": candidate.agreement,
-            "prediction_drift": candidate.prediction_drift,
-        },
-        "difference": {
-            "error_rate": difference(baseline.error_rate, candidate.error_rate),
-            "accuracy": difference(baseline.accuracy, candidate.accuracy),
-            "p99_latency_ratio": _finite(ratio),
-        },
-        "tests": {
-            "accuracy_lower": {
-                "method": method,
-                "hypothesis": "the candidate's accuracy is lower than the baseline's",
-                "p_value": two_proportion_test(
-                    baseline.correct, baseline.labelled, candidate.correct, candidate.labelled
-                ),
-            },
-            "error_rate_higher": {
-                "method": method,
-                "hypothesis": "the candidate's error rate is higher than the baseline's",
-                "p_value": two_proportion_test(
-                    baseline.requests - baseline.errors,
-                    baseline.requests,
-                    candidate.requests - candidate.errors,
-                    candidate.requests,
-                ),
-            },
-        },
-    }
-
-
 # --- operator actions ----------------------------------------------------------------------
 
 
@@ -668,7 +575,3 @@ def _without(base_missing: bool, cand_missing: bool, what: str) -> str:
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
-
-
-def _listed(interval: tuple[float, float] | None) -> list[float] | None:
-    return None if interval is None else list(interval)

@@ -6,17 +6,10 @@ from typing import Any
 
 import pytest
 
+from dockyard.deploy.gate import Check, GateResult, SignatureCheck, check_signature
+from dockyard.deploy.requirements import METRICS, Requirement, parse_requirement
 from dockyard.errors import InvalidRequestError
 from dockyard.schema import ColumnSpec, OutputSpec, Signature
-from dockyard.serving.gate import (
-    METRICS,
-    Check,
-    GateResult,
-    Requirement,
-    SignatureCheck,
-    check_signature,
-    parse_requirement,
-)
 
 # --- parsing -------------------------------------------------------------------------------
 

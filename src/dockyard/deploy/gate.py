@@ -2,16 +2,7 @@
 
 A gate evaluates a candidate and (optionally) a baseline version on the same labelled rows,
 checks that the candidate's signature is compatible with the baseline's, and tests each
-requirement the caller wrote::
-
-    roc_auc >= baseline - 0.005
-    p99_latency_ms <= 20
-    rmse <= baseline * 1.05
-
-A requirement is ``METRIC OP EXPR``: ``OP`` is one of ``>= <= > < ==`` and ``EXPR`` a number,
-``baseline`` (the baseline's value of the same metric), or ``baseline`` followed by ``+``,
-``-`` or ``*`` and a number. :func:`parse_requirement` reads it with a regular grammar, never
-``eval``. Metrics:
+requirement the caller wrote (the grammar is :mod:`dockyard.deploy.requirements`). Metrics:
 
 - classification: ``accuracy precision recall f1 roc_auc log_loss``, as
   :func:`dockyard.monitoring.performance.classification_performance` defines them (labels
@@ -22,241 +13,53 @@ A requirement is ``METRIC OP EXPR``: ``OP`` is one of ``>= <= > < ==`` and ``EXP
   included), after a warm-up, candidate and baseline interleaved so that a busy machine
   slows both alike.
 
-``==`` compares with a relative tolerance of 1e-9. A metric that cannot be computed (ROC AUC
-with one class in the labels, log loss without probabilities) fails its requirement and says
-why.
+A metric that cannot be computed (ROC AUC with one class in the labels, log loss without
+probabilities) fails its requirement and says why.
 
 Signature compatibility: a column the candidate requires (not nullable) that the baseline's
 signature lacks fails the gate unless new columns are allowed — callers built for the
 baseline do not send it — and so does a changed output kind. Other differences are notes.
 
-Every evaluation that goes through :func:`record_gate` is kept as a ``gate.evaluated``
-audit event, and the event's id is the gate's id. :func:`promote` moves an alias only on the
-strength of such a recorded result (:func:`recorded_gate` looks it up by id and refuses a
-copy that differs from the record): one that passed, with at least one requirement, for the
-version being promoted, compared with exactly the version the alias points at now
-(signatures checked), evaluated less than ``max_age_s`` ago, and not used for a promotion
-before. An alias that points at
-nothing yet needs no baseline. The move is a compare-and-set on the alias, and the
-``alias.set`` event keeps the gate result with its id.
+Recording a result and promoting on it is :mod:`dockyard.deploy.promotion`.
 """
 
 from __future__ import annotations
 
-import difflib
-import math
-import re
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, cast, get_args
 
-from dockyard.errors import (
-    ConflictError,
-    InvalidRequestError,
-    ModelLoadError,
-    SchemaValidationError,
+from dockyard.deploy.requirements import (
+    CLASSIFICATION_METRICS,
+    LATENCY_METRICS,
+    REGRESSION_METRICS,
+    Requirement,
+    Task,
+    metrics_for,
+    number_text,
+    parse_requirement,
 )
+from dockyard.errors import InvalidRequestError, ModelLoadError, SchemaValidationError
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from dockyard.registry import Registry, Version
     from dockyard.registry.loaded import RegisteredModel
-    from dockyard.registry.types import Event
 
 __all__ = [
-    "CLASSIFICATION_METRICS",
-    "LATENCY_METRICS",
-    "METRICS",
-    "OPERATORS",
-    "REGRESSION_METRICS",
+    "WARMUP_CALLS",
     "Check",
     "GateResult",
-    "Promotion",
-    "RecordedGate",
-    "Requirement",
     "SignatureCheck",
     "check_signature",
     "evaluate_gate",
-    "metrics_for",
-    "parse_requirement",
-    "promote",
-    "record_gate",
-    "recorded_gate",
 ]
-
-Operator = Literal[">=", "<=", ">", "<", "=="]
-Adjustment = Literal["+", "-", "*"]
-Task = Literal["classification", "regression", "other"]
-
-CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
-REGRESSION_METRICS = ("mae", "rmse", "r2")
-LATENCY_METRICS = ("p50_latency_ms", "p99_latency_ms")
-METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS + LATENCY_METRICS
-OPERATORS: tuple[Operator, ...] = get_args(Operator)
-
-GATE_EVENT = "gate.evaluated"
-"""The audit action that records a gate result; its event id is the gate's id."""
-
-DEFAULT_MAX_AGE_S = 24 * 3600.0
-"""How old a recorded gate may be to justify a promotion (``DOCKYARD_GATE_MAX_AGE_S``)."""
 
 WARMUP_CALLS = 20
 """Single-row predictions each version makes before latency is measured."""
-
-_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
-_REQUIREMENT = re.compile(
-    r"\s*(?P<metric>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>>=|<=|==|>|<)\s*(?P<expr>.*?)\s*\Z",
-    re.ASCII | re.DOTALL,
-)
-_ABSOLUTE = re.compile(rf"(?P<number>[+-]?{_NUMBER})\Z", re.ASCII)
-_RELATIVE = re.compile(
-    rf"baseline(?:\s*(?P<adjust>[-+*])\s*(?P<number>{_NUMBER}))?\Z", re.ASCII | re.IGNORECASE
-)
-_FORM = (
-    "Write METRIC OP EXPR: OP one of >=, <=, >, <, ==; EXPR a number, baseline, or baseline "
-    "+, - or * a number (e.g. 'roc_auc >= baseline - 0.005', 'p99_latency_ms <= 20')."
-)
-_METRIC_LIST = f"Metrics: {', '.join(METRICS)}."
-_REL_TOL = 1e-9
-
-
-# --- requirements (pure) -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """One parsed requirement: ``metric operator threshold``.
-
-    The threshold is ``number`` when ``relative`` is false; otherwise the baseline's value,
-    adjusted by ``adjustment`` and ``number`` when both are set.
-    """
-
-    metric: str
-    operator: Operator
-    number: float | None = None
-    relative: bool = False
-    adjustment: Adjustment | None = None
-
-    def threshold(self, baseline: float | None) -> float | None:
-        """The value the metric is compared with; ``None`` for a relative requirement whose
-        baseline value is unknown."""
-        if not self.relative:
-            return self.number
-        if baseline is None or self.adjustment is None or self.number is None:
-            return baseline
-        if self.adjustment == "+":
-            return baseline + self.number
-        if self.adjustment == "-":
-            return baseline - self.number
-        return baseline * self.number
-
-    def holds(self, value: float, threshold: float) -> bool:
-        """Whether ``value OP threshold`` (``==`` within a relative tolerance of 1e-9)."""
-        if self.operator == "==":
-            return math.isclose(value, threshold, rel_tol=_REL_TOL, abs_tol=1e-12)
-        if self.operator == ">=":
-            return value >= threshold
-        if self.operator == "<=":
-            return value <= threshold
-        if self.operator == ">":
-            return value > threshold
-        return value < threshold
-
-    def __str__(self) -> str:
-        if not self.relative:
-            expr = _number_text(self.number)
-        elif self.adjustment is None or self.number is None:
-            expr = "baseline"
-        else:
-            expr = f"baseline {self.adjustment} {_number_text(self.number)}"
-        return f"{self.metric} {self.operator} {expr}"
-
-
-def parse_requirement(text: str) -> Requirement:
-    """Parse ``METRIC OP EXPR`` (see the module docstring); :class:`InvalidRequestError`
-    says what is wrong, with the accepted forms and metric names."""
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidRequestError("A requirement is empty.", hint=_FORM)
-    match = _REQUIREMENT.match(text)
-    if match is None:
-        raise InvalidRequestError(
-            f"Requirement {text.strip()!r} is not METRIC OP EXPR{_operator_problem(text)}.",
-            hint=_FORM,
-        )
-    metric = match["metric"].lower()
-    if metric not in METRICS:
-        close = difflib.get_close_matches(metric, METRICS, n=1)
-        guess = f" (did you mean {close[0]}?)" if close else ""
-        raise InvalidRequestError(
-            f"Unknown metric {match['metric']!r} in requirement {text.strip()!r}{guess}.",
-            hint=_METRIC_LIST,
-        )
-    operator = cast(Operator, match["op"])
-    expr = match["expr"]
-    if not expr:
-        raise InvalidRequestError(
-            f"Requirement {text.strip()!r} has nothing after {operator!r}.", hint=_FORM
-        )
-    absolute = _ABSOLUTE.match(expr)
-    if absolute is not None:
-        return Requirement(metric, operator, _finite(absolute["number"], text))
-    relative = _RELATIVE.match(expr)
-    if relative is None:
-        raise InvalidRequestError(
-            f"{expr!r} in requirement {text.strip()!r} is not a number, baseline, or baseline "
-            "+, - or * a number.",
-            hint=_FORM,
-        )
-    if relative["adjust"] is None:
-        return Requirement(metric, operator, relative=True)
-    return Requirement(
-        metric,
-        operator,
-        _finite(relative["number"], text),
-        relative=True,
-        adjustment=cast(Adjustment, relative["adjust"]),
-    )
-
-
-def _operator_problem(text: str) -> str:
-    for wrong in ("=>", "=<", "!=", "<>"):
-        if wrong in text:
-            return f": {wrong!r} is not an operator"
-    if "=" in text and "==" not in text:
-        return ": '=' is not an operator (use == or >=)"
-    if not any(op in text for op in OPERATORS):
-        return ": it has no comparison operator"
-    return ""
-
-
-def _finite(number: str, text: str) -> float:
-    value = float(number)
-    if not math.isfinite(value):
-        raise InvalidRequestError(
-            f"{number} in requirement {text.strip()!r} is too large to be a number.", hint=_FORM
-        )
-    return value
-
-
-def _number_text(value: float | None) -> str:
-    if value is None:
-        return "?"
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
-
-
-def metrics_for(task: Task) -> tuple[str, ...]:
-    """The metric names a model of this task has (latency for every model)."""
-    if task == "classification":
-        return CLASSIFICATION_METRICS + LATENCY_METRICS
-    if task == "regression":
-        return REGRESSION_METRICS + LATENCY_METRICS
-    return LATENCY_METRICS
 
 
 # --- signature compatibility (pure) --------------------------------------------------------
@@ -456,7 +259,7 @@ class GateResult:
 
 
 def _shortfall(check: Check) -> str:
-    return f"candidate {_number_text(check.candidate)} vs threshold {_number_text(check.threshold)}"
+    return f"candidate {number_text(check.candidate)} vs threshold {number_text(check.threshold)}"
 
 
 def _optional_float(value: Any) -> float | None:
@@ -663,7 +466,7 @@ def _metrics(
         classification_performance,
         regression_performance,
     )
-    from dockyard.monitoring.store import label_text
+    from dockyard.schema.labels import label_text
 
     task = _task(model.version)
     if task == "other":
@@ -740,213 +543,3 @@ def _check(
             str(requirement), metric, value, base, threshold, requirement.holds(value, threshold)
         )
     return Check(str(requirement), metric, value, base, threshold, False, reason)
-
-
-# --- promotion ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Promotion:
-    """An alias moved (or found already in place) by :func:`promote`."""
-
-    model: str
-    alias: str
-    version: str
-    previous: str | None
-
-    @property
-    def moved(self) -> bool:
-        return self.previous != self.version
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form."""
-        return {
-            "model": self.model,
-            "alias": self.alias,
-            "version": self.version,
-            "previous": self.previous,
-            "moved": self.moved,
-        }
-
-
-@dataclass(frozen=True)
-class RecordedGate:
-    """A gate result as the registry recorded it: the ``gate.evaluated`` event's id, time and
-    actor, and the result."""
-
-    id: int
-    evaluated_at: datetime
-    actor: str
-    result: GateResult
-
-    def to_dict(self) -> dict[str, Any]:
-        """What ``dockyard gate --json`` prints and a promotion sends back as ``"gate"``."""
-        return {
-            "id": self.id,
-            "evaluated_at": self.evaluated_at.isoformat(),
-            **self.result.to_dict(),
-        }
-
-
-def record_gate(registry: Registry, result: GateResult, *, actor: str) -> RecordedGate:
-    """Keep ``result`` as a ``gate.evaluated`` audit event; its id identifies the gate."""
-    model, _, version = result.candidate.partition("@")
-    event = registry.store.record(
-        actor, GATE_EVENT, model, version, details={"gate": result.to_dict()}
-    )
-    return RecordedGate(
-        event.id, event.at, event.actor, GateResult.from_dict(event.details["gate"])
-    )
-
-
-_SEND_RECORDED = (
-    "Run `dockyard gate CANDIDATE --against MODEL@ALIAS --data ... --require ... --json` "
-    'against this registry and send its output, unchanged, as "gate".'
-)
-
-
-def recorded_gate(registry: Registry, submitted: Mapping[str, Any]) -> RecordedGate:
-    """The recorded gate a client's ``"gate"`` object names by its ``id``.
-
-    Refused (:class:`InvalidRequestError`) when it names none, names an event that is not a
-    gate result, or differs from the record in any field it carries (a result edited on the
-    way: only what the registry recorded counts)."""
-    gate_id = submitted.get("id") if isinstance(submitted, Mapping) else None
-    if not isinstance(gate_id, int) or isinstance(gate_id, bool):
-        raise InvalidRequestError(
-            "The gate result has no id: only a gate result the registry recorded can move a "
-            "protected alias.",
-            hint=_SEND_RECORDED,
-        )
-    event = registry.store.get_event(gate_id)
-    if event is None or event.action != GATE_EVENT or "gate" not in event.details:
-        raise InvalidRequestError(
-            f"No gate result #{gate_id} was recorded by this registry.", hint=_SEND_RECORDED
-        )
-    from dockyard.registry.audit import normalize
-
-    recorded = RecordedGate(
-        event.id, event.at, event.actor, GateResult.from_dict(event.details["gate"])
-    )
-    expected = normalize(recorded.to_dict())
-    altered = sorted(
-        key
-        for key, value in normalize(dict(submitted)).items()
-        if key in expected and value != expected[key]
-    )
-    if altered:
-        raise InvalidRequestError(
-            f"The gate result sent differs from gate #{gate_id} as recorded "
-            f"({', '.join(altered)}): it was altered.",
-            hint=_SEND_RECORDED,
-            details={"altered": altered},
-        )
-    return recorded
-
-
-def promote(
-    registry: Registry,
-    ref: str,
-    alias: str,
-    gate: RecordedGate,
-    *,
-    actor: str,
-    max_age_s: float = DEFAULT_MAX_AGE_S,
-    now: datetime | None = None,
-) -> Promotion:
-    """Point ``alias`` at ``ref`` on the strength of a recorded ``gate``; the ``alias.set``
-    audit event keeps the result and its id under ``details["gate"]``.
-
-    Refused, with nothing changed (:class:`InvalidRequestError` unless said otherwise), when
-    the gate failed, has no requirement, is for another version than ``ref``, was evaluated
-    more than ``max_age_s`` ago, or when the alias points at a version the gate did not
-    compare with (:class:`~dockyard.errors.ConflictError`: gate again against the alias) or
-    whose signature it could not check, or when the gate already justified a promotion
-    (``ConflictError``: a result is good for one move, so re-sending it after a rollback
-    does not undo the rollback). An alias already on the version is left as is, and no event
-    is written.
-    """
-    from dockyard.registry import ModelRef
-    from dockyard.registry.refs import check_alias
-
-    check_alias(alias)
-    result = gate.result
-    version = registry.get_version(ref)
-    if version.ref != result.candidate:
-        raise InvalidRequestError(
-            f"Gate #{gate.id} is for {result.candidate}, not {version.ref}.",
-            hint="Promote the version the gate evaluated, or gate this one.",
-        )
-    if not result.passed:
-        raise InvalidRequestError(
-            f"The gate for {result.candidate} failed, so {alias} was not moved: "
-            f"{'; '.join(result.failures)}.",
-            hint="Only a passing gate moves it: gate a version that meets the requirements.",
-            details={"failures": list(result.failures)},
-        )
-    if not result.checks:
-        raise InvalidRequestError(
-            f"Gate #{gate.id} has no requirement, so it cannot justify moving {alias}.",
-            hint="Gate with at least one --require.",
-        )
-    age = ((now or datetime.now(UTC)) - gate.evaluated_at).total_seconds()
-    if age > max_age_s:
-        raise InvalidRequestError(
-            f"Gate #{gate.id} was evaluated {_duration(age)} ago, more than the "
-            f"{_duration(max_age_s)} a gate result stays valid (DOCKYARD_GATE_MAX_AGE_S).",
-            hint=f"Gate {result.candidate} again.",
-        )
-    previous = registry.get_model(version.model).aliases.get(alias)
-    if previous == version.version:
-        return Promotion(version.model, alias, version.version, previous)
-    target = f"{version.model}@{alias}"
-    if previous is not None:
-        if result.baseline != f"{version.model}@{previous}":
-            compared = result.baseline or "no baseline"
-            raise ConflictError(
-                f"{target} points at {previous} now, but gate #{gate.id} compared "
-                f"{result.candidate} with {compared}.",
-                hint=f"Gate {result.candidate} again with --against {target}.",
-            )
-        if not result.signature.checked:
-            raise InvalidRequestError(
-                f"Gate #{gate.id} could not compare the signatures of {result.candidate} and "
-                f"{result.baseline} ({'; '.join(result.signature.notes)}), so it cannot move "
-                f"{alias}.",
-                hint="Register both versions with a --sample so that their signatures can be "
-                "compared.",
-            )
-    used = _promoted_by(registry, version.model, gate.id)
-    if used is not None:
-        raise ConflictError(
-            f"Gate #{gate.id} already moved {version.model}@{used.after['alias']} to "
-            f"{used.version} (event #{used.id}); a gate result justifies one promotion.",
-            hint=f"Gate {result.candidate} again with --against {target}.",
-        )
-    registry.store.set_alias(
-        ModelRef.parse(version.ref),
-        alias,
-        actor=actor,
-        details={"gate": gate.to_dict()},
-        expect=previous,
-    )
-    return Promotion(version.model, alias, version.version, previous)
-
-
-def _promoted_by(registry: Registry, model: str, gate_id: int) -> Event | None:
-    """The ``alias.set`` event an earlier promotion with this gate wrote, if any."""
-    for event in registry.store.list_events(model=model, action="alias.set", limit=10_000):
-        if (
-            isinstance(event.details.get("gate"), Mapping)
-            and event.details["gate"].get("id") == gate_id
-        ):
-            return event
-    return None
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 7200:
-        return f"{seconds / 3600:.0f} h"
-    if seconds >= 120:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"

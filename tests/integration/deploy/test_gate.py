@@ -25,17 +25,11 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from dockyard.deploy.gate import GateResult, evaluate_gate
+from dockyard.deploy.promotion import RecordedGate, promote, record_gate, recorded_gate
+from dockyard.deploy.requirements import parse_requirement
 from dockyard.errors import ConflictError, InvalidRequestError
 from dockyard.registry import Registry
-from dockyard.serving.gate import (
-    GateResult,
-    RecordedGate,
-    evaluate_gate,
-    parse_requirement,
-    promote,
-    record_gate,
-    recorded_gate,
-)
 from dockyard.settings import Settings
 
 ROOT = Path(__file__).parents[3]
