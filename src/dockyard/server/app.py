@@ -119,13 +119,14 @@ class DockyardApp:
         headers = _headers(scope)
         try:
             await self.server.auth.check(headers.get("authorization"), "predict")
-            if scope["method"] != "POST":
-                await send_reply(send, _NOT_ALLOWED)
-                return
-            body = await read_body(receive, headers, self.server.max_body_bytes)
+            allowed = scope["method"] == "POST"
+            body = await read_body(receive, headers, self.server.max_body_bytes) if allowed else b""
         except Exception as exc:
             request_id = headers.get("x-request-id") or self.server.inference.new_request_id()
             await send_reply(send, error_reply(exc, request_id))
+            return
+        if not allowed:
+            await send_reply(send, _NOT_ALLOWED)
             return
         inference = self.server.inference
         reply = (
