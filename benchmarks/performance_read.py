@@ -19,6 +19,7 @@ import statistics
 import time
 from pathlib import Path
 
+from dockyard.deploy.service import Deployments
 from dockyard.monitoring import service
 from dockyard.monitoring.store import MonitoringStore
 from dockyard.registry.service import Registry
@@ -44,7 +45,7 @@ def main() -> None:
     settings = Settings(home=args.home)
     registry = Registry.open(settings)
     store = MonitoringStore(settings.resolved_monitoring_url, settings.monitoring_options)
-    monitor = service.Monitor(registry, store)
+    monitor = service.Monitor(registry, store, policies=Deployments(registry))
     window = monitor.window(args.window)
     monitor.performance(args.endpoint, window)  # warm-up: imports, profile, DuckDB
     seconds: dict[str, list[float]] = {name: [] for name in READS}

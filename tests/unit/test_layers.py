@@ -34,10 +34,18 @@ def test_imports_keep_the_layer_order_and_have_no_circles() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["dockyard.windows", "dockyard.stats", "dockyard.schema", "dockyard.runtimes"],
+    [
+        "dockyard.windows",
+        "dockyard.stats",
+        "dockyard.schema",
+        "dockyard.schema.labels",
+        "dockyard.runtimes",
+        "dockyard.monitoring.records",
+    ],
 )
 def test_the_lower_layers_are_cheap_to_import(module: str) -> None:
-    """Every layer above may use the pure pieces without loading numpy, pandas or pyarrow."""
+    """Every layer above may use the pure pieces (and serving the log's record types) without
+    loading numpy, pandas or pyarrow."""
     heavy = ["numpy", "pandas", "pyarrow", "sqlalchemy", "duckdb", "scipy", "sklearn"]
     probe = (
         f"import sys, json, {module}\nprint(json.dumps([m for m in {heavy!r} if m in sys.modules]))"

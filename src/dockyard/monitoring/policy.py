@@ -2,15 +2,18 @@
 
 Kept apart from ``drift.py`` (numpy, pandas, scipy) because deployment specs embed it, and
 reading a spec (``dockyard deploy``, the control plane) should not import the statistics.
+Monitoring never reads deployments: whoever builds a
+:class:`~dockyard.monitoring.service.Monitor` hands it the endpoints' policies
+(:class:`Policies`; the deploy layer's ``Deployments`` is one).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DriftPolicy", "FeaturePolicy"]
+__all__ = ["DriftPolicy", "FeaturePolicy", "Policies"]
 
 
 class FeaturePolicy(BaseModel):
@@ -48,3 +51,11 @@ class DriftPolicy(BaseModel):
     features: dict[str, FeaturePolicy] = Field(
         default_factory=dict, description="Per-feature overrides, by feature name."
     )
+
+
+class Policies(Protocol):
+    """Where a monitor learns each endpoint's monitoring policy."""
+
+    def drift_policy(self, name: str) -> DriftPolicy | None:
+        """The endpoint's drift policy; ``None`` when no endpoint of that name is deployed."""
+        ...

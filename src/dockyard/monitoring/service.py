@@ -2,8 +2,9 @@
 
 One :class:`Monitor` serves the CLI (``dockyard monitor ...``), the control plane
 (``/api/monitoring/...``) and the server's periodic watcher; it reads the log through
-:class:`~dockyard.monitoring.store.MonitoringStore`, the reference profiles and deployment
-settings from the registry, and hands the numbers to the pure modules (``drift``,
+:class:`~dockyard.monitoring.store.MonitoringStore` and the reference profiles from the
+registry, is handed each endpoint's policy (:class:`~dockyard.monitoring.policy.Policies`:
+it never reads deployments), and hands the numbers to the pure modules (``drift``,
 ``performance``).
 
 Which reference: a window may hold several versions (a swap, later a canary); drift is
@@ -22,16 +23,16 @@ import numpy as np
 import orjson
 
 from dockyard.errors import InvalidRequestError, NotFoundError
-from dockyard.monitoring.store import INPUT_PREFIX, MonitoringStore, Window, parse_window
+from dockyard.monitoring.store import INPUT_PREFIX, MonitoringStore
+from dockyard.windows import Window, parse_window
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from dockyard.monitoring.alerts import AlertRule
-    from dockyard.monitoring.policy import DriftPolicy
+    from dockyard.monitoring.policy import DriftPolicy, Policies
     from dockyard.registry import Registry
     from dockyard.schema.profile import ReferenceProfile
-    from dockyard.serving.deployments import Deployment
 
 FREQUENCIES = {"hour": "h", "day": "D"}
 OUTPUT_COLUMNS = [
@@ -58,14 +59,13 @@ class Monitor:
         registry: Registry,
         store: MonitoringStore,
         *,
+        policies: Policies,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_rows: int | None = None,
     ) -> None:
-        from dockyard.serving.deployments import DeploymentStore
-
         self.registry = registry
         self.store = store
-        self.deployments = DeploymentStore(registry.db)
+        self.policies = policies
         self.clock = clock
         self.max_rows = max_rows  # a uniform sample of at most this many rows per window
         self._profiles: dict[str, dict[str, Any] | None] = {}
@@ -74,12 +74,6 @@ class Monitor:
 
     def window(self, text: str) -> Window:
         return parse_window(text, now=self.clock())
-
-    def deployment(self, endpoint: str) -> Deployment | None:
-        try:
-            return self.deployments.get(endpoint)
-        except NotFoundError:
-            return None
 
     def frame(
         self,
@@ -110,7 +104,7 @@ class Monitor:
         return self._profiles[ref]
 
     def check_endpoint(self, endpoint: str) -> None:
-        if self.deployment(endpoint) is None and endpoint not in self.store.endpoints():
+        if self.policy(endpoint) is None and endpoint not in self.store.endpoints():
             raise NotFoundError(
                 f"No endpoint named {endpoint!r} is deployed or has logged predictions.",
                 hint="List endpoints with: dockyard deployments",
@@ -235,8 +229,8 @@ class Monitor:
         return out
 
     def policy(self, endpoint: str) -> DriftPolicy | None:
-        deployment = self.deployment(endpoint)
-        return None if deployment is None else deployment.spec.monitoring.drift
+        """The endpoint's drift policy; ``None`` when it is not deployed."""
+        return self.policies.drift_policy(endpoint)
 
     # --- performance -----------------------------------------------------------------------
 
@@ -305,7 +299,8 @@ class Monitor:
 
     def _estimate(self, part: pd.DataFrame) -> dict[str, Any] | None:
         """Confidence-based accuracy estimate for a binary classifier's rows (no labels)."""
-        from dockyard.monitoring.performance import Calibration, estimate_accuracy
+        from dockyard.monitoring.performance import estimate_accuracy
+        from dockyard.schema.calibration import Calibration
 
         classes = _classes(part)
         if classes is None or len(classes) != 2 or part["score"].isna().any():
@@ -328,8 +323,7 @@ class Monitor:
         """Each served version side by side (requests, errors, latency, accuracy with its 95%
         interval and a one-sided test against the first variant), and each shadow's
         agreement with what the caller was actually served."""
-        from dockyard.monitoring.performance import wilson_interval
-        from dockyard.serving.rollout import two_proportion_test
+        from dockyard.stats import two_proportion_test, wilson_interval
 
         self.check_endpoint(endpoint)
         primary = self.store.predictions(endpoint, window, with_feedback=True, only_ok=False)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dockyard.deploy.service import Deployments
 from dockyard.monitoring.predictions import PredictionLog
 from dockyard.monitoring.records import ModelCall, Source
 from dockyard.monitoring.service import Monitor
@@ -68,7 +69,8 @@ def test_a_model_answering_its_own_training_data_shows_no_prediction_drift(
         )
         assert log.flush() == len(X)
 
-        report = Monitor(registry, store).drift("ep", Window())["report"]
+        monitor = Monitor(registry, store, policies=Deployments(registry))
+        report = monitor.drift("ep", Window())["report"]
     prediction = report["prediction"]
     assert prediction["kind"] == "categorical"
     assert prediction["unseen"] is None or prediction["unseen"]["count"] == 0, prediction
