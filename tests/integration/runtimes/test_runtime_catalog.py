@@ -89,7 +89,6 @@ def test_importing_and_discovering_runtimes_imports_no_framework() -> None:
 def test_all_names_what_the_package_exports() -> None:
     assert sorted(dockyard.runtimes.__all__) == [
         "Artifact",
-        "InputLayout",
         "LoadedModel",
         "Runtime",
         "Runtimes",
