@@ -142,6 +142,12 @@ def test_drift_for_a_version_with_no_data_is_a_404_on_a_live_connection(
     for _ in range(5):
         httpx.post(f"{url}/v1/endpoints/diabetes/predict", json={"instances": [ROW]})
     _wait_for_logged(url, 5)
+    # the log's count includes earlier tests' rows: wait for this endpoint's own
+    deadline = time.monotonic() + 30
+    drift = f"{url}/api/monitoring/diabetes/drift"
+    while httpx.get(drift).json()["window"]["rows"] < 5:
+        assert time.monotonic() < deadline, "the diabetes rows never reached the log"
+        time.sleep(0.1)
     response = httpx.get(f"{url}/api/monitoring/diabetes/drift", params={"version": "9.9.9"})
     body = _assert_error(response, 404, "not_found")
     assert "9.9.9" in body["error"]
