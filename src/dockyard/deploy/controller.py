@@ -34,6 +34,7 @@ from dockyard.deploy.spec import Deployment, DeploymentSpec, RouteSpec
 from dockyard.errors import ConflictError, InvalidRequestError, NotFoundError
 from dockyard.registry import tables as t
 from dockyard.registry.store import record_event
+from dockyard.windows import Window
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -146,8 +147,6 @@ class RolloutController:
         self, endpoint: str, baseline: str, candidate: str, state: rollout.RolloutState
     ) -> tuple[rollout.VariantStats, rollout.VariantStats]:
         """Both variants since the current step began, from the prediction log."""
-        from dockyard.windows import Window
-
         since = datetime.fromtimestamp(state.step_started_at, UTC)
         frame = self.store.predictions(
             endpoint, Window(since=since), with_feedback=True, only_ok=False

@@ -42,6 +42,7 @@ from dockyard.deploy.requirements import (
     parse_requirement,
 )
 from dockyard.errors import InvalidRequestError, ModelLoadError, SchemaValidationError
+from dockyard.schema.labels import label_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -466,7 +467,6 @@ def _metrics(
         classification_performance,
         regression_performance,
     )
-    from dockyard.schema.labels import label_text
 
     task = _task(model.version)
     if task == "other":

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.deploy.gate import GateResult
 from dockyard.errors import ConflictError, InvalidRequestError
+from dockyard.registry.audit import normalize
+from dockyard.registry.refs import ModelRef, check_alias
 
 if TYPE_CHECKING:
     from dockyard.registry import Registry
@@ -122,8 +124,6 @@ def recorded_gate(registry: Registry, submitted: Mapping[str, Any]) -> RecordedG
         raise InvalidRequestError(
             f"No gate result #{gate_id} was recorded by this registry.", hint=_SEND_RECORDED
         )
-    from dockyard.registry.audit import normalize
-
     recorded = RecordedGate(
         event.id, event.at, event.actor, GateResult.from_dict(event.details["gate"])
     )
@@ -165,9 +165,6 @@ def promote(
     does not undo the rollback). An alias already on the version is left as is, and no event
     is written.
     """
-    from dockyard.registry import ModelRef
-    from dockyard.registry.refs import check_alias
-
     check_alias(alias)
     result = gate.result
     version = registry.get_version(ref)

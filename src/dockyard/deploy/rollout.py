@@ -65,6 +65,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dockyard._validation import validate
 from dockyard.errors import ConflictError, InvalidRequestError
 from dockyard.stats import two_proportion_test
 
@@ -198,8 +199,6 @@ class RolloutPlan(BaseModel):
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> RolloutPlan:
         """Validate a plan, naming every bad field at once (``InvalidRequestError``)."""
-        from dockyard._validation import validate
-
         return validate(cls, data, what="rollout plan", root="plan")
 
 

@@ -16,11 +16,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dockyard._validation import validate
 from dockyard.deploy.rollout import RolloutPlan
 from dockyard.errors import InvalidRequestError
 from dockyard.monitoring.alerts import AlertRule
 from dockyard.monitoring.policy import DriftPolicy
 from dockyard.registry.refs import ModelRef
+from dockyard.windows import parse_window
 
 
 class BatchingSpec(BaseModel):
@@ -112,8 +114,6 @@ class MonitoringSpec(BaseModel):
     @field_validator("window")
     @classmethod
     def _window(cls, value: str) -> str:
-        from dockyard.windows import parse_window
-
         try:
             parse_window(value)
         except InvalidRequestError as exc:
@@ -181,8 +181,6 @@ class DeploymentSpec(BaseModel):
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> DeploymentSpec:
         """Validate a spec, naming every bad field at once (``InvalidRequestError``)."""
-        from dockyard._validation import validate
-
         return validate(cls, data, what="deployment spec", root="spec")
 
 
