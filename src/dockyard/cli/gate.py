@@ -76,7 +76,8 @@ def gate(
     """Gate a candidate version: evaluate it and a baseline on the same labelled data, check
     that their signatures are compatible and that every requirement holds. Exits 1 when the
     gate fails (nothing is promoted), 0 when it passes. The result is recorded as a
-    gate.evaluated event whose id (in --json's "id") a promotion through the API names."""
+    gate.evaluated event whose id (in --json's "id") a promotion names: through the API, or
+    dockyard models alias REF ALIAS --gate ID."""
     from dockyard.deploy.gate import evaluate_gate
     from dockyard.deploy.promotion import record_gate
     from dockyard.deploy.requirements import parse_requirement
