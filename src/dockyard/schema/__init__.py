@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from dockyard.schema.fingerprint import DataFingerprint, fingerprint
 
 if TYPE_CHECKING:
-    from dockyard.schema._columns import PROBLEM_LIMIT, Problem
     from dockyard.schema.frames import as_frame, read_table
     from dockyard.schema.inference import (
         PROBE_ROWS,
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
         infer_output,
         infer_signature,
     )
+    from dockyard.schema.problems import PROBLEM_LIMIT, Problem
     from dockyard.schema.profile import (
         QUANTILE_LEVELS,
         CategoricalProfile,
@@ -81,7 +81,7 @@ __all__ = [
 
 _LAZY = {
     "PROBE_ROWS": "dockyard.schema.inference",
-    "PROBLEM_LIMIT": "dockyard.schema._columns",
+    "PROBLEM_LIMIT": "dockyard.schema.problems",
     "QUANTILE_LEVELS": "dockyard.schema.profile",
     "STRING_CATEGORY_LIMIT": "dockyard.schema.signature",
     "UNSEEN_PROBE_VALUE": "dockyard.schema.inference",
@@ -92,7 +92,7 @@ _LAZY = {
     "NumericProfile": "dockyard.schema.profile",
     "OutputKind": "dockyard.schema.signature",
     "OutputSpec": "dockyard.schema.signature",
-    "Problem": "dockyard.schema._columns",
+    "Problem": "dockyard.schema.problems",
     "ReferenceProfile": "dockyard.schema.profile",
     "Signature": "dockyard.schema.signature",
     "ValidatedInput": "dockyard.schema.validation",

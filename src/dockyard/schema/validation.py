@@ -27,7 +27,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from dockyard.errors import SchemaValidationError
-from dockyard.schema._columns import PROBLEM_LIMIT, ColumnCoercer, ProblemLog, describe_value
+from dockyard.schema._columns import ColumnCoercer
+from dockyard.schema.problems import PROBLEM_LIMIT, ProblemLog, describe_value
 from dockyard.schema.signature import Signature
 
 __all__ = ["NumericRows", "ValidatedInput", "Validator"]

@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import orjson
 
 from dockyard.errors import (
     DockyardError,
@@ -26,8 +25,8 @@ from dockyard.errors import (
     NotFoundError,
     UnavailableError,
 )
-from dockyard.server import v2
-from dockyard.server.http import JSON, Reply, error_reply, id_header, json_body
+from dockyard.server.http import JSON, Reply, error_reply, id_header
+from dockyard.server.protocols import v1, v2
 
 if TYPE_CHECKING:
     from dockyard.monitoring.predictions import PredictionLog
@@ -35,8 +34,6 @@ if TYPE_CHECKING:
     from dockyard.serving.endpoint import Endpoint, LiveModel, Prediction
     from dockyard.serving.manager import ModelManager
     from dockyard.serving.ranges import OutOfRange
-
-_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 UNKNOWN_ENDPOINT = "unknown"
 """The metrics' endpoint label of a request for a name that is not deployed: a caller's
@@ -103,7 +100,7 @@ class InferencePlane:
             endpoint = self.endpoint(name)
             if len(endpoint.routes) == 1:
                 model = endpoint.routes[0][0]
-            payload, data = _v1_data(body)
+            payload, data = v1.decode_request(body)
             if model is None:
                 model = endpoint.choose(key=_sticky_key(endpoint, headers, payload, data))
             model_input, rows, notes = model.prepare(data)
@@ -111,14 +108,18 @@ class InferencePlane:
             if endpoint.shadows:
                 self.mirror(endpoint, data, request_id, model)
             outside = self._out_of_range(name, model, prediction, rows)
-            reply = Reply(
-                200,
-                orjson.dumps(
-                    _v1_answer(name, model, prediction, request_id, notes, outside),
-                    option=_JSON_OPTIONS,
-                ),
-                [JSON, *id_header(request_id)],
+            answer = v1.encode_answer(
+                endpoint=name,
+                model=model.version.model,
+                version=model.version.version,
+                request_id=request_id,
+                predictions=prediction.predictions,
+                probabilities=prediction.probabilities,
+                classes=model.classes,
+                notes=notes,
+                warnings=None if outside is None else outside.warnings,
             )
+            reply = Reply(200, answer, [JSON, *id_header(request_id)])
         except Exception as exc:
             reply = error_reply(_unchecked_input(exc, model), request_id)
         self._observe(name, model, reply.status, started, request_id, rows, prediction)
@@ -322,56 +323,6 @@ def _sticky_key(
         column = data[field]
         value = column[0] if column else None
     return None if value is None else str(value)
-
-
-def _v1_data(body: bytes) -> tuple[Any, Any]:
-    payload = json_body(
-        body,
-        hint='Send {"instances": [{"column": value, ...}]} or {"inputs": {"column": [...]}}.',
-    )
-    if isinstance(payload, dict):
-        if "instances" in payload and isinstance(payload["instances"], list | dict):
-            return payload, payload["instances"]
-        if "inputs" in payload and isinstance(payload["inputs"], dict):
-            return payload, payload["inputs"]
-    raise InvalidRequestError(
-        'The body needs "instances" (a list of records) or "inputs" (a dict of columns).',
-        hint='Send {"instances": [{"column": value, ...}]} or {"inputs": {"column": [...]}}.',
-    )
-
-
-def _v1_answer(
-    name: str,
-    model: LiveModel,
-    prediction: Prediction,
-    request_id: str,
-    notes: tuple[str, ...],
-    outside: OutOfRange | None = None,
-) -> dict[str, Any]:
-    answer: dict[str, Any] = {
-        "endpoint": name,
-        "model": model.version.model,
-        "version": model.version.version,
-        "request_id": request_id,
-        "predictions": _jsonable(prediction.predictions),
-    }
-    if prediction.probabilities is not None:
-        answer["probabilities"] = _jsonable(prediction.probabilities)
-        if model.classes is not None:
-            answer["classes"] = model.classes
-    if notes:
-        answer["notes"] = list(notes)
-    if outside is not None:  # inputs beyond what the model was trained on: still answered
-        answer["warnings"] = list(outside.warnings)
-    return answer
-
-
-def _jsonable(array: np.ndarray[Any, Any]) -> Any:
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        return [None if not np.isfinite(v) else v for v in array.tolist()]
-    if array.dtype.kind in "OUS":
-        return array.tolist()
-    return array
 
 
 def _widened(values: Any) -> np.ndarray[Any, Any]:

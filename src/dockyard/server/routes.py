@@ -22,12 +22,12 @@ from dockyard.deploy.promotion import Promotion
 from dockyard.deploy.service import single_route
 from dockyard.deploy.spec import BatchingSpec, Deployment, DeploymentSpec
 from dockyard.errors import DockyardError, InvalidRequestError
-from dockyard.server import v2
 from dockyard.server.access import REQUEST_ID, Needs, actor
 from dockyard.server.docs import add_docs_routes
 from dockyard.server.http import Reply, error_reply
 from dockyard.server.monitoring_api import add_monitoring_routes
 from dockyard.server.openapi import document_hot_paths
+from dockyard.server.protocols import v2
 
 if TYPE_CHECKING:
     from dockyard.server.services import Server

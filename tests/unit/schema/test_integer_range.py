@@ -19,7 +19,7 @@ import pytest
 from dockyard.errors import InvalidRequestError, SchemaValidationError
 from dockyard.schema.inference import infer_signature
 from dockyard.schema.validation import Validator
-from dockyard.server import v2
+from dockyard.server.protocols import v2
 
 DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "Int64"]
 

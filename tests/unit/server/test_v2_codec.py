@@ -19,7 +19,7 @@ import tritonclient.http as triton
 from kserve.protocol import infer_type as kserve
 
 from dockyard.errors import InvalidRequestError, PayloadTooLargeError, SchemaValidationError
-from dockyard.server import v2
+from dockyard.server.protocols import v2
 
 STRINGS = np.array(["héllo", "", "日本語", "plain"], dtype=object)
 

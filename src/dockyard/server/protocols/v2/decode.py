@@ -1,7 +1,4 @@
-"""The Open Inference Protocol (KServe v2) codec: request bodies in, response bodies out.
-
-Pure: no I/O and no web framework, so the REST handler (and a gRPC one later) share it and it
-is unit-tested against the unmodified ``tritonclient`` and ``kserve`` encoders.
+"""Decoding Open Inference Protocol requests, and their values as the validator takes them.
 
 Requests (:func:`decode_request`) may be plain JSON or use the binary tensor extension: the
 first ``Inference-Header-Content-Length`` bytes are JSON, the rest the raw little-endian bytes
@@ -17,17 +14,13 @@ Policies:
   :class:`~dockyard.errors.PayloadTooLargeError` (413, as a body over the limit as sent)
   saying so, with ``details.limit``; no
   more than ``max_body_bytes + 1`` bytes are ever held. Other encodings are refused the same way.
-* **Not-a-number in JSON requests.** JSON has no NaN: ``null`` in a floating-point tensor's
-  ``data`` decodes to NaN, and the ``NaN``/``Infinity`` literals that Python encoders
-  (tritonclient, ``json.dumps``) write are accepted too (a slower parser is tried only when the
-  fast one refuses the body).
-* **Not-a-number in JSON responses.** NaN and ±infinity are written as ``null`` (what
-  ``tritonclient`` and ``numpy.array(data, dtype=float)`` read back as NaN); infinity therefore
-  comes back as NaN. Ask for ``binary_data`` to get exact IEEE values.
+* **Not-a-number.** JSON has no NaN: ``null`` in a floating-point tensor's ``data`` decodes
+  to NaN, and the ``NaN``/``Infinity`` literals that Python encoders (tritonclient,
+  ``json.dumps``) write are accepted too (a slower parser is tried only when the fast one
+  refuses the body).
 * **Missing strings.** In :func:`tabular_input`, an empty ``BYTES`` element (``""``)
   means a missing value and becomes ``None``; NaN in floating-point tensors stays NaN. Integer
-  and boolean tensors cannot carry missing values. In responses, ``None`` and NaN elements of
-  a ``BYTES`` output are ``null`` in JSON and empty in binary.
+  and boolean tensors cannot carry missing values.
 * **Strings.** ``BYTES`` elements decode to ``str`` (UTF-8), or stay ``bytes`` when they are
   not valid UTF-8 (binary only: JSON strings are always text).
 * **Zero copy.** Binary numeric inputs are ``numpy.frombuffer`` views of the body (read-only)
@@ -47,7 +40,6 @@ import math
 import struct
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from itertools import chain
 from types import MappingProxyType
 from typing import Any
@@ -58,43 +50,18 @@ from numpy.typing import NDArray
 
 from dockyard.errors import InvalidRequestError, PayloadTooLargeError, SchemaValidationError
 from dockyard.schema import Problem
-
-__all__ = [
-    "DATATYPES",
-    "InferRequest",
-    "OutputTensor",
-    "RequestedOutput",
-    "Tensor",
-    "datatype_of",
-    "decode_request",
-    "encode_response",
-    "model_metadata",
-    "server_metadata",
-    "tabular_input",
-]
-
-DATATYPES: Mapping[str, np.dtype[Any] | None] = MappingProxyType(
-    {
-        "BOOL": np.dtype(np.bool_),
-        "UINT8": np.dtype("<u1"),
-        "UINT16": np.dtype("<u2"),
-        "UINT32": np.dtype("<u4"),
-        "UINT64": np.dtype("<u8"),
-        "INT8": np.dtype("<i1"),
-        "INT16": np.dtype("<i2"),
-        "INT32": np.dtype("<i4"),
-        "INT64": np.dtype("<i8"),
-        "FP16": np.dtype("<f2"),
-        "FP32": np.dtype("<f4"),
-        "FP64": np.dtype("<f8"),
-        "BYTES": np.dtype(object),
-        "BF16": None,
-    }
+from dockyard.server.protocols.v2.tensors import (
+    DATATYPES,
+    InferRequest,
+    RequestedOutput,
+    Tensor,
+    describe,
+    invalid,
+    listing,
 )
-"""Wire datatype -> numpy dtype of its little-endian elements; ``None`` for ``BF16``, which
-numpy lacks (it decodes to ``float32``). ``BYTES`` holds ``str``/``bytes`` objects."""
 
-_EXTENSIONS = ("binary_tensor_data",)
+__all__ = ["decode_request", "tabular_input"]
+
 _RESERVED = frozenset({"priority", "timeout", "headers", "binary_data_output"})
 _RESERVED_PREFIXES = ("sequence_", "triton_")
 _NO_PARAMETERS: Mapping[str, Any] = MappingProxyType({})
@@ -110,54 +77,7 @@ _JSON_TYPES: dict[str, tuple[frozenset[type], str]] = {
     "FP64": (_FLOAT, "numbers (null for NaN)"),
     **dict.fromkeys(_INTEGERS, (_INT, "integers")),
 }
-_BY_KIND = {
-    ("b", 1): "BOOL", ("u", 1): "UINT8", ("u", 2): "UINT16", ("u", 4): "UINT32",
-    ("u", 8): "UINT64", ("i", 1): "INT8", ("i", 2): "INT16", ("i", 4): "INT32",
-    ("i", 8): "INT64", ("f", 2): "FP16", ("f", 4): "FP32", ("f", 8): "FP64",
-}  # fmt: skip
 _LENGTH = struct.Struct("<I")
-
-
-@dataclass(frozen=True, slots=True)
-class Tensor:
-    """One decoded input tensor; ``data`` already has ``shape``."""
-
-    name: str
-    datatype: str
-    shape: tuple[int, ...]
-    data: NDArray[Any]
-    """``bool`` for BOOL, ``float32`` for BF16, an object array of ``str`` (or ``bytes``
-    that are not UTF-8) for BYTES, else the datatype's little-endian dtype."""
-    parameters: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class RequestedOutput:
-    """An output the request asks for; ``binary`` is its ``binary_data`` parameter, if given."""
-
-    name: str
-    binary: bool | None
-
-
-@dataclass(frozen=True, slots=True)
-class InferRequest:
-    """A decoded inference request. Empty ``outputs`` means every output."""
-
-    id: str | None
-    inputs: tuple[Tensor, ...]
-    outputs: tuple[RequestedOutput, ...]
-    parameters: Mapping[str, Any]
-    binary_output: bool
-    """The request-level ``binary_data_output`` parameter (tritonclient sets it when it asks
-    for no outputs by name)."""
-
-
-@dataclass(frozen=True, slots=True)
-class OutputTensor:
-    """One model output to send; its datatype follows from ``data.dtype`` (:func:`datatype_of`)."""
-
-    name: str
-    data: NDArray[Any]
 
 
 # -- requests -----------------------------------------------------------------------------
@@ -182,7 +102,7 @@ def decode_request(
     binary: memoryview | None = None
     if header_length is not None:
         if not 0 <= header_length <= len(view):
-            raise _invalid(
+            raise invalid(
                 f"Inference-Header-Content-Length is {header_length} but the body has "
                 f"{len(view)} bytes.",
                 hint="The header gives the length of the JSON part at the start of the body.",
@@ -190,26 +110,26 @@ def decode_request(
         view, binary = view[:header_length], view[header_length:]
     document = _parse_json(view)
     if type(document) is not dict:
-        raise _invalid(
-            f"The request must be a JSON object, not {_describe(document)}.",
+        raise invalid(
+            f"The request must be a JSON object, not {describe(document)}.",
             hint='Send {"inputs": [{"name", "shape", "datatype", "data"}, ...]}.',
         )
     request_id = document.get("id")
     if request_id is not None and type(request_id) is not str:
-        raise _invalid(f'The request "id" must be a string, not {_describe(request_id)}.')
+        raise invalid(f'The request "id" must be a string, not {describe(request_id)}.')
     parameters = _parameters(document.get("parameters"), "the request")
     binary_output = parameters.get("binary_data_output", False)
     if type(binary_output) is not bool:
-        raise _invalid(
+        raise invalid(
             f'The request parameter "binary_data_output" must be true or false, not '
-            f"{_describe(binary_output)}."
+            f"{describe(binary_output)}."
         )
     inputs = document.get("inputs")
     if type(inputs) is not list:
-        raise _invalid(
+        raise invalid(
             'The request has no "inputs" list.'
             if inputs is None
-            else f'The request "inputs" must be a list, not {_describe(inputs)}.',
+            else f'The request "inputs" must be a list, not {describe(inputs)}.',
             hint='Send {"inputs": [{"name", "shape", "datatype", "data"}, ...]}.',
         )
     tensors: list[Tensor] = []
@@ -218,11 +138,11 @@ def decode_request(
     for position, item in enumerate(inputs):
         tensor, offset = _decode_input(item, position, binary, offset)
         if tensor.name in seen:
-            raise _invalid(f"Input {tensor.name!r} appears more than once.", input=tensor.name)
+            raise invalid(f"Input {tensor.name!r} appears more than once.", input=tensor.name)
         seen.add(tensor.name)
         tensors.append(tensor)
     if binary is not None and offset != len(binary):
-        raise _invalid(
+        raise invalid(
             f"The body has {len(binary) - offset} bytes after the binary data of the inputs "
             f"(their binary_data_size add up to {offset}, the binary part is {len(binary)}).",
             hint="Check each input's binary_data_size and Inference-Header-Content-Length.",
@@ -240,10 +160,10 @@ def _decode_input(
     item: Any, position: int, binary: memoryview | None, offset: int
 ) -> tuple[Tensor, int]:
     if type(item) is not dict:
-        raise _invalid(f"inputs[{position}] must be a JSON object, not {_describe(item)}.")
+        raise invalid(f"inputs[{position}] must be a JSON object, not {describe(item)}.")
     name = item.get("name")
     if type(name) is not str or not name:
-        raise _invalid(f'inputs[{position}] needs a "name" (a non-empty string).')
+        raise invalid(f'inputs[{position}] needs a "name" (a non-empty string).')
     datatype = item.get("datatype")
     if type(datatype) is not str or datatype not in DATATYPES:
         known = ", ".join(DATATYPES)
@@ -252,8 +172,8 @@ def _decode_input(
             if type(datatype) is str and datatype.upper() in DATATYPES
             else ""
         )
-        raise _invalid(
-            f"Input {name!r} has unknown datatype {_describe(datatype)}.{suggestion}",
+        raise invalid(
+            f"Input {name!r} has unknown datatype {describe(datatype)}.{suggestion}",
             hint=f"Datatypes are {known}.",
             input=name,
         )
@@ -263,19 +183,19 @@ def _decode_input(
     size = parameters.get("binary_data_size")
     if size is not None:
         if type(size) is not int or size < 0:
-            raise _invalid(
-                f"Input {name!r} has binary_data_size {_describe(size)}; it must be a "
+            raise invalid(
+                f"Input {name!r} has binary_data_size {describe(size)}; it must be a "
                 "non-negative integer.",
                 input=name,
             )
         if "data" in item:
-            raise _invalid(
+            raise invalid(
                 f'Input {name!r} has both inline "data" and binary_data_size.',
                 hint="Send each input's values either in JSON or as binary data, not both.",
                 input=name,
             )
         if binary is None:
-            raise _invalid(
+            raise invalid(
                 f"Input {name!r} has binary_data_size but the request has no "
                 "Inference-Header-Content-Length header.",
                 hint="Set the header to the length of the JSON part of the body.",
@@ -283,7 +203,7 @@ def _decode_input(
             )
         end = offset + size
         if end > len(binary):
-            raise _invalid(
+            raise invalid(
                 f"Input {name!r} has binary_data_size {size} at offset {offset}, past the end "
                 f"of the {len(binary)} bytes of binary data.",
                 input=name,
@@ -293,9 +213,9 @@ def _decode_input(
     elif "data" in item:
         data = _from_json(item["data"], datatype, count, shape, name)
     elif "shared_memory_region" in parameters:
-        raise _invalid(f"Input {name!r} uses shared memory, which Dockyard does not support.")
+        raise invalid(f"Input {name!r} uses shared memory, which Dockyard does not support.")
     else:
-        raise _invalid(
+        raise invalid(
             f'Input {name!r} has no "data" and no binary_data_size.',
             hint='Send its values as "data" (a JSON array) or as binary data.',
             input=name,
@@ -304,20 +224,18 @@ def _decode_input(
         try:
             data = data.reshape(shape)
         except ValueError:  # more dimensions than numpy allows
-            raise _invalid(
-                f"Input {name!r} has shape {list(shape)}, too many dimensions."
-            ) from None
+            raise invalid(f"Input {name!r} has shape {list(shape)}, too many dimensions.") from None
     return Tensor(name, datatype, shape, data, parameters), offset
 
 
 def _shape(value: Any, name: str) -> tuple[int, ...]:
     if type(value) is not list or any(type(dim) is not int for dim in value):
-        raise _invalid(
-            f"Input {name!r} has shape {_describe(value)}; a shape is a list of integers.",
+        raise invalid(
+            f"Input {name!r} has shape {describe(value)}; a shape is a list of integers.",
             input=name,
         )
     if any(dim < 0 for dim in value):
-        raise _invalid(
+        raise invalid(
             f"Input {name!r} has shape {value}; dimensions cannot be negative in a request.",
             input=name,
         )
@@ -328,13 +246,11 @@ def _parameters(value: Any, where: str) -> Mapping[str, Any]:
     if value is None:
         return _NO_PARAMETERS
     if type(value) is not dict:
-        raise _invalid(
-            f'The "parameters" of {where} must be a JSON object, not {_describe(value)}.'
-        )
+        raise invalid(f'The "parameters" of {where} must be a JSON object, not {describe(value)}.')
     for key, item in value.items():
         if not isinstance(item, _SCALARS) and not _reserved(key):
-            raise _invalid(
-                f"Parameter {key!r} of {where} is {_describe(item)}; parameter values are "
+            raise invalid(
+                f"Parameter {key!r} of {where} is {describe(item)}; parameter values are "
                 "strings, numbers or booleans."
             )
     return value
@@ -348,20 +264,20 @@ def _requested_outputs(value: Any) -> tuple[RequestedOutput, ...]:
     if value is None:
         return ()
     if type(value) is not list:
-        raise _invalid(f'The request "outputs" must be a list, not {_describe(value)}.')
+        raise invalid(f'The request "outputs" must be a list, not {describe(value)}.')
     outputs: list[RequestedOutput] = []
     seen: set[str] = set()
     for position, item in enumerate(value):
         name = item.get("name") if type(item) is dict else None
         if type(name) is not str or not name:
-            raise _invalid(f'outputs[{position}] needs a "name" (a non-empty string).')
+            raise invalid(f'outputs[{position}] needs a "name" (a non-empty string).')
         if name in seen:
-            raise _invalid(f"Output {name!r} is requested more than once.")
+            raise invalid(f"Output {name!r} is requested more than once.")
         seen.add(name)
         binary = _parameters(item.get("parameters"), f"output {name!r}").get("binary_data")
         if binary is not None and type(binary) is not bool:
-            raise _invalid(
-                f"Output {name!r} has binary_data {_describe(binary)}; it must be true or false."
+            raise invalid(
+                f"Output {name!r} has binary_data {describe(binary)}; it must be true or false."
             )
         outputs.append(RequestedOutput(name, binary))
     return tuple(outputs)
@@ -371,33 +287,31 @@ def _from_json(
     data: Any, datatype: str, count: int, shape: tuple[int, ...], name: str
 ) -> NDArray[Any]:
     if type(data) is not list:
-        raise _invalid(
-            f'The "data" of input {name!r} must be a JSON array, not {_describe(data)}.',
+        raise invalid(
+            f'The "data" of input {name!r} must be a JSON array, not {describe(data)}.',
             input=name,
         )
     flat: list[Any] = data
     while flat and type(flat[0]) is list:
         if any(type(item) is not list for item in flat):
-            raise _invalid(
+            raise invalid(
                 f'The "data" of input {name!r} mixes nested arrays and values at one level.',
                 input=name,
             )
         flat = list(chain.from_iterable(flat))
     if len(flat) != count:
-        raise _invalid(
+        raise invalid(
             f"Input {name!r} has shape {list(shape)} ({count} elements) but its data has "
             f"{len(flat)} values.",
             input=name,
         )
     if datatype == "BF16":
-        raise _invalid(
-            f"Input {name!r} is BF16, which can only be sent as binary data.", input=name
-        )
+        raise invalid(f"Input {name!r} is BF16, which can only be sent as binary data.", input=name)
     allowed, expected = _JSON_TYPES[datatype]
     if not allowed.issuperset(map(type, flat)):
         index, value = next((i, v) for i, v in enumerate(flat) if type(v) not in allowed)
-        raise _invalid(
-            f"Input {name!r} ({datatype}) has {_describe(value)} at position {index}; "
+        raise invalid(
+            f"Input {name!r} ({datatype}) has {describe(value)} at position {index}; "
             f"{datatype} data in JSON must be {expected}.",
             input=name,
         )
@@ -408,7 +322,7 @@ def _from_json(
                 return np.array(flat, dtype=dtype)
         return np.array(flat, dtype=dtype)
     except (OverflowError, FloatingPointError):
-        raise _invalid(
+        raise invalid(
             f"Input {name!r} has values out of range for {datatype}.", input=name
         ) from None
 
@@ -421,7 +335,7 @@ def _from_binary(
     dtype = DATATYPES[datatype]
     itemsize = 2 if dtype is None else dtype.itemsize
     if len(raw) != count * itemsize:
-        raise _invalid(
+        raise invalid(
             f"Input {name!r} has binary_data_size {len(raw)} but shape {list(shape)} of "
             f"{datatype} takes {count * itemsize} bytes ({count} × {itemsize}).",
             input=name,
@@ -432,7 +346,7 @@ def _from_binary(
     if datatype == "BOOL":
         octets = np.frombuffer(raw, dtype=np.uint8)
         if octets.size and octets.max() > 1:
-            raise _invalid(
+            raise invalid(
                 f"Input {name!r} (BOOL) has a byte other than 0 or 1 in its binary data.",
                 input=name,
             )
@@ -472,7 +386,7 @@ def _bytes_elements(raw: memoryview, count: int, name: str) -> NDArray[Any]:
 
 
 def _bytes_error(name: str, what: str) -> InvalidRequestError:
-    return _invalid(
+    return invalid(
         f"The binary BYTES data of input {name!r} is malformed: {what}.",
         hint="Each element is a 4-byte little-endian length followed by that many bytes.",
         input=name,
@@ -486,7 +400,7 @@ def _parse_json(view: memoryview) -> Any:
         try:  # NaN/Infinity literals, which Python encoders write and orjson refuses
             return json.loads(bytes(view))
         except (ValueError, RecursionError):
-            raise _invalid(
+            raise invalid(
                 f"The request is not valid JSON: {exc}.",
                 hint="With binary tensor data, set Inference-Header-Content-Length to the "
                 "length of the JSON part.",
@@ -506,7 +420,7 @@ def _inflate(body: bytes, content_encoding: str, limit: int | None) -> bytes:
             wbits = zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS
             body = _decompress(body, wbits, limit, encoding)
         elif encoding not in ("identity", ""):
-            raise _invalid(
+            raise invalid(
                 f"Content-Encoding {encoding!r} is not supported.",
                 hint="Send the body as is, or compressed with gzip or deflate.",
             )
@@ -529,14 +443,14 @@ def _decompress(data: bytes, wbits: int, limit: int | None, encoding: str) -> by
                     details={"limit": limit},
                 )
             if not inflater.eof:
-                raise _invalid(f"The {encoding} body is truncated.")
+                raise invalid(f"The {encoding} body is truncated.")
             data = inflater.unused_data
             if not data or wbits != 16 + zlib.MAX_WBITS:
                 break
     except zlib.error as exc:
-        raise _invalid(f"The body is not valid {encoding} data: {exc}.") from None
+        raise invalid(f"The body is not valid {encoding} data: {exc}.") from None
     if data:
-        raise _invalid(f"The {encoding} body has {len(data)} bytes after its end.")
+        raise invalid(f"The {encoding} body has {len(data)} bytes after its end.")
     return b"".join(chunks)
 
 
@@ -588,7 +502,7 @@ def _tensor_rows(tensor: Tensor, names: list[str], problems: list[Problem]) -> N
             _problem(
                 None, f"[rows, {width}] (or [{width}] for one row)", got,
                 f"input {tensor.name!r} has {got} but the model takes {width} columns "
-                f"({_listing(names)})",
+                f"({listing(names)})",
             )
         )  # fmt: skip
         return data
@@ -609,9 +523,9 @@ def _named_columns(
         if tensor.name not in known:
             problems.append(
                 _problem(
-                    tensor.name, f"one of the columns {_listing(names)}", "an unknown input",
+                    tensor.name, f"one of the columns {listing(names)}", "an unknown input",
                     f"input {tensor.name!r} is not a column of this model; expected inputs "
-                    f"named {_listing(names)}",
+                    f"named {listing(names)}",
                 )
             )  # fmt: skip
     columns: dict[str, list[Any] | NDArray[Any]] = {}
@@ -661,189 +575,5 @@ def _problem(column: str | None, expected: str, got: str, message: str) -> Probl
 def _layout_hint(names: list[str]) -> str:
     return (
         f"Send one 2-D tensor [rows, {len(names)}] with the columns in this order: "
-        f"{_listing(names)}; or one 1-D tensor per column, named after it."
+        f"{listing(names)}; or one 1-D tensor per column, named after it."
     )
-
-
-def _listing(names: Sequence[str]) -> str:
-    shown = ", ".join(repr(name) for name in names[:10])
-    return shown + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-
-
-# -- responses -----------------------------------------------------------------------------
-
-
-def datatype_of(array: NDArray[Any]) -> str:
-    """The wire datatype for an array: by dtype; ``object``, ``str`` and ``bytes`` are BYTES."""
-    kind = array.dtype.kind
-    if kind in "OUS":
-        return "BYTES"
-    datatype = _BY_KIND.get((kind, array.dtype.itemsize))
-    if datatype is None:
-        raise TypeError(
-            f"The Open Inference Protocol has no datatype for numpy dtype {array.dtype}; "
-            "convert the output to a boolean, integer, float or string array."
-        )
-    return datatype
-
-
-def encode_response(
-    *,
-    model_name: str,
-    model_version: str | None,
-    request_id: str,
-    outputs: Sequence[OutputTensor],
-    requested: Sequence[RequestedOutput] = (),
-    binary_output: bool = False,
-    parameters: Mapping[str, Any] | None = None,
-) -> tuple[bytes, int | None]:
-    """Encode a response; return ``(body, json_header_length)``.
-
-    Only the ``requested`` outputs are sent, in their order (all when none are); asking for an
-    output the model does not have raises :class:`InvalidRequestError`. An output is binary
-    when its request says ``binary_data: true``, or when ``binary_output`` is set and its
-    request does not say ``false``. The header length is ``None`` when nothing is binary
-    (the body is all JSON); otherwise the caller sends it as ``Inference-Header-Content-Length``.
-    """
-    if requested:
-        available = {output.name: output for output in outputs}
-        unknown = [wanted.name for wanted in requested if wanted.name not in available]
-        if unknown:
-            raise _invalid(
-                f"The model has no output {_listing(unknown)}.",
-                hint=f"Its outputs are {_listing(list(available))}.",
-                outputs=list(available),
-            )
-        chosen = [
-            (available[wanted.name], binary_output if wanted.binary is None else wanted.binary)
-            for wanted in requested
-        ]
-    else:
-        chosen = [(output, binary_output) for output in outputs]
-    entries: list[dict[str, Any]] = []
-    blobs: list[bytes] = []
-    for output, binary in chosen:
-        array = np.asarray(output.data)
-        datatype = datatype_of(array)
-        entry: dict[str, Any] = {"name": output.name, "datatype": datatype, "shape": array.shape}
-        if binary:
-            blob = _to_binary(array, datatype)
-            entry["parameters"] = {"binary_data_size": len(blob)}
-            blobs.append(blob)
-        else:
-            entry["data"] = _to_json(array, datatype, output.name)
-        entries.append(entry)
-    response: dict[str, Any] = {"model_name": model_name}
-    if model_version is not None:
-        response["model_version"] = model_version
-    response["id"] = request_id
-    if parameters:
-        response["parameters"] = dict(parameters)
-    response["outputs"] = entries
-    header = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
-    if not any(binary for _, binary in chosen):
-        return header, None
-    return b"".join([header, *blobs]), len(header)
-
-
-def _to_json(array: NDArray[Any], datatype: str, name: str) -> Any:
-    if datatype != "BYTES":  # orjson writes numpy arrays natively, NaN and infinity as null
-        if not array.dtype.isnative:
-            array = array.astype(array.dtype.newbyteorder("="))
-        return np.ascontiguousarray(array).reshape(-1)
-    items = array.reshape(-1).tolist()
-    if all(type(item) is str for item in items):
-        return items
-    try:
-        return [_text(item) for item in items]
-    except UnicodeDecodeError:
-        raise _invalid(
-            f"Output {name!r} holds bytes that are not UTF-8, which JSON cannot carry.",
-            hint='Ask for it with "parameters": {"binary_data": true}.',
-        ) from None
-
-
-def _text(item: Any) -> str | None:
-    if item is None or (isinstance(item, float) and math.isnan(item)):
-        return None
-    if isinstance(item, bytes):
-        return item.decode()
-    return item if isinstance(item, str) else str(item)
-
-
-def _to_binary(array: NDArray[Any], datatype: str) -> bytes:
-    if datatype != "BYTES":
-        return array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
-    parts: list[bytes] = []
-    pack = _LENGTH.pack
-    for item in array.reshape(-1).tolist():
-        if isinstance(item, bytes):
-            encoded = item
-        else:
-            text = _text(item)
-            encoded = b"" if text is None else text.encode()
-        parts.append(pack(len(encoded)))
-        parts.append(encoded)
-    return b"".join(parts)
-
-
-# -- metadata -------------------------------------------------------------------------------
-
-
-def model_metadata(
-    *,
-    name: str,
-    versions: Sequence[str],
-    platform: str,
-    inputs: Sequence[tuple[str, str, list[int]]],
-    outputs: Sequence[tuple[str, str, list[int]]],
-) -> dict[str, Any]:
-    """The model metadata body: each tensor as ``(name, datatype, shape)``, ``-1`` = any size."""
-    metadata: dict[str, Any] = {"name": name}
-    if versions:
-        metadata["versions"] = list(versions)
-    metadata["platform"] = platform
-    metadata["inputs"] = [_tensor_metadata(*tensor) for tensor in inputs]
-    metadata["outputs"] = [_tensor_metadata(*tensor) for tensor in outputs]
-    return metadata
-
-
-def _tensor_metadata(name: str, datatype: str, shape: list[int]) -> dict[str, Any]:
-    if datatype not in DATATYPES:
-        raise ValueError(f"Tensor {name!r} has unknown datatype {datatype!r}.")
-    if any(dim < -1 for dim in shape):
-        raise ValueError(f"Tensor {name!r} has shape {shape}; use -1 for a variable dimension.")
-    return {"name": name, "datatype": datatype, "shape": list(shape)}
-
-
-def server_metadata(*, name: str, version: str) -> dict[str, Any]:
-    """The server metadata body (``GET /v2``)."""
-    return {"name": name, "version": version, "extensions": list(_EXTENSIONS)}
-
-
-# -- errors ---------------------------------------------------------------------------------
-
-
-def _invalid(message: str, *, hint: str | None = None, **details: Any) -> InvalidRequestError:
-    return InvalidRequestError(message, hint=hint, details=details or None)
-
-
-def _describe(value: Any) -> str:
-    """A short description of a JSON value for error messages: ``"abc" (string)``."""
-    if value is None:
-        return "null"
-    if type(value) in (list, dict):
-        kind = "array" if type(value) is list else "object"
-        try:
-            text = orjson.dumps(value).decode() if len(value) <= 20 else ""
-        except orjson.JSONEncodeError:  # integers beyond 64 bits
-            text = ""
-        if text and len(text) <= 60:
-            return f"{text} ({kind})"
-        return f"an array of {len(value)} values" if kind == "array" else "an object"
-    if type(value) is bool:
-        return "true" if value else "false"
-    if type(value) is str:
-        text = orjson.dumps(value[:60]).decode() + ("..." if len(value) > 60 else "")
-        return f"{text} (string)"
-    return f"{value!r} ({'number' if isinstance(value, int | float) else type(value).__name__})"

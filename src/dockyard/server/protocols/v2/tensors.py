@@ -1,0 +1,122 @@
+"""The Open Inference Protocol's wire types: datatypes, the decoded request's tensors, the
+outputs to send, and the error helpers every part of the codec shares. Pure data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+
+from dockyard.errors import InvalidRequestError
+
+__all__ = [
+    "DATATYPES",
+    "InferRequest",
+    "OutputTensor",
+    "RequestedOutput",
+    "Tensor",
+    "describe",
+    "invalid",
+    "listing",
+]
+
+DATATYPES: Mapping[str, np.dtype[Any] | None] = MappingProxyType(
+    {
+        "BOOL": np.dtype(np.bool_),
+        "UINT8": np.dtype("<u1"),
+        "UINT16": np.dtype("<u2"),
+        "UINT32": np.dtype("<u4"),
+        "UINT64": np.dtype("<u8"),
+        "INT8": np.dtype("<i1"),
+        "INT16": np.dtype("<i2"),
+        "INT32": np.dtype("<i4"),
+        "INT64": np.dtype("<i8"),
+        "FP16": np.dtype("<f2"),
+        "FP32": np.dtype("<f4"),
+        "FP64": np.dtype("<f8"),
+        "BYTES": np.dtype(object),
+        "BF16": None,
+    }
+)
+"""Wire datatype -> numpy dtype of its little-endian elements; ``None`` for ``BF16``, which
+numpy lacks (it decodes to ``float32``). ``BYTES`` holds ``str``/``bytes`` objects."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """One decoded input tensor; ``data`` already has ``shape``."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    data: NDArray[Any]
+    """``bool`` for BOOL, ``float32`` for BF16, an object array of ``str`` (or ``bytes``
+    that are not UTF-8) for BYTES, else the datatype's little-endian dtype."""
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestedOutput:
+    """An output the request asks for; ``binary`` is its ``binary_data`` parameter, if given."""
+
+    name: str
+    binary: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class InferRequest:
+    """A decoded inference request. Empty ``outputs`` means every output."""
+
+    id: str | None
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[RequestedOutput, ...]
+    parameters: Mapping[str, Any]
+    binary_output: bool
+    """The request-level ``binary_data_output`` parameter (tritonclient sets it when it asks
+    for no outputs by name)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTensor:
+    """One model output to send; its datatype follows from ``data.dtype`` (:func:`datatype_of`)."""
+
+    name: str
+    data: NDArray[Any]
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def invalid(message: str, *, hint: str | None = None, **details: Any) -> InvalidRequestError:
+    return InvalidRequestError(message, hint=hint, details=details or None)
+
+
+def describe(value: Any) -> str:
+    """A short description of a JSON value for error messages: ``"abc" (string)``."""
+    if value is None:
+        return "null"
+    if type(value) in (list, dict):
+        kind = "array" if type(value) is list else "object"
+        try:
+            text = orjson.dumps(value).decode() if len(value) <= 20 else ""
+        except orjson.JSONEncodeError:  # integers beyond 64 bits
+            text = ""
+        if text and len(text) <= 60:
+            return f"{text} ({kind})"
+        return f"an array of {len(value)} values" if kind == "array" else "an object"
+    if type(value) is bool:
+        return "true" if value else "false"
+    if type(value) is str:
+        text = orjson.dumps(value[:60]).decode() + ("..." if len(value) > 60 else "")
+        return f"{text} (string)"
+    return f"{value!r} ({'number' if isinstance(value, int | float) else type(value).__name__})"
+
+
+def listing(names: Sequence[str]) -> str:
+    shown = ", ".join(repr(name) for name in names[:10])
+    return shown + (f" and {len(names) - 10} more" if len(names) > 10 else "")
