@@ -154,12 +154,10 @@ def report(
     every: Annotated[str, typer.Option(help="Series granularity: 'hour' or 'day'.")] = "hour",
 ) -> None:
     """Write one self-contained HTML report (works offline): drift, distributions, performance."""
-    from dockyard.monitoring.alert_store import AlertStates
     from dockyard.monitoring.report import render_report
 
     with open_monitor(ctx) as monitor:
         data = monitor.report_data(endpoint, monitor.window(window), every=every)
-        data["alerts"] = AlertStates(monitor.registry.db).list(endpoint)
     out_path.write_text(render_report(data), encoding="utf-8")
     out.print(f"Wrote {out_path} ({out_path.stat().st_size / 1e6:.1f} MB).")
 

@@ -464,7 +464,10 @@ class Monitor:
     # --- the report ------------------------------------------------------------------------
 
     def report_data(self, endpoint: str, window: Window, *, every: str = "hour") -> dict[str, Any]:
-        """Everything :func:`dockyard.monitoring.report.render_report` draws."""
+        """Everything :func:`dockyard.monitoring.report.render_report` draws, the endpoint's
+        alert rule states included."""
+        from dockyard.monitoring.alert_store import AlertStates  # SQLAlchemy, for this read
+
         drift = self.drift(endpoint, window)
         performance = self.performance(endpoint, window, every=every)
         meta = drift["window"]
@@ -480,7 +483,7 @@ class Monitor:
             "drift_over_time": self.drift_over_time(endpoint, window, every=every),
             "performance_over_time": performance.get("over_time", []),
             "estimated_over_time": performance.get("estimated_over_time", []),
-            "alerts": [],
+            "alerts": AlertStates(self.registry.db).list(endpoint),
         }
 
 

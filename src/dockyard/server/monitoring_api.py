@@ -109,7 +109,6 @@ def add_monitoring_routes(api: FastAPI, server: Server, read: Depends, predict: 
         from dockyard.monitoring.report import render_report
 
         data = await blocking(monitor.report_data, name, monitor.window(window), every=every)
-        data["alerts"] = await blocking(server.watcher.alerts.list, name)
         return HTMLResponse(await blocking(render_report, data))
 
     @api.get("/api/monitoring/alerts", tags=["monitoring"], dependencies=[read])
