@@ -174,15 +174,21 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 
 # Markers from the services a test uses, so ``-m "not postgres"`` deselects every test that
 # would start the PostgreSQL cluster and ``-m "not s3"`` every one that would start moto,
-# without each test remembering to say so.
-_SERVICE_MARKERS = {"postgres_server": "postgres", "s3_server": "s3"}
+# without each test remembering to say so. End-to-end tests (``tests/e2e``: ``dockyard
+# serve`` and CLI processes) and any test starting a server with ``start_server`` are
+# ``slow``: ``-m "not postgres and not slow"`` is the inner loop (README, Development).
+_SERVICE_MARKERS = {"postgres_server": "postgres", "s3_server": "s3", "start_server": "slow"}
+_END_TO_END = Path(__file__).parent / "e2e"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         used = getattr(item, "fixturenames", ())
-        for fixture, marker in _SERVICE_MARKERS.items():
-            if fixture in used and item.get_closest_marker(marker) is None:
+        wanted = {marker for fixture, marker in _SERVICE_MARKERS.items() if fixture in used}
+        if item.path.is_relative_to(_END_TO_END):
+            wanted.add("slow")
+        for marker in wanted:
+            if item.get_closest_marker(marker) is None:
                 item.add_marker(getattr(pytest.mark, marker))
 
 

@@ -30,6 +30,9 @@ Connect = Callable[[ServerProcess], socket.socket]
 BOUND_S = 30.0  # how long a test waits for the server to act, at most (a bound, not a timing)
 
 
+pytestmark = pytest.mark.slow  # a real `dockyard serve` process (README, Development)
+
+
 @pytest.fixture(scope="module")
 def timed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server with 1.5 s header and body deadlines and a 1 s keep-alive."""

@@ -89,6 +89,9 @@ class Target:
             return registry.get_model("diabetes").aliases.get(alias)
 
 
+pytestmark = pytest.mark.slow  # a real `dockyard serve` process (README, Development)
+
+
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     from sklearn.datasets import load_diabetes

@@ -36,6 +36,9 @@ class Disclosing:
     tokens: dict[str, str]  # scope -> secret
 
 
+pytestmark = pytest.mark.slow  # a real `dockyard serve` process (README, Development)
+
+
 @pytest.fixture(scope="module")
 def disclosing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Disclosing]:
     """``diabetes`` serving, and ``broken``, whose stored artifact is corrupted."""

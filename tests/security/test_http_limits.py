@@ -37,6 +37,9 @@ class Edge:
     routes: list[tuple[str, str]]  # every (method, path) the app declares, and the docs
 
 
+pytestmark = pytest.mark.slow  # a real `dockyard serve` process (README, Development)
+
+
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     home = tmp_path_factory.mktemp("limits") / "home"

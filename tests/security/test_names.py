@@ -138,6 +138,7 @@ def _cli(home: Path, *args: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow  # a command-line process per name
 def test_the_cli_refuses_each_kind_with_one_line(home: Path) -> None:
     before = _state(home)
     model = str(home / "model.skops")
@@ -175,6 +176,7 @@ def server(home: Path) -> Iterator[str]:
         process.stop()
 
 
+@pytest.mark.slow  # a real `dockyard serve` process
 def test_the_api_refuses_each_kind_with_a_4xx(home: Path, server: str) -> None:
     before = _state(home)
     spec = {"spec": {"routes": [{"model": "m@1.0.0"}]}}
