@@ -156,7 +156,7 @@ def test_failures_print_one_line_exit_non_zero_and_change_nothing(
         "--version",
         "1.0.0",
         "--alias",
-        "production",
+        "staging",
     )
     before = cli.json("events")
 

@@ -320,6 +320,27 @@ def test_models_alias_on_the_command_line_follows_the_same_policy(target: Target
     bare = alias("diabetes@1.0.1", "bycli")
     assert bare.returncode != 0
     assert "is protected" in bare.stderr
+    removed = alias("diabetes", "bycli", "--delete")  # would let the next gate skip a baseline
+    assert removed.returncode != 0
+    assert "not removed" in removed.stderr
+    import joblib
+    from sklearn.linear_model import Ridge
+
+    model = target.home / "ridge.joblib"
+    joblib.dump(Ridge().fit([[0.0], [1.0]], [0.0, 1.0]), model)
+    with Registry.open(target.settings) as registry:
+        versions = len(registry.list_versions("diabetes"))
+    registered = subprocess.run(
+        [
+            sys.executable, "-m", "dockyard", "models", "register", "diabetes", str(model),
+            "--alias", "bycli", "--trusted",
+        ],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert registered.returncode != 0
+    assert "is protected" in registered.stderr
+    with Registry.open(target.settings) as registry:
+        assert len(registry.list_versions("diabetes")) == versions  # nothing registered
     failed = target.gate("diabetes@1.0.2", "diabetes@bycli", "rmse <= baseline * 0.5")
     assert not failed.result.passed
     refused_move = alias("diabetes@1.0.2", "bycli", "--gate", str(failed.id))

@@ -74,8 +74,11 @@ def register(
     if not path.exists():
         raise UnreadableFileError(f"{path} does not exist.", hint="Check the model file's path.")
     metrics = parse_pairs(metric, "metric")
-    with open_registry(ctx) as registry, out.status(f"Registering {name} from {path.name}…"):
-        registered = registry.register(
+    from dockyard.cli.deployments import open_deployments
+
+    with open_deployments(ctx) as service, out.status(f"Registering {name} from {path.name}…"):
+        service.refuse_protected(name, alias or [])  # they move only with a gate
+        registered = service.registry.register(
             path,
             name,
             sample=sample,
@@ -293,7 +296,7 @@ def alias(
     with open_deployments(ctx) as service:
         registry = service.registry
         if delete:
-            registry.delete_alias(ModelRef.parse(ref).name, alias_name)
+            service.remove_alias(ModelRef.parse(ref).name, alias_name)
             if as_json:
                 print_json({"deleted": alias_name, "model": ModelRef.parse(ref).name})
             else:

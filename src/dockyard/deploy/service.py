@@ -9,7 +9,9 @@ Every surface — the CLI, the HTTP API, and whatever comes after them — calls
 - a protected alias (``DOCKYARD_PROTECTED_ALIASES``, ``production`` by default) moves only
   on the strength of a gate result the registry recorded
   (:func:`~dockyard.deploy.promotion.promote`); any other alias moves on request, keeping a
-  gate result on its event when one is given.
+  gate result on its event when one is given. Registering a version with a protected alias
+  and removing a protected alias are refused alike (either would let a version reach it, or
+  the next promotion skip the comparison with what it pointed at, without a gate).
 
 The deployment store is built here, once per service, and handed to what needs it (the
 rollout controller; the serving manager takes :attr:`Deployments.store`).
@@ -185,19 +187,29 @@ class Deployments:
         any other alias moves at once, keeping the gate on its event when one is given.
         Returns the :class:`Promotion` for a protected alias, else the version now aliased."""
         recorded = None if gate is None else recorded_gate(self.registry, gate)
+        if alias not in self.protected_aliases:
+            details = None if recorded is None else {"gate": recorded.to_dict()}
+            return self.registry.set_alias(ref, alias, actor=actor, details=details)
+        if recorded is None:
+            raise _protected(ref, alias)
+        return self.promote(ref, alias, recorded, actor=actor)
+
+    def refuse_protected(self, ref: str, aliases: Iterable[str]) -> None:
+        """Refuse (``InvalidRequestError``) to set any protected alias among ``aliases``
+        without a gate: what registering with aliases checks, and moving without a gate."""
+        for alias in aliases:
+            if alias in self.protected_aliases:
+                raise _protected(ref, alias)
+
+    def remove_alias(self, model: str, alias: str) -> None:
+        """Remove an alias; a protected one is refused (removing it would let the next
+        promotion skip the comparison with what it pointed at)."""
         if alias in self.protected_aliases:
-            if recorded is None:
-                name = ref.partition("@")[0]
-                raise InvalidRequestError(
-                    f"Alias {alias!r} is protected: moving it needs the gate result that "
-                    "justifies it.",
-                    hint=f"Run: dockyard gate {ref} --against {name}@{alias} --data ... "
-                    f'--promote {alias}; or send that gate\'s --json output as "gate" '
-                    "(the API) or its id with --gate (dockyard models alias).",
-                )
-            return self.promote(ref, alias, recorded, actor=actor)
-        details = None if recorded is None else {"gate": recorded.to_dict()}
-        return self.registry.set_alias(ref, alias, actor=actor, details=details)
+            raise InvalidRequestError(
+                f"Alias {alias!r} is protected: it can be moved with a gate, not removed.",
+                hint="Take it out of DOCKYARD_PROTECTED_ALIASES first if it must go.",
+            )
+        self.registry.delete_alias(model, alias)
 
     def promote(self, ref: str, alias: str, gate: RecordedGate, *, actor: str) -> Promotion:
         """Move ``alias`` to ``ref`` on the strength of a recorded gate, under every condition
@@ -226,3 +238,13 @@ class Deployments:
         if self.rollouts is None:  # a wiring mistake, not a user's
             raise RuntimeError("Deployments was built without the monitoring store rollouts need")
         return self.rollouts
+
+
+def _protected(ref: str, alias: str) -> InvalidRequestError:
+    name = ref.partition("@")[0]
+    return InvalidRequestError(
+        f"Alias {alias!r} is protected: moving it needs the gate result that justifies it.",
+        hint=f"Run: dockyard gate {ref} --against {name}@{alias} --data ... --promote {alias}; "
+        'or send that gate\'s --json output as "gate" (the API) or its id with --gate '
+        "(dockyard models alias).",
+    )

@@ -64,6 +64,15 @@ def test_a_protected_alias_moves_only_through_a_recorded_gate(registry: Registry
     moved = service.move_alias("m@1.0.1", "staging", actor="tester")  # unprotected
     assert not isinstance(moved, Promotion)
     assert registry.get_model("m").aliases == {"staging": "1.0.1"}
+    # nor can a registration set it, or a removal clear the way for a comparison-free move
+    with pytest.raises(InvalidRequestError, match="'production' is protected"):
+        service.refuse_protected("m", ["staging", "production"])
+    service.refuse_protected("m", ["staging", "canary"])
+    registry.set_alias("m@1.0.0", "production")  # below every surface's policy
+    with pytest.raises(InvalidRequestError, match="moved with a gate, not removed"):
+        service.remove_alias("m", "production")
+    service.remove_alias("m", "staging")
+    assert registry.get_model("m").aliases == {"production": "1.0.0"}
 
 
 def test_the_alias_policy_comes_from_settings(registry: Registry, tmp_path: Path) -> None:
