@@ -64,7 +64,7 @@ def _serve(port: int) -> None:
         raise SystemExit(exc.exit_code) from None
 
 
-def _train_cancer(c: float) -> tuple[Any, Any, Any, float]:
+def _train_cancer(c: float) -> tuple[Any, Any, Any, float, Any]:
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -79,7 +79,8 @@ def _train_cancer(c: float) -> tuple[Any, Any, Any, float]:
     model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000))
     model.fit(X_train, y_train)
     auc = float(roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]))
-    return model, X_train, y_train, auc
+    holdout = X_test.assign(label=y_test)  # what a gate scores both versions on
+    return model, X_train, y_train, auc, holdout
 
 
 def _train_penguins() -> tuple[Any, Any, Any, float]:
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         console.print(f"It serves on port {args.port} (another: DOCKYARD_DEMO_PORT=N make demo).")
 
     _step("1. Train and register a breast-cancer classifier (scaler + logistic regression)")
-    model, X, y, auc = _train_cancer(c=0.1)
+    model, X, y, auc, _ = _train_cancer(c=0.1)
     v1 = dockyard.register(
         model,
         "cancer",
@@ -135,8 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     console.print(f"registered {v1.ref} (roc_auc {auc:.4f}) and pointed production at it")
 
-    _step("2. Retrain, register as a minor bump, stage it, then promote it")
-    model2, X2, y2, auc2 = _train_cancer(c=1.0)
+    _step("2. Retrain, register as a minor bump, stage it, then gate and promote it")
+    model2, X2, y2, auc2, holdout = _train_cancer(c=1.0)
     v2 = dockyard.register(
         model2,
         "cancer",
@@ -149,7 +150,23 @@ def main(argv: list[str] | None = None) -> None:
         aliases=["staging"],
     )
     console.print(f"registered {v2.ref} (roc_auc {auc2:.4f}) as staging")
-    _cli("models", "alias", v2.ref, "production")
+    # production is a protected alias: it moves only on a recorded, passing gate
+    holdout_path = home / "cancer-holdout.parquet"
+    holdout.to_parquet(holdout_path)
+    _cli(
+        "gate",
+        v2.ref,
+        "--against",
+        "cancer@production",
+        "--data",
+        str(holdout_path),
+        "--target",
+        "label",
+        "--require",
+        "roc_auc >= baseline - 0.02",
+        "--promote",
+        "production",
+    )
 
     _step("3. A LightGBM model on penguins: categorical columns and missing values")
     penguin_model, PX, py, accuracy = _train_penguins()
