@@ -208,9 +208,11 @@ CASES: dict[str, Callable[[], dict[str, Body]]] = {
     # a fraction in the integer column (v2: only the 2-D FP64 tensor and a FP64 column say it)
     "fraction": lambda: {
         **all_shapes("frame", with_value("frame", 2, 1, 52.5), v2=False),
-        **dict(v2_shapes(
+        **dict(
+            v2_shapes(
                 "frame", FRAME_COLUMNS, with_value("frame", 2, 1, 52.5), ["FP64", "FP64"]
-            ).items()),
+            ).items()
+        ),
     },
     # a string where a number belongs, and a bool (v1 only: a v2 number tensor cannot hold one)
     "wrong type": lambda: all_shapes("array", with_value("array", 0, 1, "abc"), v2=False),
