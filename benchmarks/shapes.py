@@ -1,0 +1,243 @@
+"""The hot path per input shape, in one process: the event loop's CPU per request and req/s.
+
+A prediction can arrive in several shapes: v1 ``instances`` as records (one object per row)
+or as row arrays, v1 ``inputs`` as columns, a v2 2-D tensor, or one v2 tensor per column —
+the v2 ones in JSON or with the binary extension (``Inference-Header-Content-Length``: a JSON
+header, then the raw little-endian bytes). Each takes its own decoding path before the shared
+validation and the model. This script runs Dockyard's real ASGI app (the same ``create_app``
+as ``dockyard serve``: models warmed, the prediction log's conversion task and writer thread
+running) in this process, with the logistic regression of ``harness.py`` (20 features)
+deployed alone (log on, batches of up to 64, no wait), and drives each shape with
+``--concurrency`` coroutines, for each row count in ``--rows``.
+
+Every round sends every shape once; a 1-row shape gets ``--requests`` requests, a larger one
+a tenth of that. It reports, per shape and row count, the loop thread's CPU per request (the
+median of rounds) and the requests per second (the median of rounds). Trust the CPU figure:
+the requests per second move with whatever else the machine is doing.
+
+Run:  .venv/bin/python benchmarks/shapes.py [--requests 2000] [--rounds 2] [--rows 1 100]
+      [--concurrency 16]
+
+Comparing two commits: check each out in its own worktree and run this script (from either
+one, or a copy) with ``PYTHONPATH`` pointing at each tree's ``src``, interleaved A B B A so
+that both see the machine in the same states; then compare the tables row by row::
+
+    git worktree add /tmp/before <commit>~1
+    git worktree add /tmp/after <commit>
+    for order in "before after" "after before" "before after" "after before"; do
+      for tree in $order; do
+        echo "## $tree"
+        PYTHONPATH=/tmp/$tree/src .venv/bin/python benchmarks/shapes.py --rounds 2
+      done
+    done > shapes.out
+
+The first line of each run prints where ``dockyard`` was imported from, to confirm which
+tree ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import harness  # models and registry (benchmarks/harness.py)
+
+ENDPOINT = "shapes-lr"
+V1 = f"/v1/endpoints/{ENDPOINT}/predict"
+V2 = f"/v2/models/{ENDPOINT}/infer"
+
+# label -> (path, body, extra headers)
+Body = tuple[str, bytes, list[tuple[bytes, bytes]]]
+
+
+def bodies(X: Any, rows: int, binary: bool) -> dict[str, Body]:
+    """Every shape's request for the first ``rows`` rows of ``X``."""
+    import numpy as np
+
+    block = [[float(v) for v in row] for row in X[:rows]]
+    names = [f"x{i}" for i in range(len(block[0]))]
+    columns = {name: [row[i] for row in block] for i, name in enumerate(names)}
+    tensor = [("input-0", [rows, len(names)], block)]
+    per_column = [(name, [rows], columns[name]) for name in names]
+
+    def v2_json(inputs: list[tuple[str, list[int], Any]]) -> Body:
+        body = {
+            "inputs": [{"name": n, "shape": s, "datatype": "FP64", "data": v} for n, s, v in inputs]
+        }
+        return V2, json.dumps(body).encode(), []
+
+    def v2_binary(inputs: list[tuple[str, list[int], Any]]) -> Body:
+        blobs = [np.asarray(v, dtype="<f8").tobytes() for _, _, v in inputs]
+        header = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": n,
+                        "shape": s,
+                        "datatype": "FP64",
+                        "parameters": {"binary_data_size": len(blob)},
+                    }
+                    for (n, s, _), blob in zip(inputs, blobs, strict=True)
+                ]
+            }
+        ).encode()
+        length = (b"inference-header-content-length", str(len(header)).encode())
+        return V2, header + b"".join(blobs), [length]
+
+    shapes: dict[str, Body] = {
+        "v1 records": (
+            V1,
+            json.dumps({"instances": [dict(zip(names, r, strict=True)) for r in block]}).encode(),
+            [],
+        ),
+        "v1 row arrays": (V1, json.dumps({"instances": block}).encode(), []),
+        "v1 columns": (V1, json.dumps({"inputs": columns}).encode(), []),
+        "v2 JSON 2-D tensor": v2_json(tensor),
+        "v2 JSON per column": v2_json(per_column),
+    }
+    if binary:
+        shapes["v2 binary 2-D tensor"] = v2_binary(tensor)
+        shapes["v2 binary per column"] = v2_binary(per_column)
+    return shapes
+
+
+async def drive(app: Any, request: Body, requests: int, concurrency: int) -> float:
+    """Send ``requests`` copies of one request through the ASGI app; returns the seconds."""
+    path, body, extra = request
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "query_string": b"",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *extra,
+        ],
+    }
+    message = {"type": "http.request", "body": body, "more_body": False}
+    failures: list[int] = []
+    answers: list[bytes] = []
+    left = requests
+
+    async def receive() -> dict[str, Any]:
+        return message
+
+    async def send(event: dict[str, Any]) -> None:
+        if event["type"] == "http.response.start" and event["status"] != 200:
+            failures.append(event["status"])
+        elif event["type"] == "http.response.body" and failures and not answers:
+            answers.append(event.get("body", b"")[:300])
+
+    async def client() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await app(scope, receive, send)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    if failures:
+        raise SystemExit(
+            f"{path}: {len(failures)} requests failed (first status {failures[0]}: "
+            f"{answers[0] if answers else b''!r})"
+        )
+    return time.perf_counter() - started
+
+
+async def run(args: argparse.Namespace, home: Path, X: Any) -> None:
+    os.environ["DOCKYARD_HOME"] = str(home)
+    from dockyard.server.app import create_app
+    from dockyard.settings import Settings
+
+    app = create_app(Settings())
+    server = app.server
+    await server.start()
+    plan: list[tuple[str, int, Body, int]] = []
+    for rows in args.rows:
+        count = args.requests if rows == 1 else max(args.requests // 10, 1)
+        for shape, request in bodies(X, rows, not args.no_binary).items():
+            plan.append((shape, rows, request, count))
+    figures: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    try:
+        while not server.manager.started:
+            await asyncio.sleep(0.1)
+        for _, _, request, count in plan:  # warm every path
+            await drive(app, request, max(count // 4, 1), args.concurrency)
+        for round_ in range(1, args.rounds + 1):
+            for shape, rows, request, count in plan:
+                cpu = time.thread_time()
+                seconds = await drive(app, request, count, args.concurrency)
+                cpu_us = (time.thread_time() - cpu) / count * 1e6
+                figures.setdefault((shape, rows), []).append((count / seconds, cpu_us))
+            print(f"  round {round_} of {args.rounds} done", flush=True)
+    finally:
+        await server.stop()
+
+    def median(values: list[tuple[float, float]], i: int) -> float:
+        return statistics.median(v[i] for v in values)
+
+    print()
+    print(
+        f"LR ({harness.FEATURES} features), {args.concurrency} concurrent requests, "
+        f"{args.rounds} rounds; {args.requests:,} requests per 1-row shape, "
+        f"{max(args.requests // 10, 1):,} per larger one; log on, max batch 64"
+    )
+    print()
+    print("| shape | rows | loop CPU µs/request (median) | req/s (median) |")
+    print("|---|---|---|---|")
+    for (shape, rows), values in figures.items():
+        print(f"| {shape} | {rows} | {median(values, 1):.1f} | {median(values, 0):,.0f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=2_000,
+        help="Requests per 1-row shape and round; a larger shape gets a tenth of it.",
+    )
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--rows", type=int, nargs="+", default=[1, 100], help="Rows per request (several)."
+    )
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--no-binary",
+        action="store_true",
+        help="Leave out the v2 binary shapes (for a tree without the binary extension).",
+    )
+    parser.add_argument("--work", type=Path, default=harness.HERE / ".work" / "shapes")
+    args = parser.parse_args()
+    if min(args.rows) < 1 or args.requests < 1 or args.rounds < 1 or args.concurrency < 1:
+        parser.error("--requests, --rounds, --rows and --concurrency must be at least 1")
+    args.work = args.work.resolve()
+
+    import dockyard
+
+    print(f"dockyard from {Path(dockyard.__file__).parent}", flush=True)
+    models, X, y = harness.fit_models(args.work)
+    base = harness.register_dockyard(args.work, {"lr": models["lr"]}, X, y)
+    spec = {
+        "routes": [{"model": "lr@1.0.0"}],
+        "batching": {"max_batch_size": 64, "max_wait_ms": 0},
+        "monitoring": {"log": True},
+    }
+    home = harness.dockyard_home(base, args.work, ENDPOINT, spec)
+    asyncio.run(run(args, home, X[: max(args.rows)]))
+
+
+if __name__ == "__main__":
+    main()
