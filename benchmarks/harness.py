@@ -7,6 +7,7 @@ registry holding them, server processes watched through /proc (CPU, RSS), and wr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -372,3 +373,57 @@ def describe_machine() -> str:
         f"machine: {os.cpu_count()} CPUs ({cpu}), {memory:.0f} GiB, {platform.platform()}, "
         f"Python {platform.python_version()}; {' '.join(wrk_version[:2])}"
     )
+
+
+# --- driving an app in this process (inprocess.py, shapes.py) ---------------------------
+
+
+async def drive(
+    app: Any,
+    path: str,
+    body: bytes,
+    requests: int,
+    concurrency: int,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> float:
+    """Send ``requests`` copies of one POST through an ASGI app in this process, ``concurrency``
+    at a time; returns the seconds taken, and stops the run on the first non-200 answer."""
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "query_string": b"",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *headers,
+        ],
+    }
+    message = {"type": "http.request", "body": body, "more_body": False}
+    failures: list[int] = []
+    answers: list[bytes] = []
+    left = requests
+
+    async def receive() -> dict[str, Any]:
+        return message
+
+    async def send(event: dict[str, Any]) -> None:
+        if event["type"] == "http.response.start" and event["status"] != 200:
+            failures.append(event["status"])
+        elif event["type"] == "http.response.body" and failures and not answers:
+            answers.append(event.get("body", b"")[:300])
+
+    async def client() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await app(scope, receive, send)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    if failures:
+        raise SystemExit(
+            f"{path}: {len(failures)} requests failed (first status {failures[0]}: "
+            f"{answers[0] if answers else b''!r})"
+        )
+    return time.perf_counter() - started

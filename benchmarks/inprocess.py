@@ -26,47 +26,10 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 import harness  # models and registry (benchmarks/harness.py)
-
-
-async def drive(app: Any, path: str, body: bytes, requests: int, concurrency: int) -> float:
-    """Send ``requests`` predictions through the ASGI app; returns the seconds taken."""
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": path,
-        "query_string": b"",
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ],
-    }
-    message = {"type": "http.request", "body": body, "more_body": False}
-    failures: list[int] = []
-    left = requests
-
-    async def receive() -> dict[str, Any]:
-        return message
-
-    async def send(event: dict[str, Any]) -> None:
-        if event["type"] == "http.response.start" and event["status"] != 200:
-            failures.append(event["status"])
-
-    async def client() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            await app(scope, receive, send)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    if failures:
-        raise SystemExit(f"{len(failures)} requests failed (first status {failures[0]})")
-    return time.perf_counter() - started
 
 
 async def run(args: argparse.Namespace, home: Path, endpoint: str, body: bytes) -> None:
@@ -95,13 +58,13 @@ async def run(args: argparse.Namespace, home: Path, endpoint: str, body: bytes) 
             models.extend((model, model.ranges) for model, _ in endpoint_.routes)
         if args.toggle == "ranges" and not any(ranges for _, ranges in models):
             raise SystemExit("the served model has no training ranges to check")
-        await drive(app, path, body, args.requests // 4, args.concurrency)  # warm
+        await harness.drive(app, path, body, args.requests // 4, args.concurrency)  # warm
         figures: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
         for round_ in range(1, args.rounds + 1):
             for mode in ("on", "off") if round_ % 2 else ("off", "on"):
                 switch(mode == "on")
                 cpu = time.thread_time()
-                seconds = await drive(app, path, body, args.requests, args.concurrency)
+                seconds = await harness.drive(app, path, body, args.requests, args.concurrency)
                 cpu_us = (time.thread_time() - cpu) / args.requests * 1e6
                 figures[mode].append((args.requests / seconds, cpu_us))
                 await asyncio.sleep(args.settle)  # the writer's last flush, outside the block

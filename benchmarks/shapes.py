@@ -110,50 +110,6 @@ def bodies(X: Any, rows: int, binary: bool) -> dict[str, Body]:
     return shapes
 
 
-async def drive(app: Any, request: Body, requests: int, concurrency: int) -> float:
-    """Send ``requests`` copies of one request through the ASGI app; returns the seconds."""
-    path, body, extra = request
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": path,
-        "query_string": b"",
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            *extra,
-        ],
-    }
-    message = {"type": "http.request", "body": body, "more_body": False}
-    failures: list[int] = []
-    answers: list[bytes] = []
-    left = requests
-
-    async def receive() -> dict[str, Any]:
-        return message
-
-    async def send(event: dict[str, Any]) -> None:
-        if event["type"] == "http.response.start" and event["status"] != 200:
-            failures.append(event["status"])
-        elif event["type"] == "http.response.body" and failures and not answers:
-            answers.append(event.get("body", b"")[:300])
-
-    async def client() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            await app(scope, receive, send)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    if failures:
-        raise SystemExit(
-            f"{path}: {len(failures)} requests failed (first status {failures[0]}: "
-            f"{answers[0] if answers else b''!r})"
-        )
-    return time.perf_counter() - started
-
-
 async def run(args: argparse.Namespace, home: Path, X: Any) -> None:
     os.environ["DOCKYARD_HOME"] = str(home)
     from dockyard.server.app import create_app
@@ -172,11 +128,13 @@ async def run(args: argparse.Namespace, home: Path, X: Any) -> None:
         while not server.manager.started:
             await asyncio.sleep(0.1)
         for _, _, request, count in plan:  # warm every path
-            await drive(app, request, max(count // 4, 1), args.concurrency)
+            await harness.drive(app, *request[:2], max(count // 4, 1), args.concurrency, request[2])
         for round_ in range(1, args.rounds + 1):
             for shape, rows, request, count in plan:
                 cpu = time.thread_time()
-                seconds = await drive(app, request, count, args.concurrency)
+                seconds = await harness.drive(
+                    app, *request[:2], count, args.concurrency, request[2]
+                )
                 cpu_us = (time.thread_time() - cpu) / count * 1e6
                 figures.setdefault((shape, rows), []).append((count / seconds, cpu_us))
             print(f"  round {round_} of {args.rounds} done", flush=True)
