@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         default=False,
         description="Require a bearer token with the right scope on every route but health.",
     )
+    console_secure_cookies: bool = Field(
+        default=False,
+        description="Mark the web console's cookies Secure even on plain HTTP (behind a TLS "
+        "proxy); requests that arrive over TLS get Secure cookies anyway.",
+    )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=1024,

@@ -314,9 +314,10 @@ class Registry:
     def set_description(self, ref: str, text: str) -> None:
         self.store.set_description(ModelRef.parse(ref), text, actor=self.actor)
 
-    def archive(self, ref: str) -> Version:
-        """Archive a version (kept, hidden from ``latest``); aliased versions are refused."""
-        return self.store.set_status(_exact(ref), "archived", actor=self.actor)
+    def archive(self, ref: str, *, actor: str | None = None) -> Version:
+        """Archive a version (kept, hidden from ``latest``); aliased versions are refused.
+        ``actor`` overrides the registry's own (the console names the token)."""
+        return self.store.set_status(_exact(ref), "archived", actor=actor or self.actor)
 
     def restore(self, ref: str) -> Version:
         return self.store.set_status(_exact(ref), "active", actor=self.actor)
