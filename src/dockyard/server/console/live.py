@@ -27,9 +27,9 @@ def parse(text: str) -> Snapshot:
 
     found: Snapshot = {}
     for family in text_string_to_metric_families(text):
-        if family.name == "dockyard_requests":
+        if family.name in ("dockyard_requests", "dockyard_requests_total"):
             for s in family.samples:
-                if s.name.endswith("_total"):
+                if s.name == "dockyard_requests_total":
                     key = ("req", s.labels["endpoint"], s.labels["version"], s.labels["status"])
                     found[key] = found.get(key, 0.0) + s.value
         elif family.name == "dockyard_request_duration_seconds":
