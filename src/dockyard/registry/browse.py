@@ -9,15 +9,16 @@ through :class:`~dockyard.registry.Registry` and :class:`~dockyard.deploy.servic
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Row
 
 from dockyard.registry import tables as t
 from dockyard.registry.database import Database
-from dockyard.registry.semver import SemVer
 from dockyard.registry.store import _VERSION_COLUMNS, _event, _model_not_found, _utc, _version
 from dockyard.registry.types import Event, Version
 
@@ -35,6 +36,8 @@ class ModelRow:
     latest: str | None
     last_registered: datetime | None
     aliases: dict[str, str] = field(default_factory=dict)
+    archived: int = 0
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,47 +69,104 @@ class Catalog:
         offset: int = 0,
         limit: int = 50,
     ) -> Page:
-        """Models whose name contains ``search`` (any case), sorted and cut in SQL."""
-        m, v = t.models.c, t.versions.c
-        stats = (
-            sa.select(
-                v.model_id,
-                sa.func.count().label("n"),
-                sa.func.max(v.created_at).label("last"),
-            )
-            .group_by(v.model_id)
-            .subquery()
-        )
-        query = sa.select(m.id, m.name, m.description, stats.c.n, stats.c.last).outerjoin(
-            stats, stats.c.model_id == m.id
-        )
+        """Models whose name contains ``search`` (any case), sorted and cut in SQL. Sorted
+        by name, only the page's models are counted; sorted by a count or a time, the
+        counts of every model are (one grouped scan)."""
+        m = t.models.c
+        where = []
         if search:
-            query = query.where(
-                sa.func.lower(m.name).contains(search.lower()[:128], autoescape=True)
-            )
-        key: Any = {"name": m.name, "versions": stats.c.n, "registered": stats.c.last}[sort]
-        ordered = key.desc() if descending else key.asc()
+            where.append(sa.func.lower(m.name).contains(search.lower()[:128], autoescape=True))
         limit, offset = max(1, min(limit, 500)), max(0, offset)
         with self.db.read() as conn:
             total = conn.execute(
-                sa.select(sa.func.count()).select_from(query.subquery())
+                sa.select(sa.func.count()).select_from(t.models).where(*where)
             ).scalar_one()
-            rows = conn.execute(query.order_by(ordered, m.name).offset(offset).limit(limit)).all()
-            ids = [row.id for row in rows]
-            latest = self._latest(conn, ids)
-            aliases = self._aliases(conn, ids)
-        models = [
-            ModelRow(
-                name=row.name,
-                description=row.description,
-                versions=int(row.n or 0),
-                latest=latest.get(row.id),
-                last_registered=_utc(row.last) if row.last is not None else None,
-                aliases=aliases.get(row.id, {}),
+            rows = self._rows(conn, where, sort, descending, offset, limit)
+        return Page(rows, int(total), offset, limit)
+
+    def model(self, name: str) -> ModelRow:
+        """One model's line, with its archived versions counted (``ModelNotFoundError``
+        when there is none)."""
+        v = t.versions.c
+        with self.db.read() as conn:
+            rows = self._rows(conn, [t.models.c.name == name], "name", False, 0, 1)
+            if not rows:
+                raise _model_not_found(name)
+            archived = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(t.versions.join(t.models))
+                .where(t.models.c.name == name, v.status == "archived")
+            ).scalar_one()
+        return replace(rows[0], archived=int(archived))
+
+    def _rows(
+        self,
+        conn: sa.Connection,
+        where: list[Any],
+        sort: ModelSort,
+        descending: bool,
+        offset: int,
+        limit: int,
+    ) -> list[ModelRow]:
+        """A page of models with their counts, latest version and aliases. Counts and the
+        newest registration come from the ``(model_id, ...)`` index alone (version ids grow
+        with registration time, so the highest id is the last registered)."""
+        m, v = t.models.c, t.versions.c
+        latest = _latest_version().label("latest")
+        columns = (v.model_id, sa.func.count().label("n"), sa.func.max(v.id).label("last_id"))
+        models: Sequence[Row[Any]]
+        if sort == "name":
+            order = m.name.desc() if descending else m.name.asc()
+            models = conn.execute(
+                sa.select(m.id, m.name, m.description, m.tags, latest)
+                .where(*where)
+                .order_by(order)
+                .offset(offset)
+                .limit(limit)
+            ).all()
+            ids = [row.id for row in models]
+            stats = {
+                row.model_id: (row.n, row.last_id)
+                for row in conn.execute(
+                    sa.select(*columns).where(v.model_id.in_(ids)).group_by(v.model_id)
+                )
+            }
+        else:
+            grouped = sa.select(*columns).group_by(v.model_id).subquery()
+            key = grouped.c.n if sort == "versions" else grouped.c.last_id
+            models = conn.execute(
+                sa.select(
+                    m.id, m.name, m.description, m.tags, latest, grouped.c.n, grouped.c.last_id
+                )
+                .outerjoin(grouped, grouped.c.model_id == m.id)
+                .where(*where)
+                .order_by(key.desc() if descending else key.asc(), m.name)
+                .offset(offset)
+                .limit(limit)
+            ).all()
+            ids = [row.id for row in models]
+            stats = {row.id: (row.n, row.last_id) for row in models}
+        last_ids = [last for _, last in stats.values() if last is not None]
+        registered = dict(
+            conn.execute(sa.select(v.id, v.created_at).where(v.id.in_(last_ids))).all()
+        )
+        aliases = self._aliases(conn, ids)
+        found = []
+        for row in models:
+            count, last_id = stats.get(row.id, (0, None))
+            when = registered.get(last_id)
+            found.append(
+                ModelRow(
+                    name=row.name,
+                    description=row.description,
+                    versions=int(count or 0),
+                    latest=row.latest,
+                    last_registered=_utc(when) if when is not None else None,
+                    aliases=aliases.get(row.id, {}),
+                    tags=dict(row.tags or {}),
+                )
             )
-            for row in rows
-        ]
-        return Page(models, int(total), offset, limit)
+        return found
 
     def versions(self, name: str, *, offset: int = 0, limit: int = 50) -> Page:
         """A model's versions, highest first, one page of them."""
@@ -171,34 +231,6 @@ class Catalog:
         with self.db.read() as conn:
             return [_event(row) for row in conn.execute(query)]
 
-    def _latest(self, conn: sa.Connection, ids: list[int]) -> dict[int, str]:
-        """Each model's highest active version: the rows tied on (major, minor, patch) come
-        from SQL, the pre-release order among them from :class:`SemVer`."""
-        if not ids:
-            return {}
-        v = t.versions.c
-        rank = (
-            sa.func.rank()
-            .over(
-                partition_by=v.model_id,
-                order_by=(v.major.desc(), v.minor.desc(), v.patch.desc()),
-            )
-            .label("rank")
-        )
-        ranked = (
-            sa.select(v.model_id, v.version, rank)
-            .where(v.model_id.in_(ids), v.status == "active")
-            .subquery()
-        )
-        best: dict[int, SemVer] = {}
-        for model_id, text in conn.execute(
-            sa.select(ranked.c.model_id, ranked.c.version).where(ranked.c.rank == 1)
-        ):
-            parsed = SemVer.parse(text)
-            if model_id not in best or parsed > best[model_id]:
-                best[model_id] = parsed
-        return {model_id: str(version) for model_id, version in best.items()}
-
     def _aliases(self, conn: sa.Connection, ids: list[int]) -> dict[int, dict[str, str]]:
         if not ids:
             return {}
@@ -212,6 +244,23 @@ class Catalog:
         ):
             found.setdefault(model_id, {})[alias] = version
         return found
+
+
+def _latest_version() -> Any:
+    """Each model's highest active version, as a correlated subquery the database answers
+    with a seek down the ``(model_id, major, minor, patch)`` index per listed model: a
+    release above its pre-releases, then the newest of equals."""
+    v = t.versions.c
+    return (
+        sa.select(v.version)
+        .where(v.model_id == t.models.c.id, v.status == "active")
+        .order_by(
+            v.major.desc(), v.minor.desc(), v.patch.desc(), (v.prerelease == "").desc(), v.id.desc()
+        )
+        .limit(1)
+        .correlate(t.models)
+        .scalar_subquery()
+    )
 
 
 __all__ = ["MODEL_SORTS", "Catalog", "ModelRow", "ModelSort", "Page"]

@@ -75,7 +75,7 @@ def add_pages(api: FastAPI, console: Console, read: Depends, admin: Depends) -> 
         page: int = Query(1, ge=1, le=1_000_000),
         compare: list[str] = Query([]),  # noqa: B008 (FastAPI's declaration)
     ) -> Response:
-        found = await console.call(registry.get_model, name)
+        found = await console.call(console.catalog.model, name)
         listed = await console.call(
             console.catalog.versions, name, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
         )
