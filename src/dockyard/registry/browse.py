@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any, Final, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Row
 
 from dockyard.registry import tables as t
 from dockyard.registry.database import Database
@@ -114,7 +113,7 @@ class Catalog:
         m, v = t.models.c, t.versions.c
         latest = _latest_version().label("latest")
         columns = (v.model_id, sa.func.count().label("n"), sa.func.max(v.id).label("last_id"))
-        models: Sequence[Row[Any]]
+        models: Sequence[Any]
         if sort == "name":
             order = m.name.desc() if descending else m.name.asc()
             models = conn.execute(
