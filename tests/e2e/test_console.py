@@ -276,6 +276,7 @@ def test_every_page_shows_what_the_api_says(site: dict[str, Any], browser: Brows
     assert page.locator("#heatmap tbody tr").count() >= 1
     assert page.locator("#heatmap thead th").all_text_contents()[3:] == FEATURES
     assert page.locator("#performance tbody tr").count() >= 1
+    assert page.locator("#distributions figure").count() == len(FEATURES) + 1  # + prediction
 
     # live: traffic shows up by itself (the page polls), without a reload
     page = browser.open("/ui/live", "live")

@@ -150,3 +150,35 @@ def test_pages_clamp_to_what_exists() -> None:
     assert views.pager(9, 25, 30).page == 2
     assert views.pager(0, 25, 0).page == 1
     assert views.pager(3, 25, 100).offset == 50
+
+
+def test_distributions_pair_current_with_reference_drifted_first() -> None:
+    drift = {
+        "features": [
+            {
+                "feature": "calm",
+                "drifted": False,
+                "distribution": {
+                    "values": ["x", "y"],
+                    "reference": [0.5, 0.5],
+                    "current": [0.5, 0.5],
+                },
+            },
+            {
+                "feature": "moved",
+                "drifted": True,
+                "distribution": {
+                    "edges": [0, 1, 2],
+                    "reference": [0.8, 0.2],
+                    "current": [0.2, 0.8],
+                },
+            },
+            {"feature": "empty", "drifted": False, "distribution": {}},
+        ],
+        "prediction": None,
+    }
+    found = views.distributions(drift)
+    assert [d["name"] for d in found] == ["moved", "calm"]
+    moved = found[0]["bins"]
+    assert [(b["r"], b["c"]) for b in moved] == [(100, 25), (25, 100)]
+    assert moved[0]["label"] == "0 to 1"

@@ -204,6 +204,7 @@ def add_pages(api: FastAPI, console: Console, read: Depends, admin: Depends) -> 
             every=every,
             data=data,
             heat=views.heatmap(data["drift_over_time"], data["drift"]),
+            distributions=views.distributions(data["drift"]),
             performance=rows,
             chart=views.interval_band(rows),
             alert_history=[e for e in history if e.details.get("endpoint") == name][:50],

@@ -189,6 +189,45 @@ def histograms(profile: Mapping[str, Any] | None, *, most: int = 12) -> list[dic
     return found
 
 
+def distributions(drift: Mapping[str, Any] | None, *, most: int = 12) -> list[dict[str, Any]]:
+    """Each feature's (and the prediction's) current distribution beside its reference, as
+    paired bar heights (0-100 of the tallest bar of either): drifted features first."""
+    drift = drift or {}
+    found = []
+    entries = [dict(f) for f in drift.get("features") or []]
+    entries.sort(key=lambda f: not f.get("drifted"))
+    if drift.get("prediction"):
+        entries.insert(0, {**drift["prediction"], "feature": "prediction"})
+    for entry in entries[:most]:
+        dist = entry.get("distribution") or {}
+        reference, current = dist.get("reference") or [], dist.get("current") or []
+        if not reference or not current:
+            continue
+        if "edges" in dist:
+            edges = dist["edges"]
+            labels = [f"{_num(edges[i])} to {_num(edges[i + 1])}" for i in range(len(edges) - 1)]
+        else:
+            labels = [str(value) for value in dist.get("values", [])]
+        top = max([*reference, *current, 1e-12])
+        found.append(
+            {
+                "name": entry["feature"],
+                "drifted": bool(entry.get("drifted")),
+                "bins": [
+                    {
+                        "label": label,
+                        "reference": r,
+                        "current": c,
+                        "r": round(r / top * 100),
+                        "c": round(c / top * 100),
+                    }
+                    for label, r, c in zip(labels, reference, current, strict=False)
+                ],
+            }
+        )
+    return found
+
+
 def _num(value: Any) -> str:
     return "?" if value is None else f"{value:.3g}"
 
@@ -220,6 +259,7 @@ def rollout_summary(status: Mapping[str, Any] | None) -> dict[str, Any] | None:
 __all__ = [
     "HEAT_LEVELS",
     "Pager",
+    "distributions",
     "heatmap",
     "histograms",
     "interval_band",
