@@ -125,25 +125,27 @@ def test_metrics_side_by_side_mark_the_best_of_each_row() -> None:
     assert single["rows"][0]["best"] is None  # nothing to compare with
 
 
-def test_the_heatmap_marks_cells_at_their_features_threshold() -> None:
+def test_the_heatmap_marks_the_cells_each_windows_test_found_drifted() -> None:
     over_time = [
         {
             "start": "s",
             "end": "e1",
             "rows": 10,
             "drift_share": 0.5,
-            "features": {"a": 0.05, "b": 0.2},
+            "features": {"a": 0.05, "b": 0.2, "c": 0.5},
+            "drifted": ["b"],
         },
         {"start": "s", "end": "e2", "rows": 10, "drift_share": 0.0, "features": {"a": None}},
     ]
-    report = {"features": [{"feature": "a", "threshold": 0.1}, {"feature": "b", "threshold": 0.1}]}
+    report = {"features": [{"feature": f, "threshold": 0.1} for f in ("a", "b", "c")]}
     heat = views.heatmap(over_time, report)
-    assert heat["features"] == ["a", "b"]
+    assert heat["features"] == ["a", "b", "c"]
     first, second = heat["rows"]
-    assert [c["drifted"] for c in first["cells"]] == [False, True]
+    assert [c["drifted"] for c in first["cells"]] == [False, True, False]  # the test decides
     assert first["cells"][0]["level"] == 2  # half the threshold: the middle shades
     assert first["cells"][1]["level"] == views.HEAT_LEVELS - 1
-    assert [c["effect"] for c in second["cells"]] == [None, None]
+    assert first["cells"][2]["level"] == views.HEAT_LEVELS - 2  # large, yet not drifted
+    assert [c["effect"] for c in second["cells"]] == [None, None, None]
 
 
 def test_pages_clamp_to_what_exists() -> None:

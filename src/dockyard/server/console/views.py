@@ -53,8 +53,9 @@ def metric_table(versions: Sequence[Any]) -> dict[str, Any]:
 def heatmap(
     over_time: Sequence[Mapping[str, Any]], report: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """Drift per window × feature: each cell's effect size, its shade and whether it is at
-    or past the feature's threshold (from the window's drift report)."""
+    """Drift per window × feature: each cell's effect size, its shade (the effect over the
+    feature's threshold, in steps) and whether that window's test found the feature
+    drifted (the darkest shade, whatever the effect)."""
     thresholds: dict[str, float] = {}
     for feature in (report or {}).get("features", []):
         if feature.get("threshold") is not None:
@@ -63,13 +64,14 @@ def heatmap(
     rows = []
     for row in over_time:
         cells = []
+        verdicts = set(row.get("drifted", ()))
         for name in features:
             effect = row.get("features", {}).get(name)
             threshold = thresholds.get(name)
-            drifted = effect is not None and threshold is not None and effect >= threshold
+            drifted = name in verdicts
             level = 0
             if effect is not None and threshold:
-                level = min(HEAT_LEVELS - 1, int(effect / threshold * (HEAT_LEVELS - 1)))
+                level = min(HEAT_LEVELS - 2, int(effect / threshold * (HEAT_LEVELS - 2)))
             if drifted:
                 level = HEAT_LEVELS - 1
             cells.append({"effect": effect, "drifted": drifted, "level": level})
@@ -143,7 +145,7 @@ def interval_band(
 ) -> dict[str, str]:
     """The performance chart's line and its 95% band as SVG points (values in [0, 1])."""
     measured = [r for r in rows if r.get("value") is not None and r["metric"] == "accuracy"]
-    if not measured:
+    if len(measured) < 2:  # one point draws no line: the table says it
         return {"line": "", "band": ""}
     last = max(1, len(measured) - 1)
 
