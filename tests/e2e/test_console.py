@@ -289,6 +289,8 @@ def test_every_page_shows_what_the_api_says(site: dict[str, Any], browser: Brows
             client.post("/v1/endpoints/plain/predict", json={"instances": rows})
             page.wait_for_timeout(200)
     assert float(cell.inner_text()) > 0  # requests/s, redrawn by the page's own polling
+    idle = page.locator('#live tr[data-endpoint="canary"] td').first
+    assert idle.inner_text() == "0.00"  # a quiet endpoint is listed, at zero
     page.screenshot(path=str(browser.shots / "live-traffic.png"), full_page=True)
 
     # a phone's width: nothing wider than the screen but the tables' own scroll areas

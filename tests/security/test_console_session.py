@@ -142,6 +142,8 @@ def test_the_cookie_does_not_authorise_the_api_and_no_session_is_sent_to_sign_in
             headers={"cookie": f"dockyard_session={client.cookies['dockyard_session']}"},
         )
         assert forced.status_code == 401
+    root = httpx.get(f"{server.url}/")
+    assert (root.status_code, root.headers["location"]) == (307, "/ui")
     anonymous = httpx.get(f"{server.url}/ui/deployments")
     assert anonymous.status_code == 303
     assert anonymous.headers["location"] == "/ui/sign-in?next=/ui/deployments"
