@@ -6,6 +6,7 @@ page that says what will change; the change happens when that page's form comes 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -14,12 +15,11 @@ from fastapi.responses import RedirectResponse, Response
 from dockyard.deploy.promotion import Promotion
 from dockyard.deploy.service import single_route
 from dockyard.deploy.spec import DeploymentSpec, created_changes, spec_diff
-from dockyard.errors import InvalidRequestError, NotFoundError
+from dockyard.errors import DockyardError, InvalidRequestError, NotFoundError
 from dockyard.security.scopes import READ
 from dockyard.server.console.render import Console, html_errors
 from dockyard.server.console.session import (
     CSRF_COOKIE,
-    check_csrf,
     cleared_session,
     safe_next,
     session_cookie,
@@ -39,7 +39,9 @@ def add_actions(api: FastAPI, console: Console, deploy: Depends, admin: Depends)
     def done(to: str, what: str) -> Response:
         return RedirectResponse(f"{to}?done={what}", status_code=303)
 
-    def confirm(request: Request, form: dict[str, str], title: str, changes: list[str]) -> Response:
+    def confirm(
+        request: Request, form: Mapping[str, str], title: str, changes: list[str]
+    ) -> Response:
         kept = {k: v for k, v in form.items() if k not in ("csrf", "confirmed")}
         return console.page(
             request,
@@ -62,29 +64,16 @@ def add_actions(api: FastAPI, console: Console, deploy: Depends, admin: Depends)
 
     @api.post("/ui/sign-in", include_in_schema=False)
     async def sign_in(request: Request) -> Response:
-        """Check the token (the same check as a bearer header) and keep it in the session
-        cookie. The form's CSRF token is the auth-off kind: there is no session yet."""
-        raw = (await request.body()).decode("utf-8", "replace")
-        from urllib.parse import parse_qsl
-
-        form = dict(parse_qsl(raw, keep_blank_values=True, max_num_fields=8))
+        """Check the token (the same check as a bearer header, for the read scope) and keep
+        it in the session cookie; a refusal shows the sign-in page again with its status."""
+        form: Mapping[str, str] = {}
         try:
-            check_csrf(
-                form,
-                request.cookies,
-                None,
-                origin=request.headers.get("origin"),
-                host=request.headers.get("host"),
-            )
-            secret = form.get("token", "").strip()
+            form = await console.form(request, session=False)
             if not server.settings.auth:
                 raise InvalidRequestError("This server runs without auth: no sign-in needed.")
+            secret = form.get("token", "").strip()
             await server.auth.check(f"Bearer {secret}", READ)
-        except Exception as exc:
-            from dockyard.errors import DockyardError
-
-            if not isinstance(exc, DockyardError):
-                raise
+        except DockyardError as exc:
             return console.page(
                 request,
                 "sign_in.html",
@@ -93,9 +82,8 @@ def add_actions(api: FastAPI, console: Console, deploy: Depends, admin: Depends)
                 error=exc.to_dict(),
             )
         response = RedirectResponse(safe_next(form.get("next")), status_code=303)
-        response.headers.append(
-            "set-cookie", session_cookie(secret, secure=console.secure(request))
-        )
+        secure = console.secure(request)
+        response.headers.append("set-cookie", session_cookie(secret, secure=secure))
         return response
 
     @api.post("/ui/sign-out", include_in_schema=False)
@@ -246,12 +234,8 @@ def add_actions(api: FastAPI, console: Console, deploy: Depends, admin: Depends)
         from dockyard.security.scopes import SCOPES
         from dockyard.security.tokens import TokenStore
 
-        raw = (await request.body()).decode("utf-8", "replace")
-        from urllib.parse import parse_qsl
-
-        pairs = parse_qsl(raw, keep_blank_values=True, max_num_fields=16)
         form = await console.form(request)
-        scopes = [value for key, value in pairs if key == "scope"]
+        scopes = form.getlist("scope")
         days = form.get("days", "").strip()
         if days and not days.isdigit():
             raise InvalidRequestError("The lifetime is a whole number of days.")

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import ImmutableMultiDict
 
 from dockyard.errors import DockyardError
 from dockyard.registry.browse import Catalog
@@ -132,15 +133,16 @@ class Console:
         """A refused request as a page: the message, the hint, the same status as the API."""
         return self.page(request, "error.html", status=int(exc.status), error=exc.to_dict())
 
-    async def form(self, request: Request) -> dict[str, str]:
+    async def form(self, request: Request, *, session: bool = True) -> ImmutableMultiDict[str, str]:
         """The posted form (URL-encoded; the body was bounded before it was read), refused
-        (403) without this browser's CSRF token or from another origin."""
+        (403) without this browser's CSRF token or from another origin. ``session=False``:
+        the sign-in form, posted before there is a session."""
         raw = (await request.body()).decode("utf-8", "replace")
-        fields = dict(parse_qsl(raw, keep_blank_values=True, max_num_fields=64))
+        fields = ImmutableMultiDict(parse_qsl(raw, keep_blank_values=True, max_num_fields=64))
         check_csrf(
             fields,
             request.cookies,
-            self.session(request),
+            self.session(request) if session else None,
             origin=request.headers.get("origin"),
             host=request.headers.get("host"),
         )
