@@ -230,3 +230,26 @@ def test_without_auth_a_form_from_another_site_is_refused(
         )
         assert cross.status_code == 403
         assert client.post("/ui/deploy", data={**form, "csrf": token}).status_code == 303
+
+
+def test_stored_text_is_escaped_and_pages_forbid_inline_script_and_framing(
+    tmp_path: Path, start_server: Any
+) -> None:
+    settings = diabetes_home(tmp_path)
+    payload = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    from dockyard.registry import Registry
+
+    with Registry.open(settings) as registry:
+        registry.set_description("diabetes@1.0.0", payload)
+        registry.set_tags("diabetes@1.0.0", {"note": payload[:60]})
+    server = start_server(tmp_path)
+    server.wait_ready()
+    page = httpx.get(f"{server.url}{VERSION_PAGE}")
+    assert page.status_code == 200
+    assert "<script>alert" not in page.text
+    assert "<img src=x" not in page.text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page.text
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    assert "frame-ancestors 'none'" in policy
