@@ -66,6 +66,16 @@ class Settings(BaseSettings):
         default=False,
         description="Require a bearer token with the right scope on every route but health.",
     )
+    ssl_certfile: Path | None = Field(
+        default=None,
+        description="PEM certificate chain the server presents (dockyard serve "
+        "--ssl-certfile): set, the server speaks HTTPS only.",
+    )
+    ssl_keyfile: Path | None = Field(
+        default=None,
+        description="The certificate's unencrypted PEM private key (dockyard serve "
+        "--ssl-keyfile); unset when the key is in the certificate file.",
+    )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=1024,
@@ -176,6 +186,12 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a recorded gate result can justify a promotion, in seconds.",
     )
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks HTTPS: the one place a component asks (a cookie is
+        marked Secure under it, a URL says https)."""
+        return self.ssl_certfile is not None
 
     @property
     def resolved_monitoring_url(self) -> str:
