@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SHUTDOWN_GRACE_S: Final = 30
+"""Seconds ``dockyard serve`` lets in-flight requests finish after SIGTERM before it closes
+what is left; generated Kubernetes manifests size the pod's termination grace from it."""
 
 
 def _default_home() -> Path:

@@ -70,6 +70,7 @@ def serve(
 
     from dockyard.server.logs import FORMATS, logging_config
     from dockyard.server.tls import check_certificate
+    from dockyard.settings import SHUTDOWN_GRACE_S
 
     if log_format not in FORMATS:
         raise InvalidRequestError(f"--log-format is {log_format!r}: use text or json.")
@@ -135,7 +136,7 @@ def serve(
         loop="uvloop",
         http=functools.partial(GuardedProtocol, limits=limits, refusals=RefusalLog()),  # type: ignore[arg-type]
         timeout_keep_alive=settings.keep_alive_timeout_s,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         server_header=False,
         ssl_certfile=settings.ssl_certfile,
         ssl_keyfile=settings.ssl_keyfile,

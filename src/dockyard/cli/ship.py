@@ -1,0 +1,79 @@
+"""``dockyard build`` and ``dockyard k8s``: files to run an endpoint in containers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dockyard.cli.context import open_registry, settings_for
+from dockyard.cli.render import out, print_json
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def k8s(
+    ctx: typer.Context,
+    endpoint: Annotated[str, typer.Argument(help="The deployed endpoint the replicas serve.")],
+    replicas: Annotated[int, typer.Option(min=1, max=1000, help="Replicas (the HPA's floor).")] = 2,
+    max_replicas: Annotated[int, typer.Option(min=1, max=1000, help="The HPA's ceiling.")] = 8,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder to write (default: k8s-ENDPOINT).")
+    ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(help="Image to run (default: the tag dockyard build gives the endpoint)."),
+    ] = None,
+    namespace: Annotated[str | None, typer.Option(help="Namespace for every object.")] = None,
+    cpu: Annotated[str, typer.Option(help="CPU request per replica.")] = "500m",
+    memory: Annotated[str, typer.Option(help="Memory request and limit per replica.")] = "1Gi",
+    queue_rows: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Also scale on rows waiting per pod (dockyard_queue_rows through the "
+            "Prometheus adapter).",
+        ),
+    ] = None,
+    tls_secret: Annotated[
+        str | None, typer.Option(help="A kubernetes.io/tls Secret: the pods serve HTTPS with it.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write Kubernetes manifests for replicas serving ENDPOINT from a shared registry:
+    Deployment, Service, HPA, PodDisruptionBudget, ServiceMonitor, ConfigMap, kustomization."""
+    from dockyard.ship.kubernetes import write_manifests
+    from dockyard.ship.manifests import ClusterPlan
+
+    plan = ClusterPlan(
+        endpoint=endpoint,
+        image=image or "",
+        replicas=replicas,
+        max_replicas=max_replicas,
+        cpu=cpu,
+        memory=memory,
+        queue_rows_per_pod=queue_rows,
+        tls_secret=tls_secret,
+        namespace=namespace,
+    )
+    folder = out_dir or Path(f"k8s-{endpoint}")
+    with open_registry(ctx) as registry:
+        written = write_manifests(registry, settings_for(ctx), plan, folder)
+    if as_json:
+        print_json(
+            {"files": [str(p) for p in written], "secrets": [plan.secret, plan.metrics_secret]}
+        )
+        return
+    for path in written:
+        out.print(f"wrote {path}")
+    out.print(
+        "Before `kubectl apply -k "
+        f"{folder}`, create the Secrets the manifests name (never written to files):\n"
+        f"  kubectl create secret generic {plan.secret} "
+        "--from-literal=DOCKYARD_DATABASE_URL=postgresql+psycopg://... "
+        "--from-literal=DOCKYARD_ARTIFACT_OPTIONS='{...}'\n"
+        f"  kubectl create secret generic {plan.metrics_secret} "
+        "--from-literal=token=READ_TOKEN   # dockyard tokens create prometheus --scope read",
+        soft_wrap=True,
+    )
