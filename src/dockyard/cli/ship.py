@@ -77,3 +77,63 @@ def k8s(
         "--from-literal=token=READ_TOKEN   # dockyard tokens create prometheus --scope read",
         soft_wrap=True,
     )
+
+
+def build(
+    ctx: typer.Context,
+    target: Annotated[
+        str, typer.Argument(help="A deployed endpoint, or name@version / name@alias.")
+    ],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder to write (default: build-TARGET).")
+    ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(help="Base image (default: python:X.Y-slim for the recorded Python)."),
+    ] = None,
+    shared: Annotated[
+        bool,
+        typer.Option(
+            "--shared",
+            help="Bake no registry: the image reads a shared one (PostgreSQL/S3) from "
+            "DOCKYARD_* variables at run time.",
+        ),
+    ] = False,
+    run_build: Annotated[
+        bool, typer.Option("--build", help="Then build the image with docker or podman.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Write an OCI build context (Dockerfile, pinned requirements, this Dockyard's code and,
+    unless --shared, a read-only registry snapshot) that serves TARGET."""
+    from dockyard.errors import UnavailableError
+    from dockyard.ship.context import write_context
+    from dockyard.ship.engine import build_image
+
+    folder = out_dir or Path(f"build-{target.replace('@', '-')}")
+    with open_registry(ctx) as registry:
+        context = write_context(
+            registry, settings_for(ctx), target, folder, base=base, baked=not shared
+        )
+    if as_json:
+        body = context.to_dict()
+        try:
+            body["built"] = build_image(context.folder, context.tag) if run_build else None
+        except UnavailableError as exc:  # the token is printed all the same
+            print_json({**body, "built": None, "error": exc.message})
+            raise typer.Exit(exc.exit_code) from None
+        print_json(body)
+        return
+    out.print(f"wrote {folder}: Dockerfile, requirements.txt ({len(context.requirements)} pins)"
+              f", lib/dockyard{', registry/' if context.baked else ''}")  # fmt: skip
+    out.print(f"serves {context.endpoint}: {', '.join(context.versions)}", soft_wrap=True)
+    if context.token:
+        out.print(
+            f"token for the image (predict, read; shown once, only its hash is baked): "
+            f"{context.token}",
+            soft_wrap=True,
+        )
+    if not run_build:
+        out.print(f"build it with: docker build -t {context.tag} {folder}", soft_wrap=True)
+        return
+    out.print(f"built {context.tag} with {build_image(context.folder, context.tag)}")
