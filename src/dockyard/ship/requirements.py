@@ -59,9 +59,17 @@ def pinned(extras: Iterable[str], recorded: Mapping[str, str]) -> list[Pin]:
     wanted = {
         canonicalize_name(name): version for name, version in recorded.items() if name != "python"
     }
+    try:
+        own = metadata.requires("dockyard") or []
+    except metadata.PackageNotFoundError:
+        raise InvalidRequestError(
+            "Dockyard is not installed as a package here, so its requirements are unknown.",
+            hint="Install it (pip install dockyard, or pip install -e . in a checkout) and "
+            "build again.",
+        ) from None
     pins: dict[str, _Seen] = {}
     queue: list[tuple[Requirement, frozenset[str]]] = [
-        (Requirement(text), frozenset(extras)) for text in metadata.requires("dockyard") or []
+        (Requirement(text), frozenset(extras)) for text in own
     ]
     while queue:
         requirement, active = queue.pop()
