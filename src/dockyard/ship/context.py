@@ -168,8 +168,8 @@ def dockerfile(base: str, *, baked: bool, endpoint: str) -> str:
         f"RUN /opt/venv/bin/python -m compileall -q {ROOT}/lib",
         "",
         "FROM ${BASE}",
-        f"RUN groupadd --system --gid {USER_ID} dockyard "
-        f"&& useradd --system --uid {USER_ID} --gid {USER_ID} --no-create-home "
+        f"RUN groupadd --gid {USER_ID} dockyard "
+        f"&& useradd --uid {USER_ID} --gid {USER_ID} --no-create-home --shell /usr/sbin/nologin "
         f"--home-dir {HOME} dockyard && mkdir -p {HOME} && chown {USER_ID}:{USER_ID} {HOME}",
         "COPY --from=build /opt/venv /opt/venv",
         f"COPY --from=build {ROOT}/lib {ROOT}/lib",

@@ -24,9 +24,10 @@ def build_image(folder: Path, tag: str, *, engines: tuple[str, ...] = ENGINES) -
             f"No container engine here ({' or '.join(engines)} not found on the PATH).",
             hint=elsewhere,
         )
-    result = subprocess.run(
-        [found, "build", "-t", tag, str(folder)], capture_output=True, text=True, check=False
-    )
+    command = [found, "build", "-t", tag, str(folder)]
+    if found == "podman":  # podman's default OCI format drops HEALTHCHECK
+        command[2:2] = ["--format", "docker"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise UnavailableError(f"{found} build failed: {last}", hint=elsewhere)
