@@ -56,6 +56,14 @@ def test_k8s_writes_the_manifests_and_names_the_secrets(home: Path, tmp_path: Pa
     assert "kubectl create secret generic dockyard-iris-secrets" in result.stdout
     assert "kubectl create secret generic dockyard-iris-metrics" in result.stdout
     assert "replicas: 3" in (out / "deployment.yaml").read_text()
+    assert "No shared artifact store is configured" in result.stdout  # a folder is one pod's
+
+    shared = tmp_path / "shared"
+    result = _dockyard(home, "k8s", "iris", "--out", str(shared),
+                       "--artifact-url", "s3://models/artifacts")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "DOCKYARD_ARTIFACT_URL: s3://models/artifacts" in (shared / "configmap.yaml").read_text()
+    assert "No shared artifact store" not in result.stdout
 
 
 def test_k8s_for_an_unknown_endpoint_is_one_line(home: Path, tmp_path: Path) -> None:

@@ -13,6 +13,14 @@ from dockyard.cli.render import out, print_json
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
+def yaml_data(path: Path) -> dict[str, str]:
+    """A written ConfigMap's data."""
+    import yaml
+
+    data: dict[str, str] = yaml.safe_load(path.read_text())["data"]
+    return data
+
+
 def k8s(
     ctx: typer.Context,
     endpoint: Annotated[str, typer.Argument(help="The deployed endpoint the replicas serve.")],
@@ -39,6 +47,14 @@ def k8s(
     tls_secret: Annotated[
         str | None, typer.Option(help="A kubernetes.io/tls Secret: the pods serve HTTPS with it.")
     ] = None,
+    artifact_url: Annotated[
+        str | None,
+        typer.Option(help="Shared artifact store for the pods (default: the s3:// one in effect)."),
+    ] = None,
+    monitoring_url: Annotated[
+        str | None,
+        typer.Option(help="Shared prediction log for the pods (default: the s3:// one in effect)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Write Kubernetes manifests for replicas serving ENDPOINT from a shared registry:
@@ -56,6 +72,14 @@ def k8s(
         queue_rows_per_pod=queue_rows,
         tls_secret=tls_secret,
         namespace=namespace,
+        config={
+            key: value
+            for key, value in (
+                ("DOCKYARD_ARTIFACT_URL", artifact_url),
+                ("DOCKYARD_MONITORING_URL", monitoring_url),
+            )
+            if value
+        },
     )
     folder = out_dir or Path(f"k8s-{endpoint}")
     with open_registry(ctx) as registry:
@@ -67,6 +91,12 @@ def k8s(
         return
     for path in written:
         out.print(f"wrote {path}")
+    config = yaml_data(folder / "configmap.yaml")
+    if "DOCKYARD_ARTIFACT_URL" not in config:
+        out.print(
+            "[yellow]No shared artifact store is configured: each pod would use its own "
+            "folder. Pass --artifact-url s3://BUCKET/PREFIX (and --monitoring-url).[/]"
+        )
     out.print(
         "Before `kubectl apply -k "
         f"{folder}`, create the Secrets the manifests name (never written to files):\n"
