@@ -1,7 +1,8 @@
 """Three ``dockyard serve`` replicas on one PostgreSQL database and one S3-compatible store
 (moto), behind HAProxy on loopback, under continuous load: a new version deployed and a
-rollback drop no request, every replica follows within a bounded time, and a replica
-SIGKILLed mid-load is routed around while the others keep serving.
+rollback drop no request, every replica follows within a bounded time, a replica
+SIGKILLed mid-load is routed around while the others keep serving, and an alert rule that
+every replica evaluates fires once, not three times.
 
 The load is bounded: a few client threads, each request with a timeout, stopped at the end
 of each phase and capped in count (:data:`MAX_REQUESTS`).
@@ -28,6 +29,19 @@ from dockyard.settings import Settings
 POLL_S = 1.0
 CLIENTS = 3
 MAX_REQUESTS = 40_000
+
+
+def _spec(ref: str) -> Any:
+    """One route, and an alert rule that fires as soon as ten predictions are logged."""
+    from dockyard.deploy.spec import DeploymentSpec
+
+    rule = {"name": "traffic", "metric": "p99_latency_ms", "threshold": 0, "min_rows": 10}
+    return DeploymentSpec.parse({"routes": [{"model": ref}], "monitoring": {"alerts": [rule]}})
+
+
+def _firings(settings: Settings) -> int:
+    with Registry.open(settings) as registry:
+        return len(registry.events(action="alert.firing"))
 
 
 @dataclass
@@ -84,7 +98,7 @@ def shared(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from dockyard.deploy.service import Deployments, single_route
+    from dockyard.deploy.service import Deployments
 
     url, options = s3_bucket
     monitoring = url.replace("/artifacts", "/monitoring")
@@ -103,7 +117,7 @@ def shared(
         for c in (0.1, 1.0):
             model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500))
             registry.register(model.fit(X, y), "cancer", sample=X, y=y)
-        Deployments(registry).deploy("cancer", single_route("cancer@1.0.0"), actor="tester")
+        Deployments(registry).deploy("cancer", _spec("cancer@1.0.0"), actor="tester")
     env = {
         "DOCKYARD_DATABASE_URL": postgres_url,
         "DOCKYARD_ARTIFACT_URL": url,
@@ -111,6 +125,8 @@ def shared(
         "DOCKYARD_MONITORING_URL": monitoring,
         "DOCKYARD_MONITORING_OPTIONS": json.dumps(options),
         "DOCKYARD_POLL_INTERVAL_S": str(POLL_S),
+        "DOCKYARD_MONITOR_INTERVAL_S": "1",
+        "DOCKYARD_LOG_FLUSH_INTERVAL_S": "0.5",
     }
     return settings, env, X.iloc[:3].to_dict(orient="records")
 
@@ -140,7 +156,7 @@ def _converge(replicas: list[ServerProcess], body: dict[str, Any], version: str)
 def test_replicas_behind_haproxy_deploy_roll_back_and_lose_one(
     tmp_path: Path, shared: tuple[Settings, dict[str, str], Any], start_server: Any
 ) -> None:
-    from dockyard.deploy.service import Deployments, single_route
+    from dockyard.deploy.service import Deployments
 
     settings, env, rows = shared
     body = {"instances": rows}
@@ -155,9 +171,13 @@ def test_replicas_behind_haproxy_deploy_roll_back_and_lose_one(
         _converge(replicas, body, "1.0.0")
         with Load(balancer.url, body) as load:
             load.wait_for(50, since=0.0)
+            deadline = time.monotonic() + 60  # every replica evaluates the rule each second
+            while _firings(settings) == 0:
+                assert time.monotonic() < deadline, "the alert never fired"
+                time.sleep(0.2)
 
             with Registry.open(settings) as registry:  # a new version, while loaded
-                Deployments(registry).deploy("cancer", single_route("cancer@1.0.1"), actor="t")
+                Deployments(registry).deploy("cancer", _spec("cancer@1.0.1"), actor="t")
             forward = _converge(replicas, body, "1.0.1")
             load.wait_for(50, since=time.monotonic())
             with Registry.open(settings) as registry:  # and back
@@ -180,6 +200,8 @@ def test_replicas_behind_haproxy_deploy_roll_back_and_lose_one(
         assert served_after >= 300
         for survivor in replicas[1:]:
             assert _served_by(survivor, body) == "1.0.0"
+        # seconds of monitor passes on three replicas since it fired: claimed once
+        assert _firings(settings) == 1
         print(  # the measured convergence, in the test's output (-s): a report, not a target
             f"\nconverged in {forward:.2f}s and {back:.2f}s (poll interval {POLL_S}s); "
             f"{len(load.answers)} requests, none failed"
