@@ -184,7 +184,9 @@ def _announce(host: str, port: int, tls: bool, banner: list[str], stop: threadin
     import http.client
     import ssl
 
-    unverified = ssl._create_unverified_context() if tls else None
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
     while not stop.is_set():
         connection: http.client.HTTPConnection = (
             http.client.HTTPSConnection(host, port, timeout=10, context=unverified)
