@@ -86,10 +86,12 @@ def write_context(
     deployments = Deployments(registry)
     if "@" in target:
         version = registry.get_version(target)
-        endpoint, spec, revision = version.model, single_route(version.ref), 1
+        endpoint, spec = version.model, single_route(version.ref)
+        tag = f"{image_name(endpoint, 1).split(':')[0]}:{version.version.replace('+', '_')}"
     else:
         deployment = deployments.get(target)
-        endpoint, spec, revision = target, deployment.spec, deployment.revision
+        endpoint, spec = target, deployment.spec
+        tag = image_name(endpoint, deployment.revision)
     served = [registry.get_version(ref) for ref in spec.references()]
     if out.exists() and any(out.iterdir()):
         raise InvalidRequestError(
@@ -126,7 +128,7 @@ def write_context(
     return BuildContext(
         folder=out,
         endpoint=endpoint,
-        tag=image_name(endpoint, revision),
+        tag=tag,
         baked=baked,
         versions=tuple(v.ref for v in served),
         requirements=tuple(p.line() for p in pins),

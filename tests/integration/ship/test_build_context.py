@@ -80,6 +80,7 @@ def test_requirements_pin_the_recorded_environment_and_only_needed_extras(
     assert "torch" not in names
     assert boosted.endpoint == "penguins"
     assert boosted.versions == ("penguins@1.0.0",)
+    assert boosted.tag == "dockyard-penguins:1.0.0"  # a version's image is tagged by it
 
 
 def test_the_baked_registry_holds_only_what_it_serves(
