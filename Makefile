@@ -44,6 +44,7 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-haproxy.sh
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-axe.sh
 	$(MAKE) --no-print-directory lint

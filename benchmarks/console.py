@@ -54,7 +54,7 @@ def build(home: Path, small: int, many: int, endpoints: int) -> int:
     from dockyard.deploy.spec import DeploymentSpec
     from dockyard.deploy.store import DeploymentStore
     from dockyard.registry import Registry
-    from dockyard.registry.store import NewVersion
+    from dockyard.registry.types import NewVersion
     from dockyard.settings import Settings
 
     rng = np.random.default_rng(0)

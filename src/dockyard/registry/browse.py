@@ -18,7 +18,8 @@ import sqlalchemy as sa
 
 from dockyard.registry import tables as t
 from dockyard.registry.database import Database
-from dockyard.registry.store import _VERSION_COLUMNS, _event, _model_not_found, _utc, _version
+from dockyard.registry.rows import to_event, to_version, utc
+from dockyard.registry.store import _VERSION_COLUMNS, _model_not_found
 from dockyard.registry.types import Event, Version
 
 ModelSort = Literal["name", "versions", "registered"]
@@ -160,7 +161,7 @@ class Catalog:
                     description=row.description,
                     versions=int(count or 0),
                     latest=row.latest,
-                    last_registered=_utc(when) if when is not None else None,
+                    last_registered=utc(when) if when is not None else None,
                     aliases=aliases.get(row.id, {}),
                     tags=dict(row.tags or {}),
                 )
@@ -192,7 +193,7 @@ class Catalog:
                 sa.select(a.version_id, a.name).where(a.version_id.in_(ids)).order_by(a.name)
             ):
                 found.setdefault(version_id, []).append(alias)
-        versions: list[Version] = [_version(row, tuple(found.get(row.id, ()))) for row in rows]
+        versions: list[Version] = [to_version(row, tuple(found.get(row.id, ()))) for row in rows]
         return Page(versions, int(total), offset, limit)
 
     def events(
@@ -228,7 +229,7 @@ class Catalog:
         if before is not None:
             query = query.where(e.id < before)
         with self.db.read() as conn:
-            return [_event(row) for row in conn.execute(query)]
+            return [to_event(row) for row in conn.execute(query)]
 
     def _aliases(self, conn: sa.Connection, ids: list[int]) -> dict[int, dict[str, str]]:
         if not ids:

@@ -16,7 +16,7 @@ from dockyard.errors import ModelNotFoundError
 from dockyard.registry import Registry
 from dockyard.registry.browse import Catalog
 from dockyard.registry.semver import SemVer
-from dockyard.registry.store import NewVersion
+from dockyard.registry.types import NewVersion
 from dockyard.settings import Settings
 
 NEW = NewVersion(runtime="sklearn", digest="0" * 64, size=1, metrics={"auc": 0.9})

@@ -86,9 +86,11 @@ class Console:
         return request.cookies.get(SESSION_COOKIE) if self.server.settings.auth else None
 
     def secure(self, request: Request) -> bool:
-        """Whether cookies get ``Secure``: the request came over TLS, or the settings say
-        the server sits behind a TLS proxy (``DOCKYARD_CONSOLE_SECURE_COOKIES``)."""
-        return self.server.settings.console_secure_cookies or request.url.scheme == "https"
+        """Whether cookies get ``Secure``: the server speaks HTTPS (``Settings.tls``), the
+        request came over TLS, or the settings say a TLS proxy is in front
+        (``DOCKYARD_CONSOLE_SECURE_COOKIES``)."""
+        settings = self.server.settings
+        return settings.tls or settings.console_secure_cookies or request.url.scheme == "https"
 
     # --- pages -----------------------------------------------------------------------------
 
