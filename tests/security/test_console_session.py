@@ -253,3 +253,30 @@ def test_stored_text_is_escaped_and_pages_forbid_inline_script_and_framing(
     assert "script-src 'self'" in policy
     assert "unsafe-inline" not in policy
     assert "frame-ancestors 'none'" in policy
+
+
+def test_over_tls_the_console_cookies_are_secure(tmp_path: Path, start_server: Any) -> None:
+    import ssl
+
+    from _tls import make_certificates
+
+    settings = diabetes_home(tmp_path / "home")
+    certs = make_certificates(tmp_path / "tls")
+    trust = ssl.create_default_context(cafile=str(certs.ca))
+    server = start_server(
+        tmp_path / "home",
+        "--auth",
+        "--ssl-certfile",
+        str(certs.cert),
+        "--ssl-keyfile",
+        str(certs.key),
+        trust=trust,
+    )
+    server.wait_ready()
+    assert server.url.startswith("https://")
+    with httpx.Client(base_url=server.url, verify=trust) as client:
+        signed = _sign_in(client, make_token(settings, "tls-session", "read"))
+        assert signed.status_code == 303
+        assert client.get("/ui").status_code == 200  # the browser sends Secure cookies back
+    for set_cookie in signed.headers.get_list("set-cookie"):
+        assert "Secure" in [part.strip() for part in set_cookie.split(";")], set_cookie
