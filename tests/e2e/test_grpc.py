@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -362,3 +364,60 @@ def test_grpc_takes_the_http_routes_tokens_and_scopes(secured: Secured, zoo: Zoo
     np.testing.assert_allclose(
         response.outputs[0].as_numpy(), zoo.models["diabetes"].predict(rows), rtol=1e-6
     )
+
+
+# --- TLS ---------------------------------------------------------------------------------------
+
+
+def test_tls_options_serve_grpc_over_tls(zoo: Zoo, tmp_path: Path) -> None:
+    """``--ssl-certfile/--ssl-keyfile`` put gRPC behind TLS as they do HTTP: a client that
+    trusts the certificate is answered, a plaintext one is not."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"),
+            *("-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    args = ("--grpc-port", str(port), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
+    process = zoo.serve(tmp_path / "home", {"diabetes": "diabetes@1.0.0"}, args=args)
+    try:
+        url = process.url.replace("http://", "https://")
+        deadline = time.monotonic() + 60
+        while not _answers(f"{url}/readyz", cert):  # trusting the server's own certificate
+            assert process.process.poll() is None, process.log.read_text()
+            assert time.monotonic() < deadline, process.log.read_text()
+            time.sleep(0.1)
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{process.url}/readyz", timeout=5)  # plaintext HTTP is refused too
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        rows = zoo.samples["diabetes"].head(2)
+        tensor = InferInput("input-0", list(rows.shape), "FP64")
+        tensor.set_data_from_numpy(rows.to_numpy(dtype=np.float64))
+        server = GrpcServer(process, port)
+
+        async def secure() -> Any:
+            async with InferenceGRPCClient(server.target, creds=credentials) as client:
+                return await client.infer(InferRequest("diabetes", [tensor]))
+
+        response = asyncio.run(secure())
+        np.testing.assert_allclose(
+            response.outputs[0].as_numpy(), zoo.models["diabetes"].predict(rows), rtol=1e-6
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as plaintext:
+            kserve(server, lambda client: client.is_server_live(timeout=5))
+        assert plaintext.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        process.stop()
+
+
+def _answers(url: str, cert: Path) -> bool:
+    try:
+        trust = ssl.create_default_context(cafile=str(cert))
+        return httpx.get(url, verify=trust, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -56,6 +56,12 @@ def serve(
             min=1, max=65535, help="Also serve the Open Inference Protocol over gRPC on this port."
         ),
     ] = None,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option(help="PEM certificate chain: serve HTTPS (and gRPC over TLS).")
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None, typer.Option(help="PEM private key of --ssl-certfile.")
+    ] = None,
 ) -> None:
     """Serve every deployed endpoint over HTTP (v1 JSON and the Open Inference Protocol)."""
     import uvicorn
@@ -84,6 +90,7 @@ def serve(
         raise_fd_limit,
     )
 
+    tls = _tls_environment(ssl_certfile, ssl_keyfile)
     listener = listen(host, port)  # a busy port fails here, before anything loads
     if grpc_port is not None:
         _grpc_environment(host, grpc_port)
@@ -105,7 +112,7 @@ def serve(
         metrics_dir = tempfile.mkdtemp(prefix="dockyard-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    base = f"http://{f'[{local}]' if ':' in local else local}:{port}"
+    base = f"{'https' if tls else 'http'}://{f'[{local}]' if ':' in local else local}:{port}"
     banner = [
         f"Dockyard serving {len(names)} endpoint(s) on {base} ({workers} worker(s))"
         + (", auth on" if auth else ""),
@@ -114,7 +121,8 @@ def serve(
     ]
     if grpc_port is not None:
         grpc_host = f"[{local}]" if ":" in local else local
-        banner.append(f"  gRPC (Open Inference Protocol) {grpc_host}:{grpc_port}")
+        secure = " over TLS" if tls else ""
+        banner.append(f"  gRPC (Open Inference Protocol) {grpc_host}:{grpc_port}{secure}")
     config = uvicorn.Config(
         "dockyard.server.app:factory",
         factory=True,
@@ -129,11 +137,16 @@ def serve(
         timeout_keep_alive=settings.keep_alive_timeout_s,
         timeout_graceful_shutdown=30,
         server_header=False,
+        ssl_certfile=str(ssl_certfile) if tls else None,
+        ssl_keyfile=str(ssl_keyfile) if tls else None,
     )
     server = uvicorn.Server(config)
     stop = threading.Event()
     threading.Thread(
-        target=_announce, args=(local, port, banner, stop), name="dockyard-banner", daemon=True
+        target=_announce,
+        args=(local, port, banner, stop, tls),
+        name="dockyard-banner",
+        daemon=True,
     ).start()
     try:
         if workers > 1:
@@ -176,13 +189,37 @@ def _grpc_environment(host: str, port: int) -> None:
     os.environ["DOCKYARD_GRPC_HOST"] = host
 
 
-def _announce(host: str, port: int, banner: list[str], stop: threading.Event) -> None:
+def _tls_environment(certfile: Path | None, keyfile: Path | None) -> bool:
+    """Check the TLS files (both or neither, readable) and tell the workers, whose gRPC
+    listener uses them too; ``True`` when serving TLS."""
+    if certfile is None and keyfile is None:
+        return False
+    if certfile is None or keyfile is None:
+        raise InvalidRequestError("--ssl-certfile and --ssl-keyfile go together.")
+    for option, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        if not path.is_file():
+            raise InvalidRequestError(f"{option} {path}: no such file.")
+    os.environ["DOCKYARD_SSL_CERTFILE"] = str(certfile.resolve())
+    os.environ["DOCKYARD_SSL_KEYFILE"] = str(keyfile.resolve())
+    return True
+
+
+def _announce(
+    host: str, port: int, banner: list[str], stop: threading.Event, tls: bool = False
+) -> None:
     """Print the banner once the server answers ``/healthz``: its models are loaded and it
     is listening (the socket is bound before they load, so requests wait, not fail)."""
     import http.client
+    import ssl
 
     while not stop.is_set():
-        connection = http.client.HTTPConnection(host, port, timeout=10)
+        connection = (
+            http.client.HTTPSConnection(
+                host, port, timeout=10, context=ssl._create_unverified_context()
+            )
+            if tls  # our own certificate, on our own port: only "is it up" is asked
+            else http.client.HTTPConnection(host, port, timeout=10)
+        )
         try:
             connection.request("GET", "/healthz")
             if connection.getresponse().status == 200:
