@@ -228,10 +228,18 @@ def test_grpc_requests_count_in_the_shared_metrics(served: GrpcServer, zoo: Zoo)
         served, *[{"call": "infer", "model": "diabetes", "inputs": [rows_input(rows)]}] * 3
     )
     assert all("ok" in a for a in answers)
+    pinned, unserved = triton(
+        served,
+        {"call": "infer", "model": "diabetes", "version": "1.0.0", "inputs": [rows_input(rows)]},
+        {"call": "infer", "model": "diabetes", "version": "9.9.9", "inputs": [rows_input(rows)]},
+    )
+    assert pinned["ok"]["response"]["model_version"] == "1.0.0"
+    assert unserved["status"] == "StatusCode.NOT_FOUND"
+    assert "does not serve version '9.9.9'" in unserved["message"]
     np.testing.assert_allclose(
         answers[0]["ok"]["outputs"]["predict"], zoo.models["diabetes"].predict(rows), rtol=1e-6
     )
-    assert answered() == before + 3
+    assert answered() == before + 4
 
 
 # --- KServe's InferenceGRPCClient --------------------------------------------------------------
