@@ -1,8 +1,10 @@
 """Attack: the gRPC port as a way around the HTTP edge's limits and checks, against a real
 ``dockyard serve --auth --grpc-port``. A message over ``DOCKYARD_MAX_BODY_BYTES`` is refused
 by gRPC itself before it reaches Dockyard (RESOURCE_EXHAUSTED); inference and metadata need
-the same tokens as over HTTP; a shape claiming more elements than the message holds is
-INVALID_ARGUMENT, never an allocation or an INTERNAL; and the server keeps serving.
+the same tokens as over HTTP, checked before the message is parsed; bytes that are not the
+message are INVALID_ARGUMENT (grpcio's own parser answered INTERNAL); a shape claiming more
+elements than the message holds is INVALID_ARGUMENT, never an allocation or an INTERNAL;
+and the server keeps serving.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ pytestmark = pytest.mark.slow  # a real `dockyard serve` process (README, Develo
 class Edge:
     server: ServerProcess
     stub: pb_grpc.GRPCInferenceServiceStub
+    raw: grpc.Channel
     predictor: str
     reader: str
 
@@ -47,7 +50,8 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     try:
         server.wait_ready()
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield Edge(server, pb_grpc.GRPCInferenceServiceStub(channel), predictor, reader)
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            yield Edge(server, stub, channel, predictor, reader)
     finally:
         server.stop()
 
@@ -121,3 +125,17 @@ def test_a_shape_larger_than_its_data_is_invalid_not_allocated(edge: Edge) -> No
     error = _refusal(lambda: edge.stub.ModelInfer(typed, metadata=auth, timeout=30))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
     assert "its fp64_contents has 10 values" in error.details()  # type: ignore[attr-defined]
+
+
+def test_bytes_that_are_not_the_message_are_invalid_after_the_token(edge: Edge) -> None:
+    garbage = b"\xff\xff\xff\xff\x0f not protobuf"
+    call = edge.raw.unary_unary(
+        "/inference.GRPCInferenceService/ModelInfer",
+        request_serializer=None,
+        response_deserializer=None,
+    )
+    anonymous = _refusal(lambda: call(garbage, timeout=30))
+    assert anonymous.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+    malformed = _refusal(lambda: call(garbage, metadata=_auth(edge.predictor), timeout=30))
+    assert malformed.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert "not a well-formed ModelInferRequest" in malformed.details()  # type: ignore[attr-defined]
