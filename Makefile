@@ -44,6 +44,7 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-haproxy.sh
 	bash scripts/ensure-chromium.sh
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -q

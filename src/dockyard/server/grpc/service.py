@@ -177,10 +177,10 @@ class GrpcServer:
         self._server.add_generic_rpc_handlers((_handlers(InferenceService(server)),))
         address = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
         certfile, keyfile = settings.ssl_certfile, settings.ssl_keyfile
-        if certfile is not None and keyfile is not None:
-            credentials = grpc.ssl_server_credentials(
-                [(keyfile.read_bytes(), certfile.read_bytes())]
-            )
+        if certfile is not None:  # the HTTP server's pair (checked by serve before binding)
+            chain = certfile.read_bytes()
+            key = keyfile.read_bytes() if keyfile is not None else chain  # key in the chain
+            credentials = grpc.ssl_server_credentials([(key, chain)])
             self._server.add_secure_port(address, credentials)
         else:
             self._server.add_insecure_port(address)
