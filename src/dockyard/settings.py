@@ -90,6 +90,17 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request body the server accepts (after decompression); 413 beyond.",
     )
+    grpc_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Also serve the Open Inference Protocol over gRPC on this port (dockyard "
+        "serve --grpc-port; needs the grpc extra).",
+    )
+    grpc_host: str = Field(
+        default="127.0.0.1",
+        description="Interface the gRPC port binds (dockyard serve sets it to --host).",
+    )
     header_timeout_s: float = Field(
         default=10.0,
         gt=0,

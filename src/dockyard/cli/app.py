@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from dockyard._version import __version__
-from dockyard.cli import deployments, events, gate, models, monitor, serve, ship, tokens
+from dockyard.cli import deployments, events, export, gate, models, monitor, serve, ship, tokens
 from dockyard.errors import DockyardError
 
 COMMANDS: dict[str, Callable[[typer.Typer], object]] = {
@@ -28,6 +28,7 @@ COMMANDS: dict[str, Callable[[typer.Typer], object]] = {
     "predict": lambda root: root.command("predict")(serve.predict),
     "build": lambda root: root.command("build")(ship.build),
     "k8s": lambda root: root.command("k8s")(ship.k8s),
+    "export": lambda root: root.command("export")(export.export),
 }
 """Each top-level command, as the step that adds it to a root, in ``--help`` order."""
 

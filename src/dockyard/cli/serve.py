@@ -50,6 +50,12 @@ def serve(
     log_format: Annotated[
         str, typer.Option(help="text, or json: one JSON object per line (500s with request id).")
     ] = "text",
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="Also serve the Open Inference Protocol over gRPC on this port."
+        ),
+    ] = None,
     ssl_certfile: Annotated[
         Path | None,
         typer.Option(
@@ -97,6 +103,8 @@ def serve(
     )
 
     listener = listen(host, port)  # a busy port fails here, before anything loads
+    if grpc_port is not None:
+        _grpc_environment(host, grpc_port)
     port = listener.getsockname()[1]  # --port 0: the one the system chose
     settings = settings_for(ctx)
     limits = ConnectionLimits.from_settings(settings)
@@ -124,6 +132,10 @@ def serve(
         *(f"  {base}/v1/endpoints/{n}/predict   {base}/v2/models/{n}/infer" for n in names),
         f"  docs {base}/docs   metrics {base}/metrics   ready {base}/readyz",
     ]
+    if grpc_port is not None:
+        grpc_host = f"[{local}]" if ":" in local else local
+        secure = " over TLS" if settings.tls else ""
+        banner.append(f"  gRPC (Open Inference Protocol) {grpc_host}:{grpc_port}{secure}")
     config = uvicorn.Config(
         "dockyard.server.app:factory",
         factory=True,
@@ -165,6 +177,29 @@ def serve(
             shutil.rmtree(metrics_dir, ignore_errors=True)
     if workers == 1 and not server.started:
         raise SystemExit(3)  # uvicorn's startup failure (it has logged why)
+
+
+def _grpc_environment(host: str, port: int) -> None:
+    """Check the gRPC port is free and the grpc extra installed, then tell the workers
+    (they build their settings from the environment) to serve gRPC there."""
+    import importlib.util
+    import socket
+
+    if importlib.util.find_spec("grpc") is None:
+        raise InvalidRequestError(
+            "--grpc-port needs the grpc extra.", hint="pip install 'dockyard[grpc]'"
+        )
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise InvalidRequestError(
+                f"Cannot serve gRPC on {host}:{port}: {exc.strerror or exc}.",
+                hint="Choose another --grpc-port.",
+            ) from None
+    os.environ["DOCKYARD_GRPC_PORT"] = str(port)
+    os.environ["DOCKYARD_GRPC_HOST"] = host
 
 
 def _export_tls(certfile: Path | None, keyfile: Path | None) -> None:

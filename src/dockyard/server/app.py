@@ -182,10 +182,23 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
-        await server.start()
+        grpc = None
+        if server.settings.grpc_port is not None:  # the grpc extra, imported only when asked
+            from dockyard.server.grpc.service import GrpcServer
+
+            grpc = GrpcServer(server)
+            await grpc.start()
+        try:
+            await server.start()
+        except BaseException:
+            if grpc is not None:
+                await grpc.stop()
+            raise
         try:
             yield
         finally:
+            if grpc is not None:
+                await grpc.stop()
             await server.stop()
 
     api = build_api(server, lifespan)
