@@ -51,6 +51,8 @@ class Admission:
     """Estimates a model's queue wait from its measured batches and admits or refuses."""
 
     __slots__ = (
+        "_fixed",
+        "_per_row",
         "_smoothing",
         "_sx",
         "_sxx",
@@ -77,6 +79,7 @@ class Admission:
         self._weight = 0.0  # running sums of weight, x, y, x², xy (x: rows, y: seconds)
         self._sx = self._sy = self._sxx = self._sxy = 0.0
         self._smoothing = smoothing
+        self._fixed = self._per_row = 0.0  # the fit, redone at each observation
 
     def observe(self, rows: int, seconds: float) -> None:
         """Fold in one measured batch of ``rows`` rows that took ``seconds``."""
@@ -89,11 +92,17 @@ class Admission:
         self._sy = keep * self._sy + y
         self._sxx = keep * self._sxx + x * x
         self._sxy = keep * self._sxy + x * y
+        self._fixed, self._per_row = self._fit()
 
     def costs(self) -> tuple[float, float]:
         """``(fixed seconds per batch, seconds per row)``; ``(0, 0)`` before any batch."""
-        if self._weight <= 0:
-            return 0.0, 0.0
+        return self._fixed, self._per_row
+
+    def batch_s(self, rows: int) -> float:
+        """Estimated seconds one batch of ``rows`` rows takes (0 before any batch)."""
+        return self._fixed + rows * self._per_row
+
+    def _fit(self) -> tuple[float, float]:
         mean_x = self._sx / self._weight
         mean_y = self._sy / self._weight
         variance = self._sxx / self._weight - mean_x * mean_x
@@ -107,7 +116,7 @@ class Admission:
         """Estimated seconds until ``rows_ahead`` queued or running rows are done."""
         if rows_ahead <= 0:
             return 0.0
-        fixed, per_row = self.costs()
+        fixed, per_row = self._fixed, self._per_row
         return math.ceil(rows_ahead / self.batch_rows) * fixed + rows_ahead * per_row
 
     def decide(self, queued: int, rows: int, running: int = 0) -> Refusal | None:

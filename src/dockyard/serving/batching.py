@@ -37,8 +37,10 @@ Dispatch policy
   loop more than an ONNX call on a few rows (tens of microseconds): the submit, the worker's
   wake-up and its wait for the GIL, the call back. A batcher given an ``inline_budget_s``
   and told, by :meth:`Batcher.calibrate`, that a full batch costs no more than that runs
-  batches of up to ``max_batch_size`` rows on the loop itself; anything bigger, or any model
-  not calibrated under budget, runs in the executor. Inline calls are timed, and a model
+  batches of up to ``max_batch_size`` rows on the loop itself, and a bigger one (a single
+  large request) too when the measured cost model (:mod:`dockyard.serving.admission`) puts
+  it under the budget; anything else, or any model not calibrated under budget, runs in the
+  executor. Inline calls are timed, and a model
   whose calls take over twice the budget (the median of each ``INLINE_WINDOW`` calls, in two
   windows running) goes back to the executor for good.
 
@@ -287,7 +289,10 @@ class Batcher(Generic[In, Out]):
         self._running = batch
         self._running_rows = rows
         items = [request.item for request in batch]
-        if self._inline and rows <= self.policy.max_batch_size:
+        if self._inline and (
+            rows <= self.policy.max_batch_size
+            or 0 < self.admission.batch_s(rows) <= self.inline_budget_s
+        ):
             self._batched(rows, len(batch))
             self._run_here(batch, items)
             return

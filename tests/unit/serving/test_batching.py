@@ -318,11 +318,33 @@ def test_a_batcher_calibrated_under_budget_runs_batches_on_the_loop_keeping_boun
 
     assert answers == [rows_of(request, size) for request, size in enumerate(sizes)]
     assert still_inline
-    assert loop_thread in recorder.threads
-    # every batch fits max_batch_size, but the 20-row request is too big for the loop
-    assert len(recorder.threads) == 2
+    # the 20-row request is over max_batch_size but measured cheap: it stays on the loop too
+    assert recorder.threads == {loop_thread}
     assert all(sum(len(item) for item in batch) <= 8 for batch in recorder.batches[:-1])
     assert recorder.batches[-1] == [rows_of(100, 20)]
+
+
+def test_a_request_over_max_batch_size_measured_over_budget_runs_on_a_thread(
+    executor: ThreadPoolExecutor,
+) -> None:
+    recorder = Recorder()
+    policy = BatchPolicy(max_batch_size=8)
+
+    async def scenario() -> int:
+        batcher: Batcher[Rows, Rows] = Batcher(
+            recorder, policy, executor=executor, inline_budget_s=0.001
+        )
+        assert batcher.calibrate(0.0005)
+        batcher.admission.observe(1, 0.0001)
+        batcher.admission.observe(8, 0.0008)  # 100 µs a row: 20 rows are 2 ms, over budget
+        assert await batcher.submit(rows_of(0, 20), 20) == rows_of(0, 20)
+        assert await batcher.submit(rows_of(1, 8), 8) == rows_of(1, 8)  # a full batch: loop
+        return threading.get_ident()
+
+    loop_thread = run(scenario())
+
+    assert len(recorder.threads) == 2
+    assert loop_thread in recorder.threads
 
 
 def test_a_batcher_calibrated_over_budget_or_without_one_never_runs_on_the_loop(
