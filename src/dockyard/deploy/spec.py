@@ -38,6 +38,9 @@ class BatchingSpec(BaseModel):
         1000.0,
         gt=0,
         le=600_000,
+        # left out of the stored spec at its default, so that servers from before the
+        # setting (a rolling upgrade, a rollback of the binary) still read the revision
+        exclude_if=lambda value: value == 1000.0,
         description="Longest estimated queue wait (rows ahead at the measured rate) a new "
         "request is admitted behind; beyond it, 503 with Retry-After.",
     )
