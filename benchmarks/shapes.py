@@ -52,16 +52,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 import harness  # models and registry (benchmarks/harness.py)
 
 ENDPOINT = "shapes-lr"
-V1 = f"/v1/endpoints/{ENDPOINT}/predict"
-V2 = f"/v2/models/{ENDPOINT}/infer"
 
 # label -> (path, body, extra headers)
 Body = tuple[str, bytes, list[tuple[bytes, bytes]]]
 
 
-def bodies(X: Any, rows: int, binary: bool) -> dict[str, Body]:
-    """Every shape's request for the first ``rows`` rows of ``X``."""
+def bodies(X: Any, rows: int, binary: bool, endpoint: str = ENDPOINT) -> dict[str, Body]:
+    """Every shape's request for the first ``rows`` rows of ``X`` (to ``endpoint``)."""
     import numpy as np
+
+    v1, v2 = f"/v1/endpoints/{endpoint}/predict", f"/v2/models/{endpoint}/infer"
 
     block = [[float(v) for v in row] for row in X[:rows]]
     names = [f"x{i}" for i in range(len(block[0]))]
@@ -73,7 +73,7 @@ def bodies(X: Any, rows: int, binary: bool) -> dict[str, Body]:
         body = {
             "inputs": [{"name": n, "shape": s, "datatype": "FP64", "data": v} for n, s, v in inputs]
         }
-        return V2, json.dumps(body).encode(), []
+        return v2, json.dumps(body).encode(), []
 
     def v2_binary(inputs: list[tuple[str, list[int], Any]]) -> Body:
         blobs = [np.asarray(v, dtype="<f8").tobytes() for _, _, v in inputs]
@@ -91,16 +91,16 @@ def bodies(X: Any, rows: int, binary: bool) -> dict[str, Body]:
             }
         ).encode()
         length = (b"inference-header-content-length", str(len(header)).encode())
-        return V2, header + b"".join(blobs), [length]
+        return v2, header + b"".join(blobs), [length]
 
     shapes: dict[str, Body] = {
         "v1 records": (
-            V1,
+            v1,
             json.dumps({"instances": [dict(zip(names, r, strict=True)) for r in block]}).encode(),
             [],
         ),
-        "v1 row arrays": (V1, json.dumps({"instances": block}).encode(), []),
-        "v1 columns": (V1, json.dumps({"inputs": columns}).encode(), []),
+        "v1 row arrays": (v1, json.dumps({"instances": block}).encode(), []),
+        "v1 columns": (v1, json.dumps({"inputs": columns}).encode(), []),
         "v2 JSON 2-D tensor": v2_json(tensor),
         "v2 JSON per column": v2_json(per_column),
     }

@@ -59,7 +59,13 @@ def deploy(
     max_wait_ms: Annotated[
         float, typer.Option(min=0, help="Extra wait for a fuller batch (0: none).")
     ] = 0.0,
-    max_queue_rows: Annotated[int, typer.Option(min=1, help="Queue bound; 503 beyond.")] = 4096,
+    max_queue_wait_ms: Annotated[
+        float,
+        typer.Option(min=1, help="Longest estimated queue wait; 503 beyond."),
+    ] = 1000.0,
+    max_queue_rows: Annotated[
+        int, typer.Option(min=1, help="Hard cap on queued rows; 503 beyond.")
+    ] = 65_536,
     accelerate: Annotated[
         bool, typer.Option(help="Serve the version's verified ONNX twin when it has one.")
     ] = True,
@@ -83,6 +89,7 @@ def deploy(
         batching = {
             "max_batch_size": max_batch_size,
             "max_wait_ms": max_wait_ms,
+            "max_queue_wait_ms": max_queue_wait_ms,
             "max_queue_rows": max_queue_rows,
         }
         spec = single_route(ref, batching=batching, accelerate=accelerate)

@@ -250,7 +250,7 @@ def _deployments(registry: Registry) -> list[Deployment]:
 
 
 CHUNK_ROWS = 1000
-"""Rows per request of ``dockyard predict``: well under an endpoint's queue (4,096 rows by
+"""Rows per request of ``dockyard predict``: well under an endpoint's queue (65,536 rows by
 default), so a large file is scored in order without one request being refused."""
 
 

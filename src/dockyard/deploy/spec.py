@@ -34,8 +34,18 @@ class BatchingSpec(BaseModel):
     max_wait_ms: float = Field(
         0.0, ge=0, le=1000, description="Extra wait for more rows when a batch is not full."
     )
+    max_queue_wait_ms: float = Field(
+        1000.0,
+        gt=0,
+        le=600_000,
+        # left out of the stored spec at its default, so that servers from before the
+        # setting (a rolling upgrade, a rollback of the binary) still read the revision
+        exclude_if=lambda value: value == 1000.0,
+        description="Longest estimated queue wait (rows ahead at the measured rate) a new "
+        "request is admitted behind; beyond it, 503 with Retry-After.",
+    )
     max_queue_rows: int = Field(
-        4096, ge=1, le=10_000_000, description="Queued rows beyond which requests get 503."
+        65_536, ge=1, le=10_000_000, description="Hard cap on queued rows (memory); 503 beyond."
     )
 
 

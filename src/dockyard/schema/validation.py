@@ -38,6 +38,10 @@ _NOTE_LIMIT = 20
 _EXACT = 2.0**53
 """From here on a float64 no longer holds every integer."""
 _PLAIN_NUMBERS = frozenset({float, int})
+_LIST = {list}
+_BULK = 64
+"""Values from which rows are converted by numpy in one call (see :func:`_plain_numbers`);
+below, numpy's call overhead costs more than the scan it saves."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,14 +429,15 @@ class NumericRows:
             data = (data,)
         elif kind is not list or not data:
             return None
-        width = self.width
+        # map() with C callables: no Python frame per row
+        width = {self.width}
         if type(data[0]) is list:
-            if any(type(row) is not list or len(row) != width for row in data):
+            if set(map(type, data)) != _LIST or set(map(len, data)) != width:
                 return None
             return self._from_lists(data)
         try:
-            rows = [self._values(record) for record in data]  # non-records: TypeError
-            if any(len(record) != width for record in data):  # extra keys
+            rows = list(map(self._values, data))  # non-records: TypeError
+            if set(map(len, data)) != width:  # extra keys
                 return None
         except (KeyError, TypeError):
             return None
@@ -454,6 +459,9 @@ class NumericRows:
         if not rows or any(len(column) != rows for column in columns):
             return None
         if lists:
+            bulk = _plain_numbers(columns) if rows * self.width >= _BULK else None
+            if bulk is not None:
+                return self._from_floats(np.ascontiguousarray(bulk.T))
             if not _PLAIN_NUMBERS.issuperset(map(type, chain.from_iterable(columns))):
                 return None
             try:
@@ -467,6 +475,10 @@ class NumericRows:
         return self._from_array(np.column_stack(columns))
 
     def _from_lists(self, rows: Any) -> NDArray[Any] | None:
+        if len(rows) * self.width >= _BULK:
+            bulk = _plain_numbers(rows)
+            if bulk is not None:
+                return self._from_floats(bulk)
         if not _PLAIN_NUMBERS.issuperset(map(type, chain.from_iterable(rows))):
             return None
         try:
@@ -493,6 +505,20 @@ class NumericRows:
             if not ((np.abs(block) < _EXACT) & (block == np.trunc(block))).all():
                 return None
         return array if self.dtype == array.dtype else array.astype(self.dtype)
+
+
+def _plain_numbers(rows: Any) -> NDArray[np.float64] | None:
+    """Rows of plain numbers converted by numpy in one call, without first scanning every
+    value's type in Python; ``None`` when numpy's answer could hide what that scan catches:
+    anything but a numeric array (a string, a null, an integer beyond int64), or a value
+    equal to 0 or 1 (numpy reads ``True`` and ``False`` as those)."""
+    try:
+        array = np.array(rows)
+    except (ValueError, OverflowError):
+        return None
+    if array.dtype.kind not in "fi" or ((array == 0) | (array == 1)).any():
+        return None
+    return array.astype(np.float64, copy=False)
 
 
 def _numpy_kind(coercer: ColumnCoercer, kinds: str) -> bool:

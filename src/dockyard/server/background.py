@@ -80,11 +80,13 @@ class Watcher:
             secret=settings.webhook_secret, allow_private=settings.webhook_allow_private
         )
         self.background: set[asyncio.Task[Any]] = set()
+        self._libraries: asyncio.Future[None] | None = None
         self._dropped: list[tuple[float, int]] = []
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        _load_libraries()
+        # the monitor's libraries load in a thread once the server answers, not before
+        self._libraries = asyncio.ensure_future(asyncio.to_thread(_load_libraries))
         self._task = asyncio.create_task(self._loop(), name="dockyard-monitor")
 
     async def stop(self) -> None:
@@ -97,6 +99,9 @@ class Watcher:
         await self.sender.aclose()
 
     async def _loop(self) -> None:
+        if self._libraries is not None:
+            with contextlib.suppress(Exception):  # a pass will say what is missing
+                await self._libraries
         while True:
             await asyncio.sleep(self.settings.monitor_interval_s)
             try:
@@ -261,9 +266,11 @@ class Watcher:
 
 
 def _load_libraries() -> None:
-    """Import what the monitor passes use while the server is starting, not during its first
-    pass: importing scipy, scikit-learn's metrics and DuckDB holds the GIL for a good part of
-    a second, which would stall requests 30 s into serving."""
+    """Import what the monitor passes use, in a thread started with the watcher, so the
+    first pass (30 s into serving) does not stop the loop for them. The server does not wait
+    for it to be ready: scipy, scikit-learn's metrics and DuckDB take well over a second to
+    import, a third of a small server's start, and a request answered meanwhile only shares
+    the GIL with the import thread for that moment; the first pass waits for it."""
     import duckdb  # noqa: F401
     import scipy.spatial.distance
     import scipy.stats  # noqa: F401

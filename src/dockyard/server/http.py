@@ -39,6 +39,7 @@ class Reply:
 
 def error_reply(exc: BaseException, request_id: str) -> Reply:
     """The one JSON error shape; unexpected exceptions become a bare 500 with the request id.
+    A 503 whose error carries ``retry_after_s`` (an overloaded queue) adds ``Retry-After``.
     Every 500 is logged here, once, with the request id and the traceback (the client gets
     neither the trace nor the exception's text)."""
     if isinstance(exc, DockyardError):
@@ -63,6 +64,9 @@ def error_reply(exc: BaseException, request_id: str) -> Reply:
     headers = [JSON, *id_header(request_id)]
     if status == 401:  # RFC 9110 15.5.2: a 401 says which scheme would authenticate
         headers.append((b"www-authenticate", b"Bearer"))
+    retry_after = getattr(exc, "retry_after_s", None)  # an overloaded queue's estimate
+    if isinstance(retry_after, int) and status == 503:
+        headers.append((b"retry-after", str(retry_after).encode()))
     return Reply(status, orjson.dumps(body), headers)
 
 

@@ -19,9 +19,12 @@ Dispatch policy
   ``max_batch_size`` rows waits until ``max_wait_ms`` after its oldest request arrived, or
   until enough rows are queued, whichever comes first. ``0`` (the default) is natural
   batching: batch size follows load by itself.
-* **Bounded queue.** ``submit`` refuses a request (:class:`QueueFullError`, HTTP 503) when
-  the rows waiting plus its own would exceed ``max_queue_rows``; nothing already queued is
-  affected. A single request larger than the whole queue can never fit and gets a 413.
+* **Queue bounded by waiting time.** ``submit`` refuses a request (:class:`QueueFullError`,
+  HTTP 503 with ``Retry-After``) when the rows ahead of it (queued and running) would take
+  longer than ``max_queue_wait_ms`` at the model's measured cost (every batch is timed; see
+  :mod:`dockyard.serving.admission`), or when they and its own would exceed the memory cap
+  ``max_queue_rows``; nothing already queued is affected. A single request larger than
+  ``max_queue_rows`` can never fit and gets a 413.
 * **Failures stay with their request.** ``run`` returns one result per item, in order; an
   exception instance in that list fails that item's caller alone. If ``run`` itself raises,
   every request of that batch gets the exception. :func:`run_batched` builds a ``run`` that
@@ -34,8 +37,10 @@ Dispatch policy
   loop more than an ONNX call on a few rows (tens of microseconds): the submit, the worker's
   wake-up and its wait for the GIL, the call back. A batcher given an ``inline_budget_s``
   and told, by :meth:`Batcher.calibrate`, that a full batch costs no more than that runs
-  batches of up to ``max_batch_size`` rows on the loop itself; anything bigger, or any model
-  not calibrated under budget, runs in the executor. Inline calls are timed, and a model
+  batches of up to ``max_batch_size`` rows on the loop itself, and a bigger one (a single
+  large request) too when the measured cost model (:mod:`dockyard.serving.admission`) puts
+  it under the budget; anything else, or any model not calibrated under budget, runs in the
+  executor. Inline calls are timed, and a model
   whose calls take over twice the budget (the median of each ``INLINE_WINDOW`` calls, in two
   windows running) goes back to the executor for good.
 
@@ -56,6 +61,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from dockyard.errors import DockyardError, PayloadTooLargeError, UnavailableError
+from dockyard.serving.admission import Admission, Refusal
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -78,22 +84,32 @@ class BatchPolicy:
     """Most rows per model call (a single larger request still runs, alone)."""
     max_wait_ms: float = 0.0
     """Extra time to wait for more rows when a batch is not full (0: natural batching)."""
-    max_queue_rows: int = 4096
-    """Rows that may wait; beyond this ``submit`` refuses with :class:`QueueFullError`."""
+    max_queue_wait_ms: float = 1000.0
+    """Longest estimated wait a new request may be queued behind; beyond it ``submit``
+    refuses with :class:`QueueFullError`."""
+    max_queue_rows: int = 65_536
+    """Hard cap on the rows that may wait, whatever the model's speed (memory)."""
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, not {self.max_batch_size}")
         if not self.max_wait_ms >= 0:
             raise ValueError(f"max_wait_ms must be 0 or more, not {self.max_wait_ms}")
+        if not self.max_queue_wait_ms > 0:
+            raise ValueError(f"max_queue_wait_ms must be more than 0, not {self.max_queue_wait_ms}")
         if self.max_queue_rows < 1:
             raise ValueError(f"max_queue_rows must be at least 1, not {self.max_queue_rows}")
 
 
 class QueueFullError(UnavailableError):
-    """The endpoint's queue holds ``max_queue_rows`` already: it is overloaded."""
+    """The endpoint's queue would make a new request wait too long (or holds
+    ``max_queue_rows``): it is overloaded. ``retry_after_s`` says when to try again."""
 
     code = "queue_full"
+
+    def __init__(self, message: str, *, retry_after_s: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after_s = retry_after_s
 
 
 class _Request(Generic[In, Out]):
@@ -140,6 +156,13 @@ class Batcher(Generic[In, Out]):
         self._queue: deque[_Request[In, Out]] = deque()
         self._queued_rows = 0
         self._running: list[_Request[In, Out]] | None = None
+        self._running_rows = 0
+        self._took = 0.0  # seconds the last batch on the executor took, timed in its thread
+        self.admission = Admission(
+            max_wait_s=policy.max_queue_wait_ms / 1000.0,
+            max_rows=policy.max_queue_rows,
+            batch_rows=policy.max_batch_size,
+        )
         self._wakeup: asyncio.Handle | None = None
         self._timed = False  # whether _wakeup is a max_wait timer
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -189,8 +212,9 @@ class Batcher(Generic[In, Out]):
         policy = self.policy
         if rows < 0:
             raise ValueError(f"rows must be 0 or more, not {rows}")
-        if self._queued_rows + rows > policy.max_queue_rows:
-            raise self._refusal(rows)
+        refusal = self.admission.decide(self._queued_rows, rows, self._running_rows)
+        if refusal is not None:
+            raise self._refusal(rows, refusal)
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._bind(loop)
@@ -263,17 +287,22 @@ class Batcher(Generic[In, Out]):
             return
         assert self._loop is not None
         self._running = batch
+        self._running_rows = rows
         items = [request.item for request in batch]
-        if self._inline and rows <= self.policy.max_batch_size:
+        if self._inline and (
+            rows <= self.policy.max_batch_size
+            or 0 < self.admission.batch_s(rows) <= self.inline_budget_s
+        ):
             self._batched(rows, len(batch))
             self._run_here(batch, items)
             return
         # executor.submit plus call_soon_threadsafe rather than loop.run_in_executor: the
         # asyncio wrapper future would cost one more turn of the loop per batch.
         try:
-            job = self._executor.submit(self._run, items)
+            job = self._executor.submit(self._run_timed, items)
         except Exception as exc:  # the executor is shut down
             self._running = None
+            self._running_rows = 0
             _answer(batch, None, exc)
             self._schedule(self._loop, now=False)
             return
@@ -291,10 +320,13 @@ class Batcher(Generic[In, Out]):
             _answer(batch, None, exc)
         else:
             _deliver(batch, results)
-        self._inline_times.append(time.perf_counter() - started)
+        took = time.perf_counter() - started
+        self.admission.observe(self._running_rows, took)
+        self._inline_times.append(took)
         if len(self._inline_times) >= INLINE_WINDOW:
             self._review_inline()
         self._running = None
+        self._running_rows = 0
         self._schedule(self._loop, now=False)
 
     def _review_inline(self) -> None:
@@ -347,6 +379,15 @@ class Batcher(Generic[In, Out]):
         self._queued_rows -= rows
         return batch, rows
 
+    def _run_timed(self, items: list[In]) -> Sequence[Out | BaseException]:
+        """In the worker thread: ``run``, timed there (the loop may answer its completion
+        late when busy, which is no cost of the model's)."""
+        started = time.perf_counter()
+        try:
+            return self._run(items)
+        finally:
+            self._took = time.perf_counter() - started
+
     def _completed(self, job: concurrent.futures.Future[Sequence[Out | BaseException]]) -> None:
         """In the worker thread: hand the finished batch back to the event loop."""
         loop = self._loop
@@ -357,7 +398,9 @@ class Batcher(Generic[In, Out]):
         batch = self._running
         assert batch is not None
         assert self._loop is not None
+        self.admission.observe(self._running_rows, self._took)
         self._running = None
+        self._running_rows = 0
         try:
             results = future.result()
         except BaseException as exc:  # run raised: the whole batch shares the error
@@ -371,20 +414,31 @@ class Batcher(Generic[In, Out]):
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
 
-    def _refusal(self, rows: int) -> DockyardError:
-        limit = self.policy.max_queue_rows
-        details = {"rows": rows, "queued_rows": self._queued_rows, "max_queue_rows": limit}
-        if rows > limit:
+    def _refusal(self, rows: int, refusal: Refusal) -> DockyardError:
+        policy = self.policy
+        limit = policy.max_queue_rows
+        details = {
+            "rows": rows,
+            "queued_rows": self._queued_rows,
+            "running_rows": self._running_rows,
+            "estimated_wait_ms": round(refusal.wait_s * 1000.0, 1),
+            "max_queue_wait_ms": policy.max_queue_wait_ms,
+            "max_queue_rows": limit,
+        }
+        if refusal.too_large:
             return PayloadTooLargeError(
                 f"The request has {rows} rows; this endpoint queues at most {limit}.",
                 hint="Send it in smaller requests, or raise the deployment's max_queue_rows.",
                 details=details,
             )
         return QueueFullError(
-            f"The endpoint is overloaded: {self._queued_rows} rows are queued and "
-            f"max_queue_rows is {limit}.",
-            hint="Retry with backoff, or raise the deployment's max_queue_rows.",
+            f"The endpoint is overloaded: the {self._queued_rows + self._running_rows} rows "
+            f"ahead would take "
+            f"about {details['estimated_wait_ms']:.0f} ms (the limit is "
+            f"{policy.max_queue_wait_ms:.0f} ms, or {limit} rows).",
+            hint="Retry after the Retry-After header's seconds, with backoff.",
             details=details,
+            retry_after_s=refusal.retry_after_s,
         )
 
 

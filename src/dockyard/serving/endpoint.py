@@ -212,6 +212,11 @@ class LiveModel:
         self._call(model_input)
         first, _, _ = self.prepare([dict(examples[0])])
         self._call(first)
+        # two warm calls of different sizes seed the queue's cost model (admission)
+        for sample, rows in ((first, 1), (model_input, len(examples))):
+            started = time.perf_counter()
+            self._call(sample)
+            self.batcher.admission.observe(rows, time.perf_counter() - started)
         if self.batcher.inline_budget_s > 0:
             self.batcher.calibrate(self._full_batch_seconds(first))
 

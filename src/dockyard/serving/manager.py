@@ -190,6 +190,7 @@ class ModelManager:
         policy = BatchPolicy(
             max_batch_size=batching.max_batch_size,
             max_wait_ms=batching.max_wait_ms,
+            max_queue_wait_ms=batching.max_queue_wait_ms,
             max_queue_rows=batching.max_queue_rows,
         )
         routes: list[tuple[LiveModel, int]] = []

@@ -99,12 +99,22 @@ def test_clean_numbers_come_out_as_the_full_path_makes_them(dtypes: dict[str, st
         (3.0, 1),  # an integral float in an integer column: accepted
     ],
 )
-def test_anything_unusual_gets_the_full_paths_answer(value: Any, column: int) -> None:
+@pytest.mark.parametrize("count", [2, 40], ids=["few rows", "rows converted in bulk"])
+def test_anything_unusual_gets_the_full_paths_answer(value: Any, column: int, count: int) -> None:
     fast, full = _validators(MIXED)
-    rows: list[list[Any]] = [[1.0, 2], [3.0, 4]]
-    rows[1][column] = value
+    rows: list[list[Any]] = [[1.5 + i, 2 + i] for i in range(count)]
+    rows[-1][column] = value
     for data in _shapes(rows, ["a", "b"]).values():
         _same(fast, full, data)
+
+
+def test_zeros_and_ones_among_many_rows_are_numbers_still() -> None:
+    """Many rows go to numpy in one call unless a value is 0 or 1 (which may have been a
+    bool): those rows take the type scan, and clean ones come out the same either way."""
+    fast, full = _validators(MIXED)
+    rows: list[list[Any]] = [[float(i % 2), i % 2] for i in range(40)]
+    for data in _shapes(rows, ["a", "b"]).values():
+        assert _same(fast, full, data)[0] == "ok"
 
 
 def test_shape_problems_get_the_full_paths_answer() -> None:

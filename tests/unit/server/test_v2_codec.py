@@ -131,6 +131,27 @@ def test_nested_and_flat_json_data_are_both_row_major() -> None:
         assert tensor.data.tolist() == [[1, 2, 3], [4, 5, 6]]
 
 
+@pytest.mark.parametrize("datatype", ["FP64", "FP32"])
+def test_many_rows_decode_in_bulk_to_the_same_values_and_still_refuse_booleans(
+    datatype: str,
+) -> None:
+    """A large 2-D tensor of plain numbers goes to numpy in one call; the values are exact,
+    and a ``true`` among them (which numpy would read as 1.0) is still refused by name."""
+    rows: list[list[Any]] = (np.arange(120.0).reshape(40, 3) * 1.5 + 2.25).tolist()
+    rows[3][1] = 7  # an integer among floats is a number too
+    document = {"inputs": [{"name": "x", "shape": [40, 3], "datatype": datatype, "data": rows}]}
+
+    data = v2.decode_request(encode_json(document)).inputs[0].data
+
+    expected = np.array(rows, dtype=np.dtype(datatype.replace("FP", "float")))
+    assert data.dtype == expected.dtype
+    np.testing.assert_array_equal(data, expected)
+
+    rows[39][2] = True
+    error = error_from(encode_json(document))
+    assert "true at position 119" in str(error)
+
+
 def test_request_id_outputs_and_parameters_are_decoded() -> None:
     outputs = [
         triton.InferRequestedOutput("predict_proba", binary_data=False),
@@ -308,6 +329,12 @@ MALFORMED: list[tuple[str, Any, int | None, str]] = [
     ("mixed-nesting", one_input(data=[[1.0], 2.0]), None, "mixes nested arrays and values"),
     ("string-in-fp32", one_input(data=[1.0, "2"]), None, '"2" (string) at position 1'),
     ("bool-in-fp32", one_input(data=[True, 2.0]), None, "true at position 0"),
+    ("bool-in-fp64-rows", one_input(datatype="FP64", shape=[2, 2], data=[[1.0, 2.0], [False, 3]]),
+     None, "false at position 2"),
+    ("string-in-fp64-rows", one_input(datatype="FP64", shape=[1, 2], data=[[1.0, "2"]]), None,
+     '"2" (string) at position 1'),
+    ("huge-int-in-fp64", b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", '
+     b'"data": [1' + b"0" * 400 + b"]}]}", None, "out of range for FP64"),
     ("float-in-int64", one_input(datatype="INT64", data=[1, 2.5]), None, "must be integers"),
     ("int-in-bool", one_input(datatype="BOOL", data=[1, 0]), None, "must be true or false"),
     ("number-in-bytes", one_input(datatype="BYTES", data=["a", 1]), None, "must be strings"),

@@ -205,9 +205,49 @@ def test_a_full_queue_refuses_without_losing_anything(executor: ThreadPoolExecut
     assert (full.status, full.code, full.exit_code) == (503, "queue_full", 7)
     assert isinstance(full, UnavailableError)
     assert "overloaded" in full.message
-    assert "backoff" in str(full)
-    assert full.details == {"rows": 2, "queued_rows": 9, "max_queue_rows": 10}
+    assert "Retry-After" in str(full)
+    assert full.details == {
+        "rows": 2,
+        "queued_rows": 9,
+        "running_rows": 8,
+        "estimated_wait_ms": 0.0,  # nothing measured yet: only the row cap applies
+        "max_queue_wait_ms": 1000.0,
+        "max_queue_rows": 10,
+    }
+    assert full.retry_after_s == 1
     assert huge.status == 413
+
+
+def test_the_queue_refuses_by_estimated_wait_with_a_retry_after(
+    executor: ThreadPoolExecutor,
+) -> None:
+    """Rows, not the count of them, decide: at a measured 10 ms a row, the request that
+    would wait past ``max_queue_wait_ms`` (50 ms) is refused, far below the row cap, and
+    every request already admitted is answered."""
+    recorder = Recorder(hold=True)
+    policy = BatchPolicy(max_batch_size=4, max_queue_wait_ms=50)
+
+    async def scenario() -> tuple[list[Rows], QueueFullError]:
+        batcher: Batcher[Rows, Rows] = Batcher(recorder, policy, executor=executor)
+        batcher.admission.observe(1, 0.01)
+        running = asyncio.ensure_future(batcher.submit(rows_of(0, 1), 1))
+        await asyncio.get_running_loop().run_in_executor(None, recorder.started.wait, 5)
+        queued = [asyncio.ensure_future(batcher.submit(rows_of(i, 1), 1)) for i in range(1, 6)]
+        await asyncio.sleep(0)  # the last was admitted 50 ms behind: at the limit, not over
+        assert batcher.queued_rows == 5
+        with pytest.raises(QueueFullError) as full:
+            await batcher.submit(rows_of(6, 1), 1)
+        recorder.gate.set()
+        answers = list(await asyncio.gather(running, *queued))
+        return answers, full.value
+
+    answers, full = run(scenario())
+
+    assert answers == [rows_of(i, 1) for i in range(6)]
+    assert full.details["estimated_wait_ms"] == pytest.approx(60.0)
+    assert full.details["queued_rows"] == 5
+    assert full.retry_after_s == 1
+    assert full.details["max_queue_rows"] == 65_536
 
 
 def test_close_drains_queued_and_running_requests_then_refuses(
@@ -278,11 +318,33 @@ def test_a_batcher_calibrated_under_budget_runs_batches_on_the_loop_keeping_boun
 
     assert answers == [rows_of(request, size) for request, size in enumerate(sizes)]
     assert still_inline
-    assert loop_thread in recorder.threads
-    # every batch fits max_batch_size, but the 20-row request is too big for the loop
-    assert len(recorder.threads) == 2
+    # the 20-row request is over max_batch_size but measured cheap: it stays on the loop too
+    assert recorder.threads == {loop_thread}
     assert all(sum(len(item) for item in batch) <= 8 for batch in recorder.batches[:-1])
     assert recorder.batches[-1] == [rows_of(100, 20)]
+
+
+def test_a_request_over_max_batch_size_measured_over_budget_runs_on_a_thread(
+    executor: ThreadPoolExecutor,
+) -> None:
+    recorder = Recorder()
+    policy = BatchPolicy(max_batch_size=8)
+
+    async def scenario() -> int:
+        batcher: Batcher[Rows, Rows] = Batcher(
+            recorder, policy, executor=executor, inline_budget_s=0.001
+        )
+        assert batcher.calibrate(0.0005)
+        batcher.admission.observe(1, 0.0001)
+        batcher.admission.observe(8, 0.0008)  # 100 µs a row: 20 rows are 2 ms, over budget
+        assert await batcher.submit(rows_of(0, 20), 20) == rows_of(0, 20)
+        assert await batcher.submit(rows_of(1, 8), 8) == rows_of(1, 8)  # a full batch: loop
+        return threading.get_ident()
+
+    loop_thread = run(scenario())
+
+    assert len(recorder.threads) == 2
+    assert loop_thread in recorder.threads
 
 
 def test_a_batcher_calibrated_over_budget_or_without_one_never_runs_on_the_loop(
@@ -502,7 +564,8 @@ def test_an_idle_batcher_can_serve_a_new_event_loop(executor: ThreadPoolExecutor
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"max_batch_size": 0}, {"max_wait_ms": -1.0}, {"max_queue_rows": 0}]
+    "kwargs",
+    [{"max_batch_size": 0}, {"max_wait_ms": -1.0}, {"max_queue_rows": 0}, {"max_queue_wait_ms": 0}],
 )
 def test_policy_rejects_nonsense(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="must be"):

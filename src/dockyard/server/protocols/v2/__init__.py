@@ -4,14 +4,16 @@ Pure: no I/O and no web framework, so the REST handler (and a gRPC one later) sh
 is unit-tested against the unmodified ``tritonclient`` and ``kserve`` encoders. The wire
 types are in :mod:`~dockyard.server.protocols.v2.tensors`; requests are decoded (and their
 values handed to the validator as they came: one 2-D tensor as its array, one tensor per
-column as named columns) in :mod:`~dockyard.server.protocols.v2.decode`; responses encoded in
+column as named columns) in :mod:`~dockyard.server.protocols.v2.decode` and
+:mod:`~dockyard.server.protocols.v2.tabular`; responses encoded in
 :mod:`~dockyard.server.protocols.v2.encode`; the metadata bodies built in
 :mod:`~dockyard.server.protocols.v2.metadata`. Each module states its policies at the top.
 """
 
-from dockyard.server.protocols.v2.decode import decode_request, tabular_input
+from dockyard.server.protocols.v2.decode import decode_request
 from dockyard.server.protocols.v2.encode import datatype_of, encode_response
 from dockyard.server.protocols.v2.metadata import model_metadata, server_metadata
+from dockyard.server.protocols.v2.tabular import tabular_input
 from dockyard.server.protocols.v2.tensors import (
     DATATYPES,
     InferRequest,

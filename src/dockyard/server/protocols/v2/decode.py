@@ -18,9 +18,9 @@ Policies:
   to NaN, and the ``NaN``/``Infinity`` literals that Python encoders (tritonclient,
   ``json.dumps``) write are accepted too (a slower parser is tried only when the fast one
   refuses the body).
-* **Missing strings.** In :func:`tabular_input`, an empty ``BYTES`` element (``""``)
-  means a missing value and becomes ``None``; NaN in floating-point tensors stays NaN. Integer
-  and boolean tensors cannot carry missing values.
+* **Missing strings.** In :func:`~dockyard.server.protocols.v2.tabular.tabular_input`, an
+  empty ``BYTES`` element (``""``) means a missing value and becomes ``None``; NaN in
+  floating-point tensors stays NaN. Integer and boolean tensors cannot carry missing values.
 * **Strings.** ``BYTES`` elements decode to ``str`` (UTF-8), or stay ``bytes`` when they are
   not valid UTF-8 (binary only: JSON strings are always text).
 * **Zero copy.** Binary numeric inputs are ``numpy.frombuffer`` views of the body (read-only)
@@ -39,7 +39,7 @@ import json
 import math
 import struct
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from itertools import chain
 from types import MappingProxyType
 from typing import Any
@@ -48,8 +48,7 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-from dockyard.errors import InvalidRequestError, PayloadTooLargeError, SchemaValidationError
-from dockyard.schema import Problem
+from dockyard.errors import InvalidRequestError, PayloadTooLargeError
 from dockyard.server.protocols.v2.tensors import (
     DATATYPES,
     InferRequest,
@@ -57,10 +56,9 @@ from dockyard.server.protocols.v2.tensors import (
     Tensor,
     describe,
     invalid,
-    listing,
 )
 
-__all__ = ["decode_request", "tabular_input"]
+__all__ = ["decode_request"]
 
 _RESERVED = frozenset({"priority", "timeout", "headers", "binary_data_output"})
 _RESERVED_PREFIXES = ("sequence_", "triton_")
@@ -229,6 +227,8 @@ def _decode_input(
 
 
 def _shape(value: Any, name: str) -> tuple[int, ...]:
+    if type(value) is list and len(value) == 1 and type(value[0]) is int and value[0] >= 0:
+        return (value[0],)  # one column's tensor: the common case, checked at once
     if type(value) is not list or any(type(dim) is not int for dim in value):
         raise invalid(
             f"Input {name!r} has shape {describe(value)}; a shape is a list of integers.",
@@ -291,6 +291,10 @@ def _from_json(
             f'The "data" of input {name!r} must be a JSON array, not {describe(data)}.',
             input=name,
         )
+    if count >= _BULK and datatype in _FLOATS and type(data[0]) is list:
+        array = _plain_floats(data, count, datatype)
+        if array is not None:
+            return array
     flat: list[Any] = data
     while flat and type(flat[0]) is list:
         if any(type(item) is not list for item in flat):
@@ -325,6 +329,37 @@ def _from_json(
         raise invalid(
             f"Input {name!r} has values out of range for {datatype}.", input=name
         ) from None
+
+
+_FLOATS = frozenset({"FP32", "FP64"})
+_BULK = 64
+"""Values from which a nested float tensor goes to numpy in bulk (below, the checks on the
+Python list cost less than numpy's own call overhead; flat data always takes them)."""
+
+
+def _plain_floats(data: list[Any], count: int, datatype: str) -> NDArray[Any] | None:
+    """Plain numbers nested evenly (a 2-D tensor's rows) straight into a flat array in
+    numpy's C loop, without a flattened Python list or a type scan; ``None`` for anything
+    the checked path must look at and name: nulls, strings, uneven nesting, a count that
+    does not match the shape, integers beyond int64, an FP32 overflow, and any value equal
+    to 0 or 1 (numpy turns ``true`` and ``false`` into those: only the checked path tells
+    them apart)."""
+    try:
+        array = np.array(data)
+    except (ValueError, OverflowError):
+        return None
+    if array.dtype.kind not in "fi" or array.size != count:
+        return None
+    flat = array.reshape(-1)
+    if ((flat == 0) | (flat == 1)).any():
+        return None
+    if datatype == "FP64":
+        return flat.astype(np.float64, copy=False)
+    with np.errstate(over="raise"):
+        try:
+            return flat.astype(np.float32)
+        except FloatingPointError:
+            return None
 
 
 def _from_binary(
@@ -452,128 +487,3 @@ def _decompress(data: bytes, wbits: int, limit: int | None, encoding: str) -> by
     if data:
         raise invalid(f"The {encoding} body has {len(data)} bytes after its end.")
     return b"".join(chunks)
-
-
-# -- tabular input --------------------------------------------------------------------------
-
-
-def tabular_input(
-    request: InferRequest, column_names: Sequence[str]
-) -> NDArray[Any] | dict[str, list[Any] | NDArray[Any]]:
-    """The request's values as the validator takes them, columns in ``column_names`` order.
-
-    Two layouts are accepted. *Tensor*: a single input (any name that is not a column's)
-    shaped ``[rows, len(column_names)]`` with columns in signature order, or
-    ``[len(column_names)]`` for one row (for a one-column model a 1-D input is the column):
-    it comes back as that 2-D array, as sent (a view), for the validator's array path.
-    *Columns* (MLServer's pandas codec): one 1-D or ``[rows, 1]`` input per column, named
-    after it: a dict of 1-D columns. Numeric and boolean values stay numpy arrays; in
-    ``BYTES`` values ``""`` (missing) becomes ``None``. A layout problem is listed, every one
-    of them, in one :class:`~dockyard.errors.SchemaValidationError`'s ``details.problems``
-    (each a :class:`~dockyard.schema.Problem`, the validator's type); the values themselves are the
-    validator's to check.
-    """
-    names = list(column_names)
-    known = set(names)
-    problems: list[Problem] = []
-    inputs = request.inputs
-    data: NDArray[Any] | dict[str, list[Any] | NDArray[Any]]
-    if len(inputs) == 1 and inputs[0].name not in known:
-        data = _tensor_rows(inputs[0], names, problems)
-    else:
-        data = _named_columns(inputs, names, problems)
-    if problems:
-        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        raise SchemaValidationError(
-            f"{count} in the input: {problems[0].message}",
-            hint=_layout_hint(names),
-            details={"problems": [problem.to_dict() for problem in problems], "columns": names},
-        )
-    return data
-
-
-def _tensor_rows(tensor: Tensor, names: list[str], problems: list[Problem]) -> NDArray[Any]:
-    data, width = tensor.data, len(names)
-    if data.ndim == 1:
-        data = data.reshape(-1, 1) if width == 1 else data.reshape(1, -1)
-    if data.ndim != 2 or data.shape[1] != width:
-        got = f"shape {list(tensor.shape)}"
-        problems.append(
-            _problem(
-                None, f"[rows, {width}] (or [{width}] for one row)", got,
-                f"input {tensor.name!r} has {got} but the model takes {width} columns "
-                f"({listing(names)})",
-            )
-        )  # fmt: skip
-        return data
-    if data.dtype.kind == "O":
-        missing = (data == "") | (data == b"")
-        if missing.any():
-            data = data.copy()
-            data[missing] = None
-    return data
-
-
-def _named_columns(
-    inputs: tuple[Tensor, ...], names: list[str], problems: list[Problem]
-) -> dict[str, list[Any] | NDArray[Any]]:
-    known = set(names)
-    by_name = {tensor.name: tensor for tensor in inputs}
-    for tensor in inputs:
-        if tensor.name not in known:
-            problems.append(
-                _problem(
-                    tensor.name, f"one of the columns {listing(names)}", "an unknown input",
-                    f"input {tensor.name!r} is not a column of this model; expected inputs "
-                    f"named {listing(names)}",
-                )
-            )  # fmt: skip
-    columns: dict[str, list[Any] | NDArray[Any]] = {}
-    rows: dict[str, int] = {}
-    for name in names:
-        found = by_name.get(name)
-        if found is None:
-            problems.append(
-                _problem(name, f"an input named {name!r}", "missing", f"missing column {name!r}")
-            )
-            continue
-        shape = found.shape
-        if len(shape) == 1 or (len(shape) == 2 and shape[1] == 1):
-            columns[name] = _column(found.data.reshape(-1))
-            rows[name] = shape[0]
-        else:
-            problems.append(
-                _problem(
-                    name, "shape [rows] or [rows, 1]", f"shape {list(shape)}",
-                    f"column input {name!r} has shape {list(shape)}; a column is 1-D",
-                )
-            )  # fmt: skip
-    counts = list(rows.values())
-    if len(set(counts)) > 1:
-        usual = max(counts, key=counts.count)  # the most common; ties: the first column
-        for name, count in rows.items():
-            if count != usual:
-                problems.append(
-                    _problem(
-                        name, f"{usual} rows (like the other columns)", f"{count} rows",
-                        f"column {name!r} has {count} rows but the others have {usual}",
-                    )
-                )  # fmt: skip
-    return columns
-
-
-def _column(values: NDArray[Any]) -> list[Any] | NDArray[Any]:
-    if values.dtype.kind != "O":
-        return values
-    return [None if item == "" or item == b"" else item for item in values.tolist()]
-
-
-def _problem(column: str | None, expected: str, got: str, message: str) -> Problem:
-    return Problem(None, column, expected, got, message)
-
-
-def _layout_hint(names: list[str]) -> str:
-    return (
-        f"Send one 2-D tensor [rows, {len(names)}] with the columns in this order: "
-        f"{listing(names)}; or one 1-D tensor per column, named after it."
-    )

@@ -1,0 +1,105 @@
+"""Start time and memory of ``dockyard serve`` with two ONNX-served models.
+
+Registers the logistic regression and the random forest of ``harness.py`` (each with its
+ONNX twin), deploys both, then starts ``python -m dockyard serve`` ``--runs`` times and
+reports, per run, the seconds from process start until the forest's endpoint answers a
+prediction, and the RSS of the process half a second later (VmRSS). ``--before SRC`` runs
+another tree's ``src`` interleaved with this one (A B A B...), for an A/B of a change; run
+the script itself with ``PYTHONPATH=SRC`` then, so the registry is written by the older
+code (a newer deployment spec may carry settings the older server refuses).
+
+Run:  PYTHONPATH=src .venv/bin/python benchmarks/start.py [--runs 3]
+      [--before /tmp/before/src]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import harness  # models and registry (benchmarks/harness.py)
+
+
+def prepare(work: Path) -> Path:
+    home = work / "home"
+    if home.exists():
+        return home
+    from dockyard.deploy.spec import DeploymentSpec
+    from dockyard.deploy.store import DeploymentStore
+    from dockyard.registry import Registry
+    from dockyard.settings import Settings
+
+    models, X, y = harness.fit_models(work)
+    base = harness.register_dockyard(work, models, X, y)
+    shutil.copytree(base, home)
+    with Registry.open(Settings(home=home, user="bench")) as registry:
+        for name in models:
+            spec = DeploymentSpec.parse({"routes": [{"model": f"{name}@1.0.0"}]})
+            DeploymentStore(registry.db).put(name, spec, actor="bench")
+    return home
+
+
+def start(home: Path, src: str | None) -> tuple[float, float]:
+    """(seconds to the first answer, RSS MiB half a second later)."""
+    port = harness.free_port()
+    env = {**os.environ, "DOCKYARD_HOME": str(home)}
+    if src:
+        env["PYTHONPATH"] = src
+    command = [sys.executable, "-m", "dockyard", "serve", "--port", str(port)]
+    body = json.dumps({"instances": [{f"x{i}": 0.1 for i in range(harness.FEATURES)}]}).encode()
+    url = f"http://127.0.0.1:{port}/v1/endpoints/rf/predict"
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [*command, "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"the server exited with {process.returncode}")
+            request = urllib.request.Request(
+                url, data=body, headers={"content-type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=1) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.01)
+        ready = time.monotonic() - started
+        time.sleep(0.5)
+        return ready, harness.rss_mib(harness.process_tree(process.pid))
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--before", default=None, help="Another tree's src, interleaved.")
+    parser.add_argument("--work", type=Path, default=harness.HERE / ".work" / "start")
+    args = parser.parse_args()
+    home = prepare(args.work.resolve())
+    here = str(harness.HERE.parent / "src")
+    trees = [("before", args.before), ("this tree", here)] if args.before else [("", here)]
+    for _ in range(args.runs):
+        for label, src in trees:
+            ready, rss = start(home, src)
+            print(f"{label:>9} ready {ready:.2f} s, RSS {rss:.0f} MiB", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Admission to a model's queue: bounded by how long the queued rows will take, not by a count.
+
+A fixed row bound is wrong both ways: for a cheap model it refuses load the model would clear
+in milliseconds (64 clients sending 100 rows each queue 6,400 rows, a few milliseconds of
+work for a logistic regression), and for a slow one it lets callers wait for seconds before
+refusing anyone. :class:`Admission` instead estimates the wait a new request would have —
+the rows ahead of it at the model's measured cost — and refuses only when that exceeds
+``max_wait_s``. A hard ``max_rows`` cap still bounds the queue's memory whatever the rate.
+
+The cost model
+--------------
+A batch of ``n`` rows costs about ``fixed + per_row * n``: the fixed part is the call itself
+(and, for a model on the compute threads, the hand-off), the per-row part the arithmetic.
+Both are fitted by least squares over the measured batches, each weighted by an exponential
+moving average (``smoothing`` is the weight of the newest batch), so the estimate follows the
+model as load, batch sizes and the machine change. While every batch measured has had about
+the same size the two parts cannot be told apart and the whole cost is taken as per-row
+(``mean seconds / mean rows``): the cautious reading. The queue drains in batches of at most
+``batch_rows``, so the wait for ``q`` rows ahead is ``ceil(q / batch_rows) * fixed +
+q * per_row``. Until anything is measured the estimate is zero: only ``max_rows`` applies.
+
+Pure: no clock, no I/O; the batcher times its batches and reports them with
+:meth:`Admission.observe`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+SAME_SIZE_VARIANCE = 0.25
+"""Below this variance of the measured batch sizes (rows²) the fixed and per-row costs are
+not told apart."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request is not queued: ``too_large`` (it alone exceeds ``max_rows``: a 413), or
+    overload (a 503), with the estimated wait that refused it (for ``Retry-After``)."""
+
+    too_large: bool
+    wait_s: float
+
+    @property
+    def retry_after_s(self) -> int:
+        """Whole seconds a client should wait before retrying (at least 1)."""
+        return max(1, math.ceil(self.wait_s))
+
+
+class Admission:
+    """Estimates a model's queue wait from its measured batches and admits or refuses."""
+
+    __slots__ = (
+        "_fixed",
+        "_per_row",
+        "_smoothing",
+        "_sx",
+        "_sxx",
+        "_sxy",
+        "_sy",
+        "_weight",
+        "batch_rows",
+        "max_rows",
+        "max_wait_s",
+    )
+
+    def __init__(
+        self, *, max_wait_s: float, max_rows: int, batch_rows: int, smoothing: float = 0.05
+    ) -> None:
+        if not max_wait_s > 0:
+            raise ValueError(f"max_wait_s must be more than 0, not {max_wait_s}")
+        if max_rows < 1 or batch_rows < 1:
+            raise ValueError("max_rows and batch_rows must be at least 1")
+        if not 0 < smoothing <= 1:
+            raise ValueError(f"smoothing must be in (0, 1], not {smoothing}")
+        self.max_wait_s = max_wait_s
+        self.max_rows = max_rows
+        self.batch_rows = batch_rows
+        self._weight = 0.0  # running sums of weight, x, y, x², xy (x: rows, y: seconds)
+        self._sx = self._sy = self._sxx = self._sxy = 0.0
+        self._smoothing = smoothing
+        self._fixed = self._per_row = 0.0  # the fit, redone at each observation
+
+    def observe(self, rows: int, seconds: float) -> None:
+        """Fold in one measured batch of ``rows`` rows that took ``seconds``."""
+        if rows <= 0 or not seconds >= 0 or math.isinf(seconds):
+            return
+        keep = 1.0 - self._smoothing
+        x, y = float(rows), float(seconds)
+        self._weight = keep * self._weight + 1.0
+        self._sx = keep * self._sx + x
+        self._sy = keep * self._sy + y
+        self._sxx = keep * self._sxx + x * x
+        self._sxy = keep * self._sxy + x * y
+        self._fixed, self._per_row = self._fit()
+
+    def costs(self) -> tuple[float, float]:
+        """``(fixed seconds per batch, seconds per row)``; ``(0, 0)`` before any batch."""
+        return self._fixed, self._per_row
+
+    def batch_s(self, rows: int) -> float:
+        """Estimated seconds one batch of ``rows`` rows takes (0 before any batch)."""
+        return self._fixed + rows * self._per_row
+
+    def _fit(self) -> tuple[float, float]:
+        mean_x = self._sx / self._weight
+        mean_y = self._sy / self._weight
+        variance = self._sxx / self._weight - mean_x * mean_x
+        if variance >= SAME_SIZE_VARIANCE:
+            slope = (self._sxy / self._weight - mean_x * mean_y) / variance
+            if slope >= 0:
+                return max(0.0, mean_y - slope * mean_x), slope
+        return 0.0, mean_y / mean_x
+
+    def wait_s(self, rows_ahead: int) -> float:
+        """Estimated seconds until ``rows_ahead`` queued or running rows are done."""
+        if rows_ahead <= 0:
+            return 0.0
+        fixed, per_row = self._fixed, self._per_row
+        return math.ceil(rows_ahead / self.batch_rows) * fixed + rows_ahead * per_row
+
+    def decide(self, queued: int, rows: int, running: int = 0) -> Refusal | None:
+        """``None`` to queue a request of ``rows`` rows behind ``queued`` waiting rows and a
+        batch of ``running`` rows in progress, else why not. The cap counts queued rows (what
+        waits in memory); the wait counts the running batch too."""
+        if rows > self.max_rows:
+            return Refusal(too_large=True, wait_s=0.0)
+        wait = self.wait_s(queued + running)
+        if queued + rows > self.max_rows or wait > self.max_wait_s:
+            return Refusal(too_large=False, wait_s=wait)
+        return None
+
+
+__all__ = ["Admission", "Refusal"]

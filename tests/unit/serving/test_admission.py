@@ -1,0 +1,112 @@
+"""The queue's admission policy, pure: the cost model fitted from measured batches, the
+wait it predicts, and when it refuses (and with which ``Retry-After``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dockyard.serving.admission import Admission, Refusal
+
+
+def admission(**kwargs: float) -> Admission:
+    options: dict[str, float] = {"max_wait_s": 1.0, "max_rows": 65_536, "batch_rows": 64}
+    options.update(kwargs)
+    return Admission(
+        max_wait_s=options["max_wait_s"],
+        max_rows=int(options["max_rows"]),
+        batch_rows=int(options["batch_rows"]),
+    )
+
+
+def test_before_any_batch_is_measured_only_the_row_cap_refuses() -> None:
+    policy = admission(max_rows=100)
+
+    assert policy.costs() == (0.0, 0.0)
+    assert policy.decide(queued=90, rows=10) is None
+    assert policy.decide(queued=91, rows=10) == Refusal(too_large=False, wait_s=0.0)
+    assert policy.decide(queued=0, rows=101) == Refusal(too_large=True, wait_s=0.0)
+
+
+def test_fixed_and_per_row_costs_are_fitted_from_batches_of_different_sizes() -> None:
+    policy = admission()
+    for rows in (1, 64, 10, 32, 1, 64):
+        policy.observe(rows, 0.001 + rows * 0.0001)  # 1 ms a call, 100 µs a row
+
+    fixed, per_row = policy.costs()
+
+    assert fixed == pytest.approx(0.001)
+    assert per_row == pytest.approx(0.0001)
+    # 130 rows drain in three batches of at most 64: 3 calls and 130 rows
+    assert policy.wait_s(130) == pytest.approx(3 * 0.001 + 130 * 0.0001)
+
+
+def test_batches_all_of_one_size_count_their_whole_cost_per_row() -> None:
+    policy = admission()
+    for _ in range(5):
+        policy.observe(10, 0.002)
+
+    assert policy.costs() == pytest.approx((0.0, 0.0002))
+    assert policy.wait_s(100) == pytest.approx(0.02)
+
+
+def test_refuses_when_the_rows_ahead_would_take_longer_than_the_limit() -> None:
+    policy = admission(max_wait_s=0.05)
+    policy.observe(1, 0.01)  # 10 ms a row, all per-row
+
+    assert policy.decide(queued=4, rows=1, running=1) is None  # 50 ms ahead: at the limit
+    refusal = policy.decide(queued=5, rows=1, running=1)  # 60 ms ahead
+
+    assert refusal is not None
+    assert not refusal.too_large
+    assert refusal.wait_s == pytest.approx(0.06)
+    assert refusal.retry_after_s == 1
+
+
+def test_retry_after_is_the_estimated_wait_rounded_up_in_whole_seconds() -> None:
+    policy = admission(max_wait_s=0.5)
+    policy.observe(1, 0.1)
+
+    refusal = policy.decide(queued=25, rows=1)  # 2.5 s ahead
+
+    assert refusal is not None
+    assert refusal.retry_after_s == 3
+
+
+def test_the_estimate_follows_a_model_that_became_slower() -> None:
+    policy = admission(max_wait_s=1.0)
+    for _ in range(50):
+        policy.observe(64, 0.000064)  # 1 µs a row
+    assert policy.decide(queued=60_000, rows=100) is None
+
+    for _ in range(200):
+        policy.observe(64, 0.0064)  # now 100 µs a row: 60,000 rows are 6 s
+
+    assert policy.decide(queued=60_000, rows=100) is not None
+
+
+def test_64_clients_of_100_rows_fit_under_the_defaults_for_a_cheap_model() -> None:
+    """The load the old fixed bound (4,096 rows) refused: 63 requests of 100 rows ahead."""
+    policy = admission()
+    for rows in (1, 20, 100, 100):
+        policy.observe(rows, 0.0002 + rows * 0.000005)  # a logistic regression on ONNX
+
+    assert policy.decide(queued=6_200, rows=100, running=100) is None
+
+
+def test_malformed_observations_are_ignored() -> None:
+    policy = admission()
+    policy.observe(0, 1.0)
+    policy.observe(5, float("nan"))
+    policy.observe(5, float("inf"))
+    policy.observe(5, -1.0)
+
+    assert policy.costs() == (0.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"max_wait_s": 0.0}, {"max_rows": 0}, {"batch_rows": 0}],
+)
+def test_nonsense_limits_are_refused(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        admission(**kwargs)
