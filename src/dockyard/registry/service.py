@@ -260,7 +260,7 @@ class Registry:
                 hint=f"Check the installed framework versions against: "
                 f"dockyard models show {version.ref}",
             ) from exc
-        return RegisteredModel(version, model)
+        return RegisteredModel(version, model, lambda: self.get_profile(version.ref))
 
     # --- reads and small mutations ------------------------------------------------------
 
