@@ -121,6 +121,24 @@ class Settings(BaseSettings):
         "the loop. 0 always uses the compute threads.",
     )
 
+    explain_max_rows: int = Field(
+        default=100,
+        ge=1,
+        description="Rows one explain request may ask about (413 above): explanations cost "
+        "many model calls per row.",
+    )
+    explain_threads: int = Field(
+        default=1,
+        ge=1,
+        description="Threads per server process computing explanations, apart from the "
+        "prediction threads so explaining never queues predictions.",
+    )
+    explain_queue: int = Field(
+        default=8,
+        ge=1,
+        description="Explain requests waiting for a thread before more are refused (503).",
+    )
+
     monitoring_url: str | None = Field(
         default=None,
         description="fsspec URL where the prediction log and feedback are kept (a folder, or "
