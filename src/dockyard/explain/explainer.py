@@ -48,21 +48,27 @@ class Explainer:
             )
         if method == "lime":
             return self._answer(self._agnostic(x, lime=True), additive=False)
-        raw: Raw | None = None
-        if self.exact_failure is None:
-            try:
-                raw = self._exact(x)
-            except Exception as exc:  # any exact path may refuse: fall back, remembered
-                self.exact_failure = str(exc) or type(exc).__name__
-        if raw is not None and not _adds_up(raw):
-            self.exact_failure = f"{raw.method} did not add up to the model's output"
-            raw = None
-        if raw is None:
-            raw = self._agnostic(x, lime=False)
-        answer = self._answer(raw, additive=True)
+        answer = self.explain_exact(x)
+        if answer is None:
+            answer = self._answer(self._agnostic(x, lime=False), additive=True)
         if answer.rows and not np.isfinite(answer.values).all():
             raise UnsupportedModelError("The explanation has non-finite values for this input.")
         return answer
+
+    def explain_exact(self, x: Any) -> Explanation | None:
+        """The exact method's explanation, or ``None`` when the model has none (the reason
+        is kept in :attr:`exact_failure`, and later calls go straight to ``None``)."""
+        if self.exact_failure is not None:
+            return None
+        try:
+            raw = self._exact(x)
+        except Exception as exc:  # any exact path may refuse: fall back, remembered
+            self.exact_failure = str(exc) or type(exc).__name__
+            return None
+        if not _adds_up(raw):
+            self.exact_failure = f"{raw.method} did not add up to the model's output"
+            return None
+        return self._answer(raw, additive=True)
 
     # --- the exact methods --------------------------------------------------------------
 
@@ -140,9 +146,38 @@ class Explainer:
         )
 
 
+def global_importance(
+    model: LoadedModel, columns: Sequence[str], x: Any, *, rows: int = 200
+) -> dict[str, Any] | None:
+    """Mean |attribution| per column over (up to ``rows`` of) a sample, by the model's
+    exact method — ``None`` for a model without one (permutation at registration would cost
+    more than registering). ``share`` holds the same figures normalised to sum 1."""
+    sample = _spread(x, rows)
+    # the reference rows later explanations use: the profile's examples, chosen alike
+    explainer = Explainer(model, columns, _spread(x, _BACKGROUND_ROWS))
+    explanation = explainer.explain_exact(sample)
+    if explanation is None or explanation.rows == 0:
+        return None
+    importance = explanation.importance()
+    total = sum(importance.values())
+    return {
+        "method": explanation.method,
+        "space": explanation.space,
+        "rows": explanation.rows,
+        "importance": importance,
+        "share": {k: v / total for k, v in importance.items()} if total > 0 else None,
+    }
+
+
 def build_explainer(model: LoadedModel, columns: Sequence[str], background: Any) -> Explainer:
     """An :class:`Explainer` for ``model`` whose input has ``columns``."""
     return Explainer(model, columns, background)
+
+
+def _spread(x: Any, rows: int) -> Any:
+    """Up to ``rows`` rows spread evenly over ``x``."""
+    step = max(1, len(x) // rows)
+    return x.iloc[::step][:rows] if hasattr(x, "iloc") else x[::step][:rows]
 
 
 def _grouped(raw: Raw, groups: Sequence[int], n_columns: int) -> Raw:

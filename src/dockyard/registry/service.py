@@ -126,6 +126,8 @@ class Registry:
         trusted: bool = False,
         code_revision: str | None = None,
         accelerate: bool = True,
+        intended_use: str = "",
+        limitations: str = "",
     ) -> Version:
         """Register a fitted model object, or a model file/MLflow directory given as a path.
 
@@ -135,7 +137,7 @@ class Registry:
         registers an explicit semantic version; otherwise the highest existing one is bumped.
         With ``accelerate`` (and a sample), an ONNX twin is built and kept when it predicts
         exactly like the model on the sample (classes equal, probabilities within 1e-6); the
-        server then runs the twin.
+        server then runs the twin. ``intended_use``, ``limitations``: for the model card.
         """
         check_model_name(name)
         explicit = SemVer.parse(version) if version is not None else None
@@ -171,6 +173,7 @@ class Registry:
             else None
         )
         digest = self.artifacts.put(artifact.data)
+        card = {"intended_use": intended_use, "limitations": limitations}
         return self.store.add_version(
             name,
             NewVersion(
@@ -198,6 +201,7 @@ class Registry:
                 "trusted": trusted,
                 "trusted_types": list(artifact.trusted_types),
                 "source": lineage["source"],
+                **({"card": card} if any(card.values()) else {}),
             },
         )
 
@@ -387,6 +391,7 @@ def _describe_sample(
     import numpy as np
 
     from dockyard import schema
+    from dockyard.explain.explainer import global_importance
 
     if isinstance(sample, str | os.PathLike):
         sample = schema.read_table(Path(sample))
@@ -467,6 +472,10 @@ def _describe_sample(
     if calibration is not None:
         profile["calibration"] = calibration
     importance = _importance(original, [str(c) for c in frame.columns])
+    attribution = global_importance(loaded, [str(c) for c in frame.columns], model_input(frame))
+    if attribution is not None:  # mean |attribution|: what drift ranks by, when there is one
+        profile["attribution"] = attribution
+        importance = attribution["share"] or importance
     if importance is not None:
         profile["importance"] = importance
     return _Described(
