@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dockyard.cli.context import open_registry, parse_pairs
+from dockyard.cli.context import open_monitor, open_registry, parse_pairs, settings_for
 from dockyard.cli.render import cell, out, print_json, size, table
 
 if TYPE_CHECKING:
@@ -409,3 +410,36 @@ def verify(
     out.print(
         f"{version.ref}: sha256:{version.digest[:12]}… verified, loads with {version.runtime}"
     )
+
+
+@app.command("card")
+def card(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="name@version or name@alias.")],
+    fmt: Annotated[str, typer.Option("--format", help="md or html.")] = "md",
+    out_path: Annotated[
+        Path | None, typer.Option("--out", metavar="PATH", help="Write it here.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The model card: intended use, data, metrics, gates, fairness, signature, importance,
+    environment, lineage, approvals and live status (HTML works offline)."""
+    from dockyard.deploy.card_render import FORMATS, render_card
+    from dockyard.deploy.service import Deployments
+
+    if fmt not in FORMATS:
+        from dockyard.errors import InvalidRequestError
+
+        raise InvalidRequestError(f"Unknown format {fmt!r}.", hint="Use --format md or html.")
+    with open_monitor(ctx) as monitor:
+        deployments = Deployments.from_settings(monitor.registry, settings_for(ctx))
+        found = deployments.card(ref, monitor)
+    if as_json:
+        print_json(found)
+        return
+    text = render_card(found, fmt)
+    if out_path is None:
+        sys.stdout.write(text + "\n")
+        return
+    out_path.write_text(text, encoding="utf-8")
+    out.print(f"wrote the card of {found['ref']} to {out_path}")

@@ -120,3 +120,25 @@ def test_the_route_is_in_the_openapi_document(secured: Any) -> None:
     app, tokens, _ = secured
     paths = app.get("/openapi.json", headers=tokens["read"]).json()["paths"]
     assert "post" in paths["/v1/endpoints/{name}/explain"]
+
+
+def test_the_card_route_needs_the_read_scope_and_speaks_three_formats(secured: Any) -> None:
+    app, tokens, _ = secured
+    path = "/api/models/clf/versions/1.0.0/card"
+    assert_error(app.get(path), 401, "unauthenticated")
+    assert_error(app.get(path, headers=tokens["predict"]), 403, "forbidden")
+    card = app.get(path, headers=tokens["read"]).json()
+    assert card["ref"] == "clf@1.0.0"
+    assert [entry["endpoint"] for entry in card["live"]] == ["one"]
+    assert card["importance"]["method"].startswith("exact linear")
+    markdown = app.get(path, params={"format": "md"}, headers=tokens["read"])
+    assert markdown.headers["content-type"].startswith("text/markdown")
+    assert markdown.text.startswith("# Model card: clf@1.0.0")
+    page = app.get(path, params={"format": "html"}, headers=tokens["read"])
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<h2>Live status</h2>" in page.text
+    assert "http" not in page.text.split("<body>")[0]  # nothing loaded from anywhere
+    bad = app.get(path, params={"format": "pdf"}, headers=tokens["read"])
+    assert_error(bad, 400, "invalid_request")
+    missing = app.get("/api/models/clf/versions/9.9.9/card", headers=tokens["read"])
+    assert_error(missing, 404)
