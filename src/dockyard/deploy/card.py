@@ -12,25 +12,29 @@ coverage). :mod:`dockyard.deploy.card_render` turns it into Markdown or HTML.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dockyard.deploy.promotion import GATE_EVENT
 
 if TYPE_CHECKING:
-    from dockyard.deploy.service import Deployments
     from dockyard.monitoring.service import Monitor
+    from dockyard.registry import Registry
     from dockyard.registry.types import Event
 
 LIVE_WINDOW = "7d"
 
 
 def model_card(
-    deployments: Deployments, ref: str, monitor: Monitor | None = None
+    registry: Registry,
+    ref: str,
+    routes: Sequence[tuple[str, str, int | None]] = (),
+    monitor: Monitor | None = None,
 ) -> dict[str, Any]:
-    """The card of ``ref`` (``name@version`` or ``name@alias``) as a JSON-safe dict. Live
-    drift and accuracy need ``monitor``; without it the live section names endpoints only."""
-    registry = deployments.registry
+    """The card of ``ref`` (``name@version`` or ``name@alias``) as a JSON-safe dict.
+    ``routes`` are what every endpoint serves now: (endpoint, ``name@version``, weight, or
+    ``None`` for a shadow). Live drift and accuracy need ``monitor``; without it the live
+    section names endpoints only."""
     version = registry.get_version(ref)
     profile = registry.get_profile(version.ref) or {}
     events = [
@@ -60,7 +64,7 @@ def model_card(
         "environment": dict(version.environment),
         "lineage": {k: v for k, v in version.lineage.items() if k != "data"},
         "approvals": [_approval(e) for e in reversed(events) if e.action == "alias.set"],
-        "live": _live(deployments, version.ref, version.version, monitor),
+        "live": _live(routes, version.ref, version.version, monitor),
     }
 
 
@@ -99,25 +103,23 @@ def _approval(event: Event) -> dict[str, Any]:
 
 
 def _live(
-    deployments: Deployments, ref: str, version: str, monitor: Monitor | None
+    routes: Sequence[tuple[str, str, int | None]],
+    ref: str,
+    version: str,
+    monitor: Monitor | None,
 ) -> list[dict[str, Any]]:
     serving = []
-    for deployment in deployments.list():
-        try:
-            routes = deployments.resolve(deployment.spec)
-        except Exception:  # a deployment naming a removed version: not this card's concern
+    for endpoint, served, weight in routes:
+        if served != ref:
             continue
-        for route in routes:
-            if route.version != ref:
-                continue
-            entry: dict[str, Any] = {
-                "endpoint": deployment.name,
-                "weight": route.weight,
-                "role": "shadow" if route.shadow else "route",
-            }
-            if monitor is not None:
-                entry.update(_monitored(monitor, deployment.name, version))
-            serving.append(entry)
+        entry: dict[str, Any] = {
+            "endpoint": endpoint,
+            "weight": weight,
+            "role": "shadow" if weight is None else "route",
+        }
+        if monitor is not None:
+            entry.update(_monitored(monitor, endpoint, version))
+        serving.append(entry)
     return serving
 
 

@@ -221,8 +221,16 @@ class Deployments:
         """The model card of ``ref`` (:mod:`dockyard.deploy.card`); live drift and accuracy
         come from ``monitor`` when given."""
         from dockyard.deploy.card import model_card
+        from dockyard.errors import DockyardError
 
-        return model_card(self, ref, monitor)
+        routes: builtins.list[tuple[str, str, int | None]] = []
+        for deployment in self.list():
+            try:
+                resolved = self.resolve(deployment.spec)
+            except DockyardError:  # a deployment naming a removed version: not this card's
+                continue
+            routes += [(deployment.name, r.version, r.weight) for r in resolved]
+        return model_card(self.registry, ref, routes, monitor)
 
     # --- rollouts --------------------------------------------------------------------------
 
