@@ -127,11 +127,11 @@ class Settings(BaseSettings):
         description="Rows one explain request may ask about (413 above): explanations cost "
         "many model calls per row.",
     )
-    explain_threads: int = Field(
+    explain_workers: int = Field(
         default=1,
         ge=1,
-        description="Threads per server process computing explanations, apart from the "
-        "prediction threads so explaining never queues predictions.",
+        description="Worker processes per server process computing explanations, at a lower "
+        "CPU priority, so explaining never stalls or queues predictions.",
     )
     explain_queue: int = Field(
         default=8,
