@@ -5,9 +5,10 @@ optional ``"method": "lime"``. The answer explains the version taking most of th
 traffic, named in the answer. Explaining is costly, so it is kept off the prediction path:
 its own worker processes (``explain_workers``; a process, not a thread, so a long
 explanation holding the GIL never stalls the event loop, and at the lowest CPU priority —
-``SCHED_IDLE`` on Linux, else nice 10 — so predictions get the cores first), its own bounded queue (``explain_queue``, 503 beyond), a
-row limit per request (``explain_max_rows``, 413 beyond) and its own metrics. Its scope is
-``predict``: whoever may ask a model may ask it why.
+``SCHED_IDLE`` on Linux, else nice 10 — so predictions get the cores first), its own
+bounded queue (``explain_queue``, 503 beyond), a row limit per request
+(``explain_max_rows``, 413 beyond) and its own metrics. Its scope is ``predict``: whoever
+may ask a model may ask it why.
 
 Each worker opens the registry from the server's settings and keeps the versions it loaded
 (their explainers included); that per-process state lives in :data:`_WORKER`, which only
