@@ -147,7 +147,7 @@ class Explainer:
 
 
 def global_importance(
-    model: LoadedModel, columns: Sequence[str], x: Any, *, rows: int = 200
+    model: LoadedModel, columns: Sequence[str], x: Any, *, rows: int = 100
 ) -> dict[str, Any] | None:
     """Mean |attribution| per column over (up to ``rows`` of) a sample, by the model's
     exact method — ``None`` for a model without one (permutation at registration would cost

@@ -18,9 +18,9 @@ def test_registration_keeps_mean_absolute_attribution_per_column(
     X = models[name][1]
     profile = registry.get_profile(name) or {}
     attribution = profile["attribution"]
-    assert attribution["rows"] == 200
-    step = len(X) // 200
-    rows = X.iloc[::step][:200]
+    assert attribution["rows"] == 100
+    step = len(X) // 100
+    rows = X.iloc[::step][:100]
     expected = registry.load(name).explain(rows)
     assert attribution["method"] == expected.method
     assert set(attribution["importance"]) == set(X.columns)
