@@ -30,7 +30,12 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from fastapi.params import Depends
 
-from dockyard.errors import DockyardError, PayloadTooLargeError, UnavailableError
+from dockyard.errors import (
+    DockyardError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+    UnavailableError,
+)
 from dockyard.server.http import read_body
 
 if TYPE_CHECKING:
@@ -159,6 +164,8 @@ def _explain(ref: str, data: Any, method: str, max_rows: int) -> dict[str, Any]:
         while len(loaded) > _CACHED_VERSIONS:
             loaded.popitem(last=False)
     validated = registered.validate(data)
+    if validated.rows == 0:
+        raise InvalidRequestError("No rows to explain.", hint='Send {"instances": [{...}]}.')
     if validated.rows > max_rows:
         raise PayloadTooLargeError(
             f"{validated.rows} rows asked for; an explain request may ask about {max_rows}.",

@@ -94,6 +94,8 @@ def test_bad_input_is_the_one_error_shape(secured: Any) -> None:
     method = {"instances": ROWS, "method": "magic"}
     assert_error(app.post("/v1/endpoints/one/explain", json=method, headers=headers), 400)
     assert_error(app.post("/v1/endpoints/nope/explain", json=bad, headers=headers), 404)
+    empty = {"instances": []}
+    assert_error(app.post("/v1/endpoints/one/explain", json=empty, headers=headers), 400)
 
 
 def test_explain_has_its_own_metrics(secured: Any) -> None:
