@@ -471,11 +471,11 @@ def _describe_sample(
     calibration = _calibration(loaded, model_input(frame), labels, classes)
     if calibration is not None:
         profile["calibration"] = calibration
-    importance = _importance(original, [str(c) for c in frame.columns])
-    attribution = global_importance(loaded, [str(c) for c in frame.columns], model_input(frame))
-    if attribution is not None:  # mean |attribution|: what drift ranks by, when there is one
+    columns = [str(c) for c in frame.columns]
+    attribution = global_importance(loaded, columns, model_input(frame))  # drift ranks by it
+    importance = (attribution or {}).get("share") or _importance(original, columns)
+    if attribution is not None:
         profile["attribution"] = attribution
-        importance = attribution["share"] or importance
     if importance is not None:
         profile["importance"] = importance
     return _Described(
