@@ -37,6 +37,8 @@ def register(
     trusted: bool = False,
     code_revision: str | None = None,
     settings: Settings | None = None,
+    intended_use: str = "",
+    limitations: str = "",
 ) -> Version:
     """Register a fitted model (or a model file path) as a new version of ``name``.
 
@@ -59,6 +61,8 @@ def register(
             aliases=aliases,
             trusted=trusted,
             code_revision=code_revision,
+            intended_use=intended_use,
+            limitations=limitations,
         )
 
 

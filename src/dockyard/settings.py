@@ -151,6 +151,24 @@ class Settings(BaseSettings):
         "the loop. 0 always uses the compute threads.",
     )
 
+    explain_max_rows: int = Field(
+        default=100,
+        ge=1,
+        description="Rows one explain request may ask about (413 above): explanations cost "
+        "many model calls per row.",
+    )
+    explain_workers: int = Field(
+        default=1,
+        ge=1,
+        description="Worker processes per server process computing explanations, at a lower "
+        "CPU priority, so explaining never stalls or queues predictions.",
+    )
+    explain_queue: int = Field(
+        default=8,
+        ge=1,
+        description="Explain requests waiting for a thread before more are refused (503).",
+    )
+
     monitoring_url: str | None = Field(
         default=None,
         description="fsspec URL where the prediction log and feedback are kept (a folder, or "

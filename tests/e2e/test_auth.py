@@ -58,6 +58,8 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/api/deployments/{name}", "read"),
     ("PUT", "/api/deployments/{name}", "deploy"),
     ("POST", "/v1/endpoints/{name}/feedback", "predict"),
+    ("POST", "/v1/endpoints/{name}/explain", "predict"),
+    ("GET", "/api/models/{name}/versions/{version}/card", "read"),
     ("GET", "/api/deployments/{name}/history", "read"),
     ("GET", "/api/deployments/{name}/compare", "read"),
     ("POST", "/api/deployments/{name}/rollback", "deploy"),
@@ -93,6 +95,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v2/models/{name}/versions/{version}/infer"): V2_BODY,
     ("PUT", "/api/deployments/{name}"): {"model": "diabetes@1.0.0"},  # unchanged: no revision
     ("POST", "/v1/endpoints/{name}/feedback"): {"request_id": "never-seen", "label": 1.5},
+    ("POST", "/v1/endpoints/{name}/explain"): {"instances": [ROW]},
     ("POST", "/api/deployments/{name}/rollback"): {"to": 1, "reason": "auth matrix"},
     ("PUT", "/api/models/{name}/aliases/{alias}"): {"version": "1.0.0"},  # staging: unprotected
 }

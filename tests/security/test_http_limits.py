@@ -88,6 +88,7 @@ def test_the_schema_lists_the_mutating_routes(edge: Edge) -> None:
     assert ("PUT", "/api/models/{name}/aliases/{alias}") in edge.routes
     assert ("POST", "/api/deployments/{name}/rollback") in edge.routes
     assert ("POST", "/v1/endpoints/{name}/feedback") in edge.routes
+    assert ("POST", "/v1/endpoints/{name}/explain") in edge.routes
 
 
 def test_a_huge_body_without_a_token_is_refused_before_it_is_read(edge: Edge) -> None:

@@ -11,7 +11,18 @@ from typing import Annotated
 import typer
 
 from dockyard._version import __version__
-from dockyard.cli import deployments, events, export, gate, models, monitor, serve, ship, tokens
+from dockyard.cli import (
+    deployments,
+    events,
+    explain,
+    export,
+    gate,
+    models,
+    monitor,
+    serve,
+    ship,
+    tokens,
+)
 from dockyard.errors import DockyardError
 
 COMMANDS: dict[str, Callable[[typer.Typer], object]] = {
@@ -29,6 +40,7 @@ COMMANDS: dict[str, Callable[[typer.Typer], object]] = {
     "build": lambda root: root.command("build")(ship.build),
     "k8s": lambda root: root.command("k8s")(ship.k8s),
     "export": lambda root: root.command("export")(export.export),
+    "explain": lambda root: root.command("explain")(explain.explain),
 }
 """Each top-level command, as the step that adds it to a root, in ``--help`` order."""
 

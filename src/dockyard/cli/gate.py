@@ -61,6 +61,16 @@ def gate(
             "must send them).",
         ),
     ] = False,
+    sensitive: Annotated[
+        str | None,
+        typer.Option(
+            "--sensitive",
+            metavar="COLUMNS",
+            help="Comma-separated columns of the data (e.g. sex,age_band): score both versions "
+            "per group (selection rate, accuracy, TPR, FPR) and allow requirements on "
+            "demographic_parity_difference|ratio and equalized_odds_difference|ratio.",
+        ),
+    ] = None,
     promote_to: Annotated[
         str | None,
         typer.Option(
@@ -100,10 +110,12 @@ def gate(
                 target,
                 requirements,
                 allow_new_columns=allow_new_columns,
+                sensitive=[c.strip() for c in (sensitive or "").split(",") if c.strip()],
             )
         recorded = record_gate(registry, result, actor=registry.actor)
         if not as_json:
             _render(result, data)
+            _render_fairness(result)
             out.print(f"Recorded as gate #{recorded.id}.", markup=False)
         if result.passed and promote_to is not None:
             promotion = service.promote(
@@ -115,6 +127,21 @@ def gate(
         _render_promotion(promotion, promote_to)
     if not result.passed:
         raise typer.Exit(1)
+
+
+def _render_fairness(result: GateResult) -> None:
+    """Per sensitive column, each version's figures per group, then the summaries."""
+    from dockyard.deploy.fairness import GROUP_FIGURES
+
+    for column, versions in (result.fairness or {}).items():
+        rows = []
+        for role, figures in versions.items():
+            for group, values in figures["groups"].items():
+                rows.append([role, group, *(values.get(name) for name in GROUP_FIGURES)])
+        out.print(table(f"fairness by {column}", ["version", "group", *GROUP_FIGURES], rows))
+        summaries = [[role, *figures["summary"].values()] for role, figures in versions.items()]
+        names = list(next(iter(versions.values()))["summary"])
+        out.print(table(None, ["version", *names], summaries))
 
 
 def _promotion_dict(promotion: Promotion | None) -> dict[str, object] | None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dockyard.cli.context import open_registry, parse_pairs
+from dockyard.cli.context import open_monitor, open_registry, parse_pairs, settings_for
 from dockyard.cli.render import cell, out, print_json, size, table
 
 if TYPE_CHECKING:
@@ -55,6 +56,12 @@ def register(
         list[str] | None, typer.Option(help="Point this alias at the new version; repeatable.")
     ] = None,
     description: Annotated[str, typer.Option(help="What changed in this version.")] = "",
+    intended_use: Annotated[
+        str, typer.Option(help="For the model card: what the model is for, and for whom.")
+    ] = "",
+    limitations: Annotated[
+        str, typer.Option(help="For the model card: where it must not be used, known gaps.")
+    ] = "",
     code_revision: Annotated[
         str | None, typer.Option(help="Code revision (e.g. git SHA) to record in lineage.")
     ] = None,
@@ -92,6 +99,8 @@ def register(
             aliases=alias or [],
             trusted=trusted,
             code_revision=code_revision,
+            intended_use=intended_use,
+            limitations=limitations,
         )
     if as_json:
         print_json(registered.to_dict())
@@ -158,10 +167,11 @@ def show(
                 )
             return
         found = registry.get_version(ref)
+        attribution = (registry.get_profile(ref) or {}).get("attribution")
     if as_json:
-        print_json(found.to_dict())
+        print_json({**found.to_dict(), "global_importance": attribution})
         return
-    _print_version(found)
+    _print_version(found, attribution)
 
 
 def _print_model(model: Model, versions: list[Version]) -> None:
@@ -189,7 +199,7 @@ def _print_model(model: Model, versions: list[Version]) -> None:
     )
 
 
-def _print_version(v: Version) -> None:
+def _print_version(v: Version, attribution: Mapping[str, Any] | None = None) -> None:
     out.print(
         f"[bold]{v.ref}[/]  {v.status}"
         + (f"  aliases: {', '.join(v.aliases)}" if v.aliases else "")
@@ -206,6 +216,7 @@ def _print_version(v: Version) -> None:
         ("lineage", {k: val for k, val in v.lineage.items() if k != "data" and val is not None}),
         ("data", _fingerprint(v.lineage.get("data"))),
         ("environment", v.environment),
+        ("importance", _importance_method(attribution)),
     ]
     for key, value in facts:
         out.print(f"[bold]{key:>12}[/]  {cell(value)}")
@@ -220,12 +231,22 @@ def _print_version(v: Version) -> None:
         + (", probabilities" if output.get("has_proba") else "")
         + f"   input layout: {signature.get('layout')}"
     )
+    importance = (attribution or {}).get("importance") or {}
     out.print(
         table(
             "inputs",
-            ["column", "type", "nullable", "range / categories", "unseen"],
-            (_column_row(c) for c in signature.get("columns", [])),
+            ["column", "type", "nullable", "range / categories", "unseen", "importance"],
+            ([*_column_row(c), importance.get(c["name"])] for c in signature.get("columns", [])),
         )
+    )
+
+
+def _importance_method(attribution: Mapping[str, Any] | None) -> str | None:
+    """How the inputs' importance (mean |attribution| over the sample) was measured."""
+    if not attribution:
+        return None
+    return (
+        f"mean |{attribution['method']}| ({attribution['space']}) over {attribution['rows']} rows"
     )
 
 
@@ -389,3 +410,36 @@ def verify(
     out.print(
         f"{version.ref}: sha256:{version.digest[:12]}… verified, loads with {version.runtime}"
     )
+
+
+@app.command("card")
+def card(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="name@version or name@alias.")],
+    fmt: Annotated[str, typer.Option("--format", help="md or html.")] = "md",
+    out_path: Annotated[
+        Path | None, typer.Option("--out", metavar="PATH", help="Write it here.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The model card: intended use, data, metrics, gates, fairness, signature, importance,
+    environment, lineage, approvals and live status (HTML works offline)."""
+    from dockyard.deploy.card_render import FORMATS, render_card
+    from dockyard.deploy.service import Deployments
+
+    if fmt not in FORMATS:
+        from dockyard.errors import InvalidRequestError
+
+        raise InvalidRequestError(f"Unknown format {fmt!r}.", hint="Use --format md or html.")
+    with open_monitor(ctx) as monitor:
+        deployments = Deployments.from_settings(monitor.registry, settings_for(ctx))
+        found = deployments.card(ref, monitor)
+    if as_json:
+        print_json(found)
+        return
+    text = render_card(found, fmt)
+    if out_path is None:
+        sys.stdout.write(text + "\n")
+        return
+    out_path.write_text(text, encoding="utf-8")
+    out.print(f"wrote the card of {found['ref']} to {out_path}")

@@ -103,9 +103,16 @@ def performance(
     endpoint: Annotated[str, typer.Argument(help="The endpoint (deployment name).")],
     window: WindowOption = "1d",
     every: Annotated[str | None, typer.Option(help="Also a series per 'hour' or 'day'.")] = None,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", metavar="COLUMN", help="Per group of this input column, and the gap."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Performance from feedback labels per version, and the estimate without labels."""
+    if by is not None:
+        _performance_by(ctx, endpoint, window, by, as_json=as_json)
+        return
     with open_monitor(ctx) as monitor:
         result = monitor.performance(endpoint, monitor.window(window), every=every)
     if as_json:
@@ -122,6 +129,27 @@ def performance(
             f" over {estimate['rows']:,} rows ({estimate['method']}"
             f"{', calibrated' if estimate['calibrated'] else ''}) — an estimate, not a measurement."
         )
+
+
+def _performance_by(
+    ctx: typer.Context, endpoint: str, window: str, column: str, *, as_json: bool
+) -> None:
+    with open_monitor(ctx) as monitor:
+        result = monitor.performance_by(endpoint, monitor.window(window), column)
+    if as_json:
+        print_json(result)
+        return
+    for version, found in result["versions"].items():
+        names, rows = _figures({"versions": found["groups"]})
+        out.print(table(f"{endpoint} {version} by {column}", [column, *names[1:]], rows))
+        gap = found["gap"]
+        if gap is not None:
+            out.print(
+                f"{gap['metric']} gap {gap['gap']:.4g}: {gap['highest']} highest, "
+                f"{gap['lowest']} lowest"
+            )
+    if not result["versions"]:
+        out.print(f"No predictions logged for {endpoint} in the window.")
 
 
 def _figures(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:

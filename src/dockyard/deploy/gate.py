@@ -31,8 +31,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, cast, get_args
 
+from dockyard.deploy.fairness import check_sensitive, group_fairness, positive_class, worst
 from dockyard.deploy.requirements import (
     CLASSIFICATION_METRICS,
+    FAIRNESS_METRICS,
     LATENCY_METRICS,
     REGRESSION_METRICS,
     Requirement,
@@ -193,6 +195,8 @@ class GateResult:
     baseline_metrics: Mapping[str, float | None] | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
     """Rows evaluated, unlabelled rows dropped, and the evaluated rows' fingerprint."""
+    fairness: Mapping[str, Any] | None = None
+    """Per sensitive column, each version's per-group figures and summaries."""
 
     @property
     def passed(self) -> bool:
@@ -226,6 +230,7 @@ class GateResult:
                 "baseline": None if self.baseline_metrics is None else dict(self.baseline_metrics),
             },
             "failures": list(self.failures),
+            "fairness": None if self.fairness is None else dict(self.fairness),
         }
 
     @classmethod
@@ -251,6 +256,7 @@ class GateResult:
                 if baseline_metrics is None
                 else _metric_map(baseline_metrics),
                 data=dict(data.get("data") or {}),
+                fairness=None if data.get("fairness") is None else dict(data["fairness"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidRequestError(
@@ -284,6 +290,7 @@ def evaluate_gate(
     *,
     allow_new_columns: bool = False,
     latency_rows: int = 200,
+    sensitive: Sequence[str] = (),
 ) -> GateResult:
     """Evaluate ``candidate_ref`` (and ``baseline_ref``) on ``data``, labels in ``target``.
 
@@ -291,7 +298,8 @@ def evaluate_gate(
     baseline without one, a metric the candidate's task does not have, data lacking a column
     either version needs, non-numeric labels for a regression — raises
     :class:`InvalidRequestError` before any model is loaded. Rows with a missing label are
-    left out (``data["unlabelled_rows_dropped"]``). Nothing in the registry changes.
+    left out (``data["unlabelled_rows_dropped"]``). ``sensitive`` columns add group fairness
+    figures (:mod:`dockyard.deploy.fairness`). Nothing in the registry changes.
     """
     wanted = tuple(requirements)
     if target not in data.columns:
@@ -307,6 +315,11 @@ def evaluate_gate(
                     "version was named.",
                     hint="Name one to gate against (e.g. fraud@production), or use a number.",
                 )
+    check_sensitive(sensitive, list(data.columns))
+    if not sensitive and any(r.metric in FAIRNESS_METRICS for r in wanted):
+        raise InvalidRequestError(
+            "Fairness requirements need the sensitive columns.", hint="Add --sensitive COLUMNS."
+        )
     if latency_rows < 1 and any(r.metric in LATENCY_METRICS for r in wanted):
         raise InvalidRequestError(
             f"Latency requirements need latency_rows >= 1, got {latency_rows}."
@@ -362,6 +375,7 @@ def evaluate_gate(
                 measured, _latency(models, features, latency_rows), strict=True
             ):
                 found.update(latency)
+        fairness = _fairness(models, features, labels, labelled, sensitive, measured)
     for found in measured:
         for name in LATENCY_METRICS:
             found.setdefault(name, None)
@@ -386,6 +400,7 @@ def evaluate_gate(
             "sha256": identity.sha256,
             "algorithm": identity.algorithm,
         },
+        fairness=fairness,
     )
 
 
@@ -492,6 +507,35 @@ def _metrics(
         classes=names,
     )
     return {name: found[name] for name in CLASSIFICATION_METRICS}
+
+
+def _fairness(
+    models: Sequence[RegisteredModel],
+    features: pd.DataFrame,
+    labels: pd.Series[Any],
+    labelled: pd.DataFrame,
+    sensitive: Sequence[str],
+    measured: Sequence[dict[str, float | None]],
+) -> dict[str, Any] | None:
+    """Each version's per-group figures per sensitive column; the worst summaries go into
+    its metrics, where requirements find them."""
+    if not sensitive:
+        return None
+    import numpy as np
+
+    truth = [str(label_text(v)) for v in labels.tolist()]
+    per_column: dict[str, dict[str, Any]] = {column: {} for column in sensitive}
+    for model, found, role in zip(models, measured, ("candidate", "baseline"), strict=False):
+        classes = model.classes
+        if classes is None and model.signature is not None:
+            classes = model.signature.output.classes
+        positive = positive_class(classes, model.version.ref)
+        predicted = [str(label_text(v)) for v in np.asarray(_predict(model, features)).ravel()]
+        figures = {c: group_fairness(truth, predicted, positive, labelled[c]) for c in sensitive}
+        found.update(worst(figures))
+        for column in sensitive:
+            per_column[column][role] = figures[column]
+    return per_column
 
 
 def _latency(

@@ -3,6 +3,8 @@
     roc_auc >= baseline - 0.005
     p99_latency_ms <= 20
     rmse <= baseline * 1.05
+    demographic_parity_difference <= 0.1
+    equalized_odds_difference <= baseline + 0.02
 
 A requirement is ``METRIC OP EXPR``: ``OP`` is one of ``>= <= > < ==`` and ``EXPR`` a number,
 ``baseline`` (the baseline's value of the same metric), or ``baseline`` followed by ``+``,
@@ -23,6 +25,7 @@ from dockyard.errors import InvalidRequestError
 
 __all__ = [
     "CLASSIFICATION_METRICS",
+    "FAIRNESS_METRICS",
     "LATENCY_METRICS",
     "METRICS",
     "OPERATORS",
@@ -41,7 +44,14 @@ Task = Literal["classification", "regression", "other"]
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("mae", "rmse", "r2")
 LATENCY_METRICS = ("p50_latency_ms", "p99_latency_ms")
-METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS + LATENCY_METRICS
+FAIRNESS_METRICS = (
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "equalized_odds_ratio",
+)
+"""Group fairness (a gate with sensitive columns; see :mod:`dockyard.deploy.fairness`)."""
+METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS + LATENCY_METRICS + FAIRNESS_METRICS
 OPERATORS: tuple[Operator, ...] = get_args(Operator)
 
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
@@ -191,7 +201,7 @@ def number_text(value: float | None) -> str:
 def metrics_for(task: Task) -> tuple[str, ...]:
     """The metric names a model of this task has (latency for every model)."""
     if task == "classification":
-        return CLASSIFICATION_METRICS + LATENCY_METRICS
+        return CLASSIFICATION_METRICS + LATENCY_METRICS + FAIRNESS_METRICS
     if task == "regression":
         return REGRESSION_METRICS + LATENCY_METRICS
     return LATENCY_METRICS

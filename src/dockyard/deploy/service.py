@@ -39,6 +39,7 @@ from dockyard.errors import InvalidRequestError, NotFoundError
 if TYPE_CHECKING:
     from dockyard.deploy.controller import RolloutController
     from dockyard.monitoring.policy import DriftPolicy
+    from dockyard.monitoring.service import Monitor
     from dockyard.monitoring.store import MonitoringStore
     from dockyard.registry import Registry, Version
     from dockyard.settings import Settings
@@ -215,6 +216,21 @@ class Deployments:
         """Move ``alias`` to ``ref`` on the strength of a recorded gate, under every condition
         :func:`~dockyard.deploy.promotion.promote` states (protected or not)."""
         return promote(self.registry, ref, alias, gate, actor=actor, max_age_s=self.gate_max_age_s)
+
+    def card(self, ref: str, monitor: Monitor | None = None) -> dict[str, Any]:
+        """The model card of ``ref`` (:mod:`dockyard.deploy.card`); live drift and accuracy
+        come from ``monitor`` when given."""
+        from dockyard.deploy.card import model_card
+        from dockyard.errors import DockyardError
+
+        routes: builtins.list[tuple[str, str, int | None]] = []
+        for deployment in self.list():
+            try:
+                resolved = self.resolve(deployment.spec)
+            except DockyardError:  # a deployment naming a removed version: not this card's
+                continue
+            routes += [(deployment.name, r.version, r.weight) for r in resolved]
+        return model_card(self.registry, ref, routes, monitor)
 
     # --- rollouts --------------------------------------------------------------------------
 

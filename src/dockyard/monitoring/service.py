@@ -272,6 +272,17 @@ class Monitor:
             ]
         return result
 
+    def performance_by(self, endpoint: str, window: Window, column: str) -> dict[str, Any]:
+        """Performance per group of one logged input column (:mod:`.groups`)."""
+        from dockyard.monitoring.groups import group_performance
+
+        self.check_endpoint(endpoint)
+
+        def read(name: str) -> pd.DataFrame:
+            return self.frame(endpoint, window, with_feedback=True, columns=[*OUTPUT_COLUMNS, name])
+
+        return group_performance(read, endpoint, column, _by_version, self._performance)
+
     def _performance(self, part: pd.DataFrame) -> dict[str, Any]:
         from dockyard.monitoring.performance import (
             classification_performance,

@@ -128,6 +128,8 @@ class Registry:
         trusted: bool = False,
         code_revision: str | None = None,
         accelerate: bool = True,
+        intended_use: str = "",
+        limitations: str = "",
     ) -> Version:
         """Register a fitted model object, or a model file/MLflow directory given as a path.
 
@@ -137,7 +139,7 @@ class Registry:
         registers an explicit semantic version; otherwise the highest existing one is bumped.
         With ``accelerate`` (and a sample), an ONNX twin is built and kept when it predicts
         exactly like the model on the sample (classes equal, probabilities within 1e-6); the
-        server then runs the twin.
+        server then runs the twin. ``intended_use``, ``limitations``: for the model card.
         """
         check_model_name(name)
         explicit = SemVer.parse(version) if version is not None else None
@@ -173,6 +175,7 @@ class Registry:
             else None
         )
         digest = self.artifacts.put(artifact.data)
+        card = {"intended_use": intended_use, "limitations": limitations}
         return self.store.add_version(
             name,
             NewVersion(
@@ -200,6 +203,7 @@ class Registry:
                 "trusted": trusted,
                 "trusted_types": list(artifact.trusted_types),
                 "source": lineage["source"],
+                **({"card": card} if any(card.values()) else {}),
             },
         )
 
@@ -262,7 +266,7 @@ class Registry:
                 hint=f"Check the installed framework versions against: "
                 f"dockyard models show {version.ref}",
             ) from exc
-        return RegisteredModel(version, model)
+        return RegisteredModel(version, model, lambda: self.get_profile(version.ref))
 
     # --- reads and small mutations ------------------------------------------------------
 
@@ -390,6 +394,7 @@ def _describe_sample(
     import numpy as np
 
     from dockyard import schema
+    from dockyard.explain.explainer import global_importance
 
     if isinstance(sample, str | os.PathLike):
         sample = schema.read_table(Path(sample))
@@ -469,7 +474,11 @@ def _describe_sample(
     calibration = _calibration(loaded, model_input(frame), labels, classes)
     if calibration is not None:
         profile["calibration"] = calibration
-    importance = _importance(original, [str(c) for c in frame.columns])
+    columns = [str(c) for c in frame.columns]
+    attribution = global_importance(loaded, columns, model_input(frame))  # drift ranks by it
+    importance = (attribution or {}).get("share") or _importance(original, columns)
+    if attribution is not None:
+        profile["attribution"] = attribution
     if importance is not None:
         profile["importance"] = importance
     return _Described(

@@ -96,8 +96,14 @@ def add_monitoring_routes(api: FastAPI, server: Server, read: Depends, predict: 
         name: str,
         window: str = WINDOW,
         every: str | None = Query(None, description="'hour' or 'day' for a series."),
+        by: str | None = Query(None, description="Per group of this input column, and the gap."),
     ) -> dict[str, Any]:
         """Performance from feedback per version (and estimated accuracy without labels)."""
+        if by is not None:
+            grouped: dict[str, Any] = await blocking(
+                monitor.performance_by, name, monitor.window(window), by
+            )
+            return grouped
         result: dict[str, Any] = await blocking(
             monitor.performance, name, monitor.window(window), every=every
         )

@@ -23,7 +23,9 @@ from dockyard.deploy.service import single_route
 from dockyard.deploy.spec import BatchingSpec, Deployment, DeploymentSpec
 from dockyard.errors import DockyardError, InvalidRequestError
 from dockyard.server.access import REQUEST_ID, Needs, actor
+from dockyard.server.cards import add_card_route
 from dockyard.server.docs import add_docs_routes
+from dockyard.server.explain import add_explain_routes
 from dockyard.server.http import Reply, error_reply
 from dockyard.server.monitoring_api import add_monitoring_routes
 from dockyard.server.openapi import document_hot_paths
@@ -359,6 +361,8 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
         return status
 
     add_monitoring_routes(api, server, read, predict)
+    add_explain_routes(api, server, predict)
+    add_card_route(api, server, read)
     return api
 
 

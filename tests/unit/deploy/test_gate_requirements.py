@@ -143,7 +143,8 @@ def test_unknown_metric_lists_every_metric_and_suggests_the_closest() -> None:
     )
     assert caught.value.hint == (
         "Metrics: accuracy, precision, recall, f1, roc_auc, log_loss, mae, rmse, r2, "
-        "p50_latency_ms, p99_latency_ms."
+        "p50_latency_ms, p99_latency_ms, demographic_parity_difference, "
+        "demographic_parity_ratio, equalized_odds_difference, equalized_odds_ratio."
     )
 
 
