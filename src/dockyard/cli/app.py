@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from dockyard._version import __version__
-from dockyard.cli import deployments, events, gate, models, monitor, serve, tokens
+from dockyard.cli import batch, deployments, events, gate, models, monitor, serve, tokens
 from dockyard.errors import DockyardError
 
 COMMANDS: dict[str, Callable[[typer.Typer], object]] = {
@@ -26,6 +26,8 @@ COMMANDS: dict[str, Callable[[typer.Typer], object]] = {
     "rollback": lambda root: root.command("rollback")(deployments.rollback),
     "deployments": lambda root: root.add_typer(deployments.app, name="deployments"),
     "predict": lambda root: root.command("predict")(serve.predict),
+    "score": lambda root: root.command("score")(batch.score),
+    "jobs": lambda root: root.command("jobs")(batch.jobs),
 }
 """Each top-level command, as the step that adds it to a root, in ``--help`` order."""
 
