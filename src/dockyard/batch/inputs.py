@@ -186,6 +186,8 @@ def rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordB
     for batch in batches:
         if batch.num_rows == 0:
             continue
+        if waiting and batch.schema != waiting[0].schema:
+            waiting, batch = _unified(waiting, batch)
         waiting.append(batch)
         held += batch.num_rows
         while held >= rows:
@@ -198,6 +200,35 @@ def rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordB
     if held:
         table = pa.Table.from_batches(waiting).combine_chunks()
         yield table.to_batches()[0]
+
+
+def _unified(
+    waiting: list[pa.RecordBatch], batch: pa.RecordBatch
+) -> tuple[list[pa.RecordBatch], pa.RecordBatch]:
+    """Batches whose columns came out of different types (a CSV column that converted in one
+    block and stayed text in another) brought to one schema: text wherever either is."""
+    import pyarrow as pa
+
+    first = waiting[0].schema
+    if first.names != batch.schema.names:
+        raise UnreadableFileError(
+            f"The input's files have different columns: {first.names} and {batch.schema.names}."
+        )
+    fields = [
+        a if a.type == b.type else pa.field(a.name, pa.string())
+        for a, b in zip(first, batch.schema, strict=True)
+    ]
+    schema = pa.schema(fields)
+
+    def cast(part: pa.RecordBatch) -> pa.RecordBatch:
+        if part.schema == schema:
+            return part
+        try:
+            return pa.Table.from_batches([part]).cast(schema).combine_chunks().to_batches()[0]
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise UnreadableFileError(f"The input's column types disagree: {exc}") from exc
+
+    return [cast(part) for part in waiting], cast(batch)
 
 
 def typed_csv(batch: pa.RecordBatch, typed: Mapping[str, str]) -> pa.RecordBatch:

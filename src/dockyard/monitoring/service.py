@@ -83,7 +83,9 @@ class Monitor:
         with_feedback: bool = False,
         columns: list[str] | None = None,
         labelled_only: tuple[str, ...] = (),
+        role: str | None = "primary",
     ) -> pd.DataFrame:
+        """Logged rows of ``role``: ``primary`` (online), ``batch`` (jobs), ``None``: both."""
         return self.store.predictions(
             endpoint,
             window,
@@ -91,6 +93,7 @@ class Monitor:
             sample=self.max_rows,
             columns=columns,
             labelled_only=labelled_only,
+            role=role,
         )
 
     def profile(self, model: str, version: str) -> dict[str, Any] | None:
@@ -120,13 +123,14 @@ class Monitor:
         baseline: Window | None = None,
         version: str | None = None,
         policy: DriftPolicy | None = None,
+        role: str | None = "primary",
     ) -> dict[str, Any]:
-        """Drift of the window's inputs and predictions against the serving version's reference
-        profile, or against the ``baseline`` window of the same endpoint."""
+        """Drift of the window's inputs and predictions (rows of ``role``, as :meth:`frame`)
+        against the serving version's reference profile, or the ``baseline`` window."""
         from dockyard.monitoring.drift import compare
 
         self.check_endpoint(endpoint)
-        frame = self.frame(endpoint, window)
+        frame = self.frame(endpoint, window, role=role)
         meta = _window_meta(window, frame)
         if frame.empty:
             return {"endpoint": endpoint, "window": meta, "baseline": None, "report": None}
@@ -155,7 +159,7 @@ class Monitor:
             reference = ReferenceProfile.from_dict(profile)
             described = f"reference profile of {model}@{served}"
         else:
-            reference = self._window_reference(endpoint, baseline, profile)
+            reference = self._window_reference(endpoint, baseline, profile, role)
             described = f"window {baseline.describe()}"
         features = _features(frame)
         wanted = [name for name in reference.features if name in features.columns]
@@ -178,11 +182,11 @@ class Monitor:
         }
 
     def _window_reference(
-        self, endpoint: str, baseline: Window, profile: dict[str, Any] | None
+        self, endpoint: str, baseline: Window, profile: dict[str, Any] | None, role: str | None
     ) -> ReferenceProfile:
         from dockyard.monitoring.drift import reference_from_frame
 
-        earlier = self.frame(endpoint, baseline)
+        earlier = self.frame(endpoint, baseline, role=role)
         if earlier.empty:
             raise InvalidRequestError(
                 f"The baseline window ({baseline.describe()}) holds no predictions.",
@@ -200,13 +204,13 @@ class Monitor:
         )
 
     def drift_over_time(
-        self, endpoint: str, window: Window, *, every: str = "hour"
+        self, endpoint: str, window: Window, *, every: str = "hour", role: str | None = "primary"
     ) -> list[dict[str, Any]]:
         """Drift share per tumbling window (hour or day) against the reference profile."""
         from dockyard.monitoring.drift import compare
         from dockyard.schema.profile import ReferenceProfile
 
-        frame = self.frame(endpoint, window)
+        frame = self.frame(endpoint, window, role=role)
         out: list[dict[str, Any]] = []
         if frame.empty:
             return out
@@ -235,9 +239,15 @@ class Monitor:
     # --- performance -----------------------------------------------------------------------
 
     def performance(
-        self, endpoint: str, window: Window, *, every: str | None = None
+        self,
+        endpoint: str,
+        window: Window,
+        *,
+        every: str | None = None,
+        role: str | None = "primary",
     ) -> dict[str, Any]:
-        """Performance from feedback labels, per version (and per tumbling window)."""
+        """Performance from feedback labels, per version (and per tumbling window), over the
+        rows of ``role`` (as :meth:`frame`)."""
         self.check_endpoint(endpoint)
         frame = self.frame(
             endpoint,
@@ -245,6 +255,7 @@ class Monitor:
             with_feedback=True,
             columns=OUTPUT_COLUMNS,
             labelled_only=LABELLED_ONLY,
+            role=role,
         )
         result: dict[str, Any] = {
             "endpoint": endpoint,
