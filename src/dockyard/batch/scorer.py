@@ -283,7 +283,9 @@ class Scorer:
         if predictions.ndim > 1:
             predictions = predictions.reshape(len(predictions), -1)[:, 0]
         if probabilities is not None:
-            probabilities = np.asarray(probabilities, dtype=np.float64)
+            probabilities = np.asarray(probabilities)
+            if probabilities.dtype.kind != "f":
+                probabilities = probabilities.astype(np.float64)
         return predictions, probabilities
 
     def _output(
@@ -299,7 +301,7 @@ class Scorer:
         if probabilities is not None and self.classes is not None:
             for index, name in enumerate(self.classes):
                 columns[PROBA_PREFIX + name] = pa.array(probabilities[:, index])
-        columns[VERSION] = pa.repeat(pa.scalar(self.version.ref, pa.string()), len(predictions))
+        columns[VERSION] = _constant(self.version.ref, len(predictions))
         return pa.table(columns)
 
     def _empty(self, batch: pa.RecordBatch) -> pa.Table:
@@ -310,7 +312,7 @@ class Scorer:
         fields.append(pa.field(PREDICTION, pa.null()))
         if self.has_proba:
             fields += [pa.field(PROBA_PREFIX + n, pa.float64()) for n in self.classes or ()]
-        fields.append(pa.field(VERSION, pa.string()))
+        fields.append(pa.field(VERSION, _constant("", 0).type))
         return pa.schema(fields).empty_table()
 
     def _rejects(self, batch: pa.RecordBatch, problems: Problems, first_row: int) -> pa.Table:
@@ -338,6 +340,15 @@ def _rows(exc: SchemaValidationError) -> np.ndarray[Any, Any] | None:
     if not rows or None in rows:
         return None
     return np.array(sorted(rows), dtype=np.int64)
+
+
+def _constant(text: str, rows: int) -> pa.Array:
+    """One value on every row, dictionary-encoded: one string, not one per row, to build
+    and to write."""
+    import pyarrow as pa
+
+    indices = pa.array(np.zeros(rows, dtype=np.int32))
+    return pa.DictionaryArray.from_arrays(indices, pa.array([text], pa.string()))
 
 
 def _texts(series: pd.Series) -> bool:

@@ -152,6 +152,11 @@ def score(
         sink = Sink(out, storage_options)
         sink.check()
         reject_sink = Sink(rejects or rejects_location(out), storage_options)
+        if {sink.path, reject_sink.path} & set(found.files) or sink.path == reject_sink.path:
+            raise InvalidRequestError(
+                "The output or rejects file would replace an input file (or each other).",
+                hint="Write the output to another name.",
+            )
         summary = JobSummary(
             job_id=f"job-{uuid.uuid4().hex[:12]}",
             status="running",
