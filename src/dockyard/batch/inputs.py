@@ -2,9 +2,10 @@
 
 An input is a file, a folder (every Parquet, CSV or JSON-lines file under it) or a glob,
 on the local disk or any fsspec URL (``s3://...``). Files are read in record batches and
-never held whole: Parquet through :mod:`pyarrow.dataset`, CSV and JSON lines through
-pyarrow's streaming readers. :func:`rebatch` cuts the stream into batches of the job's size,
-in order, so that a batch's first row number is known when it is cut.
+never held whole: Parquet file by file through :class:`pyarrow.parquet.ParquetFile`, CSV
+and JSON lines through pyarrow's streaming readers, each on demand (no read-ahead).
+:func:`rebatch` cuts the stream into batches of the job's size, in order, so that a
+batch's first row number is known when it is cut.
 
 CSV carries no types. The signature's columns are read as text and converted here
 (:func:`typed_csv`): a clean column costs one Arrow cast; a column with a value that is no
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,12 +54,13 @@ class Input:
     format: str
 
     def schema(self) -> pa.Schema:
-        """The columns and types of the input (the first file's; Parquet: all files')."""
+        """The columns and types of the input (its first file's)."""
         import pyarrow as pa
 
         try:
             if self.format == "parquet":
-                return self._dataset().schema
+                with self._parquet(self.files[0]) as file:
+                    return file.schema_arrow
             return next(self._file_batches(self.files[0], typed={})).schema
         except StopIteration:
             return pa.schema([])
@@ -69,7 +72,11 @@ class Input:
         if self.format != "parquet":
             return None
         try:
-            return int(self._dataset().count_rows())
+            total = 0
+            for path in self.files:
+                with self._parquet(path) as file:
+                    total += int(file.metadata.num_rows)
+            return total
         except Exception:
             return None
 
@@ -94,18 +101,24 @@ class Input:
         import pyarrow as pa
 
         try:
-            if self.format == "parquet":
-                yield from self._dataset().to_batches(batch_size=rows, batch_readahead=2)
-                return
             for path in self.files:
+                if self.format == "parquet":
+                    with self._parquet(path) as file:
+                        yield from file.iter_batches(batch_size=rows)
+                    continue
                 yield from self._file_batches(path, typed=typed)
         except (OSError, pa.ArrowException) as exc:
             raise _unreadable(self.location, exc) from exc
 
-    def _dataset(self) -> Any:
-        import pyarrow.dataset as ds
+    @contextmanager
+    def _parquet(self, path: str) -> Iterator[Any]:
+        import pyarrow.parquet as pq
 
-        return ds.dataset(list(self.files), format="parquet", filesystem=self.fs)
+        # Read on demand, without pre-buffering: a dataset scanner reads ahead of a slow
+        # consumer, and pre-buffering keeps every column chunk read until the file is done,
+        # either of which makes memory grow with the file rather than with the batch.
+        with self.fs.open(path, "rb") as stream, pq.ParquetFile(stream, pre_buffer=False) as file:
+            yield file
 
     def _file_batches(self, path: str, *, typed: Mapping[str, str]) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
