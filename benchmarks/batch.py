@@ -12,7 +12,9 @@ run, on the same file and cores (median of ``--repeat``):
 * **pandas chunks**: the same batches as pandas DataFrames, scikit-learn's
   ``predict`` and ``predict_proba``, written with pyarrow (what a plain script does;
   faster than reading the whole file into pandas, which also holds it all in memory).
-* **workers**: ``--workers 2`` ÷ ``--workers 1`` on the native forest (``--no-accelerate``).
+* **workers**: ``dockyard score --workers 2`` ÷ ``--workers 1`` on the native forest
+  (``--no-accelerate``), each a whole process (start and model load included);
+  ``--workers-rounds N`` alternates only these two, N times, for paired ratios.
 * **Ray**: ``--engine ray`` on a local Ray ÷ the local engine (Ray's start included).
 * **peak RSS**: ``dockyard score`` as a process (its whole process tree, polled), on the
   ``--rows`` file and on the ``--big-rows`` one.
@@ -116,6 +118,19 @@ def dockyard_job(
     return run
 
 
+def cli_job(home: Path, source: Path, out: Path, *flags: str) -> Callable[[], Any]:
+    """``dockyard score`` as its own process: each run pays its start and the model's load,
+    as a user's does (worker processes cannot reuse this process's imports)."""
+    env = {**os.environ, "DOCKYARD_HOME": str(home)}
+    argv = [sys.executable, "-m", "dockyard", "score", *flags, str(source), "--out", str(out),
+            "--quiet"]  # fmt: skip
+
+    def run() -> None:
+        subprocess.run(argv, env=env, check=True)
+
+    return run
+
+
 def hand_loop(twin: bytes, source: Path, out: Path) -> Callable[[], Any]:
     """pyarrow → onnxruntime → pyarrow, nothing else."""
     import numpy as np
@@ -211,6 +226,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--skip-big", action="store_true")
+    parser.add_argument(
+        "--workers-rounds",
+        type=int,
+        default=0,
+        help="Only --workers 2 vs 1 on the native forest, alternated this many rounds "
+        "(paired ratios for a noisy machine).",
+    )
     args = parser.parse_args()
 
     WORK.mkdir(parents=True, exist_ok=True)
@@ -221,6 +243,17 @@ def main() -> None:
     out = WORK / "out.parquet"
     rows = args.rows
     lines: list[tuple[str, float, str, float]] = []
+    if args.workers_rounds:
+        one = cli_job(home, source, out, "rf@1.0.0", "--no-accelerate", "--workers", "1")
+        two = cli_job(home, source, out, "rf@1.0.0", "--no-accelerate", "--workers", "2")
+        ratios = []
+        for round_ in range(args.workers_rounds):
+            first, second = timed(one, 1), timed(two, 1)
+            ratios.append(first / second)
+            print(f"round {round_ + 1}: --workers 1 {first:.2f} s, --workers 2 {second:.2f} s: "
+                  f"{first / second:.2f}×", flush=True)  # fmt: skip
+        print(f"median --workers 2 ÷ 1: {statistics.median(ratios):.2f}×", flush=True)
+        return
 
     def compare(label: str, ours: Callable[[], Any], name: str, base: Callable[[], Any]) -> None:
         ours()  # warm: first reads, imports
@@ -239,9 +272,9 @@ def main() -> None:
         compare(label, job, "hand loop", hand)
         chunks = pandas_chunks(fitted["models"][model], source, WORK / "pandas.parquet")
         compare(label, job, "pandas chunks + sklearn", chunks)
-    one = dockyard_job(home, "rf@1.0.0", source, out, workers=1, accelerate=False)
-    two = dockyard_job(home, "rf@1.0.0", source, out, workers=2, accelerate=False)
-    compare("rf native, --workers 2", two, "--workers 1", one)
+    one = cli_job(home, source, out, "rf@1.0.0", "--no-accelerate", "--workers", "1")
+    two = cli_job(home, source, out, "rf@1.0.0", "--no-accelerate", "--workers", "2")
+    compare("rf native, --workers 2 (whole processes)", two, "--workers 1", one)
     if not args.skip_ray:
         local = dockyard_job(home, "lr@1.0.0", source, out, workers=1)
         on_ray = dockyard_job(home, "lr@1.0.0", source, out, workers=1, engine="ray")

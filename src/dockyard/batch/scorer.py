@@ -77,12 +77,15 @@ def load_predictor(
 
 
 class Scorer:
-    """Scores record batches with one loaded version; build once per process."""
+    """Scores record batches with one loaded version; build once per process.
+
+    Without a ``predictor`` it only describes the job (columns, classes, runtime): what the
+    parent of worker processes needs, which need not load the model itself."""
 
     def __init__(
         self,
         version: Version,
-        predictor: LoadedModel,
+        predictor: LoadedModel | None,
         *,
         keep: Sequence[str] = (),
         id_column: str | None = None,
@@ -107,10 +110,11 @@ class Scorer:
         self.features: tuple[str, ...] | None = (
             None if self.signature is None else self.signature.column_names
         )
-        classes = predictor.classes
+        classes = None if predictor is None else predictor.classes
         if classes is None and self.signature is not None:
             classes = self.signature.output.classes
-        self.has_proba = bool(predictor.has_proba) and classes is not None
+        proba = True if predictor is None else bool(predictor.has_proba)
+        self.has_proba = proba and classes is not None
         self.classes: tuple[str, ...] | None = (
             None if classes is None else tuple(str(label_text(c)) for c in classes)
         )
@@ -136,14 +140,19 @@ class Scorer:
         keep: Sequence[str] = (),
         id_column: str | None = None,
         for_log: bool = False,
+        load: bool = True,
     ) -> Scorer:
         """Load ``ref`` (digest-verified) from ``registry``; with ``workers`` processes
-        sharing the cores, each ONNX session takes its share of them."""
+        sharing the cores, each ONNX session takes its share of them. ``load=False``: a
+        scorer that only describes the job (see the class)."""
         version = registry.get_version(ref)
         threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-        predictor, accelerated = load_predictor(
-            registry, version, accelerate=accelerate, threads=threads
-        )
+        predictor: LoadedModel | None = None
+        accelerated = accelerate and bool((version.accelerated or {}).get("digest"))
+        if load:
+            predictor, accelerated = load_predictor(
+                registry, version, accelerate=accelerate, threads=threads
+            )
         return cls(
             version,
             predictor,
@@ -274,6 +283,7 @@ class Scorer:
         return found
 
     def _predict(self, model_input: Any) -> tuple[Any, Any]:
+        assert self.predictor is not None, "a describing scorer does not score"
         if self._both is not None:
             predictions, probabilities = self._both(model_input)
         else:

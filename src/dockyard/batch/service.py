@@ -138,6 +138,7 @@ def score(
     with Registry.open(settings) as registry:
         exact, revision = _resolve(registry, ref, endpoint)
         found = discover(source, storage_options)
+        workers = _useful_workers(found, workers, batch_rows)
         scorer = Scorer.open(
             registry,
             exact,
@@ -146,9 +147,9 @@ def score(
             keep=keep,
             id_column=id_column,
             for_log=log,
+            load=engine == "local" and workers == 1,  # else the workers load it
         )
         _check_columns(scorer, found, source)
-        workers = _useful_workers(found, workers, batch_rows)
         sink = Sink(out, storage_options)
         sink.check()
         reject_sink = Sink(rejects or rejects_location(out), storage_options)
