@@ -117,7 +117,10 @@ def test_bad_requests_are_one_line_before_any_work(
     out = str(tmp_path / "out.parquet")
     line = cli.fails("score", "churn@production", str(tmp_path / "none.csv"), "--out", out, code=2)
     assert "No input at" in line
-    (tmp_path / "bad.csv").write_bytes(b"\x00\x01 not, a\ncsv")
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 but not really")
+    line = cli.fails("score", "churn@production", str(tmp_path / "bad.parquet"), "--out", out,
+                     code=2)  # fmt: skip
+    assert "Cannot read" in line
     scoring.rows(5).drop(columns=["f0", "f1"]).to_parquet(tmp_path / "narrow.parquet")
     line = cli.fails("score", "churn@production", str(tmp_path / "narrow.parquet"),
                      "--out", out, code=2)  # fmt: skip
@@ -145,11 +148,14 @@ def test_score_reads_and_writes_s3(
         assert pd.read_parquet(file)["id"].tolist() == frame["id"].tolist()
 
 
-def test_an_interrupted_job_leaves_no_output(cli: CLI, scoring: Scoring, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_interrupted_job_leaves_no_output(
+    cli: CLI, scoring: Scoring, tmp_path: Path, workers: str
+) -> None:
     scoring.rows(400_000).to_parquet(tmp_path / "in.parquet")
     out = tmp_path / "out" / "scored.parquet"
     argv = cli.argv("score", "churn@production", str(tmp_path / "in.parquet"), "--out", str(out),
-                    "--batch-rows", "100", "--workers", "1")  # fmt: skip
+                    "--batch-rows", "100", "--workers", workers)  # fmt: skip
     process = subprocess.Popen(
         argv,
         env=cli.env,
@@ -158,7 +164,7 @@ def test_an_interrupted_job_leaves_no_output(cli: CLI, scoring: Scoring, tmp_pat
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while not list(out.parent.glob(".scored.parquet.*.partial")):  # work has begun
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline

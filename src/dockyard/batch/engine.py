@@ -105,6 +105,7 @@ def scored(
             process.start()
     sent = taken = 0
     ready: dict[int, Scored] = {}
+    finished = False
     try:
         for first_row, batch in batches:
             tasks.put((sent, first_row, batch))
@@ -115,14 +116,21 @@ def scored(
         while taken < sent:
             yield _next(answers, ready, taken, processes)
             taken += 1
+        finished = True
     finally:
-        for _ in processes:
-            tasks.put(None)
+        # Done: each worker is told to stop. Failed or interrupted: the batches still queued
+        # are not worth finishing, so the workers are stopped at once.
         for process in processes:
-            process.join(timeout=5)
-            if process.is_alive():
+            if finished:
+                tasks.put(None)
+            else:
                 process.terminate()
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
                 process.join()
+        tasks.cancel_join_thread()
         tasks.close()
         answers.close()
 
