@@ -13,7 +13,7 @@ TORCH_INDEX ?=
 STAMP      := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean protos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,9 +44,15 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-haproxy.sh
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-axe.sh
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -q
+
+# Regenerate the gRPC modules from src/dockyard/server/grpc/inference.proto (committed).
+protos: $(STAMP)
+	$(BIN)/python scripts/protos.py
 
 clean:
 	rm -rf $(VENV) .dockyard-demo .pytest_cache .mypy_cache .ruff_cache

@@ -55,7 +55,7 @@ def main() -> None:
     import skops.io
 
     from dockyard.registry import Registry
-    from dockyard.registry.store import NewVersion
+    from dockyard.registry.types import NewVersion
     from dockyard.settings import Settings
 
     home = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -24,11 +25,19 @@ class ServerProcess:
     """``python -m dockyard serve`` in a subprocess; stopped with SIGTERM."""
 
     def __init__(
-        self, home: Path, *, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+        self,
+        home: Path,
+        *,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        trust: ssl.SSLContext | None = None,
     ):
+        """``trust``: the server speaks TLS (``args`` carry its certificate), and clients
+        here verify it with this context."""
         self.home = home
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.trust = trust
+        self.url = f"{'https' if trust else 'http'}://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
         self.env.update(
             DOCKYARD_HOME=str(home), DOCKYARD_USER="server", DOCKYARD_POLL_INTERVAL_S="0.2"
@@ -49,7 +58,8 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                ready = httpx.get(f"{self.url}/readyz", timeout=1, verify=self.trust or True)
+                if ready.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SHUTDOWN_GRACE_S: Final = 30
+"""Seconds ``dockyard serve`` lets in-flight requests finish after SIGTERM before it closes
+what is left; generated Kubernetes manifests size the pod's termination grace from it."""
 
 
 def _default_home() -> Path:
@@ -66,10 +70,36 @@ class Settings(BaseSettings):
         default=False,
         description="Require a bearer token with the right scope on every route but health.",
     )
+    console_secure_cookies: bool = Field(
+        default=False,
+        description="Mark the web console's cookies Secure even on plain HTTP (behind a TLS "
+        "proxy); requests that arrive over TLS get Secure cookies anyway.",
+    )
+    ssl_certfile: Path | None = Field(
+        default=None,
+        description="PEM certificate chain the server presents (dockyard serve "
+        "--ssl-certfile): set, the server speaks HTTPS only.",
+    )
+    ssl_keyfile: Path | None = Field(
+        default=None,
+        description="The certificate's unencrypted PEM private key (dockyard serve "
+        "--ssl-keyfile); unset when the key is in the certificate file.",
+    )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=1024,
         description="Largest request body the server accepts (after decompression); 413 beyond.",
+    )
+    grpc_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Also serve the Open Inference Protocol over gRPC on this port (dockyard "
+        "serve --grpc-port; needs the grpc extra).",
+    )
+    grpc_host: str = Field(
+        default="127.0.0.1",
+        description="Interface the gRPC port binds (dockyard serve sets it to --host).",
     )
     header_timeout_s: float = Field(
         default=10.0,
@@ -176,6 +206,12 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a recorded gate result can justify a promotion, in seconds.",
     )
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks HTTPS: the one place a component asks (a cookie is
+        marked Secure under it, a URL says https)."""
+        return self.ssl_certfile is not None
 
     @property
     def resolved_monitoring_url(self) -> str:

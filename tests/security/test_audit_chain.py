@@ -39,7 +39,7 @@ DETAILS = [  # values whose JSON differs between SQLite text and PostgreSQL JSON
 def registry(settings: Settings) -> Iterator[Registry]:
     with Registry.open(settings) as opened:
         for i, details in enumerate(DETAILS):
-            opened.store.record("tester", f"test.event{i}", "m", None, details=details)
+            opened.event_log.record("tester", f"test.event{i}", "m", None, details=details)
         yield opened
 
 
@@ -126,7 +126,7 @@ def test_truncate_is_refused_on_postgresql(postgres_url: str, tmp_path: Path) ->
     settings = Settings(home=tmp_path, database_url=postgres_url)
     with Registry.open(settings) as registry:
         for i, details in enumerate(DETAILS):
-            registry.store.record("tester", f"test.event{i}", "m", None, details=details)
+            registry.event_log.record("tester", f"test.event{i}", "m", None, details=details)
         _truncate_refused(registry)
 
 
@@ -299,7 +299,9 @@ def test_concurrent_writers_extend_one_chain(registry: Registry) -> None:
     def write(worker: int) -> None:
         try:
             for i in range(10):
-                registry.store.record(f"w{worker}", "test.concurrent", None, None, details={"i": i})
+                registry.event_log.record(
+                    f"w{worker}", "test.concurrent", None, None, details={"i": i}
+                )
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -343,7 +345,7 @@ def test_migrating_a_pre_chain_database_chains_its_events(settings: Settings) ->
     with Registry.open(settings) as registry:  # migrates to HEAD
         old = ids(registry)
         assert len(old) == 4
-        registry.store.record("new", "test.after", None, None, details={})
+        registry.event_log.record("new", "test.after", None, None, details={})
         report = registry.verify_events()
         assert report.intact, report.breaks
         assert report.missing_guards == ()

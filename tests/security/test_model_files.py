@@ -15,7 +15,7 @@ from torch import nn
 
 from dockyard.errors import InvalidRequestError, ModelLoadError, UntrustedModelError
 from dockyard.registry import Registry
-from dockyard.registry.store import NewVersion
+from dockyard.registry.types import NewVersion
 from dockyard.settings import Settings
 
 SAMPLE = np.random.default_rng(5).normal(size=(20, 4)).astype(np.float32)

@@ -428,7 +428,7 @@ def _record(log: PredictionLog, source: Source, summary: JobSummary, result: Sco
 
 def _record_event(registry: Registry, summary: JobSummary) -> None:
     model, _, version = summary.version.partition("@")
-    registry.store.record(
+    registry.event_log.record(
         registry.actor, f"batch.{summary.status}", model, version, details=summary.to_dict()
     )
 

@@ -11,7 +11,18 @@ from typing import Annotated
 import typer
 
 from dockyard._version import __version__
-from dockyard.cli import batch, deployments, events, gate, models, monitor, serve, tokens
+from dockyard.cli import (
+    batch,
+    deployments,
+    events,
+    export,
+    gate,
+    models,
+    monitor,
+    serve,
+    ship,
+    tokens,
+)
 from dockyard.errors import DockyardError
 
 COMMANDS: dict[str, Callable[[typer.Typer], object]] = {
@@ -26,6 +37,9 @@ COMMANDS: dict[str, Callable[[typer.Typer], object]] = {
     "rollback": lambda root: root.command("rollback")(deployments.rollback),
     "deployments": lambda root: root.add_typer(deployments.app, name="deployments"),
     "predict": lambda root: root.command("predict")(serve.predict),
+    "build": lambda root: root.command("build")(ship.build),
+    "k8s": lambda root: root.command("k8s")(ship.k8s),
+    "export": lambda root: root.command("export")(export.export),
     "score": lambda root: root.command("score")(batch.score),
     "jobs": lambda root: root.command("jobs")(batch.jobs),
 }

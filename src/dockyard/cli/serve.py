@@ -50,11 +50,33 @@ def serve(
     log_format: Annotated[
         str, typer.Option(help="text, or json: one JSON object per line (500s with request id).")
     ] = "text",
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="Also serve the Open Inference Protocol over gRPC on this port."
+        ),
+    ] = None,
+    ssl_certfile: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="DOCKYARD_SSL_CERTFILE",
+            help="PEM certificate chain: serve HTTPS only (checked before binding).",
+        ),
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="DOCKYARD_SSL_KEYFILE",
+            help="The certificate's unencrypted PEM key (omit if it is in the certificate file).",
+        ),
+    ] = None,
 ) -> None:
     """Serve every deployed endpoint over HTTP (v1 JSON and the Open Inference Protocol)."""
     import uvicorn
 
     from dockyard.server.logs import FORMATS, logging_config
+    from dockyard.server.tls import check_certificate
+    from dockyard.settings import SHUTDOWN_GRACE_S
 
     if log_format not in FORMATS:
         raise InvalidRequestError(f"--log-format is {log_format!r}: use text or json.")
@@ -65,6 +87,8 @@ def serve(
             hint="Add --auth (and create tokens with: dockyard tokens create), or --insecure "
             "if something else guards this network.",
         )
+    check_certificate(ssl_certfile, ssl_keyfile)  # before binding: one line, nothing bound
+    _export_tls(ssl_certfile, ssl_keyfile)
     home = (ctx.find_root().obj or {}).get("home")
     if home is not None:
         os.environ["DOCKYARD_HOME"] = str(home)  # the workers build settings from the env
@@ -79,6 +103,8 @@ def serve(
     )
 
     listener = listen(host, port)  # a busy port fails here, before anything loads
+    if grpc_port is not None:
+        _grpc_environment(host, grpc_port)
     port = listener.getsockname()[1]  # --port 0: the one the system chose
     settings = settings_for(ctx)
     limits = ConnectionLimits.from_settings(settings)
@@ -97,13 +123,19 @@ def serve(
         metrics_dir = tempfile.mkdtemp(prefix="dockyard-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    base = f"http://{f'[{local}]' if ':' in local else local}:{port}"
+    scheme = "https" if settings.tls else "http"
+    base = f"{scheme}://{f'[{local}]' if ':' in local else local}:{port}"
     banner = [
         f"Dockyard serving {len(names)} endpoint(s) on {base} ({workers} worker(s))"
-        + (", auth on" if auth else ""),
+        + (", auth on" if auth else "")
+        + (", TLS on" if settings.tls else ""),
         *(f"  {base}/v1/endpoints/{n}/predict   {base}/v2/models/{n}/infer" for n in names),
         f"  docs {base}/docs   metrics {base}/metrics   ready {base}/readyz",
     ]
+    if grpc_port is not None:
+        grpc_host = f"[{local}]" if ":" in local else local
+        secure = " over TLS" if settings.tls else ""
+        banner.append(f"  gRPC (Open Inference Protocol) {grpc_host}:{grpc_port}{secure}")
     config = uvicorn.Config(
         "dockyard.server.app:factory",
         factory=True,
@@ -116,13 +148,18 @@ def serve(
         loop="uvloop",
         http=functools.partial(GuardedProtocol, limits=limits, refusals=RefusalLog()),  # type: ignore[arg-type]
         timeout_keep_alive=settings.keep_alive_timeout_s,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         server_header=False,
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
     )
     server = uvicorn.Server(config)
     stop = threading.Event()
     threading.Thread(
-        target=_announce, args=(local, port, banner, stop), name="dockyard-banner", daemon=True
+        target=_announce,
+        args=(local, port, settings.tls, banner, stop),
+        name="dockyard-banner",
+        daemon=True,
     ).start()
     try:
         if workers > 1:
@@ -142,13 +179,55 @@ def serve(
         raise SystemExit(3)  # uvicorn's startup failure (it has logged why)
 
 
-def _announce(host: str, port: int, banner: list[str], stop: threading.Event) -> None:
-    """Print the banner once the server answers ``/healthz``: its models are loaded and it
-    is listening (the socket is bound before they load, so requests wait, not fail)."""
-    import http.client
+def _grpc_environment(host: str, port: int) -> None:
+    """Check the gRPC port is free and the grpc extra installed, then tell the workers
+    (they build their settings from the environment) to serve gRPC there."""
+    import importlib.util
+    import socket
 
+    if importlib.util.find_spec("grpc") is None:
+        raise InvalidRequestError(
+            "--grpc-port needs the grpc extra.", hint="pip install 'dockyard[grpc]'"
+        )
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise InvalidRequestError(
+                f"Cannot serve gRPC on {host}:{port}: {exc.strerror or exc}.",
+                hint="Choose another --grpc-port.",
+            ) from None
+    os.environ["DOCKYARD_GRPC_PORT"] = str(port)
+    os.environ["DOCKYARD_GRPC_HOST"] = host
+
+
+def _export_tls(certfile: Path | None, keyfile: Path | None) -> None:
+    """Hand the TLS files to the workers' settings (built from the environment), as absolute
+    paths; neither set: TLS off, whatever the environment said."""
+    for name, path in (("DOCKYARD_SSL_CERTFILE", certfile), ("DOCKYARD_SSL_KEYFILE", keyfile)):
+        if path is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = str(path.resolve())
+
+
+def _announce(host: str, port: int, tls: bool, banner: list[str], stop: threading.Event) -> None:
+    """Print the banner once the server answers ``/healthz``: its models are loaded and it
+    is listening (the socket is bound before they load, so requests wait, not fail). Under
+    TLS the check does not verify the certificate: it is this process's own server."""
+    import http.client
+    import ssl
+
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
     while not stop.is_set():
-        connection = http.client.HTTPConnection(host, port, timeout=10)
+        connection: http.client.HTTPConnection = (
+            http.client.HTTPSConnection(host, port, timeout=10, context=unverified)
+            if tls
+            else http.client.HTTPConnection(host, port, timeout=10)
+        )
         try:
             connection.request("GET", "/healthz")
             if connection.getresponse().status == 200:

@@ -33,7 +33,7 @@ from dockyard.deploy import rollout
 from dockyard.deploy.spec import Deployment, DeploymentSpec, RouteSpec
 from dockyard.errors import ConflictError, InvalidRequestError, NotFoundError
 from dockyard.registry import tables as t
-from dockyard.registry.store import record_event
+from dockyard.registry.events import record_event
 from dockyard.windows import Window
 
 if TYPE_CHECKING:

@@ -92,7 +92,7 @@ class RecordedGate:
 def record_gate(registry: Registry, result: GateResult, *, actor: str) -> RecordedGate:
     """Keep ``result`` as a ``gate.evaluated`` audit event; its id identifies the gate."""
     model, _, version = result.candidate.partition("@")
-    event = registry.store.record(
+    event = registry.event_log.record(
         actor, GATE_EVENT, model, version, details={"gate": result.to_dict()}
     )
     return RecordedGate(
@@ -119,7 +119,7 @@ def recorded_gate(registry: Registry, submitted: Mapping[str, Any]) -> RecordedG
             "protected alias.",
             hint=_SEND_RECORDED,
         )
-    event = registry.store.get_event(gate_id)
+    event = registry.event_log.get_event(gate_id)
     if event is None or event.action != GATE_EVENT or "gate" not in event.details:
         raise InvalidRequestError(
             f"No gate result #{gate_id} was recorded by this registry.", hint=_SEND_RECORDED
@@ -231,7 +231,7 @@ def promote(
 
 def _promoted_by(registry: Registry, model: str, gate_id: int) -> Event | None:
     """The ``alias.set`` event an earlier promotion with this gate wrote, if any."""
-    for event in registry.store.list_events(model=model, action="alias.set", limit=10_000):
+    for event in registry.event_log.list_events(model=model, action="alias.set", limit=10_000):
         if (
             isinstance(event.details.get("gate"), Mapping)
             and event.details["gate"].get("id") == gate_id

@@ -17,8 +17,8 @@ from dockyard.deploy.spec import Deployment, DeploymentSpec, Revision
 from dockyard.errors import InvalidRequestError, NotFoundError
 from dockyard.registry import tables as t
 from dockyard.registry.database import Database
+from dockyard.registry.events import record_event
 from dockyard.registry.refs import check_model_name
-from dockyard.registry.store import record_event
 
 
 class DeploymentStore:

@@ -228,6 +228,7 @@ class Monitor:
                     "rows": len(part),
                     "drift_share": report["drift_share"],
                     "features": {f["feature"]: f["effect_size"] for f in report["features"]},
+                    "drifted": [f["feature"] for f in report["features"] if f["drifted"]],
                 }
             )
         return out

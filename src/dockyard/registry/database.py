@@ -115,7 +115,8 @@ def _revision(conn: Connection) -> str | None:
 
 
 def _sqlite_engine(url: sa.URL, busy_timeout_s: float) -> Engine:
-    if url.database and url.database != ":memory:":
+    uri = url.query.get("uri") == "true"  # file:...?mode=ro: a snapshot, opened as it is
+    if url.database and url.database != ":memory:" and not uri:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, connect_args={"timeout": busy_timeout_s})
 

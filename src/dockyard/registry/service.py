@@ -28,6 +28,7 @@ from dockyard.errors import (
 from dockyard.registry.artifacts import ArtifactStore
 from dockyard.registry.audit import ChainReport
 from dockyard.registry.database import Database
+from dockyard.registry.events import EventLog
 from dockyard.registry.refs import (
     ModelRef,
     check_alias,
@@ -36,8 +37,8 @@ from dockyard.registry.refs import (
     check_tag_value,
 )
 from dockyard.registry.semver import BUMPS, Bump, SemVer
-from dockyard.registry.store import MetadataStore, NewVersion
-from dockyard.registry.types import Event, Model, Version
+from dockyard.registry.store import MetadataStore
+from dockyard.registry.types import Event, Model, NewVersion, Version
 from dockyard.settings import Settings
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class Registry:
     ) -> None:
         self.db = db
         self.store = MetadataStore(db)
+        self.event_log = EventLog(db)
         self.artifacts = artifacts
         self.runtimes = runtimes
         self.actor = actor
@@ -314,9 +316,10 @@ class Registry:
     def set_description(self, ref: str, text: str) -> None:
         self.store.set_description(ModelRef.parse(ref), text, actor=self.actor)
 
-    def archive(self, ref: str) -> Version:
-        """Archive a version (kept, hidden from ``latest``); aliased versions are refused."""
-        return self.store.set_status(_exact(ref), "archived", actor=self.actor)
+    def archive(self, ref: str, *, actor: str | None = None) -> Version:
+        """Archive a version (kept, hidden from ``latest``); aliased versions are refused.
+        ``actor`` overrides the registry's own (the console names the token)."""
+        return self.store.set_status(_exact(ref), "archived", actor=actor or self.actor)
 
     def restore(self, ref: str) -> Version:
         return self.store.set_status(_exact(ref), "active", actor=self.actor)
@@ -324,13 +327,13 @@ class Registry:
     def events(
         self, *, model: str | None = None, action: str | None = None, limit: int = 100
     ) -> list[Event]:
-        return self.store.list_events(model=model, action=action, limit=limit)
+        return self.event_log.list_events(model=model, action=action, limit=limit)
 
     def verify_events(self, anchors: Mapping[int, str] | None = None) -> ChainReport:
         """Check the audit trail's hash chain and append-only triggers: where the chain
         breaks (event id, what is wrong), or that it is intact up to its head. ``anchors``
         (event id → hash, heads reported earlier) must still be in it."""
-        return self.store.verify_events(anchors)
+        return self.event_log.verify_events(anchors)
 
 
 def _exact(ref: str) -> ModelRef:

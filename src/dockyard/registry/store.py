@@ -1,14 +1,14 @@
-"""The metadata store: models, versions, aliases, tags and events in SQL.
+"""The metadata store: models, versions, aliases and tags in SQL.
 
 Every mutation is one transaction that checks its invariants, changes rows and appends its
-audit event together, so the log never disagrees with the state it describes.
+audit event (:func:`~dockyard.registry.events.record_event`) together, so the log never
+disagrees with the state it describes. Rows become records in :mod:`dockyard.registry.rows`;
+the audit trail is read and verified through :class:`~dockyard.registry.events.EventLog`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from types import EllipsisType
 from typing import Any
 
@@ -26,50 +26,14 @@ from dockyard.errors import (
     VersionNotFoundError,
 )
 from dockyard.registry import tables as t
-from dockyard.registry.audit import (
-    GENESIS,
-    ChainedEvent,
-    ChainReport,
-    canonical,
-    chain_hash,
-    storable,
-    verify_chain,
-)
-from dockyard.registry.database import Database, hold_write_lock
+from dockyard.registry.database import Database
+from dockyard.registry.events import record_event
 from dockyard.registry.refs import LATEST, ModelRef
+from dockyard.registry.rows import now, to_model, to_version, version_values
 from dockyard.registry.semver import Bump, SemVer, next_version
-from dockyard.registry.types import Event, Model, Version
+from dockyard.registry.types import Model, NewVersion, Version
 
 _VERSION_COLUMNS = [c for c in t.versions.c if c.name not in ("id", "model_id")]
-
-
-@dataclass(frozen=True)
-class NewVersion:
-    """Everything about a version except its number, which the store assigns."""
-
-    runtime: str
-    digest: str
-    size: int
-    trusted: bool = False
-    trusted_types: Sequence[str] = ()
-    options: Mapping[str, Any] = field(default_factory=dict)
-    signature: Mapping[str, Any] | None = None
-    profile: Mapping[str, Any] | None = None
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    params: Mapping[str, Any] = field(default_factory=dict)
-    tags: Mapping[str, str] = field(default_factory=dict)
-    lineage: Mapping[str, Any] = field(default_factory=dict)
-    environment: Mapping[str, str] = field(default_factory=dict)
-    description: str = ""
-    accelerated: Mapping[str, Any] | None = None
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class MetadataStore:
@@ -102,32 +66,9 @@ class MetadataStore:
                     f"{name}@{version} already exists; versions are immutable.",
                     hint="Register with another --version, or let Dockyard --bump it.",
                 )
-            now = _now()
             inserted = conn.execute(
                 t.versions.insert().values(
-                    model_id=model_id,
-                    version=str(version),
-                    major=version.major,
-                    minor=version.minor,
-                    patch=version.patch,
-                    prerelease=version.prerelease,
-                    runtime=new.runtime,
-                    digest=new.digest,
-                    size=new.size,
-                    status="active",
-                    trusted=new.trusted,
-                    trusted_types=list(new.trusted_types),
-                    options=dict(new.options),
-                    signature=dict(new.signature) if new.signature is not None else None,
-                    metrics=dict(new.metrics),
-                    params=dict(new.params),
-                    tags=dict(new.tags),
-                    lineage=dict(new.lineage),
-                    environment=dict(new.environment),
-                    description=new.description,
-                    created_at=now,
-                    created_by=actor,
-                    accelerated=dict(new.accelerated) if new.accelerated is not None else None,
+                    version_values(new, version, model_id=model_id, at=now(), actor=actor)
                 )
             ).inserted_primary_key
             assert inserted is not None
@@ -160,7 +101,7 @@ class MetadataStore:
 
             insert = sqlite.insert(t.models)
         created = conn.execute(
-            insert.values(name=name, description="", tags={}, created_at=_now(), created_by=actor)
+            insert.values(name=name, description="", tags={}, created_at=now(), created_by=actor)
             .on_conflict_do_nothing(index_elements=["name"])
             .returning(t.models.c.id)
         ).first()
@@ -238,7 +179,7 @@ class MetadataStore:
                 query = query.limit(max(0, limit))
             rows = conn.execute(query).all()
             aliases = self._aliases_by_version(conn, model_id)
-        found = [_version(row, aliases.get(row.id, ())) for row in rows]
+        found = [to_version(row, aliases.get(row.id, ())) for row in rows]
         return sorted(found, key=lambda x: SemVer.parse(x.version), reverse=True)
 
     def count_versions(self, name: str) -> int:
@@ -249,70 +190,6 @@ class MetadataStore:
                     sa.select(sa.func.count()).where(t.versions.c.model_id == model_id)
                 ).scalar_one()
             )
-
-    def list_events(
-        self, *, model: str | None = None, action: str | None = None, limit: int = 100
-    ) -> list[Event]:
-        """Newest first."""
-        e = t.events.c
-        query = sa.select(t.events).order_by(e.id.desc()).limit(max(1, min(limit, 10_000)))
-        if model is not None:
-            query = query.where(e.model == model)
-        if action is not None:
-            query = query.where(e.action == action)
-        with self.db.read() as conn:
-            rows = conn.execute(query).all()
-        return [_event(row) for row in rows]
-
-    def get_event(self, event_id: int) -> Event | None:
-        """One event by id (``None`` if there is none)."""
-        with self.db.read() as conn:
-            row = conn.execute(sa.select(t.events).where(t.events.c.id == event_id)).first()
-        return None if row is None else _event(row)
-
-    def record(
-        self,
-        actor: str,
-        action: str,
-        model: str | None,
-        version: str | None,
-        *,
-        details: Mapping[str, Any],
-    ) -> Event:
-        """Append one event that goes with no other change (e.g. ``gate.evaluated``)."""
-        with self.db.write() as conn:
-            event_id = record_event(conn, actor, action, model, version, details=details)
-            row = conn.execute(sa.select(t.events).where(t.events.c.id == event_id)).one()
-            return _event(row)
-
-    def verify_events(self, anchors: Mapping[int, str] | None = None) -> ChainReport:
-        """Walk the whole audit trail's hash chain (:func:`~dockyard.registry.audit.verify_chain`,
-        with its ``anchors``) and check that the append-only triggers are in place."""
-        with self.db.read() as conn:
-            rows = conn.execute(sa.select(t.events).order_by(t.events.c.id)).all()
-            missing = _missing_guards(conn)
-        report = verify_chain(
-            (
-                ChainedEvent(
-                    id=row.id,
-                    prev_hash=row.prev_hash,
-                    hash=row.hash,
-                    text=canonical(
-                        at=_utc(row.at),
-                        actor=row.actor,
-                        action=row.action,
-                        model=row.model,
-                        version=row.version,
-                        before=row.before,
-                        after=row.after,
-                        details=row.details,
-                    ),
-                )
-                for row in rows
-            ),
-            anchors,
-        )
-        return replace(report, missing_guards=missing)
 
     # --- mutations ----------------------------------------------------------------------
 
@@ -487,7 +364,7 @@ class MetadataStore:
         ).scalar()
         if before == version:
             return
-        values = {"version_id": version_id, "updated_at": _now(), "updated_by": actor}
+        values = {"version_id": version_id, "updated_at": now(), "updated_by": actor}
         if before is None:
             conn.execute(t.aliases.insert().values(model_id=model_id, name=alias, **values))
         else:
@@ -551,7 +428,7 @@ class MetadataStore:
                 hint=f"List its versions with: dockyard models show {name}",
             )
         aliases = self._aliases_by_version(conn, model_id).get(row.id, ())
-        return _version(row, aliases)
+        return to_version(row, aliases)
 
     def _version_row(self, conn: Connection, model_id: int, version: str) -> Row[Any] | None:
         v = t.versions.c
@@ -618,58 +495,15 @@ class MetadataStore:
         ):
             alias_map.setdefault(model_id, {})[alias] = version
         return [
-            Model(
-                name=row.name,
-                description=row.description,
-                created_at=_utc(row.created_at),
-                created_by=row.created_by,
-                tags=row.tags or {},
+            to_model(
+                row,
                 aliases=alias_map.get(row.id, {}),
-                latest=str(latest[row.id]) if row.id in latest else None,
-                versions=counts.get((row.id, "active"), 0) + counts.get((row.id, "archived"), 0),
+                latest=latest.get(row.id),
+                active=counts.get((row.id, "active"), 0),
                 archived=counts.get((row.id, "archived"), 0),
             )
             for row in models
         ]
-
-
-def _version(row: Row[Any], aliases: tuple[str, ...]) -> Version:
-    return Version(
-        model=row.model,
-        version=row.version,
-        runtime=row.runtime,
-        digest=row.digest,
-        size=row.size,
-        status=row.status,
-        created_at=_utc(row.created_at),
-        created_by=row.created_by,
-        trusted=bool(row.trusted),
-        trusted_types=tuple(row.trusted_types or ()),
-        options=row.options or {},
-        signature=row.signature,
-        metrics=row.metrics or {},
-        params=row.params or {},
-        tags=row.tags or {},
-        lineage=row.lineage or {},
-        environment=row.environment or {},
-        description=row.description,
-        aliases=aliases,
-        accelerated=row.accelerated,
-    )
-
-
-def _event(row: Row[Any]) -> Event:
-    return Event(
-        id=row.id,
-        at=_utc(row.at),
-        actor=row.actor,
-        action=row.action,
-        model=row.model,
-        version=row.version,
-        before=row.before,
-        after=row.after,
-        details=row.details or {},
-    )
 
 
 def _summary(version: Version) -> dict[str, Any]:
@@ -689,60 +523,3 @@ def _model_not_found(name: str) -> ModelNotFoundError:
     return ModelNotFoundError(
         f"No model named {name!r}.", hint="List models with: dockyard models list"
     )
-
-
-def record_event(
-    conn: Connection,
-    actor: str,
-    action: str,
-    model: str | None,
-    version: str | None,
-    *,
-    before: Any = None,
-    after: Any = None,
-    details: Mapping[str, Any] | None = None,
-) -> int:
-    """Append to the audit trail inside the caller's transaction (with the change itself),
-    chained to the newest event under the write lock (:mod:`dockyard.registry.audit`).
-    Returns the new event's id."""
-    hold_write_lock(conn)  # already held in Database.write(); this keeps any caller safe
-    e = t.events.c
-    prev = conn.execute(sa.select(e.hash).order_by(e.id.desc()).limit(1)).scalar() or GENESIS
-    values: dict[str, Any] = {
-        "at": _now(),
-        "actor": actor,
-        "action": action,
-        "model": model,
-        "version": version,
-        "before": storable(before),
-        "after": storable(after),
-        "details": storable(dict(details or {})),
-    }
-    digest = chain_hash(prev, canonical(**values))
-    inserted = conn.execute(
-        t.events.insert().values(**values, prev_hash=prev, hash=digest)
-    ).inserted_primary_key
-    assert inserted is not None
-    return int(inserted[0])
-
-
-_GUARDS = {
-    "sqlite": ("events_no_delete", "events_no_replace", "events_no_update"),
-    "postgresql": ("events_append_only", "events_no_truncate"),
-}
-"""The triggers that keep ``events`` append-only (migrations 0001 and 0005)."""
-
-
-def _missing_guards(conn: Connection) -> tuple[str, ...]:
-    dialect = conn.dialect.name
-    if dialect == "sqlite":
-        query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'"
-    elif dialect == "postgresql":
-        query = (
-            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'events'::regclass "
-            "AND NOT tgisinternal AND tgenabled <> 'D'"
-        )
-    else:
-        return ()
-    present = set(conn.execute(sa.text(query)).scalars())
-    return tuple(name for name in _GUARDS[dialect] if name not in present)

@@ -1,13 +1,35 @@
-"""What the registry hands out: frozen records, free of any database or framework."""
+"""What the registry takes in and hands out: frozen records, free of any database or
+framework."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 
 Status = Literal["active", "archived"]
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """Everything about a version except its number, which the store assigns."""
+
+    runtime: str
+    digest: str
+    size: int
+    trusted: bool = False
+    trusted_types: Sequence[str] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    signature: Mapping[str, Any] | None = None
+    profile: Mapping[str, Any] | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    lineage: Mapping[str, Any] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    accelerated: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from dockyard.errors import ConflictError, InvalidRequestError, NotFoundError
 from dockyard.names import TOKEN_NAME
 from dockyard.registry import tables as t
 from dockyard.registry.database import Database
-from dockyard.registry.store import record_event
+from dockyard.registry.events import record_event
 from dockyard.security.scopes import SCOPES, allows, parse_scopes
 
 PREFIX: Final = "dky_"

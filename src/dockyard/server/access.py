@@ -15,6 +15,12 @@ The verified :class:`~dockyard.security.tokens.Principal` goes into the ASGI sco
 again, and name it in the audit trail (:func:`actor`). As a dependency, :class:`Needs`
 checks only when the ASGI layer did not (the FastAPI app served on its own), so a route is
 never left open by a missing layer.
+
+The web console (``/ui``, :mod:`dockyard.server.console`) declares its routes' scopes the
+same way, so the same guard holds there before any form is read. Its browser carries the
+token in the :data:`SESSION_COOKIE` instead of a header: :func:`credential` reads it for
+``/ui`` paths only, and :func:`console_refusal` sends a browser without a valid session to
+the sign-in page instead of answering 401 JSON.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads ``Needs.__call__``'s annotations
@@ -44,6 +50,12 @@ PUBLIC: Final = "public"
 
 ANY_SCOPE: Final = "any"
 """What a path no route matches needs: a valid token, whatever its scopes."""
+
+UI_PREFIX: Final = "/ui"
+"""Where the web console lives; only there does the session cookie stand for a token."""
+
+SESSION_COOKIE: Final = "dockyard_session"
+"""The console's session cookie: the signed-in token (HttpOnly, SameSite=Strict)."""
 
 
 class Authenticator:
@@ -99,8 +111,47 @@ class Needs:
 
     async def __call__(self, request: Request) -> None:
         if PRINCIPAL not in request.scope:  # served without the ASGI layer: check here
-            authorization = request.headers.get("authorization")
+            authorization = request.headers.get("authorization") or credential(request.scope)
             request.scope[PRINCIPAL] = await self.auth.check(authorization, self.scope)
+
+
+def _under_ui(path: str) -> bool:
+    return path == UI_PREFIX or path.startswith(UI_PREFIX + "/")
+
+
+def credential(scope: MutableMapping[str, Any]) -> str | None:
+    """The console session's token as an ``Authorization`` value, for a ``/ui`` path that
+    carries the :data:`SESSION_COOKIE`; ``None`` elsewhere (the API takes headers only, so a
+    cookie can never authorise an API call made by another site's page)."""
+    if not _under_ui(scope.get("path", "")):
+        return None
+    from http.cookies import CookieError, SimpleCookie
+
+    for key, value in scope.get("headers", ()):
+        if key == b"cookie":
+            jar: SimpleCookie = SimpleCookie()
+            try:
+                jar.load(value.decode("latin-1"))
+            except CookieError:
+                return None
+            morsel = jar.get(SESSION_COOKIE)
+            if morsel is not None and morsel.value:
+                return f"Bearer {morsel.value}"
+    return None
+
+
+def console_refusal(scope: MutableMapping[str, Any], exc: BaseException) -> str | None:
+    """Where to send a browser refused a console page: the sign-in page (with the page to
+    come back to) for a ``GET`` under ``/ui`` without a valid session; ``None`` otherwise
+    (the one JSON error shape answers)."""
+    if not isinstance(exc, AuthenticationError) or scope.get("method") != "GET":
+        return None
+    path = scope.get("path", "")
+    if not _under_ui(path) or path.startswith(UI_PREFIX + "/sign-in"):
+        return None
+    from urllib.parse import quote
+
+    return f"{UI_PREFIX}/sign-in?next={quote(path, safe='/')}"
 
 
 class RouteScopes:
@@ -145,8 +196,12 @@ __all__ = [
     "PRINCIPAL",
     "PUBLIC",
     "REQUEST_ID",
+    "SESSION_COOKIE",
+    "UI_PREFIX",
     "Authenticator",
     "Needs",
     "RouteScopes",
     "actor",
+    "console_refusal",
+    "credential",
 ]

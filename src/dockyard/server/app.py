@@ -23,7 +23,14 @@ from typing import Any
 import orjson
 
 from dockyard.registry import Registry
-from dockyard.server.access import PRINCIPAL, PUBLIC, REQUEST_ID, RouteScopes
+from dockyard.server.access import (
+    PRINCIPAL,
+    PUBLIC,
+    REQUEST_ID,
+    RouteScopes,
+    console_refusal,
+    credential,
+)
 from dockyard.server.http import (
     JSON,
     Message,
@@ -82,14 +89,16 @@ class DockyardApp:
         scope[REQUEST_ID] = request_id
         try:
             needed = self.scopes.needed(scope)
-            authorization = headers.get("authorization")
+            authorization = headers.get("authorization") or credential(scope)
             public = needed == PUBLIC
             scope[PRINCIPAL] = (
                 None if public else await self.server.auth.check(authorization, needed)
             )
             body = await read_body(receive, headers, self.server.max_body_bytes)
         except Exception as exc:
-            await send_reply(send, error_reply(exc, request_id))
+            to = console_refusal(scope, exc)
+            reply = Reply(303, b"", [(b"location", to.encode())]) if to else None
+            await send_reply(send, reply or error_reply(exc, request_id))
             return
         replayed = started = False
 
@@ -173,13 +182,30 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
-        await server.start()
+        grpc = None
+        if server.settings.grpc_port is not None:  # the grpc extra, imported only when asked
+            from dockyard.server.grpc.service import GrpcServer
+
+            grpc = GrpcServer(server)
+            await grpc.start()
+        try:
+            await server.start()
+        except BaseException:
+            if grpc is not None:
+                await grpc.stop()
+            raise
         try:
             yield
         finally:
+            if grpc is not None:
+                await grpc.stop()
             await server.stop()
 
-    return DockyardApp(server, build_api(server, lifespan))
+    api = build_api(server, lifespan)
+    from dockyard.server.console import add_console
+
+    add_console(api, server)  # the web console under /ui, and / redirecting there
+    return DockyardApp(server, api)
 
 
 def factory() -> DockyardApp:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.monitoring.alert_store import AlertStates
 from dockyard.monitoring.alerts import AlertRule, Transition, alert_payload, evaluate
-from dockyard.registry.store import record_event
+from dockyard.registry.events import record_event
 
 if TYPE_CHECKING:
     from dockyard.deploy.controller import RolloutController

@@ -30,6 +30,7 @@ from dockyard.server.openapi import document_hot_paths
 from dockyard.server.protocols import v2
 
 if TYPE_CHECKING:
+    from dockyard.server.inference import InferencePlane
     from dockyard.server.services import Server
 
 
@@ -164,34 +165,13 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
     async def v2_server() -> dict[str, Any]:
         return v2.server_metadata(name="dockyard", version=__version__)
 
-    def _model_meta(name: str, version: str | None) -> dict[str, Any]:
-        endpoint = server.inference.endpoint(name)
-        model = server.inference.model_for(endpoint, version)
-        inputs = []
-        if model.signature is not None:
-            inputs = [
-                (c.name, _v2_datatype(c.dtype, c.pandas_dtype), [-1])
-                for c in model.signature.columns
-            ]
-        output = model.signature.output.dtype if model.signature is not None else None
-        outputs = [("predict", _predict_datatype(model.classes, output), [-1])]
-        if model.has_proba:
-            outputs.append(("predict_proba", "FP64", [-1, len(model.classes or [])]))
-        return v2.model_metadata(
-            name=name,
-            versions=[m.version.version for m, _ in endpoint.routes],
-            platform=f"dockyard-{model.runtime}",
-            inputs=inputs,
-            outputs=outputs,
-        )
-
     @api.get("/v2/models/{name}", tags=["v2"], dependencies=[read])
     async def v2_model(name: str) -> dict[str, Any]:
-        return _model_meta(name, None)
+        return model_metadata_body(server.inference, name, None)
 
     @api.get("/v2/models/{name}/versions/{version}", tags=["v2"], dependencies=[read])
     async def v2_model_version(name: str, version: str) -> dict[str, Any]:
-        return _model_meta(name, version)
+        return model_metadata_body(server.inference, name, version)
 
     def _model_ready(name: str, version: str | None) -> Response:
         endpoint = server.inference.endpoint(name)
@@ -380,6 +360,31 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
 
     add_monitoring_routes(api, server, read, predict)
     return api
+
+
+def model_metadata_body(
+    inference: InferencePlane, name: str, version: str | None
+) -> dict[str, Any]:
+    """The v2 model metadata of endpoint ``name`` (or of one version it serves): the body of
+    ``GET /v2/models/{name}`` and of the gRPC ``ModelMetadata`` call."""
+    endpoint = inference.endpoint(name)
+    model = inference.model_for(endpoint, version)
+    inputs = []
+    if model.signature is not None:
+        inputs = [
+            (c.name, _v2_datatype(c.dtype, c.pandas_dtype), [-1]) for c in model.signature.columns
+        ]
+    output = model.signature.output.dtype if model.signature is not None else None
+    outputs = [("predict", _predict_datatype(model.classes, output), [-1])]
+    if model.has_proba:
+        outputs.append(("predict_proba", "FP64", [-1, len(model.classes or [])]))
+    return v2.model_metadata(
+        name=name,
+        versions=[m.version.version for m, _ in endpoint.routes],
+        platform=f"dockyard-{model.runtime}",
+        inputs=inputs,
+        outputs=outputs,
+    )
 
 
 def _v2_datatype(kind: str, pandas_dtype: str) -> str:
