@@ -12,7 +12,7 @@ import pytest
 
 from _batch import FEATURES, Scoring, make_scoring
 from dockyard.batch.service import RejectRateError, jobs, score, score_frame
-from dockyard.errors import SchemaValidationError, UnreadableFileError
+from dockyard.errors import InvalidRequestError, SchemaValidationError, UnreadableFileError
 from dockyard.registry import Registry
 
 
@@ -250,3 +250,14 @@ def test_the_python_api_scores_frames_and_files(scoring: Scoring, tmp_path: Path
     assert not isinstance(summary, pd.DataFrame)
     assert summary.rows_scored == 40
     assert len(pd.read_parquet(tmp_path / "out.parquet")) == 40
+
+
+def test_an_output_that_would_replace_the_input_is_refused(
+    scoring: Scoring, tmp_path: Path
+) -> None:
+    frame = scoring.rows(10)
+    frame.to_parquet(tmp_path / "in.parquet")
+    with pytest.raises(InvalidRequestError, match="would replace an input file"):
+        score("churn@production", str(tmp_path / "in.parquet"), out=str(tmp_path / "in.parquet"),
+              settings=scoring.settings)  # fmt: skip
+    assert pd.read_parquet(tmp_path / "in.parquet").equals(frame)
