@@ -12,7 +12,7 @@ from dockyard._version import __version__
 from dockyard.errors import DockyardError
 
 if TYPE_CHECKING:
-    from dockyard.api import load, register
+    from dockyard.api import load, register, score
     from dockyard.registry import Registry, Version
     from dockyard.registry.loaded import RegisteredModel
     from dockyard.settings import Settings
@@ -26,11 +26,13 @@ __all__ = [
     "__version__",
     "load",
     "register",
+    "score",
 ]
 
 _LAZY = {
     "load": "dockyard.api",
     "register": "dockyard.api",
+    "score": "dockyard.api",
     "Registry": "dockyard.registry",
     "Version": "dockyard.registry",
     "RegisteredModel": "dockyard.registry.loaded",

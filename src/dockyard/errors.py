@@ -12,7 +12,8 @@ nothing else formats errors.
     │   ├── SchemaValidationError       400  schema_validation     (details: every problem)
     │   ├── UnsupportedModelError       400  unsupported_model
     │   ├── UnreadableFileError         400  unreadable_file
-    │   └── UntrustedModelError         400  untrusted_model
+    │   ├── UntrustedModelError         400  untrusted_model
+    │   └── RejectRateError             400  reject_rate_exceeded  (in batch.service)
     ├── AuthenticationError             401  unauthenticated       exit 3
     ├── PermissionDeniedError           403  forbidden             exit 3
     ├── PayloadTooLargeError            413  payload_too_large     exit 2

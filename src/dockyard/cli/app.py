@@ -12,6 +12,7 @@ import typer
 
 from dockyard._version import __version__
 from dockyard.cli import (
+    batch,
     deployments,
     events,
     explain,
@@ -41,6 +42,8 @@ COMMANDS: dict[str, Callable[[typer.Typer], object]] = {
     "k8s": lambda root: root.command("k8s")(ship.k8s),
     "export": lambda root: root.command("export")(export.export),
     "explain": lambda root: root.command("explain")(explain.explain),
+    "score": lambda root: root.command("score")(batch.score),
+    "jobs": lambda root: root.command("jobs")(batch.jobs),
 }
 """Each top-level command, as the step that adds it to a root, in ``--help`` order."""
 

@@ -26,6 +26,18 @@ WindowOption = Annotated[
     str, typer.Option(help="'15m', '1h', '7d' (back from now), 'last:1000' or 'all'.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+RoleOption = Annotated[
+    str, typer.Option(help="Rows of 'online' answers, 'batch' jobs' rows, or 'all'.")
+]
+_ROLES = {"online": "primary", "batch": "batch", "all": None}
+
+
+def _role(text: str) -> str | None:
+    from dockyard.errors import InvalidRequestError
+
+    if text not in _ROLES:
+        raise InvalidRequestError(f"--role is {text!r}: use online, batch or all.")
+    return _ROLES[text]
 
 
 @app.command("drift")
@@ -41,17 +53,19 @@ def drift(
     every: Annotated[
         str | None, typer.Option(help="Also the drift share per tumbling 'hour' or 'day'.")
     ] = None,
+    role: RoleOption = "online",
     as_json: JsonOption = False,
 ) -> None:
     """Per-feature drift of logged inputs and predictions, most drifted first."""
     from dockyard.windows import window_before
 
+    only = _role(role)
     with open_monitor(ctx) as monitor:
         current = monitor.window(window)
         earlier = None if baseline is None else window_before(monitor.window(baseline), current)
-        result = monitor.drift(endpoint, current, baseline=earlier, version=version)
+        result = monitor.drift(endpoint, current, baseline=earlier, version=version, role=only)
         if every is not None:
-            result["over_time"] = monitor.drift_over_time(endpoint, current, every=every)
+            result["over_time"] = monitor.drift_over_time(endpoint, current, every=every, role=only)
     if as_json:
         print_json(result)
         return
@@ -107,14 +121,16 @@ def performance(
         str | None,
         typer.Option("--by", metavar="COLUMN", help="Per group of this input column, and the gap."),
     ] = None,
+    role: RoleOption = "online",
     as_json: JsonOption = False,
 ) -> None:
     """Performance from feedback labels per version, and the estimate without labels."""
+    only = _role(role)
     if by is not None:
-        _performance_by(ctx, endpoint, window, by, as_json=as_json)
+        _performance_by(ctx, endpoint, window, by, role=only, as_json=as_json)
         return
     with open_monitor(ctx) as monitor:
-        result = monitor.performance(endpoint, monitor.window(window), every=every)
+        result = monitor.performance(endpoint, monitor.window(window), every=every, role=only)
     if as_json:
         print_json(result)
         return
@@ -132,10 +148,10 @@ def performance(
 
 
 def _performance_by(
-    ctx: typer.Context, endpoint: str, window: str, column: str, *, as_json: bool
+    ctx: typer.Context, endpoint: str, window: str, column: str, *, role: str | None, as_json: bool
 ) -> None:
     with open_monitor(ctx) as monitor:
-        result = monitor.performance_by(endpoint, monitor.window(window), column)
+        result = monitor.performance_by(endpoint, monitor.window(window), column, role=role)
     if as_json:
         print_json(result)
         return

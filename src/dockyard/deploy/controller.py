@@ -303,7 +303,7 @@ def _finished(state: dict[str, Any]) -> bool:
 
 
 def _variant(frame: pd.DataFrame, *, prediction_drift: float | None = None) -> rollout.VariantStats:
-    from dockyard.monitoring.service import variant_figures
+    from dockyard.monitoring.slices import variant_figures
 
     figures = variant_figures(frame)
     return rollout.VariantStats(

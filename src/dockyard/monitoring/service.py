@@ -20,9 +20,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import orjson
 
 from dockyard.errors import InvalidRequestError, NotFoundError
+from dockyard.monitoring.slices import (
+    buckets,
+    by_version,
+    classes_of,
+    latest,
+    quantile,
+    variant_figures,
+    window_meta,
+)
 from dockyard.monitoring.store import INPUT_PREFIX, MonitoringStore
 from dockyard.windows import Window, parse_window
 
@@ -34,7 +42,6 @@ if TYPE_CHECKING:
     from dockyard.registry import Registry
     from dockyard.schema.profile import ReferenceProfile
 
-FREQUENCIES = {"hour": "h", "day": "D"}
 OUTPUT_COLUMNS = [
     "time",
     "model",
@@ -83,7 +90,9 @@ class Monitor:
         with_feedback: bool = False,
         columns: list[str] | None = None,
         labelled_only: tuple[str, ...] = (),
+        role: str | None = "primary",
     ) -> pd.DataFrame:
+        """Logged rows of ``role``: ``primary`` (online), ``batch`` (jobs), ``None``: both."""
         return self.store.predictions(
             endpoint,
             window,
@@ -91,6 +100,7 @@ class Monitor:
             sample=self.max_rows,
             columns=columns,
             labelled_only=labelled_only,
+            role=role,
         )
 
     def profile(self, model: str, version: str) -> dict[str, Any] | None:
@@ -120,14 +130,15 @@ class Monitor:
         baseline: Window | None = None,
         version: str | None = None,
         policy: DriftPolicy | None = None,
+        role: str | None = "primary",
     ) -> dict[str, Any]:
-        """Drift of the window's inputs and predictions against the serving version's reference
-        profile, or against the ``baseline`` window of the same endpoint."""
+        """Drift of the window's inputs and predictions (rows of ``role``, as :meth:`frame`)
+        against the serving version's reference profile, or the ``baseline`` window."""
         from dockyard.monitoring.drift import compare
 
         self.check_endpoint(endpoint)
-        frame = self.frame(endpoint, window)
-        meta = _window_meta(window, frame)
+        frame = self.frame(endpoint, window, role=role)
+        meta = window_meta(window, frame)
         if frame.empty:
             return {"endpoint": endpoint, "window": meta, "baseline": None, "report": None}
         if version is not None:
@@ -139,8 +150,8 @@ class Monitor:
                     f"in {window.describe()}.",
                     hint=f"Versions it logged then: {', '.join(map(str, seen))}.",
                 )
-        served = _latest(frame, "version")
-        model = _latest(frame, "model")
+        served = latest(frame, "version")
+        model = latest(frame, "model")
         policy = policy or self.policy(endpoint)
         profile = self.profile(model, served)
         if baseline is None:
@@ -155,7 +166,7 @@ class Monitor:
             reference = ReferenceProfile.from_dict(profile)
             described = f"reference profile of {model}@{served}"
         else:
-            reference = self._window_reference(endpoint, baseline, profile)
+            reference = self._window_reference(endpoint, baseline, profile, role)
             described = f"window {baseline.describe()}"
         features = _features(frame)
         wanted = [name for name in reference.features if name in features.columns]
@@ -178,11 +189,11 @@ class Monitor:
         }
 
     def _window_reference(
-        self, endpoint: str, baseline: Window, profile: dict[str, Any] | None
+        self, endpoint: str, baseline: Window, profile: dict[str, Any] | None, role: str | None
     ) -> ReferenceProfile:
         from dockyard.monitoring.drift import reference_from_frame
 
-        earlier = self.frame(endpoint, baseline)
+        earlier = self.frame(endpoint, baseline, role=role)
         if earlier.empty:
             raise InvalidRequestError(
                 f"The baseline window ({baseline.describe()}) holds no predictions.",
@@ -200,19 +211,19 @@ class Monitor:
         )
 
     def drift_over_time(
-        self, endpoint: str, window: Window, *, every: str = "hour"
+        self, endpoint: str, window: Window, *, every: str = "hour", role: str | None = "primary"
     ) -> list[dict[str, Any]]:
         """Drift share per tumbling window (hour or day) against the reference profile."""
         from dockyard.monitoring.drift import compare
         from dockyard.schema.profile import ReferenceProfile
 
-        frame = self.frame(endpoint, window)
+        frame = self.frame(endpoint, window, role=role)
         out: list[dict[str, Any]] = []
         if frame.empty:
             return out
         policy = self.policy(endpoint)
-        for start, end, part in _buckets(frame, every):
-            profile = self.profile(_latest(part, "model"), _latest(part, "version"))
+        for start, end, part in buckets(frame, every):
+            profile = self.profile(latest(part, "model"), latest(part, "version"))
             if profile is None:
                 continue
             reference = ReferenceProfile.from_dict(profile)
@@ -236,9 +247,15 @@ class Monitor:
     # --- performance -----------------------------------------------------------------------
 
     def performance(
-        self, endpoint: str, window: Window, *, every: str | None = None
+        self,
+        endpoint: str,
+        window: Window,
+        *,
+        every: str | None = None,
+        role: str | None = "primary",
     ) -> dict[str, Any]:
-        """Performance from feedback labels, per version (and per tumbling window)."""
+        """Performance from feedback labels, per version (and per tumbling window), over the
+        rows of ``role`` (as :meth:`frame`)."""
         self.check_endpoint(endpoint)
         frame = self.frame(
             endpoint,
@@ -246,14 +263,15 @@ class Monitor:
             with_feedback=True,
             columns=OUTPUT_COLUMNS,
             labelled_only=LABELLED_ONLY,
+            role=role,
         )
         result: dict[str, Any] = {
             "endpoint": endpoint,
-            "window": _window_meta(window, frame),
+            "window": window_meta(window, frame),
             "versions": {},
             "estimated": {},
         }
-        for version, part in _by_version(frame):
+        for version, part in by_version(frame):
             result["versions"][version] = self._performance(part)
             estimate = self._estimate(part)
             if estimate is not None:
@@ -261,27 +279,32 @@ class Monitor:
         if every is not None:
             result["over_time"] = [
                 {"start": start, "end": end, "version": version, **self._performance(part)}
-                for start, end, bucket in _buckets(frame, every)
-                for version, part in _by_version(bucket)
+                for start, end, bucket in buckets(frame, every)
+                for version, part in by_version(bucket)
             ]
             result["estimated_over_time"] = [
                 {"start": start, "end": end, "version": version, **estimate}
-                for start, end, bucket in _buckets(frame, every)
-                for version, part in _by_version(bucket)
+                for start, end, bucket in buckets(frame, every)
+                for version, part in by_version(bucket)
                 if (estimate := self._estimate(part)) is not None
             ]
         return result
 
-    def performance_by(self, endpoint: str, window: Window, column: str) -> dict[str, Any]:
-        """Performance per group of one logged input column (:mod:`.groups`)."""
+    def performance_by(
+        self, endpoint: str, window: Window, column: str, *, role: str | None = "primary"
+    ) -> dict[str, Any]:
+        """Performance per group of one logged input column (:mod:`.groups`), over the rows
+        of ``role`` (as :meth:`frame`)."""
         from dockyard.monitoring.groups import group_performance
 
         self.check_endpoint(endpoint)
 
         def read(name: str) -> pd.DataFrame:
-            return self.frame(endpoint, window, with_feedback=True, columns=[*OUTPUT_COLUMNS, name])
+            return self.frame(
+                endpoint, window, with_feedback=True, columns=[*OUTPUT_COLUMNS, name], role=role
+            )
 
-        return group_performance(read, endpoint, column, _by_version, self._performance)
+        return group_performance(read, endpoint, column, by_version, self._performance)
 
     def _performance(self, part: pd.DataFrame) -> dict[str, Any]:
         from dockyard.monitoring.performance import (
@@ -290,7 +313,7 @@ class Monitor:
         )
 
         labelled = part[part["label"].notna()]
-        classes = _classes(part)
+        classes = classes_of(part)
         if classes is not None or part["score"].isna().all():
             probabilities = None
             if classes is not None and len(labelled) and labelled["proba"].notna().all():
@@ -314,10 +337,10 @@ class Monitor:
         from dockyard.monitoring.performance import estimate_accuracy
         from dockyard.schema.calibration import Calibration
 
-        classes = _classes(part)
+        classes = classes_of(part)
         if classes is None or len(classes) != 2 or part["score"].isna().any():
             return None
-        profile = self.profile(_latest(part, "model"), _latest(part, "version")) or {}
+        profile = self.profile(latest(part, "model"), latest(part, "version")) or {}
         stored = profile.get("calibration")
         calibration = None
         if stored is not None and stored.get("positive") == classes[1]:
@@ -340,7 +363,7 @@ class Monitor:
         self.check_endpoint(endpoint)
         primary = self.store.predictions(endpoint, window, with_feedback=True, only_ok=False)
         variants: list[dict[str, Any]] = []
-        for version, part in _by_version(primary):
+        for version, part in by_version(primary):
             figures = variant_figures(part)
             correct, labelled = figures["correct"], figures["labelled"]
             variants.append(
@@ -362,7 +385,7 @@ class Monitor:
         answered_primary = primary[primary["status"] == 200][
             ["request_id", "row", "prediction", "score"]
         ]
-        for version, part in _by_version(mirrored):
+        for version, part in by_version(mirrored):
             requests = part[part["row"] == 0]
             ok = part[part["status"] == 200]
             paired = ok.merge(answered_primary, on=["request_id", "row"], suffixes=("", "_served"))
@@ -382,13 +405,13 @@ class Monitor:
                     )
                     if len(both)
                     else None,
-                    "p50_latency_ms": _quantile(latency, 0.5),
-                    "p99_latency_ms": _quantile(latency, 0.99),
+                    "p50_latency_ms": quantile(latency, 0.5),
+                    "p99_latency_ms": quantile(latency, 0.99),
                 }
             )
         return {
             "endpoint": endpoint,
-            "window": _window_meta(window, primary),
+            "window": window_meta(window, primary),
             "variants": variants,
             "shadows": shadows,
         }
@@ -524,75 +547,3 @@ def _kind(series: pd.Series, profile: dict[str, Any] | None, name: str) -> Any:
 
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
     return "numeric" if numeric else "categorical"
-
-
-def _latest(frame: pd.DataFrame, column: str) -> str:
-    return str(frame[column].iloc[-1])
-
-
-def _classes(part: pd.DataFrame) -> list[str] | None:
-    known = part["classes"].dropna()
-    if known.empty:
-        return None
-    classes: list[str] = orjson.loads(known.iloc[-1])
-    return classes
-
-
-def _by_version(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    if frame.empty:
-        return []
-    return [(str(version), part) for version, part in frame.groupby("version", sort=True)]
-
-
-def _buckets(frame: pd.DataFrame, every: str) -> list[tuple[str, str, pd.DataFrame]]:
-    import pandas as pd
-
-    if every not in FREQUENCIES:
-        raise InvalidRequestError(
-            f"every={every!r} is not a window size.", hint="Use 'hour' or 'day'."
-        )
-    if frame.empty:  # nothing logged in the window (its time column has no type then)
-        return []
-    frequency = FREQUENCIES[every]
-    starts = frame["time"].dt.floor(frequency)
-    out = []
-    for start, part in frame.groupby(starts, sort=True):
-        stamp = pd.Timestamp(start)
-        end = stamp + pd.Timedelta(1, unit="h" if every == "hour" else "D")
-        out.append((stamp.isoformat(), end.isoformat(), part))
-    return out
-
-
-def _window_meta(window: Window, frame: pd.DataFrame) -> dict[str, Any]:
-    start = window.since
-    end = window.until
-    if not frame.empty:
-        start = start or frame["time"].iloc[0].to_pydatetime()
-        end = end or frame["time"].iloc[-1].to_pydatetime()
-    return {
-        "start": None if start is None else start.isoformat(timespec="seconds"),
-        "end": None if end is None else end.isoformat(timespec="seconds"),
-        "rows": len(frame),
-        "description": window.describe(),
-    }
-
-
-def variant_figures(part: pd.DataFrame) -> dict[str, Any]:
-    """One variant's traffic from its log rows (failures included, feedback joined):
-    requests, errors (5xx), p50/p99 latency, labelled rows and correct predictions."""
-    requests = part[part["row"] == 0]
-    answered = part[part["status"] == 200]
-    labelled = answered[answered["label"].notna()]
-    latency = requests["latency_ms"].to_numpy(np.float64)
-    return {
-        "requests": len(requests),
-        "errors": int((requests["status"] >= 500).sum()),
-        "p50_latency_ms": _quantile(latency, 0.5),
-        "p99_latency_ms": _quantile(latency, 0.99),
-        "labelled": len(labelled),
-        "correct": int((labelled["label"].astype(str) == labelled["prediction"]).sum()),
-    }
-
-
-def _quantile(values: np.ndarray[Any, Any], level: float) -> float | None:
-    return float(np.quantile(values, level)) if len(values) else None
