@@ -52,12 +52,20 @@ Metric = Literal[
     "p99_latency_ms",
     "dropped_records",
     "out_of_range_rate",
+    "group_accuracy_gap",
 ]
 Op = Literal[">", ">=", "<", "<="]
 
 #: Metrics whose values are fractions in [0, 1]; their thresholds must be too.
 FRACTION_METRICS: frozenset[str] = frozenset(
-    {"drift_share", "accuracy", "estimated_accuracy", "error_rate", "out_of_range_rate"}
+    {
+        "drift_share",
+        "accuracy",
+        "estimated_accuracy",
+        "error_rate",
+        "out_of_range_rate",
+        "group_accuracy_gap",
+    }
 )
 #: Metrics that are bad when they fall; the default comparison for them is ``<``.
 HIGHER_IS_BETTER: frozenset[str] = frozenset({"accuracy", "estimated_accuracy"})
@@ -135,6 +143,13 @@ class AlertRule(BaseModel):
         max_length=256,
         description="The input feature whose drift score is watched; only for feature_drift.",
     )
+    by: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="The logged input column whose groups' accuracies are compared (a band, "
+        "a region); only for group_accuracy_gap.",
+    )
     op: Op | None = Field(
         None,
         description="How the value is compared with the threshold; by default '<' for "
@@ -143,7 +158,8 @@ class AlertRule(BaseModel):
     threshold: float = Field(
         allow_inf_nan=False,
         description="The limit; fractions (drift_share, accuracy, estimated_accuracy, "
-        "error_rate, out_of_range_rate) lie in [0, 1], the other metrics are at least 0.",
+        "error_rate, out_of_range_rate, group_accuracy_gap) lie in [0, 1], the other metrics "
+        "are at least 0.",
     )
     window: str = Field(
         "1h",
@@ -161,7 +177,8 @@ class AlertRule(BaseModel):
         30,
         ge=0,
         description="Below this many rows in the window the value counts as no data and the "
-        "rule's state is left as it is.",
+        "rule's state is left as it is; for group_accuracy_gap, only groups with this many "
+        "labelled rows are compared.",
     )
     webhook: WebhookURL = Field(
         None,
@@ -192,6 +209,10 @@ class AlertRule(BaseModel):
             raise ValueError("metric 'feature_drift' needs 'feature'")
         if self.metric != "feature_drift" and self.feature is not None:
             raise ValueError(f"'feature' is only for metric 'feature_drift', not {self.metric!r}")
+        if self.metric == "group_accuracy_gap" and self.by is None:
+            raise ValueError("metric 'group_accuracy_gap' needs 'by'")
+        if self.metric != "group_accuracy_gap" and self.by is not None:
+            raise ValueError(f"'by' is only for metric 'group_accuracy_gap', not {self.metric!r}")
         if self.metric in FRACTION_METRICS and not 0 <= self.threshold <= 1:
             raise ValueError(f"{self.metric} is a fraction: the threshold must lie in [0, 1]")
         if self.threshold < 0:
@@ -297,6 +318,7 @@ def alert_payload(
         "rule": rule.name,
         "metric": rule.metric,
         "feature": rule.feature,
+        "by": rule.by,
         "status": transition.kind,
         "value": transition.value,
         "threshold": transition.threshold,

@@ -3,8 +3,8 @@
 The same figures as :meth:`Monitor.performance <dockyard.monitoring.service.Monitor.performance>`
 — accuracy with its 95% interval, label coverage, per version — for each value of the column,
 and the gap between the best and the worst group's accuracy (or RMSE) among groups with
-labels. Numeric columns are grouped by their value too: log a band (``age_band``) rather than
-a raw number.
+labels; :func:`accuracy_gap` is the alert metric ``group_accuracy_gap``. Numeric columns
+are grouped by their value too: log a band (``age_band``) rather than a raw number.
 """
 
 from __future__ import annotations
@@ -71,3 +71,20 @@ def _gap(groups: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
                 "lowest": worst,
             }
     return None
+
+
+def accuracy_gap(found: dict[str, Any], min_rows: int) -> float | None:
+    """The alert metric ``group_accuracy_gap``: the largest difference between the best and
+    the worst group's accuracy within one version, among groups with at least ``min_rows``
+    labelled rows (so a group of three labels cannot fire it). ``None`` (no data) when no
+    version has two such groups, or the model is a regressor."""
+    gaps = []
+    for version in found["versions"].values():
+        scored = [
+            float(p["accuracy"])
+            for p in version["groups"].values()
+            if p.get("accuracy") is not None and (p.get("labelled") or 0) >= max(min_rows, 1)
+        ]
+        if len(scored) >= 2:
+            gaps.append(max(scored) - min(scored))
+    return max(gaps) if gaps else None

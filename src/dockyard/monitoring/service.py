@@ -451,6 +451,11 @@ class Monitor:
                     size = feature["effect_size"]
                     return None if size is None else float(size)
             return None
+        if metric == "group_accuracy_gap":
+            from dockyard.monitoring.groups import accuracy_gap
+
+            assert rule.by is not None  # the rule's validation requires it
+            return accuracy_gap(self.performance_by(endpoint, window, rule.by), rule.min_rows)
         performance = self.performance(endpoint, window)
         if metric == "accuracy":
             figures = [p for p in performance["versions"].values() if p.get("labelled")]

@@ -121,3 +121,82 @@ def test_the_command_prints_one_table_per_version(served: Any, tmp_path: Path) -
     assert result.returncode == 0, result.stdout + result.stderr
     assert "credit 1.0.0 by region" in result.stdout
     assert "accuracy gap 0.5: north highest, south lowest" in result.stdout
+
+
+def test_the_gap_between_groups_fires_an_alert_from_the_monitor_pass(tmp_path: Path) -> None:
+    """A ``group_accuracy_gap`` rule by ``region``, evaluated by the server's own background
+    pass: north right every time, south wrong half the time -> firing with the gap 0.5."""
+    from dockyard.deploy.service import Deployments
+    from dockyard.monitoring.alerts import AlertRule
+    from dockyard.monitoring.service import Monitor
+    from dockyard.monitoring.store import MonitoringStore
+    from dockyard.windows import Window
+
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame({"income": rng.normal(size=200)})
+    X["region"] = rng.choice(["north", "south"], size=len(X))
+    y = (X.income > 0).astype(int)
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    columns = ColumnTransformer(
+        [("num", "passthrough", ["income"]), ("cat", OneHotEncoder(), ["region"])]
+    )
+    home = tmp_path / "home"
+    with Registry.open(Settings(home=home, user="tester")) as registry:
+        model = make_pipeline(columns, LogisticRegression()).fit(X, y)
+        registry.register(model, "credit", sample=X, y=y, accelerate=False)
+    rule = {
+        "name": "unequal",
+        "metric": "group_accuracy_gap",
+        "by": "region",
+        "threshold": 0.2,
+        "min_rows": 4,
+        "cooldown_s": 0,
+    }
+    spec = {"routes": [{"model": "credit@1.0.0"}], "monitoring": {"alerts": [rule]}}
+    settings = Settings(
+        home=home,
+        user="tester",
+        poll_interval_s=0.05,
+        monitor_interval_s=0.2,
+        log_flush_interval_s=0.05,
+    )
+    with running(settings) as app:
+        from test_app_inprocess import deploy
+
+        deploy(app, "credit", spec)
+        rows = [{"income": v, "region": r} for r in ("north", "south") for v in (2, 1, -1, -2)]
+        answer = app.post("/v1/endpoints/credit/predict", json={"instances": rows})
+        assert answer.status_code == 200, answer.text
+        request_id = answer.json()["request_id"]
+        truth = [1, 1, 0, 0, 1, 0, 1, 0]  # north all right; south rows 5 and 6 wrong
+        feedback = [{"request_id": request_id, "row": i, "label": v} for i, v in enumerate(truth)]
+        deadline = time.monotonic() + 30
+        while app.post("/v1/endpoints/credit/feedback", json=feedback).json()["accepted"] < 8:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        deadline = time.monotonic() + 30
+        while True:  # poll until a pass has seen the labels
+            states = app.get("/api/monitoring/alerts", params={"endpoint": "credit"}).json()
+            if states and states[0]["status"] == "firing":
+                break
+            assert time.monotonic() < deadline, states
+            time.sleep(0.05)
+        assert states[0]["rule"] == "unequal"
+        assert states[0]["value"] == pytest.approx(0.5)
+        events = app.get("/api/events").json()
+        fired = [e for e in events if e["action"] == "alert.firing"]
+        assert fired, events
+
+    with Registry.open(Settings(home=home, user="tester")) as registry:
+        store = MonitoringStore(str(home / "monitoring"))
+        monitor = Monitor(registry, store, policies=Deployments(registry))
+        strict = AlertRule.parse({**rule, "min_rows": 5})  # each group has only 4 labels
+        assert monitor.value("credit", strict) is None
+        assert monitor.value("credit", AlertRule.parse(rule)) == pytest.approx(0.5)
+        assert monitor.performance_by("credit", Window(), "region")["versions"]["1.0.0"]["gap"][
+            "gap"
+        ] == pytest.approx(0.5)

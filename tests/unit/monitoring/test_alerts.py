@@ -47,10 +47,12 @@ def test_rule_defaults() -> None:
         ("error_rate", 0.1, ">"),
         ("p99_latency_ms", 250.0, ">"),
         ("dropped_records", 0.0, ">"),
+        ("group_accuracy_gap", 0.1, ">"),
     ],
 )
 def test_default_comparison_depends_on_the_metric(metric: str, threshold: float, op: str) -> None:
-    assert rule(metric=metric, threshold=threshold).comparison == op
+    by = {"by": "region"} if metric == "group_accuracy_gap" else {}
+    assert rule(metric=metric, threshold=threshold, **by).comparison == op
 
 
 @pytest.mark.parametrize(
@@ -86,6 +88,17 @@ def test_feature_drift_needs_a_feature() -> None:
 def test_feature_is_refused_for_other_metrics() -> None:
     with pytest.raises(InvalidRequestError, match="only for metric 'feature_drift'"):
         rule(feature="age")
+
+
+def test_group_accuracy_gap_needs_a_column_and_is_a_fraction() -> None:
+    parsed = rule(metric="group_accuracy_gap", by="age_band", threshold=0.1)
+    assert parsed.by == "age_band"
+    with pytest.raises(InvalidRequestError, match="needs 'by'"):
+        rule(metric="group_accuracy_gap", threshold=0.1)
+    with pytest.raises(InvalidRequestError, match="only for metric 'group_accuracy_gap'"):
+        rule(by="age_band")
+    with pytest.raises(InvalidRequestError, match="fraction"):
+        rule(metric="group_accuracy_gap", by="age_band", threshold=10)
 
 
 @pytest.mark.parametrize("name", ["Errors", "-x", "has space", "a" * 64, "", "é"])
@@ -268,6 +281,7 @@ def test_alert_payload_is_json_with_every_field() -> None:
         "rule": "errors",
         "metric": "feature_drift",
         "feature": "age",
+        "by": None,
         "status": "firing",
         "value": 0.35,
         "threshold": 0.2,
@@ -287,3 +301,28 @@ def test_alert_payload_for_a_resolution_has_empty_details_by_default() -> None:
     assert payload["feature"] is None
     assert payload["at"] == "1970-01-01T00:00:00Z"
     assert payload["details"] == {}
+
+
+# --- the group accuracy gap ----------------------------------------------------------------
+
+
+def _groups(**groups: tuple[float | None, int]) -> dict[str, Any]:
+    return {g: {"accuracy": accuracy, "labelled": n} for g, (accuracy, n) in groups.items()}
+
+
+def test_accuracy_gap_compares_groups_with_enough_labels_within_a_version() -> None:
+    from dockyard.monitoring.groups import accuracy_gap
+
+    found = {
+        "versions": {
+            "1.0.0": {"groups": _groups(a=(0.9, 40), b=(0.6, 40), c=(0.0, 3))},
+            "2.0.0": {"groups": _groups(a=(0.8, 40), b=(0.75, 40))},
+        }
+    }
+    # c has too few labels to count; the worst version's gap is the value
+    assert accuracy_gap(found, min_rows=30) == pytest.approx(0.3)
+    assert accuracy_gap(found, min_rows=3) == pytest.approx(0.9)
+    assert accuracy_gap(found, min_rows=41) is None
+    one_group = {"versions": {"1.0.0": {"groups": _groups(a=(0.9, 40), b=(None, 0))}}}
+    assert accuracy_gap(one_group, min_rows=0) is None
+    assert accuracy_gap({"versions": {}}, min_rows=0) is None
