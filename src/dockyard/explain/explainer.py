@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 METHODS = ("auto", "lime")
 _TOLERANCE = 1e-6
 _BACKGROUND_ROWS = 100
+#: Rows explained at registration for global importance (at most).
+IMPORTANCE_ROWS = 100
+_MIN_IMPORTANCE_ROWS = 20
+#: Rows × tree nodes shap's tree explainer may walk at registration (a fraction of a second).
+TREE_BUDGET = 3_000_000
 
 
 class Explainer:
@@ -147,11 +152,19 @@ class Explainer:
 
 
 def global_importance(
-    model: LoadedModel, columns: Sequence[str], x: Any, *, rows: int = 100
+    model: LoadedModel, columns: Sequence[str], x: Any, *, rows: int | None = None
 ) -> dict[str, Any] | None:
     """Mean |attribution| per column over (up to ``rows`` of) a sample, by the model's
     exact method — ``None`` for a model without one (permutation at registration would cost
-    more than registering). ``share`` holds the same figures normalised to sum 1."""
+    more than registering), and for a scikit-learn tree model when ``shap`` is not
+    installed. ``share`` holds the same figures normalised to sum 1.
+
+    By default the rows are :func:`importance_rows`: registration pays for this once per
+    version, so shap's tree explainer gets fewer rows on a large forest."""
+    if rows is None:
+        rows = importance_rows(model, columns)
+        if rows == 0:
+            return None
     sample = _spread(x, rows)
     # the reference rows later explanations use: the profile's examples, chosen alike
     explainer = Explainer(model, columns, _spread(x, _BACKGROUND_ROWS))
@@ -167,6 +180,37 @@ def global_importance(
         "importance": importance,
         "share": {k: v / total for k, v in importance.items()} if total > 0 else None,
     }
+
+
+def importance_rows(model: LoadedModel, columns: Sequence[str]) -> int:
+    """How many sample rows registration explains for global importance: 100, or for a
+    scikit-learn tree model (explained by shap's tree explainer, whose cost grows with rows ×
+    tree nodes) as many as keep rows × nodes under a budget, at least 20; 0 when such a
+    model's method is not installed (``shap``), so registration does without."""
+    import importlib.util
+
+    estimator = getattr(model, "estimator", None)
+    if estimator is None or model.runtime in ("xgboost", "lightgbm"):
+        return IMPORTANCE_ROWS  # native or linear: cheap, or no exact method at all
+    unwrapped = unwrap(estimator, len(columns))
+    final = estimator if unwrapped is None else unwrapped.final
+    if not type(final).__module__.startswith(("sklearn.ensemble", "sklearn.tree")):
+        return IMPORTANCE_ROWS
+    if importlib.util.find_spec("shap") is None:
+        return 0
+    nodes = _tree_nodes(final)
+    if nodes == 0:
+        return IMPORTANCE_ROWS
+    return max(_MIN_IMPORTANCE_ROWS, min(IMPORTANCE_ROWS, TREE_BUDGET // nodes))
+
+
+def _tree_nodes(final: Any) -> int:
+    """Nodes over every tree of a scikit-learn tree or tree ensemble (0 when unknown)."""
+    import numpy as np
+
+    trees = getattr(final, "estimators_", None)
+    found = [final] if trees is None else np.ravel(np.asarray(trees, dtype=object)).tolist()
+    return sum(int(getattr(getattr(t, "tree_", None), "node_count", 0)) for t in found)
 
 
 def build_explainer(model: LoadedModel, columns: Sequence[str], background: Any) -> Explainer:
