@@ -70,3 +70,26 @@ document.addEventListener("click", (event) => {
   window.setInterval(refresh, 2000);
   refresh();
 })();
+
+// A monitoring report not computed yet: poll its state, reload once it is ready.
+(function report() {
+  const state = document.getElementById("report-state");
+  const source = state && state.getAttribute("data-poll");
+  if (!source) return;
+  async function check() {
+    try {
+      const response = await fetch(source, { credentials: "same-origin", headers: { accept: "application/json" } });
+      if (response.ok) {
+        const data = await response.json();
+        if (data.ready) {
+          window.location.reload();
+          return;
+        }
+      }
+    } catch (error) {
+      // retried on the next tick
+    }
+    window.setTimeout(check, 1000);
+  }
+  window.setTimeout(check, 500);
+})();
