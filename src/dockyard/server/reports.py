@@ -3,8 +3,9 @@
 A monitoring report reads its whole window of logged predictions (``Monitor.report_data``):
 at a million rows that is seconds of work, too slow for a page. So a page asks
 :class:`Reports` for the last report computed for its endpoint, window and step and gets it
-at once, with the moment it was computed; a report older than the monitor interval is
-recomputed in the background (the page says it shows the report as of its time), and a
+at once, with the moment it was computed; a report older than the monitor interval (or
+:data:`SHARE` times its own computation time, when that is longer) is recomputed in the
+background (the page says it shows the report as of its time), and a
 first visit starts the computation and answers "computing" (the page polls until it is
 ready). The server's monitor pass (``background.Watcher``) recomputes every report viewed in
 the last :data:`KEEP_S` seconds, so a page that stays open stays fresh, and forgets the
@@ -33,6 +34,11 @@ KEEP_S = 900.0
 
 MOST = 64
 """Reports kept at most (endpoint × window × step); the least recently viewed goes first."""
+
+SHARE = 4
+"""A report is recomputed no sooner than this many times its last computation's duration
+after that computation started, so a viewed report keeps at most a quarter of one worker
+thread busy, however slow it is."""
 
 Key = tuple[str, str, str]
 
@@ -84,8 +90,7 @@ class Reports:
         entry = self.entries.pop(key, None) or Snapshot()
         entry.viewed_at = now
         self.entries[key] = entry  # most recently viewed last
-        stale = entry.computed_at is None or now - entry.computed_at >= self.interval_s
-        if stale and not entry.computing:
+        if self._stale(entry, now):
             self._start(key, entry)
         while len(self.entries) > self.most:
             del self.entries[next(iter(self.entries))]
@@ -98,7 +103,7 @@ class Reports:
         for key, entry in list(self.entries.items()):
             if now - entry.viewed_at > self.keep_s:
                 self.entries.pop(key, None)
-            elif not entry.computing:
+            elif self._stale(entry, now):
                 self._start(key, entry)
 
     async def close(self) -> None:
@@ -107,6 +112,16 @@ class Reports:
                 entry.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await entry.task
+
+    def period(self, entry: Snapshot) -> float:
+        """How often ``entry`` is recomputed while viewed: the monitor interval, or
+        :data:`SHARE` times its last computation's duration when that is longer."""
+        return max(self.interval_s, SHARE * (entry.took_s or 0.0))
+
+    def _stale(self, entry: Snapshot, now: float) -> bool:
+        if entry.computing:
+            return False
+        return entry.computed_at is None or now - entry.computed_at >= self.period(entry)
 
     def _start(self, key: Key, entry: Snapshot) -> None:
         entry.computing = True
@@ -140,4 +155,4 @@ def _expected(exc: Exception) -> bool:
     return isinstance(exc, DockyardError)
 
 
-__all__ = ["KEEP_S", "MOST", "Reports", "Snapshot"]
+__all__ = ["KEEP_S", "MOST", "SHARE", "Reports", "Snapshot"]

@@ -230,7 +230,7 @@ def add_pages(api: FastAPI, console: Console, read: Depends, admin: Depends) -> 
             every=every,
             data=data,
             snapshot=snapshot,
-            interval_s=server.reports.interval_s,
+            interval_s=server.reports.period(snapshot),
             **context,
         )
 
