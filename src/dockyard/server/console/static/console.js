@@ -53,7 +53,7 @@ document.addEventListener("click", (event) => {
         for (const [version, v] of Object.entries(e.variants)) {
           const vr = document.createElement("tr"); vr.className = "variant";
           const vh = cell("th", "\u00a0\u00a0" + version); vh.scope = "row"; vr.appendChild(vh);
-          vr.append(cell("td", fmt(v.rps, 2)), cell("td", ""), cell("td", ""), cell("td", pct(v.error_rate)), cell("td", ""));
+          vr.append(cell("td", fmt(v.rps, 2)), cell("td", fmt(v.p50_ms, 1)), cell("td", fmt(v.p99_ms, 1)), cell("td", pct(v.error_rate)), cell("td", ""));
           rows.push(vr);
         }
       }
