@@ -13,8 +13,13 @@ With ``--toggle ranges`` the halves differ in the training-range check instead (
 per-request ``warnings``): the same app with every model's ``ranges`` detached in the off
 half, the log on in both.
 
+With ``--toggle latency-version`` the halves differ in the request-duration histogram's
+labels: on, the server's own (endpoint, version) children; off, children of an
+endpoint-only histogram of the same buckets (how it was labelled before), bound into the
+same cached series, so only the label set differs.
+
 Run:  .venv/bin/python benchmarks/inprocess.py [--model lr|rf] [--concurrency 64]
-      [--requests 20000] [--rounds 12] [--toggle log|ranges]
+      [--requests 20000] [--rounds 12] [--toggle log|ranges|latency-version]
 """
 
 from __future__ import annotations
@@ -44,9 +49,20 @@ async def run(args: argparse.Namespace, home: Path, endpoint: str, body: bytes) 
     log = server.inference.log
     models = []  # (model, its ranges) for --toggle ranges
 
+    metrics = server.metrics
+    by_endpoint = None  # --toggle latency-version: the endpoint-only histogram
+    bound: dict[tuple[str, str, int], tuple[object, object]] = {}
+
     def switch(on: bool) -> None:
         if args.toggle == "log":
             server.inference.log = log if on else None
+            return
+        if args.toggle == "latency-version":
+            if not bound:
+                bound.update(metrics._request_series)
+            for key, (counter, child) in bound.items():
+                other = child if on else by_endpoint.labels(key[0])
+                metrics._request_series[key] = (counter, other)
             return
         for model, ranges in models:
             model.ranges = ranges if on else None
@@ -59,6 +75,18 @@ async def run(args: argparse.Namespace, home: Path, endpoint: str, body: bytes) 
         if args.toggle == "ranges" and not any(ranges for _, ranges in models):
             raise SystemExit("the served model has no training ranges to check")
         await harness.drive(app, path, body, args.requests // 4, args.concurrency)  # warm
+        if args.toggle == "latency-version":
+            import prometheus_client as prom
+
+            from dockyard.server.metrics import LATENCY_BUCKETS
+
+            by_endpoint = prom.Histogram(
+                "endpoint_only_seconds",
+                "The request duration labelled by endpoint only.",
+                ["endpoint"],
+                buckets=LATENCY_BUCKETS,
+                registry=prom.CollectorRegistry(),
+            )
         figures: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
         for round_ in range(1, args.rounds + 1):
             for mode in ("on", "off") if round_ % 2 else ("off", "on"):
@@ -84,7 +112,9 @@ async def run(args: argparse.Namespace, home: Path, endpoint: str, body: bytes) 
         f"{args.requests:,} requests per mode, in one process"
     )
     print()
-    what = "prediction log" if args.toggle == "log" else "range check"
+    what = {"log": "prediction log", "ranges": "range check"}.get(
+        args.toggle, "duration histogram labelled by version"
+    )
     print(f"| {what} | median req/s | median loop CPU µs/request |")
     print("|---|---|---|")
     for mode, values in figures.items():
@@ -108,7 +138,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000, help="Requests per block.")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--settle", type=float, default=1.2)
-    parser.add_argument("--toggle", choices=("log", "ranges"), default="log")
+    parser.add_argument("--toggle", choices=("log", "ranges", "latency-version"), default="log")
     parser.add_argument("--work", type=Path, default=harness.HERE / ".work")
     args = parser.parse_args()
     args.work = args.work.resolve()

@@ -228,6 +228,8 @@ PAGES = {
 def test_every_page_shows_what_the_api_says(site: dict[str, Any], browser: Browser) -> None:
     for shot, path in PAGES.items():
         page = browser.open(path, shot)
+        if shot == "monitoring":  # computed off the request: the page reloads when ready
+            page.wait_for_selector("#heatmap", timeout=60_000)
         assert page.locator("main h1").count() == 1, path
         assert browser.axe(path) == [], path
 
@@ -273,6 +275,7 @@ def test_every_page_shows_what_the_api_says(site: dict[str, Any], browser: Brows
     assert set(subjects) == {"canary"}
 
     page = browser.open("/ui/monitoring/plain", "monitoring")
+    assert "As of" in page.locator("#report-state").inner_text()
     assert page.locator("#heatmap tbody tr").count() >= 1
     assert page.locator("#heatmap thead th").all_text_contents()[3:] == FEATURES
     assert page.locator("#performance tbody tr").count() >= 1
@@ -423,3 +426,33 @@ def test_every_action_goes_through_the_services_and_the_audit_trail(
     page.wait_for_url("**/ui/sign-in**")
     browser.open("/ui/deployments", "signed-out")
     assert "/ui/sign-in" in browser.page.url
+
+
+def test_a_monitoring_report_is_computed_off_the_request(site: dict[str, Any]) -> None:
+    """A first visit answers at once with a "computing" state the page polls; the report
+    then shows with the time it was computed; a bad window or endpoint is refused at once."""
+    from html import unescape
+
+    with httpx.Client(base_url=site["server"].url, headers=site["auth"], timeout=30) as client:
+        first = client.get("/ui/monitoring/plain", params={"window": "2d", "every": "day"})
+        assert first.status_code == 200
+        assert 'id="heatmap"' not in first.text
+        poll = unescape(first.text.split('data-poll="', 1)[1].split('"', 1)[0])
+        assert poll == "/ui/monitoring/plain/report.json?window=2d&every=day"
+        deadline = time.monotonic() + 60
+        while not (state := client.get(poll).json())["ready"]:
+            assert time.monotonic() < deadline, "the report was never computed"
+            time.sleep(0.2)
+        assert state["computed_at"] is not None
+        page = client.get("/ui/monitoring/plain", params={"window": "2d", "every": "day"})
+        assert page.status_code == 200
+        assert 'id="heatmap"' in page.text
+        assert "As of" in page.text
+        assert "data-poll" not in page.text
+
+        bad = client.get("/ui/monitoring/plain", params={"window": "nonsense"})
+        assert bad.status_code == 400
+        assert 'id="error"' in bad.text
+        missing = client.get("/ui/monitoring/nowhere")
+        assert missing.status_code == 404
+        assert 'id="error"' in missing.text

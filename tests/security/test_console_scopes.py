@@ -29,6 +29,7 @@ EXPECTED = {
     ("GET", "/ui/live.json"): "read",
     ("GET", "/ui/monitoring"): "read",
     ("GET", "/ui/monitoring/e"): "read",
+    ("GET", "/ui/monitoring/e/report.json"): "read",
     ("POST", "/ui/models/m/versions/1.0.0/alias"): "deploy",
     ("POST", "/ui/models/m/versions/1.0.0/archive"): "deploy",
     ("POST", "/ui/deploy"): "deploy",

@@ -95,7 +95,8 @@ def test_a_read_session_sees_no_action_and_is_refused_one(console: Any) -> None:
             data={"csrf": token, "endpoint": "diabetes", "model": "diabetes@1.0.0"},
         )
         assert posted.status_code == 403
-        assert posted.json()["code"] == "forbidden"
+        assert 'id="error"' in posted.text  # a page in the console's layout, not JSON
+        assert "forbidden" in posted.text
         archive = client.post(f"{VERSION_PAGE}/archive", data={"csrf": token})
         assert archive.status_code == 403
         assert client.get("/ui/tokens").status_code == 403  # admin only
@@ -280,3 +281,55 @@ def test_over_tls_the_console_cookies_are_secure(tmp_path: Path, start_server: A
         assert client.get("/ui").status_code == 200  # the browser sends Secure cookies back
     for set_cookie in signed.headers.get_list("set-cookie"):
         assert "Secure" in [part.strip() for part in set_cookie.split(";")], set_cookie
+
+
+def _error_page(answer: httpx.Response, status: int, code: str) -> str:
+    """Checks ``answer`` is an error page in the console's layout, with the API's status,
+    code and request id (header and page); returns the request id."""
+    assert answer.status_code == status, answer.text[:300]
+    assert answer.headers["content-type"].startswith("text/html")
+    assert 'class="skip"' in answer.text  # the console's layout
+    assert 'id="error"' in answer.text
+    assert f"{code} (HTTP {status})" in answer.text
+    request_id = answer.headers["x-request-id"]
+    assert f'<code id="request-id">{request_id}</code>' in answer.text
+    assert "default-src 'none'" in answer.headers["content-security-policy"]
+    return request_id
+
+
+def test_refusals_on_console_pages_are_pages_and_the_api_keeps_json(console: Any) -> None:
+    server, settings = console
+    anonymous = httpx.post(
+        f"{server.url}/ui/deploy", data={"endpoint": "x"}, headers={"x-request-id": "probe-401"}
+    )
+    assert _error_page(anonymous, 401, "unauthenticated") == "probe-401"
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    with httpx.Client(base_url=server.url) as client:
+        assert _sign_in(client, make_token(settings, "errors", "read")).status_code == 303
+        _error_page(client.get("/ui/tokens"), 403, "forbidden")  # refused by the guard
+        token = _csrf(client.get("/ui/deployments").text)
+        refused = client.post("/ui/deploy", data={"csrf": token, "endpoint": "diabetes"})
+        _error_page(refused, 403, "forbidden")
+        _error_page(client.get("/ui/nowhere"), 404, "not_found")  # no such route
+        _error_page(client.get("/ui/models/nope"), 404, "not_found")  # the registry's 404
+        _error_page(client.get("/ui/deployments/nope"), 404, "not_found")
+        _error_page(client.get("/ui/monitoring/nope"), 404, "not_found")
+        _error_page(client.get("/ui?page=0"), 400, "invalid_request")
+        polled = client.get("/ui/monitoring/nope/report.json")  # what the page's script reads
+        assert polled.status_code == 404
+        assert polled.json()["code"] == "not_found"
+    with httpx.Client(base_url=server.url) as client:
+        assert _sign_in(client, make_token(settings, "csrf", "deploy")).status_code == 303
+        no_csrf = client.post("/ui/deploy", data={"endpoint": "diabetes"})
+        _error_page(no_csrf, 403, "forbidden")  # the CSRF check, in the handler
+    secret = make_token(settings, "api-errors", "read")
+    api = httpx.get(f"{server.url}/api/nowhere", headers={"authorization": f"Bearer {secret}"})
+    assert api.status_code == 404
+    assert api.json()["code"] == "not_found"
+    assert httpx.get(f"{server.url}/api/models").json()["code"] == "unauthenticated"
+    denied = httpx.post(
+        f"{server.url}/api/deployments/diabetes/rollback",
+        headers={"authorization": f"Bearer {secret}"},
+    )
+    assert denied.status_code == 403
+    assert denied.json()["code"] == "forbidden"

@@ -119,6 +119,13 @@ def _under_ui(path: str) -> bool:
     return path == UI_PREFIX or path.startswith(UI_PREFIX + "/")
 
 
+def console_page(path: str) -> bool:
+    """Whether ``path`` is a console page, whose errors answer as a page in the console's
+    layout: under ``/ui``, but not its assets nor the JSON its scripts poll."""
+    asset = path.startswith(UI_PREFIX + "/static/") or path.endswith(".json")
+    return _under_ui(path) and not asset
+
+
 def credential(scope: MutableMapping[str, Any]) -> str | None:
     """The console session's token as an ``Authorization`` value, for a ``/ui`` path that
     carries the :data:`SESSION_COOKIE`; ``None`` elsewhere (the API takes headers only, so a
@@ -202,6 +209,7 @@ __all__ = [
     "Needs",
     "RouteScopes",
     "actor",
+    "console_page",
     "console_refusal",
     "credential",
 ]

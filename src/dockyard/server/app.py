@@ -28,6 +28,7 @@ from dockyard.server.access import (
     PUBLIC,
     REQUEST_ID,
     RouteScopes,
+    console_page,
     console_refusal,
     credential,
 )
@@ -97,8 +98,17 @@ class DockyardApp:
             body = await read_body(receive, headers, self.server.max_body_bytes)
         except Exception as exc:
             to = console_refusal(scope, exc)
-            reply = Reply(303, b"", [(b"location", to.encode())]) if to else None
-            await send_reply(send, reply or error_reply(exc, request_id))
+            if to:
+                await send_reply(send, Reply(303, b"", [(b"location", to.encode())]))
+                return
+            reply = error_reply(exc, request_id)
+            page = getattr(self.api.state, "console_error", None)
+            if page is not None and console_page(scope["path"]):
+                from starlette.requests import Request
+
+                await page(Request(scope), reply)(scope, receive, send)
+                return
+            await send_reply(send, reply)
             return
         replayed = started = False
 

@@ -6,7 +6,8 @@ merges this process's log segments of closed hours (``MonitoringStore.compact``)
 the drift/performance gauges over ``monitoring.window``, evaluates each alert rule
 (value from :class:`~dockyard.monitoring.service.Monitor`, next state from the pure
 :func:`~dockyard.monitoring.alerts.evaluate`), and deletes log segments older than
-``monitoring.retention_days``.
+``monitoring.retention_days``. Last, it starts recomputing the console's monitoring reports
+viewed lately (:class:`~dockyard.server.reports.Reports`), without waiting for them.
 
 Rule state lives in the registry's database
 (:class:`~dockyard.monitoring.alert_store.AlertStates`), so every process and replica sees the
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from dockyard.monitoring.service import Monitor
     from dockyard.monitoring.webhooks import WebhookSender
     from dockyard.server.metrics import Metrics
+    from dockyard.server.reports import Reports
     from dockyard.settings import Settings
 
 log = logging.getLogger("dockyard.monitoring")
@@ -63,6 +65,7 @@ class Watcher:
         *,
         metrics: Metrics | None = None,
         prediction_log: PredictionLog | None = None,
+        reports: Reports | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         from dockyard.monitoring.webhooks import WebhookSender
@@ -72,6 +75,7 @@ class Watcher:
         self.settings = settings
         self.metrics = metrics
         self.prediction_log = prediction_log
+        self.reports = reports
         self.rollouts: RolloutController | None = deployments.rollouts
         self.clock = clock
         self.db = monitor.registry.db
@@ -137,6 +141,8 @@ class Watcher:
                     continue
                 if transition is not None:
                     claimed.append((deployment.name, transition))
+        if self.reports is not None:  # the console's reports viewed lately, off this pass
+            self.reports.refresh()
         return claimed
 
     # --- gauges ----------------------------------------------------------------------------

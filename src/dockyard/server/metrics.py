@@ -6,7 +6,7 @@ Every name starts with ``dockyard_`` and follows Prometheus conventions (base un
 only. Request ids, tokens, inputs and raw URL paths are never labels.
 
     dockyard_requests_total{endpoint, version, status}      counter
-    dockyard_request_duration_seconds{endpoint}             histogram, 0.1 ms .. 10 s
+    dockyard_request_duration_seconds{endpoint, version}    histogram, 0.1 ms .. 10 s
     dockyard_batch_rows{endpoint}                           histogram, rows per model call
     dockyard_queue_rows{endpoint}                           gauge, rows waiting to batch
     dockyard_requests_in_flight                             gauge
@@ -31,7 +31,9 @@ they are bounded by configuration like ``endpoint``.
 Requests that reach no endpoint (an unknown name, a malformed path) are counted under
 ``endpoint="unknown"`` by the caller; as a second guard, once ``max_series`` distinct
 (endpoint, version, status) triples exist, new ones are counted as ``endpoint="other",
-version="other"``, so a bug or an attacker cannot grow the series without bound.
+version="other"``, so a bug or an attacker cannot grow the series without bound (the
+duration histogram's (endpoint, version) pairs are bound with those triples, so the same
+cap holds them).
 
 **The hot path.** Label lookups cost more than the observation itself, so each
 (endpoint, version, status) triple is bound to its children once and cached in a dict:
@@ -153,8 +155,9 @@ class Metrics:
         )
         self.request_duration: Histogram = prom.Histogram(
             "dockyard_request_duration_seconds",
-            "Time from receiving an inference request to sending its response.",
-            ["endpoint"],
+            "Time from receiving an inference request to sending its response, by endpoint "
+            "and version served.",
+            ["endpoint", "version"],
             buckets=LATENCY_BUCKETS,
             registry=target,
         )
@@ -353,12 +356,12 @@ class Metrics:
             if overflow is None:
                 overflow = self._overflow_series[status] = (
                     self.requests.labels(OTHER, OTHER, str(status)),
-                    self.request_duration.labels(OTHER),
+                    self.request_duration.labels(OTHER, OTHER),
                 )
             return overflow
         series = (
             self.requests.labels(endpoint, version, str(status)),
-            self.request_duration.labels(endpoint),
+            self.request_duration.labels(endpoint, version),
         )
         self._request_series[(endpoint, version, status)] = series
         return series

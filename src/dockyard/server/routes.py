@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -22,11 +23,11 @@ from dockyard.deploy.promotion import Promotion
 from dockyard.deploy.service import single_route
 from dockyard.deploy.spec import BatchingSpec, Deployment, DeploymentSpec
 from dockyard.errors import DockyardError, InvalidRequestError
-from dockyard.server.access import REQUEST_ID, Needs, actor
+from dockyard.server.access import REQUEST_ID, Needs, actor, console_page
 from dockyard.server.cards import add_card_route
 from dockyard.server.docs import add_docs_routes
 from dockyard.server.explain import add_explain_routes
-from dockyard.server.http import Reply, error_reply
+from dockyard.server.http import JSON, Reply, error_reply, id_header
 from dockyard.server.monitoring_api import add_monitoring_routes
 from dockyard.server.openapi import document_hot_paths
 from dockyard.server.protocols import v2
@@ -67,6 +68,16 @@ class RollbackRequest(BaseModel):
     reason: str = ""
 
 
+def _answer(request: Request, reply: Reply) -> Response:
+    """An error in the one JSON shape; on a console page, as a page in the console's layout
+    with the same status and request id (the console registers ``console_error``)."""
+    page = getattr(request.app.state, "console_error", None)
+    if page is not None and console_page(request.url.path):
+        response: Response = page(request, reply)
+        return response
+    return _reply(reply)
+
+
 def _reply(reply: Reply) -> Response:
     headers = {k.decode(): v.decode() for k, v in reply.headers if k != b"content-type"}
     media = dict(reply.headers).get(b"content-type", b"application/json").decode()
@@ -96,7 +107,7 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
 
     @api.exception_handler(DockyardError)
     async def _dockyard(request: Request, exc: DockyardError) -> Response:
-        return _reply(error_reply(exc, _request_id(request)))
+        return _answer(request, error_reply(exc, _request_id(request)))
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -104,7 +115,7 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
         error = InvalidRequestError(
             f"Invalid request: {'; '.join(found)}.", details={"problems": found}
         )
-        return _reply(error_reply(error, _request_id(request)))
+        return _answer(request, error_reply(error, _request_id(request)))
 
     @api.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -112,11 +123,20 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
         body = {"error": str(exc.detail), "code": code, "details": None}
         if exc.status_code == 404:
             body["error"] = f"No route {request.method} {request.url.path}."
+        if console_page(request.url.path) and hasattr(request.app.state, "console_error"):
+            request_id = _request_id(request)
+            reply = Reply(
+                exc.status_code,
+                orjson.dumps({**body, "request_id": request_id}),
+                [JSON, *id_header(request_id)],
+            )
+            return _answer(request, reply)
         return JSONResponse(body, status_code=exc.status_code)
 
     @api.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
-        return _reply(error_reply(exc, _request_id(request)))  # logs it, with the request id
+        # logs it, with the request id
+        return _answer(request, error_reply(exc, _request_id(request)))
 
     # --- health ----------------------------------------------------------------------------
 

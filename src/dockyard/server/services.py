@@ -90,6 +90,10 @@ class Server:
         self.monitor, self.prediction_log, self.watcher = _monitoring(
             settings, self.registry, store, self.metrics, self.deployments
         )
+        from dockyard.server.reports import Reports
+
+        self.reports = Reports(self.monitor, interval_s=settings.monitor_interval_s)
+        self.watcher.reports = self.reports
         self.inference = InferencePlane(
             self.manager,
             self.metrics,
@@ -128,6 +132,7 @@ class Server:
         if self._converting is not None:
             self._converting.cancel()
         await self.watcher.stop()
+        await self.reports.close()
         await self.manager.stop()
         self.executor.shutdown(wait=True)
         await asyncio.to_thread(self.prediction_log.close)

@@ -73,19 +73,24 @@ dockyard_requests_total{{endpoint="fraud",version="1.0.0",status="200"}} {ok}
 dockyard_requests_total{{endpoint="fraud",version="1.1.0",status="200"}} {canary}
 dockyard_requests_total{{endpoint="fraud",version="1.1.0",status="500"}} {failed}
 # TYPE dockyard_request_duration_seconds histogram
-dockyard_request_duration_seconds_bucket{{endpoint="fraud",le="0.001"}} {fast}
-dockyard_request_duration_seconds_bucket{{endpoint="fraud",le="0.01"}} {slow}
-dockyard_request_duration_seconds_bucket{{endpoint="fraud",le="+Inf"}} {slow}
-dockyard_request_duration_seconds_count{{endpoint="fraud"}} {slow}
-dockyard_request_duration_seconds_sum{{endpoint="fraud"}} 1.0
+dockyard_request_duration_seconds_bucket{{endpoint="fraud",version="1.0.0",le="0.001"}} {fast}
+dockyard_request_duration_seconds_bucket{{endpoint="fraud",version="1.0.0",le="0.01"}} {slow}
+dockyard_request_duration_seconds_bucket{{endpoint="fraud",version="1.0.0",le="+Inf"}} {slow}
+dockyard_request_duration_seconds_count{{endpoint="fraud",version="1.0.0"}} {slow}
+dockyard_request_duration_seconds_sum{{endpoint="fraud",version="1.0.0"}} 1.0
+dockyard_request_duration_seconds_bucket{{endpoint="fraud",version="1.1.0",le="0.001"}} 0
+dockyard_request_duration_seconds_bucket{{endpoint="fraud",version="1.1.0",le="0.01"}} 0
+dockyard_request_duration_seconds_bucket{{endpoint="fraud",version="1.1.0",le="+Inf"}} {canary_slow}
+dockyard_request_duration_seconds_count{{endpoint="fraud",version="1.1.0"}} {canary_slow}
+dockyard_request_duration_seconds_sum{{endpoint="fraud",version="1.1.0"}} 1.0
 """
 
 
 def test_live_rates_per_endpoint_and_variant_over_the_window() -> None:
     texts = iter(
         [
-            EXPOSITION.format(ok=0, canary=0, failed=0, fast=0, slow=0),
-            EXPOSITION.format(ok=90, canary=8, failed=2, fast=50, slow=100),
+            EXPOSITION.format(ok=0, canary=0, failed=0, fast=0, slow=0, canary_slow=0),
+            EXPOSITION.format(ok=90, canary=8, failed=2, fast=50, slow=90, canary_slow=10),
         ]
     )
     now = iter([0.0, 10.0, 10.0])
@@ -96,10 +101,17 @@ def test_live_rates_per_endpoint_and_variant_over_the_window() -> None:
     assert figures["window_s"] == 10.0
     assert fraud["rps"] == 10.0
     assert fraud["error_rate"] == 0.02
-    assert fraud["variants"]["1.1.0"] == {"rps": 1.0, "requests": 10, "error_rate": 0.2}
+    canary = fraud["variants"]["1.1.0"]
+    assert (canary["rps"], canary["requests"], canary["error_rate"]) == (1.0, 10, 0.2)
     assert fraud["variants"]["1.0.0"]["error_rate"] == 0.0
+    # the endpoint's quantiles over both variants' buckets: 50 under 1 ms, 40 under 10 ms,
+    # 10 (the canary's) past the last bound
     assert fraud["p50_ms"] == pytest.approx(1.0)  # the 50th of 100 is the first bucket's top
-    assert fraud["p99_ms"] == pytest.approx(9.82)  # interpolated within (1 ms, 10 ms]
+    assert fraud["p99_ms"] == pytest.approx(10.0)
+    baseline = fraud["variants"]["1.0.0"]
+    assert baseline["p50_ms"] == pytest.approx(0.9)  # the 45th of 90: 45/50 into (0, 1 ms]
+    assert baseline["p99_ms"] == pytest.approx(9.8)  # the 89.1th: 39.1/40 into (1, 10 ms]
+    assert canary["p50_ms"] == pytest.approx(10.0)  # every canary request past 10 ms
     assert figures["series"]["fraud"] == [10.0]
 
 

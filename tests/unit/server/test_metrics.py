@@ -96,9 +96,10 @@ def test_every_metric_is_named_and_typed_by_convention(single_process: None) -> 
     }
     labels = {"endpoint": "fraud", "version": "1.4.0", "status": "200"}
     assert value(body, "dockyard_requests_total", **labels) == 1
-    assert value(body, "dockyard_request_duration_seconds_count", endpoint="fraud") == 1
-    assert value(body, "dockyard_request_duration_seconds_sum", endpoint="fraud") == 0.0042
-    assert value(body, "dockyard_request_duration_seconds_bucket", endpoint="fraud", le="0.005")
+    served = {"endpoint": "fraud", "version": "1.4.0"}
+    assert value(body, "dockyard_request_duration_seconds_count", **served) == 1
+    assert value(body, "dockyard_request_duration_seconds_sum", **served) == 0.0042
+    assert value(body, "dockyard_request_duration_seconds_bucket", **served, le="0.005")
     assert value(body, "dockyard_batch_rows_sum", endpoint="fraud") == 17
     assert value(body, "dockyard_out_of_range_rows_total", endpoint="fraud") == 2
     assert value(body, "dockyard_batch_rows_bucket", endpoint="fraud", le="16.0") == 0
@@ -119,9 +120,10 @@ def test_latency_buckets_span_a_tenth_of_a_millisecond_to_ten_seconds(
         metrics.observe_request("fraud", "1.0.0", 200, seconds)
     body, _ = metrics.render()
     bucket = "dockyard_request_duration_seconds_bucket"
-    assert value(body, bucket, endpoint="fraud", le="0.0001") == 2
-    assert value(body, bucket, endpoint="fraud", le="10.0") == 3
-    assert value(body, bucket, endpoint="fraud", le="+Inf") == 4
+    served = {"endpoint": "fraud", "version": "1.0.0"}
+    assert value(body, bucket, **served, le="0.0001") == 2
+    assert value(body, bucket, **served, le="10.0") == 3
+    assert value(body, bucket, **served, le="+Inf") == 4
 
 
 def test_requests_count_by_endpoint_version_and_status(single_process: None) -> None:
@@ -137,7 +139,11 @@ def test_requests_count_by_endpoint_version_and_status(single_process: None) -> 
     assert value(body, count, endpoint="fraud", version="1.5.0", status="200") == 1
     assert value(body, count, endpoint="fraud", version="", status="400") == 1
     assert value(body, count, endpoint="churn", version="2.0.0", status="200") == 1
-    assert value(body, "dockyard_request_duration_seconds_count", endpoint="fraud") == 5
+    duration = "dockyard_request_duration_seconds_count"  # per variant: its own latency
+    assert value(body, duration, endpoint="fraud", version="1.4.0") == 3
+    assert value(body, duration, endpoint="fraud", version="1.5.0") == 1
+    assert value(body, duration, endpoint="fraud", version="") == 1
+    assert value(body, duration, endpoint="fraud") is None  # no endpoint-only series
 
 
 def test_two_apps_in_one_process_do_not_share_metrics(single_process: None) -> None:
@@ -249,9 +255,10 @@ def test_render_sums_real_worker_processes(multiproc_dir: Path) -> None:
         assert value(body, count, endpoint="fraud", version="1.0.0", status="200") == 8
         assert value(body, count, endpoint="fraud", version="1.0.0", status="500") == 2
         duration = "dockyard_request_duration_seconds"
-        assert value(body, f"{duration}_count", endpoint="fraud") == 10
-        assert value(body, f"{duration}_sum", endpoint="fraud") == pytest.approx(8 * 0.002 + 1)
-        assert value(body, f"{duration}_bucket", endpoint="fraud", le="0.0025") == 8
+        served = {"endpoint": "fraud", "version": "1.0.0"}
+        assert value(body, f"{duration}_count", **served) == 10
+        assert value(body, f"{duration}_sum", **served) == pytest.approx(8 * 0.002 + 1)
+        assert value(body, f"{duration}_bucket", **served, le="0.0025") == 8
         assert value(body, "dockyard_batch_rows_sum", endpoint="fraud") == 8
         assert value(body, "dockyard_queue_rows", endpoint="fraud") == 8  # livesum
         assert value(body, "dockyard_requests_in_flight") == 2  # livesum

@@ -28,6 +28,7 @@ def add_console(api: FastAPI, server: Server) -> None:
     from dockyard.server.console.render import Console
 
     console = Console(server)
+    api.state.console_error = console.error_page  # errors on /ui pages answer as pages
     read = Depends(Needs("read", server.auth))
     deploy = Depends(Needs("deploy", server.auth))
     admin = Depends(Needs("admin", server.auth))

@@ -4,8 +4,9 @@ quantiles over the last minutes, per endpoint and per variant (the version serve
 :class:`LiveTraffic` keeps a short ring of samples of the counters it reads (one per poll,
 at most one a second, ten minutes at most) and answers rates as differences between the
 newest sample and the one a window earlier. Latency quantiles come from the request
-duration histogram, which is labelled by endpoint only, so they are per endpoint; counts
-and errors are per variant. Everything but :meth:`LiveTraffic.sample` is pure.
+duration histogram (labelled by endpoint and version), per endpoint (its variants' buckets
+summed) and per variant, like counts and errors. Everything but :meth:`LiveTraffic.sample`
+is pure.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ Snapshot = dict[tuple[str, ...], float]
 
 def parse(text: str) -> Snapshot:
     """The counters the page needs from a Prometheus exposition: request counts by
-    (endpoint, version, status) and duration buckets by (endpoint, le)."""
+    (endpoint, version, status) and duration buckets by (endpoint, version, le)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     found: Snapshot = {}
@@ -35,7 +36,8 @@ def parse(text: str) -> Snapshot:
         elif family.name == "dockyard_request_duration_seconds":
             for s in family.samples:
                 if s.name.endswith("_bucket"):
-                    bucket = ("le", s.labels["endpoint"], s.labels["le"])
+                    version = s.labels.get("version", "")
+                    bucket = ("le", s.labels["endpoint"], version, s.labels["le"])
                     found[bucket] = found.get(bucket, 0.0) + s.value
     return found
 
@@ -63,7 +65,7 @@ def quantile(buckets: dict[float, float], q: float) -> float | None:
 
 def rates(newer: Snapshot, older: Snapshot, seconds: float) -> dict[str, Any]:
     """Per endpoint and per variant over ``seconds``: requests/s, error rate (5xx and 4xx
-    answers over all), and the endpoint's p50 and p99 latency in milliseconds."""
+    answers over all), and p50 and p99 latency in milliseconds."""
     endpoints: dict[str, dict[str, Any]] = {}
     seconds = max(seconds, 1e-9)
     for key, value in newer.items():
@@ -77,24 +79,37 @@ def rates(newer: Snapshot, older: Snapshot, seconds: float) -> dict[str, Any]:
         for target in (entry, variant):
             target["requests"] += delta
             target["errors"] += failed
+    buckets: dict[str, dict[str, dict[float, float]]] = {}  # endpoint → version → le → n
+    for key, value in newer.items():
+        if key[0] == "le":
+            _, endpoint, version, bound = key
+            per = buckets.setdefault(endpoint, {}).setdefault(version or "-", {})
+            upper = float(bound)
+            per[upper] = per.get(upper, 0.0) + max(0.0, value - older.get(key, 0.0))
     result = {}
     for endpoint, entry in sorted(endpoints.items()):
-        buckets = {
-            float(key[2]): max(0.0, value - older.get(key, 0.0))
-            for key, value in newer.items()
-            if key[0] == "le" and key[1] == endpoint
-        }
-        p50, p99 = quantile(buckets, 0.5), quantile(buckets, 0.99)
+        variants = buckets.get(endpoint, {})
+        summed: dict[float, float] = {}
+        for per in variants.values():
+            for upper, count in per.items():
+                summed[upper] = summed.get(upper, 0.0) + count
         result[endpoint] = {
             **_figures(entry, seconds),
-            "p50_ms": None if p50 is None else round(p50 * 1000, 2),
-            "p99_ms": None if p99 is None else round(p99 * 1000, 2),
+            **_latency(summed),
             "variants": {
-                version: _figures(variant, seconds)
+                version: {**_figures(variant, seconds), **_latency(variants.get(version, {}))}
                 for version, variant in sorted(entry["variants"].items())
             },
         }
     return result
+
+
+def _latency(buckets: dict[float, float]) -> dict[str, float | None]:
+    p50, p99 = quantile(buckets, 0.5), quantile(buckets, 0.99)
+    return {
+        "p50_ms": None if p50 is None else round(p50 * 1000, 2),
+        "p99_ms": None if p99 is None else round(p99 * 1000, 2),
+    }
 
 
 def _figures(entry: dict[str, Any], seconds: float) -> dict[str, Any]:

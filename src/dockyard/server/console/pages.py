@@ -190,6 +190,12 @@ def add_pages(api: FastAPI, console: Console, read: Depends, admin: Depends) -> 
             request, "monitoring_index.html", endpoints=[d.name for d in found], alerts=alerts
         )
 
+    def report(name: str, window: str, every: str) -> Any:
+        """The endpoint's last computed report (see :mod:`dockyard.server.reports`): the
+        window is parsed and the endpoint looked up here, so a bad one is refused at once."""
+        server.monitor.window(window)
+        return server.reports.view(name, window, every)
+
     @api.get("/ui/monitoring/{name}", include_in_schema=False, dependencies=[read])
     @guard
     async def monitoring_endpoint(
@@ -198,12 +204,24 @@ def add_pages(api: FastAPI, console: Console, read: Depends, admin: Depends) -> 
         window: str = Query("1d", max_length=16),
         every: str = Query("hour", pattern="^(hour|day)$"),
     ) -> Response:
-        monitor = server.monitor
-        data: dict[str, Any] = await console.call(
-            monitor.report_data, name, monitor.window(window), every=every
-        )
-        rows = views.performance_rows(data["performance_over_time"], data["estimated_over_time"])
-        history = await console.call(console.catalog.events, action="alert.", limit=200)
+        await console.call(deployments.get, name)
+        snapshot = report(name, window, every)
+        if snapshot.error is not None:
+            raise snapshot.error
+        data = snapshot.data
+        context: dict[str, Any] = {}
+        if data is not None:
+            rows = views.performance_rows(
+                data["performance_over_time"], data["estimated_over_time"]
+            )
+            history = await console.call(console.catalog.events, action="alert.", limit=200)
+            context = {
+                "heat": views.heatmap(data["drift_over_time"], data["drift"]),
+                "distributions": views.distributions(data["drift"]),
+                "performance": rows,
+                "chart": views.interval_band(rows),
+                "alert_history": [e for e in history if e.details.get("endpoint") == name][:50],
+            }
         return console.page(
             request,
             "monitoring.html",
@@ -211,12 +229,26 @@ def add_pages(api: FastAPI, console: Console, read: Depends, admin: Depends) -> 
             window=window,
             every=every,
             data=data,
-            heat=views.heatmap(data["drift_over_time"], data["drift"]),
-            distributions=views.distributions(data["drift"]),
-            performance=rows,
-            chart=views.interval_band(rows),
-            alert_history=[e for e in history if e.details.get("endpoint") == name][:50],
+            snapshot=snapshot,
+            interval_s=server.reports.period(snapshot),
+            **context,
         )
+
+    @api.get("/ui/monitoring/{name}/report.json", include_in_schema=False, dependencies=[read])
+    async def monitoring_report_state(
+        name: str,
+        window: str = Query("1d", max_length=16),
+        every: str = Query("hour", pattern="^(hour|day)$"),
+    ) -> Response:
+        """Whether the page's report is ready (the page polls this while computing)."""
+        await console.call(deployments.get, name)
+        snapshot = report(name, window, every)
+        state = {
+            "ready": snapshot.ready,
+            "computing": snapshot.computing,
+            "computed_at": snapshot.computed_at,
+        }
+        return JSONResponse(state, headers={"cache-control": "no-store"})
 
     @api.get("/ui/tokens", include_in_schema=False, dependencies=[admin])
     @guard

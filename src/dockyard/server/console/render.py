@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ParamSpec
 from urllib.parse import parse_qsl
 
+import orjson
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import ImmutableMultiDict
 
 from dockyard.errors import DockyardError
 from dockyard.registry.browse import Catalog
-from dockyard.server.access import PRINCIPAL, SESSION_COOKIE, actor
+from dockyard.server.access import PRINCIPAL, REQUEST_ID, SESSION_COOKIE, actor
 from dockyard.server.console.live import LiveTraffic
 from dockyard.server.console.session import (
     CSRF_COOKIE,
@@ -27,6 +29,7 @@ from dockyard.server.console.session import (
     csrf_token,
     new_nonce,
 )
+from dockyard.server.http import Reply, error_reply
 
 if TYPE_CHECKING:
     from dockyard.server.services import Server
@@ -52,6 +55,9 @@ NOTICES = {
 }
 """The messages a redirect after an action may show (named, so no text comes from a URL)."""
 
+TITLES = {401: "Sign in needed", 403: "Not allowed", 404: "Not found", 413: "Too large"}
+"""Error pages' titles by status (others: "Refused")."""
+
 
 class Console:
     """The services the console calls, its templates, and the per-request helpers."""
@@ -68,7 +74,7 @@ class Console:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(when=_when, num=_num, pct=_pct)
+        self.env.filters.update(when=_when, num=_num, pct=_pct, clock=_clock, iso=_iso)
 
     # --- who is asking ---------------------------------------------------------------------
 
@@ -133,7 +139,28 @@ class Console:
 
     def error(self, request: Request, exc: DockyardError) -> HTMLResponse:
         """A refused request as a page: the message, the hint, the same status as the API."""
-        return self.page(request, "error.html", status=int(exc.status), error=exc.to_dict())
+        found = request.scope.get(REQUEST_ID)
+        request_id = str(found) if found else uuid.uuid4().hex
+        return self.error_page(request, error_reply(exc, request_id))
+
+    def error_page(self, request: Request, reply: Reply) -> HTMLResponse:
+        """The API's error ``reply`` (the one JSON shape) as a page in the console's layout:
+        the same status, the same headers (request id, ``WWW-Authenticate``,
+        ``Retry-After``), the message and the request id shown."""
+        error = orjson.loads(reply.body)
+        response = self.page(
+            request,
+            "error.html",
+            status=reply.status,
+            error=error,
+            title=TITLES.get(reply.status, "Refused"),
+            status_code=reply.status,
+            request_id=error.get("request_id"),
+        )
+        for key, value in reply.headers:
+            if key != b"content-type":
+                response.headers[key.decode()] = value.decode()
+        return response
 
     async def form(self, request: Request, *, session: bool = True) -> ImmutableMultiDict[str, str]:
         """The posted form (URL-encoded; the body was bounded before it was read), refused
@@ -181,6 +208,17 @@ def _when(value: Any) -> str:
         return "—"
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return str(moment.strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def _clock(value: float | None) -> str:
+    """A Unix time as the time of day, UTC (the monitoring page's "as of")."""
+    if value is None:
+        return "—"
+    return datetime.fromtimestamp(value, UTC).strftime("%H:%M:%S UTC")
+
+
+def _iso(value: float | None) -> str:
+    return "" if value is None else datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
 
 
 def _num(value: Any, digits: int = 4) -> str:

@@ -53,7 +53,7 @@ document.addEventListener("click", (event) => {
         for (const [version, v] of Object.entries(e.variants)) {
           const vr = document.createElement("tr"); vr.className = "variant";
           const vh = cell("th", "\u00a0\u00a0" + version); vh.scope = "row"; vr.appendChild(vh);
-          vr.append(cell("td", fmt(v.rps, 2)), cell("td", ""), cell("td", ""), cell("td", pct(v.error_rate)), cell("td", ""));
+          vr.append(cell("td", fmt(v.rps, 2)), cell("td", fmt(v.p50_ms, 1)), cell("td", fmt(v.p99_ms, 1)), cell("td", pct(v.error_rate)), cell("td", ""));
           rows.push(vr);
         }
       }
@@ -69,4 +69,27 @@ document.addEventListener("click", (event) => {
   }
   window.setInterval(refresh, 2000);
   refresh();
+})();
+
+// A monitoring report not computed yet: poll its state, reload once it is ready.
+(function report() {
+  const state = document.getElementById("report-state");
+  const source = state && state.getAttribute("data-poll");
+  if (!source) return;
+  async function check() {
+    try {
+      const response = await fetch(source, { credentials: "same-origin", headers: { accept: "application/json" } });
+      if (response.ok) {
+        const data = await response.json();
+        if (data.ready) {
+          window.location.reload();
+          return;
+        }
+      }
+    } catch (error) {
+      // retried on the next tick
+    }
+    window.setTimeout(check, 1000);
+  }
+  window.setTimeout(check, 500);
 })();
