@@ -17,28 +17,13 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from _cli import run
 from dockyard.deploy.spec import DeploymentSpec
 from dockyard.deploy.store import DeploymentStore
 from dockyard.registry import Registry
 from dockyard.settings import Settings
 
 COLUMNS = ["a", "b", "c"]
-
-
-def run(home: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    env.update(DOCKYARD_HOME=str(home), DOCKYARD_USER="tester", COLUMNS="200")
-    result = subprocess.run(
-        [sys.executable, "-m", "dockyard", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,24 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _cli import run
 from dockyard.registry import Registry
 from dockyard.settings import Settings
-
-
-def run(home: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    env.update(DOCKYARD_HOME=str(home), DOCKYARD_USER="tester", COLUMNS="200")
-    result = subprocess.run(
-        [sys.executable, "-m", "dockyard", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,6 @@ audit trail and the deployments hold, in Markdown and in HTML that renders offli
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +12,13 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
+from _cli import run
 from dockyard.registry import Registry
 from dockyard.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
 USE = "Ranking loan applications for manual review; never an automatic refusal."
 LIMITS = "Trained on 2024 applicants from one region; not validated for under-21s."
-
-
-def run(home: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    env.update(DOCKYARD_HOME=str(home), DOCKYARD_USER="tester", COLUMNS="200")
-    result = subprocess.run(
-        [sys.executable, "-m", "dockyard", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    return result
 
 
 @pytest.fixture(scope="module")
