@@ -199,6 +199,13 @@ class VersionArchivedError(ConflictError):
     code = "version_archived"
 
 
+class UnreadableSpecError(ConflictError):
+    """A stored deployment spec this version of Dockyard cannot read, even leaving out the
+    keys it does not know (a newer version's value for a setting it knows, say)."""
+
+    code = "spec_unreadable"
+
+
 class ArtifactIntegrityError(DockyardError):
     """An artifact's bytes do not match the SHA-256 digest recorded at registration."""
 
@@ -249,6 +256,7 @@ __all__ = [
     "StorageError",
     "UnavailableError",
     "UnreadableFileError",
+    "UnreadableSpecError",
     "UnsupportedModelError",
     "UntrustedModelError",
     "VersionAliasedError",
