@@ -109,3 +109,47 @@ def test_other_inputs_decode_one_by_one_as_before(odd: dict[str, Any]) -> None:
 
     assert isinstance(request.inputs, tuple)
     assert [t.name for t in request.inputs] == ["b", "a"]
+
+
+def _binary(
+    values: dict[str, list[float]], datatype: str = "FP64", sizes: dict[str, int] | None = None
+) -> tuple[bytes, int]:
+    dtype = "<f8" if datatype == "FP64" else "<f4"
+    blobs = {n: np.asarray(v, dtype=dtype).tobytes() for n, v in values.items()}
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": n,
+                    "shape": [len(v)],
+                    "datatype": datatype,
+                    "parameters": {"binary_data_size": (sizes or {}).get(n, len(blobs[n]))},
+                }
+                for n, v in values.items()
+            ]
+        }
+    )
+    return header + b"".join(blobs.values()), len(header)
+
+
+@pytest.mark.parametrize("datatype", ["FP64", "FP32"])
+def test_plain_binary_columns_decode_as_one_block(datatype: str) -> None:
+    body, length = _binary({"b": [3.0, 4.0], "a": [1.0, 2.0], "c": [5.0, np.nan]}, datatype)
+
+    request = v2.decode_request(body, header_length=length)
+
+    assert isinstance(request.inputs, v2.ColumnBlock)
+    assert request.inputs[1].data.tolist() == [1.0, 2.0]
+    rows = v2.tabular_input(request, NAMES)
+    assert rows.tolist()[0] == [1.0, 3.0, 5.0]  # type: ignore[union-attr]
+    assert np.isnan(rows[1, 2])  # type: ignore[call-overload]
+
+
+def test_binary_columns_with_sizes_that_do_not_add_up_are_refused_as_before() -> None:
+    body, length = _binary({"a": [1.0], "b": [2.0]}, sizes={"a": 16})
+
+    with pytest.raises(InvalidRequestError, match="binary_data_size 16"):
+        v2.decode_request(body, header_length=length)
+    plain, length = _binary({"a": [1.0], "b": [2.0]})
+    with pytest.raises(InvalidRequestError, match="bytes after the binary data"):
+        v2.decode_request(plain + b"\0" * 8, header_length=length)
