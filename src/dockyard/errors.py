@@ -25,7 +25,8 @@ nothing else formats errors.
     ├── ConflictError                   409  conflict              exit 5
     │   ├── VersionExistsError          409  version_exists
     │   ├── VersionAliasedError         409  version_aliased
-    │   └── VersionArchivedError        409  version_archived
+    │   ├── VersionArchivedError        409  version_archived
+    │   └── UnreadableSpecError         409  spec_unreadable       (a newer Dockyard's spec)
     ├── ArtifactIntegrityError          500  artifact_corrupted    exit 6
     ├── ModelLoadError                  500  model_load_failed     exit 6
     ├── StorageError                    503  storage_unavailable   exit 7
