@@ -40,7 +40,7 @@ def tabular_input(
     problems: list[Problem] = []
     inputs = request.inputs
     data: NDArray[Any] | dict[str, list[Any] | NDArray[Any]]
-    if isinstance(inputs, ColumnBlock) and (in_order := _block_order(inputs, names)) is not None:
+    if type(inputs) is ColumnBlock and (in_order := _block_order(inputs, names)) is not None:
         return inputs.values if in_order is True else inputs.values[:, in_order]
     if len(inputs) == 1 and inputs[0].name not in known:
         data = _tensor_rows(inputs[0], names, problems)
