@@ -25,7 +25,8 @@ nothing else formats errors.
     ├── ConflictError                   409  conflict              exit 5
     │   ├── VersionExistsError          409  version_exists
     │   ├── VersionAliasedError         409  version_aliased
-    │   └── VersionArchivedError        409  version_archived
+    │   ├── VersionArchivedError        409  version_archived
+    │   └── UnreadableSpecError         409  spec_unreadable       (a newer Dockyard's spec)
     ├── ArtifactIntegrityError          500  artifact_corrupted    exit 6
     ├── ModelLoadError                  500  model_load_failed     exit 6
     ├── StorageError                    503  storage_unavailable   exit 7
@@ -199,6 +200,13 @@ class VersionArchivedError(ConflictError):
     code = "version_archived"
 
 
+class UnreadableSpecError(ConflictError):
+    """A stored deployment spec this version of Dockyard cannot read, even leaving out the
+    keys it does not know (a newer version's value for a setting it knows, say)."""
+
+    code = "spec_unreadable"
+
+
 class ArtifactIntegrityError(DockyardError):
     """An artifact's bytes do not match the SHA-256 digest recorded at registration."""
 
@@ -249,6 +257,7 @@ __all__ = [
     "StorageError",
     "UnavailableError",
     "UnreadableFileError",
+    "UnreadableSpecError",
     "UnsupportedModelError",
     "UntrustedModelError",
     "VersionAliasedError",

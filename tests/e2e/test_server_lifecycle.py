@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +240,95 @@ def test_cheap_models_run_on_the_loop_or_the_threads_with_the_same_answers(
     with Registry.open(Settings(home=path, user="tester")) as registry:
         expected = registry.load("m@1.0.0").model.predict(X[:40])
     assert [a["predictions"][0] for a in answers] == list(expected)
+
+
+def _store_revision(path: Path, spec: dict[str, Any]) -> int:
+    """Write a new revision of endpoint 'm' straight into the database, as a newer Dockyard
+    would (no validation by this version); returns its number."""
+    import sqlalchemy as sa
+
+    from dockyard.registry import tables as t
+
+    with Registry.open(Settings(home=path, user="tester")) as registry, registry.db.write() as conn:
+        row = conn.execute(sa.select(t.deployments).where(t.deployments.c.name == "m")).one()
+        revision = row.revision + 1
+        now = datetime.now(UTC)
+        conn.execute(
+            t.deployments.update()
+            .where(t.deployments.c.id == row.id)
+            .values(revision=revision, spec=spec, updated_at=now, updated_by="newer")
+        )
+        conn.execute(
+            t.deployment_revisions.insert().values(
+                deployment_id=row.id,
+                revision=revision,
+                spec=spec,
+                reason="written by a newer Dockyard",
+                created_at=now,
+                created_by="newer",
+            )
+        )
+    return revision
+
+
+def _verbose(url: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{url}/readyz?verbose", timeout=10).json())
+
+
+def test_a_stored_revision_from_a_newer_dockyard_never_stops_the_server(
+    home: Any, start_server: Any
+) -> None:
+    path, X = home
+    server = start_server(path)
+    server.wait_ready()
+
+    # a key this version does not know: left out, named in the log and in readiness
+    _store_revision(
+        path, {"routes": [{"model": "m@1.0.1", "weight": 100}], "batching": {"queue_policy": "x"}}
+    )
+    _until(lambda: _serving(server.url)["serving"][0]["version"] == "m@1.0.1")
+    assert _verbose(server.url)["ignored_keys"] == {"m": ["batching.queue_policy"]}
+    assert "revision 2: left out keys" in server.log.read_text()
+    assert "batching.queue_policy" in server.log.read_text()
+
+    # a value this version refuses even without the unknown keys: not loadable, the
+    # endpoint keeps serving what it served, readiness says why
+    _store_revision(
+        path, {"routes": [{"model": "m@1.0.0", "weight": 100}], "batching": {"max_batch_size": 0}}
+    )
+    failures = _until(lambda: _verbose(server.url).get("failures"))
+    assert "revision 3" in failures["m"]
+    assert "max_batch_size" in failures["m"]
+    assert _verbose(server.url)["endpoints"] == {"m": "ready"}
+    answer = httpx.post(f"{server.url}/v1/endpoints/m/predict", content=_row(X))
+    assert answer.status_code == 200
+    assert answer.json()["version"] == "1.0.1"
+    assert "could not load revision 3" in server.log.read_text()
+    assert server.process.poll() is None
+
+    # a server started on that store starts, ready, and says why 'm' is not served
+    second = start_server(path)
+    second.wait_ready()
+    assert "revision 3" in _verbose(second.url)["failures"]["m"]
+    assert httpx.post(f"{second.url}/v1/endpoints/m/predict", content=_row(X)).status_code == 503
+
+    # a revision it can read is picked up by both
+    _store_revision(path, {"routes": [{"model": "m@1.0.0", "weight": 100}]})
+    for running in (server, second):
+        _until(lambda url=running.url: _serving(url)["serving"][0]["version"] == "m@1.0.0")
+        assert "failures" not in _verbose(running.url) or not _verbose(running.url)["failures"]
+
+
+def test_a_users_spec_with_an_unknown_key_is_still_refused(home: Any, start_server: Any) -> None:
+    path, _ = home
+    server = start_server(path)
+    server.wait_ready()
+    answer = httpx.put(
+        f"{server.url}/api/deployments/m",
+        json={"spec": {"routes": [{"model": "m@1.0.1"}], "batching": {"max_batch_sise": 8}}},
+        timeout=10,
+    )
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "invalid_request"
+    assert "batching.max_batch_sise" in answer.json()["error"]
+    assert _serving(server.url)["revision"] == 1

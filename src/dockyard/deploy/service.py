@@ -175,7 +175,7 @@ class Deployments:
         target = current.revision - 1 if to is None else to
         for revision in self.store.history(name):
             if revision.revision == target:
-                self.resolve(DeploymentSpec.model_validate(revision.spec))
+                self.resolve(DeploymentSpec.parse(revision.spec))
         return self.store.rollback(name, to=to, actor=actor, reason=reason)
 
     # --- aliases ---------------------------------------------------------------------------

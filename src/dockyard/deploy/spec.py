@@ -1,7 +1,11 @@
 """The deployment spec: what a named endpoint serves (routes, shadows, batching, monitoring,
 rollout), a deployment and its revisions as values, and the diff between two specs.
 
-A spec is validated at the boundary (pydantic, unknown keys refused). Routes carry weights
+A spec is validated at the boundary (pydantic, unknown keys refused: a typo in what a user
+sends is an error). What is read back from the database is read tolerantly
+(:func:`read_stored`): a key this version does not know was written by a newer Dockyard
+(a rolling upgrade, a rollback of the binary), so it is left out and named, not fatal; a
+stored spec that is still invalid without it is :class:`UnreadableSpecError`. Routes carry weights
 (A/B, canary), shadows receive a mirrored copy of the traffic, and the monitoring section
 configures the prediction log, drift and alerts. Pure: no database here (revisions are kept
 by :class:`dockyard.deploy.store.DeploymentStore`).
@@ -9,16 +13,24 @@ by :class:`dockyard.deploy.store.DeploymentStore`).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from dockyard._validation import validate
+from dockyard._validation import problems, validate
 from dockyard.deploy.rollout import RolloutPlan
-from dockyard.errors import InvalidRequestError
+from dockyard.errors import InvalidRequestError, UnreadableSpecError
 from dockyard.monitoring.alerts import AlertRule
 from dockyard.monitoring.policy import DriftPolicy
 from dockyard.registry.refs import ModelRef
@@ -194,6 +206,45 @@ class DeploymentSpec(BaseModel):
         return validate(cls, data, what="deployment spec", root="spec")
 
 
+def read_stored(data: Mapping[str, Any]) -> tuple[DeploymentSpec, tuple[str, ...]]:
+    """A spec as stored, and the dotted paths of the keys left out because this version does
+    not know them (``()`` for a spec it reads whole). Every other problem is
+    :class:`UnreadableSpecError` naming them all."""
+    try:
+        return DeploymentSpec.model_validate(data), ()
+    except ValidationError as exc:
+        errors = exc.errors()
+    unknown = [error["loc"] for error in errors if error["type"] == "extra_forbidden"]
+    trimmed: Any = copy.deepcopy(dict(data))
+    for loc in unknown:
+        _drop(trimmed, loc)
+    ignored = tuple(".".join(str(part) for part in loc) for loc in unknown)
+    try:
+        return DeploymentSpec.model_validate(trimmed), ignored
+    except ValidationError as exc:
+        found = problems(exc.errors(), "spec")
+    raise UnreadableSpecError(
+        f"This version of Dockyard cannot read the stored spec: {'; '.join(found)}"
+        + (f" (keys it does not know, left out: {', '.join(ignored)})" if ignored else "")
+        + ".",
+        hint="It was probably written by a newer Dockyard; upgrade this server, or deploy a "
+        "spec this version reads.",
+        details={"problems": found, "unknown_keys": list(ignored)},
+    )
+
+
+def _drop(data: Any, loc: tuple[int | str, ...]) -> None:
+    """Delete the key at pydantic's error location ``loc`` (steps that are not keys of the
+    data, such as a union member's name, are passed over)."""
+    node = data
+    for step in loc[:-1]:
+        found = isinstance(node, dict) and step in node
+        if found or (isinstance(node, list) and isinstance(step, int) and step < len(node)):
+            node = node[step]
+    if isinstance(node, dict):
+        node.pop(loc[-1], None)
+
+
 @dataclass(frozen=True)
 class Deployment:
     name: str
@@ -201,6 +252,8 @@ class Deployment:
     spec: DeploymentSpec
     updated_at: datetime
     updated_by: str
+    ignored: tuple[str, ...] = ()
+    """Stored keys this version does not know and left out (:func:`read_stored`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -8,13 +8,14 @@ the same transaction. Business rules (references resolve, who may do what) belon
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from dockyard.deploy.spec import Deployment, DeploymentSpec, Revision
-from dockyard.errors import InvalidRequestError, NotFoundError
+from dockyard.deploy.spec import Deployment, DeploymentSpec, Revision, read_stored
+from dockyard.errors import InvalidRequestError, NotFoundError, UnreadableSpecError
 from dockyard.registry import tables as t
 from dockyard.registry.database import Database
 from dockyard.registry.events import record_event
@@ -91,6 +92,19 @@ class DeploymentStore:
             )
         return _deployment(row)
 
+    def scan(self) -> list[Deployment | Unreadable]:
+        """Every deployment, by name; one whose spec this version cannot read as
+        :class:`Unreadable` (what the serving manager follows)."""
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(t.deployments).order_by(t.deployments.c.name)).all()
+        found: list[Deployment | Unreadable] = []
+        for row in rows:
+            try:
+                found.append(_deployment(row))
+            except UnreadableSpecError as exc:
+                found.append(Unreadable(row.name, row.revision, exc))
+        return found
+
     def history(self, name: str) -> list[Revision]:
         """Every revision of a deployment, newest first."""
         deployment_id = self._id(name)
@@ -132,7 +146,7 @@ class DeploymentStore:
                 else "Deploy a second version first.",
             )
         earlier = next(r for r in self.history(name) if r.revision == target)
-        spec = DeploymentSpec.model_validate(earlier.spec)
+        spec = DeploymentSpec.parse(earlier.spec)  # a rollback is a user's action: strict
         why = reason or f"rollback to revision {target}"
         return self.put(
             name, spec, actor=actor, reason=why, force=True, action="deployment.rollback"
@@ -150,9 +164,17 @@ class DeploymentStore:
         return int(row.id)
 
     def list(self) -> list[Deployment]:
-        with self.db.read() as conn:
-            rows = conn.execute(sa.select(t.deployments).order_by(t.deployments.c.name)).all()
-        return [_deployment(row) for row in rows]
+        """Every deployment this version can read, by name."""
+        return [found for found in self.scan() if isinstance(found, Deployment)]
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A deployment whose current revision this version of Dockyard cannot read."""
+
+    name: str
+    revision: int
+    error: UnreadableSpecError
 
 
 def _aware(moment: datetime) -> datetime:
@@ -160,10 +182,19 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _deployment(row: Any) -> Deployment:
+    try:
+        spec, ignored = read_stored(row.spec)
+    except UnreadableSpecError as exc:
+        raise UnreadableSpecError(
+            f"Endpoint {row.name!r}, revision {row.revision}: {exc.message}",
+            hint=exc.hint,
+            details={"endpoint": row.name, "revision": row.revision, **(exc.details or {})},
+        ) from None
     return Deployment(
         name=row.name,
         revision=row.revision,
-        spec=DeploymentSpec.model_validate(row.spec),
+        spec=spec,
         updated_at=_aware(row.updated_at),
         updated_by=row.updated_by,
+        ignored=ignored,
     )

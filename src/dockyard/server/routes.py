@@ -159,6 +159,9 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
                 for name in sorted(manager.wanted | set(manager.endpoints))
             }
             body["failures"] = {n: f.reason for n, f in sorted(manager.failures.items())}
+            ignored = {n: keys for n, (_, keys) in sorted(manager.ignored.items()) if keys}
+            if ignored:  # stored keys this version does not know, left out
+                body["ignored_keys"] = ignored
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @api.get("/healthz", tags=["health"])

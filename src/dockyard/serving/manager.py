@@ -6,6 +6,12 @@ warmed on a loader thread while the old ones keep answering; then the endpoint i
 in one assignment on the event loop, and the old one drains (its queued and running
 batches finish) before it is dropped. A version that fails to load leaves the old one
 serving; the reason is kept for ``/readyz?verbose`` and the control plane.
+
+A revision this version of Dockyard cannot read (written by a newer one: a rolling
+upgrade, a rollback of the binary) is such a failure too, never a reason to stop: what the
+endpoint serves keeps serving, and the revision is tried again when the stored one changes.
+Keys it does not know are left out of a revision it otherwise reads, with one warning per
+revision (the store reads tolerantly; users' specs stay strict).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from dockyard.serving.endpoint import Endpoint, LiveModel
 from dockyard.serving.ranges import Ranges
 
 if TYPE_CHECKING:
-    from dockyard.deploy.store import DeploymentStore
+    from dockyard.deploy.store import DeploymentStore, Unreadable
     from dockyard.registry import Registry, Version
     from dockyard.runtimes import LoadedModel
 
@@ -70,6 +76,8 @@ class ModelManager:
         self.endpoints: dict[str, Endpoint] = {}
         self.failures: dict[str, LoadFailure] = {}
         self.wanted: set[str] = set()
+        self.ignored: dict[str, tuple[int, tuple[str, ...]]] = {}
+        """Per endpoint, the revision last read and the stored keys it left out."""
         self.started = False  # the startup pass is over: the server is ready (/readyz)
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockyard-loader")
         self._retiring: set[asyncio.Task[None]] = set()
@@ -118,8 +126,12 @@ class ModelManager:
         plan = await loop.run_in_executor(self._loader, self._plan)
         self.wanted = {deployment.name for deployment, _ in plan}
         for deployment, resolved in plan:
+            if not isinstance(deployment, Deployment):
+                self._unreadable(deployment)
+                continue
+            self._note_ignored(deployment)
             if isinstance(resolved, Exception):
-                self._fail(deployment, (deployment.revision, ()), resolved)
+                self._fail(deployment.name, (deployment.revision, ()), resolved)
                 continue
             wanted = (deployment.revision, tuple(version.ref for version, _ in resolved))
             current = self.endpoints.get(deployment.name)
@@ -133,7 +145,7 @@ class ModelManager:
                     self._loader, self._build, deployment, resolved
                 )
             except Exception as exc:
-                self._fail(deployment, wanted, exc)
+                self._fail(deployment.name, wanted, exc)
                 continue
             self.endpoints[deployment.name] = endpoint  # the swap: one assignment
             gc.freeze()  # the new models live long: keep them out of full collections
@@ -148,26 +160,50 @@ class ModelManager:
                 self._retiring.add(task)
                 task.add_done_callback(self._retiring.discard)
 
-    def _fail(
-        self, deployment: Deployment, wanted: tuple[int, tuple[str, ...]], exc: Exception
-    ) -> None:
+    def _fail(self, name: str, wanted: tuple[int, tuple[str, ...]], exc: Exception) -> None:
         reason = str(exc) or type(exc).__name__
-        self.failures[deployment.name] = LoadFailure(deployment.name, wanted, reason)
-        serving = self.endpoints.get(deployment.name)
+        self.failures[name] = LoadFailure(name, wanted, reason)
+        serving = self.endpoints.get(name)
         log.error(
             "endpoint %s: could not load %s: %s%s",
-            deployment.name,
-            ", ".join(wanted[1]) or "its routes",
+            name,
+            ", ".join(wanted[1]) or f"revision {wanted[0]}",
             reason,
             f" (still serving {', '.join(serving.key[1])})" if serving else "",
         )
         if self.on_load is not None:
-            self.on_load(deployment.name, None, ok=False)
+            self.on_load(name, None, ok=False)
 
-    def _plan(self) -> list[tuple[Deployment, Any]]:
-        """Each deployment with its routes and shadows resolved to versions (or the error)."""
-        plan: list[tuple[Deployment, Any]] = []
-        for deployment in self.deployments.list():
+    def _unreadable(self, found: Unreadable) -> None:
+        """A revision this version cannot read: a load failure (once per revision), the
+        endpoint keeps what it serves."""
+        failure = self.failures.get(found.name)
+        if failure is None or failure.wanted != (found.revision, ()):
+            self._fail(found.name, (found.revision, ()), found.error)
+
+    def _note_ignored(self, deployment: Deployment) -> None:
+        """Warn once per revision about stored keys this version left out."""
+        noted = (deployment.revision, deployment.ignored)
+        if self.ignored.get(deployment.name, (None, ()))[0] == deployment.revision:
+            return
+        if deployment.ignored:
+            log.warning(
+                "endpoint %s, revision %d: left out keys this version of Dockyard does not "
+                "know (written by a newer one?): %s",
+                deployment.name,
+                deployment.revision,
+                ", ".join(deployment.ignored),
+            )
+        self.ignored[deployment.name] = noted
+
+    def _plan(self) -> list[tuple[Deployment | Unreadable, Any]]:
+        """Each deployment with its routes and shadows resolved to versions (or the error);
+        one this version cannot read as it is."""
+        plan: list[tuple[Deployment | Unreadable, Any]] = []
+        for deployment in self.deployments.scan():
+            if not isinstance(deployment, Deployment):
+                plan.append((deployment, None))
+                continue
             spec = deployment.spec
             try:
                 resolved = [

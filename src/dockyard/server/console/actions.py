@@ -190,7 +190,7 @@ def add_actions(api: FastAPI, console: Console, deploy: Depends, admin: Depends)
             target = next((r for r in history if r["revision"] == to), None)
             if target is None:
                 raise NotFoundError(f"Endpoint {name!r} has no revision {to}.")
-            wanted = DeploymentSpec.model_validate(target["spec"]).model_dump(mode="json")
+            wanted = DeploymentSpec.parse(target["spec"]).model_dump(mode="json")
             changes = spec_diff(current.spec.model_dump(mode="json"), wanted)
             return confirm(
                 request, form, f"Roll {name} back to revision {to}?", changes or ["no change"]

@@ -16,6 +16,7 @@ from dockyard.server.protocols.v2.metadata import model_metadata, server_metadat
 from dockyard.server.protocols.v2.tabular import tabular_input
 from dockyard.server.protocols.v2.tensors import (
     DATATYPES,
+    ColumnBlock,
     InferRequest,
     OutputTensor,
     RequestedOutput,
@@ -24,6 +25,7 @@ from dockyard.server.protocols.v2.tensors import (
 
 __all__ = [
     "DATATYPES",
+    "ColumnBlock",
     "InferRequest",
     "OutputTensor",
     "RequestedOutput",

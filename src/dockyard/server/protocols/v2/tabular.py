@@ -8,13 +8,13 @@ Pure: no I/O and no web framework.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from numpy.typing import NDArray
 
 from dockyard.errors import SchemaValidationError
 from dockyard.schema import Problem
-from dockyard.server.protocols.v2.tensors import InferRequest, Tensor, listing
+from dockyard.server.protocols.v2.tensors import ColumnBlock, InferRequest, Tensor, listing
 
 __all__ = ["tabular_input"]
 
@@ -40,6 +40,8 @@ def tabular_input(
     problems: list[Problem] = []
     inputs = request.inputs
     data: NDArray[Any] | dict[str, list[Any] | NDArray[Any]]
+    if type(inputs) is ColumnBlock and (in_order := _block_order(inputs, names)) is not None:
+        return inputs.values if in_order is True else inputs.values[:, in_order]
     if len(inputs) == 1 and inputs[0].name not in known:
         data = _tensor_rows(inputs[0], names, problems)
     else:
@@ -52,6 +54,19 @@ def tabular_input(
             details={"problems": [problem.to_dict() for problem in problems], "columns": names},
         )
     return data
+
+
+def _block_order(block: ColumnBlock, names: list[str]) -> Literal[True] | list[int] | None:
+    """How a block's columns map to the model's: ``True`` in the same order, else the
+    positions to take them in; ``None`` when they are not exactly the model's columns (the
+    per-column path then lists what is wrong)."""
+    if len(block.names) != len(names):
+        return None
+    if block.names == tuple(names):
+        return True
+    position = {name: index for index, name in enumerate(block.names)}
+    order = [position.get(name, -1) for name in names]
+    return None if -1 in order else order
 
 
 def _tensor_rows(tensor: Tensor, names: list[str], problems: list[Problem]) -> NDArray[Any]:
@@ -77,7 +92,7 @@ def _tensor_rows(tensor: Tensor, names: list[str], problems: list[Problem]) -> N
 
 
 def _named_columns(
-    inputs: tuple[Tensor, ...], names: list[str], problems: list[Problem]
+    inputs: Sequence[Tensor], names: list[str], problems: list[Problem]
 ) -> dict[str, list[Any] | NDArray[Any]]:
     known = set(names)
     by_name = {tensor.name: tensor for tensor in inputs}

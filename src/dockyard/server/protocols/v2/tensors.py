@@ -16,6 +16,7 @@ from dockyard.errors import InvalidRequestError
 
 __all__ = [
     "DATATYPES",
+    "ColumnBlock",
     "InferRequest",
     "OutputTensor",
     "RequestedOutput",
@@ -68,12 +69,42 @@ class RequestedOutput:
     binary: bool | None
 
 
+_NO_PARAMETERS: Mapping[str, Any] = MappingProxyType({})
+
+
+class ColumnBlock(Sequence[Tensor]):
+    """Inputs that are plain columns: each a JSON float tensor of shape ``[rows]`` (or
+    ``[rows, 1]``), one datatype, no parameters, decoded together into one ``[rows, inputs]``
+    array (``values``; column *i* is input *i*). It is the inputs' sequence as it is: a
+    :class:`Tensor` is made only for whoever asks for one (the tabular path takes ``values``
+    whole), so a request of many one-value columns costs one conversion, not one per column."""
+
+    __slots__ = ("datatype", "names", "shape", "values")
+
+    def __init__(
+        self, names: tuple[str, ...], datatype: str, shape: tuple[int, ...], values: NDArray[Any]
+    ) -> None:
+        self.names = names
+        self.datatype = datatype
+        self.shape = shape
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(len(self.names))[index])
+        column = self.values[:, index].reshape(self.shape)
+        return Tensor(self.names[index], self.datatype, self.shape, column, _NO_PARAMETERS)
+
+
 @dataclass(frozen=True, slots=True)
 class InferRequest:
     """A decoded inference request. Empty ``outputs`` means every output."""
 
     id: str | None
-    inputs: tuple[Tensor, ...]
+    inputs: tuple[Tensor, ...] | ColumnBlock
     outputs: tuple[RequestedOutput, ...]
     parameters: Mapping[str, Any]
     binary_output: bool

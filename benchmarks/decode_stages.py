@@ -1,0 +1,129 @@
+"""The v2 input path stage by stage, in thread CPU time: decoding, the tabular input and
+validation, for one 2-D tensor and one tensor per column (JSON and binary).
+
+Each stage runs ``--calls`` times, ``--repeats`` times; the figure is the best repeat's
+µs per call in ``time.thread_time`` (what this thread spent, whatever else the machine
+does). The body is one row of 20 FP64 features, as ``shapes.py`` sends it. With
+``--before SRC`` the script runs itself once per tree, alternating A B B A, so both trees
+see the machine in the same states; pin it with ``taskset -c 1`` for steadier figures.
+
+Run:  taskset -c 1 .venv/bin/python benchmarks/decode_stages.py [--before /tmp/before/src]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+FEATURES = 20
+
+
+def measure(calls: int, repeats: int) -> dict[str, float]:
+    import numpy as np
+    import pandas as pd
+
+    from dockyard.schema import Validator, infer_signature
+    from dockyard.server.protocols import v2
+
+    rng = np.random.default_rng(0)
+    names = [f"x{i}" for i in range(FEATURES)]
+    row = rng.normal(size=FEATURES).tolist()
+    per_column = [
+        {"name": n, "shape": [1], "datatype": "FP64", "data": [v]}
+        for n, v in zip(names, row, strict=True)
+    ]
+    bodies: dict[str, tuple[bytes, int | None]] = {
+        "JSON 2-D tensor": (
+            json.dumps(
+                {
+                    "inputs": [
+                        {
+                            "name": "input-0",
+                            "shape": [1, FEATURES],
+                            "datatype": "FP64",
+                            "data": [row],
+                        }
+                    ]
+                }
+            ).encode(),
+            None,
+        ),
+        "JSON per column": (json.dumps({"inputs": per_column}).encode(), None),
+    }
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": n, "shape": [1], "datatype": "FP64", "parameters": {"binary_data_size": 8}}
+                for n in names
+            ]
+        }
+    ).encode()
+    bodies["binary per column"] = (header + np.asarray(row, dtype="<f8").tobytes(), len(header))
+    sample = pd.DataFrame(rng.normal(size=(50, FEATURES)), columns=names)
+    signature = infer_signature(
+        sample, layout="array", predictions=np.zeros(50), classes=None, has_proba=False
+    )
+    validator = Validator(signature)
+
+    def best(fn: Callable[[], Any]) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.thread_time()
+            for _ in range(calls):
+                fn()
+            times.append((time.thread_time() - started) / calls)
+        return min(times) * 1e6
+
+    figures: dict[str, float] = {}
+    for label, (body, length) in bodies.items():
+        request = v2.decode_request(body, header_length=length)
+        data = v2.tabular_input(request, names)
+        figures[f"{label}: decode_request"] = best(
+            lambda body=body, length=length: v2.decode_request(body, header_length=length)
+        )
+        figures[f"{label}: tabular_input"] = best(
+            lambda request=request: v2.tabular_input(request, names)
+        )
+        figures[f"{label}: validate"] = best(lambda data=data: validator.validate(data))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--before", default=None, help="Another tree's src, interleaved.")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.json:
+        print(json.dumps(measure(args.calls, args.repeats)))
+        return
+    here = str(Path(__file__).resolve().parent.parent / "src")
+    trees = [("before", args.before), ("this tree", here)] if args.before else [("", here)]
+    order = trees + trees[::-1] if args.before else trees
+    results: dict[str, list[dict[str, float]]] = {label: [] for label, _ in trees}
+    for label, src in order:
+        env = {**os.environ, "PYTHONPATH": str(src)}
+        command = [sys.executable, __file__, "--json", "--calls", str(args.calls)]
+        out = subprocess.run(
+            [*command, "--repeats", str(args.repeats)], env=env, capture_output=True, check=True
+        )
+        results[label].append(json.loads(out.stdout))
+    print(f"| stage | {' | '.join(label or 'µs' for label, _ in trees)} |")
+    print(f"|---|{'---|' * len(trees)}")
+    for stage in results[trees[0][0]][0]:
+        cells = [", ".join(f"{run[stage]:.2f}" for run in results[label]) for label, _ in trees]
+        print(f"| {stage} | {' | '.join(cells)} |")
+
+
+if __name__ == "__main__":
+    main()
