@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from dockyard.batch.scorer import PREDICTION, PROBA_PREFIX, VERSION, Scored, Scorer
@@ -92,8 +92,7 @@ class JobSummary:
         return self.rows_in / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("extra")
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         data["rows_per_s"] = round(self.rows_per_s, 1)
         data["seconds"] = round(self.seconds, 3)
         return data
