@@ -52,7 +52,7 @@ def test_the_calling_process_and_a_worker_share_the_batches(scoring: Scoring) ->
 
     results = list(scored(numbered(once_a_worker_is_ready()), scorer=scorer, spec=spec,
                           workers=2, tally=tally))  # fmt: skip
-    assert tally.here >= 2  # scored here while the worker was starting
+    assert tally.here >= 1  # the first batch at least: scored here while the worker started
     assert tally.on_workers >= 1
     assert tally.here + tally.on_workers == 12
     expected = [scorer.score(batch, 0).output for batch in batches]
