@@ -20,7 +20,8 @@ run, on the same file and cores (median of ``--repeat``):
   ``--rows`` file and on the ``--big-rows`` one.
 
 Run:  .venv/bin/python benchmarks/batch.py [--rows 1000000] [--big-rows 10000000]
-      [--repeat 3] [--skip-ray] [--skip-big]
+      [--repeat 3] [--skip-ray] [--skip-big] [--only-lr] [--workers-rounds N]
+      [--scorer-rounds N]
 """
 
 from __future__ import annotations
@@ -191,6 +192,47 @@ def pandas_chunks(model: Any, source: Path, out: Path) -> Callable[[], Any]:
     return run
 
 
+def scorer_rounds(home: Path, twin: bytes, source: Path, rounds: int) -> None:
+    """Per-batch time of ``Scorer.score`` (the LR twin) with the Arrow fast path and with it
+    off (pandas + the full validator), and of the hand loop's feed + session run, on the
+    same batches, interleaved batch by batch: what each path costs, read and write left out."""
+    import numpy as np
+    import onnxruntime as ort
+    import pyarrow.parquet as pq
+
+    from dockyard.batch.scorer import Scorer
+    from dockyard.registry import Registry
+    from dockyard.settings import Settings
+
+    with Registry.open(Settings(home=home, user="bench")) as registry:
+        fast = Scorer.open(registry, "lr@1.0.0")
+        full = Scorer.open(registry, "lr@1.0.0")
+    full._rows = None  # the path every batch took before the fast path
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    session = ort.InferenceSession(twin, options, providers=["CPUExecutionProvider"])
+    names = [item.name for item in session.get_inputs()]
+
+    def hand(batch: Any) -> None:
+        feeds = {n: batch.column(n).to_numpy().astype(np.float32).reshape(-1, 1) for n in names}
+        session.run(None, feeds)
+
+    batches = list(pq.ParquetFile(source).iter_batches(batch_size=BATCH_ROWS))[:8]
+    times: dict[str, list[float]] = {"fast": [], "full": [], "hand": []}
+    for _ in range(rounds):
+        for batch in batches:
+            for name, action in (("fast", lambda b: fast.score(b, 0)),
+                                 ("full", lambda b: full.score(b, 0)), ("hand", hand)):  # fmt: skip
+                started = time.perf_counter()
+                action(batch)
+                times[name].append(time.perf_counter() - started)
+    fast_s, full_s, hand_s = (statistics.median(times[k]) for k in ("fast", "full", "hand"))
+    print(f"per {BATCH_ROWS:,}-row batch (median of {len(times['fast'])}): fast path "
+          f"{fast_s * 1000:.1f} ms, full path {full_s * 1000:.1f} ms, hand loop "
+          f"{hand_s * 1000:.1f} ms; hand ÷ fast {hand_s / fast_s:.2f}×, hand ÷ full "
+          f"{hand_s / full_s:.2f}×, full ÷ fast {full_s / fast_s:.2f}×", flush=True)  # fmt: skip
+
+
 def peak_rss(home: Path, source: Path, out: Path) -> tuple[float, float]:
     """(peak MiB of the ``dockyard score`` process tree, seconds), polled every 20 ms."""
     env = {**os.environ, "DOCKYARD_HOME": str(home)}
@@ -227,6 +269,18 @@ def main() -> None:
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--skip-big", action="store_true")
     parser.add_argument(
+        "--scorer-rounds",
+        type=int,
+        default=0,
+        help="Only the LR scorer's per-batch cost, fast path vs full path vs hand loop, "
+        "interleaved over 8 batches this many times.",
+    )
+    parser.add_argument(
+        "--only-lr",
+        action="store_true",
+        help="Only the logistic regression against the hand loop and pandas chunks.",
+    )
+    parser.add_argument(
         "--workers-rounds",
         type=int,
         default=0,
@@ -243,6 +297,9 @@ def main() -> None:
     out = WORK / "out.parquet"
     rows = args.rows
     lines: list[tuple[str, float, str, float]] = []
+    if args.scorer_rounds:
+        scorer_rounds(home, fitted["twins"]["lr"], source, args.scorer_rounds)
+        return
     if args.workers_rounds:
         one = cli_job(home, source, out, "rf@1.0.0", "--no-accelerate", "--workers", "1")
         two = cli_job(home, source, out, "rf@1.0.0", "--no-accelerate", "--workers", "2")
@@ -265,13 +322,15 @@ def main() -> None:
             flush=True,
         )
 
-    for model in ("lr", "rf"):
+    for model in ("lr",) if args.only_lr else ("lr", "rf"):
         job = dockyard_job(home, f"{model}@1.0.0", source, out, workers=1)
         label = f"{model} dockyard (twin, 1 worker)"
         hand = hand_loop(fitted["twins"][model], source, WORK / "hand.parquet")
         compare(label, job, "hand loop", hand)
         chunks = pandas_chunks(fitted["models"][model], source, WORK / "pandas.parquet")
         compare(label, job, "pandas chunks + sklearn", chunks)
+    if args.only_lr:
+        return
     one = cli_job(home, source, out, "rf@1.0.0", "--no-accelerate", "--workers", "1")
     two = cli_job(home, source, out, "rf@1.0.0", "--no-accelerate", "--workers", "2")
     compare("rf native, --workers 2 (whole processes)", two, "--workers 1", one)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from dockyard.registry import Registry, Version
     from dockyard.runtimes import LoadedModel
     from dockyard.schema import Signature, Validator
+    from dockyard.schema.validation import NumericRows
 
 __all__ = ["Scored", "Scorer", "load_predictor"]
 
@@ -94,6 +95,7 @@ class Scorer:
     ) -> None:
         from dockyard.schema import Signature, Validator
         from dockyard.schema.labels import label_text
+        from dockyard.schema.validation import NumericRows
 
         self.version = version
         self.predictor = predictor
@@ -119,6 +121,15 @@ class Scorer:
             None if classes is None else tuple(str(label_text(c)) for c in classes)
         )
         self._both = getattr(predictor, "predict_with_proba", None) if self.has_proba else None
+        # Numbers straight from Arrow to the model, for a model that takes an array, or an
+        # ONNX graph fed column by column (its inputs are looked up by name).
+        layout = None if predictor is None else predictor.input_layout
+        self._by_name = layout == "frame" and predictor is not None and _onnx(predictor)
+        self._rows: NumericRows | None = (
+            None
+            if self.signature is None or not (layout == "array" or self._by_name)
+            else NumericRows.for_signature(self.signature, layout="array")
+        )
         self._numeric = (
             {}
             if self.signature is None
@@ -185,12 +196,21 @@ class Scorer:
 
     def score(self, batch: pa.RecordBatch, first_row: int) -> Scored:
         """Score ``batch``, whose first row is row ``first_row`` of the input."""
-        frame = self._frame(batch)
-        good, validated, problems = self._validate(frame)
-        rejects = self._rejects(batch, problems, first_row) if problems else None
-        if len(good) == 0:
-            return Scored(self._empty(batch), rejects, batch.num_rows)
-        model_input = validated if validated is not None else frame
+        model_input: Any
+        logged: Any = None
+        fast = self._numeric_rows(batch)
+        if fast is not None:
+            model_input, logged = fast
+            good = np.arange(batch.num_rows)
+            rejects = None
+        else:
+            frame = self._frame(batch)
+            good, validated, problems = self._validate(frame)
+            rejects = self._rejects(batch, problems, first_row) if problems else None
+            if len(good) == 0:
+                return Scored(self._empty(batch), rejects, batch.num_rows)
+            model_input = validated if validated is not None else frame
+            logged = model_input
         predictions, probabilities = self._predict(model_input)
         take = None if len(good) == batch.num_rows else _indices(good)
         output = self._output(batch, take, predictions, probabilities)
@@ -202,11 +222,36 @@ class Scorer:
             output,
             rejects,
             batch.num_rows,
-            inputs=model_input if self.for_log else None,
+            inputs=logged if self.for_log else None,
             predictions=predictions if self.for_log else None,
             probabilities=probabilities if self.for_log else None,
             ids=ids,
         )
+
+    def _numeric_rows(self, batch: pa.RecordBatch) -> tuple[Any, Any] | None:
+        """(the model's input, the array the prediction log takes) for a batch whose
+        signature columns are all numbers, straight from Arrow (no pandas), through the
+        validator's own :class:`NumericRows` checks; ``None`` for anything those do not pass
+        clean (a null, NaN, text, a fraction in an integer column...): the full path then
+        checks the batch and sets bad rows aside."""
+        import pyarrow as pa
+
+        if self._rows is None or self.features is None or not batch.num_rows:
+            return None
+        columns: dict[str, Any] = {}
+        for name in self.features:
+            column = batch.column(name)
+            kind = column.type
+            if column.null_count or not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+                return None
+            columns[name] = column.to_numpy(zero_copy_only=False)
+        if self._by_name:
+            if not self._rows.clean_columns(columns):
+                return None
+            logged = np.column_stack(list(columns.values())) if self.for_log else None
+            return columns, logged
+        array = self._rows.decode(columns)
+        return None if array is None else (array, array)
 
     def _frame(self, batch: pa.RecordBatch) -> pd.DataFrame:
         """The signature's columns of ``batch`` as pandas (text from CSV that did not
@@ -350,6 +395,12 @@ def _rows(exc: SchemaValidationError) -> np.ndarray[Any, Any] | None:
     if not rows or None in rows:
         return None
     return np.array(sorted(rows), dtype=np.int64)
+
+
+def _onnx(predictor: LoadedModel) -> bool:
+    from dockyard.runtimes.onnx import OnnxModel
+
+    return isinstance(predictor, OnnxModel)
 
 
 def _constant(text: str, rows: int) -> pa.Array:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from dockyard.batch.scorer import PREDICTION, PROBA_PREFIX, VERSION, Scored, Scorer
@@ -27,7 +27,9 @@ from dockyard.errors import InvalidRequestError, SchemaValidationError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
+    from dockyard.batch.engine import Tally
     from dockyard.batch.inputs import Input
     from dockyard.monitoring.predictions import PredictionLog
     from dockyard.monitoring.records import Source
@@ -45,6 +47,10 @@ LOG_FLUSH_ROWS = 100_000
 
 SMALL_INPUT_BYTES = 16 << 20
 """A text input smaller than this is scored in the calling process."""
+
+BATCHES_PER_WORKER = 4
+"""Each worker beyond the calling process needs this many of the input's batches: starting
+one (imports, the model's load) takes a core for as long as scoring a few batches."""
 
 ACTIONS = ("batch.completed", "batch.failed")
 
@@ -86,8 +92,7 @@ class JobSummary:
         return self.rows_in / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("extra")
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         data["rows_per_s"] = round(self.rows_per_s, 1)
         data["seconds"] = round(self.seconds, 3)
         return data
@@ -120,7 +125,7 @@ def score(
     input without the signature's columns, or an unknown model or endpoint; raises
     :class:`RejectRateError` after the work when too many rows were rejected (nothing is
     published then either)."""
-    from dockyard.batch.engine import cores
+    from dockyard.batch.engine import Tally, cores
     from dockyard.batch.inputs import discover
     from dockyard.batch.output import Sink, rejects_location
     from dockyard.registry import Registry
@@ -147,7 +152,7 @@ def score(
             keep=keep,
             id_column=id_column,
             for_log=log,
-            load=engine == "local" and workers == 1,  # else the workers load it
+            load=engine == "local",  # on Ray the workers load it
         )
         _check_columns(scorer, found, source)
         sink = Sink(out, storage_options)
@@ -173,11 +178,13 @@ def score(
         )
         prediction_log = _open_log(settings, batch_rows) if log else None
         log_source = _log_source(scorer, endpoint, revision) if log and endpoint else None
+        tally = Tally()
+        summary.extra["batches"] = tally  # where they were scored (tests, benchmarks)
         started = time.perf_counter()
         try:
             results = _results(
                 engine, found, scorer, settings, exact, accelerate, workers, batch_rows,
-                ray_address, keep, id_column, log,
+                ray_address, keep, id_column, log, tally,
             )  # fmt: skip
             total = found.rows()
             for result in results:
@@ -226,18 +233,46 @@ def score_frame(
     """Score a DataFrame in this process: the scored rows, indexed like the input, with the
     ``keep`` columns, the prediction, one probability column per class and the version.
     Rows that fail the signature are left out and listed in ``result.attrs["rejects"]``
-    (a DataFrame: input position, every problem as JSON)."""
+    (a DataFrame: input position, every problem as JSON).
+
+    Like a file job, it is recorded in the audit trail (``batch.completed`` or
+    ``batch.failed``, listed by :func:`jobs`), with input ``DataFrame`` and a fingerprint of
+    the frame's contents in place of the files'."""
     import pyarrow as pa
 
     from dockyard.registry import Registry
 
     with Registry.open(settings) as registry:
         scorer = Scorer.open(registry, ref, accelerate=accelerate, keep=keep)
-    missing = scorer.missing([str(c) for c in frame.columns])
-    if missing:
-        raise _missing_error(missing, "the DataFrame")
-    batch = pa.RecordBatch.from_pandas(frame.reset_index(drop=True), preserve_index=False)
-    result = scorer.score(batch, 0)
+        missing = scorer.missing([str(c) for c in frame.columns])
+        if missing:
+            raise _missing_error(missing, "the DataFrame")
+        batch = pa.RecordBatch.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+        summary = JobSummary(
+            job_id=f"job-{uuid.uuid4().hex[:12]}",
+            status="running",
+            version=scorer.version.ref,
+            runtime=scorer.runtime,
+            input="DataFrame",
+            fingerprint=_batch_fingerprint(batch),
+            output=None,
+            rejects=None,
+        )
+        started = time.perf_counter()
+        try:
+            result = scorer.score(batch, 0)
+        except BaseException as exc:
+            summary.status = "failed"
+            summary.seconds = time.perf_counter() - started
+            summary.error = _describe(exc)
+            _record_event(registry, summary)
+            raise
+        summary.status = "completed"
+        summary.seconds = time.perf_counter() - started
+        summary.rows_in = result.rows
+        summary.rows_scored = result.output.num_rows
+        summary.rows_rejected = result.rejected
+        _record_event(registry, summary)
     output: pd.DataFrame = result.output.to_pandas()
     if result.rejects is not None:
         bad = set(result.rejects.column("row").to_pylist())
@@ -318,11 +353,12 @@ def _check_columns(scorer: Scorer, found: Input, location: str) -> None:
 
 
 def _useful_workers(found: Input, workers: int, batch_rows: int) -> int:
-    """No more workers than the input has batches: starting a process costs more than
-    scoring a small file."""
+    """No more workers than the input has batches for (see :data:`BATCHES_PER_WORKER`): a
+    small input is scored in the calling process, without starting any."""
     rows = found.rows()
     if rows is not None:
-        return max(1, min(workers, -(-rows // batch_rows)))
+        batches = -(-rows // batch_rows)
+        return max(1, min(workers, 1 + (batches - 1) // BATCHES_PER_WORKER))
     return workers if found.size() >= SMALL_INPUT_BYTES else 1
 
 
@@ -349,6 +385,7 @@ def _results(
     keep: Sequence[str],
     id_column: str | None,
     log: bool,
+    tally: Tally,
 ) -> Iterator[Scored]:
     from dockyard.batch.engine import WorkerSpec, numbered, scored
     from dockyard.batch.inputs import kinds, rebatch
@@ -360,7 +397,7 @@ def _results(
 
         return scored_on_ray(found, spec, batch_rows=batch_rows, typed=typed, address=ray_address)
     batches = numbered(rebatch(found.batches(batch_rows, typed=typed), batch_rows))
-    return scored(batches, scorer=scorer, spec=spec, workers=workers)
+    return scored(batches, scorer=scorer, spec=spec, workers=workers, tally=tally)
 
 
 def _check_rate(
@@ -431,6 +468,18 @@ def _record_event(registry: Registry, summary: JobSummary) -> None:
     registry.event_log.record(
         registry.actor, f"batch.{summary.status}", model, version, details=summary.to_dict()
     )
+
+
+def _batch_fingerprint(batch: pa.RecordBatch) -> str:
+    """A digest of a record batch's contents and types (its Arrow IPC stream)."""
+    import hashlib
+
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return "sha256:" + hashlib.sha256(sink.getvalue()).hexdigest()
 
 
 def _describe(exc: BaseException) -> str:

@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from dockyard.errors import SchemaValidationError
 from dockyard.schema._columns import ColumnCoercer
+from dockyard.schema.layout import InputLayout
 from dockyard.schema.problems import PROBLEM_LIMIT, ProblemLog, describe_value
 from dockyard.schema.signature import Signature
 
@@ -401,6 +402,7 @@ class NumericRows:
         self.dtype = dtype
         integers = [i for i, c in enumerate(signature.columns) if c.dtype == "integer"]
         self._integers = np.asarray(integers, dtype=np.intp) if integers else None
+        self._integer_set = frozenset(integers)
         if len(names) == 1:
             only = names[0]
             self._values: Any = lambda record: (record[only],)
@@ -408,13 +410,17 @@ class NumericRows:
             self._values = operator.itemgetter(*names)
 
     @classmethod
-    def for_signature(cls, signature: Signature) -> NumericRows | None:
-        """The fast path for ``signature``, or ``None`` when it has none."""
+    def for_signature(
+        cls, signature: Signature, *, layout: InputLayout | None = None
+    ) -> NumericRows | None:
+        """The fast path for ``signature``, or ``None`` when it has none; ``layout`` is the
+        one the caller feeds its model (the signature's unless said: a model behind a
+        ``frame`` signature may take an array, as a one-input ONNX twin does)."""
         numeric = all(
             column.dtype in ("float", "integer") and column.pandas_dtype in ("float64", "int64")
             for column in signature.columns
         )
-        if signature.layout != "array" or not signature.columns or not numeric:
+        if (layout or signature.layout) != "array" or not signature.columns or not numeric:
             return None
         return cls(signature, _array_dtype(signature))
 
@@ -442,6 +448,35 @@ class NumericRows:
         except (KeyError, TypeError):
             return None
         return self._from_lists(rows)
+
+    def clean_columns(self, data: Mapping[str, Any]) -> bool:
+        """Whether ``data`` (one 1-D numeric array per signature column, nothing else) passes
+        :meth:`decode`'s checks as it is, checked column by column without building the 2-D
+        array — for a model fed column by column. ``False``: take the full path."""
+        if len(data) != self.width:
+            return False
+        try:
+            columns = self._values(data)
+        except KeyError:
+            return False
+        rows = len(columns[0]) if type(columns[0]) is np.ndarray else 0
+        for position, column in enumerate(columns):
+            if type(column) is not np.ndarray or column.ndim != 1 or len(column) != rows:
+                return False
+            kind, size = column.dtype.kind, column.dtype.itemsize
+            if kind not in "fiu" or (kind == "u" and size == 8):
+                return False
+            if kind != "f":
+                continue
+            if not np.isfinite(column).all():
+                return False
+            whole = (
+                position not in self._integer_set
+                or ((np.abs(column) < _EXACT) & (column == np.trunc(column))).all()
+            )
+            if not whole:
+                return False
+        return rows > 0
 
     def _from_columns(self, data: dict[str, Any]) -> NDArray[Any] | None:
         if len(data) != self.width:  # extra columns: a note

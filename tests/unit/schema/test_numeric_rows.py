@@ -150,3 +150,44 @@ def test_only_all_numeric_array_signatures_have_a_fast_path() -> None:
             data, layout=layout, predictions=np.zeros(2), classes=None, has_proba=False
         )
         assert NumericRows.for_signature(signature) is None
+
+
+def test_a_frame_signature_has_an_array_fast_path_for_a_model_that_takes_arrays() -> None:
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [3, 4]})
+    signature = infer_signature(
+        frame, layout="frame", predictions=np.zeros(2), classes=None, has_proba=False
+    )
+    assert NumericRows.for_signature(signature) is None
+    rows = NumericRows.for_signature(signature, layout="array")
+    assert rows is not None
+    np.testing.assert_array_equal(rows.decode(frame.to_numpy()), frame.to_numpy())
+
+
+@pytest.mark.parametrize(
+    ("columns", "clean"),
+    [
+        ({"a": np.array([1.5, 2.0]), "b": np.array([3, 4])}, True),
+        ({"a": np.array([1, 2], dtype=np.int32), "b": np.array([3.0, 4.0])}, True),
+        ({"a": np.array([np.nan, 2.0]), "b": np.array([3, 4])}, False),  # NaN
+        ({"a": np.array([np.inf, 2.0]), "b": np.array([3, 4])}, False),  # infinity
+        ({"a": np.array([1.0, 2.0]), "b": np.array([3.5, 4.0])}, False),  # a fraction
+        ({"a": np.array([1.0, 2.0]), "b": np.array([2.0**53, 4.0])}, False),  # past 2**53
+        ({"a": np.array([1.0, 2.0]), "b": np.array([3, 4], dtype=np.uint64)}, False),
+        ({"a": np.array([True, False]), "b": np.array([3, 4])}, False),  # booleans
+        ({"a": np.array(["1", "2"]), "b": np.array([3, 4])}, False),  # text
+        ({"a": np.array([1.0, 2.0]), "b": np.array([3])}, False),  # lengths differ
+        ({"a": np.array([1.0, 2.0])}, False),  # a column missing
+        ({"a": np.array([1.0]), "b": np.array([3]), "c": np.array([4])}, False),  # extra
+        ({"a": np.array([], dtype=float), "b": np.array([], dtype=int)}, False),  # no rows
+        ({"a": [1.0, 2.0], "b": [3, 4]}, False),  # lists: not what this check takes
+    ],
+)
+def test_columns_are_clean_exactly_when_decode_takes_them(
+    columns: dict[str, Any], clean: bool
+) -> None:
+    fast, _ = _validators(MIXED)
+    rows = fast._numeric
+    assert rows is not None
+    assert rows.clean_columns(columns) is clean
+    if clean or all(type(c) is np.ndarray and len(c) for c in columns.values()):
+        assert (rows.decode(columns) is not None) is clean
