@@ -283,12 +283,15 @@ def _logged(settings: Settings, request_ids: set[str]) -> set[str]:
     return store.known_request_ids("cancer", sorted(request_ids))
 
 
-def _wait_logged(settings: Settings, request_ids: set[str]) -> set[str]:
-    """Polls until ``request_ids`` are all in the shared prediction log (the survivors flush
-    every ``FLUSH_S`` and before each monitor pass); returns those that are."""
+def _wait_logged(settings: Settings, answers: dict[str, Answer], killed: float) -> set[str]:
+    """Polls until ``answers`` are all in the shared prediction log (the survivors flush
+    every ``FLUSH_S`` and before each monitor pass); returns their ids."""
     deadline = time.monotonic() + 60
-    while (logged := _logged(settings, request_ids)) != request_ids:
-        assert time.monotonic() < deadline, f"{len(request_ids - logged)} answers never logged"
+    while (logged := _logged(settings, set(answers))) != set(answers):
+        missing = [answers[i] for i in sorted(set(answers) - logged)]
+        assert time.monotonic() < deadline, [
+            (a.request_id, a.replica, a.served, round(a.at - killed, 2)) for a in missing[:10]
+        ]
         time.sleep(0.5)
     return logged
 
@@ -370,9 +373,9 @@ def test_replicas_behind_haproxy_deploy_roll_out_roll_back_and_lose_one(
         # what it answered in its last flush interval
         answered = [a for a in load.answers if a.status == 200]
         assert {a.replica for a in answered} == {"r0", "r1", "r2"}
-        survivors = {a.request_id for a in answered if a.replica != "r0"}
+        survivors = {a.request_id: a for a in answered if a.replica != "r0"}
         by_killed = {a.request_id: a for a in answered if a.replica == "r0"}
-        logged = _wait_logged(settings, survivors) | _logged(settings, set(by_killed))
+        logged = _wait_logged(settings, survivors, killed) | _logged(settings, set(by_killed))
         missing = [by_killed[i] for i in sorted(set(by_killed) - logged)]
         assert len(missing) <= settings.log_buffer_rows
         assert all(a.at >= killed - LOSS_WINDOW_S for a in missing), sorted(
