@@ -1,7 +1,9 @@
 """HAProxy (Debian's package; ``scripts/ensure-haproxy.sh``) on loopback in front of
 ``dockyard serve`` replicas, with a configuration written for the test: round robin, an
-active health check on ``/readyz``, and retries on another replica when one refuses or drops
-a connection. Shared by the replica tests and ``benchmarks/replicas.py``."""
+active health check on ``/readyz``, retries on another replica when one refuses or drops
+a connection, and an ``x-replica`` response header naming the replica that answered (``r0``,
+``r1``, ... in the order of the backends). Shared by the replica tests and
+``benchmarks/replicas.py``."""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ backend replicas
     option httpchk GET /readyz
     http-check expect status 200
     default-server inter 300ms fall 2 rise 1
+    http-response set-header x-replica %[srv_name]
 {servers}
 """
 

@@ -66,6 +66,31 @@ def test_k8s_writes_the_manifests_and_names_the_secrets(home: Path, tmp_path: Pa
     assert "No shared artifact store" not in result.stdout
 
 
+def test_k8s_for_a_baked_image_asks_for_no_database_secret(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "k8s"
+    result = _dockyard(home, "k8s", "iris", "--baked", "dockyard-iris:r1", "--queue-rows", "64",
+                       "--out", str(out), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["secrets"] == ["dockyard-iris-metrics"]
+    deployment = (out / "deployment.yaml").read_text()
+    assert "image: dockyard-iris:r1" in deployment
+    assert "secretRef" not in deployment
+    assert "seriesQuery" in (out / "prometheus-adapter-rules.yaml").read_text()
+
+    text = _dockyard(home, "k8s", "iris", "--baked", "dockyard-iris:r1", "--queue-rows", "64",
+                     "--out", str(tmp_path / "text"))  # fmt: skip
+    assert "dockyard-iris-secrets" not in text.stdout
+    assert "kubectl create secret generic dockyard-iris-metrics" in text.stdout
+    assert "prometheus-adapter-rules.yaml to the Prometheus adapter" in text.stdout
+
+    both = _dockyard(home, "k8s", "iris", "--baked", "a:1", "--image", "b:1",
+                     "--out", str(tmp_path / "both"))  # fmt: skip
+    assert both.returncode != 0
+    assert len(both.stderr.strip().splitlines()) == 1, both.stderr
+    assert "not both" in both.stderr
+    assert not (tmp_path / "both").exists()
+
+
 def test_k8s_for_an_unknown_endpoint_is_one_line(home: Path, tmp_path: Path) -> None:
     result = _dockyard(home, "k8s", "nope", "--out", str(tmp_path / "k8s"))
     assert result.returncode == 4

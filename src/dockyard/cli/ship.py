@@ -33,6 +33,14 @@ def k8s(
         str | None,
         typer.Option(help="Image to run (default: the tag dockyard build gives the endpoint)."),
     ] = None,
+    baked: Annotated[
+        str | None,
+        typer.Option(
+            metavar="IMAGE",
+            help="Run IMAGE, built by dockyard build without --shared: it carries its "
+            "registry, so the pods need no database Secret.",
+        ),
+    ] = None,
     namespace: Annotated[str | None, typer.Option(help="Namespace for every object.")] = None,
     cpu: Annotated[str, typer.Option(help="CPU request per replica.")] = "500m",
     memory: Annotated[str, typer.Option(help="Memory request and limit per replica.")] = "1Gi",
@@ -59,12 +67,19 @@ def k8s(
 ) -> None:
     """Write Kubernetes manifests for replicas serving ENDPOINT from a shared registry:
     Deployment, Service, HPA, PodDisruptionBudget, ServiceMonitor, ConfigMap, kustomization."""
+    from dockyard.errors import InvalidRequestError
     from dockyard.ship.kubernetes import write_manifests
-    from dockyard.ship.manifests import ClusterPlan
+    from dockyard.ship.manifests import ADAPTER_RULES, ClusterPlan
 
+    if image and baked:
+        raise InvalidRequestError(
+            "Give --image (a shared registry) or --baked (an image with its own), not both.",
+            hint="dockyard k8s ENDPOINT --baked dockyard-ENDPOINT:r1",
+        )
     plan = ClusterPlan(
         endpoint=endpoint,
-        image=image or "",
+        image=baked or image or "",
+        baked=baked is not None,
         replicas=replicas,
         max_replicas=max_replicas,
         cpu=cpu,
@@ -85,28 +100,42 @@ def k8s(
     with open_registry(ctx) as registry:
         written = write_manifests(registry, settings_for(ctx), plan, folder)
     if as_json:
-        print_json(
-            {"files": [str(p) for p in written], "secrets": [plan.secret, plan.metrics_secret]}
-        )
+        print_json({"files": [str(p) for p in written], "secrets": plan.secrets})
         return
     for path in written:
         out.print(f"wrote {path}")
     config = yaml_data(folder / "configmap.yaml")
-    if "DOCKYARD_ARTIFACT_URL" not in config:
+    if not plan.baked and "DOCKYARD_ARTIFACT_URL" not in config:
         out.print(
             "[yellow]No shared artifact store is configured: each pod would use its own "
             "folder. Pass --artifact-url s3://BUCKET/PREFIX (and --monitoring-url).[/]"
         )
+    database = (
+        ""
+        if plan.baked
+        else f"  kubectl create secret generic {plan.secret} "
+        "--from-literal=DOCKYARD_DATABASE_URL=postgresql+psycopg://... "
+        "--from-literal=DOCKYARD_ARTIFACT_OPTIONS='{...}'\n"
+    )
+    token = (
+        "the token dockyard build printed"
+        if plan.baked
+        else "dockyard tokens create prometheus --scope read"
+    )
     out.print(
         "Before `kubectl apply -k "
         f"{folder}`, create the Secrets the manifests name (never written to files):\n"
-        f"  kubectl create secret generic {plan.secret} "
-        "--from-literal=DOCKYARD_DATABASE_URL=postgresql+psycopg://... "
-        "--from-literal=DOCKYARD_ARTIFACT_OPTIONS='{...}'\n"
-        f"  kubectl create secret generic {plan.metrics_secret} "
-        "--from-literal=token=READ_TOKEN   # dockyard tokens create prometheus --scope read",
+        f"{database}  kubectl create secret generic {plan.metrics_secret} "
+        f"--from-literal=token=READ_TOKEN   # {token}",
         soft_wrap=True,
     )
+    if plan.queue_rows_per_pod is not None:
+        out.print(
+            f"Add the rule in {folder / ADAPTER_RULES} to the Prometheus adapter's "
+            "configuration (its config.yaml, or the Helm chart's rules.custom): the HPA "
+            "scales on dockyard_queue_rows through it.",
+            soft_wrap=True,
+        )
 
 
 def build(

@@ -177,6 +177,8 @@ class MonitoringStore:
         return sorted(self._glob(f"{self.root}/feedback/{endpoint}/*/*.parquet"))
 
     def _glob(self, pattern: str) -> list[str]:
+        if not self.local:  # other processes (replicas) write here: no cached listing
+            self.fs.invalidate_cache()
         found = self.fs.glob(pattern)
         return [p for p in found if not p.rsplit("/", 1)[-1].startswith(".")]
 

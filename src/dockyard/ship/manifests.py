@@ -15,9 +15,15 @@ The shape, and why:
 * **Configuration.** Non-secret settings in a ConfigMap this generator writes; the database
   URL, storage options and webhook secret in a Secret it only names (``envFrom``), created
   by the operator (``kubectl create secret generic``): secrets never land in generated files.
+  A baked image (``dockyard build`` without ``--shared``) carries its registry, read-only,
+  and its artifacts: its pods reference no database Secret and get no artifact URL that
+  would point them away from what the image holds.
 * **Scaling.** A HorizontalPodAutoscaler on CPU, and, when asked, on the endpoint's queue
   (``dockyard_queue_rows``, rows waiting to batch) through the Prometheus adapter as a
-  ``Pods`` metric; a PodDisruptionBudget keeps all but one replica through node drains.
+  ``Pods`` metric, with the adapter's rule that exposes it (a ConfigMap in the adapter's
+  ``config.yaml`` format, beside the HPA but not in the kustomization: it belongs to the
+  adapter's installation, in its namespace); a PodDisruptionBudget keeps all but one
+  replica through node drains.
 * **Metrics.** A Prometheus-operator ``ServiceMonitor`` scrapes ``/metrics`` with a bearer
   token (the route needs the ``read`` scope under ``--auth``) from a second named Secret.
 """
@@ -35,6 +41,9 @@ DRAIN_S = 5
 HOME = "/var/lib/dockyard"
 TLS_MOUNT = "/etc/dockyard/tls"
 QUEUE_METRIC = "dockyard_queue_rows"
+ADAPTER_RULES = "prometheus-adapter-rules.yaml"
+"""The Prometheus adapter's rule for the queue metric: written beside the HPA, applied to the
+adapter (its namespace, its ConfigMap), so not one of the kustomization's resources."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,9 @@ class ClusterPlan:
     namespace: str | None = None
     config: dict[str, str] = field(default_factory=dict)
     """Non-secret ``DOCKYARD_*`` settings for the ConfigMap."""
+    baked: bool = False
+    """The image carries its own read-only registry (``dockyard build`` without
+    ``--shared``): no database Secret."""
 
     @property
     def name(self) -> str:
@@ -65,6 +77,11 @@ class ClusterPlan:
     def secret(self) -> str:
         """The Secret the operator creates (database URL, storage options, tokens)."""
         return f"{self.name}-secrets"
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every Secret the manifests name, for the operator to create."""
+        return [self.metrics_secret] if self.baked else [self.secret, self.metrics_secret]
 
     @property
     def metrics_secret(self) -> str:
@@ -77,7 +94,8 @@ class ClusterPlan:
 
 
 def manifests(plan: ClusterPlan) -> dict[str, dict[str, Any]]:
-    """Every manifest by file name, ``kustomization.yaml`` last (it lists the others)."""
+    """Every manifest by file name, ``kustomization.yaml`` last (it lists the others, but
+    not the Prometheus adapter's rule: :data:`ADAPTER_RULES`)."""
     files = {
         "configmap.yaml": _configmap(plan),
         "deployment.yaml": _deployment(plan),
@@ -94,7 +112,8 @@ def manifests(plan: ClusterPlan) -> dict[str, dict[str, Any]]:
     }
     if plan.namespace:
         kustomization["namespace"] = plan.namespace
-    return {**files, "kustomization.yaml": kustomization}
+    adapter = {} if plan.queue_rows_per_pod is None else {ADAPTER_RULES: _adapter_rules(plan)}
+    return {**files, **adapter, "kustomization.yaml": kustomization}
 
 
 def _metadata(plan: ClusterPlan, name: str | None = None) -> dict[str, Any]:
@@ -163,7 +182,7 @@ def _deployment(plan: ClusterPlan) -> dict[str, Any]:
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "envFrom": [
             {"configMapRef": {"name": f"{plan.name}-config"}},
-            {"secretRef": {"name": plan.secret}},
+            *([] if plan.baked else [{"secretRef": {"name": plan.secret}}]),
         ],
         "resources": {
             "requests": {"cpu": plan.cpu, "memory": plan.memory},
@@ -261,6 +280,33 @@ def _autoscaler(plan: ClusterPlan) -> dict[str, Any]:
             "maxReplicas": max(plan.max_replicas, plan.replicas),
             "metrics": metrics,
         },
+    }
+
+
+def adapter_rule() -> dict[str, Any]:
+    """prometheus-adapter's rule exposing :data:`QUEUE_METRIC` as a per-pod custom metric:
+    the series Prometheus scraped (the ServiceMonitor puts ``namespace`` and ``pod`` on them)
+    mapped to those resources, summed per pod over the label matchers the HPA's selector
+    adds (``endpoint``)."""
+    return {
+        "seriesQuery": f'{QUEUE_METRIC}{{namespace!="",pod!=""}}',
+        "resources": {
+            "overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}
+        },
+        "name": {"matches": f"^{QUEUE_METRIC}$", "as": QUEUE_METRIC},
+        "metricsQuery": "sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
+    }
+
+
+def _adapter_rules(plan: ClusterPlan) -> dict[str, Any]:
+    import yaml
+
+    config = yaml.safe_dump({"rules": [adapter_rule()]}, sort_keys=False)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{plan.name}-adapter-rules", "labels": dict(plan.labels)},
+        "data": {"config.yaml": config},
     }
 
 

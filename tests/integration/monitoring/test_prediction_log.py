@@ -392,6 +392,26 @@ def test_the_same_code_on_s3(s3_bucket: tuple[str, dict[str, object]]) -> None:
     assert labelled.loc[labelled["request_id"] == "r3", "label"].tolist() == ["1"]
 
 
+@pytest.mark.s3
+def test_segments_another_replica_writes_are_seen_at_once_on_s3(
+    s3_bucket: tuple[str, dict[str, object]],
+) -> None:
+    """A store's listing is never a stale cache of shared storage (a replica that does not
+    write itself would otherwise never see the others' segments)."""
+    import fsspec
+
+    url, options = s3_bucket
+    store = MonitoringStore(url.replace("/artifacts", "/monitoring"), options)
+    log = PredictionLog(store)
+    _numeric(log, 5)
+    log.flush()
+    (first,) = store.prediction_segments("churn")  # listed: s3fs caches the listing
+    other = fsspec.filesystem("s3", skip_instance_cache=True, **options)  # another process
+    other.pipe(first.replace(".parquet", "-other.parquet"), store.fs.cat(first))
+    assert len(store.prediction_segments("churn")) == 2
+    assert len(store.predictions("churn", Window())) == 10
+
+
 def test_compaction_merges_this_writers_closed_hours_and_keeps_every_row(tmp_path: Path) -> None:
     store = MonitoringStore(str(tmp_path / "m"))
     other = MonitoringStore(str(tmp_path / "m"))  # another process: its files are left alone

@@ -5,6 +5,7 @@ against the prometheus-operator CRD's models, and the manifests say what operati
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from dockyard.errors import NotFoundError
+from dockyard.errors import InvalidRequestError, NotFoundError
 from dockyard.registry import Registry
 from dockyard.settings import SHUTDOWN_GRACE_S, Settings
 from dockyard.ship.kubernetes import write_manifests
-from dockyard.ship.manifests import DRAIN_S, ClusterPlan
+from dockyard.ship.manifests import ADAPTER_RULES, DRAIN_S, ClusterPlan
 
 KUBERNETES = kubernetes_validate.latest_version()
 
@@ -54,7 +55,7 @@ def _validate_service_monitor(body: dict[str, Any]) -> None:
 @pytest.mark.parametrize("case", PLANS)
 def test_every_manifest_validates(deployed: Settings, tmp_path: Path, case: str) -> None:
     files = _write(deployed, PLANS[case], tmp_path / "out")
-    assert set(files) == {
+    assert set(files) - {ADAPTER_RULES} == {
         "configmap.yaml", "deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml",
         "servicemonitor.yaml", "kustomization.yaml",
     }  # fmt: skip
@@ -62,7 +63,7 @@ def test_every_manifest_validates(deployed: Settings, tmp_path: Path, case: str)
         if body["kind"] == "ServiceMonitor":
             _validate_service_monitor(body)
         elif body["kind"] == "Kustomization":  # no schema ships for it: its one job, checked
-            assert sorted(body["resources"]) == sorted(set(files) - {name})
+            assert sorted(body["resources"]) == sorted(set(files) - {name, ADAPTER_RULES})
         else:
             kubernetes_validate.validate(body, KUBERNETES, strict=True)
 
@@ -126,7 +127,7 @@ def test_secrets_are_named_never_written(deployed: Settings, tmp_path: Path) -> 
     assert queue["metric"]["name"] == "dockyard_queue_rows"
     assert queue["target"]["averageValue"] == "256"
     assert all(body["metadata"].get("namespace") == "models" for n, body in files.items()
-               if n != "kustomization.yaml")  # fmt: skip
+               if n not in ("kustomization.yaml", ADAPTER_RULES))  # fmt: skip
 
 
 def test_shared_storage_urls_in_effect_become_configuration(
@@ -147,3 +148,60 @@ def test_an_unknown_endpoint_writes_nothing(deployed: Settings, tmp_path: Path) 
     with pytest.raises(NotFoundError):
         _write(deployed, ClusterPlan(endpoint="nope", image=""), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_baked_image_references_no_database_secret(deployed: Settings, tmp_path: Path) -> None:
+    shared = deployed.model_copy(
+        update={"artifact_url": "s3://models/artifacts", "monitoring_url": "s3://models/log"}
+    )
+    plan = ClusterPlan(endpoint="cancer", image="dockyard-cancer:r1", baked=True)
+    files = _write(shared, plan, tmp_path / "out")
+    for body in files.values():
+        if body["kind"] not in ("ServiceMonitor", "Kustomization"):
+            kubernetes_validate.validate(body, KUBERNETES, strict=True)
+    (container,) = files["deployment.yaml"]["spec"]["template"]["spec"]["containers"]
+    assert container["envFrom"] == [{"configMapRef": {"name": "dockyard-cancer-config"}}]
+    assert "secretKeyRef" not in yaml.safe_dump(files)
+    config = files["configmap.yaml"]["data"]
+    assert "DOCKYARD_ARTIFACT_URL" not in config  # the image's own artifacts stay in use
+    assert config["DOCKYARD_MONITORING_URL"] == "s3://models/log"  # a log can still be shared
+    assert plan.secrets == ["dockyard-cancer-metrics"]  # Prometheus still needs its token
+
+
+def test_a_baked_image_told_where_its_registry_is_writes_nothing(
+    deployed: Settings, tmp_path: Path
+) -> None:
+    plan = ClusterPlan(
+        endpoint="cancer",
+        image="dockyard-cancer:r1",
+        baked=True,
+        config={"DOCKYARD_ARTIFACT_URL": "s3://models/artifacts"},
+    )
+    with pytest.raises(InvalidRequestError, match="carries its own registry"):
+        _write(deployed, plan, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_queue_metric_comes_with_the_prometheus_adapter_rule(
+    deployed: Settings, tmp_path: Path
+) -> None:
+    files = _write(deployed, PLANS["everything"], tmp_path / "out")
+    rules = files[ADAPTER_RULES]
+    kubernetes_validate.validate(rules, KUBERNETES, strict=True)
+    assert ADAPTER_RULES not in files["kustomization.yaml"]["resources"]  # the adapter's own
+    (rule,) = yaml.safe_load(rules["data"]["config.yaml"])["rules"]
+    assert set(rule) == {"seriesQuery", "resources", "name", "metricsQuery"}
+    (queue,) = [m for m in files["hpa.yaml"]["spec"]["metrics"] if m["type"] == "Pods"]
+    metric = queue["pods"]["metric"]["name"]
+    assert re.fullmatch(rule["name"]["matches"], metric)
+    assert rule["name"]["as"] == metric  # the name the HPA asks the adapter for
+    assert rule["seriesQuery"].startswith(f"{metric}{{")
+    # the series carry the pod and namespace the HPA's Pods metric is averaged over
+    assert rule["resources"]["overrides"] == {
+        "namespace": {"resource": "namespace"},
+        "pod": {"resource": "pod"},
+    }
+    for placeholder in ("<<.Series>>", "<<.LabelMatchers>>", "<<.GroupBy>>"):
+        assert placeholder in rule["metricsQuery"]
+    plain = _write(deployed, PLANS["plain"], tmp_path / "plain")  # CPU only: no rule
+    assert ADAPTER_RULES not in plain
