@@ -315,7 +315,10 @@ def test_a_stored_revision_from_a_newer_dockyard_never_stops_the_server(
     # a revision it can read is picked up by both
     _store_revision(path, {"routes": [{"model": "m@1.0.0", "weight": 100}]})
     for running in (server, second):
-        _until(lambda url=running.url: _serving(url)["serving"][0]["version"] == "m@1.0.0")
+        # the second server serves nothing of 'm' until it reads a revision it can load
+        _until(
+            lambda url=running.url: [s["version"] for s in _serving(url)["serving"]] == ["m@1.0.0"]
+        )
         assert "failures" not in _verbose(running.url) or not _verbose(running.url)["failures"]
 
 
