@@ -3,7 +3,10 @@
 Registers the logistic regression and the random forest of ``harness.py`` (each with its
 ONNX twin), deploys both, then starts ``python -m dockyard serve`` ``--runs`` times and
 reports, per run, the seconds from process start until the forest's endpoint answers a
-prediction, and the RSS of the process half a second later (VmRSS). ``--before SRC`` runs
+prediction, the RSS of the process half a second later (VmRSS), and its steady RSS: after
+``--requests`` one-row predictions to each model (v1 records and the v2 2-D tensor, one at a
+time) and two monitor passes (the server runs with ``DOCKYARD_MONITOR_INTERVAL_S=2``, so the
+passes' libraries and their drift over the logged rows are in it). ``--before SRC`` runs
 another tree's ``src`` interleaved with this one (A B A B...), for an A/B of a change; run
 the script itself with ``PYTHONPATH=SRC`` then, so the registry is written by the older
 code (a newer deployment spec may carry settings the older server refuses).
@@ -46,10 +49,10 @@ def prepare(work: Path) -> Path:
     return home
 
 
-def start(home: Path, src: str | None) -> tuple[float, float]:
-    """(seconds to the first answer, RSS MiB half a second later)."""
+def start(home: Path, src: str | None, requests: int) -> tuple[float, float, float]:
+    """(seconds to the first answer, RSS MiB half a second later, RSS MiB at steady state)."""
     port = harness.free_port()
-    env = {**os.environ, "DOCKYARD_HOME": str(home)}
+    env = {**os.environ, "DOCKYARD_HOME": str(home), "DOCKYARD_MONITOR_INTERVAL_S": "2"}
     if src:
         env["PYTHONPATH"] = src
     command = [sys.executable, "-m", "dockyard", "serve", "--port", str(port)]
@@ -78,10 +81,34 @@ def start(home: Path, src: str | None) -> tuple[float, float]:
             time.sleep(0.01)
         ready = time.monotonic() - started
         time.sleep(0.5)
-        return ready, harness.rss_mib(harness.process_tree(process.pid))
+        first = harness.rss_mib(harness.process_tree(process.pid))
+        traffic(port, requests)
+        time.sleep(4.5)  # two monitor passes over what was logged
+        return ready, first, harness.rss_mib(harness.process_tree(process.pid))
     finally:
         process.terminate()
         process.wait()
+
+
+def traffic(port: int, requests: int) -> None:
+    row = [0.1 * i for i in range(harness.FEATURES)]
+    v1 = json.dumps({"instances": [{f"x{i}": v for i, v in enumerate(row)}]}).encode()
+    v2 = json.dumps(
+        {"inputs": [{"name": "x", "shape": [1, len(row)], "datatype": "FP64", "data": [row]}]}
+    ).encode()
+    for model in ("lr", "rf"):
+        for path, body in (
+            (f"/v1/endpoints/{model}/predict", v1),
+            (f"/v2/models/{model}/infer", v2),
+        ):
+            for _ in range(requests // 2):
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}{path}",
+                    data=body,
+                    headers={"content-type": "application/json"},
+                )
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    answer.read()
 
 
 def main() -> None:
@@ -89,6 +116,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=2000, help="Per model, before steady.")
     parser.add_argument("--before", default=None, help="Another tree's src, interleaved.")
     parser.add_argument("--work", type=Path, default=harness.HERE / ".work" / "start")
     args = parser.parse_args()
@@ -97,8 +125,11 @@ def main() -> None:
     trees = [("before", args.before), ("this tree", here)] if args.before else [("", here)]
     for _ in range(args.runs):
         for label, src in trees:
-            ready, rss = start(home, src)
-            print(f"{label:>9} ready {ready:.2f} s, RSS {rss:.0f} MiB", flush=True)
+            ready, rss, steady = start(home, src, args.requests)
+            print(
+                f"{label:>9} ready {ready:.2f} s, RSS {rss:.0f} MiB, steady {steady:.0f} MiB",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -274,13 +274,12 @@ class Watcher:
 def _load_libraries() -> None:
     """Import what the monitor passes use, in a thread started with the watcher, so the
     first pass (30 s into serving) does not stop the loop for them. The server does not wait
-    for it to be ready: scipy, scikit-learn's metrics and DuckDB take well over a second to
-    import, a third of a small server's start, and a request answered meanwhile only shares
-    the GIL with the import thread for that moment; the first pass waits for it."""
+    for it to be ready: scipy and DuckDB take over a second to import, a third of a small
+    server's start, and a request answered meanwhile only shares the GIL with the import
+    thread for that moment; the first pass waits for it. (Nothing a pass runs needs
+    scikit-learn: its metrics, 17 MiB, load only where a model card's fairness table is
+    computed.)"""
     import duckdb  # noqa: F401
-    import scipy.spatial.distance
-    import scipy.stats  # noqa: F401
-    import sklearn.metrics  # noqa: F401
 
     import dockyard.monitoring.drift
     import dockyard.monitoring.performance  # noqa: F401
