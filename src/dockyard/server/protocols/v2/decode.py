@@ -41,7 +41,6 @@ import struct
 import zlib
 from collections.abc import Mapping
 from itertools import chain
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -49,9 +48,15 @@ import orjson
 from numpy.typing import NDArray
 
 from dockyard.errors import InvalidRequestError, PayloadTooLargeError
+from dockyard.server.protocols.v2.fast import (
+    BULK,
+    FLOATS,
+    binary_block,
+    column_block,
+)
 from dockyard.server.protocols.v2.tensors import (
     DATATYPES,
-    ColumnBlock,
+    NO_PARAMETERS,
     InferRequest,
     RequestedOutput,
     Tensor,
@@ -63,7 +68,6 @@ __all__ = ["decode_request"]
 
 _RESERVED = frozenset({"priority", "timeout", "headers", "binary_data_output"})
 _RESERVED_PREFIXES = ("sequence_", "triton_")
-_NO_PARAMETERS: Mapping[str, Any] = MappingProxyType({})
 _SCALARS = (str, int, float, bool)
 _INT: frozenset[type] = frozenset({int})
 _FLOAT: frozenset[type] = frozenset({int, float, type(None)})
@@ -131,9 +135,9 @@ def decode_request(
             else f'The request "inputs" must be a list, not {describe(inputs)}.',
             hint='Send {"inputs": [{"name", "shape", "datatype", "data"}, ...]}.',
         )
-    block = None
+    block = None  # plain columns, taken in one step
     if len(inputs) > 1:
-        block = _column_block(inputs) if binary is None else _binary_block(inputs, binary)
+        block = column_block(inputs) if binary is None else binary_block(inputs, binary)
     if block is not None:
         return InferRequest(
             id=request_id,
@@ -164,99 +168,6 @@ def decode_request(
         parameters=parameters,
         binary_output=binary_output,
     )
-
-
-_PLAIN_NUMBERS = frozenset({int, float})
-
-
-def _column_block(inputs: list[Any]) -> ColumnBlock | None:
-    """Every input at once when they are all plain columns (:class:`ColumnBlock`): JSON
-    objects of exactly ``name``, ``datatype``, ``shape`` and ``data``, one float datatype,
-    one shape ``[rows]`` or ``[rows, 1]``, flat data of that many numbers (no ``null``, no
-    booleans), distinct names; their values go to numpy in one call. ``None`` for anything
-    else, which the per-input path then decodes (and refuses, naming what is wrong): this
-    only takes what that path would accept unchanged."""
-    first = inputs[0]
-    if type(first) is not dict:
-        return None
-    datatype, shape = first.get("datatype"), first.get("shape")
-    if datatype not in _FLOATS or type(shape) is not list or not 1 <= len(shape) <= 2:
-        return None
-    rows = shape[0]
-    if type(rows) is not int or rows < 1 or (len(shape) == 2 and shape[1] != 1):
-        return None
-    names: list[Any] = []
-    values: list[Any] = []
-    for item in inputs:
-        if (
-            type(item) is not dict
-            or len(item) != 4
-            or item.get("datatype") != datatype
-            or item.get("shape") != shape
-        ):
-            return None
-        data = item.get("data")
-        if type(data) is not list or len(data) != rows:
-            return None
-        names.append(item.get("name"))
-        values += data
-    if (
-        not _PLAIN_NUMBERS.issuperset(map(type, values))
-        or not all(type(name) is str and name for name in names)
-        or len(set(names)) != len(names)
-    ):
-        return None
-    try:
-        with np.errstate(over="raise"):
-            array = np.array(values, dtype=DATATYPES[datatype])
-    except (OverflowError, FloatingPointError):
-        return None
-    columns = array.reshape(len(names), rows)
-    block = columns.T if rows == 1 else np.ascontiguousarray(columns.T)
-    return ColumnBlock(tuple(names), datatype, tuple(shape), block)
-
-
-def _binary_block(inputs: list[Any], binary: memoryview) -> ColumnBlock | None:
-    """Every input at once when they are all plain binary columns: JSON objects of exactly
-    ``name``, ``datatype``, ``shape`` and ``parameters`` (only ``binary_data_size``, the
-    shape's bytes), one float datatype and one shape ``[rows]`` or ``[rows, 1]``, distinct
-    names, their bytes filling the binary part; one ``numpy`` view of it. ``None`` for
-    anything else (the per-input path decodes or refuses it, as before)."""
-    first = inputs[0]
-    if type(first) is not dict:
-        return None
-    datatype, shape = first.get("datatype"), first.get("shape")
-    if datatype not in _FLOATS or type(shape) is not list or not 1 <= len(shape) <= 2:
-        return None
-    rows = shape[0]
-    if type(rows) is not int or rows < 1 or (len(shape) == 2 and shape[1] != 1):
-        return None
-    dtype = DATATYPES[datatype]
-    assert dtype is not None
-    size = rows * dtype.itemsize
-    if len(binary) != size * len(inputs):
-        return None
-    names: list[Any] = []
-    for item in inputs:
-        if (
-            type(item) is not dict
-            or len(item) != 4
-            or item.get("datatype") != datatype
-            or item.get("shape") != shape
-        ):
-            return None
-        parameters = item.get("parameters")
-        if type(parameters) is not dict or len(parameters) != 1:
-            return None
-        declared = parameters.get("binary_data_size")
-        if type(declared) is not int or declared != size:
-            return None
-        names.append(item.get("name"))
-    if not all(type(name) is str and name for name in names) or len(set(names)) != len(names):
-        return None
-    columns = np.frombuffer(binary, dtype=dtype).reshape(len(names), rows)
-    block = columns.T if rows == 1 and columns.flags.aligned else np.ascontiguousarray(columns.T)
-    return ColumnBlock(tuple(names), datatype, tuple(shape), block)
 
 
 def _decode_input(
@@ -349,7 +260,7 @@ def _shape(value: Any, name: str) -> tuple[int, ...]:
 
 def _parameters(value: Any, where: str) -> Mapping[str, Any]:
     if value is None:
-        return _NO_PARAMETERS
+        return NO_PARAMETERS
     if type(value) is not dict:
         raise invalid(f'The "parameters" of {where} must be a JSON object, not {describe(value)}.')
     for key, item in value.items():
@@ -396,7 +307,7 @@ def _from_json(
             f'The "data" of input {name!r} must be a JSON array, not {describe(data)}.',
             input=name,
         )
-    if count >= _BULK and datatype in _FLOATS and type(data[0]) is list:
+    if count >= BULK and datatype in FLOATS and type(data[0]) is list:
         array = _plain_floats(data, count, datatype)
         if array is not None:
             return array
@@ -434,12 +345,6 @@ def _from_json(
         raise invalid(
             f"Input {name!r} has values out of range for {datatype}.", input=name
         ) from None
-
-
-_FLOATS = frozenset({"FP32", "FP64"})
-_BULK = 64
-"""Values from which a nested float tensor goes to numpy in bulk (below, the checks on the
-Python list cost less than numpy's own call overhead; flat data always takes them)."""
 
 
 def _plain_floats(data: list[Any], count: int, datatype: str) -> NDArray[Any] | None:

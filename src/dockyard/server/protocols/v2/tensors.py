@@ -16,6 +16,7 @@ from dockyard.errors import InvalidRequestError
 
 __all__ = [
     "DATATYPES",
+    "NO_PARAMETERS",
     "ColumnBlock",
     "InferRequest",
     "OutputTensor",
@@ -69,7 +70,8 @@ class RequestedOutput:
     binary: bool | None
 
 
-_NO_PARAMETERS: Mapping[str, Any] = MappingProxyType({})
+NO_PARAMETERS: Mapping[str, Any] = MappingProxyType({})
+"""An input's parameters when it has none (one shared, read-only mapping)."""
 
 
 class ColumnBlock(Sequence[Tensor]):
@@ -96,7 +98,7 @@ class ColumnBlock(Sequence[Tensor]):
         if isinstance(index, slice):
             return tuple(self[i] for i in range(len(self.names))[index])
         column = self.values[:, index].reshape(self.shape)
-        return Tensor(self.names[index], self.datatype, self.shape, column, _NO_PARAMETERS)
+        return Tensor(self.names[index], self.datatype, self.shape, column, NO_PARAMETERS)
 
 
 @dataclass(frozen=True, slots=True)
