@@ -429,3 +429,45 @@ def _answers(url: str, cert: Path) -> bool:
         return httpx.get(url, verify=trust, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+# --- workers ------------------------------------------------------------------------------------
+
+
+def test_workers_share_the_grpc_port(zoo: Zoo, tmp_path: Path) -> None:
+    """``--workers 2 --grpc-port``: each worker binds the port (SO_REUSEPORT, gRPC's default
+    on Linux) and the kernel spreads connections over them; every answer is right, and both
+    processes answer (a server-made request id starts with its process's prefix)."""
+    port = free_port()
+    process = zoo.serve(
+        tmp_path / "home",
+        {"cancer": "cancer@1.0.0"},
+        args=("--grpc-port", str(port), "--workers", "2"),
+    )
+    try:
+        process.wait_ready()
+        server = GrpcServer(process, port)
+        rows = zoo.samples["cancer"].iloc[:3]
+        expected = zoo.models["cancer"].predict(rows)
+
+        async def one_connection() -> str:
+            tensor = InferInput("input-0", list(rows.shape), "FP64")
+            tensor.set_data_from_numpy(rows.to_numpy(dtype=np.float64))
+            # a channel of its own, not one shared with the others in this process
+            own = [("grpc.use_local_subchannel_pool", 1)]
+            async with InferenceGRPCClient(server.target, channel_args=own) as client:
+                response = await client.infer(InferRequest("cancer", [tensor]))
+            outputs = {o.name: o.as_numpy() for o in response.outputs}
+            np.testing.assert_array_equal(outputs["predict"], expected)
+            return str(response.id)
+
+        async def connections(count: int) -> list[str]:
+            return list(await asyncio.gather(*(one_connection() for _ in range(count))))
+
+        prefixes: set[str] = set()
+        deadline = time.monotonic() + 60
+        while len(prefixes) < 2:  # the kernel picks a worker per connection: poll until both
+            assert time.monotonic() < deadline, f"only one worker answered: {prefixes}"
+            prefixes |= {request_id[:12] for request_id in asyncio.run(connections(16))}
+    finally:
+        process.stop()
