@@ -37,35 +37,21 @@ def column_block(inputs: list[Any]) -> ColumnBlock | None:
     booleans), distinct names; their values go to numpy in one call. ``None`` for anything
     else, which the per-input path then decodes (and refuses, naming what is wrong): this
     only takes what that path would accept unchanged."""
-    first = inputs[0]
-    if type(first) is not dict:
+    layout = _layout(inputs[0])
+    if layout is None:
         return None
-    datatype, shape = first.get("datatype"), first.get("shape")
-    if datatype not in FLOATS or type(shape) is not list or not 1 <= len(shape) <= 2:
-        return None
-    rows = shape[0]
-    if type(rows) is not int or rows < 1 or (len(shape) == 2 and shape[1] != 1):
-        return None
+    datatype, shape, rows = layout
     names: list[Any] = []
     values: list[Any] = []
     for item in inputs:
-        if (
-            type(item) is not dict
-            or len(item) != 4
-            or item.get("datatype") != datatype
-            or item.get("shape") != shape
-        ):
+        if not _alike(item, datatype, shape):
             return None
         data = item.get("data")
         if type(data) is not list or len(data) != rows:
             return None
         names.append(item.get("name"))
         values += data
-    if (
-        not PLAIN_NUMBERS.issuperset(map(type, values))
-        or not all(type(name) is str and name for name in names)
-        or len(set(names)) != len(names)
-    ):
+    if not PLAIN_NUMBERS.issuperset(map(type, values)) or not _distinct(names):
         return None
     try:
         with np.errstate(over="raise"):
@@ -83,15 +69,10 @@ def binary_block(inputs: list[Any], binary: memoryview) -> ColumnBlock | None:
     shape's bytes), one float datatype and one shape ``[rows]`` or ``[rows, 1]``, distinct
     names, their bytes filling the binary part; one ``numpy`` view of it. ``None`` for
     anything else (the per-input path decodes or refuses it, as before)."""
-    first = inputs[0]
-    if type(first) is not dict:
+    layout = _layout(inputs[0])
+    if layout is None:
         return None
-    datatype, shape = first.get("datatype"), first.get("shape")
-    if datatype not in FLOATS or type(shape) is not list or not 1 <= len(shape) <= 2:
-        return None
-    rows = shape[0]
-    if type(rows) is not int or rows < 1 or (len(shape) == 2 and shape[1] != 1):
-        return None
+    datatype, shape, rows = layout
     dtype = DATATYPES[datatype]
     assert dtype is not None
     size = rows * dtype.itemsize
@@ -99,12 +80,7 @@ def binary_block(inputs: list[Any], binary: memoryview) -> ColumnBlock | None:
         return None
     names: list[Any] = []
     for item in inputs:
-        if (
-            type(item) is not dict
-            or len(item) != 4
-            or item.get("datatype") != datatype
-            or item.get("shape") != shape
-        ):
+        if not _alike(item, datatype, shape):
             return None
         parameters = item.get("parameters")
         if type(parameters) is not dict or len(parameters) != 1:
@@ -113,8 +89,35 @@ def binary_block(inputs: list[Any], binary: memoryview) -> ColumnBlock | None:
         if type(declared) is not int or declared != size:
             return None
         names.append(item.get("name"))
-    if not all(type(name) is str and name for name in names) or len(set(names)) != len(names):
+    if not _distinct(names):
         return None
     columns = np.frombuffer(binary, dtype=dtype).reshape(len(names), rows)
     block = columns.T if rows == 1 and columns.flags.aligned else np.ascontiguousarray(columns.T)
     return ColumnBlock(tuple(names), datatype, tuple(shape), block)
+
+
+def _layout(first: Any) -> tuple[str, list[int], int] | None:
+    """The first input's float datatype, shape ``[rows]`` or ``[rows, 1]``, and rows."""
+    if type(first) is not dict:
+        return None
+    datatype, shape = first.get("datatype"), first.get("shape")
+    if datatype not in FLOATS or type(shape) is not list or not 1 <= len(shape) <= 2:
+        return None
+    rows = shape[0]
+    if type(rows) is not int or rows < 1 or (len(shape) == 2 and shape[1] != 1):
+        return None
+    return datatype, shape, rows
+
+
+def _alike(item: Any, datatype: str, shape: list[int]) -> bool:
+    """An object of four keys with the first input's datatype and shape."""
+    return (
+        type(item) is dict
+        and len(item) == 4
+        and item.get("datatype") == datatype
+        and item.get("shape") == shape
+    )
+
+
+def _distinct(names: list[Any]) -> bool:
+    return all(type(name) is str and name for name in names) and len(set(names)) == len(names)
