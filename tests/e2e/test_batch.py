@@ -3,11 +3,8 @@ the prediction log on disk, S3 through the moto server."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,33 +14,7 @@ import pandas as pd
 import pytest
 
 from _batch import Scoring, make_scoring
-
-
-class CLI:
-    def __init__(self, home: Path) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-        self.env.update(DOCKYARD_HOME=str(home), DOCKYARD_USER="cli-user", COLUMNS="200")
-
-    def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "dockyard", *args]
-
-    def __call__(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            self.argv(*args), env=self.env, capture_output=True, text=True, timeout=180
-        )
-        assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-        assert "Traceback" not in result.stderr
-        return result
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self(*args, "--json").stdout)
-
-    def fails(self, *args: str, code: int) -> str:
-        result = self(*args, code=code)
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1, result.stderr
-        assert lines[0].startswith("error: ")
-        return lines[0]
+from _cli import CLI
 
 
 @pytest.fixture(scope="module")

@@ -2,44 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-
-class CLI:
-    def __init__(self, home: Path) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-        self.env.update(DOCKYARD_HOME=str(home), DOCKYARD_USER="cli-user", COLUMNS="200")
-
-    def __call__(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "dockyard", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-        assert "Traceback" not in result.stderr
-        return result
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self(*args, "--json").stdout)
-
-    def fails(self, *args: str, code: int) -> str:
-        """Run a failing command; return its one error line."""
-        result = self(*args, code=code)
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1, result.stderr
-        assert lines[0].startswith("error: ")
-        return lines[0]
+from _cli import CLI
 
 
 @pytest.fixture

@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import onnx
 import pytest
 
+from _cli import run
 from dockyard.registry import Registry
 from dockyard.settings import Settings
-
-
-def _dockyard(home: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    env.update(DOCKYARD_HOME=str(home), COLUMNS="200")
-    done = subprocess.run(
-        [sys.executable, "-m", "dockyard", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == code, (done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr
-    return done
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +28,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_export_writes_a_standalone_file_and_its_report(home: Path, tmp_path: Path) -> None:
     target = tmp_path / "forest.onnx"
-    report = json.loads(
-        _dockyard(home, "export", "forest@1.0.0", "--out", str(target), "--json").stdout
-    )
+    report = json.loads(run(home, "export", "forest@1.0.0", "--out", str(target), "--json").stdout)
     assert report["out"] == str(target)
     assert report["size"] == target.stat().st_size
     assert report["task"] == "regression"
@@ -56,16 +36,14 @@ def test_export_writes_a_standalone_file_and_its_report(home: Path, tmp_path: Pa
     props = {p.key: p.value for p in onnx.load(target).metadata_props}
     assert props["dockyard.ref"] == "forest@1.0.0"
 
-    text = _dockyard(home, "export", "forest@1.0.0", "--out", str(target), "--quantize", "int8")
+    text = run(home, "export", "forest@1.0.0", "--out", str(target), "--quantize", "int8")
     assert "wrote" in text.stdout
     assert "max error" in text.stdout
 
 
 def test_a_bad_quantization_is_one_line_and_writes_nothing(home: Path, tmp_path: Path) -> None:
     target = tmp_path / "never.onnx"
-    done = _dockyard(
-        home, "export", "forest@1.0.0", "--out", str(target), "--quantize", "int4", code=2
-    )
+    done = run(home, "export", "forest@1.0.0", "--out", str(target), "--quantize", "int4", code=2)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1
     assert lines[0].startswith("error: Unknown quantization 'int4'")

@@ -9,9 +9,6 @@ is stored.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from _cli import CLI
 from dockyard.deploy.spec import DeploymentSpec
 from dockyard.deploy.store import DeploymentStore
 from dockyard.errors import InvalidRequestError
@@ -122,20 +120,7 @@ def _state(home: Path) -> tuple[Any, ...]:
 
 def _cli(home: Path, *args: str) -> str:
     """Run a command that must fail with one line and exit 2; return the line."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    env.update(DOCKYARD_HOME=str(home), DOCKYARD_USER="cli-user", COLUMNS="200")
-    result = subprocess.run(
-        [sys.executable, "-m", "dockyard", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 2, (args, result.returncode, result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), result.stderr
-    return lines[0]
+    return CLI(home).fails(*args, code=2)
 
 
 @pytest.mark.slow  # a command-line process per name

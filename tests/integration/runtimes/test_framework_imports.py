@@ -62,7 +62,6 @@ def test_loading_and_predicting_a_sklearn_model_imports_no_other_framework(
     assert imported == []
 
 
-@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/PID/maps")
 def test_a_server_of_a_sklearn_endpoint_maps_no_other_framework(
     forest: tuple[Settings, pd.DataFrame], start_server: Any
 ) -> None:
@@ -89,7 +88,6 @@ def test_a_server_of_a_sklearn_endpoint_maps_no_other_framework(
     assert not [name for name in libraries if name.startswith("lib_lightgbm")]
 
 
-@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/PID/maps")
 def test_a_server_of_an_onnx_endpoint_maps_no_scikit_learn_after_a_monitor_pass(
     sqlite_settings: Settings, start_server: Any
 ) -> None:
