@@ -211,14 +211,9 @@ def score(
         except BaseException as exc:
             sink.discard()
             reject_sink.discard()
-            summary.status = "failed"
-            summary.seconds = time.perf_counter() - started
-            summary.error = _describe(exc)
-            _record_event(registry, summary)
+            _finish(registry, summary, started, exc)
             raise
-        summary.status = "completed"
-        summary.seconds = time.perf_counter() - started
-        _record_event(registry, summary)
+        _finish(registry, summary, started)
         return summary
 
 
@@ -262,17 +257,12 @@ def score_frame(
         try:
             result = scorer.score(batch, 0)
         except BaseException as exc:
-            summary.status = "failed"
-            summary.seconds = time.perf_counter() - started
-            summary.error = _describe(exc)
-            _record_event(registry, summary)
+            _finish(registry, summary, started, exc)
             raise
-        summary.status = "completed"
-        summary.seconds = time.perf_counter() - started
         summary.rows_in = result.rows
         summary.rows_scored = result.output.num_rows
         summary.rows_rejected = result.rejected
-        _record_event(registry, summary)
+        _finish(registry, summary, started)
     output: pd.DataFrame = result.output.to_pandas()
     if result.rejects is not None:
         bad = set(result.rejects.column("row").to_pylist())
@@ -461,6 +451,17 @@ def _record(log: PredictionLog, source: Source, summary: JobSummary, result: Sco
         log.record(source, f"{summary.job_id}-{summary.rows_in - result.rows}", 200, 0.0, call)
     if log.buffered >= LOG_FLUSH_ROWS:
         log.flush()
+
+
+def _finish(
+    registry: Registry, summary: JobSummary, started: float, error: BaseException | None = None
+) -> None:
+    """Close ``summary`` as completed, or failed with ``error``, and audit it."""
+    summary.status = "completed" if error is None else "failed"
+    summary.seconds = time.perf_counter() - started
+    if error is not None:
+        summary.error = _describe(error)
+    _record_event(registry, summary)
 
 
 def _record_event(registry: Registry, summary: JobSummary) -> None:
