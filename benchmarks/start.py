@@ -3,10 +3,12 @@
 Registers the logistic regression and the random forest of ``harness.py`` (each with its
 ONNX twin), deploys both, then starts ``python -m dockyard serve`` ``--runs`` times and
 reports, per run, the seconds from process start until the forest's endpoint answers a
-prediction, the RSS of the process half a second later (VmRSS), and its steady RSS: after
-``--requests`` one-row predictions to each model (v1 records and the v2 2-D tensor, one at a
-time) and two monitor passes (the server runs with ``DOCKYARD_MONITOR_INTERVAL_S=2``, so the
-passes' libraries and their drift over the logged rows are in it). ``--before SRC`` runs
+prediction, the RSS of its process tree half a second later (VmRSS summed), and its steady
+RSS: after ``--requests`` one-row predictions to each model (v1 records and the v2 2-D
+tensor, one at a time) and two monitor passes (the server runs with
+``DOCKYARD_MONITOR_INTERVAL_S=2``, so the passes' libraries and their drift over the logged
+rows are in it), for the tree and for the serving process alone (the tree adds the monitor
+process and multiprocessing's resource tracker). ``--before SRC`` runs
 another tree's ``src`` interleaved with this one (A B A B...), for an A/B of a change; run
 the script itself with ``PYTHONPATH=SRC`` then, so the registry is written by the older
 code (a newer deployment spec may carry settings the older server refuses).
@@ -49,8 +51,10 @@ def prepare(work: Path) -> Path:
     return home
 
 
-def start(home: Path, src: str | None, requests: int) -> tuple[float, float, float]:
-    """(seconds to the first answer, RSS MiB half a second later, RSS MiB at steady state)."""
+def start(home: Path, src: str | None, requests: int) -> tuple[float, float, float, float]:
+    """(seconds to the first answer, RSS MiB half a second later, RSS MiB at steady state,
+    of which the serving process alone); RSS counts the server's whole process tree (its
+    monitor process and multiprocessing's resource tracker included)."""
     port = harness.free_port()
     env = {**os.environ, "DOCKYARD_HOME": str(home), "DOCKYARD_MONITOR_INTERVAL_S": "2"}
     if src:
@@ -84,7 +88,8 @@ def start(home: Path, src: str | None, requests: int) -> tuple[float, float, flo
         first = harness.rss_mib(harness.process_tree(process.pid))
         traffic(port, requests)
         time.sleep(4.5)  # two monitor passes over what was logged
-        return ready, first, harness.rss_mib(harness.process_tree(process.pid))
+        steady = harness.rss_mib(harness.process_tree(process.pid))
+        return ready, first, steady, harness.rss_mib([process.pid])
     finally:
         process.terminate()
         process.wait()
@@ -125,9 +130,10 @@ def main() -> None:
     trees = [("before", args.before), ("this tree", here)] if args.before else [("", here)]
     for _ in range(args.runs):
         for label, src in trees:
-            ready, rss, steady = start(home, src, args.requests)
+            ready, rss, steady, serving = start(home, src, args.requests)
             print(
-                f"{label:>9} ready {ready:.2f} s, RSS {rss:.0f} MiB, steady {steady:.0f} MiB",
+                f"{label:>9} ready {ready:.2f} s, RSS {rss:.0f} MiB, steady {steady:.0f} MiB "
+                f"(serving process {serving:.0f} MiB)",
                 flush=True,
             )
 

@@ -75,3 +75,22 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
         return int(self.process.returncode)
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from ``/proc``)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def mapped_libraries(pid: int) -> set[str]:
+    """The shared libraries process ``pid`` has mapped (from ``/proc/PID/maps``)."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return {line.split()[-1] for line in maps.splitlines() if ".so" in line}

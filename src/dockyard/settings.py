@@ -198,6 +198,14 @@ class Settings(BaseSettings):
         description="How often the server evaluates alert rules, refreshes drift and performance "
         "gauges, and deletes log segments past their endpoint's retention.",
     )
+    monitor_process: bool = Field(
+        default=True,
+        description="Compute the monitor's statistics (drift, performance, alert values, "
+        "rollout checks, the console's reports) in a child process at idle CPU priority, so "
+        "they never hold the serving process's GIL; false computes them on the server's "
+        "threads, which saves that process's memory (DuckDB, scipy and pandas once more) "
+        "and lets a pass slow the requests answered meanwhile.",
+    )
     webhook_secret: str | None = Field(
         default=None,
         description="Secret for the HMAC-SHA256 signature (X-Dockyard-Signature) of alert "

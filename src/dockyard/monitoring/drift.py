@@ -247,8 +247,9 @@ def _as_labels(profile: FeatureProfile, predictions: pd.Series) -> tuple[Feature
     for value, count in profile.frequencies:
         merged[label_text(value)] += count
     frequencies = tuple(merged.items())
-    texts = predictions.map(label_text, na_action="ignore").astype(object)
-    return dataclasses.replace(profile, frequencies=frequencies), texts
+    if pd.api.types.infer_dtype(predictions, skipna=True) != "string":  # text stays text
+        predictions = predictions.map(label_text, na_action="ignore").astype(object)
+    return dataclasses.replace(profile, frequencies=frequencies), predictions
 
 
 def reference_from_frame(

@@ -57,6 +57,11 @@ label arrived (:data:`LABELLED_ONLY`)."""
 
 LABELLED_ONLY = ("proba",)
 
+DRIFT_COLUMNS = ["time", "model", "version", "prediction", "score"]
+"""What drift and the range check read besides every ``input.*`` column: not the request ids,
+probabilities and class lists, which become one Python object per row (most of a read's
+cost, and the serving process's monitor pass reads a window every interval)."""
+
 
 class Monitor:
     """Drift, performance and alert values for an endpoint's logged predictions."""
@@ -91,8 +96,10 @@ class Monitor:
         columns: list[str] | None = None,
         labelled_only: tuple[str, ...] = (),
         role: str | None = "primary",
+        inputs: bool = False,
     ) -> pd.DataFrame:
-        """Logged rows of ``role``: ``primary`` (online), ``batch`` (jobs), ``None``: both."""
+        """Logged rows of ``role``: ``primary`` (online), ``batch`` (jobs), ``None``: both;
+        ``inputs`` adds every input column to ``columns``."""
         return self.store.predictions(
             endpoint,
             window,
@@ -101,6 +108,7 @@ class Monitor:
             columns=columns,
             labelled_only=labelled_only,
             role=role,
+            inputs=inputs,
         )
 
     def profile(self, model: str, version: str) -> dict[str, Any] | None:
@@ -137,7 +145,7 @@ class Monitor:
         from dockyard.monitoring.drift import compare
 
         self.check_endpoint(endpoint)
-        frame = self.frame(endpoint, window, role=role)
+        frame = self.frame(endpoint, window, role=role, columns=DRIFT_COLUMNS, inputs=True)
         meta = window_meta(window, frame)
         if frame.empty:
             return {"endpoint": endpoint, "window": meta, "baseline": None, "report": None}
@@ -193,7 +201,9 @@ class Monitor:
     ) -> ReferenceProfile:
         from dockyard.monitoring.drift import reference_from_frame
 
-        earlier = self.frame(endpoint, baseline, role=role)
+        earlier = self.frame(
+            endpoint, baseline, role=role, columns=[*DRIFT_COLUMNS, "classes"], inputs=True
+        )
         if earlier.empty:
             raise InvalidRequestError(
                 f"The baseline window ({baseline.describe()}) holds no predictions.",
@@ -217,7 +227,7 @@ class Monitor:
         from dockyard.monitoring.drift import compare
         from dockyard.schema.profile import ReferenceProfile
 
-        frame = self.frame(endpoint, window, role=role)
+        frame = self.frame(endpoint, window, role=role, columns=DRIFT_COLUMNS, inputs=True)
         out: list[dict[str, Any]] = []
         if frame.empty:
             return out
@@ -480,7 +490,7 @@ class Monitor:
         """The share of the window's answered rows with a numeric input outside the training
         range of the version that answered it (its reference profile's min..max, as the
         per-response ``warnings`` use); ``None`` below ``min_rows`` rows."""
-        frame = self.frame(endpoint, window)
+        frame = self.frame(endpoint, window, columns=DRIFT_COLUMNS, inputs=True)
         if len(frame) < max(min_rows, 1):
             return None
         outside = np.zeros(len(frame), dtype=bool)

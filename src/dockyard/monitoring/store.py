@@ -62,6 +62,8 @@ PREDICTION_COLUMNS = (
     "proba",
     "classes",
 )
+INPUT_COLUMNS = "COLUMNS('^input\\.')"
+"""DuckDB's expression for every input column (it is an error when none matches)."""
 STATISTICS_COLUMNS = ("time", "status")
 """Columns whose min/max each segment keeps: the ones reads filter on."""
 
@@ -215,6 +217,7 @@ class MonitoringStore:
         sample: int | None = None,
         role: str | None = "primary",
         labelled_only: Iterable[str] = (),
+        inputs: bool = False,
     ) -> pd.DataFrame:
         """The prediction rows in ``window`` (oldest first), optionally joined with the latest
         feedback label (``label``, ``label_value``; null where none arrived). ``sample`` caps
@@ -224,7 +227,13 @@ class MonitoringStore:
 
         With feedback, ``labelled_only`` columns are read only on rows that have a label
         (null elsewhere): probabilities become one Python array per row in pandas, and
-        performance needs them only where a label arrived."""
+        performance needs them only where a label arrived.
+
+        ``inputs`` adds every ``input.*`` column to ``columns`` (drift reads the inputs and a
+        few outputs, not the request ids, probabilities and classes: those become one Python
+        object per row, most of a read's cost). A window whose segments hold no input
+        column (every request failed) is read without them."""
+        import duckdb
         import pandas as pd
 
         paths = self._window_segments(endpoint, window)
@@ -252,6 +261,9 @@ class MonitoringStore:
         if wanted is not None and with_feedback:  # the join's keys, whether wanted or not
             wanted += [key for key in ("request_id", "row") if key not in wanted]
         selected = "*" if wanted is None else ", ".join(_ident(c) for c in wanted)
+        pattern = inputs and wanted is not None
+        if pattern:
+            selected += f", {INPUT_COLUMNS}"
         query = f"SELECT {selected} FROM {self._source(paths)} {where}"
         if window.last is not None:
             query = f"SELECT * FROM ({query} ORDER BY time DESC LIMIT {int(window.last)})"
@@ -269,6 +281,7 @@ class MonitoringStore:
                 only = list(hidden)
             else:  # what was asked for: not the join's keys unless asked
                 kept = ", ".join(f"p.{_ident(c)}" for c in columns if c not in hidden)
+                kept += f", {INPUT_COLUMNS}" if pattern else ""
                 only = [c for c in columns if c in hidden]
             if feedback:
                 latest = (
@@ -290,7 +303,21 @@ class MonitoringStore:
                     f"SELECT {kept}{nulls}, NULL::VARCHAR AS label, NULL::DOUBLE AS label_value "
                     f"FROM ({query}) p"
                 )
-        frame: pd.DataFrame = db.execute(query, params).df()
+        try:
+            frame: pd.DataFrame = db.execute(query, params).df()
+        except duckdb.BinderException:
+            if not pattern:
+                raise
+            return self.predictions(
+                endpoint,
+                window,
+                columns=columns,
+                with_feedback=with_feedback,
+                only_ok=only_ok,
+                sample=sample,
+                role=role,
+                labelled_only=labelled_only,
+            )
         return frame
 
     def _sampled_segments(self, paths: list[str], rows: int) -> list[str]:

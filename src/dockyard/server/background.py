@@ -9,6 +9,13 @@ the drift/performance gauges over ``monitoring.window``, evaluates each alert ru
 ``monitoring.retention_days``. Last, it starts recomputing the console's monitoring reports
 viewed lately (:class:`~dockyard.server.reports.Reports`), without waiting for them.
 
+The rollouts' statistics, the gauges' and rules' values and a retraining action's export are
+computed where ``statistics`` says (:mod:`dockyard.server.monitor_process`): in a server,
+a child process at idle CPU priority, so a pass never holds the event loop's GIL; given
+only a monitor, on this process's threads. Of a ``--workers N`` server's processes, only the
+one holding the lead (``Lead``) computes them; every process flushes, compacts and retains
+its own log and refreshes its own console reports.
+
 Rule state lives in the registry's database
 (:class:`~dockyard.monitoring.alert_store.AlertStates`), so every process and replica sees the
 same state, and a transition is claimed with a compare-and-set: when several processes
@@ -38,13 +45,13 @@ from dockyard.monitoring.alerts import AlertRule, Transition, alert_payload, eva
 from dockyard.registry.events import record_event
 
 if TYPE_CHECKING:
-    from dockyard.deploy.controller import RolloutController
     from dockyard.deploy.service import Deployments
     from dockyard.deploy.spec import Deployment
     from dockyard.monitoring.predictions import PredictionLog
     from dockyard.monitoring.service import Monitor
     from dockyard.monitoring.webhooks import WebhookSender
     from dockyard.server.metrics import Metrics
+    from dockyard.server.monitor_process import InProcess, Lead, MonitorProcess
     from dockyard.server.reports import Reports
     from dockyard.settings import Settings
 
@@ -54,8 +61,10 @@ ACTOR = "dockyard-monitor"
 
 class Watcher:
     """Moves rollouts along, evaluates alert rules and refreshes monitoring gauges,
-    periodically (the rollouts are ``deployments``' own: none when it was built without
-    the prediction log's store)."""
+    periodically. Without ``statistics`` it computes on this process's threads over
+    ``monitor``, with ``deployments``' own rollouts (none when it was built without the
+    prediction log's store); ``monitor`` also gives the store that compaction and retention
+    work on, and the registry the rule states live in."""
 
     def __init__(
         self,
@@ -66,9 +75,12 @@ class Watcher:
         metrics: Metrics | None = None,
         prediction_log: PredictionLog | None = None,
         reports: Reports | None = None,
+        statistics: InProcess | MonitorProcess | None = None,
+        lead: Lead | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         from dockyard.monitoring.webhooks import WebhookSender
+        from dockyard.server.monitor_process import InProcess, Lead
 
         self.monitor = monitor
         self.deployments = deployments
@@ -76,7 +88,8 @@ class Watcher:
         self.metrics = metrics
         self.prediction_log = prediction_log
         self.reports = reports
-        self.rollouts: RolloutController | None = deployments.rollouts
+        self.statistics = statistics or InProcess(monitor, deployments.rollouts)
+        self.lead = lead or Lead(None)
         self.clock = clock
         self.db = monitor.registry.db
         self.alerts = AlertStates(self.db)
@@ -84,13 +97,12 @@ class Watcher:
             secret=settings.webhook_secret, allow_private=settings.webhook_allow_private
         )
         self.background: set[asyncio.Task[Any]] = set()
-        self._libraries: asyncio.Future[None] | None = None
         self._dropped: list[tuple[float, int]] = []
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        # the monitor's libraries load in a thread once the server answers, not before
-        self._libraries = asyncio.ensure_future(asyncio.to_thread(_load_libraries))
+        if self.lead.held():
+            self.statistics.prepare()
         self._task = asyncio.create_task(self._loop(), name="dockyard-monitor")
 
     async def stop(self) -> None:
@@ -101,11 +113,9 @@ class Watcher:
         if self.background:
             await asyncio.wait(self.background, timeout=10)
         await self.sender.aclose()
+        await self.statistics.close()
 
     async def _loop(self) -> None:
-        if self._libraries is not None:
-            with contextlib.suppress(Exception):  # a pass will say what is missing
-                await self._libraries
         while True:
             await asyncio.sleep(self.settings.monitor_interval_s)
             try:
@@ -121,8 +131,9 @@ class Watcher:
             self._dropped = [(at, n) for at, n in self._dropped if now - at <= 7 * 86_400]
             await asyncio.to_thread(self.prediction_log.flush)
         claimed: list[tuple[str, Transition]] = []
-        if self.rollouts is not None:
-            await asyncio.to_thread(self.rollouts.tick)
+        leading = self.lead.held()
+        if leading:
+            await self.statistics.advance_rollouts()
         deployments = await asyncio.to_thread(self.deployments.list)
         for deployment in deployments:
             settings = deployment.spec.monitoring
@@ -130,9 +141,11 @@ class Watcher:
             await asyncio.to_thread(self.monitor.store.delete_before, deployment.name, cutoff)
             hour = datetime.fromtimestamp(now, UTC).replace(minute=0, second=0, microsecond=0)
             await asyncio.to_thread(self.monitor.store.compact, deployment.name, before=hour)
+            if not leading:
+                continue
             if self.metrics is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.to_thread(self._refresh_gauges, deployment)
+                    await self._refresh_gauges(deployment)
             for rule in settings.alerts:
                 try:
                     transition = await self._evaluate(deployment.name, rule, now)
@@ -143,43 +156,19 @@ class Watcher:
                     claimed.append((deployment.name, transition))
         if self.reports is not None:  # the console's reports viewed lately, off this pass
             self.reports.refresh()
+        if leading and self.metrics is not None:
+            self.metrics.set_monitor_pass(self.clock() - now)
         return claimed
 
     # --- gauges ----------------------------------------------------------------------------
 
-    def _refresh_gauges(self, deployment: Deployment) -> None:
+    async def _refresh_gauges(self, deployment: Deployment) -> None:
         assert self.metrics is not None
-        window = self.monitor.window(deployment.spec.monitoring.window)
-        drift = self.monitor.drift(deployment.name, window)
-        report = drift.get("report")
-        figures: dict[str, float | None] = {}
-        if report is not None:
-            figures["drift_share"] = report["drift_share"]
-            for feature in report["features"]:
-                if feature["effect_size"] is not None:
-                    self.metrics.set_feature_drift(
-                        deployment.name, feature["feature"], feature["effect_size"]
-                    )
-        performance = self.monitor.performance(deployment.name, window)
-        versions = list(performance["versions"].values())
-        labelled = sum(p.get("labelled") or 0 for p in versions)
-        rows = sum(p.get("rows") or 0 for p in versions)
-        if rows:
-            figures["label_coverage"] = labelled / rows
-        accuracies = [
-            (p["accuracy"], p["labelled"]) for p in versions if p.get("accuracy") is not None
-        ]
-        if labelled and accuracies:
-            figures["accuracy"] = sum(a * n for a, n in accuracies) / labelled
-        estimates = [
-            e for e in performance["estimated"].values() if e.get("estimated_accuracy") is not None
-        ]
-        estimated_rows = sum(e["rows"] for e in estimates)
-        if estimated_rows:
-            figures["estimated_accuracy"] = (
-                sum(e["estimated_accuracy"] * e["rows"] for e in estimates) / estimated_rows
-            )
-        self.metrics.set_monitoring(deployment.name, figures)
+        name = deployment.name
+        gauges = await self.statistics.gauges(name, deployment.spec.monitoring.window)
+        for feature, size in gauges["features"].items():
+            self.metrics.set_feature_drift(name, feature, size)
+        self.metrics.set_monitoring(name, gauges["figures"])
 
     # --- rules -----------------------------------------------------------------------------
 
@@ -199,7 +188,7 @@ class Watcher:
             else 3600.0
         )
         dropped = self.dropped_in(seconds, now)
-        value = await asyncio.to_thread(self.monitor.value, endpoint, rule, dropped=dropped)
+        value = await self.statistics.value(endpoint, rule, dropped)
         state = await asyncio.to_thread(self.alerts.get, endpoint, rule.name)
         following, transition = evaluate(rule, value, state, now)
         won = await asyncio.to_thread(self.alerts.claim, endpoint, rule.name, state, following, now)
@@ -245,7 +234,7 @@ class Watcher:
         from dockyard.monitoring.webhooks import resolve_command, run_command
 
         assert rule.action is not None
-        path = await asyncio.to_thread(self._export, endpoint, rule)
+        path = await self._export(endpoint, rule)
         outcome: dict[str, Any] = {"rule": rule.name, "data": str(path)}
         try:
             if rule.action.webhook is not None:
@@ -261,32 +250,10 @@ class Watcher:
             outcome.update(ok=False, error=str(exc))
         await asyncio.to_thread(self._record, "alert.action", endpoint, outcome)
 
-    def _export(self, endpoint: str, rule: AlertRule) -> Path:
-        frame = self.monitor.frame(endpoint, self.monitor.window(rule.window), with_feedback=True)
+    async def _export(self, endpoint: str, rule: AlertRule) -> Path:
         folder = self.settings.home / "exports"
         folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
         path = folder / f"{endpoint}-{rule.name}-{stamp}.parquet"
-        frame.to_parquet(path, index=False)
+        await self.statistics.export(endpoint, rule, path)
         return path
-
-
-def _load_libraries() -> None:
-    """Import what the monitor passes use, in a thread started with the watcher, so the
-    first pass (30 s into serving) does not stop the loop for them. The server does not wait
-    for it to be ready: scipy and DuckDB take over a second to import, a third of a small
-    server's start, and a request answered meanwhile only shares the GIL with the import
-    thread for that moment; the first pass waits for it. (Nothing a pass runs needs
-    scikit-learn: its metrics, 17 MiB, load only where a model card's fairness table is
-    computed.)"""
-    import gc
-
-    import duckdb  # noqa: F401
-
-    import dockyard.monitoring.drift
-    import dockyard.monitoring.performance  # noqa: F401
-
-    # As at start (``Server.start``): what these imports made lives as long as the process,
-    # out of the cyclic collector's sight. Left in it (about 100,000 objects), every full
-    # collection scanned them all and stalled the loop 15-55 ms.
-    gc.freeze()

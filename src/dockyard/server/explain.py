@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from dockyard.settings import Settings
 
 _CACHED_VERSIONS = 8
-_WORKER_NICENESS = 10
 _WORKER: dict[str, Any] = {}
 """In a worker process only: its registry and the versions it loaded (ref -> model)."""
 _BODY = {
@@ -143,13 +142,10 @@ class Explanations:
 def _start_worker(settings: Settings) -> None:
     """A worker process's start: one numeric thread, a lower CPU priority, the registry."""
     from dockyard.registry import Registry
+    from dockyard.server.priority import run_when_idle
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before any framework starts its pool
-    try:  # Linux: run only on CPU time nothing else wants
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        with contextlib.suppress(OSError):
-            os.nice(_WORKER_NICENESS)
+    run_when_idle()
     _WORKER["registry"] = Registry.open(settings)
     _WORKER["loaded"] = OrderedDict()
 

@@ -253,6 +253,12 @@ class Metrics:
             "1 while an alert rule fires, 0 otherwise.",
             ["endpoint", "rule"],
         )
+        self.monitor_pass = monitoring_gauge(
+            "dockyard_monitor_pass_seconds",
+            "Seconds the last monitor pass took (its statistics run on idle CPU: a long pass "
+            "means the cores were busy).",
+            [],
+        )
         self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._overflow_series: dict[int, tuple[Counter, Histogram]] = {}
         self._batch_series: dict[str, Histogram] = {}
@@ -331,6 +337,9 @@ class Metrics:
 
     def set_feature_drift(self, endpoint: str, feature: str, value: float) -> None:
         self.feature_drift.labels(endpoint, feature).set(value)
+
+    def set_monitor_pass(self, seconds: float) -> None:
+        self.monitor_pass.set(seconds)
 
     def set_alert(self, endpoint: str, rule: str, firing: bool) -> None:
         self.alerts_firing.labels(endpoint, rule).set(1 if firing else 0)

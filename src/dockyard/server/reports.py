@@ -9,9 +9,10 @@ background (the page says it shows the report as of its time), and a
 first visit starts the computation and answers "computing" (the page polls until it is
 ready). The server's monitor pass (``background.Watcher``) recomputes every report viewed in
 the last :data:`KEEP_S` seconds, so a page that stays open stays fresh, and forgets the
-others. One report computes at a time per process: the console never takes more than one
-worker thread from serving. Each process keeps its own reports (several workers compute
-theirs apart).
+others. Reports are computed by the server's monitor process
+(:mod:`dockyard.server.monitor_process`), at idle CPU priority and off the serving
+process's GIL, one at a time per process. Each process keeps its own reports (several
+workers compute theirs apart).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dockyard.monitoring.service import Monitor
+    from dockyard.server.monitor_process import InProcess, MonitorProcess
 
 log = logging.getLogger("dockyard.monitoring")
 
@@ -67,14 +68,14 @@ class Reports:
 
     def __init__(
         self,
-        monitor: Monitor,
+        statistics: InProcess | MonitorProcess,
         *,
         interval_s: float,
         clock: Callable[[], float] = time.time,
         keep_s: float = KEEP_S,
         most: int = MOST,
     ) -> None:
-        self.monitor = monitor
+        self.statistics = statistics
         self.interval_s = interval_s
         self.clock = clock
         self.keep_s = keep_s
@@ -134,9 +135,7 @@ class Reports:
                 started = time.perf_counter()
                 at = self.clock()
                 try:
-                    data = await asyncio.to_thread(
-                        self.monitor.report_data, endpoint, self.monitor.window(window), every=every
-                    )
+                    data = await self.statistics.report(endpoint, window, every)
                 except Exception as exc:  # shown on the page; a later view tries again
                     if not _expected(exc):
                         log.exception("monitoring report for %s could not be computed", endpoint)

@@ -92,7 +92,7 @@ class Server:
         )
         from dockyard.server.reports import Reports
 
-        self.reports = Reports(self.monitor, interval_s=settings.monitor_interval_s)
+        self.reports = Reports(self.watcher.statistics, interval_s=settings.monitor_interval_s)
         self.watcher.reports = self.reports
         self.inference = InferencePlane(
             self.manager,
@@ -150,6 +150,7 @@ def _monitoring(
     from dockyard.monitoring.predictions import PredictionLog
     from dockyard.monitoring.service import Monitor
     from dockyard.server.background import Watcher
+    from dockyard.server.monitor_process import InProcess, Lead, MonitorProcess
 
     prediction_log = PredictionLog(
         store,
@@ -159,10 +160,23 @@ def _monitoring(
     )
     monitor = Monitor(registry, store, policies=deployments)
     # the periodic checks read a bounded sample of each window, so a busy endpoint's hour of
-    # traffic costs the serving process a bounded amount of work
-    sampled = Monitor(registry, store, policies=deployments, max_rows=WATCH_SAMPLE_ROWS)
+    # traffic costs a bounded amount of work, in a child process (server/monitor_process.py)
+    statistics: InProcess | MonitorProcess
+    if settings.monitor_process:
+        statistics = MonitorProcess(
+            settings, sample_rows=WATCH_SAMPLE_ROWS, rollouts=deployments.rollouts is not None
+        )
+    else:
+        sampled = Monitor(registry, store, policies=deployments, max_rows=WATCH_SAMPLE_ROWS)
+        statistics = InProcess(sampled, deployments.rollouts, whole=monitor)
     watcher = Watcher(
-        sampled, deployments, settings, metrics=metrics, prediction_log=prediction_log
+        monitor,
+        deployments,
+        settings,
+        metrics=metrics,
+        prediction_log=prediction_log,
+        statistics=statistics,
+        lead=Lead(metrics.multiprocess_dir),
     )
     return monitor, prediction_log, watcher
 

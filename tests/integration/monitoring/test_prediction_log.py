@@ -358,6 +358,28 @@ def test_labelled_only_columns_are_read_where_a_label_arrived(tmp_path: Path) ->
     assert everything["proba"].isna().tolist() == [True, False, True, True]
 
 
+def test_inputs_adds_every_input_column_and_a_window_without_any_reads_without_them(
+    tmp_path: Path,
+) -> None:
+    store = MonitoringStore(str(tmp_path / "m"))
+    log = PredictionLog(store)
+    log.record(NUMERIC, "failed", 500, 0.001)  # a failure logs no inputs
+    log.flush()
+    wanted = ["time", "version", "prediction"]
+    failures = store.predictions("churn", Window(), columns=wanted, inputs=True, only_ok=False)
+    assert list(failures.columns) == wanted
+    assert len(failures) == 1
+    ids = _numeric(log, 3)
+    log.flush()
+    frame = store.predictions("churn", Window(), columns=wanted, inputs=True)
+    assert list(frame.columns) == [*wanted, "input.a", "input.b"]  # no ids, classes, proba
+    assert frame["input.b"].tolist() == [0.0, -1.0, -2.0]
+    record_feedback(store, "churn", parse_feedback([{"request_id": ids[2], "label": "0"}]))
+    joined = store.predictions("churn", Window(), columns=wanted, inputs=True, with_feedback=True)
+    assert list(joined.columns) == [*wanted, "input.a", "input.b", "label", "label_value"]
+    assert joined["label"].tolist() == [None, None, "0"]
+
+
 def test_bad_feedback_lists_every_problem_and_stores_nothing() -> None:
     with pytest.raises(InvalidRequestError) as caught:
         parse_feedback(

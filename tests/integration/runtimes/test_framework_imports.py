@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _server import children, mapped_libraries
 from dockyard.registry import Registry
 from dockyard.settings import Settings
 
@@ -80,8 +81,7 @@ def test_a_server_of_a_sklearn_endpoint_maps_no_other_framework(
     answer = httpx.post(f"{server.url}/v1/endpoints/forest/predict", json={"instances": rows})
     assert answer.status_code == 200, answer.text
 
-    maps = Path(f"/proc/{server.process.pid}/maps").read_text()
-    libraries = {Path(line.split()[-1]).name for line in maps.splitlines() if ".so" in line}
+    libraries = {Path(path).name for path in mapped_libraries(server.process.pid)}
 
     assert any(name.startswith("_tree.") for name in libraries)  # the forest is loaded
     assert not [name for name in libraries if name.startswith(("libtorch", "libxgboost"))]
@@ -91,8 +91,9 @@ def test_a_server_of_a_sklearn_endpoint_maps_no_other_framework(
 def test_a_server_of_an_onnx_endpoint_maps_no_scikit_learn_after_a_monitor_pass(
     sqlite_settings: Settings, start_server: Any
 ) -> None:
-    """The monitor pass (drift over the log) runs on scipy and DuckDB; scikit-learn's metrics
-    (17 MiB) once loaded with them for nothing: an ONNX-served model's server holds none."""
+    """The monitor pass (drift over the log) runs on scipy and DuckDB, in the server's monitor
+    process; scikit-learn's metrics (17 MiB) once loaded with them for nothing. The serving
+    process maps none of the three, and the monitor process no scikit-learn."""
     import httpx
     from sklearn.linear_model import LogisticRegression
 
@@ -118,12 +119,14 @@ def test_a_server_of_an_onnx_endpoint_maps_no_scikit_learn_after_a_monitor_pass(
         return any(line.startswith("dockyard_drift_share{") for line in text.splitlines())
 
     _until(drift_gauge)
-    maps = Path(f"/proc/{server.process.pid}/maps").read_text()
-    libraries = {line.split()[-1] for line in maps.splitlines() if ".so" in line}
-
-    assert any("onnxruntime" in path for path in libraries)  # served by the ONNX twin
-    assert any("_duckdb" in path for path in libraries)  # the pass's libraries are loaded
-    assert not [path for path in libraries if "/sklearn/" in path]
+    serving = mapped_libraries(server.process.pid)
+    assert any("onnxruntime" in path for path in serving)  # served by the ONNX twin
+    assert not [path for path in serving if "_duckdb" in path or "/scipy/" in path]
+    assert not [path for path in serving if "/sklearn/" in path]
+    helpers = [mapped_libraries(pid) for pid in children(server.process.pid)]
+    monitor = [found for found in helpers if any("_duckdb" in path for path in found)]
+    assert len(monitor) == 1  # the pass's libraries are loaded there
+    assert not [path for path in monitor[0] if "/sklearn/" in path]
 
 
 def _until(condition: Any, timeout: float = 30.0) -> None:

@@ -18,6 +18,7 @@ from dockyard.deploy.store import DeploymentStore
 from dockyard.errors import NotFoundError
 from dockyard.monitoring.service import Monitor
 from dockyard.registry import Registry
+from dockyard.server.monitor_process import InProcess
 from dockyard.server.reports import SHARE, Reports
 from dockyard.server.services import open_monitor
 from dockyard.settings import Settings
@@ -56,7 +57,7 @@ async def _settled(reports: Reports) -> None:
 def test_a_view_never_waits_and_recomputes_only_when_stale(monitor: Monitor) -> None:
     async def scenario() -> None:
         clock = Clock()
-        reports = Reports(monitor, interval_s=30, clock=clock)
+        reports = Reports(InProcess(monitor), interval_s=30, clock=clock)
         first = reports.view("plain", "1d", "hour")
         assert (first.ready, first.computing) == (False, True)  # answered before computing
         await _settled(reports)
@@ -84,7 +85,7 @@ def test_a_view_never_waits_and_recomputes_only_when_stale(monitor: Monitor) -> 
 
 def test_errors_are_kept_like_reports(monitor: Monitor) -> None:
     async def scenario() -> None:
-        reports = Reports(monitor, interval_s=30, clock=Clock())
+        reports = Reports(InProcess(monitor), interval_s=30, clock=Clock())
         reports.view("nowhere", "1d", "hour")
         await _settled(reports)
         failed = reports.view("nowhere", "1d", "hour")
@@ -101,7 +102,7 @@ def test_the_monitor_pass_refreshes_what_was_viewed_and_forgets_the_rest(
 ) -> None:
     async def scenario() -> None:
         clock = Clock()
-        reports = Reports(monitor, interval_s=30, clock=clock, keep_s=900, most=2)
+        reports = Reports(InProcess(monitor), interval_s=30, clock=clock, keep_s=900, most=2)
         for window in ("1d", "2d", "3d"):  # the least recently viewed goes past ``most``
             reports.view("plain", window, "hour")
         await _settled(reports)

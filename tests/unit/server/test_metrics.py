@@ -93,6 +93,7 @@ def test_every_metric_is_named_and_typed_by_convention(single_process: None) -> 
         "dockyard_estimated_accuracy": "gauge",
         "dockyard_label_coverage": "gauge",
         "dockyard_alerts_firing": "gauge",
+        "dockyard_monitor_pass_seconds": "gauge",
     }
     labels = {"endpoint": "fraud", "version": "1.4.0", "status": "200"}
     assert value(body, "dockyard_requests_total", **labels) == 1

@@ -1,0 +1,323 @@
+"""Where the monitor's statistics are computed: a child process of the server, or (for tests
+and tools that hand the watcher a :class:`~dockyard.monitoring.service.Monitor`) this
+process's threads.
+
+A monitor pass reads windows of the prediction log with DuckDB and measures them with pandas
+and scipy: a few hundred milliseconds of CPU per busy endpoint, most of it holding the GIL.
+Run on a thread of the serving process, it took the GIL from the event loop in 5 ms turns
+(Python's switch interval) for the whole pass, and the p99 of any minute holding a pass rose
+by half. The console's monitoring reports (seconds of work over a million rows) did the same
+while a page was open. In a child process the event loop keeps its GIL, the child runs only
+on CPU time serving leaves over (:func:`~dockyard.server.priority.run_when_idle`), and the
+serving process never imports DuckDB or scipy for them.
+
+:class:`MonitorProcess` is that child: one process, spawned (never forked from a live server)
+when first needed, with its own registry and store, a sampled
+:class:`~dockyard.monitoring.service.Monitor` for the passes and a whole one for the
+reports. What crosses between the processes is small: names and window texts in, figures
+out. Everything with state stays in the serving process: the log's flush, compaction of its
+own segments, retention, rule states and their claims, notifications, the gauges.
+
+:class:`Lead` picks one worker of a ``--workers N`` server to compute the passes' statistics
+(a file lock in the workers' shared metrics folder): the gauges are shared by the workers
+("most recent" across processes) and every rule transition is claimed once anyway, so N
+workers computing the same figures would only spend N times the CPU and memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dockyard.deploy.controller import RolloutController
+    from dockyard.monitoring.alerts import AlertRule
+    from dockyard.monitoring.service import Monitor
+    from dockyard.settings import Settings
+
+log = logging.getLogger("dockyard.monitoring")
+
+_CHILD: dict[str, Any] = {}
+"""In the child process only: its monitors and rollout controller."""
+
+
+class InProcess:
+    """The monitor's statistics on this process's threads, over a given monitor (``whole``,
+    when given, for the reports and exports that read whole windows)."""
+
+    def __init__(
+        self,
+        monitor: Monitor,
+        rollouts: RolloutController | None = None,
+        *,
+        whole: Monitor | None = None,
+    ) -> None:
+        self.monitor = monitor
+        self.whole = whole or monitor
+        self.rollouts = rollouts
+        self._loading: asyncio.Future[None] | None = None
+
+    def prepare(self) -> None:
+        """Import the statistics' libraries in a thread now, not in the first pass."""
+        self._loading = asyncio.ensure_future(asyncio.to_thread(load_libraries))
+
+    async def _call(self, function: Any, *args: Any) -> Any:
+        if self._loading is not None:
+            with contextlib.suppress(Exception):  # the call itself will say what is missing
+                await self._loading
+        return await asyncio.to_thread(function, *args)
+
+    async def gauges(self, endpoint: str, window: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(gauges, self.monitor, endpoint, window)
+        return result
+
+    async def value(self, endpoint: str, rule: AlertRule, dropped: float) -> float | None:
+        result: float | None = await self._call(value, self.monitor, endpoint, rule, dropped)
+        return result
+
+    async def export(self, endpoint: str, rule: AlertRule, path: Path) -> None:
+        await self._call(export, self.whole, endpoint, rule, path)
+
+    async def advance_rollouts(self) -> None:
+        if self.rollouts is not None:
+            await self._call(self.rollouts.tick)
+
+    async def report(self, endpoint: str, window: str, every: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(report, self.whole, endpoint, window, every)
+        return result
+
+    async def close(self) -> None:
+        return None
+
+
+class MonitorProcess:
+    """The monitor's statistics in one child process that runs when the CPU is idle."""
+
+    def __init__(self, settings: Settings, *, sample_rows: int, rollouts: bool = True) -> None:
+        self.settings = settings
+        self.sample_rows = sample_rows
+        self.rollouts = rollouts
+        self._executor: ProcessPoolExecutor | None = None
+
+    def prepare(self) -> None:
+        """Nothing: the child starts with the first call (the first pass, one interval after
+        the server starts), so a server that ends sooner never pays for its imports."""
+
+    def _workers(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),  # never fork a live server
+                initializer=_start_child,
+                initargs=(self.settings, self.sample_rows, self.rollouts),
+            )
+        return self._executor
+
+    async def _call(self, function: Any, *args: Any) -> Any:
+        executor = self._workers()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
+        except BrokenProcessPool:  # the child died (killed, out of memory): a new one next
+            log.error("the monitor process stopped; another starts with the next call")
+            if self._executor is executor:
+                self._executor = None
+            raise
+
+    async def gauges(self, endpoint: str, window: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(_gauges, endpoint, window)
+        return result
+
+    async def value(self, endpoint: str, rule: AlertRule, dropped: float) -> float | None:
+        result: float | None = await self._call(_value, endpoint, rule, dropped)
+        return result
+
+    async def export(self, endpoint: str, rule: AlertRule, path: Path) -> None:
+        await self._call(_export, endpoint, rule, path)
+
+    async def advance_rollouts(self) -> None:
+        if self.rollouts:
+            await self._call(_advance_rollouts)
+
+    async def report(self, endpoint: str, window: str, every: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(_report, endpoint, window, every)
+        return result
+
+    async def close(self) -> None:
+        """Stop the child at once: a computation in flight (at idle priority on a busy
+        machine, seconds) is dropped rather than waited for; its figures are not needed."""
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            # the executor offers no way to stop a running task (terminate_workers is 3.14)
+            for child in list((getattr(executor, "_processes", None) or {}).values()):
+                child.terminate()
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+
+
+class Lead:
+    """Whether this process computes the monitor passes' statistics: always when it is the
+    server's only process; among ``--workers``, the one holding ``folder/monitor.lock``
+    (taken without waiting; the kernel frees it when its holder exits, and another worker
+    takes it at its next pass)."""
+
+    def __init__(self, folder: str | None) -> None:
+        self.path = None if folder is None else Path(folder) / "monitor.lock"
+        self._handle: IO[bytes] | None = None
+
+    def held(self) -> bool:
+        if self.path is None or self._handle is not None:
+            return True
+        import fcntl
+
+        handle = self.path.open("ab")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._handle = handle
+        return True
+
+
+# --- the computations, on a monitor wherever it runs ----------------------------------------
+
+
+def gauges(monitor: Monitor, endpoint: str, window_text: str) -> dict[str, Any]:
+    """The endpoint's monitoring gauges over ``window_text``: ``figures`` (drift share,
+    label coverage, accuracy, estimated accuracy, where known) and ``features`` (each
+    feature's drift effect size)."""
+    window = monitor.window(window_text)
+    drift = monitor.drift(endpoint, window)
+    report = drift.get("report")
+    figures: dict[str, float | None] = {}
+    features: dict[str, float] = {}
+    if report is not None:
+        figures["drift_share"] = report["drift_share"]
+        for feature in report["features"]:
+            if feature["effect_size"] is not None:
+                features[feature["feature"]] = feature["effect_size"]
+    performance = monitor.performance(endpoint, window)
+    versions = list(performance["versions"].values())
+    labelled = sum(p.get("labelled") or 0 for p in versions)
+    rows = sum(p.get("rows") or 0 for p in versions)
+    if rows:
+        figures["label_coverage"] = labelled / rows
+    accuracies = [(p["accuracy"], p["labelled"]) for p in versions if p.get("accuracy") is not None]
+    if labelled and accuracies:
+        figures["accuracy"] = sum(a * n for a, n in accuracies) / labelled
+    estimates = [
+        e for e in performance["estimated"].values() if e.get("estimated_accuracy") is not None
+    ]
+    estimated_rows = sum(e["rows"] for e in estimates)
+    if estimated_rows:
+        figures["estimated_accuracy"] = (
+            sum(e["estimated_accuracy"] * e["rows"] for e in estimates) / estimated_rows
+        )
+    return {"figures": figures, "features": features}
+
+
+def value(monitor: Monitor, endpoint: str, rule: AlertRule, dropped: float) -> float | None:
+    """The rule's metric over its window (``dropped``: rows this server's log dropped in it)."""
+    return monitor.value(endpoint, rule, dropped=dropped)
+
+
+def export(monitor: Monitor, endpoint: str, rule: AlertRule, path: Path) -> None:
+    """Write the rule's window of predictions, with any feedback labels, to ``path``."""
+    frame = monitor.frame(endpoint, monitor.window(rule.window), with_feedback=True)
+    frame.to_parquet(path, index=False)
+
+
+def report(monitor: Monitor, endpoint: str, window: str, every: str) -> dict[str, Any]:
+    """The console's monitoring report (``Monitor.report_data``) over ``window``."""
+    return monitor.report_data(endpoint, monitor.window(window), every=every)
+
+
+# --- in the child ------------------------------------------------------------------------------
+
+
+def _start_child(settings: Settings, sample_rows: int, rollouts: bool) -> None:
+    """The child's start: idle priority, one numeric thread, its own services, and the
+    libraries the statistics use imported now rather than in the first call."""
+    from dockyard.server.priority import run_when_idle
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    run_when_idle()
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
+    from dockyard.deploy.service import Deployments
+    from dockyard.monitoring.service import Monitor
+    from dockyard.monitoring.store import MonitoringStore
+    from dockyard.registry import Registry
+
+    registry = Registry.open(settings)
+    url, options = settings.resolved_monitoring_url, settings.monitoring_options
+    store = MonitoringStore(url, options, threads=1)  # as the server's own
+    deployments = Deployments.from_settings(registry, settings, monitoring=store)
+    _CHILD["sampled"] = Monitor(registry, store, policies=deployments, max_rows=sample_rows)
+    _CHILD["whole"] = Monitor(registry, store, policies=deployments)
+    _CHILD["rollouts"] = deployments.rollouts if rollouts else None
+    load_libraries()
+
+
+def _exit_with(parent: int) -> None:
+    """End this child once its server is gone, however it ended (SIGKILL included): the
+    child would otherwise outlive it, adopted by init, holding its memory."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
+def load_libraries() -> None:
+    """Import what the statistics use (scipy and DuckDB take over a second), then take every
+    object alive out of the cyclic collector's sight: the imports live as long as the
+    process, and left in sight (about 100,000 objects) every full collection scanned them
+    all, which in a serving process stalled the event loop 15-55 ms."""
+    import gc
+
+    import duckdb  # noqa: F401
+
+    import dockyard.monitoring.drift
+    import dockyard.monitoring.performance  # noqa: F401
+
+    gc.freeze()
+
+
+def _gauges(endpoint: str, window: str) -> dict[str, Any]:
+    return gauges(_CHILD["sampled"], endpoint, window)
+
+
+def _value(endpoint: str, rule: AlertRule, dropped: float) -> float | None:
+    return value(_CHILD["sampled"], endpoint, rule, dropped)
+
+
+def _export(endpoint: str, rule: AlertRule, path: Path) -> None:
+    export(_CHILD["whole"], endpoint, rule, path)
+
+
+def _advance_rollouts() -> None:
+    rollouts = _CHILD["rollouts"]
+    if rollouts is not None:
+        rollouts.tick()
+
+
+def _report(endpoint: str, window: str, every: str) -> dict[str, Any]:
+    return report(_CHILD["whole"], endpoint, window, every)
+
+
+__all__ = [
+    "InProcess",
+    "Lead",
+    "MonitorProcess",
+    "export",
+    "gauges",
+    "load_libraries",
+    "report",
+    "value",
+]

@@ -1,0 +1,138 @@
+"""The server's monitor process (``server/monitor_process.py``): the monitor passes' statistics
+run in one child process at idle CPU priority, a killed one is replaced, and of a
+``--workers 2`` server only one worker runs one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from _server import ServerProcess, children, mapped_libraries
+from dockyard.deploy.spec import DeploymentSpec
+from dockyard.deploy.store import DeploymentStore
+from dockyard.registry import Registry
+from dockyard.settings import Settings
+
+ENV = {"DOCKYARD_MONITOR_INTERVAL_S": "0.3", "DOCKYARD_LOG_FLUSH_INTERVAL_S": "0.2"}
+
+
+@pytest.fixture
+def deployed(sqlite_settings: Settings) -> tuple[Settings, list[dict[str, float]]]:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    label = (frame["a"] > 0).astype(int)
+    with Registry.open(sqlite_settings) as registry:
+        registry.register(LogisticRegression().fit(frame, label), "lr", sample=frame, y=label)
+        spec = DeploymentSpec.parse({"routes": [{"model": "lr"}], "monitoring": {"log": True}})
+        DeploymentStore(registry.db).put("lr", spec, actor="tester")
+    return sqlite_settings, frame.head(40).to_dict("records")
+
+
+def _monitor_processes(root: int) -> list[int]:
+    """Descendants of ``root`` that map DuckDB: the monitor processes."""
+    found, todo = [], [root]
+    while todo:
+        for pid in children(todo.pop()):
+            todo.append(pid)
+            try:
+                if any("_duckdb" in path for path in mapped_libraries(pid)):
+                    found.append(pid)
+            except OSError:  # gone meanwhile
+                continue
+    return found
+
+
+def _gauge(server: ServerProcess, name: str) -> float | None:
+    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+        if line.startswith(name):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def _until(condition: Any, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        time.sleep(0.1)
+    return found
+
+
+def _predict(server: ServerProcess, rows: list[dict[str, float]]) -> None:
+    answer = httpx.post(f"{server.url}/v1/endpoints/lr/predict", json={"instances": rows})
+    assert answer.status_code == 200, answer.text
+
+
+def test_passes_run_in_an_idle_priority_child_and_a_killed_one_is_replaced(
+    deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
+) -> None:
+    settings, rows = deployed
+    server = start_server(settings.home, env=ENV)
+    server.wait_ready()
+    _predict(server, rows)
+    _until(lambda: _gauge(server, "dockyard_drift_share{") is not None)
+    assert _gauge(server, "dockyard_monitor_pass_seconds") is not None
+    (first,) = _until(lambda: _monitor_processes(server.process.pid))
+    assert os.sched_getscheduler(first) == os.SCHED_IDLE
+
+    os.kill(first, signal.SIGKILL)
+    (second,) = _until(
+        lambda: [pid for pid in _monitor_processes(server.process.pid) if pid != first]
+    )
+    assert os.sched_getscheduler(second) == os.SCHED_IDLE
+    assert "the monitor process stopped" in server.log.read_text()
+    _predict(server, rows)  # serving never noticed
+
+
+def test_one_worker_of_several_runs_the_monitor_process(
+    deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
+) -> None:
+    settings, rows = deployed
+    server = start_server(settings.home, "--workers", "2", env=ENV)
+    server.wait_ready()
+    for _ in range(4):
+        _predict(server, rows)
+    _until(lambda: _gauge(server, "dockyard_drift_share{") is not None)
+    assert len(children(server.process.pid)) >= 2  # the workers
+    assert len(_monitor_processes(server.process.pid)) == 1
+
+
+def test_without_a_monitor_process_the_server_computes_on_its_own_threads(
+    deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
+) -> None:
+    settings, rows = deployed
+    server = start_server(settings.home, env={**ENV, "DOCKYARD_MONITOR_PROCESS": "false"})
+    server.wait_ready()
+    _predict(server, rows)
+    _until(lambda: _gauge(server, "dockyard_drift_share{") is not None)
+    assert not _monitor_processes(server.process.pid)
+    assert any("_duckdb" in path for path in mapped_libraries(server.process.pid))
+
+
+def test_the_monitor_process_ends_with_a_killed_server(
+    deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
+) -> None:
+    settings, rows = deployed
+    server = start_server(settings.home, env=ENV)
+    server.wait_ready()
+    _predict(server, rows)
+    (child,) = _until(lambda: _monitor_processes(server.process.pid))
+    server.process.kill()
+    server.process.wait()
+    _until(lambda: not Path(f"/proc/{child}").exists() or _zombie(child), timeout=15)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
