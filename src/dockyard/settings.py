@@ -200,11 +200,11 @@ class Settings(BaseSettings):
     )
     monitor_process: bool = Field(
         default=True,
-        description="Compute the monitor's statistics (drift, performance, alert values, "
-        "rollout checks, the console's reports) in a child process at idle CPU priority, so "
-        "they never hold the serving process's GIL; false computes them on the server's "
-        "threads, which saves that process's memory (DuckDB, scipy and pandas once more) "
-        "and lets a pass slow the requests answered meanwhile.",
+        description="Compute the monitoring gauges' statistics (drift, performance) and the "
+        "console's reports in a child process at idle CPU priority, so they never hold the "
+        "serving process's GIL; false computes them on the server's threads, which saves "
+        "that process's memory (DuckDB, scipy and pandas once more) and lets a pass slow "
+        "the requests answered meanwhile.",
     )
     webhook_secret: str | None = Field(
         default=None,

@@ -1,6 +1,7 @@
-"""The server's monitor process (``server/monitor_process.py``): the monitor passes' statistics
-run in one child process at idle CPU priority, a killed one is replaced, and of a
-``--workers 2`` server only one worker runs one."""
+"""The server's monitor process (``server/monitor_process.py``): the gauges' statistics run in
+one child process at idle CPU priority, off the serving process (which then maps none of
+DuckDB, scipy or scikit-learn), a killed one is replaced, it ends with a killed server, and
+of a ``--workers 2`` server only one worker runs one."""
 
 from __future__ import annotations
 
@@ -72,17 +73,29 @@ def _predict(server: ServerProcess, rows: list[dict[str, float]]) -> None:
     assert answer.status_code == 200, answer.text
 
 
+def _serving(start: Any, settings: Settings, rows: Any, *args: str, **env: str) -> ServerProcess:
+    """A server that answered ``rows`` and has refreshed its gauges once."""
+    server: ServerProcess = start(settings.home, *args, env={**ENV, **env})
+    server.wait_ready()
+    _predict(server, rows)
+    _until(lambda: _gauge(server, "dockyard_drift_share{") is not None)
+    return server
+
+
 def test_passes_run_in_an_idle_priority_child_and_a_killed_one_is_replaced(
     deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
 ) -> None:
     settings, rows = deployed
-    server = start_server(settings.home, env=ENV)
-    server.wait_ready()
-    _predict(server, rows)
-    _until(lambda: _gauge(server, "dockyard_drift_share{") is not None)
+    server = _serving(start_server, settings, rows)
     assert _gauge(server, "dockyard_monitor_pass_seconds") is not None
+    serving = mapped_libraries(server.process.pid)
+    assert any("onnxruntime" in path for path in serving)  # served by the ONNX twin
+    assert not [path for path in serving if "_duckdb" in path or "/scipy/" in path]
+    assert not [path for path in serving if "/sklearn/" in path]
     (first,) = _until(lambda: _monitor_processes(server.process.pid))
     assert os.sched_getscheduler(first) == os.SCHED_IDLE
+    # scikit-learn's metrics (17 MiB) once loaded with the pass's libraries for nothing
+    assert not [path for path in mapped_libraries(first) if "/sklearn/" in path]
 
     os.kill(first, signal.SIGKILL)
     (second,) = _until(
@@ -97,11 +110,7 @@ def test_one_worker_of_several_runs_the_monitor_process(
     deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
 ) -> None:
     settings, rows = deployed
-    server = start_server(settings.home, "--workers", "2", env=ENV)
-    server.wait_ready()
-    for _ in range(4):
-        _predict(server, rows)
-    _until(lambda: _gauge(server, "dockyard_drift_share{") is not None)
+    server = _serving(start_server, settings, rows, "--workers", "2")
     assert len(children(server.process.pid)) >= 2  # the workers
     assert len(_monitor_processes(server.process.pid)) == 1
 
@@ -110,10 +119,7 @@ def test_without_a_monitor_process_the_server_computes_on_its_own_threads(
     deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
 ) -> None:
     settings, rows = deployed
-    server = start_server(settings.home, env={**ENV, "DOCKYARD_MONITOR_PROCESS": "false"})
-    server.wait_ready()
-    _predict(server, rows)
-    _until(lambda: _gauge(server, "dockyard_drift_share{") is not None)
+    server = _serving(start_server, settings, rows, DOCKYARD_MONITOR_PROCESS="false")
     assert not _monitor_processes(server.process.pid)
     assert any("_duckdb" in path for path in mapped_libraries(server.process.pid))
 
@@ -122,9 +128,7 @@ def test_the_monitor_process_ends_with_a_killed_server(
     deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
 ) -> None:
     settings, rows = deployed
-    server = start_server(settings.home, env=ENV)
-    server.wait_ready()
-    _predict(server, rows)
+    server = _serving(start_server, settings, rows)
     (child,) = _until(lambda: _monitor_processes(server.process.pid))
     server.process.kill()
     server.process.wait()

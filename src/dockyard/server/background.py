@@ -9,12 +9,15 @@ the drift/performance gauges over ``monitoring.window``, evaluates each alert ru
 ``monitoring.retention_days``. Last, it starts recomputing the console's monitoring reports
 viewed lately (:class:`~dockyard.server.reports.Reports`), without waiting for them.
 
-The rollouts' statistics, the gauges' and rules' values and a retraining action's export are
-computed where ``statistics`` says (:mod:`dockyard.server.monitor_process`): in a server,
-a child process at idle CPU priority, so a pass never holds the event loop's GIL; given
-only a monitor, on this process's threads. Of a ``--workers N`` server's processes, only the
-one holding the lead (``Lead``) computes them; every process flushes, compacts and retains
-its own log and refreshes its own console reports.
+The gauges' statistics (and the console's reports) are computed where ``statistics`` says
+(:mod:`dockyard.server.monitor_process`): in a server, a child process at idle CPU
+priority, so the pass every endpoint pays never holds the event loop's GIL; given only a
+monitor, on this process's threads. Decisions stay on this process's threads at normal
+priority, because they must not wait for idle CPU: the rollouts' checks, the alert rules'
+values and a retraining action's export (work only endpoints with a rollout or rules
+cause). Of a ``--workers N`` server's processes, only the one holding the lead (``Lead``)
+computes either; every process flushes, compacts and retains its own log and refreshes
+its own console reports.
 
 Rule state lives in the registry's database
 (:class:`~dockyard.monitoring.alert_store.AlertStates`), so every process and replica sees the
@@ -61,10 +64,11 @@ ACTOR = "dockyard-monitor"
 
 class Watcher:
     """Moves rollouts along, evaluates alert rules and refreshes monitoring gauges,
-    periodically. Without ``statistics`` it computes on this process's threads over
-    ``monitor``, with ``deployments``' own rollouts (none when it was built without the
-    prediction log's store); ``monitor`` also gives the store that compaction and retention
-    work on, and the registry the rule states live in."""
+    periodically. Decisions (``deployments``' own rollouts, none when it was built without
+    the prediction log's store, and the rules' values) compute on this process's threads
+    over ``monitor``, and so do the gauges without ``statistics``; ``monitor`` also gives
+    the store that compaction and retention work on, and the registry the rule states live
+    in."""
 
     def __init__(
         self,
@@ -88,7 +92,8 @@ class Watcher:
         self.metrics = metrics
         self.prediction_log = prediction_log
         self.reports = reports
-        self.statistics = statistics or InProcess(monitor, deployments.rollouts)
+        self.decisions = InProcess(monitor, deployments.rollouts)
+        self.statistics = statistics or self.decisions
         self.lead = lead or Lead(None)
         self.clock = clock
         self.db = monitor.registry.db
@@ -99,6 +104,7 @@ class Watcher:
         self.background: set[asyncio.Task[Any]] = set()
         self._dropped: list[tuple[float, int]] = []
         self._task: asyncio.Task[None] | None = None
+        self._gauging: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self.lead.held():
@@ -106,14 +112,16 @@ class Watcher:
         self._task = asyncio.create_task(self._loop(), name="dockyard-monitor")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._gauging):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.background:
             await asyncio.wait(self.background, timeout=10)
         await self.sender.aclose()
         await self.statistics.close()
+        await self.decisions.close()
 
     async def _loop(self) -> None:
         while True:
@@ -133,7 +141,7 @@ class Watcher:
         claimed: list[tuple[str, Transition]] = []
         leading = self.lead.held()
         if leading:
-            await self.statistics.advance_rollouts()
+            await self.decisions.advance_rollouts()
         deployments = await asyncio.to_thread(self.deployments.list)
         for deployment in deployments:
             settings = deployment.spec.monitoring
@@ -143,9 +151,6 @@ class Watcher:
             await asyncio.to_thread(self.monitor.store.compact, deployment.name, before=hour)
             if not leading:
                 continue
-            if self.metrics is not None:
-                with contextlib.suppress(Exception):
-                    await self._refresh_gauges(deployment)
             for rule in settings.alerts:
                 try:
                     transition = await self._evaluate(deployment.name, rule, now)
@@ -154,21 +159,33 @@ class Watcher:
                     continue
                 if transition is not None:
                     claimed.append((deployment.name, transition))
+        if leading and self.metrics is not None and not self._refreshing():
+            self._gauging = asyncio.create_task(self._refresh_gauges(deployments))
         if self.reports is not None:  # the console's reports viewed lately, off this pass
             self.reports.refresh()
-        if leading and self.metrics is not None:
-            self.metrics.set_monitor_pass(self.clock() - now)
         return claimed
 
     # --- gauges ----------------------------------------------------------------------------
 
-    async def _refresh_gauges(self, deployment: Deployment) -> None:
+    def _refreshing(self) -> bool:
+        return self._gauging is not None and not self._gauging.done()
+
+    async def _refresh_gauges(self, deployments: list[Deployment]) -> None:
+        """Refresh every endpoint's gauges, apart from the pass: at idle priority on a busy
+        machine they take a while, and the rollouts and rules must not wait for them (the
+        next pass starts no other refresh while this one runs)."""
         assert self.metrics is not None
-        name = deployment.name
-        gauges = await self.statistics.gauges(name, deployment.spec.monitoring.window)
-        for feature, size in gauges["features"].items():
-            self.metrics.set_feature_drift(name, feature, size)
-        self.metrics.set_monitoring(name, gauges["figures"])
+        started = self.clock()
+        for deployment in deployments:
+            name = deployment.name
+            try:
+                gauges = await self.statistics.gauges(name, deployment.spec.monitoring.window)
+            except Exception:  # no log yet, storage briefly away: the next pass tries again
+                continue
+            for feature, size in gauges["features"].items():
+                self.metrics.set_feature_drift(name, feature, size)
+            self.metrics.set_monitoring(name, gauges["figures"])
+        self.metrics.set_monitor_pass(self.clock() - started)
 
     # --- rules -----------------------------------------------------------------------------
 
@@ -188,7 +205,7 @@ class Watcher:
             else 3600.0
         )
         dropped = self.dropped_in(seconds, now)
-        value = await self.statistics.value(endpoint, rule, dropped)
+        value = await self.decisions.value(endpoint, rule, dropped)
         state = await asyncio.to_thread(self.alerts.get, endpoint, rule.name)
         following, transition = evaluate(rule, value, state, now)
         won = await asyncio.to_thread(self.alerts.claim, endpoint, rule.name, state, following, now)
@@ -255,5 +272,5 @@ class Watcher:
         folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
         path = folder / f"{endpoint}-{rule.name}-{stamp}.parquet"
-        await self.statistics.export(endpoint, rule, path)
+        await self.decisions.export(endpoint, rule, path)
         return path

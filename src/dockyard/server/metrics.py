@@ -255,8 +255,8 @@ class Metrics:
         )
         self.monitor_pass = monitoring_gauge(
             "dockyard_monitor_pass_seconds",
-            "Seconds the last monitor pass took (its statistics run on idle CPU: a long pass "
-            "means the cores were busy).",
+            "Seconds the last refresh of the monitoring gauges took (computed on idle CPU: "
+            "a long refresh means the cores were busy).",
             [],
         )
         self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}

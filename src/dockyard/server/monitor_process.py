@@ -2,21 +2,24 @@
 and tools that hand the watcher a :class:`~dockyard.monitoring.service.Monitor`) this
 process's threads.
 
-A monitor pass reads windows of the prediction log with DuckDB and measures them with pandas
-and scipy: a few hundred milliseconds of CPU per busy endpoint, most of it holding the GIL.
-Run on a thread of the serving process, it took the GIL from the event loop in 5 ms turns
-(Python's switch interval) for the whole pass, and the p99 of any minute holding a pass rose
-by half. The console's monitoring reports (seconds of work over a million rows) did the same
-while a page was open. In a child process the event loop keeps its GIL, the child runs only
-on CPU time serving leaves over (:func:`~dockyard.server.priority.run_when_idle`), and the
-serving process never imports DuckDB or scipy for them.
+Every monitor pass refreshes every endpoint's gauges: it reads a window of the prediction
+log with DuckDB and measures drift and performance with pandas and scipy, a few hundred
+milliseconds of CPU per busy endpoint, most of it holding the GIL. Run on a thread of the
+serving process, it took the GIL from the event loop in 5 ms turns (Python's switch
+interval) for the whole pass, and the p99 of any minute holding a pass rose by half. The
+console's monitoring reports (seconds of work over a million rows) did the same while a
+page was open. In a child process the event loop keeps its GIL, the child runs only on CPU
+time serving leaves over (:func:`~dockyard.server.priority.run_when_idle`), and the serving
+process imports neither DuckDB nor scipy for them.
 
 :class:`MonitorProcess` is that child: one process, spawned (never forked from a live server)
-when first needed, with its own registry and store, a sampled
-:class:`~dockyard.monitoring.service.Monitor` for the passes and a whole one for the
+at the first pass, with its own registry and store, a sampled
+:class:`~dockyard.monitoring.service.Monitor` for the gauges and a whole one for the
 reports. What crosses between the processes is small: names and window texts in, figures
-out. Everything with state stays in the serving process: the log's flush, compaction of its
-own segments, retention, rule states and their claims, notifications, the gauges.
+out. At idle priority, work waits while the cores are saturated (measured: 20 s for a 0.2 s
+pass on one saturated core), so what decides (a rollout's next step, an alert rule's value,
+a retraining export) stays on the server's threads (:class:`InProcess`, ``Watcher``), as
+does everything with state.
 
 :class:`Lead` picks one worker of a ``--workers N`` server to compute the passes' statistics
 (a file lock in the workers' shared metrics folder): the gauges are shared by the workers
@@ -51,8 +54,9 @@ _CHILD: dict[str, Any] = {}
 
 
 class InProcess:
-    """The monitor's statistics on this process's threads, over a given monitor (``whole``,
-    when given, for the reports and exports that read whole windows)."""
+    """The monitor's computations on this process's threads, over a given monitor
+    (``whole``, when given, for the reports and exports that read whole windows); its
+    libraries are imported in a thread before the first computation that needs them."""
 
     def __init__(
         self,
@@ -67,13 +71,15 @@ class InProcess:
         self._loading: asyncio.Future[None] | None = None
 
     def prepare(self) -> None:
-        """Import the statistics' libraries in a thread now, not in the first pass."""
-        self._loading = asyncio.ensure_future(asyncio.to_thread(load_libraries))
+        """Import the statistics' libraries in a thread now, not in the first call."""
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(asyncio.to_thread(load_libraries))
 
     async def _call(self, function: Any, *args: Any) -> Any:
-        if self._loading is not None:
-            with contextlib.suppress(Exception):  # the call itself will say what is missing
-                await self._loading
+        self.prepare()
+        assert self._loading is not None
+        with contextlib.suppress(Exception):  # the call itself will say what is missing
+            await self._loading
         return await asyncio.to_thread(function, *args)
 
     async def gauges(self, endpoint: str, window: str) -> dict[str, Any]:
@@ -88,8 +94,10 @@ class InProcess:
         await self._call(export, self.whole, endpoint, rule, path)
 
     async def advance_rollouts(self) -> None:
+        """One rollout pass; it reads the log (and imports its libraries) only for an
+        endpoint with a rollout plan, so none are loaded for it otherwise."""
         if self.rollouts is not None:
-            await self._call(self.rollouts.tick)
+            await asyncio.to_thread(self.rollouts.tick)
 
     async def report(self, endpoint: str, window: str, every: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._call(report, self.whole, endpoint, window, every)
@@ -100,12 +108,12 @@ class InProcess:
 
 
 class MonitorProcess:
-    """The monitor's statistics in one child process that runs when the CPU is idle."""
+    """The gauges' statistics and the console's reports in one child process that runs when
+    the CPU is idle."""
 
-    def __init__(self, settings: Settings, *, sample_rows: int, rollouts: bool = True) -> None:
+    def __init__(self, settings: Settings, *, sample_rows: int) -> None:
         self.settings = settings
         self.sample_rows = sample_rows
-        self.rollouts = rollouts
         self._executor: ProcessPoolExecutor | None = None
 
     def prepare(self) -> None:
@@ -118,7 +126,7 @@ class MonitorProcess:
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),  # never fork a live server
                 initializer=_start_child,
-                initargs=(self.settings, self.sample_rows, self.rollouts),
+                initargs=(self.settings, self.sample_rows),
             )
         return self._executor
 
@@ -135,17 +143,6 @@ class MonitorProcess:
     async def gauges(self, endpoint: str, window: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._call(_gauges, endpoint, window)
         return result
-
-    async def value(self, endpoint: str, rule: AlertRule, dropped: float) -> float | None:
-        result: float | None = await self._call(_value, endpoint, rule, dropped)
-        return result
-
-    async def export(self, endpoint: str, rule: AlertRule, path: Path) -> None:
-        await self._call(_export, endpoint, rule, path)
-
-    async def advance_rollouts(self) -> None:
-        if self.rollouts:
-            await self._call(_advance_rollouts)
 
     async def report(self, endpoint: str, window: str, every: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._call(_report, endpoint, window, every)
@@ -243,7 +240,7 @@ def report(monitor: Monitor, endpoint: str, window: str, every: str) -> dict[str
 # --- in the child ------------------------------------------------------------------------------
 
 
-def _start_child(settings: Settings, sample_rows: int, rollouts: bool) -> None:
+def _start_child(settings: Settings, sample_rows: int) -> None:
     """The child's start: idle priority, one numeric thread, its own services, and the
     libraries the statistics use imported now rather than in the first call."""
     from dockyard.server.priority import run_when_idle
@@ -262,7 +259,6 @@ def _start_child(settings: Settings, sample_rows: int, rollouts: bool) -> None:
     deployments = Deployments.from_settings(registry, settings, monitoring=store)
     _CHILD["sampled"] = Monitor(registry, store, policies=deployments, max_rows=sample_rows)
     _CHILD["whole"] = Monitor(registry, store, policies=deployments)
-    _CHILD["rollouts"] = deployments.rollouts if rollouts else None
     load_libraries()
 
 
@@ -291,20 +287,6 @@ def load_libraries() -> None:
 
 def _gauges(endpoint: str, window: str) -> dict[str, Any]:
     return gauges(_CHILD["sampled"], endpoint, window)
-
-
-def _value(endpoint: str, rule: AlertRule, dropped: float) -> float | None:
-    return value(_CHILD["sampled"], endpoint, rule, dropped)
-
-
-def _export(endpoint: str, rule: AlertRule, path: Path) -> None:
-    export(_CHILD["whole"], endpoint, rule, path)
-
-
-def _advance_rollouts() -> None:
-    rollouts = _CHILD["rollouts"]
-    if rollouts is not None:
-        rollouts.tick()
 
 
 def _report(endpoint: str, window: str, every: str) -> dict[str, Any]:

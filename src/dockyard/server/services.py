@@ -160,17 +160,16 @@ def _monitoring(
     )
     monitor = Monitor(registry, store, policies=deployments)
     # the periodic checks read a bounded sample of each window, so a busy endpoint's hour of
-    # traffic costs a bounded amount of work, in a child process (server/monitor_process.py)
+    # traffic costs a bounded amount of work; the gauges' share of it in a child process
+    # (server/monitor_process.py)
+    sampled = Monitor(registry, store, policies=deployments, max_rows=WATCH_SAMPLE_ROWS)
     statistics: InProcess | MonitorProcess
     if settings.monitor_process:
-        statistics = MonitorProcess(
-            settings, sample_rows=WATCH_SAMPLE_ROWS, rollouts=deployments.rollouts is not None
-        )
+        statistics = MonitorProcess(settings, sample_rows=WATCH_SAMPLE_ROWS)
     else:
-        sampled = Monitor(registry, store, policies=deployments, max_rows=WATCH_SAMPLE_ROWS)
-        statistics = InProcess(sampled, deployments.rollouts, whole=monitor)
+        statistics = InProcess(sampled, whole=monitor)
     watcher = Watcher(
-        monitor,
+        sampled,
         deployments,
         settings,
         metrics=metrics,
