@@ -96,6 +96,10 @@ def test_passes_run_in_an_idle_priority_child_and_a_killed_one_is_replaced(
     assert os.sched_getscheduler(first) == os.SCHED_IDLE
     # scikit-learn's metrics (17 MiB) once loaded with the pass's libraries for nothing
     assert not [path for path in mapped_libraries(first) if "/sklearn/" in path]
+    report = httpx.get(f"{server.url}/api/monitoring/lr/report", timeout=60)
+    assert report.status_code == 200, report.text
+    assert "drift" in report.text.lower()
+    assert not [p for p in mapped_libraries(server.process.pid) if "_duckdb" in p]  # the child's
 
     os.kill(first, signal.SIGKILL)
     (second,) = _until(

@@ -111,10 +111,12 @@ def add_monitoring_routes(api: FastAPI, server: Server, read: Depends, predict: 
 
     @api.get("/api/monitoring/{name}/report", tags=["monitoring"], dependencies=[read])
     async def report(name: str, window: str = Query("1d"), every: str = "hour") -> Response:
-        """The self-contained HTML report (the same as ``dockyard monitor report``)."""
+        """The self-contained HTML report (the same as ``dockyard monitor report``), computed
+        where the console's reports are (the monitor process, off the serving GIL)."""
         from dockyard.monitoring.report import render_report
 
-        data = await blocking(monitor.report_data, name, monitor.window(window), every=every)
+        monitor.window(window)  # a bad window is the caller's 400 before any work
+        data = await server.reports.statistics.report(name, window, every)
         return HTMLResponse(await blocking(render_report, data))
 
     @api.get("/api/monitoring/alerts", tags=["monitoring"], dependencies=[read])
