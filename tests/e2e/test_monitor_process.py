@@ -20,6 +20,7 @@ from _server import ServerProcess, children, mapped_libraries
 from dockyard.deploy.spec import DeploymentSpec
 from dockyard.deploy.store import DeploymentStore
 from dockyard.registry import Registry
+from dockyard.server.services import open_monitor
 from dockyard.settings import Settings
 
 ENV = {"DOCKYARD_MONITOR_INTERVAL_S": "0.3", "DOCKYARD_LOG_FLUSH_INTERVAL_S": "0.2"}
@@ -108,6 +109,42 @@ def test_passes_run_in_an_idle_priority_child_and_a_killed_one_is_replaced(
     assert os.sched_getscheduler(second) == os.SCHED_IDLE
     assert "the monitor process stopped" in server.log.read_text()
     _predict(server, rows)  # serving never noticed
+
+
+def test_the_apis_drift_and_performance_reads_are_computed_in_the_monitor_process(
+    deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
+) -> None:
+    settings, rows = deployed
+    server = _serving(start_server, settings, rows)
+    url = f"{server.url}/api/monitoring/lr"
+    drift = httpx.get(f"{url}/drift", params={"window": "all", "every": "hour"}, timeout=60)
+    assert drift.status_code == 200, drift.text
+    performance = httpx.get(f"{url}/performance", params={"window": "all"}, timeout=60)
+    assert performance.status_code == 200, performance.text
+    by = httpx.get(f"{url}/performance", params={"window": "all", "by": "a"}, timeout=60)
+    assert by.status_code == 200, by.text
+    assert not [p for p in mapped_libraries(server.process.pid) if "_duckdb" in p or "/scipy/" in p]
+    # the same figures as this process computes over the same log
+    with open_monitor(settings) as monitor:
+        window = monitor.window("all")
+        expected = monitor.drift("lr", window)
+        expected_performance = monitor.performance("lr", window)
+    report = drift.json()["report"]
+    assert report["drift_share"] == expected["report"]["drift_share"]
+    assert [f["effect_size"] for f in report["features"]] == [
+        f["effect_size"] for f in expected["report"]["features"]
+    ]
+    assert drift.json()["over_time"]
+    assert performance.json()["versions"].keys() == expected_performance["versions"].keys()
+    # what the child refuses comes back as the caller's error, in the one error shape
+    unknown = httpx.get(f"{server.url}/api/monitoring/nope/drift", timeout=60)
+    assert unknown.status_code == 404, unknown.text
+    assert "nope" in unknown.json()["error"]
+    every = httpx.get(f"{url}/drift", params={"every": "fortnight"}, timeout=60)
+    assert every.status_code == 400, every.text
+    assert "fortnight" in every.json()["error"]
+    column = httpx.get(f"{url}/performance", params={"by": "nope"}, timeout=60)
+    assert column.status_code == 400, column.text
 
 
 def test_one_worker_of_several_runs_the_monitor_process(

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from dockyard.monitoring.alerts import AlertRule
     from dockyard.monitoring.service import Monitor
     from dockyard.settings import Settings
+    from dockyard.windows import Window
 
 log = logging.getLogger("dockyard.monitoring")
 
@@ -103,6 +104,27 @@ class InProcess:
         result: dict[str, Any] = await self._call(report, self.whole, endpoint, window, every)
         return result
 
+    async def drift(
+        self,
+        endpoint: str,
+        window: Window,
+        baseline: Window | None,
+        version: str | None,
+        every: str | None,
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(
+            drift, self.whole, endpoint, window, baseline, version, every
+        )
+        return result
+
+    async def performance(
+        self, endpoint: str, window: Window, every: str | None, by: str | None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(
+            performance, self.whole, endpoint, window, every, by
+        )
+        return result
+
     async def close(self) -> None:
         return None
 
@@ -146,6 +168,25 @@ class MonitorProcess:
 
     async def report(self, endpoint: str, window: str, every: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._call(_report, endpoint, window, every)
+        return result
+
+    async def drift(
+        self,
+        endpoint: str,
+        window: Window,
+        baseline: Window | None,
+        version: str | None,
+        every: str | None,
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(
+            _drift, endpoint, window, baseline, version, every
+        )
+        return result
+
+    async def performance(
+        self, endpoint: str, window: Window, every: str | None, by: str | None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(_performance, endpoint, window, every, by)
         return result
 
     async def close(self) -> None:
@@ -237,6 +278,32 @@ def report(monitor: Monitor, endpoint: str, window: str, every: str) -> dict[str
     return monitor.report_data(endpoint, monitor.window(window), every=every)
 
 
+def drift(
+    monitor: Monitor,
+    endpoint: str,
+    window: Window,
+    baseline: Window | None,
+    version: str | None,
+    every: str | None,
+) -> dict[str, Any]:
+    """The API's drift read: the window against the reference (or ``baseline``), and with
+    ``every`` the drift share per tumbling hour or day as ``over_time``."""
+    result = monitor.drift(endpoint, window, baseline=baseline, version=version)
+    if every is not None:
+        result["over_time"] = monitor.drift_over_time(endpoint, window, every=every)
+    return result
+
+
+def performance(
+    monitor: Monitor, endpoint: str, window: Window, every: str | None, by: str | None
+) -> dict[str, Any]:
+    """The API's performance read: per version (a series with ``every``), or per group of
+    the input column ``by``."""
+    if by is not None:
+        return monitor.performance_by(endpoint, window, by)
+    return monitor.performance(endpoint, window, every=every)
+
+
 # --- in the child ------------------------------------------------------------------------------
 
 
@@ -293,13 +360,27 @@ def _report(endpoint: str, window: str, every: str) -> dict[str, Any]:
     return report(_CHILD["whole"], endpoint, window, every)
 
 
+def _drift(
+    endpoint: str, window: Window, baseline: Window | None, version: str | None, every: str | None
+) -> dict[str, Any]:
+    return drift(_CHILD["whole"], endpoint, window, baseline, version, every)
+
+
+def _performance(
+    endpoint: str, window: Window, every: str | None, by: str | None
+) -> dict[str, Any]:
+    return performance(_CHILD["whole"], endpoint, window, every, by)
+
+
 __all__ = [
     "InProcess",
     "Lead",
     "MonitorProcess",
+    "drift",
     "export",
     "gauges",
     "load_libraries",
+    "performance",
     "report",
     "value",
 ]

@@ -31,6 +31,7 @@ class FeedbackItem(BaseModel):
 def add_monitoring_routes(api: FastAPI, server: Server, read: Depends, predict: Depends) -> None:
     """Declare the feedback route and the ``/api/monitoring`` routes on ``api``."""
     monitor = server.monitor
+    statistics = server.watcher.statistics  # the monitor process, or these threads
 
     async def blocking(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(fn, *args, **kwargs)
@@ -79,17 +80,11 @@ def add_monitoring_routes(api: FastAPI, server: Server, read: Depends, predict: 
             None, description="Also the drift share per tumbling 'hour' or 'day'."
         ),
     ) -> dict[str, Any]:
-        """Per-feature and prediction drift of the window, with the whole-dataset verdict."""
-        current = monitor.window(window)
+        """Per-feature and prediction drift of the window, with the whole-dataset verdict;
+        computed where the console's reports are (the monitor process, off the serving GIL)."""
+        current = monitor.window(window)  # a bad window is the caller's 400 before any work
         earlier = None if baseline is None else window_before(monitor.window(baseline), current)
-        result: dict[str, Any] = await blocking(
-            monitor.drift, name, current, baseline=earlier, version=version
-        )
-        if every is not None:
-            result["over_time"] = await blocking(
-                monitor.drift_over_time, name, current, every=every
-            )
-        return result
+        return await statistics.drift(name, current, earlier, version, every)
 
     @api.get("/api/monitoring/{name}/performance", tags=["monitoring"], dependencies=[read])
     async def performance(
@@ -98,16 +93,9 @@ def add_monitoring_routes(api: FastAPI, server: Server, read: Depends, predict: 
         every: str | None = Query(None, description="'hour' or 'day' for a series."),
         by: str | None = Query(None, description="Per group of this input column, and the gap."),
     ) -> dict[str, Any]:
-        """Performance from feedback per version (and estimated accuracy without labels)."""
-        if by is not None:
-            grouped: dict[str, Any] = await blocking(
-                monitor.performance_by, name, monitor.window(window), by
-            )
-            return grouped
-        result: dict[str, Any] = await blocking(
-            monitor.performance, name, monitor.window(window), every=every
-        )
-        return result
+        """Performance from feedback per version (and estimated accuracy without labels);
+        computed in the monitor process, as drift."""
+        return await statistics.performance(name, monitor.window(window), every, by)
 
     @api.get("/api/monitoring/{name}/report", tags=["monitoring"], dependencies=[read])
     async def report(name: str, window: str = Query("1d"), every: str = "hour") -> Response:
@@ -116,7 +104,7 @@ def add_monitoring_routes(api: FastAPI, server: Server, read: Depends, predict: 
         from dockyard.monitoring.report import render_report
 
         monitor.window(window)  # a bad window is the caller's 400 before any work
-        data = await server.reports.statistics.report(name, window, every)
+        data = await statistics.report(name, window, every)
         return HTMLResponse(await blocking(render_report, data))
 
     @api.get("/api/monitoring/alerts", tags=["monitoring"], dependencies=[read])
