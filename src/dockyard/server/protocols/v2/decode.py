@@ -243,8 +243,10 @@ def _decode_input(
 
 
 def _shape(value: Any, name: str) -> tuple[int, ...]:
-    if type(value) is list and len(value) == 1 and type(value[0]) is int and value[0] >= 0:
-        return (value[0],)  # one column's tensor: the common case, checked at once
+    if type(value) is list and 1 <= len(value) <= 2:  # a column or a 2-D tensor, at once
+        first, last = value[0], value[-1]
+        if type(first) is int and type(last) is int and first >= 0 and last >= 0:
+            return (first,) if len(value) == 1 else (first, last)
     if type(value) is not list or any(type(dim) is not int for dim in value):
         raise invalid(
             f"Input {name!r} has shape {describe(value)}; a shape is a list of integers.",
@@ -312,6 +314,8 @@ def _from_json(
         if array is not None:
             return array
     flat: list[Any] = data
+    while len(flat) == 1 and type(flat[0]) is list:  # one row: nothing to join
+        flat = flat[0]
     while flat and type(flat[0]) is list:
         if any(type(item) is not list for item in flat):
             raise invalid(

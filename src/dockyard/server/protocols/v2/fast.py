@@ -54,9 +54,12 @@ def column_block(inputs: list[Any]) -> ColumnBlock | None:
     if not PLAIN_NUMBERS.issuperset(map(type, values)) or not _distinct(names):
         return None
     try:
-        with np.errstate(over="raise"):
-            array = np.array(values, dtype=DATATYPES[datatype])
-    except (OverflowError, FloatingPointError):
+        if datatype == "FP64":  # Python's floats are float64: nothing to overflow
+            array = np.array(values, dtype=np.float64)
+        else:
+            with np.errstate(over="raise"):
+                array = np.array(values, dtype=DATATYPES[datatype])
+    except (OverflowError, FloatingPointError):  # an integer beyond float64; FP32 overflow
         return None
     columns = array.reshape(len(names), rows)
     block = columns.T if rows == 1 else np.ascontiguousarray(columns.T)

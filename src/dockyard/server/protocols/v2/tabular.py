@@ -36,13 +36,12 @@ def tabular_input(
     validator's to check.
     """
     names = list(column_names)
-    known = set(names)
     problems: list[Problem] = []
     inputs = request.inputs
     data: NDArray[Any] | dict[str, list[Any] | NDArray[Any]]
     if type(inputs) is ColumnBlock and (in_order := _block_order(inputs, names)) is not None:
         return inputs.values if in_order is True else inputs.values[:, in_order]
-    if len(inputs) == 1 and inputs[0].name not in known:
+    if len(inputs) == 1 and inputs[0].name not in names:
         data = _tensor_rows(inputs[0], names, problems)
     else:
         data = _named_columns(inputs, names, problems)
