@@ -5,6 +5,7 @@ of a ``--workers 2`` server only one worker runs one."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -19,9 +20,12 @@ import pytest
 from _server import ServerProcess, children, mapped_libraries
 from dockyard.deploy.spec import DeploymentSpec
 from dockyard.deploy.store import DeploymentStore
+from dockyard.errors import NotFoundError, UnavailableError
 from dockyard.registry import Registry
+from dockyard.server.monitor_process import MONITOR_KEY_ENV, Lead, MonitorProcess
 from dockyard.server.services import open_monitor
 from dockyard.settings import Settings
+from dockyard.windows import Window
 
 ENV = {"DOCKYARD_MONITOR_INTERVAL_S": "0.3", "DOCKYARD_LOG_FLUSH_INTERVAL_S": "0.2"}
 
@@ -147,13 +151,82 @@ def test_the_apis_drift_and_performance_reads_are_computed_in_the_monitor_proces
     assert column.status_code == 400, column.text
 
 
-def test_one_worker_of_several_runs_the_monitor_process(
+def test_one_worker_of_several_runs_the_monitor_process_and_answers_the_others_reads(
     deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
 ) -> None:
     settings, rows = deployed
     server = _serving(start_server, settings, rows, "--workers", "2")
-    assert len(children(server.process.pid)) >= 2  # the workers
+    workers = children(server.process.pid)
+    assert len(workers) >= 2
     assert len(_monitor_processes(server.process.pid)) == 1
+    # reads on fresh connections land on either worker; every one is answered by the one child
+    shares = set()
+    for _ in range(12):
+        answer = httpx.get(f"{server.url}/api/monitoring/lr/drift?window=all", timeout=60)
+        assert answer.status_code == 200, answer.text
+        shares.add(answer.json()["report"]["drift_share"])
+        report = httpx.get(f"{server.url}/api/monitoring/lr/report?window=1h", timeout=60)
+        assert report.status_code == 200, report.text
+    assert len(shares) == 1
+    assert len(_monitor_processes(server.process.pid)) == 1
+    for worker in workers:
+        assert not [p for p in mapped_libraries(worker) if "_duckdb" in p or "/scipy/" in p]
+
+
+def test_a_worker_that_does_not_lead_reads_through_the_leads_monitor_process(
+    deployed: tuple[Settings, list[dict[str, float]]],
+    start_server: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two workers' views in this process: the first holds the lead (and its child), the
+    second cannot take the lock and reads through the first's child over its socket."""
+    settings, rows = deployed
+    server = _serving(start_server, settings, rows)
+    server.stop()  # the log is written; the two monitor processes below read it
+    monkeypatch.setenv(MONITOR_KEY_ENV, "k" * 64)
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    leader = MonitorProcess(settings, sample_rows=1000, lead=Lead(str(folder)))
+    other = MonitorProcess(settings, sample_rows=1000, lead=Lead(str(folder)))
+
+    async def reads() -> list[Any]:
+        assert leader.lead.held()
+        assert not other.lead.held()
+        leader.prepare()  # the lead starts its child at once, for the others
+        try:
+            window = Window()
+            mine = await leader.drift("lr", window, None, None, None)
+            theirs = await _retried(lambda: other.drift("lr", window, None, None, "hour"))
+            performance = await other.performance("lr", window, None, None)
+            try:
+                await other.drift("nope", window, None, None, None)
+            except NotFoundError as exc:
+                missing: Exception = exc
+            return [mine, theirs, performance, missing]
+        finally:
+            await other.close()
+            await leader.close()
+            leader.lead.close()
+            other.lead.close()
+
+    mine, theirs, performance, missing = asyncio.run(reads())
+    assert other._executor is None  # the second never started a child of its own
+    assert theirs["report"]["drift_share"] == mine["report"]["drift_share"]
+    assert theirs["over_time"]
+    assert "lr" in str(performance)
+    assert "nope" in str(missing)
+
+
+async def _retried(read: Any) -> Any:
+    """``read()`` once the lead's child listens (it binds after its imports)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return await read()
+        except UnavailableError:
+            assert time.monotonic() < deadline, "the lead's monitor process never listened"
+            await asyncio.sleep(0.2)
 
 
 def test_without_a_monitor_process_the_server_computes_on_its_own_threads(

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import ipaddress
 import os
+import secrets
 import shutil
 import tempfile
 import threading
@@ -101,6 +102,7 @@ def serve(
         listen,
         raise_fd_limit,
     )
+    from dockyard.server.monitor_process import MONITOR_KEY_ENV
 
     listener = listen(host, port)  # a busy port fails here, before anything loads
     if grpc_port is not None:
@@ -122,6 +124,8 @@ def serve(
     if workers > 1:
         metrics_dir = tempfile.mkdtemp(prefix="dockyard-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        # the key of the lead worker's monitor process socket, for the workers alone
+        os.environ[MONITOR_KEY_ENV] = secrets.token_hex(32)
     local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     scheme = "https" if settings.tls else "http"
     base = f"{scheme}://{f'[{local}]' if ':' in local else local}:{port}"

@@ -122,6 +122,7 @@ class Watcher:
         await self.sender.aclose()
         await self.statistics.close()
         await self.decisions.close()
+        self.lead.close()
 
     async def _loop(self) -> None:
         while True:

@@ -24,7 +24,9 @@ does everything with state.
 :class:`Lead` picks one worker of a ``--workers N`` server to compute the passes' statistics
 (a file lock in the workers' shared metrics folder): the gauges are shared by the workers
 ("most recent" across processes) and every rule transition is claimed once anyway, so N
-workers computing the same figures would only spend N times the CPU and memory.
+workers computing the same figures would only spend N times the CPU and memory. The other
+workers' reads (console reports, the API's drift and performance) go to the lead's child
+too, over a Unix socket (:class:`Shared`), so a server has one monitor process.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -131,16 +134,28 @@ class InProcess:
 
 class MonitorProcess:
     """The gauges' statistics and the console's reports in one child process that runs when
-    the CPU is idle."""
+    the CPU is idle.
 
-    def __init__(self, settings: Settings, *, sample_rows: int) -> None:
+    Among ``--workers`` (a ``lead`` with a folder and ``MONITOR_KEY_ENV`` set), only the lead
+    worker has the child; it also answers the other workers' reads (reports, drift,
+    performance) on a Unix socket beside the lead's lock (:class:`Shared`), so a server runs
+    one monitor process however many workers it has, and the lead starts it at once so that
+    the others can reach it. A worker that takes the lead over (its holder died) starts its
+    own."""
+
+    def __init__(self, settings: Settings, *, sample_rows: int, lead: Lead | None = None) -> None:
         self.settings = settings
         self.sample_rows = sample_rows
+        self.lead = lead or Lead(None)
+        self.shared = Shared.among_workers(self.lead)
         self._executor: ProcessPoolExecutor | None = None
 
     def prepare(self) -> None:
-        """Nothing: the child starts with the first call (the first pass, one interval after
-        the server starts), so a server that ends sooner never pays for its imports."""
+        """Start the child now when other workers read through it; otherwise nothing: it
+        starts with the first call (the first pass, one interval after the server starts),
+        so a server that ends sooner never pays for its imports."""
+        if self.shared is not None:
+            self._workers().submit(os.getpid)  # spawns the child
 
     def _workers(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -148,11 +163,13 @@ class MonitorProcess:
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),  # never fork a live server
                 initializer=_start_child,
-                initargs=(self.settings, self.sample_rows),
+                initargs=(self.settings, self.sample_rows, self.shared),
             )
         return self._executor
 
     async def _call(self, function: Any, *args: Any) -> Any:
+        if self.shared is not None and not self.lead.held():  # the lead's child answers
+            return await asyncio.to_thread(self.shared.call, function.__name__, args)
         executor = self._workers()
         try:
             return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
@@ -223,6 +240,62 @@ class Lead:
             return False
         self._handle = handle
         return True
+
+    def close(self) -> None:
+        """Let the lead go (at the server's stop; another worker takes it at its next pass)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+class Shared:
+    """The lead worker's monitor process as the other workers reach it: a Unix socket in the
+    workers' private folder (``monitor.sock`` beside the lead's lock), each connection
+    authenticated with the key the server gave its workers (``MONITOR_KEY_ENV``:
+    :mod:`multiprocessing.connection`'s HMAC challenge, before anything is unpickled). Only
+    the reads in :data:`SHARED_READS` are answered; a failure comes back as the exception
+    the lead's child raised (a 404 for an unknown endpoint stays a 404)."""
+
+    def __init__(self, address: str, key: bytes) -> None:
+        self.address = address
+        self.key = key
+
+    @classmethod
+    def among_workers(cls, lead: Lead) -> Shared | None:
+        """The socket of ``lead``'s worker folder, or ``None``: a single-process server, or
+        a key-less one (workers started by something other than ``dockyard serve``)."""
+        key = os.environ.get(MONITOR_KEY_ENV)
+        if lead.path is None or not key:
+            return None
+        address = str(lead.path.with_name("monitor.sock"))
+        if len(address.encode()) > _UNIX_PATH_MAX:  # too long to bind: each worker its own
+            return None
+        return cls(address, key.encode())
+
+    def call(self, name: str, args: tuple[Any, ...]) -> Any:
+        """Run ``name(*args)`` in the lead's child and return its result (blocking)."""
+        from multiprocessing.connection import Client
+
+        from dockyard.errors import UnavailableError
+
+        try:
+            connection = Client(self.address, family="AF_UNIX", authkey=self.key)
+            with connection:
+                connection.send((name, args))
+                answered, value = connection.recv()
+        except (FileNotFoundError, ConnectionError, EOFError):  # not up yet, or it stopped
+            raise UnavailableError(
+                "The server's monitor process is not running.",
+                hint="Retry in a few seconds: the lead worker starts it (again).",
+            ) from None
+        if not answered:
+            raise value
+        return value
+
+
+MONITOR_KEY_ENV = "DOCKYARD_MONITOR_KEY"
+"""Set by ``dockyard serve --workers N`` for its workers: the key of :class:`Shared`."""
+_UNIX_PATH_MAX = 107
 
 
 # --- the computations, on a monitor wherever it runs ----------------------------------------
@@ -307,9 +380,10 @@ def performance(
 # --- in the child ------------------------------------------------------------------------------
 
 
-def _start_child(settings: Settings, sample_rows: int) -> None:
-    """The child's start: idle priority, one numeric thread, its own services, and the
-    libraries the statistics use imported now rather than in the first call."""
+def _start_child(settings: Settings, sample_rows: int, shared: Shared | None = None) -> None:
+    """The child's start: idle priority, one numeric thread, its own services, the other
+    workers' socket (``shared``), and the libraries the statistics use imported now rather
+    than in the first call."""
     from dockyard.server.priority import run_when_idle
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -327,6 +401,55 @@ def _start_child(settings: Settings, sample_rows: int) -> None:
     _CHILD["sampled"] = Monitor(registry, store, policies=deployments, max_rows=sample_rows)
     _CHILD["whole"] = Monitor(registry, store, policies=deployments)
     load_libraries()
+    if shared is not None:
+        threading.Thread(target=_answer_workers, args=(shared,), daemon=True).start()
+
+
+def _answer_workers(shared: Shared) -> None:
+    """Accept the other workers' connections on ``shared``'s socket (a stale one, left by a
+    lead that died, is replaced), each authenticated and answered on a thread of its own, so
+    that a peer stalling in the handshake holds up no one else."""
+    from multiprocessing.connection import Listener
+
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(shared.address)
+    with Listener(shared.address, family="AF_UNIX") as listener:  # the key: per connection
+        while True:
+            try:
+                connection = listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=_answer, args=(connection, shared.key), daemon=True).start()
+
+
+def _answer(connection: Any, key: bytes) -> None:
+    """Answer one worker's reads until it closes the connection, once it has shown it holds
+    the key (the challenge both ways, before anything it sends is unpickled)."""
+    from multiprocessing import AuthenticationError
+    from multiprocessing.connection import answer_challenge, deliver_challenge
+
+    with connection:
+        try:
+            deliver_challenge(connection, key)
+            answer_challenge(connection, key)
+        except (AuthenticationError, EOFError, OSError) as exc:
+            log.warning("refused a connection to the monitor process: %s", exc)
+            return
+        while True:
+            try:
+                name, args = connection.recv()
+            except (EOFError, OSError):
+                return
+            try:
+                if name not in SHARED_READS:
+                    raise ValueError(f"{name!r} is not a read the monitor process answers")
+                answer: tuple[bool, Any] = (True, SHARED_READS[name](*args))
+            except Exception as exc:  # the caller's error to raise (a 404 stays a 404)
+                answer = (False, exc)
+            try:
+                connection.send(answer)
+            except Exception as exc:  # an exception that does not pickle: its text
+                connection.send((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
 
 
 def _exit_with(parent: int) -> None:
@@ -372,10 +495,20 @@ def _performance(
     return performance(_CHILD["whole"], endpoint, window, every, by)
 
 
+SHARED_READS: dict[str, Callable[..., dict[str, Any]]] = {
+    "_report": _report,
+    "_drift": _drift,
+    "_performance": _performance,
+}
+"""What the lead's child computes for the other workers (:class:`Shared`), by name."""
+
+
 __all__ = [
+    "MONITOR_KEY_ENV",
     "InProcess",
     "Lead",
     "MonitorProcess",
+    "Shared",
     "drift",
     "export",
     "gauges",

@@ -163,9 +163,10 @@ def _monitoring(
     # traffic costs a bounded amount of work; the gauges' share of it in a child process
     # (server/monitor_process.py)
     sampled = Monitor(registry, store, policies=deployments, max_rows=WATCH_SAMPLE_ROWS)
+    lead = Lead(metrics.multiprocess_dir)
     statistics: InProcess | MonitorProcess
     if settings.monitor_process:
-        statistics = MonitorProcess(settings, sample_rows=WATCH_SAMPLE_ROWS)
+        statistics = MonitorProcess(settings, sample_rows=WATCH_SAMPLE_ROWS, lead=lead)
     else:
         statistics = InProcess(sampled, whole=monitor)
     watcher = Watcher(
@@ -175,7 +176,7 @@ def _monitoring(
         metrics=metrics,
         prediction_log=prediction_log,
         statistics=statistics,
-        lead=Lead(metrics.multiprocess_dir),
+        lead=lead,
     )
     return monitor, prediction_log, watcher
 

@@ -1,0 +1,115 @@
+"""The lead worker's monitor process answers the other workers on a Unix socket
+(``server/monitor_process.py``, :class:`Shared`): what arrives there is unpickled, so only a
+peer holding the workers' key may send anything. A wrong key and a peer that skips the
+handshake are refused before anything is unpickled, one that stalls in the handshake holds
+up no one, and the socket still answers its workers afterwards; a read outside the shared
+ones is refused even with the key."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import socket
+import struct
+import time
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockyard.errors import NotFoundError, UnavailableError
+from dockyard.server.monitor_process import MONITOR_KEY_ENV, Lead, MonitorProcess, Shared
+from dockyard.settings import Settings
+from dockyard.windows import Window
+
+KEY = "0123456789abcdef" * 4
+
+
+class _Touch:
+    """A pickle that creates ``path`` when it is loaded."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> Any:
+        return (Path.touch, (self.path,))
+
+
+def _wait_listening(shared: Shared) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            shared.call("_drift", ("nope", Window(), None, None, None))
+        except NotFoundError:
+            return
+        except UnavailableError:
+            assert time.monotonic() < deadline, "the monitor process never listened"
+            time.sleep(0.2)
+
+
+def _until_closed(peer: socket.socket) -> bytes:
+    """Everything ``peer`` receives until the other end closes (or resets) it."""
+    received = b""
+    try:
+        while chunk := peer.recv(4096):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
+
+
+def test_only_a_peer_with_the_workers_key_is_answered(
+    sqlite_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MONITOR_KEY_ENV, KEY)
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    leader = MonitorProcess(sqlite_settings, sample_rows=100, lead=Lead(str(folder)))
+    assert leader.shared is not None
+    assert leader.lead.held()
+    shared = leader.shared
+    marker = tmp_path / "unpickled"
+
+    async def run() -> None:
+        leader.prepare()
+        try:
+            await asyncio.to_thread(_wait_listening, shared)
+            # a wrong key fails the handshake
+            with pytest.raises(AuthenticationError):
+                Client(shared.address, family="AF_UNIX", authkey=b"not the key")
+            # a peer that skips the handshake and sends a pickle straight away
+            payload = pickle.dumps(("_drift", (_Touch(marker),)))
+            with socket.socket(socket.AF_UNIX) as raw:
+                raw.connect(shared.address)
+                raw.settimeout(10)
+                raw.sendall(struct.pack("!i", len(payload)) + payload)
+                received = _until_closed(raw)
+            assert b"#CHALLENGE#" in received  # the handshake asked for, then the end
+            assert b"WELCOME" not in received
+            # a peer that connects and never answers the challenge holds up no one
+            with socket.socket(socket.AF_UNIX) as stalled:
+                stalled.connect(shared.address)
+                with pytest.raises(NotFoundError):
+                    shared.call("_drift", ("nope", Window(), None, None, None))
+            # a read that is not shared, even with the key
+            with pytest.raises(ValueError, match="not a read"):
+                shared.call("_gauges", ("lr", "1h"))
+            # and the workers are still answered
+            with pytest.raises(NotFoundError):
+                shared.call("_drift", ("nope", Window(), None, None, None))
+        finally:
+            await leader.close()
+            leader.lead.close()
+
+    asyncio.run(run())
+    assert not marker.exists()
+
+
+def test_without_the_workers_key_nothing_is_shared(
+    sqlite_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(MONITOR_KEY_ENV, raising=False)
+    process = MonitorProcess(sqlite_settings, sample_rows=100, lead=Lead(str(tmp_path)))
+    assert process.shared is None
