@@ -8,13 +8,17 @@ RSS: after ``--requests`` one-row predictions to each model (v1 records and the 
 tensor, one at a time) and two monitor passes (the server runs with
 ``DOCKYARD_MONITOR_INTERVAL_S=2``, so the passes' libraries and their drift over the logged
 rows are in it), for the tree and for the serving process alone (the tree adds the monitor
-process and multiprocessing's resource tracker). ``--before SRC`` runs
+process and multiprocessing's resource tracker). With ``--workers N`` the server runs N
+workers and, after the steady figure, ``--reads`` monitoring reads
+(``/api/monitoring/lr/drift``, each on a fresh connection, so they land on any worker) are
+sent and the tree is read again, with how many of its processes map DuckDB (monitor
+processes). ``--before SRC`` runs
 another tree's ``src`` interleaved with this one (A B A B...), for an A/B of a change; run
 the script itself with ``PYTHONPATH=SRC`` then, so the registry is written by the older
 code (a newer deployment spec may carry settings the older server refuses).
 
 Run:  PYTHONPATH=src .venv/bin/python benchmarks/start.py [--runs 3]
-      [--before /tmp/before/src]
+      [--before /tmp/before/src] [--workers 2 --reads 20]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -51,15 +56,19 @@ def prepare(work: Path) -> Path:
     return home
 
 
-def start(home: Path, src: str | None, requests: int) -> tuple[float, float, float, float]:
+def start(
+    home: Path, src: str | None, requests: int, workers: int = 1, reads: int = 0
+) -> tuple[float, float, float, float, str]:
     """(seconds to the first answer, RSS MiB half a second later, RSS MiB at steady state,
-    of which the serving process alone); RSS counts the server's whole process tree (its
-    monitor process and multiprocessing's resource tracker included)."""
+    of which the serving process alone, and with ``reads`` what they left); RSS counts the
+    server's whole process tree (its monitor process and multiprocessing's resource tracker
+    included)."""
     port = harness.free_port()
     env = {**os.environ, "DOCKYARD_HOME": str(home), "DOCKYARD_MONITOR_INTERVAL_S": "2"}
     if src:
         env["PYTHONPATH"] = src
     command = [sys.executable, "-m", "dockyard", "serve", "--port", str(port)]
+    command += ["--workers", str(workers)]
     body = json.dumps({"instances": [{f"x{i}": 0.1 for i in range(harness.FEATURES)}]}).encode()
     url = f"http://127.0.0.1:{port}/v1/endpoints/rf/predict"
     started = time.monotonic()
@@ -89,10 +98,37 @@ def start(home: Path, src: str | None, requests: int) -> tuple[float, float, flo
         traffic(port, requests)
         time.sleep(4.5)  # two monitor passes over what was logged
         steady = harness.rss_mib(harness.process_tree(process.pid))
-        return ready, first, steady, harness.rss_mib([process.pid])
+        after = monitoring_reads(port, process.pid, reads) if reads else ""
+        return ready, first, steady, harness.rss_mib([process.pid]), after
     finally:
         process.terminate()
         process.wait()
+
+
+def monitoring_reads(port: int, root: int, reads: int) -> str:
+    """Send ``reads`` drift reads, each on its own connection; say what they answered and
+    what the tree holds 8 s later."""
+    statuses: dict[int, int] = {}
+    for _ in range(reads):
+        url = f"http://127.0.0.1:{port}/api/monitoring/lr/drift?window=all"
+        try:
+            with urllib.request.urlopen(url, timeout=60) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        statuses[status] = statuses.get(status, 0) + 1
+    time.sleep(8)
+    tree = harness.process_tree(root)
+    monitors = 0
+    for pid in tree:
+        try:
+            monitors += "_duckdb" in Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            continue
+    return (
+        f"; after {reads} reads ({statuses}): tree {harness.rss_mib(tree):.0f} MiB, "
+        f"{monitors} process(es) mapping DuckDB"
+    )
 
 
 def traffic(port: int, requests: int) -> None:
@@ -123,6 +159,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--requests", type=int, default=2000, help="Per model, before steady.")
     parser.add_argument("--before", default=None, help="Another tree's src, interleaved.")
+    parser.add_argument("--workers", type=int, default=1, help="dockyard serve --workers.")
+    parser.add_argument("--reads", type=int, default=0, help="Monitoring reads after steady.")
     parser.add_argument("--work", type=Path, default=harness.HERE / ".work" / "start")
     args = parser.parse_args()
     home = prepare(args.work.resolve())
@@ -130,10 +168,12 @@ def main() -> None:
     trees = [("before", args.before), ("this tree", here)] if args.before else [("", here)]
     for _ in range(args.runs):
         for label, src in trees:
-            ready, rss, steady, serving = start(home, src, args.requests)
+            ready, rss, steady, serving, after = start(
+                home, src, args.requests, args.workers, args.reads
+            )
             print(
                 f"{label:>9} ready {ready:.2f} s, RSS {rss:.0f} MiB, steady {steady:.0f} MiB "
-                f"(serving process {serving:.0f} MiB)",
+                f"(serving process {serving:.0f} MiB){after}",
                 flush=True,
             )
 
