@@ -1,8 +1,10 @@
 """A small registry for the attack tests on the HTTP edge: a diabetes Ridge regressor (with a
-signature) deployed as ``diabetes``, and tokens made straight in its database."""
+signature) deployed as ``diabetes``, and tokens made straight in its database; and reading a
+raw socket to its end."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from dockyard.deploy.spec import DeploymentSpec
@@ -47,3 +49,14 @@ def make_token(settings: Settings, name: str, *scopes: str) -> str:
 
 def bearer(secret: str) -> dict[str, str]:
     return {"authorization": f"Bearer {secret}"}
+
+
+def read_all(sock: socket.socket) -> bytes:
+    """Everything the other end sends until it closes the connection (a reset ends it too)."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data

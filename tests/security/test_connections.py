@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _edge import read_all
 
 from _server import ServerProcess
 
@@ -60,17 +61,6 @@ def connect() -> Iterator[Callable[[ServerProcess], socket.socket]]:
         sock.close()
 
 
-def _read_all(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection (a reset ends it too)."""
-    data = b""
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except ConnectionResetError:
-        pass
-    return data
-
-
 def _trickle(socks: list[socket.socket], pieces: Iterator[bytes]) -> dict[int, bytes]:
     """Send the next piece to every socket still open, every 0.2 s, until the server has
     closed them all or the pieces run out; return what each closed one received."""
@@ -80,12 +70,12 @@ def _trickle(socks: list[socket.socket], pieces: Iterator[bytes]) -> dict[int, b
             if i in answers:
                 continue
             if select.select([sock], [], [], 0)[0]:  # the server spoke: its answer, then EOF
-                answers[i] = _read_all(sock)
+                answers[i] = read_all(sock)
                 continue
             try:
                 sock.sendall(piece)
             except OSError:  # the server has closed it
-                answers[i] = _read_all(sock)
+                answers[i] = read_all(sock)
         if len(answers) == len(socks):
             break
         time.sleep(0.2)  # the trickle's pace, not a wait for the server
@@ -158,7 +148,7 @@ def test_slow_body_is_cut_off_at_the_deadline(timed: ServerProcess, connect: Con
 def test_a_connection_that_sends_nothing_is_closed(timed: ServerProcess, connect: Connect) -> None:
     socks = [connect(timed) for _ in range(20)]
     for sock in socks:
-        assert _read_all(sock) == b""  # closed without an answer: no request was begun
+        assert read_all(sock) == b""  # closed without an answer: no request was begun
 
 
 def test_an_idle_kept_alive_connection_is_closed(timed: ServerProcess, connect: Connect) -> None:
@@ -169,7 +159,7 @@ def test_an_idle_kept_alive_connection_is_closed(timed: ServerProcess, connect: 
         response += sock.recv(65536)
     assert response.startswith(b"HTTP/1.1 200")
     assert b"connection: close" not in response.lower()  # kept alive...
-    assert _read_all(sock) == b""  # ...until idle too long
+    assert read_all(sock) == b""  # ...until idle too long
 
 
 def test_requests_in_one_piece_are_not_disturbed(timed: ServerProcess) -> None:
@@ -183,7 +173,7 @@ def test_workers_keep_the_deadlines(tmp_path: Path, start_server: Any, connect: 
     server.wait_ready()
     sock = connect(server)
     sock.sendall(b"GET /healthz HTTP/1.1\r\n")
-    status, body = _error(_read_all(sock))
+    status, body = _error(read_all(sock))
     assert status == 408
     assert body["code"] == "request_timeout"
 
@@ -218,7 +208,7 @@ def test_past_the_cap_connections_are_refused_and_health_returns(
     while len(refusals) < 10 and time.monotonic() < deadline:
         sock = connect(server)
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        answer = _read_all(sock)
+        answer = read_all(sock)
         sock.close()
         if answer.startswith(b"HTTP/1.1 503"):
             refusals.append(answer)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _edge import read_all
 
 from dockyard.errors import NotFoundError, UnavailableError
 from dockyard.server.monitor_process import MONITOR_KEY_ENV, Lead, MonitorProcess, Shared
@@ -41,23 +42,12 @@ def _wait_listening(shared: Shared) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
-            shared.call("_drift", ("nope", Window(), None, None, None))
+            shared.call("whole", "drift", ("nope", Window(), None, None, None))
         except NotFoundError:
             return
         except UnavailableError:
             assert time.monotonic() < deadline, "the monitor process never listened"
             time.sleep(0.2)
-
-
-def _until_closed(peer: socket.socket) -> bytes:
-    """Everything ``peer`` receives until the other end closes (or resets) it."""
-    received = b""
-    try:
-        while chunk := peer.recv(4096):
-            received += chunk
-    except ConnectionResetError:
-        pass
-    return received
 
 
 def test_only_a_peer_with_the_workers_key_is_answered(
@@ -80,25 +70,25 @@ def test_only_a_peer_with_the_workers_key_is_answered(
             with pytest.raises(AuthenticationError):
                 Client(shared.address, family="AF_UNIX", authkey=b"not the key")
             # a peer that skips the handshake and sends a pickle straight away
-            payload = pickle.dumps(("_drift", (_Touch(marker),)))
+            payload = pickle.dumps(("whole", "drift", (_Touch(marker),)))
             with socket.socket(socket.AF_UNIX) as raw:
                 raw.connect(shared.address)
                 raw.settimeout(10)
                 raw.sendall(struct.pack("!i", len(payload)) + payload)
-                received = _until_closed(raw)
+                received = read_all(raw)
             assert b"#CHALLENGE#" in received  # the handshake asked for, then the end
             assert b"WELCOME" not in received
             # a peer that connects and never answers the challenge holds up no one
             with socket.socket(socket.AF_UNIX) as stalled:
                 stalled.connect(shared.address)
                 with pytest.raises(NotFoundError):
-                    shared.call("_drift", ("nope", Window(), None, None, None))
+                    shared.call("whole", "drift", ("nope", Window(), None, None, None))
             # a read that is not shared, even with the key
             with pytest.raises(ValueError, match="not a read"):
-                shared.call("_gauges", ("lr", "1h"))
+                shared.call("sampled", "gauges", ("lr", "1h"))
             # and the workers are still answered
             with pytest.raises(NotFoundError):
-                shared.call("_drift", ("nope", Window(), None, None, None))
+                shared.call("whole", "drift", ("nope", Window(), None, None, None))
         finally:
             await leader.close()
             leader.lead.close()

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from dockyard.monitoring.service import Monitor
     from dockyard.monitoring.webhooks import WebhookSender
     from dockyard.server.metrics import Metrics
-    from dockyard.server.monitor_process import InProcess, Lead, MonitorProcess
+    from dockyard.server.monitor_process import Lead, Statistics
     from dockyard.server.reports import Reports
     from dockyard.settings import Settings
 
@@ -79,7 +79,7 @@ class Watcher:
         metrics: Metrics | None = None,
         prediction_log: PredictionLog | None = None,
         reports: Reports | None = None,
-        statistics: InProcess | MonitorProcess | None = None,
+        statistics: Statistics | None = None,
         lead: Lead | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:

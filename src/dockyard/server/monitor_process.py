@@ -57,7 +57,51 @@ _CHILD: dict[str, Any] = {}
 """In the child process only: its monitors and rollout controller."""
 
 
-class InProcess:
+class Statistics:
+    """What the watcher, the console and the API ask of the monitor's statistics, computed
+    over the ``"sampled"`` monitor (the gauges) or the ``"whole"`` one (reports and reads)
+    wherever the subclass computes them (:meth:`_compute`)."""
+
+    def prepare(self) -> None:
+        """Get ready for the first computation (where that costs time), without waiting."""
+
+    async def close(self) -> None:
+        """Stop whatever computes."""
+
+    async def _compute(self, over: str, function: Callable[..., Any], *args: Any) -> Any:
+        raise NotImplementedError
+
+    async def gauges(self, endpoint: str, window: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._compute("sampled", gauges, endpoint, window)
+        return result
+
+    async def report(self, endpoint: str, window: str, every: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._compute("whole", report, endpoint, window, every)
+        return result
+
+    async def drift(
+        self,
+        endpoint: str,
+        window: Window,
+        baseline: Window | None,
+        version: str | None,
+        every: str | None,
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._compute(
+            "whole", drift, endpoint, window, baseline, version, every
+        )
+        return result
+
+    async def performance(
+        self, endpoint: str, window: Window, every: str | None, by: str | None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._compute(
+            "whole", performance, endpoint, window, every, by
+        )
+        return result
+
+
+class InProcess(Statistics):
     """The monitor's computations on this process's threads, over a given monitor
     (``whole``, when given, for the reports and exports that read whole windows); its
     libraries are imported in a thread before the first computation that needs them."""
@@ -86,9 +130,8 @@ class InProcess:
             await self._loading
         return await asyncio.to_thread(function, *args)
 
-    async def gauges(self, endpoint: str, window: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(gauges, self.monitor, endpoint, window)
-        return result
+    async def _compute(self, over: str, function: Callable[..., Any], *args: Any) -> Any:
+        return await self._call(function, self.whole if over == "whole" else self.monitor, *args)
 
     async def value(self, endpoint: str, rule: AlertRule, dropped: float) -> float | None:
         result: float | None = await self._call(value, self.monitor, endpoint, rule, dropped)
@@ -103,36 +146,11 @@ class InProcess:
         if self.rollouts is not None:
             await asyncio.to_thread(self.rollouts.tick)
 
-    async def report(self, endpoint: str, window: str, every: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(report, self.whole, endpoint, window, every)
-        return result
-
-    async def drift(
-        self,
-        endpoint: str,
-        window: Window,
-        baseline: Window | None,
-        version: str | None,
-        every: str | None,
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(
-            drift, self.whole, endpoint, window, baseline, version, every
-        )
-        return result
-
-    async def performance(
-        self, endpoint: str, window: Window, every: str | None, by: str | None
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(
-            performance, self.whole, endpoint, window, every, by
-        )
-        return result
-
     async def close(self) -> None:
         return None
 
 
-class MonitorProcess:
+class MonitorProcess(Statistics):
     """The gauges' statistics and the console's reports in one child process that runs when
     the CPU is idle.
 
@@ -167,44 +185,19 @@ class MonitorProcess:
             )
         return self._executor
 
-    async def _call(self, function: Any, *args: Any) -> Any:
+    async def _compute(self, over: str, function: Callable[..., Any], *args: Any) -> Any:
+        name = function.__name__  # the child runs its own copy, over its own monitor
         if self.shared is not None and not self.lead.held():  # the lead's child answers
-            return await asyncio.to_thread(self.shared.call, function.__name__, args)
+            return await asyncio.to_thread(self.shared.call, over, name, args)
         executor = self._workers()
         try:
-            return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(executor, _in_child, over, name, *args)
         except BrokenProcessPool:  # the child died (killed, out of memory): a new one next
             log.error("the monitor process stopped; another starts with the next call")
             if self._executor is executor:
                 self._executor = None
             raise
-
-    async def gauges(self, endpoint: str, window: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(_gauges, endpoint, window)
-        return result
-
-    async def report(self, endpoint: str, window: str, every: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(_report, endpoint, window, every)
-        return result
-
-    async def drift(
-        self,
-        endpoint: str,
-        window: Window,
-        baseline: Window | None,
-        version: str | None,
-        every: str | None,
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(
-            _drift, endpoint, window, baseline, version, every
-        )
-        return result
-
-    async def performance(
-        self, endpoint: str, window: Window, every: str | None, by: str | None
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(_performance, endpoint, window, every, by)
-        return result
 
     async def close(self) -> None:
         """Stop the child at once: a computation in flight (at idle priority on a busy
@@ -272,8 +265,9 @@ class Shared:
             return None
         return cls(address, key.encode())
 
-    def call(self, name: str, args: tuple[Any, ...]) -> Any:
-        """Run ``name(*args)`` in the lead's child and return its result (blocking)."""
+    def call(self, over: str, name: str, args: tuple[Any, ...]) -> Any:
+        """Run the computation ``name(monitor, *args)`` over the lead's child's ``over``
+        monitor and return its result (blocking)."""
         from multiprocessing.connection import Client
 
         from dockyard.errors import UnavailableError
@@ -281,7 +275,7 @@ class Shared:
         try:
             connection = Client(self.address, family="AF_UNIX", authkey=self.key)
             with connection:
-                connection.send((name, args))
+                connection.send((over, name, args))
                 answered, value = connection.recv()
         except (FileNotFoundError, ConnectionError, EOFError):  # not up yet, or it stopped
             raise UnavailableError(
@@ -437,13 +431,13 @@ def _answer(connection: Any, key: bytes) -> None:
             return
         while True:
             try:
-                name, args = connection.recv()
-            except (EOFError, OSError):
+                over, name, args = connection.recv()
+            except (EOFError, OSError, ValueError):  # a message of another shape
                 return
             try:
-                if name not in SHARED_READS:
+                if over != "whole" or name not in SHARED_READS:
                     raise ValueError(f"{name!r} is not a read the monitor process answers")
-                answer: tuple[bool, Any] = (True, SHARED_READS[name](*args))
+                answer: tuple[bool, Any] = (True, _in_child(over, name, *args))
             except Exception as exc:  # the caller's error to raise (a 404 stays a 404)
                 answer = (False, exc)
             try:
@@ -475,32 +469,18 @@ def load_libraries() -> None:
     gc.freeze()
 
 
-def _gauges(endpoint: str, window: str) -> dict[str, Any]:
-    return gauges(_CHILD["sampled"], endpoint, window)
-
-
-def _report(endpoint: str, window: str, every: str) -> dict[str, Any]:
-    return report(_CHILD["whole"], endpoint, window, every)
-
-
-def _drift(
-    endpoint: str, window: Window, baseline: Window | None, version: str | None, every: str | None
-) -> dict[str, Any]:
-    return drift(_CHILD["whole"], endpoint, window, baseline, version, every)
-
-
-def _performance(
-    endpoint: str, window: Window, every: str | None, by: str | None
-) -> dict[str, Any]:
-    return performance(_CHILD["whole"], endpoint, window, every, by)
-
-
-SHARED_READS: dict[str, Callable[..., dict[str, Any]]] = {
-    "_report": _report,
-    "_drift": _drift,
-    "_performance": _performance,
+COMPUTATIONS: dict[str, Callable[..., Any]] = {
+    f.__name__: f for f in (gauges, report, drift, performance)
 }
-"""What the lead's child computes for the other workers (:class:`Shared`), by name."""
+"""What the child computes, by name (a function is sent by name, the child's monitor used)."""
+SHARED_READS = frozenset({"report", "drift", "performance"})
+"""What the lead's child computes for the other workers (:class:`Shared`)."""
+
+
+def _in_child(over: str, name: str, *args: Any) -> Any:
+    """``name(monitor, *args)`` over the child's ``over`` monitor (``"sampled"``,
+    ``"whole"``)."""
+    return COMPUTATIONS[name](_CHILD[over], *args)
 
 
 __all__ = [
@@ -509,6 +489,7 @@ __all__ = [
     "Lead",
     "MonitorProcess",
     "Shared",
+    "Statistics",
     "drift",
     "export",
     "gauges",

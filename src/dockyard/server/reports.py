@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dockyard.server.monitor_process import InProcess, MonitorProcess
+    from dockyard.server.monitor_process import Statistics
 
 log = logging.getLogger("dockyard.monitoring")
 
@@ -68,7 +68,7 @@ class Reports:
 
     def __init__(
         self,
-        statistics: InProcess | MonitorProcess,
+        statistics: Statistics,
         *,
         interval_s: float,
         clock: Callable[[], float] = time.time,

@@ -150,7 +150,7 @@ def _monitoring(
     from dockyard.monitoring.predictions import PredictionLog
     from dockyard.monitoring.service import Monitor
     from dockyard.server.background import Watcher
-    from dockyard.server.monitor_process import InProcess, Lead, MonitorProcess
+    from dockyard.server.monitor_process import InProcess, Lead, MonitorProcess, Statistics
 
     prediction_log = PredictionLog(
         store,
@@ -164,7 +164,7 @@ def _monitoring(
     # (server/monitor_process.py)
     sampled = Monitor(registry, store, policies=deployments, max_rows=WATCH_SAMPLE_ROWS)
     lead = Lead(metrics.multiprocess_dir)
-    statistics: InProcess | MonitorProcess
+    statistics: Statistics
     if settings.monitor_process:
         statistics = MonitorProcess(settings, sample_rows=WATCH_SAMPLE_ROWS, lead=lead)
     else:
