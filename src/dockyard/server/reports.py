@@ -11,8 +11,8 @@ ready). The server's monitor pass (``background.Watcher``) recomputes every repo
 the last :data:`KEEP_S` seconds, so a page that stays open stays fresh, and forgets the
 others. Reports are computed by the server's monitor process
 (:mod:`dockyard.server.monitor_process`), at idle CPU priority and off the serving
-process's GIL, one at a time per process. Each process keeps its own reports (several
-workers compute theirs apart).
+process's GIL, one at a time per process. Each worker keeps its own reports, all computed
+by the server's one monitor process (two workers showing the same page ask it twice).
 """
 
 from __future__ import annotations
