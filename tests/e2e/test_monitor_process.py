@@ -173,6 +173,27 @@ def test_one_worker_of_several_runs_the_monitor_process_and_answers_the_others_r
         assert not [p for p in mapped_libraries(worker) if "_duckdb" in p or "/scipy/" in p]
 
 
+def test_when_the_lead_worker_dies_another_takes_the_lead_and_its_reads(
+    deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
+) -> None:
+    settings, rows = deployed
+    server = _serving(start_server, settings, rows, "--workers", "2")
+    (child,) = _until(lambda: _monitor_processes(server.process.pid))
+    lead = next(pid for pid in children(server.process.pid) if child in children(pid))
+    os.kill(lead, signal.SIGKILL)
+
+    def answered() -> bool:
+        read = httpx.get(f"{server.url}/api/monitoring/lr/drift?window=all", timeout=60)
+        assert read.status_code in (200, 503), read.text  # 503: the new child is starting
+        return read.status_code == 200
+
+    for _ in range(6):  # on fresh connections: whichever worker answers, it is answered
+        _until(answered)
+    (successor,) = _until(lambda: _monitor_processes(server.process.pid))
+    assert successor != child
+    assert lead not in children(server.process.pid)
+
+
 def test_a_worker_that_does_not_lead_reads_through_the_leads_monitor_process(
     deployed: tuple[Settings, list[dict[str, float]]],
     start_server: Any,
