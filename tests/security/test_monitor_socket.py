@@ -2,8 +2,8 @@
 (``server/monitor_process.py``, :class:`Shared`): what arrives there is unpickled, so only a
 peer holding the workers' key may send anything. A wrong key and a peer that skips the
 handshake are refused before anything is unpickled, one that stalls in the handshake holds
-up no one, and the socket still answers its workers afterwards; a read outside the shared
-ones is refused even with the key."""
+up no one and is dropped after a while, and the socket still answers its workers
+afterwards; a read outside the shared ones is refused even with the key."""
 
 from __future__ import annotations
 
@@ -60,6 +60,7 @@ def test_only_a_peer_with_the_workers_key_is_answered(
     assert leader.shared is not None
     assert leader.lead.held()
     shared = leader.shared
+    shared.wait_s = 1.0  # how long the child waits on a stalled peer (10 s in a server)
     marker = tmp_path / "unpickled"
 
     async def run() -> None:
@@ -78,11 +79,14 @@ def test_only_a_peer_with_the_workers_key_is_answered(
                 received = read_all(raw)
             assert b"#CHALLENGE#" in received  # the handshake asked for, then the end
             assert b"WELCOME" not in received
-            # a peer that connects and never answers the challenge holds up no one
+            # a peer that connects and never answers the challenge holds up no one, and is
+            # dropped once the child has waited wait_s for it
             with socket.socket(socket.AF_UNIX) as stalled:
                 stalled.connect(shared.address)
                 with pytest.raises(NotFoundError):
                     shared.call("whole", "drift", ("nope", Window(), None, None, None))
+                stalled.settimeout(30)
+                assert b"#CHALLENGE#" in read_all(stalled)  # then closed, not held
             # a read that is not shared, even with the key
             with pytest.raises(ValueError, match="not a read"):
                 shared.call("sampled", "gauges", ("lr", "1h"))

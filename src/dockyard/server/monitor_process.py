@@ -36,6 +36,8 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -241,6 +243,12 @@ class Lead:
             self._handle = None
 
 
+PEER_WAIT_S = 10.0
+"""How long the lead's child waits on a connected peer (its handshake, its request) before
+it closes the connection: a worker sends at once, so only a stalled peer ever waits that
+long, and it holds a thread no longer."""
+
+
 class Shared:
     """The lead worker's monitor process as the other workers reach it: a Unix socket in the
     workers' private folder (``monitor.sock`` beside the lead's lock), each connection
@@ -249,9 +257,10 @@ class Shared:
     the reads in :data:`SHARED_READS` are answered; a failure comes back as the exception
     the lead's child raised (a 404 for an unknown endpoint stays a 404)."""
 
-    def __init__(self, address: str, key: bytes) -> None:
+    def __init__(self, address: str, key: bytes, *, wait_s: float = PEER_WAIT_S) -> None:
         self.address = address
         self.key = key
+        self.wait_s = wait_s
 
     @classmethod
     def among_workers(cls, lead: Lead) -> Shared | None:
@@ -402,7 +411,8 @@ def _start_child(settings: Settings, sample_rows: int, shared: Shared | None = N
 def _answer_workers(shared: Shared) -> None:
     """Accept the other workers' connections on ``shared``'s socket (a stale one, left by a
     lead that died, is replaced), each authenticated and answered on a thread of its own, so
-    that a peer stalling in the handshake holds up no one else."""
+    that a peer stalling in the handshake holds up no one else (and its thread for at most
+    ``shared.wait_s``)."""
     from multiprocessing.connection import Listener
 
     with contextlib.suppress(FileNotFoundError):
@@ -413,10 +423,19 @@ def _answer_workers(shared: Shared) -> None:
                 connection = listener.accept()
             except OSError:
                 continue
-            threading.Thread(target=_answer, args=(connection, shared.key), daemon=True).start()
+            threading.Thread(target=_answer, args=(connection, shared), daemon=True).start()
 
 
-def _answer(connection: Any, key: bytes) -> None:
+def _wait_at_most(connection: Any, seconds: float) -> None:
+    """Make every blocking read on ``connection`` give up after ``seconds`` (``SO_RCVTIMEO``
+    on its socket: the read then fails with an ``OSError``, which closes the connection)."""
+    whole = int(seconds)
+    limit = struct.pack("ll", whole, int((seconds - whole) * 1e6))
+    with socket.socket(fileno=os.dup(connection.fileno())) as view:  # the same socket
+        view.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+
+
+def _answer(connection: Any, shared: Shared) -> None:
     """Answer one worker's reads until it closes the connection, once it has shown it holds
     the key (the challenge both ways, before anything it sends is unpickled)."""
     from multiprocessing import AuthenticationError
@@ -424,8 +443,9 @@ def _answer(connection: Any, key: bytes) -> None:
 
     with connection:
         try:
-            deliver_challenge(connection, key)
-            answer_challenge(connection, key)
+            _wait_at_most(connection, shared.wait_s)
+            deliver_challenge(connection, shared.key)
+            answer_challenge(connection, shared.key)
         except (AuthenticationError, EOFError, OSError) as exc:
             log.warning("refused a connection to the monitor process: %s", exc)
             return
