@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from dockyard.monitoring.alerts import AlertState
 from dockyard.registry import tables as t
+from dockyard.registry.events import record_event
 
 if TYPE_CHECKING:
     from dockyard.registry.database import Database
@@ -45,10 +46,19 @@ class AlertStates:
         )
 
     def claim(
-        self, endpoint: str, rule: str, before: AlertState, after: AlertState, now: float
+        self,
+        endpoint: str,
+        rule: str,
+        before: AlertState,
+        after: AlertState,
+        now: float,
+        *,
+        event: tuple[str, str, dict[str, Any]] | None = None,
     ) -> bool:
         """Store ``after`` if the row still says ``before``'s status; False when another
-        process moved it first."""
+        process moved it first. ``event`` (actor, action, details) goes to the audit trail in
+        the same transaction when the claim wins: a transition and its event are never seen
+        apart."""
         values = {
             "status": after.status,
             "since": _moment(after.since),
@@ -63,17 +73,22 @@ class AlertStates:
             ).first()
             if exists is None:
                 conn.execute(table.insert().values(endpoint=endpoint, rule=rule, **values))
-                return True
-            result = conn.execute(
-                table.update()
-                .where(
-                    table.c.endpoint == endpoint,
-                    table.c.rule == rule,
-                    table.c.status == before.status,
+            else:
+                result = conn.execute(
+                    table.update()
+                    .where(
+                        table.c.endpoint == endpoint,
+                        table.c.rule == rule,
+                        table.c.status == before.status,
+                    )
+                    .values(**values)
                 )
-                .values(**values)
-            )
-            return bool(result.rowcount)
+                if not result.rowcount:
+                    return False
+            if event is not None:
+                actor, action, details = event
+                record_event(conn, actor, action, None, None, details=details)
+            return True
 
     def list(self, endpoint: str | None = None) -> list[dict[str, Any]]:
         """Every rule's stored state, optionally of one endpoint (for the control plane, the

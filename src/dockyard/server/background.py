@@ -209,13 +209,17 @@ class Watcher:
         value = await self.decisions.value(endpoint, rule, dropped)
         state = await asyncio.to_thread(self.alerts.get, endpoint, rule.name)
         following, transition = evaluate(rule, value, state, now)
-        won = await asyncio.to_thread(self.alerts.claim, endpoint, rule.name, state, following, now)
+        payload = event = None
+        if transition is not None:  # its event is written in the claim's transaction
+            payload = alert_payload(endpoint, rule, transition)
+            event = (ACTOR, f"alert.{transition.kind}", {**payload, "endpoint": endpoint})
+        won = await asyncio.to_thread(
+            self.alerts.claim, endpoint, rule.name, state, following, now, event=event
+        )
         if self.metrics is not None:
             self.metrics.set_alert(endpoint, rule.name, following.status == "firing")
-        if transition is None or not won:
+        if transition is None or payload is None or not won:
             return None
-        payload = alert_payload(endpoint, rule, transition)
-        await asyncio.to_thread(self._record, f"alert.{transition.kind}", endpoint, payload)
         log.warning("alert %s on %s: %s (value %s)", rule.name, endpoint, transition.kind, value)
         if rule.webhook is not None:
             self._spawn(self._notify(endpoint, rule.webhook, payload))

@@ -117,3 +117,18 @@ def test_a_rule_resolves_when_the_metric_recovers(world: Any) -> None:
     claimed = asyncio.run(twice())
     assert [(t.rule, t.kind) for _, t in claimed] == [("errors", "resolved")]
     assert registry.events(action="alert.resolved", limit=5)[0].details["rule"] == "errors"
+
+
+def test_a_won_claim_and_its_event_are_one_write_a_lost_one_writes_neither(world: Any) -> None:
+    from dockyard.monitoring.alerts import AlertState
+
+    _, registry, _, _ = world
+    alerts = AlertStates(registry.db)
+    ok, firing = AlertState(), AlertState(status="firing", since=100.0, value=0.5)
+    event = ("dockyard-monitor", "alert.firing", {"rule": "errors", "endpoint": "scores"})
+    assert alerts.claim("scores", "errors", ok, firing, 100.0, event=event)
+    # a second process that read "ok" too loses the claim: no second event
+    assert not alerts.claim("scores", "errors", ok, firing, 101.0, event=event)
+    events = registry.events(action="alert.firing", limit=10)
+    assert [e.details["rule"] for e in events] == ["errors"]
+    assert alerts.get("scores", "errors").status == "firing"
