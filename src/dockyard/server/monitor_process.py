@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("dockyard.monitoring")
 
 _CHILD: dict[str, Any] = {}
-"""In the child process only: its monitors and rollout controller."""
+"""In the child process only: its two monitors, ``"sampled"`` and ``"whole"``."""
 
 
 class Statistics:
@@ -148,13 +148,10 @@ class InProcess(Statistics):
         if self.rollouts is not None:
             await asyncio.to_thread(self.rollouts.tick)
 
-    async def close(self) -> None:
-        return None
-
 
 class MonitorProcess(Statistics):
-    """The gauges' statistics and the console's reports in one child process that runs when
-    the CPU is idle.
+    """The gauges' statistics, the console's reports and the API's reads in one child process
+    that runs when the CPU is idle.
 
     Among ``--workers`` (a ``lead`` with a folder and ``MONITOR_KEY_ENV`` set), only the lead
     worker has the child; it also answers the other workers' reads (reports, drift,
@@ -237,7 +234,8 @@ class Lead:
         return True
 
     def close(self) -> None:
-        """Let the lead go (at the server's stop; another worker takes it at its next pass)."""
+        """Let the lead go (at the server's stop; another worker takes it at its next pass or
+        read)."""
         if self._handle is not None:
             self._handle.close()
             self._handle = None
