@@ -2,8 +2,9 @@
 (``server/monitor_process.py``, :class:`Shared`): what arrives there is unpickled, so only a
 peer holding the workers' key may send anything. A wrong key and a peer that skips the
 handshake are refused before anything is unpickled, one that stalls in the handshake holds
-up no one and is dropped after a while, and the socket still answers its workers
-afterwards; a read outside the shared ones is refused even with the key."""
+up no one and is dropped after a while, a flood of connections past the bound is closed at
+once, and the socket still answers its workers afterwards; a read outside the shared ones is
+refused even with the key."""
 
 from __future__ import annotations
 
@@ -50,6 +51,21 @@ def _wait_listening(shared: Shared) -> None:
             time.sleep(0.2)
 
 
+def _holding_a_slot(shared: Shared) -> socket.socket:
+    """A connection the child has taken on (it sent its challenge) and that never answers;
+    polled, as the thread of the previous read may not have ended yet."""
+    deadline = time.monotonic() + 30
+    while True:
+        peer = socket.socket(socket.AF_UNIX)
+        peer.settimeout(30)
+        peer.connect(shared.address)
+        if b"#CHALLENGE#" in peer.recv(1024):
+            return peer
+        peer.close()
+        assert time.monotonic() < deadline, "the child never took a connection on"
+        time.sleep(0.05)
+
+
 def test_only_a_peer_with_the_workers_key_is_answered(
     sqlite_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -60,7 +76,8 @@ def test_only_a_peer_with_the_workers_key_is_answered(
     assert leader.shared is not None
     assert leader.lead.held()
     shared = leader.shared
-    shared.wait_s = 1.0  # how long the child waits on a stalled peer (10 s in a server)
+    shared.wait_s = 2.0  # how long the child waits on a stalled peer (10 s in a server)
+    shared.peers = 3  # connections answered at once (32 in a server)
     marker = tmp_path / "unpickled"
 
     async def run() -> None:
@@ -87,6 +104,16 @@ def test_only_a_peer_with_the_workers_key_is_answered(
                     shared.call("whole", "drift", ("nope", Window(), None, None, None))
                 stalled.settimeout(30)
                 assert b"#CHALLENGE#" in read_all(stalled)  # then closed, not held
+            # past `peers` connections at once a further one is closed straight away (the
+            # worker answers 503, retry), and answered again once the stalled ones are dropped
+            flood = [_holding_a_slot(shared) for _ in range(shared.peers)]
+            with pytest.raises(UnavailableError):
+                shared.call("whole", "drift", ("nope", Window(), None, None, None))
+            for peer in flood:
+                read_all(peer)  # closed once the child has waited wait_s for it
+                peer.close()
+            with pytest.raises(NotFoundError):
+                shared.call("whole", "drift", ("nope", Window(), None, None, None))
             # a read that is not shared, even with the key
             with pytest.raises(ValueError, match="not a read"):
                 shared.call("sampled", "gauges", ("lr", "1h"))

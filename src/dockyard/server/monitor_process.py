@@ -40,7 +40,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -245,6 +245,10 @@ PEER_WAIT_S = 10.0
 """How long the lead's child waits on a connected peer (its handshake, its request) before
 it closes the connection: a worker sends at once, so only a stalled peer ever waits that
 long, and it holds a thread no longer."""
+PEERS = 32
+"""How many connections the lead's child answers at once (a thread each): a worker holds one
+per read in flight, so more means a stalled or flooding peer, and a further connection is
+closed at once (the worker answers 503, retry)."""
 
 
 class Shared:
@@ -255,10 +259,13 @@ class Shared:
     the reads in :data:`SHARED_READS` are answered; a failure comes back as the exception
     the lead's child raised (a 404 for an unknown endpoint stays a 404)."""
 
-    def __init__(self, address: str, key: bytes, *, wait_s: float = PEER_WAIT_S) -> None:
+    def __init__(
+        self, address: str, key: bytes, *, wait_s: float = PEER_WAIT_S, peers: int = PEERS
+    ) -> None:
         self.address = address
         self.key = key
         self.wait_s = wait_s
+        self.peers = peers
 
     @classmethod
     def among_workers(cls, lead: Lead) -> Shared | None:
@@ -410,18 +417,23 @@ def _answer_workers(shared: Shared) -> None:
     """Accept the other workers' connections on ``shared``'s socket (a stale one, left by a
     lead that died, is replaced), each authenticated and answered on a thread of its own, so
     that a peer stalling in the handshake holds up no one else (and its thread for at most
-    ``shared.wait_s``)."""
+    ``shared.wait_s``); past ``shared.peers`` connections at once, a new one is closed."""
     from multiprocessing.connection import Listener
 
     with contextlib.suppress(FileNotFoundError):
         os.unlink(shared.address)
+    slots = threading.BoundedSemaphore(shared.peers)
     with Listener(shared.address, family="AF_UNIX") as listener:  # the key: per connection
         while True:
             try:
                 connection = listener.accept()
             except OSError:
                 continue
-            threading.Thread(target=_answer, args=(connection, shared), daemon=True).start()
+            if not slots.acquire(blocking=False):
+                log.warning("refused a connection to the monitor process: %d open", shared.peers)
+                connection.close()
+                continue
+            threading.Thread(target=_answer, args=(connection, shared, slots), daemon=True).start()
 
 
 def _wait_at_most(connection: Any, seconds: float) -> None:
@@ -433,13 +445,13 @@ def _wait_at_most(connection: Any, seconds: float) -> None:
         view.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
 
 
-def _answer(connection: Any, shared: Shared) -> None:
+def _answer(connection: Any, shared: Shared, slots: threading.BoundedSemaphore) -> None:
     """Answer one worker's reads until it closes the connection, once it has shown it holds
     the key (the challenge both ways, before anything it sends is unpickled)."""
     from multiprocessing import AuthenticationError
     from multiprocessing.connection import answer_challenge, deliver_challenge
 
-    with connection:
+    with connection, _releasing(slots):
         try:
             _wait_at_most(connection, shared.wait_s)
             deliver_challenge(connection, shared.key)
@@ -462,6 +474,14 @@ def _answer(connection: Any, shared: Shared) -> None:
                 connection.send(answer)
             except Exception as exc:  # an exception that does not pickle: its text
                 connection.send((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+@contextlib.contextmanager
+def _releasing(slots: threading.BoundedSemaphore) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 def _exit_with(parent: int) -> None:
