@@ -15,8 +15,9 @@ controller, per rolling-out endpoint:
 
 Progress lives in the registry's ``rollouts`` table. Every server process runs the
 controller; a decision is claimed with a compare-and-set on the row's ``generation``, so only
-one process applies it. ``pause``, ``resume`` and ``abort`` (CLI and control plane) change
-the same row; ``abort`` also puts the baseline back at 100%.
+one process applies it. The claim, the revision it writes and its event are one transaction:
+all of a decision is visible, or none of it. ``pause``, ``resume`` and ``abort`` (CLI and
+control plane) change the same row; ``abort`` also puts the baseline back at 100%.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from dockyard.deploy import rollout
 from dockyard.deploy.spec import Deployment, DeploymentSpec, RouteSpec
@@ -94,18 +96,22 @@ class RolloutController:
             return None
         baseline_stats, candidate_stats = self.stats(name, row.baseline, row.candidate, state)
         decision = rollout.analyse(plan, state, baseline_stats, candidate_stats, now)
-        if not self._claim(name, row.generation, decision.state, decision.to_dict()):
-            return None  # another process decided first
-        if decision.action == "advance":
-            weight = plan.steps[decision.state.step].weight
-            self._route(deployment, row.baseline, row.candidate, weight, decision.reason)
-            self._event("rollout.advanced", name, decision, weight=weight)
-        elif decision.action == "complete":
-            self._route(deployment, row.baseline, row.candidate, 100, decision.reason, end=True)
-            self._event("rollout.completed", name, decision)
-        elif decision.action == "rollback":
-            self._route(deployment, row.baseline, row.candidate, 0, decision.reason, end=True)
-            self._event("rollout.rolled_back", name, decision)
+        # The claim, the new revision and the event commit together: a reader never sees the
+        # state moved without its weights, and a failure part-way leaves the step to retry.
+        with self.db.write() as conn:
+            if not self._claim(conn, name, row.generation, decision.state, decision.to_dict()):
+                return None  # another process decided first
+            if decision.action == "advance":
+                weight = plan.steps[decision.state.step].weight
+                self._route(conn, name, row.baseline, row.candidate, weight, decision.reason)
+                self._event(conn, "rollout.advanced", name, decision, weight=weight)
+            elif decision.action == "complete":
+                self._route(conn, name, row.baseline, row.candidate, 100, decision.reason, end=True)
+                self._event(conn, "rollout.completed", name, decision)
+            elif decision.action == "rollback":
+                self._route(conn, name, row.baseline, row.candidate, 0, decision.reason, end=True)
+                self._event(conn, "rollout.rolled_back", name, decision)
+        if decision.action == "rollback":
             log.warning("rollout of %s rolled back: %s", name, decision.reason)
         return decision if decision.action != "wait" else None
 
@@ -137,9 +143,12 @@ class RolloutController:
                 )
                 if not result.rowcount:
                     return
-        weight = plan.steps[0].weight
-        self._route(deployment, baseline, plan.candidate, weight, f"rollout started: {weight}%")
-        self._event("rollout.started", deployment.name, None, weight=weight, baseline=baseline)
+            weight = plan.steps[0].weight
+            reason = f"rollout started: {weight}%"
+            self._route(conn, deployment.name, baseline, plan.candidate, weight, reason)
+            self._event(
+                conn, "rollout.started", deployment.name, None, weight=weight, baseline=baseline
+            )
 
     # --- statistics ------------------------------------------------------------------------
 
@@ -161,7 +170,8 @@ class RolloutController:
 
     def _route(
         self,
-        deployment: Deployment,
+        conn: Connection,
+        endpoint: str,
         baseline: str,
         candidate: str,
         weight: int,
@@ -170,8 +180,8 @@ class RolloutController:
         end: bool = False,
     ) -> None:
         """A new revision with the candidate at ``weight`` percent (the plan removed when the
-        rollout ended)."""
-        current = self.deployments.get(deployment.name)
+        rollout ended), in the caller's transaction."""
+        current = self.deployments.get_in(conn, endpoint)
         routes: tuple[RouteSpec, ...]
         if end and weight >= 100:
             routes = (RouteSpec(model=candidate, weight=100),)
@@ -188,16 +198,20 @@ class RolloutController:
         spec = DeploymentSpec.model_validate(
             {**current.spec.model_dump(mode="json"), **_dumped(update)}
         )
-        self.deployments.put(deployment.name, spec, actor=ACTOR, reason=reason[:500])
+        self.deployments.put_in(conn, endpoint, spec, actor=ACTOR, reason=reason[:500])
 
     def _event(
-        self, action: str, endpoint: str, decision: rollout.Decision | None, **details: Any
+        self,
+        conn: Connection,
+        action: str,
+        endpoint: str,
+        decision: rollout.Decision | None,
+        **details: Any,
     ) -> None:
         body = {"deployment": endpoint, **details}
         if decision is not None:
             body["decision"] = decision.to_dict()
-        with self.db.write() as conn:
-            record_event(conn, ACTOR, action, None, None, details=body)
+        record_event(conn, ACTOR, action, None, None, details=body)
 
     # --- the rollouts table ----------------------------------------------------------------
 
@@ -209,23 +223,25 @@ class RolloutController:
 
     def _claim(
         self,
+        conn: Connection,
         endpoint: str,
         generation: int,
         state: rollout.RolloutState,
         decision: dict[str, Any] | None,
     ) -> bool:
-        with self.db.write() as conn:
-            result = conn.execute(
-                t.rollouts.update()
-                .where(t.rollouts.c.endpoint == endpoint, t.rollouts.c.generation == generation)
-                .values(
-                    state=state.to_dict(),
-                    decision=decision,
-                    generation=generation + 1,
-                    updated_at=datetime.now(UTC),
-                )
+        """Compare-and-set on the row's generation, in the caller's transaction: whether this
+        process won the right to apply the change."""
+        result = conn.execute(
+            t.rollouts.update()
+            .where(t.rollouts.c.endpoint == endpoint, t.rollouts.c.generation == generation)
+            .values(
+                state=state.to_dict(),
+                decision=decision,
+                generation=generation + 1,
+                updated_at=datetime.now(UTC),
             )
-            return bool(result.rowcount)
+        )
+        return bool(result.rowcount)
 
     # --- operator actions ------------------------------------------------------------------
 
@@ -273,13 +289,15 @@ class RolloutController:
             following = rollout.resume(state, now)
         else:
             following = rollout.abort(state, reason or f"aborted by {actor}")
-        if not self._claim(endpoint, row.generation, following, row.decision):
-            raise ConflictError(
-                f"The rollout of {endpoint!r} changed meanwhile.", hint="Look and try again."
-            )
-        if action == "abort":
-            self._route(deployment, row.baseline, row.candidate, 0, following.reason, end=True)
         with self.db.write() as conn:
+            if not self._claim(conn, endpoint, row.generation, following, row.decision):
+                raise ConflictError(
+                    f"The rollout of {endpoint!r} changed meanwhile.", hint="Look and try again."
+                )
+            if action == "abort":
+                self._route(
+                    conn, endpoint, row.baseline, row.candidate, 0, following.reason, end=True
+                )
             record_event(
                 conn,
                 actor,

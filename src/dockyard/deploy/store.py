@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from dockyard.deploy.spec import Deployment, DeploymentSpec, Revision, read_stored
 from dockyard.errors import InvalidRequestError, NotFoundError, UnreadableSpecError
@@ -41,50 +42,69 @@ class DeploymentStore:
         """Create or change a deployment; an unchanged spec creates no revision (unless
         ``force``: a rollback to what is already served is still recorded)."""
         check_model_name(name)
+        with self.db.write() as conn:
+            return self.put_in(
+                conn, name, spec, actor=actor, reason=reason, force=force, action=action
+            )
+
+    def put_in(
+        self,
+        conn: Connection,
+        name: str,
+        spec: DeploymentSpec,
+        *,
+        actor: str,
+        reason: str = "",
+        force: bool = False,
+        action: str = "deployment.update",
+    ) -> Deployment:
+        """:meth:`put` inside the caller's write transaction, so that a change which also
+        writes elsewhere (a rollout's claim and event) commits whole or not at all."""
         body = spec.model_dump(mode="json")
         now = datetime.now(UTC)
-        with self.db.write() as conn:
-            row = conn.execute(sa.select(t.deployments).where(t.deployments.c.name == name)).first()
-            if row is not None and row.spec == body and not force:
-                return _deployment(row)
-            revision = 1 if row is None else row.revision + 1
-            values = {"revision": revision, "spec": body, "updated_at": now, "updated_by": actor}
-            if row is None:
-                deployment_id = conn.execute(
-                    t.deployments.insert().values(name=name, **values)
-                ).inserted_primary_key
-                assert deployment_id is not None
-                key = deployment_id[0]
-            else:
-                key = row.id
-                conn.execute(
-                    t.deployments.update().where(t.deployments.c.id == key).values(**values)
-                )
-            conn.execute(
-                t.deployment_revisions.insert().values(
-                    deployment_id=key,
-                    revision=revision,
-                    spec=body,
-                    reason=reason,
-                    created_at=now,
-                    created_by=actor,
-                )
+        row = conn.execute(sa.select(t.deployments).where(t.deployments.c.name == name)).first()
+        if row is not None and row.spec == body and not force:
+            return _deployment(row)
+        revision = 1 if row is None else row.revision + 1
+        values = {"revision": revision, "spec": body, "updated_at": now, "updated_by": actor}
+        if row is None:
+            deployment_id = conn.execute(
+                t.deployments.insert().values(name=name, **values)
+            ).inserted_primary_key
+            assert deployment_id is not None
+            key = deployment_id[0]
+        else:
+            key = row.id
+            conn.execute(t.deployments.update().where(t.deployments.c.id == key).values(**values))
+        conn.execute(
+            t.deployment_revisions.insert().values(
+                deployment_id=key,
+                revision=revision,
+                spec=body,
+                reason=reason,
+                created_at=now,
+                created_by=actor,
             )
-            record_event(
-                conn,
-                actor,
-                action,
-                None,
-                None,
-                before=row.spec if row is not None else None,
-                after=body,
-                details={"deployment": name, "revision": revision, "reason": reason},
-            )
-            return Deployment(name, revision, spec, now, actor)
+        )
+        record_event(
+            conn,
+            actor,
+            action,
+            None,
+            None,
+            before=row.spec if row is not None else None,
+            after=body,
+            details={"deployment": name, "revision": revision, "reason": reason},
+        )
+        return Deployment(name, revision, spec, now, actor)
 
     def get(self, name: str) -> Deployment:
         with self.db.read() as conn:
-            row = conn.execute(sa.select(t.deployments).where(t.deployments.c.name == name)).first()
+            return self.get_in(conn, name)
+
+    def get_in(self, conn: Connection, name: str) -> Deployment:
+        """:meth:`get` inside the caller's transaction."""
+        row = conn.execute(sa.select(t.deployments).where(t.deployments.c.name == name)).first()
         if row is None:
             raise NotFoundError(
                 f"No endpoint named {name!r}.",

@@ -38,6 +38,7 @@ import multiprocessing
 import os
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -145,8 +146,11 @@ class InProcess(Statistics):
     async def advance_rollouts(self) -> None:
         """One rollout pass; it reads the log (and imports its libraries) only for an
         endpoint with a rollout plan, so none are loaded for it otherwise."""
-        if self.rollouts is not None:
-            await asyncio.to_thread(self.rollouts.tick)
+        if self.rollouts is None:
+            return
+        await asyncio.to_thread(self.rollouts.tick)
+        if self._loading is None and "duckdb" in sys.modules:  # a plan's read imported them
+            self.prepare()  # so that they are frozen out of the collector's sight, as for rules
 
 
 class MonitorProcess(Statistics):
