@@ -12,20 +12,22 @@ TORCH       ?= torch==2.13.0+cpu
 TORCH_INDEX ?=
 STAMP      := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
+# Every other package's version, as the suite last passed on (see its header).
+CONSTRAINTS := constraints.txt
 
-.PHONY: demo test lint install clean protos
+.PHONY: demo test lint install clean protos constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # The runtime and what the demo trains with (LightGBM, palmerpenguins); no dev tools, no torch.
-$(DEMO_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[demo]"
+$(DEMO_STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[demo]" -c $(CONSTRAINTS)
 	touch $(DEMO_STAMP)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]" "$(TORCH)" \
+$(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]" "$(TORCH)" -c $(CONSTRAINTS) \
 		$(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) \
 		|| { echo "make: pip install failed; if it found no $(TORCH), run" \
 		"make test TORCH_INDEX=https://download.pytorch.org/whl/cpu" >&2; exit 1; }
@@ -53,6 +55,19 @@ test: $(STAMP)
 # Regenerate the gRPC modules from src/dockyard/server/grpc/inference.proto (committed).
 protos: $(STAMP)
 	$(BIN)/python scripts/protos.py
+
+# Re-resolve the development environment from pyproject.toml alone (newest releases; pip
+# may backtrack for a long while) and write what it chose to constraints.txt, keeping its
+# header. Run `make test` on the result before committing it.
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install --quiet -e ".[dev]" "$(TORCH)" \
+		$(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+	{ grep '^#' $(CONSTRAINTS); .venv-constraints/bin/python -m pip freeze --exclude-editable \
+		| grep -v '^torch=='; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	rm -rf .venv-constraints
 
 clean:
 	rm -rf $(VENV) .dockyard-demo .pytest_cache .mypy_cache .ruff_cache
