@@ -62,6 +62,7 @@ protos: $(STAMP)
 constraints:
 	rm -rf .venv-constraints
 	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install --quiet --upgrade pip
 	.venv-constraints/bin/python -m pip install --quiet -e ".[dev]" "$(TORCH)" \
 		$(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	{ grep '^#' $(CONSTRAINTS); .venv-constraints/bin/python -m pip freeze --exclude-editable \
