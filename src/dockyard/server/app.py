@@ -196,10 +196,14 @@ def create_app(
         if server.settings.grpc_port is not None:  # the grpc extra, imported only when asked
             from dockyard.server.grpc.service import GrpcServer
 
-            grpc = GrpcServer(server)
-            await grpc.start()
+            grpc = GrpcServer(server)  # binds the port now: a taken one fails before loading
         try:
             await server.start()
+            # served only once the endpoints are loaded, as HTTP is: with several workers on
+            # one port, a connection the kernel hands to a worker still loading waits for it
+            # rather than hearing that no endpoint exists
+            if grpc is not None:
+                await grpc.start()
         except BaseException:
             if grpc is not None:
                 await grpc.stop()

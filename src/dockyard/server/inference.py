@@ -77,6 +77,11 @@ class InferencePlane:
                 + ("could not load its model." if failed else "is not loaded yet."),
                 hint="Retry shortly; GET /readyz?verbose (read scope) says why.",
             )
+        if not self.manager.started:  # what is deployed is not known until the first pass
+            raise UnavailableError(
+                "The server is still loading its endpoints.",
+                hint="Retry shortly; GET /readyz says when it is ready.",
+            )
         known = ", ".join(sorted(self.manager.endpoints)) or "none"
         raise NotFoundError(
             f"No endpoint named {name!r}.",

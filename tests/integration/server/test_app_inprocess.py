@@ -199,6 +199,34 @@ def test_an_unknown_endpoint_is_a_404_naming_the_deployed_ones(app: InProcess) -
     assert_error(app.post("/v2/models/nope/infer", json=V2_BODY), 404, "not_found")
 
 
+def test_before_the_first_load_every_endpoint_is_a_503_to_retry(
+    registry_home: Path, tmp_path: Path
+) -> None:
+    """Until the startup pass has read what is deployed, no name can be called unknown: a
+    request that reaches the app then (a gRPC or HTTP connection a worker took early) hears
+    "retry", not "no such endpoint"."""
+    import asyncio
+
+    home = tmp_path / "home"
+    shutil.copytree(registry_home, home)
+
+    async def ask() -> list[httpx.Response]:
+        app = create_app(Settings(home=home, user="tester"))  # its lifespan not run yet
+        transport = httpx.ASGITransport(app=app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return [
+                    await client.post("/v1/endpoints/one/predict", json={"instances": [ROW]}),
+                    await client.post("/v2/models/one/infer", json=V2_BODY),
+                ]
+        finally:
+            app.server.registry.close()
+
+    for answer in asyncio.run(ask()):
+        body = assert_error(answer, 503, "unavailable")
+        assert "still loading" in body["error"]
+
+
 @pytest.mark.parametrize(
     "path",
     [

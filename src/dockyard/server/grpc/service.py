@@ -161,8 +161,8 @@ def _handlers(service: InferenceService) -> Any:
 
 
 class GrpcServer:
-    """The gRPC listener beside the HTTP one: bound and started in the lifespan startup,
-    drained in its shutdown."""
+    """The gRPC listener beside the HTTP one: bound in the lifespan startup before the models
+    load (a taken port fails at once), serving once they have, drained in its shutdown."""
 
     def __init__(self, server: Server) -> None:
         settings = server.settings
