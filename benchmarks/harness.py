@@ -331,7 +331,9 @@ def bodies(values: list[float]) -> dict[str, bytes]:
     }
 
 
-def register_dockyard(work: Path, models: dict[str, Any], X: Any, y: Any) -> Path:
+def register_dockyard(
+    work: Path, models: dict[str, Any], X: Any, y: Any, *, accelerate: bool = True
+) -> Path:
     from dockyard.registry import Registry
     from dockyard.settings import Settings
 
@@ -339,7 +341,7 @@ def register_dockyard(work: Path, models: dict[str, Any], X: Any, y: Any) -> Pat
     shutil.rmtree(work / "dockyard", ignore_errors=True)
     with Registry.open(Settings(home=base, user="bench")) as registry:
         for name, model in models.items():
-            version = registry.register(model, name, sample=X, y=y, accelerate=True)
+            version = registry.register(model, name, sample=X, y=y, accelerate=accelerate)
             print(f"  registered {version.ref}", flush=True)
     return base
 

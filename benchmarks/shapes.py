@@ -15,8 +15,12 @@ a tenth of that. It reports, per shape and row count, the loop thread's CPU per 
 median of rounds) and the requests per second (the median of rounds). Trust the CPU figure:
 the requests per second move with whatever else the machine is doing.
 
+``--fitted-on frame`` fits the same logistic regression on a DataFrame of the same columns
+instead of an array, as most scikit-learn users do: its ONNX twin then takes one input per
+column, and ``--native`` serves the scikit-learn model itself rather than the twin.
+
 Run:  .venv/bin/python benchmarks/shapes.py [--requests 2000] [--rounds 2] [--rows 1 100]
-      [--concurrency 16]
+      [--concurrency 16] [--fitted-on array|frame] [--native]
 
 Comparing two commits: check each out in its own worktree and run this script (from either
 one, or a copy) with ``PYTHONPATH`` pointing at each tree's ``src``, interleaved A B B A so
@@ -145,8 +149,11 @@ async def run(args: argparse.Namespace, home: Path, X: Any) -> None:
         return statistics.median(v[i] for v in values)
 
     print()
+    fitted = "a DataFrame" if args.fitted_on == "frame" else "an array"
+    served = "scikit-learn" if args.native else "its ONNX twin"
     print(
-        f"LR ({harness.FEATURES} features), {args.concurrency} concurrent requests, "
+        f"LR ({harness.FEATURES} features, fitted on {fitted}, served by {served}), "
+        f"{args.concurrency} concurrent requests, "
         f"{args.rounds} rounds; {args.requests:,} requests per 1-row shape, "
         f"{max(args.requests // 10, 1):,} per larger one; log on, max batch 64"
     )
@@ -177,6 +184,15 @@ def main() -> None:
         action="store_true",
         help="Leave out the v2 binary shapes (for a tree without the binary extension).",
     )
+    parser.add_argument(
+        "--fitted-on",
+        choices=("array", "frame"),
+        default="array",
+        help="Fit the model on a float array or on a DataFrame of the same columns.",
+    )
+    parser.add_argument(
+        "--native", action="store_true", help="Serve the scikit-learn model, not its ONNX twin."
+    )
     parser.add_argument("--work", type=Path, default=harness.HERE / ".work" / "shapes")
     args = parser.parse_args()
     if min(args.rows) < 1 or args.requests < 1 or args.rounds < 1 or args.concurrency < 1:
@@ -187,7 +203,16 @@ def main() -> None:
 
     print(f"dockyard from {Path(dockyard.__file__).parent}", flush=True)
     models, X, y = harness.fit_models(args.work)
-    base = harness.register_dockyard(args.work, {"lr": models["lr"]}, X, y)
+    model, sample = models["lr"], X
+    if args.fitted_on == "frame":
+        import pandas as pd
+        from sklearn.linear_model import LogisticRegression
+
+        sample = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+        model = LogisticRegression(max_iter=1000).fit(sample, y)
+    base = harness.register_dockyard(
+        args.work, {"lr": model}, sample, y, accelerate=not args.native
+    )
     spec = {
         "routes": [{"model": "lr@1.0.0"}],
         "batching": {"max_batch_size": 64, "max_wait_ms": 0},

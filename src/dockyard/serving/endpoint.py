@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +26,7 @@ from dockyard.registry.types import Version
 from dockyard.runtimes.base import LoadedModel
 from dockyard.schema import Signature, Validator
 from dockyard.schema.labels import label_text
+from dockyard.schema.validation import NumericRows
 from dockyard.serving.batching import Batcher, BatchPolicy, run_batched
 from dockyard.serving.ranges import OutOfRange, Ranges
 
@@ -68,6 +69,35 @@ def split_call(call: ModelCall, counts: Sequence[int]) -> list[Prediction]:
     return answers
 
 
+def numeric_feed(
+    signature: Signature | None, predictor: LoadedModel
+) -> tuple[NumericRows | None, Callable[[np.ndarray[Any, Any]], Any] | None]:
+    """For a model fitted on a DataFrame of numbers (the usual scikit-learn case): the
+    validator's numeric fast path, which turns a request of plain numbers into one 2-D array,
+    and how a batch of such arrays becomes the model's input, once per batch: an ONNX graph
+    with one input per column gets the array's columns by name (views), a native model one
+    DataFrame when a single dtype is every column's. ``(rows, None)``: the array is the
+    model's input as it is (a one-input ONNX twin). ``(None, None)``: requests go through
+    the validator alone, which builds the DataFrame the model was fitted on.
+
+    A DataFrame per request, and pandas' concat of a batch of them, cost far more than the
+    model itself; requests with anything but plain numbers still take the full path, so
+    every answer and every error stays the validator's."""
+    if signature is None or signature.layout != "frame":
+        return None, None
+    rows = NumericRows.for_signature(signature, layout="array")
+    if rows is None:
+        return None, None
+    names = list(signature.column_names)
+    if predictor.runtime == "onnx":
+        if predictor.input_layout == "array":
+            return rows, None
+        return rows, lambda array: {name: array[:, i] for i, name in enumerate(names)}
+    if all(column.pandas_dtype == rows.dtype.name for column in signature.columns):
+        return rows, lambda array: pd.DataFrame(array, columns=names, copy=False)
+    return None, None
+
+
 class LiveModel:
     """One version, loaded and ready: validator in front, batched predictor behind."""
 
@@ -93,6 +123,7 @@ class LiveModel:
             classes = self.signature.output.classes
         self.classes = list(classes) if classes is not None else None
         self.has_proba = bool(predictor.has_proba)
+        self._numbers, self._feed = numeric_feed(self.signature, predictor)
         self._both = getattr(predictor, "predict_with_proba", None) if self.has_proba else None
         # combine the requests, call the model once, cut the answer back by request (a
         # failing request is retried alone, so only it fails)
@@ -141,6 +172,10 @@ class LiveModel:
                 return data, len(data), ("no signature: input unchecked",)
             frame = pd.DataFrame(data if isinstance(data, list) else [data])
             return frame, len(frame), ("no signature: input unchecked",)
+        if self._numbers is not None:  # plain numbers for a DataFrame model: one array
+            array = self._numbers.decode(data)
+            if array is not None:
+                return array, len(array), ()
         validated = self.validator.validate(data)
         return validated.data, validated.rows, validated.notes
 
@@ -152,13 +187,14 @@ class LiveModel:
     def _call(self, model_input: Any) -> ModelCall:
         """Predictions and probabilities (or None) in one model call where the runtime can."""
         outside = None if self.ranges is None else self.ranges.rows_outside(model_input)
+        feed = model_input
+        if self._feed is not None and type(model_input) is np.ndarray:
+            feed = self._feed(model_input)
         if self._both is not None:
-            predictions, probabilities = self._both(model_input)
+            predictions, probabilities = self._both(feed)
             return ModelCall(model_input, np.asarray(predictions), probabilities, outside)
-        predictions = np.asarray(self.predictor.predict(model_input))
-        probabilities = (
-            np.asarray(self.predictor.predict_proba(model_input)) if self.has_proba else None
-        )
+        predictions = np.asarray(self.predictor.predict(feed))
+        probabilities = np.asarray(self.predictor.predict_proba(feed)) if self.has_proba else None
         return ModelCall(model_input, predictions, probabilities, outside)
 
     def out_of_range(self, prediction: Prediction, rows: int) -> OutOfRange | None:

@@ -4,14 +4,19 @@ tensor or one v2 tensor per column (in JSON or binary).
 
 Correctness, not speed: the shapes take different ways into the one validator (a 2-D
 tensor and row arrays straight to its array path, records and columns by name), and this
-holds that they end in the same place. Two real models: one over float columns served as
-an array (the validator's all-numeric fast path) and one over a float and an integer column
-served as a DataFrame (the full path). The app runs in process (``httpx.ASGITransport``).
+holds that they end in the same place, the model's own answer. Four real models: one over
+float columns served as an array (the validator's all-numeric fast path); one fitted on a
+DataFrame of a float and an integer column, served natively as a DataFrame (the full path);
+one fitted on a DataFrame of floats, served by its ONNX twin with one input per column, and
+one such served natively (for both, plain numbers become one array, fed column by column or
+made a DataFrame once per batch, and anything else takes the full path). The app runs in
+process (``httpx.ASGITransport``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -32,11 +37,27 @@ Body = tuple[str, bytes, dict[str, str]]
 
 ARRAY_COLUMNS = ["x0", "x1", "x2"]
 FRAME_COLUMNS = ["income", "age"]  # float64, int64
+NATIVE_COLUMNS = ["height", "weight"]  # float64, float64
+COLUMNS = {
+    "array": ARRAY_COLUMNS,
+    "frame": FRAME_COLUMNS,
+    "twin": NATIVE_COLUMNS,
+    "native": NATIVE_COLUMNS,
+}
+TWINS = {"array", "twin"}
+"""The models registered with their ONNX twin (and served by it)."""
 CLEAN = {
     "array": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.75], [-2.0, 3.0, 0.0]],
     "frame": [[1200.5, 30], [0.0, 41], [-3.25, 52]],
+    "twin": [[1.75, 70.5], [1.6, 55.0], [1.9, 96.25]],
+    "native": [[1.75, 70.5], [1.6, 55.0], [1.9, 96.25]],
 }
-DATATYPES = {"array": ["FP64", "FP64", "FP64"], "frame": ["FP64", "INT64"]}
+DATATYPES = {
+    "array": ["FP64", "FP64", "FP64"],
+    "frame": ["FP64", "INT64"],
+    "twin": ["FP64", "FP64"],
+    "native": ["FP64", "FP64"],
+}
 
 
 def v1_shapes(name: str, columns: list[str], rows: Rows) -> dict[str, Body]:
@@ -109,13 +130,11 @@ def _v2_binary(inputs: list[tuple[str, list[int], str, Any]]) -> tuple[bytes, di
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def fitted() -> dict[str, Any]:
     """``array``: a logistic regression fitted on a float array; ``frame``: one fitted on a
-    DataFrame of a float and an integer column. Both deployed alone."""
+    DataFrame of a float and an integer column; ``twin`` and ``native``: one fitted on a
+    DataFrame of floats."""
     from sklearn.linear_model import LogisticRegression
-
-    from dockyard.deploy.spec import DeploymentSpec
-    from dockyard.deploy.store import DeploymentStore
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 3))
@@ -124,14 +143,34 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         {"income": rng.normal(1000, 300, 200), "age": rng.integers(18, 80, 200).astype(np.int64)}
     )
     frame_y = (frame["income"] > 1000).astype(int)
+    native = pd.DataFrame({"height": rng.normal(1.7, 0.1, 200), "weight": rng.normal(75, 12, 200)})
+    native_y = (native["weight"] / native["height"] ** 2 > 25).astype(int)
+    return {
+        name: (LogisticRegression().fit(data, target), data, target)
+        for name, data, target in (
+            ("array", X, y),
+            ("frame", frame, frame_y),
+            ("twin", native, native_y),
+            ("native", native, native_y),
+        )
+    }
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory, fitted: dict[str, Any]) -> Path:
+    """The models registered, those in ``TWINS`` with their ONNX twin; each deployed
+    alone."""
+    from dockyard.deploy.spec import DeploymentSpec
+    from dockyard.deploy.store import DeploymentStore
+
     home = tmp_path_factory.mktemp("shapes") / "home"
     with Registry.open(Settings(home=home, user="tester")) as registry:
-        registry.register(LogisticRegression().fit(X, y), "array", sample=X, y=y)
-        registry.register(
-            LogisticRegression().fit(frame, frame_y), "frame", sample=frame, y=frame_y
-        )
+        for name, (model, data, target) in fitted.items():
+            twin = name in TWINS
+            version = registry.register(model, name, sample=data, y=target, accelerate=twin)
+            assert bool(version.accelerated) is twin, version.accelerated
         store = DeploymentStore(registry.db)
-        for name in ("array", "frame"):
+        for name in COLUMNS:
             store.put(
                 name, DeploymentSpec.parse({"routes": [{"model": f"{name}@1.0.0"}]}), actor="t"
             )
@@ -147,7 +186,7 @@ def ask_all(home: Path, bodies: dict[str, Body]) -> dict[str, httpx.Response]:
         await server.start()
         try:
             for _ in range(600):
-                if {"array", "frame"} <= set(server.manager.endpoints):
+                if set(COLUMNS) <= set(server.manager.endpoints):
                     break
                 await asyncio.sleep(0.05)
             transport = httpx.ASGITransport(app=app)
@@ -188,7 +227,7 @@ def with_value(model: str, row: int, column: int, value: Any) -> Rows:
 
 
 def all_shapes(model: str, rows: Rows, v1: bool = True, v2: bool = True) -> dict[str, Body]:
-    columns = ARRAY_COLUMNS if model == "array" else FRAME_COLUMNS
+    columns = COLUMNS[model]
     bodies: dict[str, Body] = {}
     if v1:
         bodies.update({f"{model} {k}": v for k, v in v1_shapes(model, columns, rows).items()})
@@ -199,11 +238,23 @@ def all_shapes(model: str, rows: Rows, v1: bool = True, v2: bool = True) -> dict
 
 
 CASES: dict[str, Callable[[], dict[str, Body]]] = {
-    "clean": lambda: {**all_shapes("array", CLEAN["array"]), **all_shapes("frame", CLEAN["frame"])},
+    "clean": lambda: {
+        label: body for model in COLUMNS for label, body in all_shapes(model, CLEAN[model]).items()
+    },
     # a null where none is allowed: null in v1, NaN (null in JSON) in v2
     "null": lambda: {
         **all_shapes("array", with_value("array", 1, 2, None), v2=False),
         **all_shapes("array", with_value("array", 1, 2, math.nan), v1=False),
+    },
+    **{
+        f"{model} null": functools.partial(
+            lambda model: {
+                **all_shapes(model, with_value(model, 1, 0, None), v2=False),
+                **all_shapes(model, with_value(model, 1, 0, math.nan), v1=False),
+            },
+            model,
+        )
+        for model in ("twin", "native")
     },
     # a fraction in the integer column (v2: only the 2-D FP64 tensor and a FP64 column say it)
     "fraction": lambda: {
@@ -216,6 +267,8 @@ CASES: dict[str, Callable[[], dict[str, Body]]] = {
     },
     # a string where a number belongs, and a bool (v1 only: a v2 number tensor cannot hold one)
     "wrong type": lambda: all_shapes("array", with_value("array", 0, 1, "abc"), v2=False),
+    "frame wrong type": lambda: all_shapes("frame", with_value("frame", 0, 0, "abc"), v2=False),
+    "twin wrong type": lambda: all_shapes("twin", with_value("twin", 0, 1, "abc"), v2=False),
     "bool": lambda: all_shapes("array", with_value("array", 2, 0, True), v2=False),
 }
 
@@ -233,14 +286,22 @@ def replies(home: Path) -> dict[str, dict[str, httpx.Response]]:
     return out
 
 
-@pytest.mark.parametrize("model", ["array", "frame"])
+@pytest.mark.parametrize("model", list(COLUMNS))
 def test_every_shape_gets_the_same_predictions_and_probabilities(
-    replies: dict[str, dict[str, httpx.Response]], model: str
+    replies: dict[str, dict[str, httpx.Response]], fitted: dict[str, Any], model: str
 ) -> None:
     got = {k: answers(r) for k, r in replies["clean"].items() if k.startswith(f"{model} ")}
     assert len(got) == 7
     first_label, (predictions, probabilities) = next(iter(got.items()))
-    assert len(predictions) == len(CLEAN[model])
+    # the model's own answers on the DataFrame (or array) it was fitted on
+    estimator, data, _ = fitted[model]
+    rows = (
+        np.asarray(CLEAN[model])
+        if model == "array"
+        else pd.DataFrame(CLEAN[model], columns=COLUMNS[model]).astype(data.dtypes)
+    )
+    assert predictions == estimator.predict(rows).tolist()
+    np.testing.assert_allclose(probabilities, estimator.predict_proba(rows), rtol=1e-5, atol=1e-6)
     for label, (p, q) in got.items():
         assert p == predictions, (label, first_label)
         # v1 writes an ONNX twin's float32 as it is, v2 widens it to FP64: the same values
@@ -249,7 +310,19 @@ def test_every_shape_gets_the_same_predictions_and_probabilities(
         )
 
 
-@pytest.mark.parametrize("case", ["null", "fraction", "wrong type", "bool"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "null",
+        "twin null",
+        "native null",
+        "fraction",
+        "wrong type",
+        "frame wrong type",
+        "twin wrong type",
+        "bool",
+    ],
+)
 def test_every_shape_gets_the_same_400_listing_the_same_problems(
     replies: dict[str, dict[str, httpx.Response]], case: str
 ) -> None:
