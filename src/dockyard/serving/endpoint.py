@@ -76,9 +76,10 @@ def numeric_feed(
     validator's numeric fast path, which turns a request of plain numbers into one 2-D array,
     and how a batch of such arrays becomes the model's input, once per batch: an ONNX graph
     with one input per column gets the array's columns by name (views), a native model one
-    DataFrame when a single dtype is every column's. ``(rows, None)``: the array is the
-    model's input as it is (a one-input ONNX twin). ``(None, None)``: requests go through
-    the validator alone, which builds the DataFrame the model was fitted on.
+    DataFrame with each column's own dtype (the validator's fast path has checked that an
+    integer column holds whole numbers only). ``(rows, None)``: the array is the model's
+    input as it is (a one-input ONNX twin). ``(None, None)``: requests go through the
+    validator alone, which builds the DataFrame the model was fitted on.
 
     A DataFrame per request, and pandas' concat of a batch of them, cost far more than the
     model itself; requests with anything but plain numbers still take the full path, so
@@ -93,9 +94,16 @@ def numeric_feed(
         if predictor.input_layout == "array":
             return rows, None
         return rows, lambda array: {name: array[:, i] for i, name in enumerate(names)}
-    if all(column.pandas_dtype == rows.dtype.name for column in signature.columns):
+    dtypes = [np.dtype(column.pandas_dtype) for column in signature.columns]
+    if all(dtype == rows.dtype for dtype in dtypes):
         return rows, lambda array: pd.DataFrame(array, columns=names, copy=False)
-    return None, None
+    return rows, lambda array: pd.DataFrame(
+        {
+            name: array[:, i].astype(dtype)
+            for i, (name, dtype) in enumerate(zip(names, dtypes, strict=True))
+        },
+        copy=False,
+    )
 
 
 class LiveModel:

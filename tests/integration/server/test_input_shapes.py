@@ -133,8 +133,12 @@ def _v2_binary(inputs: list[tuple[str, list[int], str, Any]]) -> tuple[bytes, di
 def fitted() -> dict[str, Any]:
     """``array``: a logistic regression fitted on a float array; ``frame``: one fitted on a
     DataFrame of a float and an integer column; ``twin`` and ``native``: one fitted on a
-    DataFrame of floats."""
+    DataFrame of floats. ``frame`` picks its columns by dtype (scaled floats, one-hot integers),
+    so it fails or answers otherwise unless each column arrives with its own dtype."""
+    from sklearn.compose import make_column_selector, make_column_transformer
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 3))
@@ -145,13 +149,17 @@ def fitted() -> dict[str, Any]:
     frame_y = (frame["income"] > 1000).astype(int)
     native = pd.DataFrame({"height": rng.normal(1.7, 0.1, 200), "weight": rng.normal(75, 12, 200)})
     native_y = (native["weight"] / native["height"] ** 2 > 25).astype(int)
+    by_dtype = make_column_transformer(
+        (StandardScaler(), make_column_selector(dtype_include="float64")),
+        (OneHotEncoder(handle_unknown="ignore"), make_column_selector(dtype_include="int64")),
+    )
     return {
-        name: (LogisticRegression().fit(data, target), data, target)
-        for name, data, target in (
-            ("array", X, y),
-            ("frame", frame, frame_y),
-            ("twin", native, native_y),
-            ("native", native, native_y),
+        name: (model.fit(data, target), data, target)
+        for name, model, data, target in (
+            ("array", LogisticRegression(), X, y),
+            ("frame", make_pipeline(by_dtype, LogisticRegression()), frame, frame_y),
+            ("twin", LogisticRegression(), native, native_y),
+            ("native", LogisticRegression(), native, native_y),
         )
     }
 
@@ -334,3 +342,36 @@ def test_every_shape_gets_the_same_400_listing_the_same_problems(
     assert listed[0]["column"] is not None
     for label, (m, p) in got.items():
         assert (m, p) == (message, listed), label
+
+
+@pytest.mark.parametrize("model", ["frame", "twin", "native"])
+def test_a_dataframe_model_is_fed_what_the_full_path_builds(home: Path, model: str) -> None:
+    """Plain numbers for a model fitted on a DataFrame skip the per-request DataFrame; what
+    its batch is fed is, column by column, with each column's dtype, what the validator's
+    full path builds for the same rows (predictions alone would not show a dtype lost: most
+    estimators answer alike for an integer column sent as floats)."""
+    from dockyard.runtimes.onnx import OnnxRuntime
+    from dockyard.schema import Signature, Validator
+    from dockyard.serving.endpoint import numeric_feed
+
+    with Registry.open(Settings(home=home, user="tester")) as registry:
+        version = registry.get_version(f"{model}@1.0.0")
+        if model in TWINS:
+            twin = registry.artifacts.get(str(version.accelerated["digest"]))
+            predictor: Any = OnnxRuntime().load(twin, {})
+        else:
+            predictor = registry.load(version.ref).model
+    signature = Signature.from_dict(version.signature)
+    numbers, feed = numeric_feed(signature, predictor)
+    assert numbers is not None
+    assert feed is not None
+    records = [dict(zip(COLUMNS[model], row, strict=True)) for row in CLEAN[model]]
+    array = numbers.decode(records)
+    assert array is not None
+    fed = feed(array)
+    built = Validator(signature).validate(records).data
+    assert list(fed.keys()) == list(built.columns)
+    for name in built.columns:
+        np.testing.assert_array_equal(np.asarray(fed[name]), built[name].to_numpy(), strict=True)
+    if model not in TWINS:
+        pd.testing.assert_frame_equal(fed, built)
