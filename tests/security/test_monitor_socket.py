@@ -4,7 +4,8 @@ peer holding the workers' key may send anything. A wrong key and a peer that ski
 handshake are refused before anything is unpickled, one that stalls in the handshake holds
 up no one and is dropped after a while, a flood of connections past the bound is closed at
 once, and the socket still answers its workers afterwards; a read outside the shared ones is
-refused even with the key."""
+refused even with the key; a worker waiting on a child that never answers gives up after a
+bound."""
 
 from __future__ import annotations
 
@@ -134,3 +135,33 @@ def test_without_the_workers_key_nothing_is_shared(
     monkeypatch.delenv(MONITOR_KEY_ENV, raising=False)
     process = MonitorProcess(sqlite_settings, sample_rows=100, lead=Lead(str(tmp_path)))
     assert process.shared is None
+
+
+def test_a_worker_waits_for_a_stuck_child_only_so_long(tmp_path: Path) -> None:
+    """A lead's child that takes a read and never answers (a computation that never ends)
+    frees the asking worker's thread after ``answer_s`` with a 503, not never."""
+    import threading
+    from multiprocessing.connection import Listener
+
+    address = str(tmp_path / "monitor.sock")
+    release = threading.Event()
+    received: list[Any] = []
+
+    with Listener(address, family="AF_UNIX", authkey=KEY.encode()) as listener:
+
+        def stuck() -> None:
+            with listener.accept() as connection:  # the handshake, as the child does it
+                received.append(connection.recv())
+                release.wait(60)
+
+        child = threading.Thread(target=stuck, daemon=True)
+        child.start()
+        shared = Shared(address, KEY.encode(), answer_s=0.5)
+        try:
+            with pytest.raises(UnavailableError, match="did not answer within"):
+                shared.call("whole", "drift", ("lr", Window(), None, None, None))
+        finally:
+            release.set()
+            child.join(10)
+    assert received
+    assert received[0][:2] == ("whole", "drift")

@@ -249,6 +249,10 @@ PEER_WAIT_S = 10.0
 """How long the lead's child waits on a connected peer (its handshake, its request) before
 it closes the connection: a worker sends at once, so only a stalled peer ever waits that
 long, and it holds a thread no longer."""
+ANSWER_WAIT_S = 120.0
+"""How long a worker waits for the lead's child to answer a read it sent: the reads take
+seconds at most, so only a stuck child (a computation that never ends) is ever waited on
+that long, and the worker's thread is then freed with a 503 rather than held for good."""
 PEERS = 32
 """How many connections the lead's child answers at once (a thread each): a worker holds one
 per read in flight, so more means a stalled or flooding peer, and a further connection is
@@ -264,12 +268,19 @@ class Shared:
     the lead's child raised (a 404 for an unknown endpoint stays a 404)."""
 
     def __init__(
-        self, address: str, key: bytes, *, wait_s: float = PEER_WAIT_S, peers: int = PEERS
+        self,
+        address: str,
+        key: bytes,
+        *,
+        wait_s: float = PEER_WAIT_S,
+        peers: int = PEERS,
+        answer_s: float = ANSWER_WAIT_S,
     ) -> None:
         self.address = address
         self.key = key
         self.wait_s = wait_s
         self.peers = peers
+        self.answer_s = answer_s
 
     @classmethod
     def among_workers(cls, lead: Lead) -> Shared | None:
@@ -285,7 +296,7 @@ class Shared:
 
     def call(self, over: str, name: str, args: tuple[Any, ...]) -> Any:
         """Run the computation ``name(monitor, *args)`` over the lead's child's ``over``
-        monitor and return its result (blocking)."""
+        monitor and return its result (blocking, for ``answer_s`` at most)."""
         from multiprocessing.connection import Client
 
         from dockyard.errors import UnavailableError
@@ -294,6 +305,13 @@ class Shared:
             connection = Client(self.address, family="AF_UNIX", authkey=self.key)
             with connection:
                 connection.send((over, name, args))
+                if not connection.poll(self.answer_s):
+                    raise UnavailableError(
+                        f"The server's monitor process did not answer within "
+                        f"{self.answer_s:.0f} s.",
+                        hint="Retry later; if it persists, restart the server (the lead "
+                        "worker's monitor process may be stuck).",
+                    )
                 answered, value = connection.recv()
         except (FileNotFoundError, ConnectionError, EOFError):  # not up yet, or it stopped
             raise UnavailableError(
