@@ -16,8 +16,11 @@ moving average (``smoothing`` is the weight of the newest batch), so the estimat
 model as load, batch sizes and the machine change. While every batch measured has had about
 the same size the two parts cannot be told apart and the whole cost is taken as per-row
 (``mean seconds / mean rows``): the cautious reading. The queue drains in batches of at most
-``batch_rows``, so the wait for ``q`` rows ahead is ``ceil(q / batch_rows) * fixed +
-q * per_row``. Until anything is measured the estimate is zero: only ``max_rows`` applies.
+``batch_rows``, except that a request of ``batch_rows`` rows or more is a batch of its own
+(requests are never split), as is the batch running now: with ``k`` such batches holding
+``r`` rows among the ``q`` rows ahead, the wait is ``(k + ceil((q - r) / batch_rows)) *
+fixed + q * per_row``. Until anything is measured the estimate is zero: only ``max_rows``
+applies.
 
 Pure: no clock, no I/O; the batcher times its batches and reports them with
 :meth:`Admission.observe`.
@@ -112,20 +115,30 @@ class Admission:
                 return max(0.0, mean_y - slope * mean_x), slope
         return 0.0, mean_y / mean_x
 
-    def wait_s(self, rows_ahead: int) -> float:
-        """Estimated seconds until ``rows_ahead`` queued or running rows are done."""
+    def wait_s(self, rows_ahead: int, alone: int = 0, alone_rows: int = 0) -> float:
+        """Estimated seconds until ``rows_ahead`` queued or running rows are done, ``alone``
+        batches of them run on their own (``alone_rows`` rows in all) and the rest packed
+        ``batch_rows`` to a batch."""
         if rows_ahead <= 0:
             return 0.0
-        fixed, per_row = self._fixed, self._per_row
-        return math.ceil(rows_ahead / self.batch_rows) * fixed + rows_ahead * per_row
+        packed = rows_ahead - alone_rows
+        if packed > 0:
+            alone += -(-packed // self.batch_rows)  # ceil, in integers
+        return alone * self._fixed + rows_ahead * self._per_row
 
-    def decide(self, queued: int, rows: int, running: int = 0) -> Refusal | None:
+    def decide(
+        self, queued: int, rows: int, running: int = 0, alone: int = 0, alone_rows: int = 0
+    ) -> Refusal | None:
         """``None`` to queue a request of ``rows`` rows behind ``queued`` waiting rows and a
-        batch of ``running`` rows in progress, else why not. The cap counts queued rows (what
-        waits in memory); the wait counts the running batch too."""
+        batch of ``running`` rows in progress, else why not; ``alone`` of the queued requests
+        (``alone_rows`` rows) have ``batch_rows`` rows or more, a batch each. The cap counts
+        queued rows (what waits in memory); the wait counts the running batch too."""
         if rows > self.max_rows:
             return Refusal(too_large=True, wait_s=0.0)
-        wait = self.wait_s(queued + running)
+        if running:  # the batch in progress is one call whatever its size
+            alone += 1
+            alone_rows += running
+        wait = self.wait_s(queued + running, alone, alone_rows)
         if queued + rows > self.max_rows or wait > self.max_wait_s:
             return Refusal(too_large=False, wait_s=wait)
         return None

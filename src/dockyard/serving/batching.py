@@ -21,7 +21,8 @@ Dispatch policy
   batching: batch size follows load by itself.
 * **Queue bounded by waiting time.** ``submit`` refuses a request (:class:`QueueFullError`,
   HTTP 503 with ``Retry-After``) when the rows ahead of it (queued and running) would take
-  longer than ``max_queue_wait_ms`` at the model's measured cost (every batch is timed; see
+  longer than ``max_queue_wait_ms`` at the model's measured cost (every batch is timed; a
+  queued request of ``max_batch_size`` rows or more counts as a call of its own; see
   :mod:`dockyard.serving.admission`), or when they and its own would exceed the memory cap
   ``max_queue_rows``; nothing already queued is affected. A single request larger than
   ``max_queue_rows`` can never fit and gets a 413.
@@ -155,6 +156,8 @@ class Batcher(Generic[In, Out]):
         self._on_batch = on_batch
         self._queue: deque[_Request[In, Out]] = deque()
         self._queued_rows = 0
+        self._alone = 0  # queued requests of max_batch_size rows or more: a batch each
+        self._alone_rows = 0
         self._running: list[_Request[In, Out]] | None = None
         self._running_rows = 0
         self._took = 0.0  # seconds the last batch on the executor took, timed in its thread
@@ -212,7 +215,9 @@ class Batcher(Generic[In, Out]):
         policy = self.policy
         if rows < 0:
             raise ValueError(f"rows must be 0 or more, not {rows}")
-        refusal = self.admission.decide(self._queued_rows, rows, self._running_rows)
+        refusal = self.admission.decide(
+            self._queued_rows, rows, self._running_rows, self._alone, self._alone_rows
+        )
         if refusal is not None:
             raise self._refusal(rows, refusal)
         loop = asyncio.get_running_loop()
@@ -221,6 +226,9 @@ class Batcher(Generic[In, Out]):
         request: _Request[In, Out] = _Request(item, rows, loop.create_future(), loop.time())
         self._queue.append(request)
         self._queued_rows += rows
+        if rows >= policy.max_batch_size:
+            self._alone += 1
+            self._alone_rows += rows
         if self._running is None:
             if self._wakeup is None:
                 self._schedule(loop, now=False)
@@ -232,8 +240,16 @@ class Batcher(Generic[In, Out]):
             return await request.future
         except asyncio.CancelledError:
             if not request.dispatched:
-                self._queued_rows -= rows  # skipped when its turn comes
+                self._forget(rows)  # skipped when its turn comes
             raise
+
+    def _forget(self, rows: int) -> None:
+        """A queued request of ``rows`` rows was cancelled: they no longer wait (``submit``
+        and ``_take`` keep the same counts inline)."""
+        self._queued_rows -= rows
+        if rows >= self.policy.max_batch_size:
+            self._alone -= 1
+            self._alone_rows -= rows
 
     async def close(self) -> None:
         """Refuse new requests; return when every queued and running one has its answer."""
@@ -374,6 +390,9 @@ class Batcher(Generic[In, Out]):
             request.dispatched = True
             batch.append(request)
             rows += request.rows
+            if request.rows >= limit:
+                self._alone -= 1
+                self._alone_rows -= request.rows
             if rows >= limit:
                 break
         self._queued_rows -= rows

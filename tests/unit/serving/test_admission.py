@@ -110,3 +110,19 @@ def test_malformed_observations_are_ignored() -> None:
 def test_nonsense_limits_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must be"):
         admission(**kwargs)
+
+
+def test_a_request_of_a_batch_or_more_is_a_call_of_its_own() -> None:
+    """Requests are never split: 63 queued requests of 100 rows and the one running, with
+    batches of 64 rows, are 64 calls, not the 100 that 6,400 rows packed 64 to a batch would
+    make; smaller requests still share calls."""
+    policy = admission(max_wait_s=0.15)
+    for rows in (1, 64, 1, 64):
+        policy.observe(rows, 0.001 + rows * 0.00001)  # 1 ms a call, 10 µs a row
+
+    assert policy.wait_s(6_400, alone=64, alone_rows=6_400) == pytest.approx(0.064 + 0.064)
+    assert policy.wait_s(6_400) == pytest.approx(0.100 + 0.064)  # packed: 100 calls
+    # 128 ms ahead, under the 150 ms limit (packed, it would have been 164 ms: refused)
+    assert policy.decide(queued=6_300, rows=100, running=100, alone=63, alone_rows=6_300) is None
+    # two requests of 100 rows and ten of 5 rows: three calls
+    assert policy.wait_s(250, alone=2, alone_rows=200) == pytest.approx(0.003 + 0.0025)

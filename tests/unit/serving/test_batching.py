@@ -250,6 +250,37 @@ def test_the_queue_refuses_by_estimated_wait_with_a_retry_after(
     assert full.details["max_queue_rows"] == 65_536
 
 
+def test_requests_of_a_batch_or_more_count_a_call_each_in_the_wait(
+    executor: ThreadPoolExecutor,
+) -> None:
+    """At 5 ms a call and 1 ms a row, requests of 6 rows with batches of 4 each cost one
+    call: behind a running one, four are admitted (44 ms ahead of the last, under 50 ms)
+    and the fifth refused at 55 ms. Counted as rows packed 4 to a batch, the fourth would
+    have been refused already (54 ms)."""
+    recorder = Recorder(hold=True)
+    policy = BatchPolicy(max_batch_size=4, max_queue_wait_ms=50)
+
+    async def scenario() -> tuple[list[Rows], QueueFullError]:
+        batcher: Batcher[Rows, Rows] = Batcher(recorder, policy, executor=executor)
+        for rows in (1, 4, 1, 4):
+            batcher.admission.observe(rows, 0.005 + rows * 0.001)
+        running = asyncio.ensure_future(batcher.submit(rows_of(0, 6), 6))
+        await asyncio.get_running_loop().run_in_executor(None, recorder.started.wait, 5)
+        queued = [asyncio.ensure_future(batcher.submit(rows_of(i, 6), 6)) for i in range(1, 5)]
+        await asyncio.sleep(0)
+        assert batcher.queued_rows == 24
+        with pytest.raises(QueueFullError) as full:
+            await batcher.submit(rows_of(5, 6), 6)
+        recorder.gate.set()
+        answers = list(await asyncio.gather(running, *queued))
+        return answers, full.value
+
+    answers, full = run(scenario())
+
+    assert answers == [rows_of(i, 6) for i in range(5)]
+    assert full.details["estimated_wait_ms"] == pytest.approx(55.0)
+
+
 def test_close_drains_queued_and_running_requests_then_refuses(
     executor: ThreadPoolExecutor,
 ) -> None:
