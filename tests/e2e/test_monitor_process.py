@@ -115,6 +115,36 @@ def test_passes_run_in_an_idle_priority_child_and_a_killed_one_is_replaced(
     _predict(server, rows)  # serving never noticed
 
 
+def test_the_serving_process_of_a_model_taking_arrays_never_imports_pandas(
+    deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
+) -> None:
+    """pandas (~45 MiB) stays out of it: every input shape, a refused request, the prediction
+    log's Arrow encoding and flush, and the passes (their pandas is the monitor process's)."""
+    import pyarrow.parquet as pq
+
+    settings, rows = deployed
+    server = _serving(start_server, settings, rows)
+    url = f"{server.url}/v1/endpoints/lr/predict"
+    tensor = {"name": "input", "shape": [1, 3], "datatype": "FP64", "data": [0.1, 0.2, 0.3]}
+    sent = [
+        (url, {"instances": [[0.1, 0.2, 0.3]]}),
+        (url, {"inputs": {"a": [0.1], "b": [0.2], "c": [0.3]}}),
+        (f"{server.url}/v2/models/lr/infer", {"inputs": [tensor]}),
+    ]
+    for address, body in sent:
+        assert httpx.post(address, json=body).status_code == 200
+    refused = httpx.post(url, json={"instances": [{"a": "text", "b": None, "c": 0.3}]})
+    assert refused.status_code == 400, refused.text
+    logged = settings.home / "monitoring" / "predictions" / "lr"
+    _until(
+        lambda: (
+            sum(pq.read_metadata(path).num_rows for path in logged.rglob("*.parquet"))
+            >= len(rows) + len(sent) + 1
+        )
+    )
+    assert not [path for path in mapped_libraries(server.process.pid) if "/pandas/" in path]
+
+
 def test_the_apis_drift_and_performance_reads_are_computed_in_the_monitor_process(
     deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
 ) -> None:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from dockyard.registry import Registry, Version
     from dockyard.runtimes import LoadedModel
     from dockyard.schema import Signature, Validator
-    from dockyard.schema.validation import NumericRows
+    from dockyard.schema.numeric_rows import NumericRows
 
 __all__ = ["Scored", "Scorer", "load_predictor"]
 
@@ -95,7 +95,7 @@ class Scorer:
     ) -> None:
         from dockyard.schema import Signature, Validator
         from dockyard.schema.labels import label_text
-        from dockyard.schema.validation import NumericRows
+        from dockyard.schema.numeric_rows import NumericRows
 
         self.version = version
         self.predictor = predictor

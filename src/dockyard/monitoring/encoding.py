@@ -4,7 +4,10 @@
 :class:`Chunk` of numpy columns (each model call's arrays stacked once), and
 :func:`chunks_table` joins chunks into the Arrow table a Parquet segment is written from (the
 columns of :mod:`dockyard.monitoring.store`); :func:`failures_table` does the same for failed
-requests. When each runs (on the server's loop, in short slices) is the log's business:
+requests. Arrow arrays are built from their buffers (:func:`numbers`, :func:`strings`), never
+with ``pa.array``: pyarrow's pandas shim imports pandas on its first call, and a serving
+process whose models take arrays has no other use for pandas (~45 MiB). When each runs (on
+the server's loop, in short slices) is the log's business:
 :class:`~dockyard.monitoring.predictions.PredictionLog`.
 """
 
@@ -33,7 +36,8 @@ class Chunk:
     joined into Arrow tables (:func:`chunks_table`)."""
 
     source: Source
-    request_ids: Any  # a tuple of str, or an object array with each row's request id
+    request_ids: tuple[str, ...]  # one per request
+    repeats: np.ndarray[Any, Any] | None  # each request's row count; None: one row each
     rows: np.ndarray[Any, Any] | None  # each row's index in its request; None: all 0
     times: np.ndarray[Any, Any]  # unix seconds
     latencies: np.ndarray[Any, Any]  # seconds
@@ -76,16 +80,15 @@ def chunk(batch: Batch) -> Chunk:
 
     times = np.array(times_, np.float64)
     latencies = np.array(latencies_, np.float64)
-    request_ids: Any = ids
-    rows = None
+    repeats = rows = None
     if total != n:
+        repeats = counts
         offsets = np.repeat(expected, counts)
         rows = (np.arange(total) - offsets).astype(np.int32)
-        request_ids = np.repeat(np.asarray(ids, dtype=object), counts)
         times = np.repeat(times, counts)
         latencies = np.repeat(latencies, counts)
     return Chunk(
-        batch.source, request_ids, rows, times, latencies, predicted, probabilities, inputs
+        batch.source, ids, repeats, rows, times, latencies, predicted, probabilities, inputs
     )
 
 
@@ -117,9 +120,7 @@ def _answers(
         if isinstance(inputs, np.ndarray):
             inputs = inputs[take]
         else:
-            import pyarrow as pa
-
-            index = pa.array(take)
+            index = numbers(take)
             inputs = {name: column.take(index) for name, column in inputs.items()}
     return predicted, probabilities, inputs
 
@@ -150,35 +151,40 @@ def _run_table(run: list[Chunk]) -> pa.Table:
         rows = np.zeros(total, np.int32)
     else:
         rows = joined([np.zeros(len(p.times), np.int32) if p.rows is None else p.rows for p in run])
-    request_ids = [request_id for part in run for request_id in part.request_ids]
+    request_ids = strings([request_id for part in run for request_id in part.request_ids])
+    if any(part.repeats is not None for part in run):  # a request of many rows: its id each
+        repeats = joined(
+            [np.ones(len(p.times), np.int64) if p.repeats is None else p.repeats for p in run]
+        )
+        request_ids = request_ids.take(numbers(np.repeat(np.arange(len(request_ids)), repeats)))
     latencies = joined([part.latencies for part in run]) * 1000.0
     columns: dict[str, Any] = {
-        "request_id": pa.array(request_ids, pa.string()),
-        "row": pa.array(rows, pa.int32()),
-        "time": pa.array((times * 1e6).astype(np.int64), _time_type()),
+        "request_id": request_ids,
+        "row": numbers(rows.astype(np.int32, copy=False)),
+        "time": numbers((times * 1e6).astype(np.int64), _time_type()),
         "endpoint": _constant(source.endpoint, total),
-        "revision": pa.array(np.full(total, source.revision, np.int32)),
+        "revision": numbers(np.full(total, source.revision, np.int32)),
         "model": _constant(source.model, total),
         "version": _constant(source.version, total),
-        "status": pa.array(np.full(total, 200, np.int16)),
+        "status": numbers(np.full(total, 200, np.int16)),
         "role": _constant(source.role, total),
-        "latency_ms": pa.array(latencies.astype(np.float32)),
+        "latency_ms": numbers(latencies.astype(np.float32)),
     }
     predicted = joined([part.predicted for part in run])
     columns["prediction"] = _text(predicted)
     if run[0].probabilities is not None:
         matrix = joined([part.probabilities for part in run])
         width = matrix.shape[1]
-        offsets = pa.array(np.arange(0, (total + 1) * width, width, dtype=np.int32))
+        offsets = numbers(np.arange(0, (total + 1) * width, width, dtype=np.int32))
         scores = matrix[:, source.positive] if source.positive is not None else None
-        columns["score"] = pa.array(scores, pa.float64()) if scores is not None else _nulls(total)
-        columns["proba"] = pa.ListArray.from_arrays(offsets, pa.array(matrix.ravel()))
+        columns["score"] = numbers(scores) if scores is not None else _nulls(total)
+        columns["proba"] = pa.ListArray.from_arrays(offsets, numbers(matrix.ravel()))
         names = None if source.classes is None else _classes_json(source.classes)
         columns["classes"] = _constant(names, total)
     else:
         numeric = predicted.dtype.kind in "fiu" and source.classes is None
         columns["score"] = (
-            pa.array(predicted.astype(np.float64)) if numeric else _nulls(total, pa.float64())
+            numbers(predicted.astype(np.float64)) if numeric else _nulls(total, pa.float64())
         )
         columns["proba"] = _nulls(total, pa.list_(pa.float64()))
         columns["classes"] = _nulls(total, pa.string())
@@ -189,7 +195,7 @@ def _run_table(run: list[Chunk]) -> pa.Table:
         input_names = source.columns or tuple(f"x{i}" for i in range(features))
         by_column = np.ascontiguousarray(stacked.T)  # one copy; each column zero-copy
         for index, name in enumerate(input_names[:features]):
-            columns[INPUT_PREFIX + name] = pa.array(by_column[index])
+            columns[INPUT_PREFIX + name] = numbers(by_column[index])
     else:
         for name in first:
             parts = [part.inputs[name] for part in run]
@@ -204,18 +210,19 @@ def failures_table(failures: list[Failure]) -> pa.Table:
     n = len(failures)
     return pa.table(
         {
-            "request_id": pa.array([f[1] for f in failures], pa.string()),
-            "row": pa.array(np.zeros(n, np.int32)),
-            "time": pa.array(
-                (np.array([f[2] for f in failures]) * 1e6).astype(np.int64), _time_type()
+            "request_id": strings([f[1] for f in failures]),
+            "row": numbers(np.zeros(n, np.int32)),
+            "time": numbers(
+                (np.array([f[2] for f in failures], np.float64) * 1e6).astype(np.int64),
+                _time_type(),
             ),
-            "endpoint": pa.array([f[0].endpoint for f in failures], pa.string()),
-            "revision": pa.array([f[0].revision for f in failures], pa.int32()),
-            "model": pa.array([f[0].model for f in failures], pa.string()),
-            "version": pa.array([f[0].version for f in failures], pa.string()),
-            "status": pa.array([f[3] for f in failures], pa.int16()),
-            "role": pa.array([f[0].role for f in failures], pa.string()),
-            "latency_ms": pa.array([f[4] * 1000.0 for f in failures], pa.float32()),
+            "endpoint": strings([f[0].endpoint for f in failures]),
+            "revision": numbers(np.array([f[0].revision for f in failures], np.int32)),
+            "model": strings([f[0].model for f in failures]),
+            "version": strings([f[0].version for f in failures]),
+            "status": numbers(np.array([f[3] for f in failures], np.int16)),
+            "role": strings([f[0].role for f in failures]),
+            "latency_ms": numbers(np.array([f[4] * 1000.0 for f in failures], np.float32)),
             "prediction": _nulls(n, pa.string()),
             "score": _nulls(n, pa.float64()),
             "proba": _nulls(n, pa.list_(pa.float64())),
@@ -260,14 +267,17 @@ def _text(values: np.ndarray[Any, Any]) -> pa.Array:
 
     kind = values.dtype.kind
     if kind == "b":
-        return pa.array(np.where(values, "True", "False"), pa.string())
+        return strings(np.where(values, "True", "False").tolist())
     if kind in "iu":
-        return pa.array(values).cast(pa.string())
+        return numbers(values).cast(pa.string())
     if kind == "f":
         finite = np.isfinite(values)
-        text = pa.array(np.where(finite, values, 0.0)).cast(pa.string())
-        return text if finite.all() else pa.array(np.where(finite, text, None), pa.string())
-    return pa.array(values, pa.string())  # text labels (see ``_answers``)
+        text = numbers(np.where(finite, values, 0.0)).cast(pa.string())
+        if finite.all():
+            return text
+        _, offsets, data = text.buffers()
+        return pa.Array.from_buffers(pa.string(), len(text), [_bitmap(finite), offsets, data])
+    return strings(values.tolist())  # text labels (see ``_answers``)
 
 
 _CLASSES_JSON: dict[tuple[str, ...], str] = {}
@@ -292,7 +302,73 @@ def _classes_json(names: tuple[str, ...]) -> str:
 def _constant(value: str | None, n: int) -> pa.Array:
     import pyarrow as pa
 
-    return pa.repeat(pa.scalar(value, pa.string()), n)
+    if value is None:
+        return pa.nulls(n, pa.string())
+    return pa.repeat(strings([value])[0], n)
+
+
+def numbers(values: Any, kind: pa.DataType | None = None) -> pa.Array:
+    """A 1-D numeric or boolean numpy array as Arrow (of ``kind``, or the array's own type),
+    sharing its memory when it is contiguous."""
+    import pyarrow as pa
+
+    array = np.ascontiguousarray(values)
+    kind = kind or pa.from_numpy_dtype(array.dtype)
+    data = _bitmap(array) if array.dtype.kind == "b" else pa.py_buffer(array)
+    return pa.Array.from_buffers(kind, len(array), [None, data])
+
+
+def strings(values: list[str | None] | tuple[str | None, ...]) -> pa.Array:
+    """Text (``None`` for null) as an Arrow string array."""
+    import pyarrow as pa
+
+    n = len(values)
+    validity = None
+    try:
+        joined = "".join(values)  # type: ignore[arg-type]
+    except TypeError:  # a null among them
+        present = np.fromiter((value is not None for value in values), np.bool_, count=n)
+        validity = _bitmap(present)
+        values = [value or "" for value in values]
+        joined = "".join(values)  # type: ignore[arg-type]
+    if joined.isascii():  # one byte a character: the lengths are the strings' own
+        data = joined.encode()
+        lengths = np.fromiter(map(len, values), np.int64, count=n)  # type: ignore[arg-type]
+    else:
+        encoded = [value.encode() for value in values]  # type: ignore[union-attr]
+        data = b"".join(encoded)
+        lengths = np.fromiter(map(len, encoded), np.int64, count=n)
+    if len(data) >= 2**31:
+        raise ValueError(f"{len(data)} bytes of text in one column: more than Arrow's 2 GiB")
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.Array.from_buffers(
+        pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+
+
+def numpy_of(column: pa.Array | pa.ChunkedArray, dtype: Any) -> np.ndarray[Any, Any]:
+    """The values of a fixed-width Arrow column without nulls (a timestamp's as its integers)
+    as numpy's ``dtype``, read from its buffers (``to_numpy`` imports pandas as well)."""
+    dtype = np.dtype(dtype)
+    parts = column.chunks if hasattr(column, "num_chunks") else [column]
+    arrays = [
+        np.frombuffer(
+            part.buffers()[1], dtype, count=len(part), offset=part.offset * dtype.itemsize
+        )
+        for part in parts
+        if len(part)
+    ]
+    if not arrays:
+        return np.empty(0, dtype)
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def _bitmap(mask: np.ndarray[Any, Any]) -> pa.Buffer:
+    """A boolean mask as Arrow's bit-packed buffer (validity or boolean values)."""
+    import pyarrow as pa
+
+    return pa.py_buffer(np.packbits(mask, bitorder="little"))
 
 
 def _nulls(n: int, kind: Any = None) -> pa.Array:

@@ -44,7 +44,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from dockyard.monitoring.encoding import Chunk, chunk, chunks_table, failures_table
+from dockyard.monitoring.encoding import (
+    Chunk,
+    chunk,
+    chunks_table,
+    failures_table,
+    numbers,
+    numpy_of,
+)
 from dockyard.monitoring.records import Batch, Failure, ModelCall, Record, Source
 from dockyard.monitoring.store import MonitoringStore
 
@@ -315,14 +322,11 @@ def _by_endpoint(items: list[tuple[str, T, int]]) -> dict[str, list[tuple[T, int
 
 def _by_hour(table: pa.Table) -> list[tuple[datetime, pa.Table]]:
     """Split a table by the UTC hour of its rows (a flush rarely spans two)."""
-    import pyarrow.compute as pc
-
-    seconds = pc.divide(pc.cast(table["time"], "int64"), 1_000_000).to_numpy()
-    hours = seconds // 3600
+    hours = numpy_of(table["time"], np.int64) // 3_600_000_000  # microseconds
     first = int(hours[0])
     if (hours == first).all():
         return [(datetime.fromtimestamp(first * 3600, UTC), table)]
     return [
-        (datetime.fromtimestamp(int(hour) * 3600, UTC), table.filter(hours == hour))
+        (datetime.fromtimestamp(int(hour) * 3600, UTC), table.filter(numbers(hours == hour)))
         for hour in np.unique(hours)
     ]

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
+from dockyard.schema._pandas import dtype_of, is_series, isna
 from dockyard.schema.problems import ProblemLog, describe_value
 from dockyard.schema.signature import ColumnSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Array = Any  # a numpy array or a pandas ExtensionArray: what a DataFrame column is built from
 
@@ -33,17 +36,16 @@ _INT_TYPES: frozenset[type] = frozenset(
 _FLOAT_TYPES: frozenset[type] = frozenset({float, np.float16, np.float32, np.float64})
 _BOOL_TYPES: frozenset[type] = frozenset({bool, np.bool_})
 _STR_TYPES: frozenset[type] = frozenset({str, np.str_})
-_DATETIME_TYPES: frozenset[type] = frozenset(
-    {str, np.str_, dt.datetime, dt.date, pd.Timestamp, np.datetime64}
-)
 
 
 def target_dtype(spec: ColumnSpec) -> Any:
     """The pandas/numpy dtype a column is rebuilt with."""
     if spec.dtype == "category":
+        import pandas as pd
+
         categories = pd.Index(list(spec.categories or ()), dtype=spec.categories_dtype)
         return pd.CategoricalDtype(categories, ordered=spec.ordered)
-    return pd.api.types.pandas_dtype(spec.pandas_dtype)
+    return dtype_of(spec.pandas_dtype)
 
 
 class ColumnCoercer:
@@ -58,6 +60,8 @@ class ColumnCoercer:
         if spec.dtype == "category":
             self._categories = self.target.categories
         elif spec.dtype == "string" and spec.categories is not None:
+            import pandas as pd
+
             self._categories = pd.Index(list(spec.categories), dtype=object)
         self._reject_unseen = self._categories is not None and spec.unseen == "reject"
         self._fast_types, self._accepts = _accepted_types(spec)
@@ -73,6 +77,8 @@ class ColumnCoercer:
     def matches(self, dtype: Any) -> bool:
         """Whether values of ``dtype`` need no rebuilding (categories in the same order too)."""
         if self.spec.dtype == "category":
+            import pandas as pd
+
             return bool(
                 isinstance(dtype, pd.CategoricalDtype)
                 and dtype == self.target
@@ -86,6 +92,8 @@ class ColumnCoercer:
             return False
         if self.spec.dtype != "string":
             return True
+        import pandas as pd
+
         if pd.api.types.is_object_dtype(series.dtype) and pd.api.types.infer_dtype(
             series, skipna=True
         ) not in ("string", "empty"):
@@ -98,7 +106,7 @@ class ColumnCoercer:
         self, values: Any, log: ProblemLog, row_ids: NDArray[np.intp] | None = None
     ) -> Array | None:
         """Check ``values`` and return them rebuilt, or ``None`` if problems were logged."""
-        if isinstance(values, pd.Series):
+        if is_series(values):
             if self.matches(values.dtype):
                 return self._coerce_matching(values, log, row_ids)
             values = _series_values(values)
@@ -107,6 +115,8 @@ class ColumnCoercer:
         elif not isinstance(values, np.ndarray):
             values = np.asarray(values, dtype=object)
         if values.dtype.kind in "mM" and self.spec.dtype != "datetime":
+            import pandas as pd
+
             values = pd.Series(values).to_numpy(dtype=object)  # Timestamps, not raw integers
         if values.ndim != 1:
             log.add(
@@ -121,6 +131,8 @@ class ColumnCoercer:
     def _coerce_matching(
         self, series: pd.Series, log: ProblemLog, row_ids: NDArray[np.intp] | None
     ) -> Array | None:
+        import pandas as pd
+
         if (
             self.spec.dtype == "string"
             and pd.api.types.is_object_dtype(series.dtype)
@@ -216,6 +228,8 @@ class ColumnCoercer:
                 if not null.any():
                     numbers = objects.astype(self._int_dtype)
                 elif not self._numpy_target:  # a nullable dtype holds every value exactly
+                    import pandas as pd
+
                     return pd.array(_fill(objects, null, None).tolist(), dtype=self.target)
                 return self._finish(numbers)
         if log.total != before:
@@ -273,6 +287,8 @@ class ColumnCoercer:
             return self._finish(objects.astype(bool))
         if self._numpy_target:  # bool or object: pandas keeps nulls in an object column
             return _fill(objects, null, np.nan)
+        import pandas as pd
+
         return pd.array(_fill(objects, null, None), dtype=self.target)
 
     def _coerce_string(
@@ -281,6 +297,8 @@ class ColumnCoercer:
         before = log.total
         objects, null, ok = self._scan(values, log, row_ids)
         if self._reject_unseen and self._categories is not None:
+            import pandas as pd
+
             checked = ok & ~null
             known = (
                 self._categories.get_indexer(pd.Index(_fill(objects, ~checked, None), dtype=object))
@@ -291,11 +309,15 @@ class ColumnCoercer:
             return None
         if self._numpy_target:
             return _fill(objects, null, np.nan) if null.any() else objects
+        import pandas as pd
+
         return pd.array(objects, dtype=self.target)
 
     def _coerce_category(
         self, values: NDArray[Any], kind: str, log: ProblemLog, row_ids: NDArray[np.intp] | None
     ) -> Array | None:
+        import pandas as pd
+
         assert self._categories is not None
         before = log.total
         objects, null, ok = self._scan(values, log, row_ids)
@@ -314,6 +336,8 @@ class ColumnCoercer:
     def _coerce_datetime(
         self, values: NDArray[Any], kind: str, log: ProblemLog, row_ids: NDArray[np.intp] | None
     ) -> Array | None:
+        import pandas as pd
+
         before = log.total
         if kind == "M":
             index = pd.DatetimeIndex(values)
@@ -350,6 +374,8 @@ class ColumnCoercer:
 
     def _timestamp(self, value: Any) -> Any:
         """A Timestamp in the target's time zone, or None when unreadable or zone-mismatched."""
+        import pandas as pd
+
         try:
             stamp = pd.Timestamp(value)
         except (ValueError, TypeError, OverflowError):
@@ -366,7 +392,7 @@ class ColumnCoercer:
         Logs nulls (where the column is not nullable) and values of the wrong type.
         """
         objects = values if values.dtype.kind == "O" else values.astype(object)
-        null = np.asarray(pd.isna(objects), dtype=bool)
+        null = isna(objects)
         if not self.spec.nullable and null.any():
             self._log_nulls(null, objects, log, row_ids)
         ok = self._types_ok(objects, null)
@@ -388,6 +414,8 @@ class ColumnCoercer:
     def _finish(self, out: NDArray[Any]) -> Array:
         """Numeric values (float64 with NaN where null) cast to the target dtype."""
         if not self._numpy_target:
+            import pandas as pd
+
             return pd.array(out, dtype=self.target)
         if out.dtype.kind == "f" and self.target.kind in "iub" and np.isnan(out).any():
             return out  # an integer column with nulls: float64, as pandas itself would make it
@@ -518,7 +546,12 @@ def _accepted_types(spec: ColumnSpec) -> tuple[frozenset[type], Callable[[Any], 
     if spec.dtype == "string":
         return _STR_TYPES, lambda v: isinstance(v, str)
     if spec.dtype == "datetime":
-        return _DATETIME_TYPES, lambda v: isinstance(v, (str, dt.date, np.datetime64))
+        import pandas as pd
+
+        return (
+            frozenset({str, np.str_, dt.datetime, dt.date, pd.Timestamp, np.datetime64}),
+            lambda v: isinstance(v, (str, dt.date, np.datetime64)),
+        )
     families = {_family(category) for category in spec.categories or ()}
     if families == {"string"}:
         return _STR_TYPES, lambda v: isinstance(v, str)

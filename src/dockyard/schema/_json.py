@@ -7,7 +7,8 @@ import math
 from typing import Any
 
 import numpy as np
-import pandas as pd
+
+from dockyard.schema._pandas import is_missing_marker
 
 
 def to_json_value(value: Any) -> Any:
@@ -18,7 +19,7 @@ def to_json_value(value: Any) -> Any:
     """
     if isinstance(value, np.generic):
         value = value.item()
-    if value is None or value is pd.NA or value is pd.NaT:
+    if value is None or is_missing_marker(value):
         return None
     if isinstance(value, float):
         return value if math.isfinite(value) else None

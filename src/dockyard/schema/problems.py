@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
+
+from dockyard.schema._pandas import is_missing_marker
 
 __all__ = ["PROBLEM_LIMIT", "Problem", "ProblemLog", "describe_value"]
 
@@ -100,7 +101,7 @@ class ProblemLog:
 def describe_value(value: Any) -> str:
     """A short description of a value for error messages: ``'abc' (string)``; a numpy
     scalar is named as the Python value it holds (a 2-D tensor and JSON records read alike)."""
-    if value is None or value is pd.NA or value is pd.NaT:
+    if value is None or is_missing_marker(value):
         return "null"
     if isinstance(value, float) and math.isnan(value):
         return "NaN"

@@ -16,33 +16,27 @@ values gets the same answer, only the clean case is faster.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from dockyard.errors import SchemaValidationError
 from dockyard.schema._columns import ColumnCoercer
-from dockyard.schema.layout import InputLayout
+from dockyard.schema._pandas import is_frame, is_series, loaded
+from dockyard.schema.numeric_rows import NumericRows, array_dtype
 from dockyard.schema.problems import PROBLEM_LIMIT, ProblemLog, describe_value
 from dockyard.schema.signature import Signature
 
-__all__ = ["NumericRows", "ValidatedInput", "Validator"]
+if TYPE_CHECKING:
+    import pandas as pd
 
-_SEQUENCES = (list, tuple, np.ndarray, pd.Series, pd.Index, pd.api.extensions.ExtensionArray)
+__all__ = ["ValidatedInput", "Validator"]
+
+_SEQUENCES = (list, tuple, np.ndarray)
 _NOTE_LIMIT = 20
-_EXACT = 2.0**53
-"""From here on a float64 no longer holds every integer."""
-_PLAIN_NUMBERS = frozenset({float, int})
-_LIST = {list}
-_BULK = 64
-"""Values from which rows are converted by numpy in one call (see :func:`_plain_numbers`);
-below, numpy's call overhead costs more than the scan it saves."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +84,7 @@ class Validator:
         self._known = frozenset(self._names)
         self._order = {name: position for position, name in enumerate(self._names)}
         self._coercers = tuple(ColumnCoercer(column) for column in signature.columns)
-        self._array_dtype = _array_dtype(signature)
+        self._array_dtype = array_dtype(signature)
         self._numeric = NumericRows.for_signature(signature)
         self._positional_names = tuple(str(i) for i in range(len(self._names)))
         # For the fast DataFrame path: non-nullable numpy float columns are checked as one
@@ -114,7 +108,7 @@ class Validator:
             array = self._numeric.decode(data)
             if array is not None:
                 return ValidatedInput(array, len(array), ())
-        if isinstance(data, pd.DataFrame):
+        if is_frame(data):
             fast = self._fast_frame(data)
             if fast is not None:
                 return fast
@@ -180,16 +174,16 @@ class Validator:
     # -- splitting the input into columns ------------------------------------------------
 
     def _split(self, data: Any, log: ProblemLog, notes: list[str]) -> _Columns:
-        if isinstance(data, pd.DataFrame):
+        if is_frame(data):
             return self._from_frame(data, log, notes)
         if isinstance(data, np.ndarray):
             return self._from_array(data, log)
-        if isinstance(data, pd.Series):  # one row, indexed by column name
+        if is_series(data):  # one row, indexed by column name
             return self._from_records([data.to_dict()], log, notes)
         if isinstance(data, Mapping):
             if not data:
                 return _Columns({}, 0, usable=False)
-            if any(isinstance(value, _SEQUENCES) for value in data.values()):
+            if any(_is_sequence(value) for value in data.values()):
                 return self._from_columns(data, log, notes)
             return self._from_records([data], log, notes)
         if isinstance(data, (list, tuple)):
@@ -202,7 +196,7 @@ class Validator:
         to_pandas = getattr(data, "to_pandas", None)
         if callable(to_pandas):  # pyarrow and polars tables
             frame = to_pandas()
-            if isinstance(frame, pd.DataFrame):
+            if is_frame(frame):
                 return self._from_frame(frame, log, notes)
         if isinstance(data, (list, tuple)):
             got = f"a list of {describe_value(data[0])}"
@@ -216,6 +210,8 @@ class Validator:
         return _Columns({}, 0, usable=False)
 
     def _from_frame(self, frame: pd.DataFrame, log: ProblemLog, notes: list[str]) -> _Columns:
+        import pandas as pd
+
         if isinstance(frame.columns, pd.RangeIndex) and self._names != self._positional_names:
             if frame.shape[1] != len(self._names):
                 self._log_width(log, None, frame.shape[1])
@@ -304,7 +300,7 @@ class Validator:
             if name not in data:
                 continue
             column = data[name]
-            if isinstance(column, _SEQUENCES):
+            if _is_sequence(column):
                 values[name] = column
             else:
                 reported.add(name)
@@ -314,7 +310,7 @@ class Validator:
                 )  # fmt: skip
         lengths = {name: len(column) for name, column in values.items()}
         counts = list(lengths.values()) or [
-            len(column) for column in data.values() if isinstance(column, _SEQUENCES)
+            len(column) for column in data.values() if _is_sequence(column)
         ]
         rows = max(set(counts), key=counts.count) if counts else 0
         for name, length in lengths.items():
@@ -338,6 +334,8 @@ class Validator:
             ):
                 return source
             return self._stack(arrays, columns.rows)
+        import pandas as pd
+
         built = {name: _column(array) for name, array in zip(self._names, arrays, strict=True)}
         return pd.DataFrame(built, copy=False)
 
@@ -383,179 +381,6 @@ class Validator:
         )
 
 
-class NumericRows:
-    """The validator's fast path for all-numeric signatures (``float64``/``int64`` columns)
-    served as arrays: records, rows, columns (lists or 1-D numeric arrays) and 2-D numeric
-    arrays of plain finite numbers become the model's array (the validator's ``array``
-    dtype) in bulk.
-
-    It takes only what the full path would accept unchanged and returns ``None`` for
-    anything else — a missing or extra key, a row of the wrong length, a string, a bool, a
-    null or NaN or infinity, a fraction or a float past 2**53 in an integer column, an
-    integer beyond float64, an unsigned 64-bit array — which the full path then checks and
-    reports. Tuples, Series and DataFrames also take the full path.
-    """
-
-    def __init__(self, signature: Signature, dtype: np.dtype[Any]) -> None:
-        names = signature.column_names
-        self.width = len(names)
-        self.dtype = dtype
-        integers = [i for i, c in enumerate(signature.columns) if c.dtype == "integer"]
-        self._integers = np.asarray(integers, dtype=np.intp) if integers else None
-        self._integer_set = frozenset(integers)
-        if len(names) == 1:
-            only = names[0]
-            self._values: Any = lambda record: (record[only],)
-        else:
-            self._values = operator.itemgetter(*names)
-
-    @classmethod
-    def for_signature(
-        cls, signature: Signature, *, layout: InputLayout | None = None
-    ) -> NumericRows | None:
-        """The fast path for ``signature``, or ``None`` when it has none; ``layout`` is the
-        one the caller feeds its model (the signature's unless said: a model behind a
-        ``frame`` signature may take an array, as a one-input ONNX twin does)."""
-        numeric = all(
-            column.dtype in ("float", "integer") and column.pandas_dtype in ("float64", "int64")
-            for column in signature.columns
-        )
-        if (layout or signature.layout) != "array" or not signature.columns or not numeric:
-            return None
-        return cls(signature, _array_dtype(signature))
-
-    def decode(self, data: Any) -> NDArray[Any] | None:
-        """The model's array for ``data``, or ``None``: "take the full path"."""
-        kind = type(data)
-        if kind is np.ndarray:
-            return self._from_array(data)
-        if kind is dict:
-            if data and type(next(iter(data.values()))) in (list, np.ndarray):
-                return self._from_columns(data)
-            data = (data,)
-        elif kind is not list or not data:
-            return None
-        # map() with C callables: no Python frame per row
-        width = {self.width}
-        if type(data[0]) is list:
-            if set(map(type, data)) != _LIST or set(map(len, data)) != width:
-                return None
-            return self._from_lists(data)
-        try:
-            rows = list(map(self._values, data))  # non-records: TypeError
-            if set(map(len, data)) != width:  # extra keys
-                return None
-        except (KeyError, TypeError):
-            return None
-        return self._from_lists(rows)
-
-    def clean_columns(self, data: Mapping[str, Any]) -> bool:
-        """Whether ``data`` (one 1-D numeric array per signature column, nothing else) passes
-        :meth:`decode`'s checks as it is, checked column by column without building the 2-D
-        array — for a model fed column by column. ``False``: take the full path."""
-        if len(data) != self.width:
-            return False
-        try:
-            columns = self._values(data)
-        except KeyError:
-            return False
-        rows = len(columns[0]) if type(columns[0]) is np.ndarray else 0
-        for position, column in enumerate(columns):
-            if type(column) is not np.ndarray or column.ndim != 1 or len(column) != rows:
-                return False
-            kind, size = column.dtype.kind, column.dtype.itemsize
-            if kind not in "fiu" or (kind == "u" and size == 8):
-                return False
-            if kind != "f":
-                continue
-            if not np.isfinite(column).all():
-                return False
-            whole = (
-                position not in self._integer_set
-                or ((np.abs(column) < _EXACT) & (column == np.trunc(column))).all()
-            )
-            if not whole:
-                return False
-        return rows > 0
-
-    def _from_columns(self, data: dict[str, Any]) -> NDArray[Any] | None:
-        if len(data) != self.width:  # extra columns: a note
-            return None
-        try:
-            columns = self._values(data)
-        except KeyError:
-            return None
-        lists = all(type(column) is list for column in columns)
-        if not lists and not all(
-            type(column) is np.ndarray and column.ndim == 1 for column in columns
-        ):
-            return None
-        rows = len(columns[0])
-        if not rows or any(len(column) != rows for column in columns):
-            return None
-        if lists:
-            bulk = _plain_numbers(columns) if rows * self.width >= _BULK else None
-            if bulk is not None:
-                return self._from_floats(np.ascontiguousarray(bulk.T))
-            if not _PLAIN_NUMBERS.issuperset(map(type, chain.from_iterable(columns))):
-                return None
-            try:
-                by_column = np.array(columns, dtype=np.float64)
-            except OverflowError:
-                return None
-            return self._from_floats(np.ascontiguousarray(by_column.T))
-        kinds = {(column.dtype.kind, column.dtype.itemsize) for column in columns}
-        if any(kind not in "fiu" or (kind == "u" and size == 8) for kind, size in kinds):
-            return None
-        return self._from_array(np.column_stack(columns))
-
-    def _from_lists(self, rows: Any) -> NDArray[Any] | None:
-        if len(rows) * self.width >= _BULK:
-            bulk = _plain_numbers(rows)
-            if bulk is not None:
-                return self._from_floats(bulk)
-        if not _PLAIN_NUMBERS.issuperset(map(type, chain.from_iterable(rows))):
-            return None
-        try:
-            array = np.array(rows, dtype=np.float64)
-        except OverflowError:  # an integer beyond float64
-            return None
-        return self._from_floats(array)
-
-    def _from_array(self, array: NDArray[Any]) -> NDArray[Any] | None:
-        if array.ndim != 2 or array.shape[1] != self.width or not array.shape[0]:
-            return None
-        kind = array.dtype.kind
-        if kind == "f":
-            return self._from_floats(array.astype(np.float64, copy=False))
-        if kind == "i" or (kind == "u" and array.dtype.itemsize < 8):
-            return array.astype(self.dtype, copy=False)
-        return None
-
-    def _from_floats(self, array: NDArray[np.float64]) -> NDArray[Any] | None:
-        if not np.isfinite(array).all():
-            return None
-        if self._integers is not None:
-            block = array[:, self._integers]
-            if not ((np.abs(block) < _EXACT) & (block == np.trunc(block))).all():
-                return None
-        return array if self.dtype == array.dtype else array.astype(self.dtype)
-
-
-def _plain_numbers(rows: Any) -> NDArray[np.float64] | None:
-    """Rows of plain numbers converted by numpy in one call, without first scanning every
-    value's type in Python; ``None`` when numpy's answer could hide what that scan catches:
-    anything but a numeric array (a string, a null, an integer beyond int64), or a value
-    equal to 0 or 1 (numpy reads ``True`` and ``False`` as those)."""
-    try:
-        array = np.array(rows)
-    except (ValueError, OverflowError):
-        return None
-    if array.dtype.kind not in "fi" or ((array == 0) | (array == 1)).any():
-        return None
-    return array.astype(np.float64, copy=False)
-
-
 def _numpy_kind(coercer: ColumnCoercer, kinds: str) -> bool:
     return isinstance(coercer.target, np.dtype) and coercer.target.kind in kinds
 
@@ -564,29 +389,22 @@ def _never_null_float(coercer: ColumnCoercer) -> bool:
     return not coercer.spec.nullable and _numpy_kind(coercer, "f")
 
 
-def _array_dtype(signature: Signature) -> np.dtype[Any]:
-    """The dtype of ``array``-layout output (see :class:`Validator`)."""
-    if not all(column.dtype in ("float", "integer", "boolean") for column in signature.columns):
-        return np.dtype(object)
-    dtypes = {column.pandas_dtype for column in signature.columns}
-    if len(dtypes) == 1:
-        dtype = pd.api.types.pandas_dtype(dtypes.pop())
-        if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
-            return dtype
-    return np.dtype(np.float64)
-
-
 def _column(array: Any) -> Any:
     """An array ready for the DataFrame constructor, object columns kept as object.
 
     (pandas 3 would otherwise turn an object array of strings into its ``str`` dtype.)
     """
+    import pandas as pd
+
     if isinstance(array, np.ndarray | pd.arrays.NumpyExtensionArray) and array.dtype.kind == "O":
         return pd.Series(np.asarray(array), dtype=object, copy=False)
     return array
 
 
 def _to_numpy(array: Any, dtype: np.dtype[Any]) -> Any:
+    pd = loaded()
+    if pd is None:  # no pandas array can exist yet
+        return array
     if isinstance(array, pd.api.extensions.ExtensionArray) and not isinstance(
         array, pd.arrays.NumpyExtensionArray
     ):
@@ -596,5 +414,18 @@ def _to_numpy(array: Any, dtype: np.dtype[Any]) -> Any:
     return array
 
 
+def _is_sequence(value: Any) -> bool:
+    """Whether ``value`` is a column of values: a list, tuple, numpy array, or a pandas
+    Series, Index or extension array."""
+    if isinstance(value, _SEQUENCES):
+        return True
+    pd = loaded()
+    return pd is not None and isinstance(
+        value, pd.Series | pd.Index | pd.api.extensions.ExtensionArray
+    )
+
+
 def _default_index(index: pd.Index) -> bool:
+    import pandas as pd
+
     return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1

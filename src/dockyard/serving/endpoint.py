@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from dockyard.deploy.spec import Deployment
 from dockyard.errors import SchemaValidationError
@@ -26,7 +25,7 @@ from dockyard.registry.types import Version
 from dockyard.runtimes.base import LoadedModel
 from dockyard.schema import Signature, Validator
 from dockyard.schema.labels import label_text
-from dockyard.schema.validation import NumericRows
+from dockyard.schema.numeric_rows import NumericRows
 from dockyard.serving.batching import Batcher, BatchPolicy, run_batched
 from dockyard.serving.ranges import OutOfRange, Ranges
 
@@ -94,6 +93,8 @@ def numeric_feed(
         if predictor.input_layout == "array":
             return rows, None
         return rows, lambda array: {name: array[:, i] for i, name in enumerate(names)}
+    import pandas as pd  # a native model fed DataFrames
+
     dtypes = [np.dtype(column.pandas_dtype) for column in signature.columns]
     if all(dtype == rows.dtype for dtype in dtypes):
         return rows, lambda array: pd.DataFrame(array, columns=names, copy=False)
@@ -178,6 +179,8 @@ class LiveModel:
         if self.validator is None:
             if isinstance(data, np.ndarray):
                 return data, len(data), ("no signature: input unchecked",)
+            import pandas as pd
+
             frame = pd.DataFrame(data if isinstance(data, list) else [data])
             return frame, len(frame), ("no signature: input unchecked",)
         if self._numbers is not None:  # plain numbers for a DataFrame model: one array

@@ -17,7 +17,7 @@ import pytest
 
 from dockyard.errors import SchemaValidationError
 from dockyard.schema import Validator, infer_signature
-from dockyard.schema.validation import NumericRows
+from dockyard.schema.numeric_rows import NumericRows
 
 
 def _validators(dtypes: dict[str, str], nullable: bool = False) -> tuple[Validator, Validator]:

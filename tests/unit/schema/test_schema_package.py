@@ -11,7 +11,7 @@ import dockyard.schema
 PACKAGE = Path(dockyard.schema.__file__).parent
 ALLOWED_ROOTS = {
     *("__future__", "collections", "dataclasses", "datetime", "hashlib", "json", "math"),
-    *("importlib", "itertools", "operator", "pathlib", "typing", "warnings"),
+    *("importlib", "itertools", "operator", "pathlib", "sys", "types", "typing", "warnings"),
     *("numpy", "pandas", "dockyard"),
 }
 

@@ -1,0 +1,216 @@
+"""The validator's fast path for all-numeric signatures served as arrays.
+
+:class:`NumericRows` turns requests of plain finite numbers (records, rows, columns, 2-D
+arrays) into the model's array in bulk and hands anything else back to the full path
+(:class:`~dockyard.schema.validation.Validator`), which checks it and lists every problem:
+each shape of the same values gets the same answer, only the clean case is faster.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from itertools import chain
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dockyard.schema._pandas import dtype_of
+from dockyard.schema.layout import InputLayout
+from dockyard.schema.signature import Signature
+
+__all__ = ["NumericRows", "array_dtype"]
+
+_EXACT = 2.0**53
+"""From here on a float64 no longer holds every integer."""
+_PLAIN_NUMBERS = frozenset({float, int})
+_LIST = {list}
+_BULK = 64
+"""Values from which rows are converted by numpy in one call (see :func:`_plain_numbers`);
+below, numpy's call overhead costs more than the scan it saves."""
+
+
+class NumericRows:
+    """The validator's fast path for all-numeric signatures (``float64``/``int64`` columns)
+    served as arrays: records, rows, columns (lists or 1-D numeric arrays) and 2-D numeric
+    arrays of plain finite numbers become the model's array (the validator's ``array``
+    dtype) in bulk.
+
+    It takes only what the full path would accept unchanged and returns ``None`` for
+    anything else — a missing or extra key, a row of the wrong length, a string, a bool, a
+    null or NaN or infinity, a fraction or a float past 2**53 in an integer column, an
+    integer beyond float64, an unsigned 64-bit array — which the full path then checks and
+    reports. Tuples, Series and DataFrames also take the full path.
+    """
+
+    def __init__(self, signature: Signature, dtype: np.dtype[Any]) -> None:
+        names = signature.column_names
+        self.width = len(names)
+        self.dtype = dtype
+        integers = [i for i, c in enumerate(signature.columns) if c.dtype == "integer"]
+        self._integers = np.asarray(integers, dtype=np.intp) if integers else None
+        self._integer_set = frozenset(integers)
+        if len(names) == 1:
+            only = names[0]
+            self._values: Any = lambda record: (record[only],)
+        else:
+            self._values = operator.itemgetter(*names)
+
+    @classmethod
+    def for_signature(
+        cls, signature: Signature, *, layout: InputLayout | None = None
+    ) -> NumericRows | None:
+        """The fast path for ``signature``, or ``None`` when it has none; ``layout`` is the
+        one the caller feeds its model (the signature's unless said: a model behind a
+        ``frame`` signature may take an array, as a one-input ONNX twin does)."""
+        numeric = all(
+            column.dtype in ("float", "integer") and column.pandas_dtype in ("float64", "int64")
+            for column in signature.columns
+        )
+        if (layout or signature.layout) != "array" or not signature.columns or not numeric:
+            return None
+        return cls(signature, array_dtype(signature))
+
+    def decode(self, data: Any) -> NDArray[Any] | None:
+        """The model's array for ``data``, or ``None``: "take the full path"."""
+        kind = type(data)
+        if kind is np.ndarray:
+            return self._from_array(data)
+        if kind is dict:
+            if data and type(next(iter(data.values()))) in (list, np.ndarray):
+                return self._from_columns(data)
+            data = (data,)
+        elif kind is not list or not data:
+            return None
+        # map() with C callables: no Python frame per row
+        width = {self.width}
+        if type(data[0]) is list:
+            if set(map(type, data)) != _LIST or set(map(len, data)) != width:
+                return None
+            return self._from_lists(data)
+        try:
+            rows = list(map(self._values, data))  # non-records: TypeError
+            if set(map(len, data)) != width:  # extra keys
+                return None
+        except (KeyError, TypeError):
+            return None
+        return self._from_lists(rows)
+
+    def clean_columns(self, data: Mapping[str, Any]) -> bool:
+        """Whether ``data`` (one 1-D numeric array per signature column, nothing else) passes
+        :meth:`decode`'s checks as it is, checked column by column without building the 2-D
+        array — for a model fed column by column. ``False``: take the full path."""
+        if len(data) != self.width:
+            return False
+        try:
+            columns = self._values(data)
+        except KeyError:
+            return False
+        rows = len(columns[0]) if type(columns[0]) is np.ndarray else 0
+        for position, column in enumerate(columns):
+            if type(column) is not np.ndarray or column.ndim != 1 or len(column) != rows:
+                return False
+            kind, size = column.dtype.kind, column.dtype.itemsize
+            if kind not in "fiu" or (kind == "u" and size == 8):
+                return False
+            if kind != "f":
+                continue
+            if not np.isfinite(column).all():
+                return False
+            whole = (
+                position not in self._integer_set
+                or ((np.abs(column) < _EXACT) & (column == np.trunc(column))).all()
+            )
+            if not whole:
+                return False
+        return rows > 0
+
+    def _from_columns(self, data: dict[str, Any]) -> NDArray[Any] | None:
+        if len(data) != self.width:  # extra columns: a note
+            return None
+        try:
+            columns = self._values(data)
+        except KeyError:
+            return None
+        lists = all(type(column) is list for column in columns)
+        if not lists and not all(
+            type(column) is np.ndarray and column.ndim == 1 for column in columns
+        ):
+            return None
+        rows = len(columns[0])
+        if not rows or any(len(column) != rows for column in columns):
+            return None
+        if lists:
+            bulk = _plain_numbers(columns) if rows * self.width >= _BULK else None
+            if bulk is not None:
+                return self._from_floats(np.ascontiguousarray(bulk.T))
+            if not _PLAIN_NUMBERS.issuperset(map(type, chain.from_iterable(columns))):
+                return None
+            try:
+                by_column = np.array(columns, dtype=np.float64)
+            except OverflowError:
+                return None
+            return self._from_floats(np.ascontiguousarray(by_column.T))
+        kinds = {(column.dtype.kind, column.dtype.itemsize) for column in columns}
+        if any(kind not in "fiu" or (kind == "u" and size == 8) for kind, size in kinds):
+            return None
+        return self._from_array(np.column_stack(columns))
+
+    def _from_lists(self, rows: Any) -> NDArray[Any] | None:
+        if len(rows) * self.width >= _BULK:
+            bulk = _plain_numbers(rows)
+            if bulk is not None:
+                return self._from_floats(bulk)
+        if not _PLAIN_NUMBERS.issuperset(map(type, chain.from_iterable(rows))):
+            return None
+        try:
+            array = np.array(rows, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64
+            return None
+        return self._from_floats(array)
+
+    def _from_array(self, array: NDArray[Any]) -> NDArray[Any] | None:
+        if array.ndim != 2 or array.shape[1] != self.width or not array.shape[0]:
+            return None
+        kind = array.dtype.kind
+        if kind == "f":
+            return self._from_floats(array.astype(np.float64, copy=False))
+        if kind == "i" or (kind == "u" and array.dtype.itemsize < 8):
+            return array.astype(self.dtype, copy=False)
+        return None
+
+    def _from_floats(self, array: NDArray[np.float64]) -> NDArray[Any] | None:
+        if not np.isfinite(array).all():
+            return None
+        if self._integers is not None:
+            block = array[:, self._integers]
+            if not ((np.abs(block) < _EXACT) & (block == np.trunc(block))).all():
+                return None
+        return array if self.dtype == array.dtype else array.astype(self.dtype)
+
+
+def _plain_numbers(rows: Any) -> NDArray[np.float64] | None:
+    """Rows of plain numbers converted by numpy in one call, without first scanning every
+    value's type in Python; ``None`` when numpy's answer could hide what that scan catches:
+    anything but a numeric array (a string, a null, an integer beyond int64), or a value
+    equal to 0 or 1 (numpy reads ``True`` and ``False`` as those)."""
+    try:
+        array = np.array(rows)
+    except (ValueError, OverflowError):
+        return None
+    if array.dtype.kind not in "fi" or ((array == 0) | (array == 1)).any():
+        return None
+    return array.astype(np.float64, copy=False)
+
+
+def array_dtype(signature: Signature) -> np.dtype[Any]:
+    """The dtype of ``array``-layout output (see :class:`~dockyard.schema.validation.Validator`)."""
+    if not all(column.dtype in ("float", "integer", "boolean") for column in signature.columns):
+        return np.dtype(object)
+    dtypes = {column.pandas_dtype for column in signature.columns}
+    if len(dtypes) == 1:
+        dtype = dtype_of(dtypes.pop())
+        if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+            return dtype
+    return np.dtype(np.float64)
