@@ -404,8 +404,12 @@ def _input_frame(blocks: list[tuple[tuple[str, ...] | None, Any, int]]) -> pd.Da
             continue
         close_run()
         if hasattr(block, "columns") and hasattr(block, "iloc"):  # a DataFrame
-            frame = block.reset_index(drop=True)
-            frame.columns = [str(c) for c in frame.columns]
+            frame = block  # the model's input: never changed in place
+            index = frame.index
+            if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
+                frame = frame.reset_index(drop=True)
+            if not all(type(name) is str for name in frame.columns):
+                frame = frame.set_axis([str(name) for name in frame.columns], axis=1)
             frames.append(frame)
         else:
             frames.append(pd.DataFrame(index=range(rows)))
@@ -416,11 +420,29 @@ def _input_frame(blocks: list[tuple[tuple[str, ...] | None, Any, int]]) -> pd.Da
 
 
 def _input_array(series: pd.Series) -> pa.Array:
-    """One input column as Arrow: numbers, booleans, or text (anything else as its text)."""
+    """One input column as Arrow: numbers, booleans, or text (anything else as its text);
+    NaN and ``None`` are nulls. numpy columns and text are converted without pandas' and
+    pyarrow's per-call inference (tens of µs a column, more than the rows of a batch)."""
     import pandas as pd
     import pyarrow as pa
 
-    if series.dtype == object:
+    values = series.to_numpy() if isinstance(series.dtype, np.dtype) else None
+    if values is not None and values.dtype.kind in "biuf":
+        if values.dtype.kind == "f":
+            nan = np.isnan(values)
+            if nan.any():
+                array = numbers(values)
+                return pa.Array.from_buffers(
+                    array.type, len(array), [_bitmap(~nan), array.buffers()[1]]
+                )
+        return numbers(values)
+    if values is not None and values.dtype.kind == "O":
+        types = set(map(type, values))
+        if str in types and types <= _TEXT_TYPES:
+            try:  # text, NaN and None: Arrow converts them (a float but NaN is refused)
+                return pa.array(values, pa.string(), from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                pass
         inferred = pd.api.types.infer_dtype(series, skipna=True)
         if inferred in ("floating", "integer", "mixed-integer-float"):
             series = pd.to_numeric(series, errors="coerce")
@@ -431,3 +453,6 @@ def _input_array(series: pd.Series) -> pa.Array:
     elif isinstance(series.dtype, pd.CategoricalDtype):
         series = series.astype(object).map(lambda v: None if v is None or v != v else str(v))
     return pa.Array.from_pandas(series)
+
+
+_TEXT_TYPES = frozenset({str, float, type(None)})

@@ -33,7 +33,7 @@ from dockyard.schema.signature import Signature
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ValidatedInput", "Validator"]
+__all__ = ["FrameColumns", "ValidatedInput", "Validator"]
 
 _SEQUENCES = (list, tuple, np.ndarray)
 _NOTE_LIMIT = 20
@@ -46,6 +46,52 @@ class ValidatedInput:
     data: Any
     rows: int
     notes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FrameColumns:
+    """``frame``-layout input as the validator rebuilt it, one array per signature column,
+    before it becomes a DataFrame (:meth:`Validator.validate` with ``as_columns``).
+
+    Requests batched together are joined column by column and become one DataFrame per
+    batch (:meth:`join`): a DataFrame per request, and pandas' concat of them, cost more
+    than the validation itself."""
+
+    names: tuple[str, ...]
+    arrays: tuple[Any, ...]
+    rows: int
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def frame(self) -> pd.DataFrame:
+        """The DataFrame the model was fitted on: the columns in order, each in its dtype."""
+        import pandas as pd
+
+        built = {name: _column(a) for name, a in zip(self.names, self.arrays, strict=True)}
+        return pd.DataFrame(built, copy=False)
+
+    @staticmethod
+    def join(parts: list[FrameColumns]) -> pd.DataFrame:
+        """Consecutive requests' columns as one DataFrame. Raises ``ValueError`` when a
+        column's dtype differs between them (say an integer column with a null in one
+        request: ``float64`` there), rather than let joining change a request's values."""
+        first = parts[0]
+        if any(type(p) is not FrameColumns or p.names != first.names for p in parts):
+            raise ValueError("the requests' columns differ")
+        joined = []
+        for position, array in enumerate(first.arrays):
+            pieces = [array]
+            for part in parts[1:]:
+                piece = part.arrays[position]
+                if type(piece) is not type(array) or piece.dtype != array.dtype:
+                    raise ValueError(f"column {first.names[position]!r} differs in dtype")
+                pieces.append(piece)
+            if isinstance(array, np.ndarray):
+                joined.append(np.concatenate(pieces))
+            else:  # a pandas extension array: categories, nullable integers, datetimes
+                joined.append(type(array)._concat_same_type(pieces))
+        return FrameColumns(first.names, tuple(joined), sum(p.rows for p in parts)).frame()
 
 
 @dataclass
@@ -102,8 +148,12 @@ class Validator:
             "details.problems lists every problem."
         )
 
-    def validate(self, data: Any) -> ValidatedInput:
-        """Check ``data`` and return it rebuilt; raise :class:`SchemaValidationError` if not."""
+    def validate(self, data: Any, *, as_columns: bool = False) -> ValidatedInput:
+        """Check ``data`` and return it rebuilt; raise :class:`SchemaValidationError` if not.
+
+        With ``as_columns``, ``frame``-layout input that had to be rebuilt comes back as
+        :class:`FrameColumns`, for a caller that joins requests before making a DataFrame
+        (a DataFrame already in the signature's dtypes still comes back as it is)."""
         if self._numeric is not None:
             array = self._numeric.decode(data)
             if array is not None:
@@ -136,6 +186,9 @@ class Validator:
             arrays.append(coercer.coerce(values, log, columns.row_ids))
         if log.total:
             raise self._error(log, notes)
+        if as_columns and self.signature.layout == "frame":
+            rebuilt = FrameColumns(self._names, tuple(arrays), columns.rows)
+            return ValidatedInput(rebuilt, columns.rows, tuple(notes))
         return ValidatedInput(self._assemble(arrays, columns), columns.rows, tuple(notes))
 
     def _fast_frame(self, frame: pd.DataFrame) -> ValidatedInput | None:
@@ -334,10 +387,7 @@ class Validator:
             ):
                 return source
             return self._stack(arrays, columns.rows)
-        import pandas as pd
-
-        built = {name: _column(array) for name, array in zip(self._names, arrays, strict=True)}
-        return pd.DataFrame(built, copy=False)
+        return FrameColumns(self._names, tuple(arrays), columns.rows).frame()
 
     def _stack(self, arrays: list[Any], rows: int) -> NDArray[Any]:
         dtype = self._array_dtype

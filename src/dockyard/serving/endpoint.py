@@ -26,7 +26,8 @@ from dockyard.runtimes.base import LoadedModel
 from dockyard.schema import Signature, Validator
 from dockyard.schema.labels import label_text
 from dockyard.schema.numeric_rows import NumericRows
-from dockyard.serving.batching import Batcher, BatchPolicy, run_batched
+from dockyard.schema.validation import FrameColumns
+from dockyard.serving.batching import Batcher, BatchPolicy, concat_rows, run_batched
 from dockyard.serving.ranges import OutOfRange, Ranges
 
 CALIBRATION_RUNS = 5
@@ -107,6 +108,14 @@ def numeric_feed(
     )
 
 
+def join_inputs(items: Sequence[Any]) -> Any:
+    """A batch's inputs as one: requests' columns joined into one DataFrame
+    (:meth:`FrameColumns.join`), arrays or DataFrames stacked (:func:`concat_rows`)."""
+    if type(items[0]) is FrameColumns:
+        return FrameColumns.join(list(items))
+    return concat_rows(items)
+
+
 class LiveModel:
     """One version, loaded and ready: validator in front, batched predictor behind."""
 
@@ -136,7 +145,7 @@ class LiveModel:
         self._both = getattr(predictor, "predict_with_proba", None) if self.has_proba else None
         # combine the requests, call the model once, cut the answer back by request (a
         # failing request is retried alone, so only it fails)
-        self._run = run_batched(self._call, split=split_call)
+        self._run = run_batched(self._call, combine=join_inputs, split=split_call)
         self.batcher: Batcher[Any, Prediction] = Batcher(
             self._run,
             policy,
@@ -187,7 +196,7 @@ class LiveModel:
             array = self._numbers.decode(data)
             if array is not None:
                 return array, len(array), ()
-        validated = self.validator.validate(data)
+        validated = self.validator.validate(data, as_columns=True)
         return validated.data, validated.rows, validated.notes
 
     async def predict(self, model_input: Any, rows: int) -> Prediction:
@@ -197,6 +206,8 @@ class LiveModel:
 
     def _call(self, model_input: Any) -> ModelCall:
         """Predictions and probabilities (or None) in one model call where the runtime can."""
+        if type(model_input) is FrameColumns:  # a request alone: its DataFrame
+            model_input = model_input.frame()
         outside = None if self.ranges is None else self.ranges.rows_outside(model_input)
         feed = model_input
         if self._feed is not None and type(model_input) is np.ndarray:

@@ -1,0 +1,90 @@
+"""A model fitted on a DataFrame of mixed columns (text, numbers, flags): concurrent requests
+share one model call, fed one DataFrame joined column by column, and each gets what the
+model answers for its own rows; a request whose column arrives in another dtype (a null in
+an integer column) is predicted alone, and answered all the same."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dockyard.registry import Registry
+from dockyard.schema.validation import FrameColumns
+from dockyard.serving.batching import BatchPolicy
+from dockyard.serving.endpoint import LiveModel
+from dockyard.settings import Settings
+
+
+def _fitted() -> tuple[Any, pd.DataFrame, np.ndarray[Any, Any]]:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(5)
+    n = 300
+    frame = pd.DataFrame(
+        {
+            "color": rng.choice(["red", "green", "blue"], n).astype(object),
+            "size": rng.normal(10, 3, n),
+            "member": rng.random(n) < 0.5,
+            "count": rng.integers(0, 10, n),
+        }
+    )
+    labels = np.where((frame["size"] > 10) ^ frame["member"], "yes", "no")
+    encode = ColumnTransformer(
+        [
+            ("text", OneHotEncoder(handle_unknown="ignore"), ["color"]),
+            ("numbers", make_pipeline(SimpleImputer(), StandardScaler()), ["size", "count"]),
+            ("flags", "passthrough", ["member"]),
+        ]
+    )
+    model = make_pipeline(encode, LogisticRegression(max_iter=1000)).fit(frame, labels)
+    return model, frame, labels
+
+
+def test_mixed_requests_share_a_call_and_each_gets_its_own_answer(tmp_path: Path) -> None:
+    model, frame, labels = _fitted()
+    with Registry.open(Settings(home=tmp_path / "home", user="tester")) as registry:
+        version = registry.register(model, "mixed", sample=frame, y=labels, accelerate=False)
+        predictor = registry.load(version.ref).model
+    records = frame.head(24).astype(object).to_dict("records")
+    records[5] = {**records[5], "count": None}  # a null integer: float64 in this request
+    batches: list[tuple[int, int]] = []
+
+    async def ask_all() -> list[Any]:
+        with ThreadPoolExecutor(1) as executor:
+            live = LiveModel(
+                version,
+                predictor,
+                accelerated=False,
+                policy=BatchPolicy(max_batch_size=64, max_wait_ms=50),
+                executor=executor,
+                on_batch=lambda rows, requests: batches.append((rows, requests)),
+            )
+            prepared = [live.prepare([record]) for record in records]
+            assert all(type(model_input) is FrameColumns for model_input, _, _ in prepared)
+            try:
+                return list(
+                    await asyncio.gather(*(live.predict(i, rows) for i, rows, _ in prepared))
+                )
+            finally:
+                await live.close()
+
+    answers = asyncio.run(ask_all())
+
+    assert max(requests for _, requests in batches) > 1  # batched, not one call a request
+    for record, answer in zip(records, answers, strict=True):
+        alone = pd.DataFrame([record]).astype({"size": "float64", "member": "bool"})
+        if record["count"] is not None:
+            alone = alone.astype({"count": "int64"})
+        else:
+            alone["count"] = alone["count"].astype("float64")
+        assert answer.predictions.tolist() == model.predict(alone).tolist()
+        np.testing.assert_allclose(answer.probabilities, model.predict_proba(alone))
