@@ -6,9 +6,11 @@ fitted on 12 columns: 6 floats, 2 integers, 3 text, 1 boolean, and served native
 
 ``components`` (this tree only; interleaved, median of ``--rounds``): what one batch costs,
 for 64 one-row requests and for 4 requests of 100 rows, per step — validating each request,
-joining the batch, the model's ``predict_proba`` — by the path the server took before
-(a DataFrame per request, pandas' concat of them) and the one it takes now (each request's
-columns, joined column by column into one DataFrame per batch: ``FrameColumns``).
+joining the batch, the model's predictions and probabilities — by the path the server took
+before (a DataFrame per request, pandas' concat of them, the loaded model's ``predict`` then
+``predict_proba``) and the one it takes now (each request's columns, joined column by
+column into one DataFrame per batch: ``FrameColumns``; ``predict_with_proba``, one pass
+through the pipeline's transformers).
 
 ``server`` (any tree, for an A/B: run with ``PYTHONPATH`` at each tree's ``src``, as
 ``shapes.py`` says): the real ASGI app in this process with the model deployed alone (log
@@ -104,13 +106,17 @@ def components(model: Any, validator: Any, frame: Any, rounds: int) -> None:
                     parts = timed((case, path, "validate"), lambda r=requests: [
                         validator.validate(x, as_columns=True).data for x in r])  # fmt: skip
                     joined = timed((case, path, "join"), lambda p=parts: FrameColumns.join(p))
-                timed((case, path, "predict_proba"), lambda j=joined: model.predict_proba(j))
+                if path == "before":
+                    timed((case, path, "model"), lambda j=joined: (model.predict(j),
+                          model.predict_proba(j)))  # fmt: skip
+                else:
+                    timed((case, path, "model"), lambda j=joined: model.predict_with_proba(j))
     print(f"One batch, ms (median of {rounds} interleaved rounds):\n")
     print("| batch | step | before | now | now ÷ before |")
     print("|---|---|---|---|---|")
     for case in cases:
         total = {"before": 0.0, "now": 0.0}
-        for step in ("validate", "join", "predict_proba"):
+        for step in ("validate", "join", "model"):
             before, now = (statistics.median(times[(case, p, step)][1:]) for p in total)
             total["before"] += before
             total["now"] += now
@@ -183,11 +189,12 @@ def main() -> None:
         home = Path(work) / "home"
         with Registry.open(Settings(home=home, user="bench")) as registry:
             version = registry.register(model, "mixed", sample=frame, y=labels, accelerate=False)
+            loaded = registry.load(version.ref).model  # what the server calls
             spec = DeploymentSpec.parse({"routes": [{"model": version.ref}]})
             DeploymentStore(registry.db).put(ENDPOINT, spec, actor="bench")
         if args.only != "server":
             validator = Validator(Signature.from_dict(version.signature))
-            components(model, validator, frame, args.rounds)
+            components(loaded, validator, frame, args.rounds)
         if args.only != "components":
             asyncio.run(server(home, frame, args))
 

@@ -15,6 +15,8 @@ from typing import Any
 from dockyard.errors import UnsupportedModelError
 from dockyard.schema.layout import InputLayout
 
+PIPELINE = "sklearn.pipeline.Pipeline"
+
 
 def to_python(value: Any) -> Any:
     """``value`` with numpy arrays and scalars turned into plain Python (JSON-safe) values."""
@@ -89,6 +91,24 @@ class EstimatorModel:
         if not self.has_proba:
             raise no_proba(self.runtime)
         return np.asarray(self.estimator.predict_proba(x))
+
+    def predict_with_proba(self, x: Any) -> tuple[Any, Any]:
+        """Predictions and probabilities with one pass through a scikit-learn ``Pipeline``'s
+        transformers: its final estimator answers both, as ``Pipeline.predict`` and
+        ``predict_proba`` each do after transforming the input on their own (for a pipeline
+        of encoders, the transforms are most of the call). Any other estimator, a subclass
+        of ``Pipeline`` included (it may override either), is asked twice."""
+        import numpy as np
+
+        if not self.has_proba:
+            raise no_proba(self.runtime)
+        estimator, xt = self.estimator, x
+        if qualified_name(estimator) == PIPELINE:
+            for _, step in estimator.steps[:-1]:
+                if step is not None and not (isinstance(step, str) and step == "passthrough"):
+                    xt = step.transform(xt)
+            estimator = estimator.steps[-1][1]
+        return np.asarray(estimator.predict(xt)), np.asarray(estimator.predict_proba(xt))
 
     def metadata(self) -> dict[str, Any]:
         return dict(self.facts)

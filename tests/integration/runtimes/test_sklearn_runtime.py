@@ -69,6 +69,45 @@ def test_pipeline_on_a_frame_round_trips_exactly(
     assert model.metadata() == {"estimator": "sklearn.pipeline.Pipeline", "n_features": 3}
 
 
+def test_one_pass_through_a_pipeline_answers_as_predict_and_predict_proba(
+    runtimes: Runtimes, churn_pipeline: Pipeline, customers: tuple[pd.DataFrame, Any]
+) -> None:
+    """The transformers run once for both answers (``predict_with_proba``), with the same
+    results as the pipeline's own two calls; steps left out ("passthrough", None) are
+    skipped as the pipeline skips them, and a pandas-output pipeline keeps its frames."""
+    frame, churn = customers
+    unseen = pd.DataFrame({"age": [30.0, np.nan], "income": [np.nan, 1e5], "plan": ["gold", None]})
+    framed = Pipeline(
+        [
+            (
+                "columns",
+                ColumnTransformer(
+                    [
+                        (
+                            "plan",
+                            OneHotEncoder(sparse_output=False, handle_unknown="ignore"),
+                            ["plan"],
+                        ),
+                        ("numbers", SimpleImputer(), ["age", "income"]),
+                    ]
+                ),
+            ),
+            ("nothing", "passthrough"),
+            ("none", None),
+            ("scale", StandardScaler()),
+            ("model", RandomForestClassifier(n_estimators=5, random_state=0)),
+        ]
+    ).set_output(transform="pandas")
+    framed.fit(frame, churn)
+    for pipeline in (churn_pipeline, framed):
+        artifact = runtimes.artifact_from_object(pipeline)
+        model = runtimes.get(artifact.runtime).load(artifact.data, artifact.options)
+        for x in (frame, unseen):
+            predictions, probabilities = model.predict_with_proba(x)
+            np.testing.assert_array_equal(predictions, pipeline.predict(x))
+            np.testing.assert_array_equal(probabilities, pipeline.predict_proba(x))
+
+
 def test_array_regressor_has_array_layout_and_no_proba(
     numbers: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]],
 ) -> None:
