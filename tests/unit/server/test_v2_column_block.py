@@ -82,6 +82,9 @@ def test_fp32_columns_keep_their_dtype() -> None:
         ([{"name": "a", "shape": [1], "datatype": "FP32", "data": [1e300]}], "out of range"),
         # a count that does not match the shape
         ([{"name": "a", "shape": [1], "datatype": "FP64", "data": [1.0, 2.0]}], "2 values"),
+        # a dimension that equals the first input's but is not an integer
+        ([{"name": "a", "shape": [1.0], "datatype": "FP64", "data": [1.0]}], "list of integers"),
+        ([{"name": "a", "shape": [True], "datatype": "FP64", "data": [1.0]}], "list of integers"),
     ],
 )
 def test_what_the_block_does_not_take_is_refused_as_before(
@@ -153,3 +156,19 @@ def test_binary_columns_with_sizes_that_do_not_add_up_are_refused_as_before() ->
     plain, length = _binary({"a": [1.0], "b": [2.0]})
     with pytest.raises(InvalidRequestError, match="bytes after the binary data"):
         v2.decode_request(plain + b"\0" * 8, header_length=length)
+
+
+@pytest.mark.parametrize("dimension", [1.0, True])
+def test_a_binary_column_whose_shape_is_not_integers_is_refused_as_before(dimension: Any) -> None:
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {"name": n, "shape": [d], "datatype": "FP64", "parameters": {"binary_data_size": 8}}
+                for n, d in (("a", 1), ("b", dimension))
+            ]
+        }
+    )
+    body = header + np.asarray([1.0, 2.0], dtype="<f8").tobytes()
+
+    with pytest.raises(InvalidRequestError, match="list of integers"):
+        v2.decode_request(body, header_length=len(header))

@@ -34,15 +34,18 @@ _BY_KIND = {
     ("u", 8): "UINT64", ("i", 1): "INT8", ("i", 2): "INT16", ("i", 4): "INT32",
     ("i", 8): "INT64", ("f", 2): "FP16", ("f", 4): "FP32", ("f", 8): "FP64",
 }  # fmt: skip
+_BY_DTYPE = {np.dtype(f"{kind}{size}"): name for (kind, size), name in _BY_KIND.items()}
+"""The native dtypes' datatypes, looked up by dtype at once (most outputs are one of these)."""
 _LENGTH = struct.Struct("<I")
 
 
 def datatype_of(array: NDArray[Any]) -> str:
     """The wire datatype for an array: by dtype; ``object``, ``str`` and ``bytes`` are BYTES."""
-    kind = array.dtype.kind
+    dtype = array.dtype
+    kind = dtype.kind
     if kind in "OUS":
         return "BYTES"
-    datatype = _BY_KIND.get((kind, array.dtype.itemsize))
+    datatype = _BY_KIND.get((kind, dtype.itemsize))
     if datatype is None:
         raise TypeError(
             f"The Open Inference Protocol has no datatype for numpy dtype {array.dtype}; "
@@ -87,8 +90,8 @@ def encode_response(
     entries: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for output, binary in chosen:
-        array = np.asarray(output.data)
-        datatype = datatype_of(array)
+        array = output.data if type(output.data) is np.ndarray else np.asarray(output.data)
+        datatype = _BY_DTYPE.get(array.dtype) or datatype_of(array)
         entry: dict[str, Any] = {"name": output.name, "datatype": datatype, "shape": array.shape}
         if binary:
             blob = _to_binary(array, datatype)
@@ -105,7 +108,7 @@ def encode_response(
         response["parameters"] = dict(parameters)
     response["outputs"] = entries
     header = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
-    if not any(binary for _, binary in chosen):
+    if not blobs:
         return header, None
     return b"".join([header, *blobs]), len(header)
 
@@ -114,7 +117,7 @@ def _to_json(array: NDArray[Any], datatype: str, name: str) -> Any:
     if datatype != "BYTES":  # orjson writes numpy arrays natively, NaN and infinity as null
         if not array.dtype.isnative:
             array = array.astype(array.dtype.newbyteorder("="))
-        return np.ascontiguousarray(array).reshape(-1)
+        return array.ravel()  # C-contiguous, as orjson needs: a view when it already is
     items = array.reshape(-1).tolist()
     if all(type(item) is str for item in items):
         return items

@@ -113,12 +113,15 @@ def _layout(first: Any) -> tuple[str, list[int], int] | None:
 
 
 def _alike(item: Any, datatype: str, shape: list[int]) -> bool:
-    """An object of four keys with the first input's datatype and shape."""
+    """An object of four keys with the first input's datatype and shape, in integers (``1.0``
+    and ``true`` equal ``1`` in Python; the per-input path refuses them)."""
     return (
         type(item) is dict
         and len(item) == 4
         and item.get("datatype") == datatype
-        and item.get("shape") == shape
+        and (own := item.get("shape")) == shape
+        and type(own[0]) is int
+        and type(own[-1]) is int
     )
 
 
