@@ -4,6 +4,8 @@ read, at registration and again at load; with trust (TorchScript only) it is rec
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -352,6 +354,27 @@ def test_onnx_external_data_is_refused_at_registration(
         assert refused.value.details == {"external_data": [location]}
 
     assert registry.list_models() == []
+
+
+@pytest.mark.parametrize("where", ["initializer", "attribute", "subgraph"])
+def test_onnx_external_data_is_found_without_the_onnx_package_imported(
+    tmp_path: Path, where: str
+) -> None:
+    """A serving process reads models with onnx's generated message classes alone, never
+    ``import onnx`` (~12 MiB): the check finds every external tensor there as well."""
+    path = tmp_path / "model.onnx"
+    path.write_bytes(_external_model("server.env", where).SerializeToString())
+    script = (
+        "import sys; from pathlib import Path; from dockyard.runtimes.onnx import external_data;"
+        f" found = external_data(Path({str(path)!r}).read_bytes());"
+        " print(sorted(set(found)), 'onnx' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[('W',", "'server.env')]", "False"]
 
 
 def test_onnx_external_data_stored_before_is_refused_at_load(

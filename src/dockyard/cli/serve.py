@@ -94,6 +94,11 @@ def serve(
     if home is not None:
         os.environ["DOCKYARD_HOME"] = str(home)  # the workers build settings from the env
     os.environ["DOCKYARD_AUTH"] = "true" if auth else "false"
+    # Arrow's buffers (the prediction log's chunks) from the system allocator in the workers
+    # and the monitor process: jemalloc, pyarrow's default, keeps freed pages for reuse, ~6 MiB
+    # more in a steady serving process, for small chunks that gain nothing from it
+    # (benchmarks/start.py). An operator's own choice wins.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     from dockyard.server.connections import (
         ConnectionLimits,
         GuardedProtocol,

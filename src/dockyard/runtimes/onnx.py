@@ -22,7 +22,10 @@ functions alike) is refused, before onnxruntime sees the bytes, at registration 
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,11 +78,7 @@ def read_model_facts(data: bytes) -> ModelFacts:
     Labels come from the ``ZipMap`` node when there is one, else from the last node with a
     ``classlabels_*`` attribute (``LinearClassifier``, ``TreeEnsembleClassifier``...).
     """
-    onnx = require("onnx")
-    try:
-        model = onnx.load_model_from_string(data)
-    except Exception as exc:  # DecodeError and friends
-        raise ValueError(str(exc) or type(exc).__name__) from exc
+    model = _parse(data)
     labels: list[Any] | None = None
     for node in model.graph.node:
         for attribute in node.attribute:
@@ -105,16 +104,48 @@ def external_data(data: bytes) -> list[tuple[str, str]]:
     initializers and sparse initializers, tensors in node attributes, and the graphs nested
     in attributes (``If``/``Loop`` bodies) and in model-local functions.
     """
-    onnx = require("onnx")
-    try:
-        model = onnx.load_model_from_string(data)
-    except Exception as exc:  # DecodeError and friends
-        raise ValueError(str(exc) or type(exc).__name__) from exc
+    model = _parse(data)
     found: list[tuple[str, str]] = []
     _external_in_graph(model.graph, found)
     for function in model.functions:
         _external_in_nodes(function.node, found)
     return found
+
+
+def _parse(data: bytes) -> Any:
+    """The model's ``ModelProto``; ``ValueError`` when the bytes are not one."""
+    try:
+        return _model_proto().FromString(data)
+    except Exception as exc:  # DecodeError and friends
+        raise ValueError(str(exc) or type(exc).__name__) from exc
+
+
+@functools.cache
+def _model_proto() -> Any:
+    """``onnx.ModelProto`` without ``import onnx`` where possible.
+
+    Reading labels, opsets and external-data locations needs only the protobuf message
+    class, but ``import onnx`` also loads its operator schemas, checker, helpers and
+    ``ml_dtypes``: ~12 MiB of a serving process that never uses them (against ~2 MiB for the
+    message classes; ``benchmarks/RESULTS.md``, start and memory). So the package's own
+    generated module (``onnx/onnx_ml_pb2.py``, what ``onnx.ModelProto`` is) is loaded from
+    where the package is installed, without running the package's ``__init__``. Where onnx
+    is already imported, or its layout differs, it is ``onnx.ModelProto`` itself."""
+    if "onnx" in sys.modules:
+        return sys.modules["onnx"].ModelProto
+    spec = importlib.util.find_spec("onnx")
+    folders = [] if spec is None else list(spec.submodule_search_locations or [])
+    generated = [Path(folder) / "onnx_ml_pb2.py" for folder in folders]
+    if not generated or not generated[0].is_file():
+        return require("onnx").ModelProto  # not installed: require says how to install it
+    module_spec = importlib.util.spec_from_file_location(
+        "dockyard.runtimes._onnx_ml_pb2", generated[0]
+    )
+    if module_spec is None or module_spec.loader is None:
+        return require("onnx").ModelProto
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.ModelProto
 
 
 def _external_in_graph(graph: Any, found: list[tuple[str, str]]) -> None:

@@ -83,7 +83,6 @@ class Watcher:
         lead: Lead | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        from dockyard.monitoring.webhooks import WebhookSender
         from dockyard.server.monitor_process import InProcess, Lead
 
         self.monitor = monitor
@@ -98,13 +97,24 @@ class Watcher:
         self.clock = clock
         self.db = monitor.registry.db
         self.alerts = AlertStates(self.db)
-        self.sender: WebhookSender = WebhookSender(
-            secret=settings.webhook_secret, allow_private=settings.webhook_allow_private
-        )
+        self._sender: WebhookSender | None = None
         self.background: set[asyncio.Task[Any]] = set()
         self._dropped: list[tuple[float, int]] = []
         self._task: asyncio.Task[None] | None = None
         self._gauging: asyncio.Task[None] | None = None
+
+    @property
+    def sender(self) -> WebhookSender:
+        """The webhook client, made for the first alert to deliver: a server whose rules post
+        nothing never imports httpx (~6 MiB of the serving process)."""
+        if self._sender is None:
+            from dockyard.monitoring.webhooks import WebhookSender
+
+            self._sender = WebhookSender(
+                secret=self.settings.webhook_secret,
+                allow_private=self.settings.webhook_allow_private,
+            )
+        return self._sender
 
     async def start(self) -> None:
         if self.lead.held():
@@ -119,7 +129,8 @@ class Watcher:
                     await task
         if self.background:
             await asyncio.wait(self.background, timeout=10)
-        await self.sender.aclose()
+        if self._sender is not None:
+            await self._sender.aclose()
         await self.statistics.close()
         await self.decisions.close()
         self.lead.close()
