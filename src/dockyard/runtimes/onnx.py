@@ -133,15 +133,15 @@ def _model_proto() -> Any:
     is already imported, or its layout differs, it is ``onnx.ModelProto`` itself."""
     if "onnx" in sys.modules:
         return sys.modules["onnx"].ModelProto
-    spec = importlib.util.find_spec("onnx")
-    folders = [] if spec is None else list(spec.submodule_search_locations or [])
-    generated = [Path(folder) / "onnx_ml_pb2.py" for folder in folders]
-    if not generated or not generated[0].is_file():
-        return require("onnx").ModelProto  # not installed: require says how to install it
-    module_spec = importlib.util.spec_from_file_location(
-        "dockyard.runtimes._onnx_ml_pb2", generated[0]
+    package = importlib.util.find_spec("onnx")
+    folders = package.submodule_search_locations if package is not None else None
+    generated = Path(next(iter(folders)), "onnx_ml_pb2.py") if folders else None
+    module_spec = (
+        importlib.util.spec_from_file_location("dockyard.runtimes._onnx_ml_pb2", generated)
+        if generated is not None and generated.is_file()
+        else None
     )
-    if module_spec is None or module_spec.loader is None:
+    if module_spec is None or module_spec.loader is None:  # require says how to install it
         return require("onnx").ModelProto
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)

@@ -148,10 +148,8 @@ class InferencePlane:
         prediction: Prediction | None = None
         try:
             endpoint = self.endpoint(name)
-            if version is not None:
+            if version is not None or len(endpoint.routes) == 1:
                 model = self.model_for(endpoint, version)
-            elif len(endpoint.routes) == 1:
-                model = endpoint.routes[0][0]
             request = v2.decode_request(
                 body,
                 header_length=_header_length(headers.get("inference-header-content-length")),
@@ -336,7 +334,7 @@ def _widened(values: Any) -> np.ndarray[Any, Any]:
     """Floats as FP64 and integers as INT64 on the v2 wire, whatever ran the model: an ONNX
     twin answers float32 where the native model answers float64, and the model metadata
     (``GET /v2/models/{m}``) declares one datatype for both."""
-    array = values if type(values) is np.ndarray else np.asarray(values)
+    array = np.asarray(values)
     kind = array.dtype.kind
     if kind == "f" and array.dtype != np.float64:
         return array.astype(np.float64)

@@ -81,7 +81,6 @@ _JSON_TYPES: dict[str, tuple[frozenset[type], str]] = {
     **dict.fromkeys(_INTEGERS, (_INT, "integers")),
 }
 _LENGTH = struct.Struct("<I")
-_DTYPES = dict(DATATYPES)  # a plain dict: looked up per input, faster than the read-only view
 
 
 # -- requests -----------------------------------------------------------------------------
@@ -180,7 +179,7 @@ def _decode_input(
     if type(name) is not str or not name:
         raise invalid(f'inputs[{position}] needs a "name" (a non-empty string).')
     datatype = item.get("datatype")
-    if type(datatype) is not str or datatype not in _DTYPES:
+    if type(datatype) is not str or datatype not in DATATYPES:
         known = ", ".join(DATATYPES)
         suggestion = (
             f" Did you mean {datatype.upper()!r}?"
@@ -194,8 +193,7 @@ def _decode_input(
         )
     shape = _shape(item.get("shape"), name)
     count = math.prod(shape)
-    parameters = item.get("parameters")
-    parameters = NO_PARAMETERS if parameters is None else _parameters(parameters, f"input {name!r}")
+    parameters = _parameters(item.get("parameters"), f"input {name!r}")
     size = parameters.get("binary_data_size")
     if size is not None:
         if type(size) is not int or size < 0:
@@ -341,7 +339,7 @@ def _from_json(
             f"{datatype} data in JSON must be {expected}.",
             input=name,
         )
-    dtype = _DTYPES[datatype]
+    dtype = DATATYPES[datatype]
     try:
         if datatype in ("FP16", "FP32"):
             with np.errstate(over="raise"):

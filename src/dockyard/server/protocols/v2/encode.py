@@ -41,11 +41,13 @@ _LENGTH = struct.Struct("<I")
 
 def datatype_of(array: NDArray[Any]) -> str:
     """The wire datatype for an array: by dtype; ``object``, ``str`` and ``bytes`` are BYTES."""
-    dtype = array.dtype
-    kind = dtype.kind
+    datatype = _BY_DTYPE.get(array.dtype)
+    if datatype is not None:
+        return datatype
+    kind = array.dtype.kind
     if kind in "OUS":
         return "BYTES"
-    datatype = _BY_KIND.get((kind, dtype.itemsize))
+    datatype = _BY_KIND.get((kind, array.dtype.itemsize))
     if datatype is None:
         raise TypeError(
             f"The Open Inference Protocol has no datatype for numpy dtype {array.dtype}; "
@@ -90,8 +92,8 @@ def encode_response(
     entries: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for output, binary in chosen:
-        array = output.data if type(output.data) is np.ndarray else np.asarray(output.data)
-        datatype = _BY_DTYPE.get(array.dtype) or datatype_of(array)
+        array = np.asarray(output.data)
+        datatype = datatype_of(array)
         entry: dict[str, Any] = {"name": output.name, "datatype": datatype, "shape": array.shape}
         if binary:
             blob = _to_binary(array, datatype)
