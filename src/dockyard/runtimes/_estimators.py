@@ -58,6 +58,8 @@ class EstimatorModel:
     classes: Sequence[Any] | None
     has_proba: bool
     facts: dict[str, Any] = field(default_factory=dict)
+    pipeline: bool = False
+    """Exactly scikit-learn's ``Pipeline`` (not a subclass): its steps can be run by hand."""
 
     @classmethod
     def wrap(cls, estimator: Any, runtime: str) -> EstimatorModel:
@@ -78,6 +80,7 @@ class EstimatorModel:
             # e.g. SVC(probability=False) or a pipeline ending in a regressor.
             has_proba=hasattr(estimator, "predict_proba"),
             facts=facts,
+            pipeline=facts["estimator"] == PIPELINE,
         )
 
     def predict(self, x: Any) -> Any:
@@ -103,7 +106,7 @@ class EstimatorModel:
         if not self.has_proba:
             raise no_proba(self.runtime)
         estimator, xt = self.estimator, x
-        if qualified_name(estimator) == PIPELINE:
+        if self.pipeline:
             for _, step in estimator.steps[:-1]:
                 if step is not None and not (isinstance(step, str) and step == "passthrough"):
                     xt = step.transform(xt)

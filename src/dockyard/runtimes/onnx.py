@@ -78,7 +78,10 @@ def read_model_facts(data: bytes) -> ModelFacts:
     Labels come from the ``ZipMap`` node when there is one, else from the last node with a
     ``classlabels_*`` attribute (``LinearClassifier``, ``TreeEnsembleClassifier``...).
     """
-    model = _parse(data)
+    return _facts_of(_parse(data))
+
+
+def _facts_of(model: Any) -> ModelFacts:
     labels: list[Any] | None = None
     for node in model.graph.node:
         for attribute in node.attribute:
@@ -104,7 +107,10 @@ def external_data(data: bytes) -> list[tuple[str, str]]:
     initializers and sparse initializers, tensors in node attributes, and the graphs nested
     in attributes (``If``/``Loop`` bodies) and in model-local functions.
     """
-    model = _parse(data)
+    return _external_of(_parse(data))
+
+
+def _external_of(model: Any) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     _external_in_graph(model.graph, found)
     for function in model.functions:
@@ -177,6 +183,27 @@ def _external_tensor(tensor: Any, found: list[tuple[str, str]]) -> None:
     found.append((str(tensor.name), str(entries.get("location", ""))))
 
 
+def _parse_refusing_external(data: bytes, *, error: type[DockyardError]) -> Any:
+    """The model's ``ModelProto``, parsed once for every check and fact read at load;
+    ``error`` when the bytes are not a model or keep tensors in files outside it."""
+    try:
+        model = _parse(data)
+    except ValueError as exc:
+        raise error(f"Not a well-formed ONNX model: {framework_message(exc)}") from exc
+    external = _external_of(model)
+    if external:
+        raise error(
+            "The ONNX model keeps tensor data in files outside the model, which Dockyard "
+            "does not read: "
+            + ", ".join(f"{name!r} in {location!r}" for name, location in external[:10])
+            + ".",
+            hint="Save the model with its weights inside: onnx.save_model(onnx.load(path), "
+            "out, save_as_external_data=False) (models under 2 GB), then register that.",
+            details={"external_data": list(dict.fromkeys(loc for _, loc in external))},
+        )
+    return model
+
+
 class OnnxRuntime:
     """ONNX models through onnxruntime's CPU execution provider.
 
@@ -213,39 +240,24 @@ class OnnxRuntime:
     def load(
         self, data: bytes, options: Mapping[str, Any], *, trusted: bool = False
     ) -> LoadedModel:
-        session = self._session(data, error=ModelLoadError)
-        try:
-            facts = read_model_facts(data)
-        except ValueError as exc:
-            raise ModelLoadError(f"Not a well-formed ONNX model: {framework_message(exc)}") from exc
-        return OnnxModel(session, facts)
+        return OnnxModel(*self._session(data, error=ModelLoadError))
 
     def environment(self) -> dict[str, str]:
         return versions("onnxruntime", "onnx", "numpy")
 
-    def _session(self, data: bytes, *, error: type[DockyardError]) -> Any:
-        try:
-            external = external_data(data)
-        except ValueError as exc:
-            raise error(f"Not a well-formed ONNX model: {framework_message(exc)}") from exc
-        if external:
-            raise error(
-                "The ONNX model keeps tensor data in files outside the model, which Dockyard "
-                "does not read: "
-                + ", ".join(f"{name!r} in {location!r}" for name, location in external[:10])
-                + ".",
-                hint="Save the model with its weights inside: onnx.save_model(onnx.load(path), "
-                "out, save_as_external_data=False) (models under 2 GB), then register that.",
-                details={"external_data": list(dict.fromkeys(loc for _, loc in external))},
-            )
+    def _session(self, data: bytes, *, error: type[DockyardError]) -> tuple[Any, ModelFacts]:
+        """An inference session for ``data`` and the facts read from its graph, which is
+        parsed once (and let go before onnxruntime builds the session)."""
+        facts = _facts_of(_parse_refusing_external(data, error=error))
         ort = require("onnxruntime")
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = 1
         try:
-            return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own unexported exception types
             raise error(f"onnxruntime cannot load the model: {framework_message(exc)}") from exc
+        return session, facts
 
 
 @dataclass(frozen=True)
