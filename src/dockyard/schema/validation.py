@@ -9,9 +9,11 @@ the model exactly the dtypes of its training sample.
 This is the one validation path: the protocols hand it what the client sent (a v2 2-D
 tensor arrives as the 2-D array it already is, v1 rows as the rows), never split into
 columns first. For all-numeric signatures served as arrays, :class:`NumericRows` turns the
-common case — plain finite numbers — into the model's array in bulk, and gives anything
-else to the full path, which checks it and reports every problem: each shape of the same
-values gets the same answer, only the clean case is faster.
+common case — plain finite numbers — into the model's array in bulk; for other signatures of
+plain columns (``float64``, ``int64``, text, ``bool``), :class:`PlainColumns` checks records
+and columns of plain JSON values in bulk, column by column. Each gives anything else to the
+full path, which checks it and reports every problem: each shape of the same values gets the
+same answer, only the clean case is faster.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dockyard.errors import SchemaValidationError
 from dockyard.schema._columns import ColumnCoercer
 from dockyard.schema._pandas import is_frame, is_series, loaded
 from dockyard.schema.numeric_rows import NumericRows, array_dtype
+from dockyard.schema.plain_columns import PlainColumns
 from dockyard.schema.problems import PROBLEM_LIMIT, ProblemLog, describe_value
 from dockyard.schema.signature import Signature
 
@@ -132,6 +135,7 @@ class Validator:
         self._coercers = tuple(ColumnCoercer(column) for column in signature.columns)
         self._array_dtype = array_dtype(signature)
         self._numeric = NumericRows.for_signature(signature)
+        self._plain = PlainColumns.for_signature(signature) if self._numeric is None else None
         self._positional_names = tuple(str(i) for i in range(len(self._names)))
         # For the fast DataFrame path: non-nullable numpy float columns are checked as one
         # block; numpy int/bool columns cannot hold nulls; everything else is inspected.
@@ -158,6 +162,10 @@ class Validator:
             array = self._numeric.decode(data)
             if array is not None:
                 return ValidatedInput(array, len(array), ())
+        if self._plain is not None:
+            plain = self._plain.decode(data)
+            if plain is not None:
+                return self._rebuilt(plain[0], _Columns({}, plain[1]), (), as_columns=as_columns)
         if is_frame(data):
             fast = self._fast_frame(data)
             if fast is not None:
@@ -186,10 +194,15 @@ class Validator:
             arrays.append(coercer.coerce(values, log, columns.row_ids))
         if log.total:
             raise self._error(log, notes)
+        return self._rebuilt(arrays, columns, tuple(notes), as_columns=as_columns)
+
+    def _rebuilt(
+        self, arrays: list[Any], columns: _Columns, notes: tuple[str, ...], *, as_columns: bool
+    ) -> ValidatedInput:
         if as_columns and self.signature.layout == "frame":
             rebuilt = FrameColumns(self._names, tuple(arrays), columns.rows)
-            return ValidatedInput(rebuilt, columns.rows, tuple(notes))
-        return ValidatedInput(self._assemble(arrays, columns), columns.rows, tuple(notes))
+            return ValidatedInput(rebuilt, columns.rows, notes)
+        return ValidatedInput(self._assemble(arrays, columns), columns.rows, notes)
 
     def _fast_frame(self, frame: pd.DataFrame) -> ValidatedInput | None:
         """A DataFrame that already has the signature's dtypes and no problem, checked in bulk.
