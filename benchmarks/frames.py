@@ -14,12 +14,12 @@ through the pipeline's transformers).
 
 ``server`` (any tree, for an A/B: run with ``PYTHONPATH`` at each tree's ``src``, as
 ``shapes.py`` says): the real ASGI app in this process with the model deployed alone (log
-on, batches of up to 64), v1 records of ``--rows`` rows (1 and 100) from ``--concurrency``
-coroutines;
+on, batches of up to 64), each of ``--shapes`` (v1 records by default; v1 columns, and one
+v2 JSON tensor per column) of ``--rows`` rows (1 and 100) from ``--concurrency`` coroutines;
 the loop thread's CPU per request and req/s, medians of rounds.
 
 Run:  PYTHONPATH=src .venv/bin/python benchmarks/frames.py [--rounds 5] [--requests 1000]
-      [--only components|server] [--rows 1 100]
+      [--only components|server] [--rows 1 100] [--shapes "v1 records" "v1 columns" ...]
 """
 
 from __future__ import annotations
@@ -136,34 +136,57 @@ async def server(home: Path, frame: Any, args: argparse.Namespace) -> None:
     app = create_app(Settings())
     live = app.server
     await live.start()
-    path = f"/v1/endpoints/{ENDPOINT}/predict"
     plan = [
-        (rows, json.dumps({"instances": records(frame, rows)}).encode(), count)
+        (shape, rows, path, body, count)
         for rows, count in (
             (r, args.requests if r == 1 else max(args.requests // 10, 1)) for r in args.rows
         )
+        for shape, (path, body) in bodies(frame, rows).items()
+        if shape in args.shapes
     ]
-    figures: dict[int, list[tuple[float, float]]] = {}
+    figures: dict[tuple[str, int], list[tuple[float, float]]] = {}
     try:
         while not live.manager.started:
             await asyncio.sleep(0.1)
-        for _, body, count in plan:
+        for _, _, path, body, count in plan:
             await harness.drive(app, path, body, max(count // 4, 1), args.concurrency)
         for _ in range(args.rounds):
-            for rows, body, count in plan:
+            for shape, rows, path, body, count in plan:
                 cpu = time.thread_time()
                 seconds = await harness.drive(app, path, body, count, args.concurrency)
                 cpu_us = (time.thread_time() - cpu) / count * 1e6
-                figures.setdefault(rows, []).append((count / seconds, cpu_us))
+                figures.setdefault((shape, rows), []).append((count / seconds, cpu_us))
     finally:
         await live.stop()
-    print(f"\nv1 records, {args.concurrency} concurrent, median of {args.rounds} rounds:\n")
-    print("| rows | loop CPU µs/request | req/s |")
-    print("|---|---|---|")
-    for rows, values in figures.items():
+    print(f"\n{args.concurrency} concurrent, median of {args.rounds} rounds:\n")
+    print("| shape | rows | loop CPU µs/request | req/s |")
+    print("|---|---|---|---|")
+    for (shape, rows), values in figures.items():
         cpu = statistics.median(v[1] for v in values)
         rate = statistics.median(v[0] for v in values)
-        print(f"| {rows} | {cpu:.0f} | {rate:,.0f} |")
+        print(f"| {shape} | {rows} | {cpu:.0f} | {rate:,.0f} |")
+
+
+SHAPES = ("v1 records", "v1 columns", "v2 JSON per column")
+_V2_TYPES = {"f": "FP64", "i": "INT64", "b": "BOOL", "O": "BYTES"}
+
+
+def bodies(frame: Any, rows: int) -> dict[str, tuple[str, bytes]]:
+    """Every shape's request for the first ``rows`` rows: v1 records and columns, and one v2
+    JSON tensor per column (``FP64``, ``INT64``, ``BOOL``, text as ``BYTES``)."""
+    part = records(frame, rows)
+    columns = {name: [record[name] for record in part] for name in frame.columns}
+    v1, v2 = f"/v1/endpoints/{ENDPOINT}/predict", f"/v2/models/{ENDPOINT}/infer"
+    tensors = [
+        {"name": name, "shape": [rows], "datatype": _V2_TYPES[frame[name].dtype.kind],
+         "data": values}
+        for name, values in columns.items()
+    ]  # fmt: skip
+    return {
+        "v1 records": (v1, json.dumps({"instances": part}).encode()),
+        "v1 columns": (v1, json.dumps({"inputs": columns}).encode()),
+        "v2 JSON per column": (v2, json.dumps({"inputs": tensors}).encode()),
+    }
 
 
 def main() -> None:
@@ -175,6 +198,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rows", type=int, nargs="+", default=[1, 100], help="Server runs.")
     parser.add_argument("--only", choices=["components", "server"], default=None)
+    parser.add_argument(
+        "--shapes", nargs="+", choices=SHAPES, default=["v1 records"], help="Server runs."
+    )
     args = parser.parse_args()
 
     from dockyard.deploy.spec import DeploymentSpec

@@ -22,29 +22,34 @@ from dockyard.schema.signature import ColumnSpec, Signature
 
 __all__ = ["PlainColumns"]
 
-Check = Callable[[tuple[Any, ...]], "NDArray[Any] | None"]
+Check = Callable[[Any], "NDArray[Any] | None"]
 _NUMBERS = frozenset({float, int})
+_NUMBERS_OR_NULL = _NUMBERS | {type(None)}
 _INTEGERS = frozenset({int})
 _TEXT = frozenset({str})
+_TEXT_OR_NULL = _TEXT | {type(None)}
 _FLAGS = frozenset({bool})
 
 
 class PlainColumns:
     """The fast path for signatures whose every column is ``float64``, ``int64``, text kept
     as ``object`` or ``bool``, fed as records (a list of them, or one) or as a dict of column
-    lists.
+    lists (a column may also be a 1-D numpy array of numbers or flags, as the v2 protocol's
+    tensors arrive).
 
-    It takes only what the full path accepts unchanged — each record with exactly the
-    signature's keys, plain ``float``/``int`` numbers (no NaN where nulls are refused, no
-    integer beyond the column's type, no ``bool``), ``str`` text (a known category where
-    unseen ones are refused), ``bool`` flags — and returns ``None`` for anything else: a
-    null, an extra or missing key, a value of another type, numpy scalars, uneven columns.
+    It takes only what the full path accepts as it is — each record with exactly the
+    signature's keys, plain ``float``/``int`` numbers (no integer beyond the column's type,
+    no ``bool``), ``str`` text (a known category where unseen ones are refused), ``bool``
+    flags, and ``null`` where a float or text column takes nulls (NaN, as the full path
+    makes it) — and returns ``None`` for anything else: a null elsewhere, an extra or
+    missing key, a value of another type, numpy scalars, uneven columns.
     """
 
     def __init__(self, signature: Signature, checks: tuple[Check, ...]) -> None:
         names = signature.column_names
         self.width = len(names)
         self._checks = checks
+        self._array_checks = tuple(_array_check_for(column) for column in signature.columns)
         if len(names) == 1:
             only = names[0]
             self._values: Any = lambda record: (record[only],)
@@ -63,7 +68,7 @@ class PlainColumns:
         """Each signature column's array and the row count, or ``None``: "take the full
         path"."""
         if type(data) is dict:
-            if data and type(next(iter(data.values()))) is list:
+            if data and type(next(iter(data.values()))) in (list, np.ndarray):
                 return self._from_columns(data)
             data = (data,)
         elif type(data) is not list or not data:
@@ -83,12 +88,21 @@ class PlainColumns:
             columns = self._values(data)
         except KeyError:
             return None
-        if any(type(column) is not list for column in columns):
-            return None
+        lists = [type(column) is list for column in columns]
+        for listed, column in zip(lists, columns, strict=True):
+            if not listed and not (type(column) is np.ndarray and column.ndim == 1):
+                return None
         rows = len(columns[0])
         if not rows or any(len(column) != rows for column in columns):
             return None
-        return self._checked(columns, rows)
+        arrays = []
+        for position, column in enumerate(columns):
+            check = self._checks if lists[position] else self._array_checks
+            array = check[position](column)
+            if array is None:
+                return None
+            arrays.append(array)
+        return arrays, rows
 
     def _checked(self, columns: Any, rows: int) -> tuple[list[NDArray[Any]], int] | None:
         arrays = []
@@ -106,30 +120,70 @@ def _check_for(column: ColumnSpec) -> Check | None:
     narrower numbers)."""
     kind = (column.dtype, column.pandas_dtype)
     if kind == ("float", "float64"):
-        return _floats if column.nullable else _finite_floats
+        return _floats_or_nulls if column.nullable else _finite_floats
     if kind == ("integer", "int64"):
         return _integers
     if kind == ("boolean", "bool"):
         return _flags
     if kind == ("string", "object"):
-        if column.unseen == "reject" and column.categories is not None:
-            return _known_text(frozenset(column.categories))
-        return _text
+        refuse_unseen = column.unseen == "reject" and column.categories is not None
+        known = frozenset(column.categories or ()) if refuse_unseen else None
+        return _text(known, nullable=column.nullable)
     return None
 
 
-def _floats(values: Any) -> NDArray[Any] | None:
-    if not _NUMBERS.issuperset(map(type, values)):
+def _array_check_for(column: ColumnSpec) -> Check:
+    """The check of a numpy column (signature columns :func:`_check_for` takes): numbers
+    cast as the full path casts them, flags as they are; text arrives as lists."""
+    if column.dtype == "float":
+        return _float_array if column.nullable else _finite_float_array
+    if column.dtype == "integer":
+        return _integer_array
+    if column.dtype == "boolean":
+        return _flag_array
+    return _refused
+
+
+def _float_array(values: NDArray[Any]) -> NDArray[Any] | None:
+    return values.astype(np.float64, copy=False) if values.dtype.kind in "iuf" else None
+
+
+def _finite_float_array(values: NDArray[Any]) -> NDArray[Any] | None:
+    array = _float_array(values)
+    return None if array is None or np.isnan(array).any() else array  # NaN is a null
+
+
+def _integer_array(values: NDArray[Any]) -> NDArray[Any] | None:
+    kind, size = values.dtype.kind, values.dtype.itemsize
+    if kind == "i" or (kind == "u" and size < 8):  # every value fits int64
+        return values.astype(np.int64, copy=False)
+    return None
+
+
+def _flag_array(values: NDArray[Any]) -> NDArray[Any] | None:
+    return values if values.dtype.kind == "b" else None
+
+
+def _refused(values: Any) -> None:
+    return None
+
+
+def _floats_or_nulls(values: Any) -> NDArray[Any] | None:
+    return _floats(values, _NUMBERS_OR_NULL)  # numpy reads None as NaN in a float64 array
+
+
+def _finite_floats(values: Any) -> NDArray[Any] | None:
+    array = _floats(values, _NUMBERS)  # below: no value is past float64's range any more
+    return None if array is None or any(map(math.isnan, values)) else array  # NaN is a null
+
+
+def _floats(values: Any, allowed: frozenset[type]) -> NDArray[Any] | None:
+    if not allowed.issuperset(map(type, values)):
         return None
     try:
         return np.array(values, dtype=np.float64)
     except OverflowError:  # an integer beyond float64
         return None
-
-
-def _finite_floats(values: Any) -> NDArray[Any] | None:
-    array = _floats(values)  # below: no value is past float64's range any more
-    return None if array is None or any(map(math.isnan, values)) else array  # NaN is a null
 
 
 def _integers(values: Any) -> NDArray[Any] | None:
@@ -145,15 +199,21 @@ def _flags(values: Any) -> NDArray[Any] | None:
     return np.array(values, dtype=np.bool_) if _FLAGS.issuperset(map(type, values)) else None
 
 
-def _text(values: Any) -> NDArray[Any] | None:
-    if not _TEXT.issuperset(map(type, values)):
-        return None
-    return np.fromiter(values, dtype=object, count=len(values))
+def _text(known: frozenset[Any] | None, *, nullable: bool) -> Check:
+    """Strings (one of ``known`` where unseen ones are refused); nulls as NaN where the
+    column takes them, in an object array, as the full path builds it."""
+    allowed = _TEXT_OR_NULL if nullable else _TEXT
 
-
-def _known_text(categories: frozenset[Any]) -> Check:
     def check(values: Any) -> NDArray[Any] | None:
-        array = _text(values)
-        return array if array is not None and categories.issuperset(values) else None
+        types = set(map(type, values))
+        if not allowed.issuperset(types):
+            return None
+        if type(None) in types:
+            values = [math.nan if value is None else value for value in values]
+            if known is not None and not known.issuperset(v for v in values if type(v) is str):
+                return None
+        elif known is not None and not known.issuperset(values):
+            return None
+        return np.fromiter(values, dtype=object, count=len(values))
 
     return check

@@ -479,9 +479,9 @@ def _to_numpy(array: Any, dtype: np.dtype[Any]) -> Any:
 
 def _is_sequence(value: Any) -> bool:
     """Whether ``value`` is a column of values: a list, tuple, numpy array, or a pandas
-    Series, Index or extension array."""
+    Series, Index or extension array (a 0-d numpy array is one value)."""
     if isinstance(value, _SEQUENCES):
-        return True
+        return not isinstance(value, np.ndarray) or value.ndim > 0
     pd = loaded()
     return pd is not None and isinstance(
         value, pd.Series | pd.Index | pd.api.extensions.ExtensionArray

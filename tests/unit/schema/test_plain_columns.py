@@ -31,11 +31,13 @@ COLUMNS = (
                unseen="allow"),
     ColumnSpec("plan", "string", "object", nullable=False, categories=("free", "pro"),
                unseen="reject"),
+    ColumnSpec("tier", "string", "object", nullable=True, categories=("a", "b"),
+               unseen="reject"),
     ColumnSpec("note", "string", "object", nullable=False),
     ColumnSpec("member", "boolean", "bool", nullable=False),
 )  # fmt: skip
-ROW = {"size": 0.5, "weight": 2, "count": 3, "color": "red", "plan": "pro", "note": "hi",
-       "member": True}  # fmt: skip
+ROW = {"size": 0.5, "weight": 2, "count": 3, "color": "red", "plan": "pro", "tier": "a",
+       "note": "hi", "member": True}  # fmt: skip
 
 
 def _validators(layout: str = "frame") -> tuple[Validator, Validator]:
@@ -89,7 +91,8 @@ def _records(rows: int) -> list[dict[str, Any]]:
     return [
         {"size": float(rng.normal()), "weight": int(rng.integers(0, 9)),
          "count": int(rng.integers(-5, 5)), "color": str(rng.choice(["red", "blue", "teal"])),
-         "plan": str(rng.choice(["free", "pro"])), "note": f"row {i}",
+         "plan": str(rng.choice(["free", "pro"])), "tier": str(rng.choice(["a", "b"])),
+         "note": f"row {i}",
          "member": bool(rng.random() < 0.5)}
         for i in range(rows)
     ]  # fmt: skip
@@ -133,6 +136,9 @@ def test_clean_records_and_columns_come_out_as_the_full_path_makes_them(rows: in
         ("plan", "team"),  # unseen, refused
         ("plan", None),
         ("plan", ["pro"]),  # unhashable
+        ("tier", None),  # nullable, unseen refused
+        ("tier", "c"),
+        ("tier", ["a"]),
         ("note", ""),
         ("note", 1),
         ("member", 1),
@@ -151,10 +157,15 @@ def test_anything_unusual_gets_the_full_paths_answer(column: str, value: Any) ->
 
 
 def test_the_fast_path_takes_no_value_the_full_path_would_report_or_change() -> None:
-    for column, value in [("size", None), ("count", 1.0), ("plan", "team"), ("member", 1),
-                          ("weight", None), ("color", None), ("count", 2**63)]:  # fmt: skip
+    for column, value in [("size", None), ("size", float("nan")), ("count", 1.0),
+                          ("plan", "team"), ("plan", None), ("member", 1), ("count", 2**63),
+                          ("note", None), ("count", None), ("tier", "c")]:  # fmt: skip
         assert _decoded([{**ROW, column: value}]) is None, (column, value)
-    assert _decoded([{**ROW, "color": "teal"}]) is not None  # unseen, allowed: nothing changes
+    # nothing the full path would change: an unseen category where allowed, nulls (NaN)
+    # where the column takes them
+    for column, value in [("color", "teal"), ("color", None), ("weight", None),
+                          ("weight", float("nan")), ("tier", None)]:  # fmt: skip
+        assert _decoded([{**ROW, column: value}]) is not None, (column, value)
 
 
 @pytest.mark.parametrize(
@@ -169,6 +180,8 @@ def test_the_fast_path_takes_no_value_the_full_path_would_report_or_change() -> 
         [ROW, None],
         {**{k: [v] for k, v in ROW.items()}, "size": [0.5, 1.5]},  # uneven columns
         {**{k: [v] for k, v in ROW.items()}, "size": (0.5,)},  # a tuple column
+        {**{k: [v] for k, v in ROW.items()}, "count": 3},  # a value, not a column
+        {**{k: [v] for k, v in ROW.items()}, "count": np.array(3)},
         {k: [] for k in ROW},
         {**{k: [v] for k, v in ROW.items()}, "extra": [1]},
         (ROW,),
@@ -178,6 +191,13 @@ def test_the_fast_path_takes_no_value_the_full_path_would_report_or_change() -> 
 def test_shape_problems_get_the_full_paths_answer(data: Any) -> None:
     assert _decoded(data) is None
     _same(data)
+
+
+def test_a_null_beside_an_unseen_category_is_refused_as_the_full_path_refuses_it() -> None:
+    records = _records(3)
+    records[0]["tier"], records[2]["tier"] = None, "c"
+    assert _decoded(records) is None
+    assert _same(records)[0] == "error"
 
 
 def test_plain_requests_join_as_the_full_path_ones_do() -> None:
@@ -205,3 +225,47 @@ def test_signatures_with_other_column_kinds_take_the_full_path(column: ColumnSpe
     signature = Signature(columns=(COLUMNS[0], column), output=OUTPUT, layout="frame")
     assert PlainColumns.for_signature(signature) is None
     assert Validator(signature)._plain is None
+
+
+def _tensor_columns(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Columns as the v2 protocol hands them over: numpy arrays of numbers and flags, lists
+    of text."""
+    columns: dict[str, Any] = {name: [record[name] for record in records] for name in ROW}
+    for name in ("size", "weight", "count", "member"):
+        columns[name] = np.array(columns[name])
+    return columns
+
+
+def test_numpy_columns_of_numbers_and_flags_come_out_as_the_full_path_makes_them() -> None:
+    data = _tensor_columns(_records(5))
+    assert _decoded(data) is not None
+    assert _same(data)[0] == "ok"
+    _same(data, "array")
+
+
+@pytest.mark.parametrize(
+    ("column", "array", "fast"),
+    [
+        ("size", np.array([0.5, 1.5], dtype=np.float32), True),
+        ("size", np.array([1, 2], dtype=np.uint64), True),
+        ("size", np.array([0.5, np.nan]), False),  # a null where nulls are refused
+        ("weight", np.array([0.5, np.nan]), True),
+        ("size", np.array([True, False]), False),
+        ("size", np.array(["0.5", "1.5"]), False),
+        ("size", np.array([[0.5], [1.5]]), False),
+        ("count", np.array([1, 2], dtype=np.int32), True),
+        ("count", np.array([1, 2], dtype=np.uint8), True),
+        ("count", np.array([1, 2**63], dtype=np.uint64), False),
+        ("count", np.array([1.0, 2.0]), False),
+        ("member", np.array([1, 0]), False),
+        ("member", np.array([True, False]), True),
+        ("note", np.array(["a", "b"], dtype=object), False),
+    ],
+)
+def test_numpy_columns_the_full_path_would_change_or_refuse_are_its_own(
+    column: str, array: Any, fast: bool
+) -> None:
+    data = _tensor_columns(_records(2))
+    data[column] = array
+    assert (_decoded(data) is not None) is fast
+    _same(data)
