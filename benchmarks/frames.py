@@ -105,7 +105,9 @@ def components(model: Any, validator: Any, frame: Any, rounds: int) -> None:
                 else:
                     parts = timed((case, path, "validate"), lambda r=requests: [
                         validator.validate(x, as_columns=True).data for x in r])  # fmt: skip
-                    joined = timed((case, path, "join"), lambda p=parts: FrameColumns.join(p))
+                    joined = timed(
+                        (case, path, "join"), lambda p=parts: FrameColumns.join(p).frame()
+                    )
                 if path == "before":
                     timed((case, path, "model"), lambda j=joined: (model.predict(j),
                           model.predict_proba(j)))  # fmt: skip

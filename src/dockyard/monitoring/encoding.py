@@ -22,6 +22,7 @@ import numpy as np
 from dockyard.monitoring.records import Batch, Failure, ModelCall, Source
 from dockyard.monitoring.store import INPUT_PREFIX
 from dockyard.schema.labels import label_text
+from dockyard.schema.validation import FrameColumns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -243,7 +244,8 @@ def _input_columns(
     source: Source, inputs: list[Any], rows: list[int], total: int
 ) -> np.ndarray[Any, Any] | dict[str, pa.Array]:
     """Inputs as one numeric matrix when every call's are numeric arrays of one width
-    (stacked in one call); anything else (frames, mixed shapes, failures to read) as Arrow
+    (stacked in one call); a frame model's columns (:class:`FrameColumns`) as Arrow columns
+    joined with numpy; anything else (frames, mixed shapes, failures to read) as Arrow
     columns, through pandas."""
     first = inputs[0]
     if isinstance(first, np.ndarray) and first.ndim == 2 and first.dtype.kind in "fiu":
@@ -253,6 +255,11 @@ def _input_columns(
             stacked = None
         if stacked is not None and stacked.ndim == 2 and len(stacked) == total:
             return stacked
+    if type(first) is FrameColumns:
+        columns = _frame_columns(inputs, total)
+        if columns is not None:
+            return columns
+        inputs = [i.frame() if type(i) is FrameColumns else i for i in inputs]
     frame = _input_frame(
         [(source.columns, block, count) for block, count in zip(inputs, rows, strict=True)]
     )
@@ -419,16 +426,45 @@ def _input_frame(blocks: list[tuple[tuple[str, ...] | None, Any, int]]) -> pd.Da
     return pd.concat(frames, ignore_index=True)
 
 
+def _frame_columns(inputs: list[Any], total: int) -> dict[str, pa.Array] | None:
+    """Calls' :class:`FrameColumns` as Arrow columns, each joined by numpy first; ``None``
+    when a call's are not all numpy columns of the same names (extension arrays:
+    categories, nullable dtypes, datetimes), which pandas then reads."""
+    first = inputs[0]
+    if any(type(i) is not FrameColumns or i.names != first.names for i in inputs):
+        return None
+    if sum(len(i) for i in inputs) != total:
+        raise ValueError(f"{sum(len(i) for i in inputs)} input rows for {total} predicted rows")
+    columns: dict[str, pa.Array] = {}
+    for position, name in enumerate(first.names):
+        pieces = [i.arrays[position] for i in inputs]
+        if any(type(piece) is not np.ndarray for piece in pieces):
+            return None
+        values = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+        array = _numpy_input(values)
+        columns[str(name)] = array if array is not None else _pandas_input(values)
+    return columns
+
+
 def _input_array(series: pd.Series) -> pa.Array:
     """One input column as Arrow: numbers, booleans, or text (anything else as its text);
     NaN and ``None`` are nulls. numpy columns and text are converted without pandas' and
     pyarrow's per-call inference (tens of µs a column, more than the rows of a batch)."""
-    import pandas as pd
+    if isinstance(series.dtype, np.dtype):
+        array = _numpy_input(series.to_numpy())
+        if array is not None:
+            return array
+    return _pandas_input(series)
+
+
+def _numpy_input(values: np.ndarray[Any, Any]) -> pa.Array | None:
+    """Numbers and booleans from their buffers, text (with NaN and ``None``) in one Arrow
+    call; ``None`` for anything else, which :func:`_pandas_input` reads."""
     import pyarrow as pa
 
-    values = series.to_numpy() if isinstance(series.dtype, np.dtype) else None
-    if values is not None and values.dtype.kind in "biuf":
-        if values.dtype.kind == "f":
+    kind = values.dtype.kind
+    if kind in "biuf":
+        if kind == "f":
             nan = np.isnan(values)
             if nan.any():
                 array = numbers(values)
@@ -436,13 +472,25 @@ def _input_array(series: pd.Series) -> pa.Array:
                     array.type, len(array), [_bitmap(~nan), array.buffers()[1]]
                 )
         return numbers(values)
-    if values is not None and values.dtype.kind == "O":
+    if kind == "O":
         types = set(map(type, values))
         if str in types and types <= _TEXT_TYPES:
             try:  # text, NaN and None: Arrow converts them (a float but NaN is refused)
                 return pa.array(values, pa.string(), from_pandas=True)
             except (pa.ArrowInvalid, pa.ArrowTypeError):
                 pass
+    return None
+
+
+def _pandas_input(column: Any) -> pa.Array:
+    """One input column pandas reads: numbers or booleans inferred from objects, anything
+    else as its text."""
+    import pandas as pd
+    import pyarrow as pa
+
+    series = column if isinstance(column, pd.Series) else pd.Series(column)
+    values = series.to_numpy() if isinstance(series.dtype, np.dtype) else None
+    if values is not None and values.dtype.kind == "O":
         inferred = pd.api.types.infer_dtype(series, skipna=True)
         if inferred in ("floating", "integer", "mixed-integer-float"):
             series = pd.to_numeric(series, errors="coerce")

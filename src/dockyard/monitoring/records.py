@@ -39,6 +39,8 @@ class ModelCall:
     once (one array per batch, not one per request)."""
 
     inputs: Any
+    """What the model was given: an array, a DataFrame, or a frame model's joined columns
+    (:class:`~dockyard.schema.validation.FrameColumns`, the DataFrame's own arrays)."""
     predictions: Any
     probabilities: Any = None
     outside: Any = None

@@ -56,9 +56,9 @@ class FrameColumns:
     """``frame``-layout input as the validator rebuilt it, one array per signature column,
     before it becomes a DataFrame (:meth:`Validator.validate` with ``as_columns``).
 
-    Requests batched together are joined column by column and become one DataFrame per
-    batch (:meth:`join`): a DataFrame per request, and pandas' concat of them, cost more
-    than the validation itself."""
+    Requests batched together are joined column by column (:meth:`join`) and become one
+    DataFrame per batch: a DataFrame per request, and pandas' concat of them, cost more than
+    the validation itself. The prediction log reads the joined columns, not the DataFrame."""
 
     names: tuple[str, ...]
     arrays: tuple[Any, ...]
@@ -75,10 +75,11 @@ class FrameColumns:
         return pd.DataFrame(built, copy=False)
 
     @staticmethod
-    def join(parts: list[FrameColumns]) -> pd.DataFrame:
-        """Consecutive requests' columns as one DataFrame. Raises ``ValueError`` when a
-        column's dtype differs between them (say an integer column with a null in one
-        request: ``float64`` there), rather than let joining change a request's values."""
+    def join(parts: list[FrameColumns]) -> FrameColumns:
+        """Consecutive requests' columns joined column by column (:meth:`frame` makes the
+        batch's DataFrame). Raises ``ValueError`` when a column's dtype differs between them
+        (say an integer column with a null in one request: ``float64`` there), rather than
+        let joining change a request's values."""
         first = parts[0]
         if any(type(p) is not FrameColumns or p.names != first.names for p in parts):
             raise ValueError("the requests' columns differ")
@@ -94,7 +95,7 @@ class FrameColumns:
                 joined.append(np.concatenate(pieces))
             else:  # a pandas extension array: categories, nullable integers, datetimes
                 joined.append(type(array)._concat_same_type(pieces))
-        return FrameColumns(first.names, tuple(joined), sum(p.rows for p in parts)).frame()
+        return FrameColumns(first.names, tuple(joined), sum(p.rows for p in parts))
 
 
 @dataclass

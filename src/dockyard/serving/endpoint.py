@@ -109,7 +109,7 @@ def numeric_feed(
 
 
 def join_inputs(items: Sequence[Any]) -> Any:
-    """A batch's inputs as one: requests' columns joined into one DataFrame
+    """A batch's inputs as one: requests' columns joined column by column
     (:meth:`FrameColumns.join`), arrays or DataFrames stacked (:func:`concat_rows`)."""
     if type(items[0]) is FrameColumns:
         return FrameColumns.join(list(items))
@@ -205,8 +205,11 @@ class LiveModel:
         return await self.batcher.submit(model_input, rows)
 
     def _call(self, model_input: Any) -> ModelCall:
-        """Predictions and probabilities (or None) in one model call where the runtime can."""
-        if type(model_input) is FrameColumns:  # a request alone: its DataFrame
+        """Predictions and probabilities (or None) in one model call where the runtime can.
+        A batch's :class:`FrameColumns` become the model's DataFrame, and the call keeps
+        the columns (what the prediction log reads, without pandas)."""
+        logged = model_input
+        if type(model_input) is FrameColumns:
             model_input = model_input.frame()
         outside = None if self.ranges is None else self.ranges.rows_outside(model_input)
         feed = model_input
@@ -214,10 +217,10 @@ class LiveModel:
             feed = self._feed(model_input)
         if self._both is not None:
             predictions, probabilities = self._both(feed)
-            return ModelCall(model_input, np.asarray(predictions), probabilities, outside)
+            return ModelCall(logged, np.asarray(predictions), probabilities, outside)
         predictions = np.asarray(self.predictor.predict(feed))
         probabilities = np.asarray(self.predictor.predict_proba(feed)) if self.has_proba else None
-        return ModelCall(model_input, predictions, probabilities, outside)
+        return ModelCall(logged, predictions, probabilities, outside)
 
     def out_of_range(self, prediction: Prediction, rows: int) -> OutOfRange | None:
         """What the request answered by ``prediction`` (its ``rows`` rows of the call) sent
@@ -230,6 +233,8 @@ class LiveModel:
         if not call.outside[prediction.start : end].any():
             return None
         inputs = call.inputs
+        if type(inputs) is FrameColumns:
+            inputs = inputs.frame()
         if prediction.start or end != len(inputs):
             inputs = (
                 inputs[prediction.start : end]

@@ -1,7 +1,8 @@
 """The prediction log's input columns for DataFrame models: each pandas column becomes the
 Arrow column drift and the console read (numbers, booleans or text; NaN and None as nulls),
 whichever conversion path it takes (numpy buffers, one Arrow call for text, or pandas'
-inference for anything else)."""
+inference for anything else); a served batch's columns (:class:`FrameColumns`, joined by
+numpy) become the same columns as the DataFrame the model was given."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from dockyard.monitoring.encoding import _input_array, _input_frame
+from dockyard.monitoring.encoding import _input_array, _input_columns, _input_frame
+from dockyard.monitoring.records import Source
+from dockyard.schema.validation import FrameColumns
 
 CASES: dict[str, tuple[pd.Series, pa.DataType, list[Any]]] = {
     "floats": (pd.Series([1.0, 2.5]), pa.float64(), [1.0, 2.5]),
@@ -47,3 +50,52 @@ def test_the_models_input_is_not_changed() -> None:
     logged = _input_frame([(None, frame, 2)])
     assert list(logged.index) == [0, 1]
     pd.testing.assert_frame_equal(frame, before)
+
+
+def _source() -> Source:
+    return Source(endpoint="e", revision=1, model="m", version="1", columns=None, classes=None,
+                  positive=None)  # fmt: skip
+
+
+def _objects(*values: Any) -> np.ndarray[Any, Any]:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+STAMPS = pd.array(pd.date_range("2026-01-01", periods=3, tz="UTC"))
+# each case: the columns of two requests
+REQUESTS: dict[str, dict[str, tuple[Any, Any]]] = {
+    "plain": {
+        "size": (np.array([0.5]), np.array([np.nan, 2.0])),
+        "count": (np.array([1]), np.array([2, 3])),
+        "member": (np.array([True]), np.array([False, True])),
+        "color": (_objects("red"), _objects(np.nan, "blue")),
+    },
+    "objects pandas reads": {
+        "size": (np.array([0.5]), np.array([1.5, 2.0])),
+        "note": (_objects(1.5), _objects("x", None)),
+    },
+    "an extension array": {
+        "when": (STAMPS[:1], STAMPS[1:]),
+        "x": (np.array([1.0]), np.array([2.0, 3.0])),
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(REQUESTS))
+def test_frame_columns_are_logged_as_their_dataframe_is(case: str) -> None:
+    names = tuple(REQUESTS[case])
+    parts = [
+        FrameColumns(names, tuple(pieces[i] for pieces in REQUESTS[case].values()), rows)
+        for i, rows in enumerate((1, 2))
+    ]
+    for calls in (parts, [FrameColumns.join(parts)]):  # two calls, or one for both
+        sizes = [len(call) for call in calls]
+        logged = _input_columns(_source(), list(calls), sizes, 3)
+        expected = _input_columns(_source(), [call.frame() for call in calls], sizes, 3)
+        assert isinstance(logged, dict)
+        assert isinstance(expected, dict)
+        assert list(logged) == list(names) == list(expected)
+        for name, array in logged.items():
+            assert array.equals(expected[name]), (name, array, expected[name])

@@ -60,7 +60,7 @@ def test_joined_columns_are_the_concat_of_the_requests_frames(validator: Validat
     assert [len(part) for part in parts] == [1, 2, 1]
     for part, frame in zip(parts, frames, strict=True):
         pd.testing.assert_frame_equal(part.frame(), frame)
-    joined = FrameColumns.join(parts)
+    joined = FrameColumns.join(parts).frame()
     pd.testing.assert_frame_equal(joined, concat_rows(frames))
     assert [str(dtype) for dtype in joined.dtypes] == [
         *("float64", "int64", "object", "category", "Int64", "bool", "datetime64[ns, UTC]"),

@@ -203,8 +203,8 @@ def test_a_null_beside_an_unseen_category_is_refused_as_the_full_path_refuses_it
 def test_plain_requests_join_as_the_full_path_ones_do() -> None:
     fast, full = _validators()
     requests = [_records(1), _records(3), _records(2)]
-    joined = FrameColumns.join([fast.validate(r, as_columns=True).data for r in requests])
-    expected = FrameColumns.join([full.validate(r, as_columns=True).data for r in requests])
+    joined = FrameColumns.join([fast.validate(r, as_columns=True).data for r in requests]).frame()
+    expected = FrameColumns.join([full.validate(r, as_columns=True).data for r in requests]).frame()
     pd.testing.assert_frame_equal(joined, expected)
 
 
