@@ -13,7 +13,10 @@ A batch of ``n`` rows costs about ``fixed + per_row * n``: the fixed part is the
 (and, for a model on the compute threads, the hand-off), the per-row part the arithmetic.
 Both are fitted by least squares over the measured batches, each weighted by an exponential
 moving average (``smoothing`` is the weight of the newest batch), so the estimate follows the
-model as load, batch sizes and the machine change. While every batch measured has had about
+model as load, batch sizes and the machine change. The fixed part is never below zero: when
+the batches' time grows faster than their rows (a compute thread that waits longer for the
+GIL in larger batches) the fit is the best line through the origin, not the steeper line cut
+off at zero, which would overstate every batch and a large request most of all. While every batch measured has had about
 the same size the two parts cannot be told apart and the whole cost is taken as per-row
 (``mean seconds / mean rows``): the cautious reading. The queue drains in batches of at most
 ``batch_rows``, except that a request of ``batch_rows`` rows or more is a batch of its own
@@ -112,7 +115,13 @@ class Admission:
         if variance >= SAME_SIZE_VARIANCE:
             slope = (self._sxy / self._weight - mean_x * mean_y) / variance
             if slope >= 0:
-                return max(0.0, mean_y - slope * mean_x), slope
+                fixed = mean_y - slope * mean_x
+                if fixed >= 0:
+                    return fixed, slope
+                # a call costs nothing at least: the best line through the origin (the
+                # least squares with fixed >= 0), not the steeper one cut off at zero,
+                # which overstates every batch and more so the larger ones
+                return 0.0, self._sxy / self._sxx
         return 0.0, mean_y / mean_x
 
     def wait_s(self, rows_ahead: int, alone: int = 0, alone_rows: int = 0) -> float:

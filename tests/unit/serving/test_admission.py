@@ -40,6 +40,26 @@ def test_fixed_and_per_row_costs_are_fitted_from_batches_of_different_sizes() ->
     assert policy.wait_s(130) == pytest.approx(3 * 0.001 + 130 * 0.0001)
 
 
+def test_a_cost_growing_faster_than_the_rows_gets_the_best_line_through_zero() -> None:
+    # a call's time growing faster than its rows (waits for the GIL grow with the batch):
+    # the straight fit would cost a call -6.5 ms
+    observed = [(8, 0.002), (16, 0.012), (8, 0.003), (16, 0.011)]
+    policy = admission()
+    for rows, seconds in observed:
+        policy.observe(rows, seconds)
+
+    fixed, per_row = policy.costs()
+
+    assert fixed == 0.0
+    # what least squares with fixed >= 0 gives, weighted as the policy weighs batches
+    keep = 1 - 0.05
+    weights = [keep ** (len(observed) - 1 - i) for i in range(len(observed))]
+    xy = sum(w * r * t for w, (r, t) in zip(weights, observed, strict=True))
+    xx = sum(w * r * r for w, (r, _) in zip(weights, observed, strict=True))
+    assert per_row == pytest.approx(xy / xx)
+    assert per_row < 0.012 / 16 * 1.01  # not steeper than the costliest batch per row
+
+
 def test_batches_all_of_one_size_count_their_whole_cost_per_row() -> None:
     policy = admission()
     for _ in range(5):
