@@ -12,18 +12,18 @@ The cost model
 A batch of ``n`` rows costs about ``fixed + per_row * n``: the fixed part is the call itself
 (and, for a model on the compute threads, the hand-off), the per-row part the arithmetic.
 Both are fitted by least squares over the measured batches, each weighted by an exponential
-moving average (``smoothing`` is the weight of the newest batch), so the estimate follows the
-model as load, batch sizes and the machine change. The fixed part is never below zero: when
-the batches' time grows faster than their rows (a compute thread that waits longer for the
-GIL in larger batches) the fit is the best line through the origin, not the steeper line cut
-off at zero, which would overstate every batch and a large request most of all. While every batch measured has had about
-the same size the two parts cannot be told apart and the whole cost is taken as per-row
-(``mean seconds / mean rows``): the cautious reading. The queue drains in batches of at most
-``batch_rows``, except that a request of ``batch_rows`` rows or more is a batch of its own
-(requests are never split), as is the batch running now: with ``k`` such batches holding
-``r`` rows among the ``q`` rows ahead, the wait is ``(k + ceil((q - r) / batch_rows)) *
-fixed + q * per_row``. Until anything is measured the estimate is zero: only ``max_rows``
-applies.
+moving average (``smoothing`` is the weight of the newest batch), so the estimate follows
+the model as load, batch sizes and the machine change. The fixed part is never below zero:
+when the batches' time grows faster than their rows (a compute thread that waits longer for
+the GIL in larger batches) the fit is the best line through the origin, not the steeper line
+cut off at zero, which would overstate every batch and a large request most of all. While
+every batch measured has had about the same size the two parts cannot be told apart and the
+whole cost is taken as per-row (``mean seconds / mean rows``): the cautious reading. The
+queue drains in batches of at most ``batch_rows``, except that a request of ``batch_rows``
+rows or more is a batch of its own (requests are never split), as is the batch running now:
+with ``k`` such batches holding ``r`` rows among the ``q`` rows ahead, the wait is ``(k +
+ceil((q - r) / batch_rows)) * fixed + q * per_row``. Until anything is measured the estimate
+is zero: only ``max_rows`` applies.
 
 Pure: no clock, no I/O; the batcher times its batches and reports them with
 :meth:`Admission.observe`.
