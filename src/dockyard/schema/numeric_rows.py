@@ -20,7 +20,7 @@ from dockyard.schema._pandas import dtype_of
 from dockyard.schema.layout import InputLayout
 from dockyard.schema.signature import Signature
 
-__all__ = ["NumericRows", "array_dtype"]
+__all__ = ["NumericRows", "RecordValues", "array_dtype"]
 
 _EXACT = 2.0**53
 """From here on a float64 no longer holds every integer."""
@@ -29,6 +29,31 @@ _LIST = {list}
 _BULK = 64
 """Values from which rows are converted by numpy in one call (see :func:`_plain_numbers`);
 below, numpy's call overhead costs more than the scan it saves."""
+
+
+class RecordValues:
+    """Records' values in the signature's column order, a tuple each: how the fast paths
+    (:class:`NumericRows`, :class:`~dockyard.schema.plain_columns.PlainColumns`) read
+    records and dicts of columns, one ``operator.itemgetter`` call each."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.width = len(names)
+        if len(names) == 1:
+            only = names[0]
+            self.of: Any = lambda record: (record[only],)
+        else:
+            self.of = operator.itemgetter(*names)
+
+    def rows(self, records: Any) -> list[tuple[Any, ...]] | None:
+        """Each record's values; ``None`` when one is not a record, or lacks or adds a key
+        (the full path reports or notes it)."""
+        try:
+            rows = list(map(self.of, records))  # map() with C callables: no frame per row
+            if set(map(len, records)) != {self.width}:  # extra keys
+                return None
+        except (KeyError, TypeError):
+            return None
+        return rows
 
 
 class NumericRows:
@@ -51,11 +76,7 @@ class NumericRows:
         integers = [i for i, c in enumerate(signature.columns) if c.dtype == "integer"]
         self._integers = np.asarray(integers, dtype=np.intp) if integers else None
         self._integer_set = frozenset(integers)
-        if len(names) == 1:
-            only = names[0]
-            self._values: Any = lambda record: (record[only],)
-        else:
-            self._values = operator.itemgetter(*names)
+        self._records = RecordValues(names)
 
     @classmethod
     def for_signature(
@@ -83,19 +104,12 @@ class NumericRows:
             data = (data,)
         elif kind is not list or not data:
             return None
-        # map() with C callables: no Python frame per row
-        width = {self.width}
-        if type(data[0]) is list:
-            if set(map(type, data)) != _LIST or set(map(len, data)) != width:
+        if type(data[0]) is list:  # map() with C callables: no Python frame per row
+            if set(map(type, data)) != _LIST or set(map(len, data)) != {self.width}:
                 return None
             return self._from_lists(data)
-        try:
-            rows = list(map(self._values, data))  # non-records: TypeError
-            if set(map(len, data)) != width:  # extra keys
-                return None
-        except (KeyError, TypeError):
-            return None
-        return self._from_lists(rows)
+        rows = self._records.rows(data)
+        return None if rows is None else self._from_lists(rows)
 
     def clean_columns(self, data: Mapping[str, Any]) -> bool:
         """Whether ``data`` (one 1-D numeric array per signature column, nothing else) passes
@@ -104,7 +118,7 @@ class NumericRows:
         if len(data) != self.width:
             return False
         try:
-            columns = self._values(data)
+            columns = self._records.of(data)
         except KeyError:
             return False
         rows = len(columns[0]) if type(columns[0]) is np.ndarray else 0
@@ -130,7 +144,7 @@ class NumericRows:
         if len(data) != self.width:  # extra columns: a note
             return None
         try:
-            columns = self._values(data)
+            columns = self._records.of(data)
         except KeyError:
             return None
         lists = all(type(column) is list for column in columns)

@@ -11,13 +11,13 @@ Each input gets the same answer either way; only the clean case is faster.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from dockyard.schema.numeric_rows import RecordValues
 from dockyard.schema.signature import ColumnSpec, Signature
 
 __all__ = ["PlainColumns"]
@@ -46,15 +46,10 @@ class PlainColumns:
     """
 
     def __init__(self, signature: Signature, checks: tuple[Check, ...]) -> None:
-        names = signature.column_names
-        self.width = len(names)
+        self._records = RecordValues(signature.column_names)
+        self.width = self._records.width
         self._checks = checks
         self._array_checks = tuple(_array_check_for(column) for column in signature.columns)
-        if len(names) == 1:
-            only = names[0]
-            self._values: Any = lambda record: (record[only],)
-        else:
-            self._values = operator.itemgetter(*names)
 
     @classmethod
     def for_signature(cls, signature: Signature) -> PlainColumns | None:
@@ -73,11 +68,8 @@ class PlainColumns:
             data = (data,)
         elif type(data) is not list or not data:
             return None
-        try:
-            rows = list(map(self._values, data))  # not a record, or a key missing: an error
-            if set(map(len, data)) != {self.width}:  # extra keys
-                return None
-        except (KeyError, TypeError):
+        rows = self._records.rows(data)
+        if rows is None:
             return None
         return self._checked(list(zip(*rows, strict=True)), len(rows))
 
@@ -85,7 +77,7 @@ class PlainColumns:
         if len(data) != self.width:
             return None
         try:
-            columns = self._values(data)
+            columns = self._records.of(data)
         except KeyError:
             return None
         lists = [type(column) is list for column in columns]
