@@ -87,18 +87,17 @@ class PlainColumns:
         rows = len(columns[0])
         if not rows or any(len(column) != rows for column in columns):
             return None
-        arrays = []
-        for position, column in enumerate(columns):
-            check = self._checks if lists[position] else self._array_checks
-            array = check[position](column)
-            if array is None:
-                return None
-            arrays.append(array)
-        return arrays, rows
+        checks = [
+            (self._checks if listed else self._array_checks)[position]
+            for position, listed in enumerate(lists)
+        ]
+        return self._checked(columns, rows, checks)
 
-    def _checked(self, columns: Any, rows: int) -> tuple[list[NDArray[Any]], int] | None:
+    def _checked(
+        self, columns: Any, rows: int, checks: Any = None
+    ) -> tuple[list[NDArray[Any]], int] | None:
         arrays = []
-        for check, values in zip(self._checks, columns, strict=True):
+        for check, values in zip(checks or self._checks, columns, strict=True):
             array = check(values)
             if array is None:
                 return None
