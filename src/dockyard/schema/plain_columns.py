@@ -11,7 +11,7 @@ Each input gets the same answer either way; only the clean case is faster.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -94,7 +94,7 @@ class PlainColumns:
         return self._checked(columns, rows, checks)
 
     def _checked(
-        self, columns: Any, rows: int, checks: Any = None
+        self, columns: Any, rows: int, checks: Sequence[Check] | None = None
     ) -> tuple[list[NDArray[Any]], int] | None:
         arrays = []
         for check, values in zip(checks or self._checks, columns, strict=True):

@@ -74,6 +74,10 @@ class FrameColumns:
         built = {name: _column(a) for name, a in zip(self.names, self.arrays, strict=True)}
         return pd.DataFrame(built, copy=False)
 
+    def rows_in(self, start: int, end: int) -> FrameColumns:
+        """Rows ``start`` to ``end`` (views of the arrays)."""
+        return FrameColumns(self.names, tuple(a[start:end] for a in self.arrays), end - start)
+
     @staticmethod
     def join(parts: list[FrameColumns]) -> FrameColumns:
         """Consecutive requests' columns joined column by column (:meth:`frame` makes the

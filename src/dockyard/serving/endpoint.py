@@ -233,9 +233,10 @@ class LiveModel:
         if not call.outside[prediction.start : end].any():
             return None
         inputs = call.inputs
-        if type(inputs) is FrameColumns:
-            inputs = inputs.frame()
-        if prediction.start or end != len(inputs):
+        whole = not prediction.start and end == len(inputs)
+        if type(inputs) is FrameColumns:  # this request's rows, then their DataFrame
+            inputs = (inputs if whole else inputs.rows_in(prediction.start, end)).frame()
+        elif not whole:
             inputs = (
                 inputs[prediction.start : end]
                 if isinstance(inputs, np.ndarray)

@@ -17,6 +17,7 @@ from dockyard.registry import Registry
 from dockyard.schema.validation import FrameColumns
 from dockyard.serving.batching import BatchPolicy
 from dockyard.serving.endpoint import LiveModel
+from dockyard.serving.ranges import Ranges
 from dockyard.settings import Settings
 
 
@@ -88,3 +89,45 @@ def test_mixed_requests_share_a_call_and_each_gets_its_own_answer(tmp_path: Path
             alone["count"] = alone["count"].astype("float64")
         assert answer.predictions.tolist() == model.predict(alone).tolist()
         np.testing.assert_allclose(answer.probabilities, model.predict_proba(alone))
+
+
+def test_a_request_in_a_batch_is_warned_of_its_own_rows_outside_the_training_range(
+    tmp_path: Path,
+) -> None:
+    model, frame, labels = _fitted()
+    with Registry.open(Settings(home=tmp_path / "home", user="tester")) as registry:
+        version = registry.register(model, "mixed", sample=frame, y=labels, accelerate=False)
+        predictor = registry.load(version.ref).model
+    records = frame.head(12).astype(object).to_dict("records")
+    records[7] = {**records[7], "size": 1000.0}  # the seventh request of the batch
+
+    async def ask_all() -> list[Any]:
+        with ThreadPoolExecutor(1) as executor:
+            live = LiveModel(
+                version,
+                predictor,
+                accelerated=False,
+                policy=BatchPolicy(max_batch_size=64, max_wait_ms=50),
+                executor=executor,
+            )
+            size = frame["size"]
+            live.ranges = Ranges(["size"], [1], 4, [size.min()], [size.max()])
+            prepared = [live.prepare([record]) for record in records]
+            try:
+                answers = await asyncio.gather(*(live.predict(i, n) for i, n, _ in prepared))
+                return [(answer, live.out_of_range(answer, 1)) for answer in answers]
+            finally:
+                await live.close()
+
+    checked = asyncio.run(ask_all())
+
+    assert len({id(answer.call) for answer, _ in checked}) < len(records)  # batched
+    assert all(type(answer.call.inputs) is FrameColumns for answer, _ in checked)
+    for position, (answer, outside) in enumerate(checked):
+        if position == 7:
+            assert len(answer.call.inputs) > 1  # its rows taken out of the batch's
+            assert outside is not None
+            assert outside.columns == ("size",)
+            assert outside.rows == 1
+        else:
+            assert outside is None, position
