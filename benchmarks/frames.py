@@ -12,6 +12,10 @@ before (a DataFrame per request, pandas' concat of them, the loaded model's ``pr
 column into one DataFrame per batch: ``FrameColumns``; ``predict_with_proba``, one pass
 through the pipeline's transformers).
 
+``--text-dtype str`` fits the pipeline on text columns of pandas 3's default ``str`` dtype
+(on pandas 2.3 with its ``future.infer_string`` option, which pandas 3 makes the default),
+not ``object``.
+
 ``server`` (any tree, for an A/B: run with ``PYTHONPATH`` at each tree's ``src``, as
 ``shapes.py`` says): the real ASGI app in this process with the model deployed alone (log
 on, batches of up to 64), each of ``--shapes`` (v1 records by default; v1 columns, and one
@@ -20,6 +24,7 @@ the loop thread's CPU per request and req/s, medians of rounds.
 
 Run:  PYTHONPATH=src .venv/bin/python benchmarks/frames.py [--rounds 5] [--requests 1000]
       [--only components|server] [--rows 1 100] [--shapes "v1 records" "v1 columns" ...]
+      [--text-dtype object|str]
 """
 
 from __future__ import annotations
@@ -43,8 +48,8 @@ ENDPOINT = "frames"
 TEXT = {"color": ["red", "green", "blue"], "city": ["oslo", "lima", "pune", "kobe"]}
 
 
-def fit() -> tuple[Any, Any, Any]:
-    """The pipeline, its training frame and labels."""
+def fit(text_dtype: str = "object") -> tuple[Any, Any, Any]:
+    """The pipeline, its training frame (text columns of ``text_dtype``) and labels."""
     import numpy as np
     import pandas as pd
     from sklearn.compose import ColumnTransformer
@@ -60,6 +65,7 @@ def fit() -> tuple[Any, Any, Any]:
     frame["color"] = rng.choice(TEXT["color"], n).astype(object)
     frame["city"] = rng.choice(TEXT["city"], n).astype(object)
     frame["plan"] = rng.choice(["free", "pro"], n).astype(object)
+    frame = frame.astype({"color": text_dtype, "city": text_dtype, "plan": text_dtype})
     frame["member"] = rng.random(n) < 0.5
     labels = ((frame["f0"] > 0) ^ frame["member"]).astype(int)
     numbers = [*(f"f{i}" for i in range(6)), "n0", "n1"]
@@ -203,7 +209,18 @@ def main() -> None:
     parser.add_argument(
         "--shapes", nargs="+", choices=SHAPES, default=["v1 records"], help="Server runs."
     )
+    parser.add_argument(
+        "--text-dtype",
+        choices=["object", "str"],
+        default="object",
+        help="The text columns' dtype: object (pandas 2's default) or str (pandas 3's).",
+    )
     args = parser.parse_args()
+    if args.text_dtype == "str":
+        import pandas as pd
+
+        if pd.__version__ < "3":  # pandas 3's default text dtype, on pandas 2.3
+            pd.set_option("future.infer_string", True)
 
     from dockyard.deploy.spec import DeploymentSpec
     from dockyard.deploy.store import DeploymentStore
@@ -212,7 +229,7 @@ def main() -> None:
     from dockyard.settings import Settings
 
     print(harness.describe_machine())
-    model, frame, labels = fit()
+    model, frame, labels = fit(args.text_dtype)
     with tempfile.TemporaryDirectory() as work:
         home = Path(work) / "home"
         with Registry.open(Settings(home=home, user="bench")) as registry:

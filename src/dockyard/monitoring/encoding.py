@@ -500,7 +500,10 @@ def _pandas_input(column: Any) -> pa.Array:
             series = series.map(lambda v: None if v is None or v != v else str(v))
     elif isinstance(series.dtype, pd.CategoricalDtype):
         series = series.astype(object).map(lambda v: None if v is None or v != v else str(v))
-    return pa.Array.from_pandas(series)
+    array = pa.Array.from_pandas(series)
+    # pandas' str dtype is Arrow's large_string: logged as string, as object text is (one
+    # flush's tables join only when their types agree)
+    return array.cast(pa.string()) if pa.types.is_large_string(array.type) else array
 
 
 _TEXT_TYPES = frozenset({str, float, type(None)})

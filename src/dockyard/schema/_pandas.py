@@ -43,6 +43,13 @@ def is_series(value: Any) -> bool:
     return pd is not None and isinstance(value, pd.Series)
 
 
+def is_text_dtype(dtype: Any) -> bool:
+    """Whether ``dtype`` is one of pandas' text dtypes: ``str`` (pandas 3's default for
+    text) or ``string``."""
+    pd = loaded()
+    return pd is not None and isinstance(dtype, pd.StringDtype)
+
+
 _NUMPY_DTYPES = frozenset(
     {"float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint64", "uint32"}
     | {"uint16", "uint8", "bool", "object"}

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from dockyard.schema._columns import target_dtype
+from dockyard.schema._pandas import is_text_dtype
 from dockyard.schema.numeric_rows import RecordValues
 from dockyard.schema.signature import ColumnSpec, Signature
 
@@ -32,10 +34,10 @@ _FLAGS = frozenset({bool})
 
 
 class PlainColumns:
-    """The fast path for signatures whose every column is ``float64``, ``int64``, text kept
-    as ``object`` or ``bool``, fed as records (a list of them, or one) or as a dict of column
-    lists (a column may also be a 1-D numpy array of numbers or flags, as the v2 protocol's
-    tensors arrive).
+    """The fast path for signatures whose every column is ``float64``, ``int64``, text (of
+    dtype ``object``, or pandas' ``str`` or ``string``) or ``bool``, fed as records (a list of
+    them, or one) or as a dict of column lists (a column may also be a 1-D numpy array of
+    numbers or flags, as the v2 protocol's tensors arrive).
 
     It takes only what the full path accepts as it is — each record with exactly the
     signature's keys, plain ``float``/``int`` numbers (no integer beyond the column's type,
@@ -107,8 +109,8 @@ class PlainColumns:
 
 def _check_for(column: ColumnSpec) -> Check | None:
     """The bulk check and conversion of one column's values; ``None`` for a column kind this
-    path leaves to the full one (categories, datetimes, pandas' nullable and text dtypes,
-    narrower numbers)."""
+    path leaves to the full one (categories, datetimes, pandas' nullable dtypes, narrower
+    numbers)."""
     kind = (column.dtype, column.pandas_dtype)
     if kind == ("float", "float64"):
         return _floats_or_nulls if column.nullable else _finite_floats
@@ -116,11 +118,19 @@ def _check_for(column: ColumnSpec) -> Check | None:
         return _integers
     if kind == ("boolean", "bool"):
         return _flags
-    if kind == ("string", "object"):
+    if column.dtype == "string" and _text_as_objects(target_dtype(column)):
         refuse_unseen = column.unseen == "reject" and column.categories is not None
         known = frozenset(column.categories or ()) if refuse_unseen else None
         return _text(known, nullable=column.nullable)
     return None
+
+
+def _text_as_objects(target: Any) -> bool:
+    """Whether the validator hands over a text column of dtype ``target`` as an ``object``
+    array: numpy's dtypes (``object``, and pandas 2's reading of ``str``), and pandas' text
+    dtypes (``str``, pandas 3's default, and ``string``), which the batch's DataFrame gives
+    the column (:class:`~dockyard.schema.validation.FrameColumns`)."""
+    return isinstance(target, np.dtype) or is_text_dtype(target)
 
 
 def _array_check_for(column: ColumnSpec) -> Check:

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from dockyard.errors import SchemaValidationError
 from dockyard.schema._columns import ColumnCoercer
-from dockyard.schema._pandas import is_frame, is_series, loaded
+from dockyard.schema._pandas import is_frame, is_series, is_text_dtype, loaded
 from dockyard.schema.numeric_rows import NumericRows, array_dtype
 from dockyard.schema.plain_columns import PlainColumns
 from dockyard.schema.problems import PROBLEM_LIMIT, ProblemLog, describe_value
@@ -58,11 +58,16 @@ class FrameColumns:
 
     Requests batched together are joined column by column (:meth:`join`) and become one
     DataFrame per batch: a DataFrame per request, and pandas' concat of them, cost more than
-    the validation itself. The prediction log reads the joined columns, not the DataFrame."""
+    the validation itself. The prediction log reads the joined columns, not the DataFrame.
+
+    A column of pandas' text dtypes (``str``, pandas 3's default, and ``string``) is held as
+    an ``object`` array and ``dtypes`` names the dtype :meth:`frame` gives it (``None`` for a
+    column taken as it is): its array is built once per batch, not once per request."""
 
     names: tuple[str, ...]
     arrays: tuple[Any, ...]
     rows: int
+    dtypes: tuple[Any, ...] | None = None
 
     def __len__(self) -> int:
         return self.rows
@@ -71,12 +76,17 @@ class FrameColumns:
         """The DataFrame the model was fitted on: the columns in order, each in its dtype."""
         import pandas as pd
 
-        built = {name: _column(a) for name, a in zip(self.names, self.arrays, strict=True)}
+        dtypes = self.dtypes or (None,) * len(self.names)
+        built = {
+            name: _column(array) if dtype is None else pd.array(array, dtype=dtype)
+            for name, array, dtype in zip(self.names, self.arrays, dtypes, strict=True)
+        }
         return pd.DataFrame(built, copy=False)
 
     def rows_in(self, start: int, end: int) -> FrameColumns:
         """Rows ``start`` to ``end`` (views of the arrays)."""
-        return FrameColumns(self.names, tuple(a[start:end] for a in self.arrays), end - start)
+        arrays = tuple(a[start:end] for a in self.arrays)
+        return FrameColumns(self.names, arrays, end - start, self.dtypes)
 
     @staticmethod
     def join(parts: list[FrameColumns]) -> FrameColumns:
@@ -85,7 +95,10 @@ class FrameColumns:
         (say an integer column with a null in one request: ``float64`` there), rather than
         let joining change a request's values."""
         first = parts[0]
-        if any(type(p) is not FrameColumns or p.names != first.names for p in parts):
+        if any(
+            type(p) is not FrameColumns or p.names != first.names or p.dtypes != first.dtypes
+            for p in parts
+        ):
             raise ValueError("the requests' columns differ")
         joined = []
         for position, array in enumerate(first.arrays):
@@ -99,7 +112,7 @@ class FrameColumns:
                 joined.append(np.concatenate(pieces))
             else:  # a pandas extension array: categories, nullable integers, datetimes
                 joined.append(type(array)._concat_same_type(pieces))
-        return FrameColumns(first.names, tuple(joined), sum(p.rows for p in parts))
+        return FrameColumns(first.names, tuple(joined), sum(p.rows for p in parts), first.dtypes)
 
 
 @dataclass
@@ -141,6 +154,9 @@ class Validator:
         self._array_dtype = array_dtype(signature)
         self._numeric = NumericRows.for_signature(signature)
         self._plain = PlainColumns.for_signature(signature) if self._numeric is None else None
+        # columns of pandas' text dtypes: object arrays in FrameColumns, typed per batch
+        text = tuple(c.target if is_text_dtype(c.target) else None for c in self._coercers)
+        self._text_dtypes = text if any(dtype is not None for dtype in text) else None
         self._positional_names = tuple(str(i) for i in range(len(self._names)))
         # For the fast DataFrame path: non-nullable numpy float columns are checked as one
         # block; numpy int/bool columns cannot hold nulls; everything else is inspected.
@@ -205,7 +221,12 @@ class Validator:
         self, arrays: list[Any], columns: _Columns, notes: tuple[str, ...], *, as_columns: bool
     ) -> ValidatedInput:
         if as_columns and self.signature.layout == "frame":
-            rebuilt = FrameColumns(self._names, tuple(arrays), columns.rows)
+            if self._text_dtypes is not None:
+                arrays = [
+                    a if dtype is None else _objects(a)
+                    for a, dtype in zip(arrays, self._text_dtypes, strict=True)
+                ]
+            rebuilt = FrameColumns(self._names, tuple(arrays), columns.rows, self._text_dtypes)
             return ValidatedInput(rebuilt, columns.rows, notes)
         return ValidatedInput(self._assemble(arrays, columns), columns.rows, notes)
 
@@ -405,7 +426,7 @@ class Validator:
             ):
                 return source
             return self._stack(arrays, columns.rows)
-        return FrameColumns(self._names, tuple(arrays), columns.rows).frame()
+        return FrameColumns(self._names, tuple(arrays), columns.rows, self._text_dtypes).frame()
 
     def _stack(self, arrays: list[Any], rows: int) -> NDArray[Any]:
         dtype = self._array_dtype
@@ -455,6 +476,13 @@ def _numpy_kind(coercer: ColumnCoercer, kinds: str) -> bool:
 
 def _never_null_float(coercer: ColumnCoercer) -> bool:
     return not coercer.spec.nullable and _numpy_kind(coercer, "f")
+
+
+def _objects(array: Any) -> NDArray[Any]:
+    """A text column as an ``object`` array, nulls as NaN (as the fast path makes them)."""
+    if type(array) is np.ndarray:
+        return array
+    return np.asarray(array.to_numpy(dtype=object, na_value=np.nan), dtype=object)
 
 
 def _column(array: Any) -> Any:

@@ -1,11 +1,13 @@
 """A model fitted on a DataFrame of mixed columns (text, numbers, flags): concurrent requests
 share one model call, fed one DataFrame joined column by column, and each gets what the
 model answers for its own rows; a request whose column arrives in another dtype (a null in
-an integer column) is predicted alone, and answered all the same."""
+an integer column) is predicted alone, and answered all the same. Text in pandas 3's default
+``str`` dtype batches the same way and reaches the model in that dtype."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from dockyard.serving.ranges import Ranges
 from dockyard.settings import Settings
 
 
-def _fitted() -> tuple[Any, pd.DataFrame, np.ndarray[Any, Any]]:
+def _fitted(text: str = "object") -> tuple[Any, pd.DataFrame, np.ndarray[Any, Any]]:
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -32,7 +34,7 @@ def _fitted() -> tuple[Any, pd.DataFrame, np.ndarray[Any, Any]]:
     n = 300
     frame = pd.DataFrame(
         {
-            "color": rng.choice(["red", "green", "blue"], n).astype(object),
+            "color": pd.Series(rng.choice(["red", "green", "blue"], n), dtype=text),
             "size": rng.normal(10, 3, n),
             "member": rng.random(n) < 0.5,
             "count": rng.integers(0, 10, n),
@@ -131,3 +133,47 @@ def test_a_request_in_a_batch_is_warned_of_its_own_rows_outside_the_training_ran
             assert outside.rows == 1
         else:
             assert outside is None, position
+
+
+def test_text_in_pandas_3s_str_dtype_is_batched_and_reaches_the_model_in_it(
+    tmp_path: Path,
+) -> None:
+    future = pd.__version__ < "3"  # pandas 2.3 reads "str" so with future.infer_string
+    with pd.option_context("future.infer_string", True) if future else contextlib.nullcontext():
+        model, frame, labels = _fitted("str")
+        assert isinstance(frame["color"].dtype, pd.StringDtype)
+        with Registry.open(Settings(home=tmp_path / "home", user="tester")) as registry:
+            version = registry.register(model, "mixed", sample=frame, y=labels, accelerate=False)
+            predictor = registry.load(version.ref).model
+        records = frame.head(16).astype(object).to_dict("records")
+        records[3] = {**records[3], "color": None}  # a null: the text dtype's own
+
+        async def ask_all() -> list[Any]:
+            with ThreadPoolExecutor(1) as executor:
+                live = LiveModel(
+                    version,
+                    predictor,
+                    accelerated=False,
+                    policy=BatchPolicy(max_batch_size=64, max_wait_ms=50),
+                    executor=executor,
+                )
+                prepared = [live.prepare([record]) for record in records]
+                try:
+                    return list(
+                        await asyncio.gather(*(live.predict(i, rows) for i, rows, _ in prepared))
+                    )
+                finally:
+                    await live.close()
+
+        answers = asyncio.run(ask_all())
+
+        assert len({id(answer.call) for answer in answers}) < len(records)  # batched
+        given = answers[0].call.inputs
+        assert type(given) is FrameColumns
+        assert given.frame()["color"].dtype == frame["color"].dtype
+        for position, answer in enumerate(answers):
+            alone = frame.iloc[[position]].reset_index(drop=True)
+            if position == 3:
+                alone["color"] = pd.Series([None], dtype=frame["color"].dtype)
+            assert answer.predictions.tolist() == model.predict(alone).tolist()
+            np.testing.assert_allclose(answer.probabilities, model.predict_proba(alone))

@@ -31,6 +31,10 @@ CASES: dict[str, tuple[pd.Series, pa.DataType, list[Any]]] = {
     "numbers as objects": (pd.Series([1, 2.5, None], dtype=object), pa.float64(), [1.0, 2.5, None]),
     "booleans as objects": (pd.Series([True, None], dtype=object), pa.bool_(), [True, None]),
     "categories": (pd.Series(pd.Categorical(["x", None])), pa.string(), ["x", None]),
+    "pandas' text dtype": (pd.Series(["a", None], dtype="string"), pa.string(), ["a", None]),
+    # the storage of pandas 3's default text dtype (str): large_string in Arrow
+    "pandas' Arrow text": (pd.Series(["a", None], dtype="string[pyarrow]"), pa.string(),
+                           ["a", None]),
     "nullable integers": (pd.Series([1, None], dtype="Int64"), pa.int64(), [1, None]),
 }  # fmt: skip
 

@@ -9,7 +9,10 @@ or error come out.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -40,8 +43,10 @@ ROW = {"size": 0.5, "weight": 2, "count": 3, "color": "red", "plan": "pro", "tie
        "note": "hi", "member": True}  # fmt: skip
 
 
-def _validators(layout: str = "frame") -> tuple[Validator, Validator]:
-    signature = Signature(columns=COLUMNS, output=OUTPUT, layout=layout)  # type: ignore[arg-type]
+def _validators(
+    layout: str = "frame", columns: tuple[ColumnSpec, ...] = COLUMNS
+) -> tuple[Validator, Validator]:
+    signature = Signature(columns=columns, output=OUTPUT, layout=layout)  # type: ignore[arg-type]
     fast, full = Validator(signature), Validator(signature)
     assert fast._plain is not None
     full._plain = None
@@ -56,8 +61,8 @@ def _outcome(validator: Validator, data: Any, as_columns: bool) -> Any:
     return ("ok", validated.data, validated.rows, validated.notes)
 
 
-def _same(data: Any, layout: str = "frame") -> Any:
-    fast, full = _validators(layout)
+def _same(data: Any, layout: str = "frame", columns: tuple[ColumnSpec, ...] = COLUMNS) -> Any:
+    fast, full = _validators(layout, columns)
     for as_columns in (True, False):
         got, want = _outcome(fast, data, as_columns), _outcome(full, data, as_columns)
         assert got[0] == want[0], (got, want)
@@ -212,7 +217,6 @@ OTHER_KINDS = [
     ColumnSpec("c", "float", "float32", nullable=False),
     ColumnSpec("c", "integer", "int32", nullable=False),
     ColumnSpec("c", "integer", "Int64", nullable=True),
-    ColumnSpec("c", "string", "string", nullable=True),
     ColumnSpec("c", "boolean", "boolean", nullable=True),
     ColumnSpec("c", "category", "category", nullable=False, categories=("a",),
                categories_dtype="object"),
@@ -269,3 +273,60 @@ def test_numpy_columns_the_full_path_would_change_or_refuse_are_its_own(
     data[column] = array
     assert (_decoded(data) is not None) is fast
     _same(data)
+
+
+# -- pandas' text dtypes -------------------------------------------------------------------
+
+
+@pytest.fixture(params=["str", "string"])
+def text_columns(request: pytest.FixtureRequest) -> Iterator[tuple[ColumnSpec, ...]]:
+    """The signature with its text columns in pandas' ``str`` dtype (pandas 3's default;
+    pandas 2.3 reads the name so with ``future.infer_string``) or ``string``."""
+    columns = tuple(
+        dataclasses.replace(c, pandas_dtype=request.param) if c.dtype == "string" else c
+        for c in COLUMNS
+    )
+    future = pd.__version__ < "3" and request.param == "str"
+    with pd.option_context("future.infer_string", True) if future else contextlib.nullcontext():
+        assert isinstance(pd.api.types.pandas_dtype(request.param), pd.StringDtype)
+        yield columns
+
+
+def test_text_of_pandas_text_dtypes_takes_the_fast_path_with_the_full_paths_answer(
+    text_columns: tuple[ColumnSpec, ...],
+) -> None:
+    records = _records(3)
+    columns = {name: [record[name] for record in records] for name in ROW}
+    for data in (records, columns, records[:1], _tensor_columns(records)):
+        assert _validators(columns=text_columns)[0]._plain.decode(data) is not None  # type: ignore[union-attr]
+        assert _same(data, columns=text_columns)[0] == "ok"
+        _same(data, "array", text_columns)
+    frame = _validators(columns=text_columns)[0].validate(records).data
+    assert all(
+        isinstance(frame[c.name].dtype, pd.StringDtype) for c in text_columns if c.dtype == "string"
+    )
+    for column, value in [("color", None), ("tier", None), ("plan", None), ("note", 1),
+                          ("color", "teal"), ("plan", "team"), ("tier", "c")]:  # fmt: skip
+        changed = [{**records[0], column: value}, records[1]]
+        _same(changed, columns=text_columns)
+        _same({name: [r[name] for r in changed] for name in ROW}, columns=text_columns)
+
+
+def test_text_of_pandas_text_dtypes_is_typed_once_per_batch(
+    text_columns: tuple[ColumnSpec, ...],
+) -> None:
+    """Requests' text columns are object arrays (nulls NaN) until the batch's DataFrame gives
+    them their dtype, whichever path validated them; the batch equals its requests'."""
+    fast, full = _validators(columns=text_columns)
+    requests = [_records(1), [{**ROW, "color": None}], _records(2)]
+    parts = [fast.validate(requests[0], as_columns=True).data,
+             full.validate(requests[1], as_columns=True).data,
+             fast.validate(requests[2], as_columns=True).data]  # fmt: skip
+    for part in parts:
+        assert all(type(array) is np.ndarray for array in part.arrays)
+    assert parts[1].arrays[3][0] is not None
+    assert np.isnan(parts[1].arrays[3][0])
+    joined = FrameColumns.join(parts)
+    expected = pd.concat([full.validate(r).data for r in requests], ignore_index=True)
+    pd.testing.assert_frame_equal(joined.frame(), expected)
+    pd.testing.assert_frame_equal(joined.rows_in(1, 2).frame(), full.validate(requests[1]).data)
