@@ -12,6 +12,13 @@ before (a DataFrame per request, pandas' concat of them, the loaded model's ``pr
 column into one DataFrame per batch: ``FrameColumns``; ``predict_with_proba``, one pass
 through the pipeline's transformers).
 
+``admission`` (any tree): the queue's estimate after one-row traffic. Each of ``--rounds``
+× 5 cycles sends ``--requests`` one-row requests (v1 records, ``--concurrency`` at a time:
+enough that the previous burst's batches weigh nothing left in the queue's fit), reads the
+model's queue estimate for fifteen 100-row requests queued (what the last of a burst of 16
+meets: each is a call of its own), then sends that burst, 16 requests of 100 rows at once,
+and counts the 503s. Reports the estimates and the bursts' real time.
+
 ``--text-dtype str`` fits the pipeline on text columns of pandas 3's default ``str`` dtype
 (on pandas 2.3 with its ``future.infer_string`` option, which pandas 3 makes the default),
 not ``object``.
@@ -23,7 +30,7 @@ v2 JSON tensor per column) of ``--rows`` rows (1 and 100) from ``--concurrency``
 the loop thread's CPU per request and req/s, medians of rounds.
 
 Run:  PYTHONPATH=src .venv/bin/python benchmarks/frames.py [--rounds 5] [--requests 1000]
-      [--only components|server] [--rows 1 100] [--shapes "v1 records" "v1 columns" ...]
+      [--only components|server|admission] [--rows 1 100] [--shapes "v1 records" "v1 columns" ...]
       [--text-dtype object|str]
 """
 
@@ -175,6 +182,47 @@ async def server(home: Path, frame: Any, args: argparse.Namespace) -> None:
         print(f"| {shape} | {rows} | {cpu:.0f} | {rate:,.0f} |")
 
 
+async def admission(home: Path, frame: Any, args: argparse.Namespace) -> None:
+    os.environ["DOCKYARD_HOME"] = str(home)
+    import dockyard
+    from dockyard.server.app import create_app
+    from dockyard.settings import Settings
+
+    print(f"dockyard from {Path(dockyard.__file__).parent}")
+    app = create_app(Settings())
+    live = app.server
+    await live.start()
+    one, burst = bodies(frame, 1)["v1 records"], bodies(frame, 100)["v1 records"]
+    estimates: list[float] = []
+    took: list[float] = []
+    refused: list[int] = []
+    try:
+        while not live.manager.started:
+            await asyncio.sleep(0.1)
+        queue = live.manager.endpoints[ENDPOINT].routes[0][0].batcher.admission
+        for _ in range(args.rounds * 5):
+            await harness.drive(app, *one, args.requests, args.concurrency)
+            estimates.append(queue.wait_s(1500, 15, 1500))  # fifteen 100-row calls ahead
+            took.append(await harness.drive(app, *burst, 16, 16, refused=refused))
+    finally:
+        await live.stop()
+    estimates.sort()
+    took.sort()
+    print(
+        f"\n{len(took)} cycles of {args.requests:,} one-row requests, then 16 requests of 100 "
+        "rows at once:"
+    )
+    median = statistics.median(estimates) * 1e3
+    print(
+        f"  estimated wait for fifteen 100-row requests: median {median:.0f} ms, max "
+        f"{estimates[-1] * 1e3:.0f} ms (the bound: 1,000 ms)"
+    )
+    print(
+        f"  the bursts took: median {statistics.median(took) * 1e3:.0f} ms, max "
+        f"{took[-1] * 1e3:.0f} ms; refused: {len(refused)} of {16 * len(took)} requests"
+    )
+
+
 SHAPES = ("v1 records", "v1 columns", "v2 JSON per column")
 _V2_TYPES = {"f": "FP64", "i": "INT64", "b": "BOOL", "O": "BYTES"}
 
@@ -205,7 +253,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="Per 1-row run.")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rows", type=int, nargs="+", default=[1, 100], help="Server runs.")
-    parser.add_argument("--only", choices=["components", "server"], default=None)
+    parser.add_argument("--only", choices=["components", "server", "admission"], default=None)
     parser.add_argument(
         "--shapes", nargs="+", choices=SHAPES, default=["v1 records"], help="Server runs."
     )
@@ -237,11 +285,13 @@ def main() -> None:
             loaded = registry.load(version.ref).model  # what the server calls
             spec = DeploymentSpec.parse({"routes": [{"model": version.ref}]})
             DeploymentStore(registry.db).put(ENDPOINT, spec, actor="bench")
-        if args.only != "server":
+        if args.only in (None, "components"):
             validator = Validator(Signature.from_dict(version.signature))
             components(loaded, validator, frame, args.rounds)
-        if args.only != "components":
+        if args.only in (None, "server"):
             asyncio.run(server(home, frame, args))
+        if args.only == "admission":
+            asyncio.run(admission(home, frame, args))
 
 
 if __name__ == "__main__":

@@ -387,9 +387,11 @@ async def drive(
     requests: int,
     concurrency: int,
     headers: Sequence[tuple[bytes, bytes]] = (),
+    refused: list[int] | None = None,
 ) -> float:
     """Send ``requests`` copies of one POST through an ASGI app in this process, ``concurrency``
-    at a time; returns the seconds taken, and stops the run on the first non-200 answer."""
+    at a time; returns the seconds taken, and stops the run on the first non-200 answer
+    (unless ``refused`` is given: the non-200 statuses are added to it)."""
     scope = {
         "type": "http",
         "method": "POST",
@@ -423,7 +425,9 @@ async def drive(
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
-    if failures:
+    if refused is not None:
+        refused.extend(failures)
+    elif failures:
         raise SystemExit(
             f"{path}: {len(failures)} requests failed (first status {failures[0]}: "
             f"{answers[0] if answers else b''!r})"

@@ -13,17 +13,31 @@ A batch of ``n`` rows costs about ``fixed + per_row * n``: the fixed part is the
 (and, for a model on the compute threads, the hand-off), the per-row part the arithmetic.
 Both are fitted by least squares over the measured batches, each weighted by an exponential
 moving average (``smoothing`` is the weight of the newest batch), so the estimate follows
-the model as load, batch sizes and the machine change. The fixed part is never below zero:
+the model as load, batch sizes and the machine change. Neither part is below zero: a slope
+that comes out negative (noise over sizes close together) is a flat line at the mean, and
 when the batches' time grows faster than their rows (a compute thread that waits longer for
 the GIL in larger batches) the fit is the best line through the origin, not the steeper line
 cut off at zero, which would overstate every batch and a large request most of all. While
 every batch measured has had about the same size the two parts cannot be told apart and the
-whole cost is taken as per-row (``mean seconds / mean rows``): the cautious reading. The
-queue drains in batches of at most ``batch_rows``, except that a request of ``batch_rows``
-rows or more is a batch of its own (requests are never split), as is the batch running now:
-with ``k`` such batches holding ``r`` rows among the ``q`` rows ahead, the wait is ``(k +
-ceil((q - r) / batch_rows)) * fixed + q * per_row``. Until anything is measured the estimate
-is zero: only ``max_rows`` applies.
+whole cost is taken as per-row (``mean seconds / mean rows``): the cautious reading.
+
+Anchors. Traffic of one kind forms batches of one narrow range of sizes (one-row requests:
+8-16 rows), and a slope fitted over such a range is mostly noise — a collection, the GIL's
+hand-offs — yet it is what a large request's estimate is extrapolated with: 0.5-1 ms "a
+row" from batches of one-row requests put fifteen 100-row requests past a 1 s bound that
+they clear in a tenth of it. So the server also times two calls far apart in size at
+warm-up (one row, a full batch) and gives them to :meth:`Admission.anchor`: they stay in
+the fit at a constant weight (``ANCHOR_WEIGHT`` batches each) while the measured batches'
+weights decay. They inform the slope only: their spread of sizes and its covariance with
+time are pooled with the measured batches' (each about its own means), and the measured
+batches set the level (the fixed part), which load moves. So the slope rests on sizes far
+apart until live batches of other sizes, once seen, outweigh the anchors.
+
+The queue drains in batches of at most ``batch_rows``, except that a request of
+``batch_rows`` rows or more is a batch of its own (requests are never split), as is the batch
+running now: with ``k`` such batches holding ``r`` rows among the ``q`` rows ahead, the wait
+is ``(k + ceil((q - r) / batch_rows)) * fixed + q * per_row``. Until anything is measured or
+anchored the estimate is zero: only ``max_rows`` applies.
 
 Pure: no clock, no I/O; the batcher times its batches and reports them with
 :meth:`Admission.observe`.
@@ -37,6 +51,9 @@ from dataclasses import dataclass
 SAME_SIZE_VARIANCE = 0.25
 """Below this variance of the measured batch sizes (rows²) the fixed and per-row costs are
 not told apart."""
+ANCHOR_WEIGHT = 2.0
+"""How many measured batches an anchor weighs, for good (the measured ones total about
+``1 / smoothing``: 20 by default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +74,7 @@ class Admission:
     """Estimates a model's queue wait from its measured batches and admits or refuses."""
 
     __slots__ = (
+        "_anchors",
         "_fixed",
         "_per_row",
         "_smoothing",
@@ -85,6 +103,7 @@ class Admission:
         self._weight = 0.0  # running sums of weight, x, y, x², xy (x: rows, y: seconds)
         self._sx = self._sy = self._sxx = self._sxy = 0.0
         self._smoothing = smoothing
+        self._anchors = (0.0, 0.0, 0.0, 0.0, 0.0)  # the same sums over the anchors, weighted
         self._fixed = self._per_row = 0.0  # the fit, redone at each observation
 
     def observe(self, rows: int, seconds: float) -> None:
@@ -100,6 +119,16 @@ class Admission:
         self._sxy = keep * self._sxy + x * y
         self._fixed, self._per_row = self._fit()
 
+    def anchor(self, rows: int, seconds: float) -> None:
+        """Keep a batch of ``rows`` rows that took ``seconds``, timed on a quiet server, in
+        the fit for good at ``ANCHOR_WEIGHT`` (see the module's docstring)."""
+        if rows <= 0 or not seconds >= 0 or math.isinf(seconds):
+            return
+        x, y, w = float(rows), float(seconds), ANCHOR_WEIGHT
+        weight, sx, sy, sxx, sxy = self._anchors
+        self._anchors = (weight + w, sx + w * x, sy + w * y, sxx + w * x * x, sxy + w * x * y)
+        self._fixed, self._per_row = self._fit()
+
     def costs(self) -> tuple[float, float]:
         """``(fixed seconds per batch, seconds per row)``; ``(0, 0)`` before any batch."""
         return self._fixed, self._per_row
@@ -109,20 +138,32 @@ class Admission:
         return self._fixed + rows * self._per_row
 
     def _fit(self) -> tuple[float, float]:
-        mean_x = self._sx / self._weight
-        mean_y = self._sy / self._weight
-        variance = self._sxx / self._weight - mean_x * mean_x
-        if variance >= SAME_SIZE_VARIANCE:
-            slope = (self._sxy / self._weight - mean_x * mean_y) / variance
-            if slope >= 0:
-                fixed = mean_y - slope * mean_x
-                if fixed >= 0:
-                    return fixed, slope
-                # a call costs nothing at least: the best line through the origin (the
-                # least squares with fixed >= 0), not the steeper one cut off at zero,
-                # which overstates every batch and more so the larger ones
-                return 0.0, self._sxy / self._sxx
-        return 0.0, mean_y / mean_x
+        anchored, ax, ay, axx, axy = self._anchors
+        weight, sx, sy, sxx, sxy = self._weight, self._sx, self._sy, self._sxx, self._sxy
+        if weight == 0.0:  # only the anchors: they are the batches
+            weight, sx, sy, sxx, sxy = anchored, ax, ay, axx, axy
+            anchored = 0.0
+        mean_x, mean_y = sx / weight, sy / weight
+        # the spread of sizes and its covariance with time: the batches' about their own
+        # means and, pooled with them, the anchors' about theirs (their slope, not their
+        # level, which the batches set)
+        spread = sxx - sx * mean_x
+        covariance = sxy - sx * mean_y
+        if anchored:
+            spread += axx - ax * ax / anchored
+            covariance += axy - ax * ay / anchored
+        if spread < SAME_SIZE_VARIANCE * (weight + anchored):
+            return 0.0, mean_y / mean_x  # sizes alike: all of it per row, the cautious reading
+        # a row costs nothing at least: a slope that comes out below zero (noise over sizes
+        # close together) is the least squares with slope >= 0, a flat line at the mean
+        slope = max(covariance / spread, 0.0)
+        fixed = mean_y - slope * mean_x
+        if fixed >= 0:
+            return fixed, slope
+        # a call costs nothing at least: the best line through the origin (the least squares
+        # with fixed >= 0), not the steeper one cut off at zero, which overstates every batch
+        # and more so the larger ones
+        return 0.0, sxy / sxx
 
     def wait_s(self, rows_ahead: int, alone: int = 0, alone_rows: int = 0) -> float:
         """Estimated seconds until ``rows_ahead`` queued or running rows are done, ``alone``

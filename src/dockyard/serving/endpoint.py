@@ -264,9 +264,11 @@ class LiveModel:
 
     def warm(self, examples: Sequence[dict[str, Any]]) -> None:
         """Run the reference examples through the whole path once, synchronously, so the
-        first real request does not pay for lazy initialisation; then time a full batch of
-        one-row requests, the costliest batch the batcher forms, to decide whether batches
-        may run on the event loop (:meth:`Batcher.calibrate`). Runs off the loop."""
+        first real request does not pay for lazy initialisation; time a one-row call and a
+        full batch to anchor the queue's cost model (``Admission.anchor``); then time a
+        full batch of one-row requests, the costliest batch the batcher forms, to decide
+        whether batches may run on the event loop (:meth:`Batcher.calibrate`). Runs off the
+        loop."""
         if not examples:
             return
         try:
@@ -276,11 +278,13 @@ class LiveModel:
         self._call(model_input)
         first, _, _ = self.prepare([dict(examples[0])])
         self._call(first)
-        # two warm calls of different sizes seed the queue's cost model (admission)
-        for sample, rows in ((first, 1), (model_input, len(examples))):
+        # a one-row call and a full batch, timed quietly, anchor the queue's cost model
+        # (its per-row slope, which one kind of traffic alone cannot tell: admission.py)
+        full = self.batcher.policy.max_batch_size
+        for items in ([first], [first] * full):
             started = time.perf_counter()
-            self._call(sample)
-            self.batcher.admission.observe(rows, time.perf_counter() - started)
+            self._run(items)
+            self.batcher.admission.anchor(len(items), time.perf_counter() - started)
         if self.batcher.inline_budget_s > 0:
             self.batcher.calibrate(self._full_batch_seconds(first))
 

@@ -69,6 +69,71 @@ def test_batches_all_of_one_size_count_their_whole_cost_per_row() -> None:
     assert policy.wait_s(100) == pytest.approx(0.02)
 
 
+# one-row traffic to a native pipeline on the compute thread: batches of 8-16 rows, 1 ms a
+# call and 50 µs a row, plus waits for the GIL that grow with the load and so with the batch
+ONE_ROW_TRAFFIC = [(8, 0.0074), (16, 0.0168), (12, 0.0121), (8, 0.0074), (16, 0.0168)] * 4
+
+
+def test_anchors_keep_one_kind_of_traffic_from_setting_the_slope() -> None:
+    anchored, bare = admission(), admission()
+    anchored.anchor(1, 0.00105)  # the same calls on a quiet server
+    anchored.anchor(64, 0.0042)
+    for rows, seconds in ONE_ROW_TRAFFIC:
+        anchored.observe(rows, seconds)
+        bare.observe(rows, seconds)
+
+    fixed, per_row = anchored.costs()
+
+    assert per_row < 0.0002  # the anchors' 50 µs a row, and some of the batches' spread
+    assert fixed == pytest.approx(0.0121 - per_row * 12, rel=0.1)  # the batches' level
+    # fifteen 100-row requests (each a call of its own): ~0.2 s, where the batches alone
+    # extrapolate ~1 ms a row and refuse them
+    assert anchored.decide(queued=1500, rows=100, alone=15, alone_rows=1500) is None
+    assert bare.decide(queued=1500, rows=100, alone=15, alone_rows=1500) is not None
+
+
+def test_anchors_alone_are_the_line_through_them() -> None:
+    policy = admission()
+    policy.anchor(1, 0.0011)
+    policy.anchor(64, 0.0074)
+
+    assert policy.costs() == pytest.approx((0.001, 0.0001))
+
+
+def test_anchors_do_not_hide_a_cost_that_grows_with_the_rows() -> None:
+    policy = admission()
+    policy.anchor(1, 0.002)  # 1 ms a call, 1 ms a row
+    policy.anchor(64, 0.065)
+    for rows in (8, 16, 12) * 10:
+        policy.observe(rows, 0.001 + rows * 0.001)
+
+    assert policy.costs() == pytest.approx((0.001, 0.001))
+    assert policy.decide(queued=1500, rows=100, alone=15, alone_rows=1500) is not None
+
+
+def test_batches_of_other_sizes_outweigh_the_anchors() -> None:
+    policy = admission()
+    policy.anchor(1, 0.0011)
+    policy.anchor(64, 0.0074)
+    for rows in (1, 64, 32, 100) * 25:
+        policy.observe(rows, 3 * (0.001 + rows * 0.0001))  # the machine became 3x slower
+
+    assert policy.costs()[1] == pytest.approx(0.0003, rel=0.1)
+    for rows in (32, 64, 100):
+        assert policy.batch_s(rows) == pytest.approx(3 * (0.001 + rows * 0.0001), rel=0.05)
+
+
+def test_a_negative_slope_over_sizes_apart_is_a_flat_line_at_the_mean() -> None:
+    policy = admission()
+    for rows, seconds in [(8, 0.012), (16, 0.010), (12, 0.011)] * 5:
+        policy.observe(rows, seconds)
+
+    fixed, per_row = policy.costs()
+
+    assert per_row == 0.0
+    assert fixed == pytest.approx(0.011, rel=0.05)
+
+
 def test_refuses_when_the_rows_ahead_would_take_longer_than_the_limit() -> None:
     policy = admission(max_wait_s=0.05)
     policy.observe(1, 0.01)  # 10 ms a row, all per-row
@@ -115,10 +180,11 @@ def test_64_clients_of_100_rows_fit_under_the_defaults_for_a_cheap_model() -> No
 
 def test_malformed_observations_are_ignored() -> None:
     policy = admission()
-    policy.observe(0, 1.0)
-    policy.observe(5, float("nan"))
-    policy.observe(5, float("inf"))
-    policy.observe(5, -1.0)
+    for record in (policy.observe, policy.anchor):
+        record(0, 1.0)
+        record(5, float("nan"))
+        record(5, float("inf"))
+        record(5, -1.0)
 
     assert policy.costs() == (0.0, 0.0)
 
