@@ -172,3 +172,71 @@ def test_a_binary_column_whose_shape_is_not_integers_is_refused_as_before(dimens
 
     with pytest.raises(InvalidRequestError, match="list of integers"):
         v2.decode_request(body, header_length=len(header))
+
+
+MIXED = {
+    "f": ("FP64", [1.5, 2]),
+    "n": ("INT64", [3, -4]),
+    "b": ("BOOL", [True, False]),
+    "s": ("BYTES", ["red", ""]),
+    "h": ("FP32", [0.5, 1]),
+    "i": ("INT32", [7, 8]),
+    "g": ("FP64", [-1, 0.25]),
+}
+
+
+def _mixed(shape: Any = None, **changes: Any) -> list[dict[str, Any]]:
+    return [
+        {"name": n, "shape": shape or [2], "datatype": d, "data": changes.get(n, v)}
+        for n, (d, v) in MIXED.items()
+    ]
+
+
+@pytest.mark.parametrize("shape", [None, [2, 1]])
+def test_plain_columns_of_several_datatypes_decode_as_each_alone(shape: Any) -> None:
+    """One numpy call per datatype, the same tensors as the per-input path makes (a request
+    of one input takes that path)."""
+    inputs = _mixed(shape)
+    together = v2.decode_request(_body(inputs)).inputs
+
+    assert type(together) is tuple
+    for tensor, item in zip(together, inputs, strict=True):
+        (alone,) = v2.decode_request(_body([item])).inputs
+        assert (tensor.name, tensor.datatype, tensor.shape) == (
+            alone.name, alone.datatype, alone.shape)  # fmt: skip
+        assert tensor.parameters == alone.parameters
+        assert tensor.data.dtype == alone.data.dtype
+        np.testing.assert_array_equal(tensor.data, alone.data, strict=True)
+    # one numpy call per datatype: its columns are views of one array
+    assert together[0].data.base is not None
+    assert together[0].data.base is together[-1].data.base
+    columns = v2.tabular_input(v2.decode_request(_body(inputs)), list(MIXED))
+    assert columns["s"] == ["red", None]  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error"),
+    [
+        ("n", [True, 1], "INT64 data in JSON"),
+        ("n", [1.5, 1], "INT64 data in JSON"),
+        ("n", [2**63, 1], "out of range"),
+        ("i", [2**40, 1], "out of range"),
+        ("b", [1, 0], "BOOL data in JSON"),
+        ("s", [1, "a"], "BYTES data in JSON"),
+        ("f", ["1.5", 1], "FP64 data in JSON"),
+        ("h", [1e300, 1], "out of range"),
+        ("f", [1.0], "1 values"),
+    ],
+)
+def test_mixed_columns_the_block_does_not_take_are_refused_as_before(
+    name: str, value: list[Any], error: str
+) -> None:
+    with pytest.raises(InvalidRequestError, match=error):
+        v2.decode_request(_body(_mixed(**{name: value})))
+
+
+def test_a_null_in_a_mixed_request_decodes_one_by_one_as_before() -> None:
+    request = v2.decode_request(_body(_mixed(f=[None, 1.0])))
+
+    assert np.isnan(request.inputs[0].data[0])
+    assert request.inputs[1].data.tolist() == [3, -4]

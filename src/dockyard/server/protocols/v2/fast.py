@@ -1,13 +1,15 @@
-"""Requests of many plain columns taken whole: one numpy block instead of a tensor per input.
+"""Requests of many plain columns taken whole: one numpy call per datatype, not a tensor's
+checks and conversion per input.
 
 :func:`~dockyard.server.protocols.v2.decode.decode_request` tries these first when a
 request has several inputs. Each takes only what the input-by-input path would accept
-unchanged, and gives what that path would give; anything else (a parameter, a null, a
-boolean, a datatype other than FP32/FP64, columns of different lengths) gets ``None``, and
-the input-by-input path then decodes it or refuses it naming what is wrong. They exist
-because that path's checks, made once per input, cost ~2.5 µs each: 20 one-value columns
-cost seven times a 2-D tensor of the same values before it
-(``benchmarks/decode_stages.py``, RESULTS.md).
+unchanged, and gives what that path would give; anything else (a parameter, a null, a value
+of another type, a datatype other than FP32/FP64/INT32/INT64/BOOL/BYTES, columns of
+different lengths) gets ``None``, and the input-by-input path then decodes it or refuses it
+naming what is wrong. They exist because that path's checks, made once per input, cost
+~2.5 µs each: 20 one-value columns cost seven times a 2-D tensor of the same values before
+it (``benchmarks/decode_stages.py``, RESULTS.md), and a DataFrame's columns (numbers, text,
+flags) arrive as one tensor each.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from dockyard.server.protocols.v2.tensors import (
     DATATYPES,
+    NO_PARAMETERS,
     ColumnBlock,
+    Tensor,
 )
 
 __all__ = ["BULK", "FLOATS", "binary_block", "column_block"]
@@ -28,42 +33,90 @@ BULK = 64
 """Values from which a nested float tensor goes to numpy in bulk (below, the checks on the
 Python list cost less than numpy's own call overhead; flat data always takes them)."""
 PLAIN_NUMBERS = frozenset({int, float})
+PLAIN_JSON: dict[str, frozenset[type]] = {
+    "FP64": PLAIN_NUMBERS,
+    "FP32": PLAIN_NUMBERS,
+    "INT64": frozenset({int}),
+    "INT32": frozenset({int}),
+    "BOOL": frozenset({bool}),
+    "BYTES": frozenset({str}),
+}
+"""The datatypes a column of plain JSON values takes in bulk, and its values' types."""
 
 
-def column_block(inputs: list[Any]) -> ColumnBlock | None:
-    """Every input at once when they are all plain columns (:class:`ColumnBlock`): JSON
-    objects of exactly ``name``, ``datatype``, ``shape`` and ``data``, one float datatype,
-    one shape ``[rows]`` or ``[rows, 1]``, flat data of that many numbers (no ``null``, no
-    booleans), distinct names; their values go to numpy in one call. ``None`` for anything
-    else, which the per-input path then decodes (and refuses, naming what is wrong): this
-    only takes what that path would accept unchanged."""
+def column_block(inputs: list[Any]) -> ColumnBlock | tuple[Tensor, ...] | None:
+    """Every input at once when they are all plain JSON columns: objects of exactly
+    ``name``, ``datatype``, ``shape`` and ``data``, one shape ``[rows]`` or ``[rows, 1]``,
+    flat data of that many plain values of their datatype (numbers for ``FP32``/``FP64``,
+    integers for ``INT32``/``INT64``, ``true``/``false`` for ``BOOL``, strings for
+    ``BYTES``; no ``null``), distinct names. Their values go to numpy in one call per
+    datatype: a :class:`ColumnBlock` when they share one float datatype, else the tensors
+    the per-input path would make. ``None`` for anything else, which the per-input path then
+    decodes (and refuses, naming what is wrong): this only takes what that path would accept
+    unchanged."""
     layout = _layout(inputs[0])
     if layout is None:
         return None
-    datatype, shape, rows = layout
+    shape, rows = layout
     names: list[Any] = []
-    values: list[Any] = []
+    groups: dict[Any, list[Any]] = {}  # datatype: its inputs' values, in order
     for item in inputs:
-        if not _alike(item, datatype, shape):
+        if not _alike(item, shape):
             return None
         data = item.get("data")
         if type(data) is not list or len(data) != rows:
             return None
-        names.append(item.get("name"))
+        values = groups.get(datatype := item.get("datatype"))
+        if values is None:
+            if datatype not in PLAIN_JSON:
+                return None
+            values = groups[datatype] = []
         values += data
-    if not PLAIN_NUMBERS.issuperset(map(type, values)) or not _distinct(names):
+        names.append(item.get("name"))
+    if not _distinct(names):
+        return None
+    arrays = {}
+    for datatype, values in groups.items():
+        array = _plain_array(values, datatype)
+        if array is None:
+            return None
+        arrays[datatype] = array
+    only = next(iter(arrays)) if len(arrays) == 1 else None
+    if only in FLOATS:  # one float block: the model's input as it is
+        columns = arrays[only].reshape(len(names), rows)
+        block = columns.T if rows == 1 else np.ascontiguousarray(columns.T)
+        return ColumnBlock(tuple(names), only, tuple(shape), block)
+    return _tensors(inputs, names, arrays, tuple(shape))
+
+
+def _plain_array(values: list[Any], datatype: str) -> NDArray[Any] | None:
+    """``values`` as ``datatype``'s array when each is a plain value of it (as the per-input
+    path converts them); ``None`` for another type, or a number out of the datatype's range
+    (the per-input path names it)."""
+    if not PLAIN_JSON[datatype].issuperset(map(type, values)):
         return None
     try:
-        if datatype == "FP64":  # Python's floats are float64: nothing to overflow
-            array = np.array(values, dtype=np.float64)
-        else:
+        if datatype in ("FP32", "INT32"):
             with np.errstate(over="raise"):
-                array = np.array(values, dtype=DATATYPES[datatype])
-    except (OverflowError, FloatingPointError):  # an integer beyond float64; FP32 overflow
+                return np.array(values, dtype=DATATYPES[datatype])
+        return np.array(values, dtype=DATATYPES[datatype])
+    except (OverflowError, FloatingPointError):  # beyond the datatype (or float64)
         return None
-    columns = array.reshape(len(names), rows)
-    block = columns.T if rows == 1 else np.ascontiguousarray(columns.T)
-    return ColumnBlock(tuple(names), datatype, tuple(shape), block)
+
+
+def _tensors(
+    inputs: list[Any], names: list[Any], arrays: dict[Any, NDArray[Any]], shape: tuple[int, ...]
+) -> tuple[Tensor, ...]:
+    """Each input's tensor, in request order, its data a row of its datatype's array."""
+    rows = {datatype: iter(array.reshape(-1, shape[0])) for datatype, array in arrays.items()}
+    tensors = []
+    for item, name in zip(inputs, names, strict=True):
+        datatype = item["datatype"]
+        data = next(rows[datatype])
+        if len(shape) == 2:
+            data = data.reshape(shape)
+        tensors.append(Tensor(name, datatype, shape, data, NO_PARAMETERS))
+    return tuple(tensors)
 
 
 def binary_block(inputs: list[Any], binary: memoryview) -> ColumnBlock | None:
@@ -73,9 +126,10 @@ def binary_block(inputs: list[Any], binary: memoryview) -> ColumnBlock | None:
     names, their bytes filling the binary part; one ``numpy`` view of it. ``None`` for
     anything else (the per-input path decodes or refuses it, as before)."""
     layout = _layout(inputs[0])
-    if layout is None:
+    datatype = inputs[0].get("datatype") if layout is not None else None
+    if layout is None or datatype not in FLOATS:
         return None
-    datatype, shape, rows = layout
+    shape, rows = layout
     dtype = DATATYPES[datatype]
     assert dtype is not None
     size = rows * dtype.itemsize
@@ -83,7 +137,7 @@ def binary_block(inputs: list[Any], binary: memoryview) -> ColumnBlock | None:
         return None
     names: list[Any] = []
     for item in inputs:
-        if not _alike(item, datatype, shape):
+        if not _alike(item, shape, datatype):
             return None
         parameters = item.get("parameters")
         if type(parameters) is not dict or len(parameters) != 1:
@@ -99,26 +153,27 @@ def binary_block(inputs: list[Any], binary: memoryview) -> ColumnBlock | None:
     return ColumnBlock(tuple(names), datatype, tuple(shape), block)
 
 
-def _layout(first: Any) -> tuple[str, list[int], int] | None:
-    """The first input's float datatype, shape ``[rows]`` or ``[rows, 1]``, and rows."""
+def _layout(first: Any) -> tuple[list[int], int] | None:
+    """The first input's shape ``[rows]`` or ``[rows, 1]``, and rows."""
     if type(first) is not dict:
         return None
-    datatype, shape = first.get("datatype"), first.get("shape")
-    if datatype not in FLOATS or type(shape) is not list or not 1 <= len(shape) <= 2:
+    shape = first.get("shape")
+    if type(shape) is not list or not 1 <= len(shape) <= 2:
         return None
     rows = shape[0]
     if type(rows) is not int or rows < 1 or (len(shape) == 2 and shape[1] != 1):
         return None
-    return datatype, shape, rows
+    return shape, rows
 
 
-def _alike(item: Any, datatype: str, shape: list[int]) -> bool:
-    """An object of four keys with the first input's datatype and shape, in integers (``1.0``
-    and ``true`` equal ``1`` in Python; the per-input path refuses them)."""
+def _alike(item: Any, shape: list[int], datatype: str | None = None) -> bool:
+    """An object of four keys with the first input's shape, in integers (``1.0`` and
+    ``true`` equal ``1`` in Python; the per-input path refuses them), and ``datatype`` when
+    one is given."""
     return (
         type(item) is dict
         and len(item) == 4
-        and item.get("datatype") == datatype
+        and (datatype is None or item.get("datatype") == datatype)
         and (own := item.get("shape")) == shape
         and type(own[0]) is int
         and type(own[-1]) is int
