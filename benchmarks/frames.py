@@ -141,7 +141,8 @@ def components(model: Any, validator: Any, frame: Any, rounds: int) -> None:
     print()
 
 
-async def server(home: Path, frame: Any, args: argparse.Namespace) -> None:
+async def _started(home: Path) -> Any:
+    """The app ``dockyard serve`` runs, on the registry at ``home``, started."""
     os.environ["DOCKYARD_HOME"] = str(home)
     import dockyard
     from dockyard.server.app import create_app
@@ -149,8 +150,13 @@ async def server(home: Path, frame: Any, args: argparse.Namespace) -> None:
 
     print(f"dockyard from {Path(dockyard.__file__).parent}")
     app = create_app(Settings())
+    await app.server.start()
+    return app
+
+
+async def server(home: Path, frame: Any, args: argparse.Namespace) -> None:
+    app = await _started(home)
     live = app.server
-    await live.start()
     plan = [
         (shape, rows, path, body, count)
         for rows, count in (
@@ -183,15 +189,8 @@ async def server(home: Path, frame: Any, args: argparse.Namespace) -> None:
 
 
 async def admission(home: Path, frame: Any, args: argparse.Namespace) -> None:
-    os.environ["DOCKYARD_HOME"] = str(home)
-    import dockyard
-    from dockyard.server.app import create_app
-    from dockyard.settings import Settings
-
-    print(f"dockyard from {Path(dockyard.__file__).parent}")
-    app = create_app(Settings())
+    app = await _started(home)
     live = app.server
-    await live.start()
     one, burst = bodies(frame, 1)["v1 records"], bodies(frame, 100)["v1 records"]
     estimates: list[float] = []
     took: list[float] = []

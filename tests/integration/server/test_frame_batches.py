@@ -52,14 +52,17 @@ def _fitted(text: str = "object") -> tuple[Any, pd.DataFrame, np.ndarray[Any, An
     return model, frame, labels
 
 
-def test_mixed_requests_share_a_call_and_each_gets_its_own_answer(tmp_path: Path) -> None:
-    model, frame, labels = _fitted()
+def _served(tmp_path: Path, model: Any, frame: pd.DataFrame, labels: Any) -> tuple[Any, Any]:
+    """The model registered, and the version and loaded model a server would serve."""
     with Registry.open(Settings(home=tmp_path / "home", user="tester")) as registry:
         version = registry.register(model, "mixed", sample=frame, y=labels, accelerate=False)
-        predictor = registry.load(version.ref).model
-    records = frame.head(24).astype(object).to_dict("records")
-    records[5] = {**records[5], "count": None}  # a null integer: float64 in this request
-    batches: list[tuple[int, int]] = []
+        return version, registry.load(version.ref).model
+
+
+def _answers(
+    version: Any, predictor: Any, records: list[dict[str, Any]], on_batch: Any = None
+) -> list[Any]:
+    """Each record as a request of its own, all at once, to the live model."""
 
     async def ask_all() -> list[Any]:
         with ThreadPoolExecutor(1) as executor:
@@ -69,7 +72,7 @@ def test_mixed_requests_share_a_call_and_each_gets_its_own_answer(tmp_path: Path
                 accelerated=False,
                 policy=BatchPolicy(max_batch_size=64, max_wait_ms=50),
                 executor=executor,
-                on_batch=lambda rows, requests: batches.append((rows, requests)),
+                on_batch=on_batch,
             )
             prepared = [live.prepare([record]) for record in records]
             assert all(type(model_input) is FrameColumns for model_input, _, _ in prepared)
@@ -80,7 +83,17 @@ def test_mixed_requests_share_a_call_and_each_gets_its_own_answer(tmp_path: Path
             finally:
                 await live.close()
 
-    answers = asyncio.run(ask_all())
+    return asyncio.run(ask_all())
+
+
+def test_mixed_requests_share_a_call_and_each_gets_its_own_answer(tmp_path: Path) -> None:
+    model, frame, labels = _fitted()
+    version, predictor = _served(tmp_path, model, frame, labels)
+    records = frame.head(24).astype(object).to_dict("records")
+    records[5] = {**records[5], "count": None}  # a null integer: float64 in this request
+    batches: list[tuple[int, int]] = []
+
+    answers = _answers(version, predictor, records, lambda rows, n: batches.append((rows, n)))
 
     assert max(requests for _, requests in batches) > 1  # batched, not one call a request
     for record, answer in zip(records, answers, strict=True):
@@ -97,9 +110,7 @@ def test_a_request_in_a_batch_is_warned_of_its_own_rows_outside_the_training_ran
     tmp_path: Path,
 ) -> None:
     model, frame, labels = _fitted()
-    with Registry.open(Settings(home=tmp_path / "home", user="tester")) as registry:
-        version = registry.register(model, "mixed", sample=frame, y=labels, accelerate=False)
-        predictor = registry.load(version.ref).model
+    version, predictor = _served(tmp_path, model, frame, labels)
     records = frame.head(12).astype(object).to_dict("records")
     records[7] = {**records[7], "size": 1000.0}  # the seventh request of the batch
 
@@ -142,35 +153,14 @@ def test_text_in_pandas_3s_str_dtype_is_batched_and_reaches_the_model_in_it(
     with pd.option_context("future.infer_string", True) if future else contextlib.nullcontext():
         model, frame, labels = _fitted("str")
         assert isinstance(frame["color"].dtype, pd.StringDtype)
-        with Registry.open(Settings(home=tmp_path / "home", user="tester")) as registry:
-            version = registry.register(model, "mixed", sample=frame, y=labels, accelerate=False)
-            predictor = registry.load(version.ref).model
+        version, predictor = _served(tmp_path, model, frame, labels)
         records = frame.head(16).astype(object).to_dict("records")
         records[3] = {**records[3], "color": None}  # a null: the text dtype's own
 
-        async def ask_all() -> list[Any]:
-            with ThreadPoolExecutor(1) as executor:
-                live = LiveModel(
-                    version,
-                    predictor,
-                    accelerated=False,
-                    policy=BatchPolicy(max_batch_size=64, max_wait_ms=50),
-                    executor=executor,
-                )
-                prepared = [live.prepare([record]) for record in records]
-                try:
-                    return list(
-                        await asyncio.gather(*(live.predict(i, rows) for i, rows, _ in prepared))
-                    )
-                finally:
-                    await live.close()
-
-        answers = asyncio.run(ask_all())
+        answers = _answers(version, predictor, records)
 
         assert len({id(answer.call) for answer in answers}) < len(records)  # batched
-        given = answers[0].call.inputs
-        assert type(given) is FrameColumns
-        assert given.frame()["color"].dtype == frame["color"].dtype
+        assert answers[0].call.inputs.frame()["color"].dtype == frame["color"].dtype
         for position, answer in enumerate(answers):
             alone = frame.iloc[[position]].reset_index(drop=True)
             if position == 3:
