@@ -31,6 +31,9 @@ _INTEGERS = frozenset({int})
 _TEXT = frozenset({str})
 _TEXT_OR_NULL = _TEXT | {type(None)}
 _FLAGS = frozenset({bool})
+_FEW = 32
+"""Values up to which a numpy column is checked for NaN in Python (one-row requests' v2
+columns), not with numpy's ufunc and reduction (~1.3 µs whatever the size)."""
 
 
 class PlainColumns:
@@ -151,7 +154,11 @@ def _float_array(values: NDArray[Any]) -> NDArray[Any] | None:
 
 def _finite_float_array(values: NDArray[Any]) -> NDArray[Any] | None:
     array = _float_array(values)
-    return None if array is None or np.isnan(array).any() else array  # NaN is a null
+    if array is None:
+        return None
+    if len(array) <= _FEW:  # numpy's two calls cost more than a look at each value
+        return None if any(map(math.isnan, array.tolist())) else array  # NaN is a null
+    return None if np.isnan(array).any() else array
 
 
 def _integer_array(values: NDArray[Any]) -> NDArray[Any] | None:

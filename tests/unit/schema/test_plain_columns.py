@@ -275,6 +275,16 @@ def test_numpy_columns_the_full_path_would_change_or_refuse_are_its_own(
     _same(data)
 
 
+@pytest.mark.parametrize("rows", [1, 5, 40])  # a few values are looked at in Python
+def test_a_nan_in_a_numpy_column_that_refuses_nulls_is_the_full_paths(rows: int) -> None:
+    data = _tensor_columns(_records(rows))
+    assert _decoded(data) is not None
+    data["size"] = data["size"].copy()
+    data["size"][-1] = np.nan
+    assert _decoded(data) is None
+    assert _same(data)[0] == "error"
+
+
 # -- pandas' text dtypes -------------------------------------------------------------------
 
 
