@@ -55,6 +55,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -440,7 +441,8 @@ class Batcher(Generic[In, Out]):
             "rows": rows,
             "queued_rows": self._queued_rows,
             "running_rows": self._running_rows,
-            "estimated_wait_ms": round(refusal.wait_s * 1000.0, 1),
+            # rounded up: a wait refused for passing the limit never reads as the limit
+            "estimated_wait_ms": math.ceil(refusal.wait_s * 10_000.0) / 10.0,
             "max_queue_wait_ms": policy.max_queue_wait_ms,
             "max_queue_rows": limit,
         }
@@ -453,7 +455,7 @@ class Batcher(Generic[In, Out]):
         return QueueFullError(
             f"The endpoint is overloaded: the {self._queued_rows + self._running_rows} rows "
             f"ahead would take "
-            f"about {details['estimated_wait_ms']:.0f} ms (the limit is "
+            f"about {details['estimated_wait_ms']:.1f} ms (the limit is "
             f"{policy.max_queue_wait_ms:.0f} ms, or {limit} rows).",
             hint="Retry after the Retry-After header's seconds, with backoff.",
             details=details,
