@@ -108,7 +108,7 @@ class Admission:
 
     def observe(self, rows: int, seconds: float) -> None:
         """Fold in one measured batch of ``rows`` rows that took ``seconds``."""
-        if rows <= 0 or not seconds >= 0 or math.isinf(seconds):
+        if not _measured(rows, seconds):
             return
         keep = 1.0 - self._smoothing
         x, y = float(rows), float(seconds)
@@ -122,7 +122,7 @@ class Admission:
     def anchor(self, rows: int, seconds: float) -> None:
         """Keep a batch of ``rows`` rows that took ``seconds``, timed on a quiet server, in
         the fit for good at ``ANCHOR_WEIGHT`` (see the module's docstring)."""
-        if rows <= 0 or not seconds >= 0 or math.isinf(seconds):
+        if not _measured(rows, seconds):
             return
         x, y, w = float(rows), float(seconds), ANCHOR_WEIGHT
         weight, sx, sy, sxx, sxy = self._anchors
@@ -130,7 +130,8 @@ class Admission:
         self._fixed, self._per_row = self._fit()
 
     def costs(self) -> tuple[float, float]:
-        """``(fixed seconds per batch, seconds per row)``; ``(0, 0)`` before any batch."""
+        """``(fixed seconds per batch, seconds per row)``; ``(0, 0)`` before any batch or
+        anchor."""
         return self._fixed, self._per_row
 
     def batch_s(self, rows: int) -> float:
@@ -192,6 +193,11 @@ class Admission:
         if queued + rows > self.max_rows or wait > self.max_wait_s:
             return Refusal(too_large=False, wait_s=wait)
         return None
+
+
+def _measured(rows: int, seconds: float) -> bool:
+    """Whether a timing is one to fit: rows, and a finite, non-negative time."""
+    return rows > 0 and seconds >= 0 and not math.isinf(seconds)
 
 
 __all__ = ["Admission", "Refusal"]

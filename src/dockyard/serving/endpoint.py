@@ -280,29 +280,32 @@ class LiveModel:
         self._call(first)
         # a one-row call and a full batch, timed quietly, anchor the queue's cost model
         # (its per-row slope, which one kind of traffic alone cannot tell: admission.py)
-        full = self.batcher.policy.max_batch_size
-        for items in ([first], [first] * full):
-            started = time.perf_counter()
-            self._run(items)
-            self.batcher.admission.anchor(len(items), time.perf_counter() - started)
+        started = time.perf_counter()
+        self._run([first])
+        self.batcher.admission.anchor(1, time.perf_counter() - started)
+        wall, cpu = self._full_batch_seconds(first)
+        self.batcher.admission.anchor(self.batcher.policy.max_batch_size, wall)
         if self.batcher.inline_budget_s > 0:
-            self.batcher.calibrate(self._full_batch_seconds(first))
+            self.batcher.calibrate(cpu)
 
-    def _full_batch_seconds(self, one_row: Any) -> float:
+    def _full_batch_seconds(self, one_row: Any) -> tuple[float, float]:
         """The fastest of a few timed calls of ``run`` on ``max_batch_size`` one-row
-        requests (one try when that alone is far over the budget). Timed in this thread's
-        CPU time: waiting for the GIL or for a core is not the model's cost. The batcher's
-        own wall-clock timing of inline calls catches a model slower than this on the
-        loop."""
+        requests (one try when batches never run on the loop, or when that alone is far over
+        the budget), in wall time (the queue's anchor) and in this thread's CPU time (the
+        inline decision: waiting for the GIL or for a core is not the model's cost; the
+        batcher's own wall-clock timing of inline calls catches a model slower than this on
+        the loop)."""
         items = [one_row] * self.batcher.policy.max_batch_size
-        times = []
-        for _ in range(CALIBRATION_RUNS):
-            started = time.thread_time()
+        budget = self.batcher.inline_budget_s
+        walls, cpus = [], []
+        for _ in range(CALIBRATION_RUNS if budget > 0 else 1):
+            started, cpu = time.perf_counter(), time.thread_time()
             self._run(items)
-            times.append(time.thread_time() - started)
-            if times[0] > 4 * self.batcher.inline_budget_s:
+            cpus.append(time.thread_time() - cpu)
+            walls.append(time.perf_counter() - started)
+            if cpus[0] > 4 * budget:
                 break
-        return min(times)
+        return min(walls), min(cpus)
 
     async def close(self) -> None:
         await self.batcher.close()

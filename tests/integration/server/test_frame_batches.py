@@ -59,6 +59,14 @@ def _served(tmp_path: Path, model: Any, frame: pd.DataFrame, labels: Any) -> tup
         return version, registry.load(version.ref).model
 
 
+def _live(version: Any, predictor: Any, executor: Any, on_batch: Any = None) -> LiveModel:
+    """The live model a server makes of the version: batches of up to 64, 50 ms to gather."""
+    policy = BatchPolicy(max_batch_size=64, max_wait_ms=50)
+    return LiveModel(
+        version, predictor, accelerated=False, policy=policy, executor=executor, on_batch=on_batch
+    )
+
+
 def _answers(
     version: Any, predictor: Any, records: list[dict[str, Any]], on_batch: Any = None
 ) -> list[Any]:
@@ -66,14 +74,7 @@ def _answers(
 
     async def ask_all() -> list[Any]:
         with ThreadPoolExecutor(1) as executor:
-            live = LiveModel(
-                version,
-                predictor,
-                accelerated=False,
-                policy=BatchPolicy(max_batch_size=64, max_wait_ms=50),
-                executor=executor,
-                on_batch=on_batch,
-            )
+            live = _live(version, predictor, executor, on_batch)
             prepared = [live.prepare([record]) for record in records]
             assert all(type(model_input) is FrameColumns for model_input, _, _ in prepared)
             try:
@@ -116,13 +117,7 @@ def test_a_request_in_a_batch_is_warned_of_its_own_rows_outside_the_training_ran
 
     async def ask_all() -> list[Any]:
         with ThreadPoolExecutor(1) as executor:
-            live = LiveModel(
-                version,
-                predictor,
-                accelerated=False,
-                policy=BatchPolicy(max_batch_size=64, max_wait_ms=50),
-                executor=executor,
-            )
+            live = _live(version, predictor, executor)
             size = frame["size"]
             live.ranges = Ranges(["size"], [1], 4, [size.min()], [size.max()])
             prepared = [live.prepare([record]) for record in records]
