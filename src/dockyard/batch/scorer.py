@@ -255,14 +255,16 @@ class Scorer:
 
     def _frame(self, batch: pa.RecordBatch) -> pd.DataFrame:
         """The signature's columns of ``batch`` as pandas (text from CSV that did not
-        convert: numbers where they parse, the text where not)."""
+        convert: numbers where they parse, the text where not). Arrow text arrives as
+        ``object`` or, on pandas 3, in its ``str`` dtype: both are parsed."""
         import pandas as pd
 
         names = list(self.features) if self.features is not None else batch.schema.names
         frame: pd.DataFrame = batch.select(names).to_pandas()
         for name, kind in self._numeric.items():
             series = frame[name]
-            if series.dtype != object or not _texts(series):
+            text = series.dtype == object or isinstance(series.dtype, pd.StringDtype)
+            if not text or not _texts(series):
                 continue
             if kind == "boolean":
                 parsed = series.str.lower().map(

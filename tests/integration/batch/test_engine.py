@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from _batch import FEATURES, Scoring, make_scoring
+from _pandas import text_as
 from dockyard.batch.engine import Tally, WorkerSpec, numbered, scored
 from dockyard.batch.scorer import Scorer
 from dockyard.batch.service import jobs, score, score_frame
@@ -107,6 +108,21 @@ def test_a_batch_the_fast_path_refuses_is_checked_row_by_row(
         assert got.rejects.equals(want.rejects)
         assert got.rejects.column("row").to_pylist() == [10]
     assert got.output.equals(want.output)
+
+
+@pytest.mark.parametrize("dtype", ["object", "str"])
+def test_text_in_a_numeric_column_rejects_its_row_whichever_dtype_pandas_reads_text_as(
+    scoring: Scoring, dtype: str
+) -> None:
+    scorer = _scorer(scoring)
+    batch = pa.RecordBatch.from_pandas(scoring.rows(4), preserve_index=False)
+    text = pa.array(["x", "1.5", None, "-2"])  # a CSV column that did not convert
+    batch = batch.set_column(batch.schema.get_field_index("f2"), "f2", text)
+    with text_as(dtype):
+        scored = scorer.score(batch, 0)
+    assert scored.rejects is not None
+    assert scored.rejects.column("row").to_pylist() == [0, 2]  # the text and the null
+    assert scored.output.column("id").to_pylist() == [1001, 1003]
 
 
 def test_an_in_memory_job_is_an_audit_event(scoring: Scoring) -> None:

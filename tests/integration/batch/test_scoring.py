@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from _batch import FEATURES, Scoring, make_scoring
+from _pandas import text_as
 from dockyard.batch.service import RejectRateError, jobs, score, score_frame
 from dockyard.errors import InvalidRequestError, SchemaValidationError, UnreadableFileError
 from dockyard.registry import Registry
@@ -56,8 +57,9 @@ def test_the_native_model_scores_without_acceleration(scoring: Scoring, tmp_path
     assert summary.runtime == "sklearn"
 
 
+@pytest.mark.parametrize("dtype", ["object", "str"])  # how pandas reads the CSV's text
 def test_bad_rows_go_to_the_rejects_file_with_row_number_and_every_problem(
-    scoring: Scoring, tmp_path: Path
+    scoring: Scoring, tmp_path: Path, dtype: str
 ) -> None:
     frame = scoring.rows(300)
     text = frame.astype({"f1": object, "f2": object})
@@ -65,10 +67,11 @@ def test_bad_rows_go_to_the_rejects_file_with_row_number_and_every_problem(
     text.loc[7, "f2"] = None
     text.loc[250, "f2"] = "n/a"
     text.to_csv(tmp_path / "in.csv", index=False)
-    summary = score(
-        "churn@production", str(tmp_path / "in.csv"), out=str(tmp_path / "out.csv"),
-        settings=scoring.settings, keep=["id"], batch_rows=100, workers=1,
-    )  # fmt: skip
+    with text_as(dtype):
+        summary = score(
+            "churn@production", str(tmp_path / "in.csv"), out=str(tmp_path / "out.csv"),
+            settings=scoring.settings, keep=["id"], batch_rows=100, workers=1,
+        )  # fmt: skip
     assert (summary.rows_in, summary.rows_scored, summary.rows_rejected) == (300, 298, 2)
     output = pd.read_csv(tmp_path / "out.csv")
     assert 1007 not in output["id"].tolist()

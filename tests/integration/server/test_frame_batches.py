@@ -7,7 +7,6 @@ an integer column) is predicted alone, and answered all the same. Text in pandas
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from _pandas import text_as
 from dockyard.registry import Registry
 from dockyard.schema.validation import FrameColumns
 from dockyard.serving.batching import BatchPolicy
@@ -144,8 +144,7 @@ def test_a_request_in_a_batch_is_warned_of_its_own_rows_outside_the_training_ran
 def test_text_in_pandas_3s_str_dtype_is_batched_and_reaches_the_model_in_it(
     tmp_path: Path,
 ) -> None:
-    future = pd.__version__ < "3"  # pandas 2.3 reads "str" so with future.infer_string
-    with pd.option_context("future.infer_string", True) if future else contextlib.nullcontext():
+    with text_as("str"):
         model, frame, labels = _fitted("str")
         assert isinstance(frame["color"].dtype, pd.StringDtype)
         version, predictor = _served(tmp_path, model, frame, labels)

@@ -9,7 +9,6 @@ or error come out.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _pandas import text_as
 from dockyard.errors import SchemaValidationError
 from dockyard.schema import Validator
 from dockyard.schema.plain_columns import PlainColumns
@@ -296,8 +296,7 @@ def text_columns(request: pytest.FixtureRequest) -> Iterator[tuple[ColumnSpec, .
         dataclasses.replace(c, pandas_dtype=request.param) if c.dtype == "string" else c
         for c in COLUMNS
     )
-    future = pd.__version__ < "3" and request.param == "str"
-    with pd.option_context("future.infer_string", True) if future else contextlib.nullcontext():
+    with text_as(request.param):
         assert isinstance(pd.api.types.pandas_dtype(request.param), pd.StringDtype)
         yield columns
 
