@@ -9,7 +9,12 @@ does). The body is one row of 20 FP64 features, as ``shapes.py`` sends it. With
 ``--before SRC`` the script runs itself once per tree, alternating A B B A, so both trees
 see the machine in the same states; pin it with ``taskset -c 1`` for steadier figures.
 
+``--bulk`` measures 100-row requests instead, as they are and with five of the 20 features
+0/1 flags (one-hot or indicator columns): validating v1 row arrays and records, decoding a
+v2 JSON 2-D tensor and one tensor per column.
+
 Run:  taskset -c 1 .venv/bin/python benchmarks/decode_stages.py [--before /tmp/before/src]
+      [--bulk]
 """
 
 from __future__ import annotations
@@ -95,13 +100,7 @@ def measure(calls: int, repeats: int) -> dict[str, float]:
     plans["JSON per column, mixed"] = (body, None, list(frame.columns), mixed)
 
     def best(fn: Callable[[], Any]) -> float:
-        times = []
-        for _ in range(repeats):
-            started = time.thread_time()
-            for _ in range(calls):
-                fn()
-            times.append((time.thread_time() - started) / calls)
-        return min(times) * 1e6
+        return _best(fn, calls, repeats)
 
     figures: dict[str, float] = {}
     for label, (body, length, columns, check) in plans.items():
@@ -119,6 +118,61 @@ def measure(calls: int, repeats: int) -> dict[str, float]:
     return figures
 
 
+def _best(fn: Callable[[], Any], calls: int, repeats: int) -> float:
+    """µs per call of ``fn``: the best of ``repeats`` runs of ``calls`` calls, thread time."""
+    times = []
+    for _ in range(repeats):
+        started = time.thread_time()
+        for _ in range(calls):
+            fn()
+        times.append((time.thread_time() - started) / calls)
+    return min(times) * 1e6
+
+
+def measure_bulk(calls: int, repeats: int) -> dict[str, float]:
+    """100-row requests of the 20 features, as they are and with 5 of them 0/1 flags
+    (one-hot or indicator columns; numpy reads ``true`` as 1, so the bulk paths look at
+    values equal to 0 or 1): validating v1 row arrays and records, decoding a v2 JSON 2-D
+    tensor and one tensor per column."""
+    import numpy as np
+    import orjson
+    import pandas as pd
+
+    from dockyard.schema import Validator, infer_signature
+    from dockyard.server.protocols import v2
+
+    rng = np.random.default_rng(0)
+    names = [f"x{i}" for i in range(FEATURES)]
+    values = rng.normal(size=(100, FEATURES))
+    flagged = values.copy()
+    flagged[:, :5] = values[:, :5] > 0
+    sample = pd.DataFrame(rng.normal(size=(50, FEATURES)), columns=names)
+    validator = Validator(
+        infer_signature(
+            sample, layout="array", predictions=np.zeros(50), classes=None, has_proba=False
+        )
+    )
+    figures: dict[str, float] = {}
+    for label, data in (("100 rows", values), ("100 rows, 5 flag columns", flagged)):
+        rows = data.tolist()
+        records = [dict(zip(names, row, strict=True)) for row in rows]
+        tensor = [{"name": "input-0", "shape": [100, FEATURES], "datatype": "FP64", "data": rows}]
+        columns = [
+            {"name": n, "shape": [100], "datatype": "FP64", "data": data[:, i].tolist()}
+            for i, n in enumerate(names)
+        ]
+        per_column, two_d = (orjson.dumps({"inputs": inputs}) for inputs in (columns, tensor))
+        stages: dict[str, Callable[[], Any]] = {
+            "v1 row arrays: validate": lambda rows=rows: validator.validate(rows),
+            "v1 records: validate": lambda records=records: validator.validate(records),
+            "v2 JSON 2-D tensor: decode_request": lambda body=two_d: v2.decode_request(body),
+            "v2 JSON per column: decode_request": lambda body=per_column: v2.decode_request(body),
+        }
+        for stage, fn in stages.items():
+            figures[f"{label}, {stage}"] = _best(fn, calls, repeats)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -126,10 +180,16 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--before", default=None, help="Another tree's src, interleaved.")
+    parser.add_argument(
+        "--bulk",
+        action="store_true",
+        help="100-row requests, with and without 0/1 flag columns (measure_bulk).",
+    )
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.json:
-        print(json.dumps(measure(args.calls, args.repeats)))
+        chosen = measure_bulk if args.bulk else measure
+        print(json.dumps(chosen(args.calls, args.repeats)))
         return
     here = str(Path(__file__).resolve().parent.parent / "src")
     trees = [("before", args.before), ("this tree", here)] if args.before else [("", here)]
@@ -138,6 +198,7 @@ def main() -> None:
     for label, src in order:
         env = {**os.environ, "PYTHONPATH": str(src)}
         command = [sys.executable, __file__, "--json", "--calls", str(args.calls)]
+        command += ["--bulk"] if args.bulk else []
         out = subprocess.run(
             [*command, "--repeats", str(args.repeats)], env=env, capture_output=True, check=True
         )

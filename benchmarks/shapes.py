@@ -19,9 +19,11 @@ the requests per second move with whatever else the machine is doing.
 ``--fitted-on frame`` fits the same logistic regression on a DataFrame of the same columns
 instead of an array, as most scikit-learn users do: its ONNX twin then takes one input per
 column, and ``--native`` serves the scikit-learn model itself rather than the twin.
+``--flags N`` sends the first N features as 0/1 flags (one-hot and indicator columns): the
+bulk paths look at values equal to 0 or 1 on their own (numpy reads ``true`` as 1).
 
 Run:  .venv/bin/python benchmarks/shapes.py [--requests 2000] [--rounds 2] [--rows 1 100]
-      [--concurrency 16] [--fitted-on array|frame] [--native]
+      [--concurrency 16] [--fitted-on array|frame] [--native] [--flags 5]
 
 Comparing two commits: check each out in its own worktree and run this script (from either
 one, or a copy) with ``PYTHONPATH`` pointing at each tree's ``src``, interleaved A B B A so
@@ -157,6 +159,7 @@ async def run(args: argparse.Namespace, home: Path, X: Any) -> None:
         f"{args.concurrency} concurrent requests, "
         f"{args.rounds} rounds; {args.requests:,} requests per 1-row shape, "
         f"{max(args.requests // 10, 1):,} per larger one; log on, max batch 64"
+        + (f"; the first {args.flags} features sent as 0/1 flags" if args.flags else "")
     )
     print()
     print("| shape | rows | loop CPU µs/request (median) | (least) | req/s (median) |")
@@ -198,6 +201,13 @@ def main() -> None:
     parser.add_argument(
         "--native", action="store_true", help="Serve the scikit-learn model, not its ONNX twin."
     )
+    parser.add_argument(
+        "--flags",
+        type=int,
+        default=0,
+        help="Send the first N features as 0/1 flags (one-hot or indicator columns, as many "
+        "users' data has): values equal to 0 or 1 take their own checks on the bulk paths.",
+    )
     parser.add_argument("--work", type=Path, default=harness.HERE / ".work" / "shapes")
     args = parser.parse_args()
     if min(args.rows) < 1 or args.requests < 1 or args.rounds < 1 or args.concurrency < 1:
@@ -224,7 +234,9 @@ def main() -> None:
         "monitoring": {"log": True},
     }
     home = harness.dockyard_home(base, args.work, ENDPOINT, spec)
-    asyncio.run(run(args, home, X[: max(args.rows)]))
+    sent = X[: max(args.rows)].copy()
+    sent[:, : args.flags] = sent[:, : args.flags] > 0  # 0.0 or 1.0
+    asyncio.run(run(args, home, sent))
 
 
 if __name__ == "__main__":

@@ -20,14 +20,14 @@ from dockyard.schema._pandas import dtype_of
 from dockyard.schema.layout import InputLayout
 from dockyard.schema.signature import Signature
 
-__all__ = ["NumericRows", "RecordValues", "array_dtype"]
+__all__ = ["NumericRows", "RecordValues", "array_dtype", "plain_numbers"]
 
 _EXACT = 2.0**53
 """From here on a float64 no longer holds every integer."""
 _PLAIN_NUMBERS = frozenset({float, int})
 _LIST = {list}
 _BULK = 64
-"""Values from which rows are converted by numpy in one call (see :func:`_plain_numbers`);
+"""Values from which rows are converted by numpy in one call (see :func:`plain_numbers`);
 below, numpy's call overhead costs more than the scan it saves."""
 
 
@@ -156,8 +156,9 @@ class NumericRows:
         if not rows or any(len(column) != rows for column in columns):
             return None
         if lists:
-            bulk = _plain_numbers(columns) if rows * self.width >= _BULK else None
+            bulk = plain_numbers(columns) if rows * self.width >= _BULK else None
             if bulk is not None:
+                bulk = bulk.astype(np.float64, copy=False)
                 return self._from_floats(np.ascontiguousarray(bulk.T))
             if not _PLAIN_NUMBERS.issuperset(map(type, chain.from_iterable(columns))):
                 return None
@@ -173,9 +174,9 @@ class NumericRows:
 
     def _from_lists(self, rows: Any) -> NDArray[Any] | None:
         if len(rows) * self.width >= _BULK:
-            bulk = _plain_numbers(rows)
+            bulk = plain_numbers(rows)
             if bulk is not None:
-                return self._from_floats(bulk)
+                return self._from_floats(bulk.astype(np.float64, copy=False))
         if not _PLAIN_NUMBERS.issuperset(map(type, chain.from_iterable(rows))):
             return None
         try:
@@ -204,18 +205,38 @@ class NumericRows:
         return array if self.dtype == array.dtype else array.astype(self.dtype)
 
 
-def _plain_numbers(rows: Any) -> NDArray[np.float64] | None:
-    """Rows of plain numbers converted by numpy in one call, without first scanning every
+def plain_numbers(values: Any) -> NDArray[Any] | None:
+    """Plain numbers — a flat list, or rows of one length — as numpy reads them in one call
+    (``float64``, or ``int64`` when every value is an integer), without first scanning every
     value's type in Python; ``None`` when numpy's answer could hide what that scan catches:
-    anything but a numeric array (a string, a null, an integer beyond int64), or a value
-    equal to 0 or 1 (numpy reads ``True`` and ``False`` as those)."""
+    anything but a numeric array (a string, a null, an integer beyond int64), or a ``true``
+    or ``false``, which numpy reads as 1 and 0. Only the values equal to 0 or 1 are looked
+    at for those (every value when they are many), so data of flags and one-hot columns
+    stays on this path."""
     try:
-        array = np.array(rows)
+        array = np.array(values)
     except (ValueError, OverflowError):
         return None
-    if array.dtype.kind not in "fi" or ((array == 0) | (array == 1)).any():
+    if array.dtype.kind not in "fi" or array.ndim > 2:
         return None
-    return array.astype(np.float64, copy=False)
+    suspects = (array == 0) | (array == 1)
+    if suspects.any() and not _plain_at(values, suspects):
+        return None
+    return array
+
+
+def _plain_at(values: Any, where: NDArray[np.bool_]) -> bool:
+    """Whether the values at ``where`` (a mask the shape of their array) are plain ``int``
+    or ``float`` (not ``bool``, nor numpy's scalars: the checked path judges those)."""
+    if np.count_nonzero(where) * 4 > where.size:  # many: one scan of every value is cheaper
+        every = values if where.ndim == 1 else chain.from_iterable(values)
+        return _PLAIN_NUMBERS.issuperset(map(type, every))
+    if where.ndim == 1:
+        picked = [values[i] for i in np.flatnonzero(where).tolist()]
+    else:
+        rows, columns = np.nonzero(where)
+        picked = [values[i][j] for i, j in zip(rows.tolist(), columns.tolist(), strict=True)]
+    return _PLAIN_NUMBERS.issuperset(map(type, picked))
 
 
 def array_dtype(signature: Signature) -> np.dtype[Any]:

@@ -17,7 +17,7 @@ import pytest
 
 from dockyard.errors import SchemaValidationError
 from dockyard.schema import Validator, infer_signature
-from dockyard.schema.numeric_rows import NumericRows
+from dockyard.schema.numeric_rows import NumericRows, plain_numbers
 
 
 def _validators(dtypes: dict[str, str], nullable: bool = False) -> tuple[Validator, Validator]:
@@ -115,6 +115,55 @@ def test_zeros_and_ones_among_many_rows_are_numbers_still() -> None:
     rows: list[list[Any]] = [[float(i % 2), i % 2] for i in range(40)]
     for data in _shapes(rows, ["a", "b"]).values():
         assert _same(fast, full, data)[0] == "ok"
+
+
+@pytest.mark.parametrize("flags", [0.1, 0.9], ids=["few 0/1 values", "mostly 0/1 values"])
+@pytest.mark.parametrize("odd", [True, False, np.True_, np.float64(1.0)])
+def test_a_bool_among_flags_in_many_rows_gets_the_full_paths_answer(flags: float, odd: Any) -> None:
+    fast, full = _validators(MIXED)
+    rng = np.random.default_rng(0)
+    rows: list[list[Any]] = [
+        [float(rng.integers(0, 2)) if rng.random() < flags else 1.5 + i, 2 + i] for i in range(40)
+    ]
+    rows[17][0] = odd
+    for data in _shapes(rows, ["a", "b"]).values():
+        _same(fast, full, data)
+
+
+@pytest.mark.parametrize("share", [0.05, 0.5, 1.0])
+def test_plain_numbers_reads_flags_in_bulk_and_finds_a_bool_among_them(share: float) -> None:
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(50, 8))
+    values[rng.random(size=values.shape) < share] = 0.0
+    values[:, 3] = rng.integers(0, 2, size=50)  # a column of flags
+    rows: list[list[Any]] = values.tolist()
+    flat: list[Any] = values.reshape(-1).tolist()
+    for data in (rows, flat, [[int(v) for v in row[3:4]] for row in rows]):
+        got = plain_numbers(data)
+        assert got is not None
+        np.testing.assert_array_equal(got, np.array(data))
+    for position in (0, 7, 399):
+        rows_with = [row[:] for row in rows]
+        rows_with[position // 8][position % 8] = position % 2 == 0  # True or False
+        flat_with = flat[:]
+        flat_with[position] = False
+        assert plain_numbers(rows_with) is None
+        assert plain_numbers(flat_with) is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        [[1.0, 2.0], [3.0, "4"]],  # a string
+        [[1.0, None], [3.0, 4.0]],  # a null
+        [[1.0, 2.0], [3.0]],  # uneven rows
+        [[[1.0], [2.0]], [[3.0], [4.0]]],  # deeper than rows
+        [10**20, 1.0],  # beyond int64
+        [True, False],
+    ],
+)
+def test_plain_numbers_leaves_anything_else_to_the_checked_path(data: Any) -> None:
+    assert plain_numbers(data) is None
 
 
 def test_shape_problems_get_the_full_paths_answer() -> None:

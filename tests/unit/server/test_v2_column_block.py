@@ -240,3 +240,33 @@ def test_a_null_in_a_mixed_request_decodes_one_by_one_as_before() -> None:
 
     assert np.isnan(request.inputs[0].data[0])
     assert request.inputs[1].data.tolist() == [3, -4]
+
+
+@pytest.mark.parametrize("datatype", ["FP64", "FP32"])
+def test_many_values_of_flags_decode_in_bulk_and_a_boolean_among_them_is_refused(
+    datatype: str,
+) -> None:
+    """Columns of many values go to numpy without a scan of every value's type; 0 and 1
+    (which numpy would also make of ``false`` and ``true``) are checked one by one."""
+    rng = np.random.default_rng(0)
+    values = {
+        "a": rng.integers(0, 2, size=40).tolist(),  # flags, as integers
+        "b": rng.integers(0, 2, size=40).astype(float).tolist(),  # and as floats
+        "c": rng.normal(size=40).tolist(),
+    }
+    request = v2.decode_request(_columns(values, datatype=datatype))
+    assert isinstance(request.inputs, v2.ColumnBlock)
+    for tensor, (name, column) in zip(request.inputs, values.items(), strict=True):
+        (alone,) = v2.decode_request(_columns({name: column}, datatype=datatype)).inputs
+        assert tensor.data.dtype == alone.data.dtype
+        np.testing.assert_array_equal(tensor.data, alone.data, strict=True)
+
+    values["b"][29] = True
+    with pytest.raises(InvalidRequestError, match=f"{datatype} data in JSON"):
+        v2.decode_request(_columns(values, datatype=datatype))
+    tensor_2d = orjson.dumps(
+        {"inputs": [{"name": "x", "shape": [40, 3], "datatype": datatype,
+                     "data": [list(row) for row in zip(*values.values(), strict=True)]}]}
+    )  # fmt: skip
+    with pytest.raises(InvalidRequestError, match=f"{datatype} data in JSON"):
+        v2.decode_request(tensor_2d)

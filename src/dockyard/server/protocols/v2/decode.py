@@ -48,6 +48,7 @@ import orjson
 from numpy.typing import NDArray
 
 from dockyard.errors import InvalidRequestError, PayloadTooLargeError
+from dockyard.schema.numeric_rows import plain_numbers
 from dockyard.server.protocols.v2.fast import (
     BULK,
     FLOATS,
@@ -353,20 +354,14 @@ def _from_json(
 
 def _plain_floats(data: list[Any], count: int, datatype: str) -> NDArray[Any] | None:
     """Plain numbers nested evenly (a 2-D tensor's rows) straight into a flat array in
-    numpy's C loop, without a flattened Python list or a type scan; ``None`` for anything
-    the checked path must look at and name: nulls, strings, uneven nesting, a count that
-    does not match the shape, integers beyond int64, an FP32 overflow, and any value equal
-    to 0 or 1 (numpy turns ``true`` and ``false`` into those: only the checked path tells
-    them apart)."""
-    try:
-        array = np.array(data)
-    except (ValueError, OverflowError):
-        return None
-    if array.dtype.kind not in "fi" or array.size != count:
+    numpy's C loop, without a flattened Python list or a scan of every value's type
+    (:func:`~dockyard.schema.numeric_rows.plain_numbers`); ``None`` for anything the checked
+    path must look at and name: nulls, strings, booleans, uneven nesting, a count that does
+    not match the shape, integers beyond int64, an FP32 overflow."""
+    array = plain_numbers(data)
+    if array is None or array.size != count:
         return None
     flat = array.reshape(-1)
-    if ((flat == 0) | (flat == 1)).any():
-        return None
     if datatype == "FP64":
         return flat.astype(np.float64, copy=False)
     with np.errstate(over="raise"):
