@@ -37,6 +37,7 @@ from dockyard.errors import (
     UnavailableError,
 )
 from dockyard.server.http import read_body
+from dockyard.server.priority import idle_initializer
 
 if TYPE_CHECKING:
     from dockyard.server.services import Server
@@ -125,11 +126,12 @@ class Explanations:
 
     def _workers(self) -> ProcessPoolExecutor:
         if self.executor is None:
+            initializer, initargs = idle_initializer(_start_worker, self.settings)
             self.executor = ProcessPoolExecutor(
                 max_workers=self.settings.explain_workers,
                 mp_context=multiprocessing.get_context("spawn"),  # never fork a live server
-                initializer=_start_worker,
-                initargs=(self.settings,),
+                initializer=initializer,
+                initargs=initargs,
             )
         return self.executor
 
@@ -140,12 +142,11 @@ class Explanations:
 
 
 def _start_worker(settings: Settings) -> None:
-    """A worker process's start: one numeric thread, a lower CPU priority, the registry."""
+    """A worker process's start (at idle priority already: :func:`idle_initializer`): one
+    numeric thread, the registry."""
     from dockyard.registry import Registry
-    from dockyard.server.priority import run_when_idle
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before any framework starts its pool
-    run_when_idle()
     _WORKER["registry"] = Registry.open(settings)
     _WORKER["loaded"] = OrderedDict()
 

@@ -47,6 +47,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from dockyard.server.priority import idle_initializer
+
 if TYPE_CHECKING:
     from dockyard.deploy.controller import RolloutController
     from dockyard.monitoring.alerts import AlertRule
@@ -180,11 +182,14 @@ class MonitorProcess(Statistics):
 
     def _workers(self) -> ProcessPoolExecutor:
         if self._executor is None:
+            initializer, initargs = idle_initializer(
+                _start_child, self.settings, self.sample_rows, self.shared
+            )
             self._executor = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),  # never fork a live server
-                initializer=_start_child,
-                initargs=(self.settings, self.sample_rows, self.shared),
+                initializer=initializer,
+                initargs=initargs,
             )
         return self._executor
 
@@ -411,13 +416,10 @@ def performance(
 
 
 def _start_child(settings: Settings, sample_rows: int, shared: Shared | None = None) -> None:
-    """The child's start: idle priority, one numeric thread, its own services, the other
-    workers' socket (``shared``), and the libraries the statistics use imported now rather
-    than in the first call."""
-    from dockyard.server.priority import run_when_idle
-
+    """The child's start (at idle priority already: :func:`idle_initializer`): one numeric
+    thread, its own services, the other workers' socket (``shared``), and the libraries the
+    statistics use imported now rather than in the first call."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    run_when_idle()
     threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     from dockyard.deploy.service import Deployments
     from dockyard.monitoring.service import Monitor
