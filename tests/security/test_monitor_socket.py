@@ -165,3 +165,24 @@ def test_a_worker_waits_for_a_stuck_child_only_so_long(tmp_path: Path) -> None:
             child.join(10)
     assert received
     assert received[0][:2] == ("whole", "drift")
+
+
+def test_the_lead_waits_for_its_own_child_only_so_long(sqlite_settings: Settings) -> None:
+    """The lead's own reads (the API's, the console's reports) get a 503 once the child has
+    not answered within ``answer_s``, as a worker's do; the child is left to finish, and
+    answers the next read. The gauges' refresh waits as long as the child takes."""
+    process = MonitorProcess(sqlite_settings, sample_rows=100, answer_s=0.001)
+
+    async def run() -> None:
+        try:
+            with pytest.raises(UnavailableError, match="did not answer within"):
+                await process.drift("nope", Window(), None, None, None)  # it is starting
+            with pytest.raises(NotFoundError):  # no bound: the child's own answer
+                await process.gauges("nope", "1h")
+            process.answer_s = 120.0
+            with pytest.raises(NotFoundError):
+                await process.drift("nope", Window(), None, None, None)
+        finally:
+            await process.close()
+
+    asyncio.run(run())

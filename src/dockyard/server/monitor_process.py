@@ -166,9 +166,17 @@ class MonitorProcess(Statistics):
     the others can reach it. A worker that takes the lead over (its holder died) starts its
     own."""
 
-    def __init__(self, settings: Settings, *, sample_rows: int, lead: Lead | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sample_rows: int,
+        lead: Lead | None = None,
+        answer_s: float | None = None,
+    ) -> None:
         self.settings = settings
         self.sample_rows = sample_rows
+        self.answer_s = ANSWER_WAIT_S if answer_s is None else answer_s
         self.lead = lead or Lead(None)
         self.shared = Shared.among_workers(self.lead)
         self._executor: ProcessPoolExecutor | None = None
@@ -194,13 +202,30 @@ class MonitorProcess(Statistics):
         return self._executor
 
     async def _compute(self, over: str, function: Callable[..., Any], *args: Any) -> Any:
+        """``function`` over the child's ``over`` monitor. A read over the whole monitor (the
+        API's reads, the console's reports) is waited on for ``answer_s`` at most, as the
+        other workers wait on the lead's child, then answered 503: a stuck child must not
+        hold those requests forever. The gauges' refresh, which no request waits on and
+        which the watcher never runs twice at once, waits as long as the child takes at
+        idle priority (on a saturated core, minutes)."""
         name = function.__name__  # the child runs its own copy, over its own monitor
         if self.shared is not None and not self.lead.held():  # the lead's child answers
             return await asyncio.to_thread(self.shared.call, over, name, args)
         executor = self._workers()
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(executor, _in_child, over, name, *args)
+            call = loop.run_in_executor(executor, _in_child, over, name, *args)
+            if over != "whole":
+                return await call
+            return await asyncio.wait_for(call, self.answer_s)  # a queued call is dropped
+        except TimeoutError:
+            from dockyard.errors import UnavailableError
+
+            raise UnavailableError(
+                f"The server's monitor process did not answer within {self.answer_s:.0f} s.",
+                hint="Retry later (it computes at idle priority, slowly while the server is "
+                "saturated); if it persists, restart the server (it may be stuck).",
+            ) from None
         except BrokenProcessPool:  # the child died (killed, out of memory): a new one next
             log.error("the monitor process stopped; another starts with the next call")
             if self._executor is executor:
@@ -255,9 +280,10 @@ PEER_WAIT_S = 10.0
 it closes the connection: a worker sends at once, so only a stalled peer ever waits that
 long, and it holds a thread no longer."""
 ANSWER_WAIT_S = 120.0
-"""How long a worker waits for the lead's child to answer a read it sent: the reads take
-seconds at most, so only a stuck child (a computation that never ends) is ever waited on
-that long, and the worker's thread is then freed with a 503 rather than held for good."""
+"""How long a read waits for the monitor process's answer (a worker's, sent to the lead's
+child; the lead's own): the reads take seconds at most, so only a stuck child (a computation
+that never ends) is ever waited on that long, and the read then gets a 503 rather than
+being held for good."""
 PEERS = 32
 """How many connections the lead's child answers at once (a thread each): a worker holds one
 per read in flight, so more means a stalled or flooding peer, and a further connection is
