@@ -7,7 +7,10 @@ interpreter's start comes before that whatever the initializer does; so, before
 importing pydantic and the settings module). This script spawns a helper both ways, with
 the monitor process's own arguments, and reads the child's CPU time (user + system) at the
 moment it turns idle: ``before`` lowers the priority first thing in the initializer, as
-``_start_child`` did; ``idle_initializer`` through the wrapper the server uses now. That
+``_start_child`` did; ``idle_initializer`` through the wrapper; and with
+``idle_processes`` as well, the server lowering the child from outside right after it
+starts it (what the server does now; the figure is then the child's CPU when that call
+returned, from ``/proc/PID/schedstat``). That
 CPU runs at normal priority on the cores the server serves from, once per helper start (the
 first monitor pass, each replacement, each explanation worker).
 
@@ -57,14 +60,26 @@ def _seen() -> float:
     return _SEEN["idle_at_ms"]
 
 
-def _start(initializer: Any, initargs: tuple[Any, ...]) -> float:
+def _start(initializer: Any, initargs: tuple[Any, ...], *, outside: bool = False) -> float:
+    """The child's CPU ms when it turned idle: read by its initializer, or, ``outside``,
+    from ``/proc`` right after the server's ``idle_processes`` lowered it (its CPU time
+    in ns, ``schedstat``), whichever came first."""
+    from dockyard.server.priority import idle_processes
+
     with ProcessPoolExecutor(
         max_workers=1,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=initializer,
         initargs=initargs,
     ) as pool:
-        return float(pool.submit(_seen).result(timeout=120))
+        answer = pool.submit(_seen)
+        if not outside:
+            return float(answer.result(timeout=120))
+        idle_processes(pool)
+        (pid,) = (process.pid for process in pool._processes.values())
+        with open(f"/proc/{pid}/schedstat") as stat:
+            at_switch = int(stat.read().split()[0]) / 1e6
+        return min(at_switch, float(answer.result(timeout=120)))
 
 
 def main() -> None:
@@ -82,10 +97,17 @@ def main() -> None:
         settings = Settings(home=home)
         monitor_args = (settings, 1000, None)  # what MonitorProcess passes _start_child
         _, wrapped_args = idle_initializer(_nothing, *monitor_args)
-        figures: dict[str, list[float]] = {"before": [], "idle_initializer": []}
-        for _ in range(args.starts):  # interleaved: both see the machine alike
+        figures: dict[str, list[float]] = {
+            "before": [],
+            "idle_initializer": [],
+            "idle_initializer + idle_processes": [],
+        }
+        for _ in range(args.starts):  # interleaved: all see the machine alike
             figures["before"].append(_start(_before, monitor_args))
             figures["idle_initializer"].append(_start(_wrapped, wrapped_args))
+            figures["idle_initializer + idle_processes"].append(
+                _start(_wrapped, wrapped_args, outside=True)
+            )
     print(f"machine: {os.cpu_count()} CPUs; {args.starts} starts each, spawn")
     print()
     print("| way | child CPU ms at normal priority (median) | range |")

@@ -37,7 +37,7 @@ from dockyard.errors import (
     UnavailableError,
 )
 from dockyard.server.http import read_body
-from dockyard.server.priority import idle_initializer
+from dockyard.server.priority import idle_initializer, idle_processes
 
 if TYPE_CHECKING:
     from dockyard.server.services import Server
@@ -109,9 +109,12 @@ class Explanations:
             self.waiting += 1
             try:
                 loop = asyncio.get_running_loop()
-                answer: dict[str, Any] = await loop.run_in_executor(
-                    self._workers(), _explain, model.version.ref, data, method, self.max_rows
+                workers = self._workers()
+                call = loop.run_in_executor(
+                    workers, _explain, model.version.ref, data, method, self.max_rows
                 )
+                idle_processes(workers)  # a worker that call started
+                answer: dict[str, Any] = await call
             finally:
                 self.waiting -= 1
             self.rows.labels(name).inc(len(answer["explanations"]))

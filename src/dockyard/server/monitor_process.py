@@ -47,7 +47,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from dockyard.server.priority import idle_initializer
+from dockyard.server.priority import idle_initializer, idle_processes
 
 if TYPE_CHECKING:
     from dockyard.deploy.controller import RolloutController
@@ -186,7 +186,9 @@ class MonitorProcess(Statistics):
         starts with the first call (the first pass, one interval after the server starts),
         so a server that ends sooner never pays for its imports."""
         if self.shared is not None:
-            self._workers().submit(os.getpid)  # spawns the child
+            executor = self._workers()
+            executor.submit(os.getpid)  # spawns the child
+            idle_processes(executor)
 
     def _workers(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -215,6 +217,7 @@ class MonitorProcess(Statistics):
         try:
             loop = asyncio.get_running_loop()
             call = loop.run_in_executor(executor, _in_child, over, name, *args)
+            idle_processes(executor)  # the child, if that call started it
             if over != "whole":
                 return await call
             return await asyncio.wait_for(call, self.answer_s)  # a queued call is dropped

@@ -28,6 +28,23 @@ def run_when_idle() -> None:
             os.nice(NICENESS)
 
 
+def idle_processes(executor: Any) -> None:
+    """Lower the priority of a process pool's processes from the outside, as soon as they
+    exist (call right after ``submit``, which starts them): a process runs at the server's
+    priority until its initializer lowers it, its interpreter's start included (tens of ms
+    of CPU, ``benchmarks/helper_start.py``); this leaves it only the moments between its
+    start and this call. Best effort: a process already gone, or a platform without
+    ``SCHED_IDLE``, is left to its initializer."""
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        if process.pid is None:
+            continue
+        try:
+            os.sched_setscheduler(process.pid, os.SCHED_IDLE, os.sched_param(0))
+        except (AttributeError, OSError):
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, process.pid, NICENESS)
+
+
 def idle_initializer(
     initializer: Callable[..., object], *args: Any
 ) -> tuple[Callable[[bytes], None], tuple[bytes]]:
@@ -45,4 +62,4 @@ def _idle_then(payload: bytes) -> None:
     initializer(*args)
 
 
-__all__ = ["NICENESS", "idle_initializer", "run_when_idle"]
+__all__ = ["NICENESS", "idle_initializer", "idle_processes", "run_when_idle"]
