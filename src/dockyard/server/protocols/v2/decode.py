@@ -48,12 +48,12 @@ import orjson
 from numpy.typing import NDArray
 
 from dockyard.errors import InvalidRequestError, PayloadTooLargeError
-from dockyard.schema.numeric_rows import plain_numbers
 from dockyard.server.protocols.v2.fast import (
     BULK,
     FLOATS,
     binary_block,
     column_block,
+    plain_floats,
 )
 from dockyard.server.protocols.v2.tensors import (
     DATATYPES,
@@ -354,21 +354,12 @@ def _from_json(
 
 def _plain_floats(data: list[Any], count: int, datatype: str) -> NDArray[Any] | None:
     """Plain numbers nested evenly (a 2-D tensor's rows) straight into a flat array in
-    numpy's C loop, without a flattened Python list or a scan of every value's type
-    (:func:`~dockyard.schema.numeric_rows.plain_numbers`); ``None`` for anything the checked
-    path must look at and name: nulls, strings, booleans, uneven nesting, a count that does
-    not match the shape, integers beyond int64, an FP32 overflow."""
-    array = plain_numbers(data)
-    if array is None or array.size != count:
-        return None
-    flat = array.reshape(-1)
-    if datatype == "FP64":
-        return flat.astype(np.float64, copy=False)
-    with np.errstate(over="raise"):
-        try:
-            return flat.astype(np.float32)
-        except FloatingPointError:
-            return None
+    numpy's C loop (:func:`~dockyard.server.protocols.v2.fast.plain_floats`); ``None`` for
+    anything the checked path must look at and name: nulls, strings, booleans, uneven
+    nesting, a count that does not match the shape, integers beyond int64, an FP32
+    overflow."""
+    array = plain_floats(data, datatype)
+    return None if array is None or array.size != count else array.reshape(-1)
 
 
 def _from_binary(

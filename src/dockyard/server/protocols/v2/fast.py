@@ -27,7 +27,7 @@ from dockyard.server.protocols.v2.tensors import (
     Tensor,
 )
 
-__all__ = ["BULK", "FLOATS", "binary_block", "column_block"]
+__all__ = ["BULK", "FLOATS", "binary_block", "column_block", "plain_floats"]
 
 FLOATS = frozenset({"FP32", "FP64"})
 BULK = 64
@@ -96,11 +96,11 @@ def _plain_array(values: list[Any], datatype: str) -> NDArray[Any] | None:
     (the per-input path names it). Many float values are read by numpy without a scan of
     every value's type first (:func:`~dockyard.schema.numeric_rows.plain_numbers`)."""
     dtype = DATATYPES[datatype]
-    try:
-        bulk = plain_numbers(values) if datatype in FLOATS and len(values) >= BULK else None
+    if datatype in FLOATS and len(values) >= BULK:
+        bulk = plain_floats(values, datatype)
         if bulk is not None:
-            with np.errstate(over="raise"):
-                return bulk.astype(dtype, copy=False)
+            return bulk
+    try:
         if not PLAIN_JSON[datatype].issuperset(map(type, values)):
             return None
         if datatype in ("FP32", "INT32"):
@@ -109,6 +109,21 @@ def _plain_array(values: list[Any], datatype: str) -> NDArray[Any] | None:
         return np.array(values, dtype=dtype)
     except (OverflowError, FloatingPointError):  # beyond the datatype (or float64)
         return None
+
+
+def plain_floats(values: list[Any], datatype: str) -> NDArray[Any] | None:
+    """Plain numbers (flat, or rows of one length) as the float ``datatype``'s array in one
+    numpy call, without a scan of every value's type
+    (:func:`~dockyard.schema.numeric_rows.plain_numbers`); ``None`` for anything the
+    checked path must look at and name, an FP32 overflow included."""
+    array = plain_numbers(values)
+    if array is None or datatype == "FP64":  # Python's numbers fit float64: no overflow
+        return None if array is None else array.astype(np.float64, copy=False)
+    with np.errstate(over="raise"):
+        try:
+            return array.astype(DATATYPES[datatype])
+        except FloatingPointError:
+            return None
 
 
 def _tensors(
