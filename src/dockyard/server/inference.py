@@ -62,6 +62,7 @@ class InferencePlane:
         self._id_prefix = secrets.token_hex(6)
         self._ids = itertools.count()
         self._shadows: set[asyncio.Task[None]] = set()
+        self.binary_headers = v2.BinaryHeaders()  # the binary requests' headers, decoded once
 
     def new_request_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids):010x}"
@@ -155,6 +156,7 @@ class InferencePlane:
                 header_length=_header_length(headers.get("inference-header-content-length")),
                 content_encoding=headers.get("content-encoding"),
                 max_body_bytes=self.max_body_bytes,
+                headers=self.binary_headers,
             )
             request_id = request.id or request_id
             if model is None:

@@ -5,11 +5,13 @@ is unit-tested against the unmodified ``tritonclient`` and ``kserve`` encoders. 
 types are in :mod:`~dockyard.server.protocols.v2.tensors`; requests are decoded (and their
 values handed to the validator as they came: one 2-D tensor as its array, one tensor per
 column as named columns) in :mod:`~dockyard.server.protocols.v2.decode` and
-:mod:`~dockyard.server.protocols.v2.tabular`; responses encoded in
+:mod:`~dockyard.server.protocols.v2.tabular` (the binary extension's data part, and the
+binary headers decoded lately, in :mod:`~dockyard.server.protocols.v2.binary`); responses encoded in
 :mod:`~dockyard.server.protocols.v2.encode`; the metadata bodies built in
 :mod:`~dockyard.server.protocols.v2.metadata`. Each module states its policies at the top.
 """
 
+from dockyard.server.protocols.v2.binary import BinaryHeaders
 from dockyard.server.protocols.v2.decode import decode_request
 from dockyard.server.protocols.v2.encode import datatype_of, encode_response
 from dockyard.server.protocols.v2.metadata import model_metadata, server_metadata
@@ -25,6 +27,7 @@ from dockyard.server.protocols.v2.tensors import (
 
 __all__ = [
     "DATATYPES",
+    "BinaryHeaders",
     "ColumnBlock",
     "InferRequest",
     "OutputTensor",

@@ -31,13 +31,16 @@ Policies:
   ``triton_*``), which are accepted as they come. Only ``binary_data_output`` (request),
   ``binary_data_size`` (input) and ``binary_data`` (requested output) are interpreted; the rest
   are passed on untouched. Unknown top-level keys (``model_name`` from kserve) are ignored.
+* **Headers decoded lately.** A client's binary requests repeat one JSON header; given a
+  :class:`BinaryHeaders`, a header it holds is not parsed again, only the binary part read
+  (and checked) as that header lays it out. It holds at most 32 headers of up to 16 KiB,
+  each only after it decoded with every input in binary, and no request's values.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import struct
 import zlib
 from collections.abc import Mapping
 from itertools import chain
@@ -47,7 +50,8 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-from dockyard.errors import InvalidRequestError, PayloadTooLargeError
+from dockyard.errors import PayloadTooLargeError
+from dockyard.server.protocols.v2.binary import HEADER_BYTES, BinaryHeaders, binary_tensor
 from dockyard.server.protocols.v2.fast import (
     BULK,
     FLOATS,
@@ -58,14 +62,16 @@ from dockyard.server.protocols.v2.fast import (
 from dockyard.server.protocols.v2.tensors import (
     DATATYPES,
     NO_PARAMETERS,
+    ColumnBlock,
     InferRequest,
     RequestedOutput,
     Tensor,
     describe,
     invalid,
+    shaped,
 )
 
-__all__ = ["decode_request"]
+__all__ = ["BinaryHeaders", "decode_request"]
 
 _RESERVED = frozenset({"priority", "timeout", "headers", "binary_data_output"})
 _RESERVED_PREFIXES = ("sequence_", "triton_")
@@ -81,7 +87,6 @@ _JSON_TYPES: dict[str, tuple[frozenset[type], str]] = {
     "FP64": (_FLOAT, "numbers (null for NaN)"),
     **dict.fromkeys(_INTEGERS, (_INT, "integers")),
 }
-_LENGTH = struct.Struct("<I")
 
 
 # -- requests -----------------------------------------------------------------------------
@@ -93,17 +98,21 @@ def decode_request(
     header_length: int | None = None,
     content_encoding: str | None = None,
     max_body_bytes: int | None = None,
+    headers: BinaryHeaders | None = None,
 ) -> InferRequest:
     """Decode an inference request body; raise :class:`InvalidRequestError` if malformed.
 
     ``header_length`` is the ``Inference-Header-Content-Length`` HTTP header's value (binary
     tensor extension) and counts bytes of the decompressed body. ``content_encoding`` is the
-    ``Content-Encoding`` header; the body inflates to at most ``max_body_bytes``.
+    ``Content-Encoding`` header; the body inflates to at most ``max_body_bytes``. With
+    ``headers``, a binary request whose JSON header was decoded lately skips decoding it
+    again (:class:`BinaryHeaders`).
     """
     if content_encoding:
         body = _inflate(body, content_encoding, max_body_bytes)
     view = memoryview(body)
     binary: memoryview | None = None
+    header: bytes | None = None
     if header_length is not None:
         if not 0 <= header_length <= len(view):
             raise invalid(
@@ -112,6 +121,11 @@ def decode_request(
                 hint="The header gives the length of the JSON part at the start of the body.",
             )
         view, binary = view[:header_length], view[header_length:]
+        if headers is not None and header_length <= HEADER_BYTES:
+            header = bytes(view)
+            known = headers.decode(header, binary)
+            if known is not None:
+                return known
     document = _parse_json(view)
     if type(document) is not dict:
         raise invalid(
@@ -136,17 +150,23 @@ def decode_request(
             else f'The request "inputs" must be a list, not {describe(inputs)}.',
             hint='Send {"inputs": [{"name", "shape", "datatype", "data"}, ...]}.',
         )
-    block = None  # plain columns, taken in one step
-    if len(inputs) > 1:
+    request = InferRequest(
+        id=request_id,
+        inputs=_inputs(inputs, binary),
+        outputs=_requested_outputs(document.get("outputs")),
+        parameters=parameters,
+        binary_output=binary_output,
+    )
+    if header is not None and binary is not None and headers is not None:
+        headers.remember(header, request, len(binary))
+    return request
+
+
+def _inputs(inputs: list[Any], binary: memoryview | None) -> tuple[Tensor, ...] | ColumnBlock:
+    if len(inputs) > 1:  # plain columns, taken in one step
         block = column_block(inputs) if binary is None else binary_block(inputs, binary)
-    if block is not None:
-        return InferRequest(
-            id=request_id,
-            inputs=block,
-            outputs=_requested_outputs(document.get("outputs")),
-            parameters=parameters,
-            binary_output=binary_output,
-        )
+        if block is not None:
+            return block
     tensors: list[Tensor] = []
     seen: set[str] = set()
     offset = 0
@@ -162,13 +182,7 @@ def decode_request(
             f"(their binary_data_size add up to {offset}, the binary part is {len(binary)}).",
             hint="Check each input's binary_data_size and Inference-Header-Content-Length.",
         )
-    return InferRequest(
-        id=request_id,
-        inputs=tuple(tensors),
-        outputs=_requested_outputs(document.get("outputs")),
-        parameters=parameters,
-        binary_output=binary_output,
-    )
+    return tuple(tensors)
 
 
 def _decode_input(
@@ -193,7 +207,6 @@ def _decode_input(
             input=name,
         )
     shape = _shape(item.get("shape"), name)
-    count = math.prod(shape)
     parameters = _parameters(item.get("parameters"), f"input {name!r}")
     size = parameters.get("binary_data_size")
     if size is not None:
@@ -223,10 +236,9 @@ def _decode_input(
                 f"of the {len(binary)} bytes of binary data.",
                 input=name,
             )
-        data = _from_binary(binary[offset:end], datatype, count, shape, name)
-        offset = end
-    elif "data" in item:
-        data = _from_json(item["data"], datatype, count, shape, name)
+        return binary_tensor(binary[offset:end], name, datatype, shape, parameters), end
+    if "data" in item:
+        data = _from_json(item["data"], datatype, math.prod(shape), shape, name)
     elif "shared_memory_region" in parameters:
         raise invalid(f"Input {name!r} uses shared memory, which Dockyard does not support.")
     else:
@@ -235,12 +247,7 @@ def _decode_input(
             hint='Send its values as "data" (a JSON array) or as binary data.',
             input=name,
         )
-    if len(shape) != 1:
-        try:
-            data = data.reshape(shape)
-        except ValueError:  # more dimensions than numpy allows
-            raise invalid(f"Input {name!r} has shape {list(shape)}, too many dimensions.") from None
-    return Tensor(name, datatype, shape, data, parameters), offset
+    return Tensor(name, datatype, shape, shaped(data, shape, name), parameters), offset
 
 
 def _shape(value: Any, name: str) -> tuple[int, ...]:
@@ -360,72 +367,6 @@ def _plain_floats(data: list[Any], count: int, datatype: str) -> NDArray[Any] | 
     overflow."""
     array = plain_floats(data, datatype)
     return None if array is None or array.size != count else array.reshape(-1)
-
-
-def _from_binary(
-    raw: memoryview, datatype: str, count: int, shape: tuple[int, ...], name: str
-) -> NDArray[Any]:
-    if datatype == "BYTES":
-        return _bytes_elements(raw, count, name)
-    dtype = DATATYPES[datatype]
-    itemsize = 2 if dtype is None else dtype.itemsize
-    if len(raw) != count * itemsize:
-        raise invalid(
-            f"Input {name!r} has binary_data_size {len(raw)} but shape {list(shape)} of "
-            f"{datatype} takes {count * itemsize} bytes ({count} × {itemsize}).",
-            input=name,
-        )
-    if datatype == "BF16":
-        high = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-        return high.view(np.float32)
-    if datatype == "BOOL":
-        octets = np.frombuffer(raw, dtype=np.uint8)
-        if octets.size and octets.max() > 1:
-            raise invalid(
-                f"Input {name!r} (BOOL) has a byte other than 0 or 1 in its binary data.",
-                input=name,
-            )
-        return octets.view(np.bool_)
-    array: NDArray[Any] = np.frombuffer(raw, dtype=dtype)
-    return array if array.flags.aligned else array.copy()
-
-
-def _bytes_elements(raw: memoryview, count: int, name: str) -> NDArray[Any]:
-    """Decode BYTES binary data: each element a 4-byte little-endian length, then the bytes."""
-    end = len(raw)
-    if count * 4 > end:
-        raise _bytes_error(name, f"{end} bytes cannot hold the {count} elements of its shape")
-    items: list[Any] = []
-    offset = 0
-    unpack = _LENGTH.unpack_from
-    for index in range(count):
-        if offset + 4 > end:
-            raise _bytes_error(name, f"it ends after {index} of the {count} elements")
-        (length,) = unpack(raw, offset)
-        offset += 4
-        if offset + length > end:
-            raise _bytes_error(
-                name, f"element {index} claims {length} bytes, only {end - offset} remain"
-            )
-        chunk = bytes(raw[offset : offset + length])
-        offset += length
-        try:
-            items.append(chunk.decode())
-        except UnicodeDecodeError:
-            items.append(chunk)
-    if offset != end:
-        raise _bytes_error(name, f"{end - offset} bytes follow its {count} elements")
-    array = np.empty(count, dtype=object)
-    array[:] = items
-    return array
-
-
-def _bytes_error(name: str, what: str) -> InvalidRequestError:
-    return invalid(
-        f"The binary BYTES data of input {name!r} is malformed: {what}.",
-        hint="Each element is a 4-byte little-endian length followed by that many bytes.",
-        input=name,
-    )
 
 
 def _parse_json(view: memoryview) -> Any:

@@ -27,7 +27,7 @@ from dockyard.server.protocols.v2.tensors import (
     Tensor,
 )
 
-__all__ = ["BULK", "FLOATS", "binary_block", "column_block", "plain_floats"]
+__all__ = ["BULK", "FLOATS", "binary_block", "column_block", "column_view", "plain_floats"]
 
 FLOATS = frozenset({"FP32", "FP64"})
 BULK = 64
@@ -170,9 +170,18 @@ def binary_block(inputs: list[Any], binary: memoryview) -> ColumnBlock | None:
         names.append(item.get("name"))
     if not _distinct(names):
         return None
-    columns = np.frombuffer(binary, dtype=dtype).reshape(len(names), rows)
+    return column_view(tuple(names), datatype, tuple(shape), binary)
+
+
+def column_view(
+    names: tuple[str, ...], datatype: str, shape: tuple[int, ...], binary: memoryview
+) -> ColumnBlock:
+    """The block of ``names``' float columns of ``shape``, laid one after the other in
+    ``binary`` (which holds exactly them): a view of it when one row needs no copy."""
+    rows = shape[0]
+    columns = np.frombuffer(binary, dtype=DATATYPES[datatype]).reshape(len(names), rows)
     block = columns.T if rows == 1 and columns.flags.aligned else np.ascontiguousarray(columns.T)
-    return ColumnBlock(tuple(names), datatype, tuple(shape), block)
+    return ColumnBlock(names, datatype, shape, block)
 
 
 def _layout(first: Any) -> tuple[list[int], int] | None:

@@ -29,6 +29,7 @@ __all__ = [
     "describe",
     "invalid",
     "listing",
+    "shaped",
 ]
 
 DATATYPES: Mapping[str, np.dtype[Any] | None] = MappingProxyType(
@@ -148,6 +149,16 @@ def describe(value: Any) -> str:
         text = orjson.dumps(value[:60]).decode() + ("..." if len(value) > 60 else "")
         return f"{text} (string)"
     return f"{value!r} ({'number' if isinstance(value, int | float) else type(value).__name__})"
+
+
+def shaped(data: NDArray[Any], shape: tuple[int, ...], name: str) -> NDArray[Any]:
+    """Input ``name``'s flat ``data`` as its ``shape``."""
+    if len(shape) == 1:
+        return data
+    try:
+        return data.reshape(shape)
+    except ValueError:  # more dimensions than numpy allows
+        raise invalid(f"Input {name!r} has shape {list(shape)}, too many dimensions.") from None
 
 
 def listing(names: Sequence[str]) -> str:

@@ -1,0 +1,205 @@
+"""Binary requests whose JSON header was decoded lately (``BinaryHeaders``): decoded from
+their binary part alone, to exactly what the whole decoding gives, with the binary part's
+own checks made again; anything else decoded (or refused) the whole way as before."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+import tritonclient.http as triton
+
+from dockyard.errors import InvalidRequestError
+from dockyard.server.protocols import v2
+from dockyard.server.protocols.v2.binary import HEADER_BYTES
+
+Inputs = list[tuple[str, np.ndarray[Any, Any], str]]
+
+
+def _triton(inputs: Inputs, **kwargs: Any) -> tuple[bytes, int]:
+    """A binary body as tritonclient encodes it."""
+    tensors = []
+    for name, array, datatype in inputs:
+        tensor = triton.InferInput(name, list(array.shape), datatype)
+        tensor.set_data_from_numpy(array, binary_data=True)
+        tensors.append(tensor)
+    body, length = triton.InferenceServerClient.generate_request_body(tensors, **kwargs)
+    return body, length
+
+
+def _same(got: v2.InferRequest, expected: v2.InferRequest) -> None:
+    assert (got.id, got.outputs, got.binary_output) == (
+        expected.id,
+        expected.outputs,
+        expected.binary_output,
+    )
+    assert dict(got.parameters) == dict(expected.parameters)
+    assert type(got.inputs) is type(expected.inputs)
+    assert len(got.inputs) == len(expected.inputs)
+    for mine, theirs in zip(got.inputs, expected.inputs, strict=True):
+        assert (mine.name, mine.datatype, mine.shape) == (
+            theirs.name,
+            theirs.datatype,
+            theirs.shape,
+        )
+        assert dict(mine.parameters) == dict(theirs.parameters)
+        assert mine.data.dtype == theirs.data.dtype
+        np.testing.assert_array_equal(mine.data, theirs.data)  # NaN equals NaN
+
+
+def _columns(values: np.ndarray[Any, Any], datatype: str = "FP64") -> Inputs:
+    return [(f"x{i}", values[:, i].copy(), datatype) for i in range(values.shape[1])]
+
+
+def _requests() -> dict[str, tuple[Inputs, Inputs, dict[str, Any]]]:
+    """Pairs of requests with one header and other values: (first, second, encoder args)."""
+    rng = np.random.default_rng(7)
+    first, second = rng.normal(size=(2, 3, 5))
+    return {
+        "one-row columns": (_columns(first[:1]), _columns(second[:1]), {}),
+        "columns FP32": (
+            _columns(first.astype(np.float32), "FP32"),
+            _columns(second.astype(np.float32), "FP32"),
+            {},
+        ),
+        "2-D tensor": ([("input-0", first, "FP64")], [("input-0", second, "FP64")], {}),
+        "mixed datatypes": (
+            [
+                ("a", np.array([1.5, 2.5]), "FP64"),
+                ("b", np.array([3, 4], dtype=np.int64), "INT64"),
+                ("c", np.array([True, False]), "BOOL"),
+                ("d", np.array([b"x", b"yz"], dtype=object), "BYTES"),
+            ],
+            [
+                ("a", np.array([-1.0, np.nan]), "FP64"),
+                ("b", np.array([7, -8], dtype=np.int64), "INT64"),
+                ("c", np.array([False, True]), "BOOL"),
+                ("d", np.array([b"q", b"rs"], dtype=object), "BYTES"),
+            ],
+            {},
+        ),
+        "id, parameters, outputs": (
+            _columns(first[:2]),
+            _columns(second[:2]),
+            {
+                "request_id": "r-1",
+                "parameters": {"tag": "t"},
+                "outputs": [triton.InferRequestedOutput("predict", binary_data=True)],
+            },
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(_requests()))
+def test_a_header_decoded_before_gives_what_decoding_it_whole_gives(case: str) -> None:
+    first, second, kwargs = _requests()[case]
+    headers = v2.BinaryHeaders()
+    body, length = _triton(first, **kwargs)
+    _same(
+        v2.decode_request(body, header_length=length, headers=headers),
+        v2.decode_request(body, header_length=length),
+    )
+    again, again_length = _triton(second, **kwargs)
+    assert again[:again_length] == body[:length]  # one header, other values
+    remembered = headers.decode(again[:again_length], memoryview(again)[again_length:])
+    assert remembered is not None
+    _same(remembered, v2.decode_request(again, header_length=again_length))
+    _same(
+        v2.decode_request(again, header_length=again_length, headers=headers),
+        v2.decode_request(again, header_length=again_length),
+    )
+
+
+def test_the_binary_parts_checks_are_made_on_every_request() -> None:
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "c",
+                    "shape": [2],
+                    "datatype": "BOOL",
+                    "parameters": {"binary_data_size": 2},
+                },
+                {
+                    "name": "s",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": 5},
+                },
+            ]
+        }
+    )
+    headers = v2.BinaryHeaders()
+    v2.decode_request(
+        header + b"\x01\x00" + b"\x01\x00\x00\x00a", header_length=len(header), headers=headers
+    )
+    assert len(headers) == 1
+
+    for binary, expected in [
+        (b"\x01\x02" + b"\x01\x00\x00\x00a", "byte other than 0 or 1"),
+        (b"\x01\x00" + b"\x02\x00\x00\x00a", "element 0 claims 2 bytes"),
+    ]:
+        with pytest.raises(InvalidRequestError, match=expected):
+            v2.decode_request(header + binary, header_length=len(header), headers=headers)
+
+
+@pytest.mark.parametrize(("extra", "expected"), [(8, "8 bytes after"), (-8, "past the end")])
+def test_a_binary_part_of_another_length_is_refused_as_before(extra: int, expected: str) -> None:
+    body, length = _triton(_columns(np.ones((1, 3))))
+    headers = v2.BinaryHeaders()
+    v2.decode_request(body, header_length=length, headers=headers)
+    odd = body + b"\0" * extra if extra > 0 else body[:extra]
+
+    with pytest.raises(InvalidRequestError, match=expected):
+        v2.decode_request(odd, header_length=length, headers=headers)
+    with pytest.raises(InvalidRequestError, match=expected):
+        v2.decode_request(odd, header_length=length)
+
+
+def test_requests_never_share_their_values() -> None:
+    headers = v2.BinaryHeaders()
+    body, length = _triton(_columns(np.zeros((1, 3))))
+    first = v2.decode_request(body, header_length=length, headers=headers)
+    other, _ = _triton(_columns(np.full((1, 3), 2.0)))
+    second = v2.decode_request(other, header_length=length, headers=headers)
+
+    assert v2.tabular_input(first, ["x0", "x1", "x2"]).tolist() == [[0.0, 0.0, 0.0]]  # type: ignore[union-attr]
+    assert v2.tabular_input(second, ["x0", "x1", "x2"]).tolist() == [[2.0, 2.0, 2.0]]  # type: ignore[union-attr]
+    assert not np.shares_memory(first.inputs.values, second.inputs.values)  # type: ignore[union-attr]
+
+
+def test_only_headers_of_binary_inputs_within_the_bound_are_remembered() -> None:
+    headers = v2.BinaryHeaders()
+    json_input = orjson.dumps(
+        {
+            "inputs": [
+                {"name": "a", "shape": [1], "datatype": "FP64", "data": [1.0]},
+                {
+                    "name": "b",
+                    "shape": [1],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": 8},
+                },
+            ]
+        }
+    )
+    v2.decode_request(json_input + bytes(8), header_length=len(json_input), headers=headers)
+    wide = _columns(np.ones((1, 400)))  # ~200 bytes per column of tritonclient's header
+    body, length = _triton(wide)
+    assert length > HEADER_BYTES
+    request = v2.decode_request(body, header_length=length, headers=headers)
+    assert isinstance(request.inputs, v2.ColumnBlock)
+    with pytest.raises(InvalidRequestError):
+        v2.decode_request(b'{"inputs": 1}', header_length=13, headers=headers)
+
+    assert len(headers) == 0
+
+
+def test_a_full_memory_starts_over_so_many_headers_stay_bounded() -> None:
+    headers = v2.BinaryHeaders(size=4)
+    for count in range(1, 11):
+        body, length = _triton(_columns(np.ones((1, count))))
+        v2.decode_request(body, header_length=length, headers=headers)
+        assert 1 <= len(headers) <= 4
