@@ -23,7 +23,8 @@ from dockyard.deploy.spec import DeploymentSpec
 from dockyard.deploy.store import DeploymentStore
 from dockyard.errors import NotFoundError, UnavailableError
 from dockyard.registry import Registry
-from dockyard.server.monitor_process import MONITOR_KEY_ENV, Lead, MonitorProcess
+from dockyard.server.monitor_process import MonitorProcess
+from dockyard.server.monitor_workers import MONITOR_KEY_ENV, Lead
 from dockyard.server.services import open_monitor
 from dockyard.settings import Settings
 from dockyard.windows import Window

@@ -1,15 +1,16 @@
 """The lead worker's monitor process answers the other workers on a Unix socket
-(``server/monitor_process.py``, :class:`Shared`): what arrives there is unpickled, so only a
+(``server/monitor_workers.py``, :class:`Shared`): what arrives there is unpickled, so only a
 peer holding the workers' key may send anything. A wrong key and a peer that skips the
 handshake are refused before anything is unpickled, one that stalls in the handshake holds
 up no one and is dropped after a while, a flood of connections past the bound is closed at
 once, and the socket still answers its workers afterwards; a read outside the shared ones is
 refused even with the key; a worker waiting on a child that never answers gives up after a
-bound."""
+bound, and a child that answers nothing for long, or dies, is replaced."""
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import pickle
 import socket
 import struct
@@ -23,7 +24,8 @@ import pytest
 from _edge import read_all
 
 from dockyard.errors import NotFoundError, UnavailableError
-from dockyard.server.monitor_process import MONITOR_KEY_ENV, Lead, MonitorProcess, Shared
+from dockyard.server.monitor_process import STUCK_S, MonitorProcess
+from dockyard.server.monitor_workers import MONITOR_KEY_ENV, Lead, Shared
 from dockyard.settings import Settings
 from dockyard.windows import Window
 
@@ -182,6 +184,61 @@ def test_the_lead_waits_for_its_own_child_only_so_long(sqlite_settings: Settings
             process.answer_s = 120.0
             with pytest.raises(NotFoundError):
                 await process.drift("nope", Window(), None, None, None)
+        finally:
+            await process.close()
+
+    asyncio.run(run())
+
+
+def _children_since(before: set[Any]) -> set[Any]:
+    return set(multiprocessing.active_children()) - before
+
+
+def test_a_child_that_does_not_answer_the_gauges_in_time_is_stopped_and_replaced(
+    sqlite_settings: Settings,
+) -> None:
+    """The gauges' refresh waits for the child up to ``stuck_s``; a child that has not
+    answered by then is taken for stuck (every later call would wait behind it): it is
+    stopped, the refresh gets a 503, and the next call starts another child that answers."""
+    before = set(multiprocessing.active_children())
+    process = MonitorProcess(sqlite_settings, sample_rows=100, stuck_s=0.001)
+
+    async def run() -> None:
+        try:
+            with pytest.raises(UnavailableError, match="did not answer within"):
+                await process.gauges("nope", "1h")  # it is starting
+            assert _children_since(before) == set()  # stopped, not left running
+            process.stuck_s = STUCK_S
+            with pytest.raises(NotFoundError):  # another child's own answer
+                await process.gauges("nope", "1h")
+            assert len(_children_since(before)) == 1
+        finally:
+            await process.close()
+
+    asyncio.run(run())
+
+
+def test_a_child_that_dies_answers_503_and_the_next_call_starts_another(
+    sqlite_settings: Settings,
+) -> None:
+    """A child killed (out of memory, by an operator) fails the read it held with a 503
+    that says so, not a 500, and the next read is answered by a new child."""
+    before = set(multiprocessing.active_children())
+    process = MonitorProcess(sqlite_settings, sample_rows=100)
+
+    async def run() -> None:
+        try:
+            with pytest.raises(NotFoundError):
+                await process.drift("nope", Window(), None, None, None)
+            (child,) = _children_since(before)
+            child.kill()
+            child.join(30)
+            with pytest.raises(UnavailableError, match="stopped before it answered"):
+                await process.drift("nope", Window(), None, None, None)
+            with pytest.raises(NotFoundError):
+                await process.drift("nope", Window(), None, None, None)
+            (other,) = _children_since(before)
+            assert other.pid != child.pid
         finally:
             await process.close()
 

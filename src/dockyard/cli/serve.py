@@ -107,7 +107,7 @@ def serve(
         listen,
         raise_fd_limit,
     )
-    from dockyard.server.monitor_process import MONITOR_KEY_ENV
+    from dockyard.server.monitor_workers import MONITOR_KEY_ENV
 
     listener = listen(host, port)  # a busy port fails here, before anything loads
     if grpc_port is not None:

@@ -54,7 +54,8 @@ if TYPE_CHECKING:
     from dockyard.monitoring.service import Monitor
     from dockyard.monitoring.webhooks import WebhookSender
     from dockyard.server.metrics import Metrics
-    from dockyard.server.monitor_process import Lead, Statistics
+    from dockyard.server.monitor_process import Statistics
+    from dockyard.server.monitor_workers import Lead
     from dockyard.server.reports import Reports
     from dockyard.settings import Settings
 
@@ -83,7 +84,8 @@ class Watcher:
         lead: Lead | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        from dockyard.server.monitor_process import InProcess, Lead
+        from dockyard.server.monitor_process import InProcess
+        from dockyard.server.monitor_workers import Lead
 
         self.monitor = monitor
         self.deployments = deployments

@@ -21,12 +21,14 @@ pass on one saturated core), so what decides (a rollout's next step, an alert ru
 a retraining export) stays on the server's threads (:class:`InProcess`, ``Watcher``), as
 does everything with state.
 
-:class:`Lead` picks one worker of a ``--workers N`` server to compute the passes' statistics
+:class:`~dockyard.server.monitor_workers.Lead` picks one worker of a ``--workers N`` server
+to compute the passes' statistics
 (a file lock in the workers' shared metrics folder): the gauges are shared by the workers
 ("most recent" across processes) and every rule transition is claimed once anyway, so N
 workers computing the same figures would only spend N times the CPU and memory. The other
 workers' reads (console reports, the API's drift and performance) go to the lead's child
-too, over a Unix socket (:class:`Shared`), so a server has one monitor process.
+too, over a Unix socket (:class:`~dockyard.server.monitor_workers.Shared`), so a server has
+one monitor process.
 """
 
 from __future__ import annotations
@@ -36,17 +38,17 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import socket
-import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
+from dockyard.errors import UnavailableError
+from dockyard.server.monitor_workers import ANSWER_WAIT_S, Lead, Shared, answer_workers
 from dockyard.server.priority import idle_initializer, idle_processes
 
 if TYPE_CHECKING:
@@ -173,10 +175,12 @@ class MonitorProcess(Statistics):
         sample_rows: int,
         lead: Lead | None = None,
         answer_s: float | None = None,
+        stuck_s: float | None = None,
     ) -> None:
         self.settings = settings
         self.sample_rows = sample_rows
         self.answer_s = ANSWER_WAIT_S if answer_s is None else answer_s
+        self.stuck_s = STUCK_S if stuck_s is None else stuck_s
         self.lead = lead or Lead(None)
         self.shared = Shared.among_workers(self.lead)
         self._executor: ProcessPoolExecutor | None = None
@@ -209,157 +213,63 @@ class MonitorProcess(Statistics):
         other workers wait on the lead's child, then answered 503: a stuck child must not
         hold those requests forever. The gauges' refresh, which no request waits on and
         which the watcher never runs twice at once, waits as long as the child takes at
-        idle priority (on a saturated core, minutes)."""
+        idle priority (on a saturated core, minutes), up to ``stuck_s``: a child that has
+        not answered it by then is taken for stuck (one call at a time: a computation that
+        never ends holds every later one behind it), stopped, and the next call starts
+        another. A child that stopped (killed, out of memory) is replaced the same way; the
+        call it held is answered 503."""
         name = function.__name__  # the child runs its own copy, over its own monitor
         if self.shared is not None and not self.lead.held():  # the lead's child answers
             return await asyncio.to_thread(self.shared.call, over, name, args)
         executor = self._workers()
+        waiting = self.answer_s if over == "whole" else self.stuck_s
         try:
             loop = asyncio.get_running_loop()
             call = loop.run_in_executor(executor, _in_child, over, name, *args)
             idle_processes(executor)  # the child, if that call started it
-            if over != "whole":
-                return await call
-            return await asyncio.wait_for(call, self.answer_s)  # a queued call is dropped
+            return await asyncio.wait_for(call, waiting)  # a queued call is dropped
         except TimeoutError:
-            from dockyard.errors import UnavailableError
-
+            if over != "whole":
+                log.error(
+                    "the monitor process answered nothing for %.0f s: stopped as stuck; "
+                    "another starts with the next call",
+                    waiting,
+                )
+                await self._stop(executor)
             raise UnavailableError(
-                f"The server's monitor process did not answer within {self.answer_s:.0f} s.",
+                f"The server's monitor process did not answer within {waiting:.0f} s.",
                 hint="Retry later (it computes at idle priority, slowly while the server is "
-                "saturated); if it persists, restart the server (it may be stuck).",
+                "saturated).",
             ) from None
         except BrokenProcessPool:  # the child died (killed, out of memory): a new one next
             log.error("the monitor process stopped; another starts with the next call")
-            if self._executor is executor:
-                self._executor = None
-            raise
+            await self._stop(executor)
+            raise UnavailableError(
+                "The server's monitor process stopped before it answered.",
+                hint="Retry: another one starts with the next call.",
+            ) from None
 
     async def close(self) -> None:
         """Stop the child at once: a computation in flight (at idle priority on a busy
         machine, seconds) is dropped rather than waited for; its figures are not needed."""
         if self._executor is not None:
-            executor, self._executor = self._executor, None
-            # the executor offers no way to stop a running task (terminate_workers is 3.14)
-            for child in list((getattr(executor, "_processes", None) or {}).values()):
-                child.terminate()
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+            await self._stop(self._executor)
+
+    async def _stop(self, executor: ProcessPoolExecutor) -> None:
+        """Stop ``executor``'s child, and forget it if it is the current one."""
+        if self._executor is executor:
+            self._executor = None
+        # the executor offers no way to stop a running task (terminate_workers is 3.14)
+        for child in list((getattr(executor, "_processes", None) or {}).values()):
+            child.terminate()
+        await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
 
 
-class Lead:
-    """Whether this process computes the monitor passes' statistics: always when it is the
-    server's only process; among ``--workers``, the one holding ``folder/monitor.lock``
-    (taken without waiting; the kernel frees it when its holder exits, and another worker
-    takes it at its next pass)."""
-
-    def __init__(self, folder: str | None) -> None:
-        self.path = None if folder is None else Path(folder) / "monitor.lock"
-        self._handle: IO[bytes] | None = None
-
-    def held(self) -> bool:
-        if self.path is None or self._handle is not None:
-            return True
-        import fcntl
-
-        handle = self.path.open("ab")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            return False
-        self._handle = handle
-        return True
-
-    def close(self) -> None:
-        """Let the lead go (at the server's stop; another worker takes it at its next pass or
-        read)."""
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-
-PEER_WAIT_S = 10.0
-"""How long the lead's child waits on a connected peer (its handshake, its request) before
-it closes the connection: a worker sends at once, so only a stalled peer ever waits that
-long, and it holds a thread no longer."""
-ANSWER_WAIT_S = 120.0
-"""How long a read waits for the monitor process's answer (a worker's, sent to the lead's
-child; the lead's own): the reads take seconds at most, so only a stuck child (a computation
-that never ends) is ever waited on that long, and the read then gets a 503 rather than
-being held for good."""
-PEERS = 32
-"""How many connections the lead's child answers at once (a thread each): a worker holds one
-per read in flight, so more means a stalled or flooding peer, and a further connection is
-closed at once (the worker answers 503, retry)."""
-
-
-class Shared:
-    """The lead worker's monitor process as the other workers reach it: a Unix socket in the
-    workers' private folder (``monitor.sock`` beside the lead's lock), each connection
-    authenticated with the key the server gave its workers (``MONITOR_KEY_ENV``:
-    :mod:`multiprocessing.connection`'s HMAC challenge, before anything is unpickled). Only
-    the reads in :data:`SHARED_READS` are answered; a failure comes back as the exception
-    the lead's child raised (a 404 for an unknown endpoint stays a 404)."""
-
-    def __init__(
-        self,
-        address: str,
-        key: bytes,
-        *,
-        wait_s: float = PEER_WAIT_S,
-        peers: int = PEERS,
-        answer_s: float = ANSWER_WAIT_S,
-    ) -> None:
-        self.address = address
-        self.key = key
-        self.wait_s = wait_s
-        self.peers = peers
-        self.answer_s = answer_s
-
-    @classmethod
-    def among_workers(cls, lead: Lead) -> Shared | None:
-        """The socket of ``lead``'s worker folder, or ``None``: a single-process server, or
-        a key-less one (workers started by something other than ``dockyard serve``)."""
-        key = os.environ.get(MONITOR_KEY_ENV)
-        if lead.path is None or not key:
-            return None
-        address = str(lead.path.with_name("monitor.sock"))
-        if len(address.encode()) > _UNIX_PATH_MAX:  # too long to bind: each worker its own
-            return None
-        return cls(address, key.encode())
-
-    def call(self, over: str, name: str, args: tuple[Any, ...]) -> Any:
-        """Run the computation ``name(monitor, *args)`` over the lead's child's ``over``
-        monitor and return its result (blocking, for ``answer_s`` at most)."""
-        from multiprocessing.connection import Client
-
-        from dockyard.errors import UnavailableError
-
-        try:
-            connection = Client(self.address, family="AF_UNIX", authkey=self.key)
-            with connection:
-                connection.send((over, name, args))
-                if not connection.poll(self.answer_s):
-                    raise UnavailableError(
-                        f"The server's monitor process did not answer within "
-                        f"{self.answer_s:.0f} s.",
-                        hint="Retry later; if it persists, restart the server (the lead "
-                        "worker's monitor process may be stuck).",
-                    )
-                answered, value = connection.recv()
-        except (FileNotFoundError, ConnectionError, EOFError):  # not up yet, or it stopped
-            raise UnavailableError(
-                "The server's monitor process is not running.",
-                hint="Retry in a few seconds: the lead worker starts it (again).",
-            ) from None
-        if not answered:
-            raise value
-        return value
-
-
-MONITOR_KEY_ENV = "DOCKYARD_MONITOR_KEY"
-"""Set by ``dockyard serve --workers N`` for its workers: the key of :class:`Shared`."""
-_UNIX_PATH_MAX = 107
+STUCK_S = 900.0
+"""How long the gauges' refresh waits for the monitor process before it is taken for stuck
+and stopped: a pass takes seconds at idle priority, tens of seconds while the server
+saturates its cores, so a call unanswered this long is one that will not end (a hung
+read, a computation that never finishes), and every later call waits behind it."""
 
 
 # --- the computations, on a monitor wherever it runs ----------------------------------------
@@ -463,78 +373,7 @@ def _start_child(settings: Settings, sample_rows: int, shared: Shared | None = N
     _CHILD["whole"] = Monitor(registry, store, policies=deployments)
     load_libraries()
     if shared is not None:
-        threading.Thread(target=_answer_workers, args=(shared,), daemon=True).start()
-
-
-def _answer_workers(shared: Shared) -> None:
-    """Accept the other workers' connections on ``shared``'s socket (a stale one, left by a
-    lead that died, is replaced), each authenticated and answered on a thread of its own, so
-    that a peer stalling in the handshake holds up no one else (and its thread for at most
-    ``shared.wait_s``); past ``shared.peers`` connections at once, a new one is closed."""
-    from multiprocessing.connection import Listener
-
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(shared.address)
-    slots = threading.BoundedSemaphore(shared.peers)
-    with Listener(shared.address, family="AF_UNIX") as listener:  # the key: per connection
-        while True:
-            try:
-                connection = listener.accept()
-            except OSError:
-                continue
-            if not slots.acquire(blocking=False):
-                log.warning("refused a connection to the monitor process: %d open", shared.peers)
-                connection.close()
-                continue
-            threading.Thread(target=_answer, args=(connection, shared, slots), daemon=True).start()
-
-
-def _wait_at_most(connection: Any, seconds: float) -> None:
-    """Make every blocking read on ``connection`` give up after ``seconds`` (``SO_RCVTIMEO``
-    on its socket: the read then fails with an ``OSError``, which closes the connection)."""
-    whole = int(seconds)
-    limit = struct.pack("ll", whole, int((seconds - whole) * 1e6))
-    with socket.socket(fileno=os.dup(connection.fileno())) as view:  # the same socket
-        view.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
-
-
-def _answer(connection: Any, shared: Shared, slots: threading.BoundedSemaphore) -> None:
-    """Answer one worker's reads until it closes the connection, once it has shown it holds
-    the key (the challenge both ways, before anything it sends is unpickled)."""
-    from multiprocessing import AuthenticationError
-    from multiprocessing.connection import answer_challenge, deliver_challenge
-
-    with connection, _releasing(slots):
-        try:
-            _wait_at_most(connection, shared.wait_s)
-            deliver_challenge(connection, shared.key)
-            answer_challenge(connection, shared.key)
-        except (AuthenticationError, EOFError, OSError) as exc:
-            log.warning("refused a connection to the monitor process: %s", exc)
-            return
-        while True:
-            try:
-                over, name, args = connection.recv()
-            except (EOFError, OSError, ValueError):  # a message of another shape
-                return
-            try:
-                if over != "whole" or name not in SHARED_READS:
-                    raise ValueError(f"{name!r} is not a read the monitor process answers")
-                answer: tuple[bool, Any] = (True, _in_child(over, name, *args))
-            except Exception as exc:  # the caller's error to raise (a 404 stays a 404)
-                answer = (False, exc)
-            try:
-                connection.send(answer)
-            except Exception as exc:  # an exception that does not pickle: its text
-                connection.send((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
-
-
-@contextlib.contextmanager
-def _releasing(slots: threading.BoundedSemaphore) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        slots.release()
+        threading.Thread(target=answer_workers, args=(shared, _in_child), daemon=True).start()
 
 
 def _exit_with(parent: int) -> None:
@@ -564,8 +403,6 @@ COMPUTATIONS: dict[str, Callable[..., Any]] = {
     f.__name__: f for f in (gauges, report, drift, performance)
 }
 """What the child computes, by name (a function is sent by name, the child's monitor used)."""
-SHARED_READS = frozenset({"report", "drift", "performance"})
-"""What the lead's child computes for the other workers (:class:`Shared`)."""
 
 
 def _in_child(over: str, name: str, *args: Any) -> Any:
@@ -575,11 +412,9 @@ def _in_child(over: str, name: str, *args: Any) -> Any:
 
 
 __all__ = [
-    "MONITOR_KEY_ENV",
+    "STUCK_S",
     "InProcess",
-    "Lead",
     "MonitorProcess",
-    "Shared",
     "Statistics",
     "drift",
     "export",

@@ -150,7 +150,8 @@ def _monitoring(
     from dockyard.monitoring.predictions import PredictionLog
     from dockyard.monitoring.service import Monitor
     from dockyard.server.background import Watcher
-    from dockyard.server.monitor_process import InProcess, Lead, MonitorProcess, Statistics
+    from dockyard.server.monitor_process import InProcess, MonitorProcess, Statistics
+    from dockyard.server.monitor_workers import Lead
 
     prediction_log = PredictionLog(
         store,
