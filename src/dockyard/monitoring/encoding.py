@@ -191,10 +191,9 @@ def _run_table(run: list[Chunk]) -> pa.Table:
         columns["classes"] = _nulls(total, pa.string())
     first = run[0].inputs
     if isinstance(first, np.ndarray):
-        stacked = joined([part.inputs for part in run])
-        features = stacked.shape[1]
+        by_column = _by_column([part.inputs for part in run])  # each column zero-copy
+        features = len(by_column)
         input_names = source.columns or tuple(f"x{i}" for i in range(features))
-        by_column = np.ascontiguousarray(stacked.T)  # one copy; each column zero-copy
         for index, name in enumerate(input_names[:features]):
             columns[INPUT_PREFIX + name] = numbers(by_column[index])
     else:
@@ -202,6 +201,28 @@ def _run_table(run: list[Chunk]) -> pa.Table:
             parts = [part.inputs[name] for part in run]
             columns[INPUT_PREFIX + name] = parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
     return pa.table(columns)
+
+
+TRANSPOSED_ROWS = 2048
+"""Rows turned column-major at a time (:func:`_by_column`): ~320 KiB of 20 float64
+features, which stays in the CPU's cache while it is read once per feature."""
+
+
+def _by_column(parts: list[Any]) -> np.ndarray[Any, Any]:
+    """The parts' rows (matrices of one dtype and width) as one ``(features, rows)``
+    C-contiguous array, in one copy made block by block. A tall matrix transposed in one
+    call is read once per feature, each time from memory once it is past the cache: a
+    table pass of 60,000 rows x 20 spent 30-70 ms on the event loop there (the parts
+    joined first, then transposed), at 100-row requests' volume."""
+    total = sum(len(part) for part in parts)
+    out = np.empty((parts[0].shape[1], total), parts[0].dtype)
+    offset = 0
+    for part in parts:
+        for start in range(0, len(part), TRANSPOSED_ROWS):
+            block = part[start : start + TRANSPOSED_ROWS]
+            out[:, offset : offset + len(block)] = block.T
+            offset += len(block)
+    return out
 
 
 def failures_table(failures: list[Failure]) -> pa.Table:

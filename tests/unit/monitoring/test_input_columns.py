@@ -13,7 +13,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from dockyard.monitoring.encoding import _input_array, _input_columns, _input_frame
+from dockyard.monitoring.encoding import (
+    TRANSPOSED_ROWS,
+    _by_column,
+    _input_array,
+    _input_columns,
+    _input_frame,
+)
 from dockyard.monitoring.records import Source
 from dockyard.schema.validation import FrameColumns
 
@@ -103,3 +109,19 @@ def test_frame_columns_are_logged_as_their_dataframe_is(case: str) -> None:
         assert list(logged) == list(names) == list(expected)
         for name, array in logged.items():
             assert array.equals(expected[name]), (name, array, expected[name])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+def test_matrix_inputs_become_their_columns_whatever_the_parts_sizes(dtype: Any) -> None:
+    """A table pass's numeric inputs, rows of several conversion slices, are turned
+    column-major block by block: the same columns as joining them and transposing once,
+    blocks and parts of any size."""
+    rng = np.random.default_rng(3)
+    sizes = [1, TRANSPOSED_ROWS - 1, TRANSPOSED_ROWS, 2 * TRANSPOSED_ROWS + 5, 7]
+    parts = [(rng.normal(size=(n, 3)) * 100).astype(dtype) for n in sizes]
+
+    columns = _by_column(parts)
+
+    assert columns.dtype == dtype
+    assert columns.flags.c_contiguous
+    np.testing.assert_array_equal(columns, np.concatenate(parts).T)
