@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.errors import UnavailableError
 from dockyard.server.monitor_workers import ANSWER_WAIT_S, Lead, Shared, answer_workers
-from dockyard.server.priority import idle_initializer, idle_processes
+from dockyard.server.priority import idle_initializer, idle_processes, pool_processes
 
 if TYPE_CHECKING:
     from dockyard.deploy.controller import RolloutController
@@ -260,7 +260,7 @@ class MonitorProcess(Statistics):
         if self._executor is executor:
             self._executor = None
         # the executor offers no way to stop a running task (terminate_workers is 3.14)
-        for child in list((getattr(executor, "_processes", None) or {}).values()):
+        for child in pool_processes(executor):
             child.terminate()
         await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
 

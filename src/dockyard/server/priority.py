@@ -35,7 +35,7 @@ def idle_processes(executor: Any) -> None:
     of CPU, ``benchmarks/helper_start.py``); this leaves it only the moments between its
     start and this call. Best effort: a process already gone, or a platform without
     ``SCHED_IDLE``, is left to its initializer."""
-    for process in list((getattr(executor, "_processes", None) or {}).values()):
+    for process in pool_processes(executor):
         if process.pid is None:
             continue
         try:
@@ -43,6 +43,12 @@ def idle_processes(executor: Any) -> None:
         except (AttributeError, OSError):
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, process.pid, NICENESS)
+
+
+def pool_processes(executor: Any) -> list[Any]:
+    """A process pool's processes as they are now (``ProcessPoolExecutor`` offers no public
+    way to reach them; none once it is shut down)."""
+    return list((getattr(executor, "_processes", None) or {}).values())
 
 
 def idle_initializer(
@@ -62,4 +68,4 @@ def _idle_then(payload: bytes) -> None:
     initializer(*args)
 
 
-__all__ = ["NICENESS", "idle_initializer", "idle_processes", "run_when_idle"]
+__all__ = ["NICENESS", "idle_initializer", "idle_processes", "pool_processes", "run_when_idle"]

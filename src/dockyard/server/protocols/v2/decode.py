@@ -71,7 +71,7 @@ from dockyard.server.protocols.v2.tensors import (
     shaped,
 )
 
-__all__ = ["BinaryHeaders", "decode_request"]
+__all__ = ["decode_request"]
 
 _RESERVED = frozenset({"priority", "timeout", "headers", "binary_data_output"})
 _RESERVED_PREFIXES = ("sequence_", "triton_")
