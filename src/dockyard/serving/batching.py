@@ -60,6 +60,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from threading import get_ident
 from typing import Any, Generic, TypeVar
 
 from dockyard.errors import DockyardError, PayloadTooLargeError, UnavailableError
@@ -170,6 +171,7 @@ class Batcher(Generic[In, Out]):
         self._wakeup: asyncio.Handle | None = None
         self._timed = False  # whether _wakeup is a max_wait timer
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = 0  # the thread _loop was bound in: running there, it runs submit
         self._closed = False
         self._drained: asyncio.Future[None] | None = None
 
@@ -221,9 +223,11 @@ class Batcher(Generic[In, Out]):
         )
         if refusal is not None:
             raise self._refusal(rows, refusal)
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._bind(loop)
+        loop = self._loop
+        if loop is None or get_ident() != self._thread or not loop.is_running():
+            loop = asyncio.get_running_loop()  # a system call (getpid) on Python 3.11
+            if loop is not self._loop:
+                self._bind(loop)
         request: _Request[In, Out] = _Request(item, rows, loop.create_future(), loop.time())
         self._queue.append(request)
         self._queued_rows += rows
@@ -273,6 +277,7 @@ class Batcher(Generic[In, Out]):
         if self._running is not None or self._queue:
             raise RuntimeError("This Batcher is busy on another event loop.")
         self._loop = loop
+        self._thread = get_ident()
 
     def _schedule(self, loop: asyncio.AbstractEventLoop, *, now: bool) -> None:
         """Arrange the next dispatch; nothing is running and no wakeup is pending."""

@@ -594,6 +594,28 @@ def test_an_idle_batcher_can_serve_a_new_event_loop(executor: ThreadPoolExecutor
     assert (first, second) == (2, 3)
 
 
+def test_a_batcher_bound_to_a_loop_running_in_another_thread_moves_to_this_one_when_idle(
+    executor: ThreadPoolExecutor,
+) -> None:
+    batcher: Batcher[int, int] = Batcher(
+        lambda items: [item + 1 for item in items], BatchPolicy(), executor=executor
+    )
+    other = asyncio.new_event_loop()
+    thread = threading.Thread(target=other.run_forever, daemon=True)
+    thread.start()
+    try:
+        first = asyncio.run_coroutine_threadsafe(batcher.submit(1, 1), other).result(20)
+        assert other.is_running()
+        second = run(batcher.submit(2, 1))  # this thread's loop, while the other runs on
+        third = asyncio.run_coroutine_threadsafe(batcher.submit(3, 1), other).result(20)
+    finally:
+        other.call_soon_threadsafe(other.stop)
+        thread.join(20)
+        other.close()
+
+    assert (first, second, third) == (2, 3, 4)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"max_batch_size": 0}, {"max_wait_ms": -1.0}, {"max_queue_rows": 0}, {"max_queue_wait_ms": 0}],
