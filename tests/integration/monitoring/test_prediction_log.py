@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ import pytest
 
 from _pandas import values
 from dockyard.errors import InvalidRequestError
+from dockyard.monitoring import predictions
 from dockyard.monitoring.encoding import to_table
 from dockyard.monitoring.feedback import parse_feedback, record_feedback
 from dockyard.monitoring.predictions import PredictionLog
@@ -161,6 +163,45 @@ def test_slices_become_tables_in_one_pass_and_only_tables_are_written(tmp_path: 
     assert frame.loc["q1", "prediction"] == "1"
     assert frame.loc["q1", "input.a"] == 1.0
     assert set(frame.loc[[*first, *second], "version"]) == {"1.2.0"}
+
+
+def test_a_table_pass_comes_early_once_the_chunks_hold_tabulate_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # at a high volume a pass over 0.2 s of rows held the event loop for milliseconds
+    monkeypatch.setattr(predictions, "TABULATE_INTERVAL_S", 3600.0)
+    monkeypatch.setattr(predictions, "TABULATE_ROWS", 5)
+    store = MonitoringStore(str(tmp_path / "m"))
+    log = PredictionLog(store)
+    _numeric(log, 3, prefix="a")
+    log.convert()
+    assert log.flush(convert=False) == 0  # 3 rows: no pass yet
+    _numeric(log, 3, prefix="b")
+    log.convert()
+    assert log.flush(convert=False) == 6  # 6 rows: the pass came
+    _numeric(log, 4, prefix="c")
+    log.convert()
+    assert log.flush(convert=False) == 0  # the count started over
+    assert log.buffered == 4
+
+
+def test_a_server_log_imports_arrows_kernels_at_start_not_in_its_first_table_pass(
+    tmp_path: Path,
+) -> None:
+    # the import takes ~30 ms; in the first pass it held the event loop that long
+    code = (
+        "import sys\n"
+        "from dockyard.monitoring.predictions import PredictionLog\n"
+        "from dockyard.monitoring.store import MonitoringStore\n"
+        f"log = PredictionLog(MonitoringStore({str(tmp_path / 'm')!r}))\n"
+        "before = 'pyarrow.compute' in sys.modules\n"
+        "log.start(converting=True)\n"
+        "print(before, 'pyarrow.compute' in sys.modules)\n"
+        "log.close()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]
 
 
 def test_a_full_buffer_drops_and_counts_and_never_blocks(tmp_path: Path) -> None:
