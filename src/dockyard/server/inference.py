@@ -63,6 +63,7 @@ class InferencePlane:
         self._ids = itertools.count()
         self._shadows: set[asyncio.Task[None]] = set()
         self.binary_headers = v2.BinaryHeaders()  # the binary requests' headers, decoded once
+        self.json_numbers = v2.JsonNumbers()  # JSON of many floats, read by simdjson
 
     def new_request_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids):010x}"
@@ -157,6 +158,7 @@ class InferencePlane:
                 content_encoding=headers.get("content-encoding"),
                 max_body_bytes=self.max_body_bytes,
                 headers=self.binary_headers,
+                numbers=self.json_numbers,
             )
             request_id = request.id or request_id
             if model is None:

@@ -31,6 +31,10 @@ Policies:
   ``triton_*``), which are accepted as they come. Only ``binary_data_output`` (request),
   ``binary_data_size`` (input) and ``binary_data`` (requested output) are interpreted; the rest
   are passed on untouched. Unknown top-level keys (``model_name`` from kserve) are ignored.
+* **Many floats.** Given a :class:`JsonNumbers`, a JSON body of 4 KiB or more whose inputs
+  are FP32/FP64 tensors of plain numbers is read by simdjson, each ``data`` array copied to
+  numpy in one step; it takes only what the path below accepts unchanged, and gives what it
+  gives.
 * **Headers decoded lately.** A client's binary requests repeat one JSON header; given a
   :class:`BinaryHeaders`, a header it holds is not parsed again, only the binary part read
   (and checked) as that header lays it out. It holds at most 32 headers of up to 16 KiB,
@@ -59,6 +63,7 @@ from dockyard.server.protocols.v2.fast import (
     column_block,
     plain_floats,
 )
+from dockyard.server.protocols.v2.json_numbers import JsonNumbers
 from dockyard.server.protocols.v2.tensors import (
     DATATYPES,
     NO_PARAMETERS,
@@ -99,6 +104,7 @@ def decode_request(
     content_encoding: str | None = None,
     max_body_bytes: int | None = None,
     headers: BinaryHeaders | None = None,
+    numbers: JsonNumbers | None = None,
 ) -> InferRequest:
     """Decode an inference request body; raise :class:`InvalidRequestError` if malformed.
 
@@ -106,7 +112,8 @@ def decode_request(
     tensor extension) and counts bytes of the decompressed body. ``content_encoding`` is the
     ``Content-Encoding`` header; the body inflates to at most ``max_body_bytes``. With
     ``headers``, a binary request whose JSON header was decoded lately skips decoding it
-    again (:class:`BinaryHeaders`).
+    again (:class:`BinaryHeaders`); with ``numbers``, a JSON request of many floats is read
+    by simdjson when it takes it (:class:`JsonNumbers`).
     """
     if content_encoding:
         body = _inflate(body, content_encoding, max_body_bytes)
@@ -126,6 +133,10 @@ def decode_request(
             known = headers.decode(header, binary)
             if known is not None:
                 return known
+    elif numbers is not None:
+        bulk = numbers.decode(body)
+        if bulk is not None:
+            return bulk
     document = _parse_json(view)
     if type(document) is not dict:
         raise invalid(

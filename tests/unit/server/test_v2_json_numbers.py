@@ -1,0 +1,203 @@
+"""JSON requests of many floats, read by simdjson (``v2.JsonNumbers``): what it takes it
+decodes exactly as the full decoder does, and what it does not take goes the whole way and
+is refused as before."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dockyard.errors import InvalidRequestError
+from dockyard.server.protocols.v2 import InferRequest, JsonNumbers, decode_request
+from dockyard.server.protocols.v2.json_numbers import SMALL_BYTES
+
+X = np.random.default_rng(7).normal(size=(100, 20))
+
+
+def _tensor(data: Any, shape: list[Any], datatype: str = "FP64", **extra: Any) -> bytes:
+    item = {"name": "input-0", "shape": shape, "datatype": datatype, "data": data, **extra}
+    return json.dumps({"inputs": [item]}).encode()
+
+
+def _columns(datatypes: list[str], shape: list[int], nested: bool = False) -> bytes:
+    inputs = [
+        {
+            "name": f"x{i}",
+            "shape": shape,
+            "datatype": datatype,
+            "data": [[v] for v in X[:, i].tolist()] if nested else X[:, i].tolist(),
+        }
+        for i, datatype in enumerate(datatypes)
+    ]
+    return json.dumps({"inputs": inputs}).encode()
+
+
+def _with(position: tuple[int, int], value: Any) -> list[list[Any]]:
+    rows: list[list[Any]] = X.tolist()
+    rows[position[0]][position[1]] = value
+    return rows
+
+
+TAKEN = {
+    "2-D, one array a row": _tensor(X.tolist(), [100, 20]),
+    "2-D, flat": _tensor(X.ravel().tolist(), [100, 20]),
+    "2-D FP32": _tensor(X.tolist(), [100, 20], "FP32"),
+    "integers in FP64": _tensor((X * 100).astype(int).tolist(), [100, 20]),
+    "integers past int64, within uint64": _tensor(_with((0, 0), 2**64 - 1), [100, 20]),
+    "an id, and brackets in it and a name": json.dumps(
+        {
+            "id": "a[b]",
+            "inputs": [
+                {"name": "in[0]", "shape": [100, 20], "datatype": "FP64", "data": X.tolist()}
+            ],
+        }
+    ).encode(),
+    "indented": json.dumps(
+        {
+            "inputs": [
+                {"name": "input-0", "shape": [100, 20], "datatype": "FP64", "data": X.tolist()}
+            ]
+        },
+        indent=2,
+    ).encode(),
+    "rows of uneven length, the count right": _tensor(
+        [X.ravel()[:1500].tolist(), X.ravel()[1500:].tolist()], [2000]
+    ),
+    "-0.0, the least subnormal, the largest double": _tensor(
+        [-0.0, 5e-324, 1.7976931348623157e308, *X.ravel()[3:].tolist()], [2000]
+    ),
+    "columns": _columns(["FP64"] * 20, [100]),
+    "columns [rows, 1]": _columns(["FP64"] * 20, [100, 1]),
+    "columns [rows, 1], one array a row": _columns(["FP64"] * 20, [100, 1], nested=True),
+    "columns of FP32 and FP64": _columns(["FP32", "FP64"] * 10, [100]),
+}
+
+REFUSED_BY_BOTH = {
+    "an array in a row": _tensor(_with((3, 4), [0.5]), [100, 20]),
+    "an array among flat values": _tensor([[0.5], *X.ravel()[1:].tolist()], [100, 20]),
+    "a value among rows": _tensor([1.0, *X.tolist()[1:]], [100, 20]),
+    "a value among rows, the arrays' count made up deeper": _tensor(
+        [X.ravel()[:1997].tolist(), 3.0, [[4.0]]], [1999]
+    ),
+    "true": _tensor(_with((0, 0), True), [100, 20]),
+    "a string": _tensor(_with((0, 0), "1"), [100, 20]),
+    "too few values": _tensor(X.tolist(), [100, 21]),
+    "FP32 overflow": _tensor((X * 1e300).tolist(), [100, 20], "FP32"),
+    "a float in the shape": _tensor(X.tolist(), [100.0, 20]),
+    "true in the shape": _tensor(X.ravel().tolist(), [True, 2000]),
+    "an empty name": json.dumps(
+        {"inputs": [{"name": "", "shape": [100, 20], "datatype": "FP64", "data": X.tolist()}]}
+    ).encode(),
+    "a name twice": json.dumps(
+        {
+            "inputs": [
+                {"name": "x", "shape": [100], "datatype": "FP64", "data": X[:, i].tolist()}
+                for i in range(2)
+            ]
+        }
+    ).encode(),
+    "not an object": json.dumps([X.tolist()]).encode(),
+    "data twice, no datatype": b'{"inputs": [{"name": "input-0", "shape": [100, 20], "data": '
+    + json.dumps(X.tolist()).encode()
+    + b', "data": '
+    + json.dumps(X.tolist()).encode()
+    + b"}]}",
+}
+
+DECODED_THE_WHOLE_WAY = {
+    "null (NaN)": _tensor(_with((0, 0), None), [100, 20]),
+    "a NaN literal": _tensor(_with((0, 0), float("nan")), [100, 20]),
+    "an integer past 64 bits": _tensor(_with((0, 0), 10**30), [100, 20]),
+    "parameters": _tensor(X.tolist(), [100, 20], parameters={"a": 1}),
+    "INT64": _tensor((X * 100).astype(int).tolist(), [100, 20], "INT64"),
+    "three dimensions": _tensor(X.reshape(10, 10, 20).tolist(), [10, 10, 20]),
+    "requested outputs": json.dumps(
+        {
+            "inputs": [
+                {"name": "input-0", "shape": [100, 20], "datatype": "FP64", "data": X.tolist()}
+            ],
+            "outputs": [{"name": "predict"}],
+        }
+    ).encode(),
+    "data twice (the last wins)": b'{"inputs": [{"name": "input-0", "shape": [100, 20], '
+    + b'"datatype": "FP64", "data": [], "data": '
+    + json.dumps(X.tolist()).encode()
+    + b"}]}",
+    "a key twice": b'{"inputs": [], "inputs": '
+    + json.dumps(
+        [{"name": "input-0", "shape": [100, 20], "datatype": "FP64", "data": X.tolist()}]
+    ).encode()
+    + b"}",
+}
+
+
+def _same(fast: InferRequest, full: InferRequest) -> None:
+    assert (fast.id, fast.outputs, dict(fast.parameters), fast.binary_output) == (
+        full.id,
+        full.outputs,
+        dict(full.parameters),
+        full.binary_output,
+    )
+    assert type(fast.inputs) is type(full.inputs)
+    assert len(fast.inputs) == len(full.inputs)
+    for mine, theirs in zip(fast.inputs, full.inputs, strict=True):
+        assert (mine.name, mine.datatype, mine.shape) == (
+            theirs.name,
+            theirs.datatype,
+            theirs.shape,
+        )
+        assert dict(mine.parameters) == dict(theirs.parameters)
+        assert mine.data.dtype == theirs.data.dtype
+        assert mine.data.shape == theirs.data.shape
+        assert np.array_equal(mine.data, theirs.data, equal_nan=True)
+        assert np.signbit(mine.data).tolist() == np.signbit(theirs.data).tolist()
+
+
+@pytest.mark.parametrize("body", TAKEN.values(), ids=TAKEN.keys())
+def test_what_it_takes_decodes_as_the_full_decoder_does(body: bytes) -> None:
+    fast = JsonNumbers().decode(body)
+
+    assert fast is not None
+    _same(fast, decode_request(body))
+    _same(decode_request(body, numbers=JsonNumbers()), decode_request(body))
+
+
+@pytest.mark.parametrize("body", REFUSED_BY_BOTH.values(), ids=REFUSED_BY_BOTH.keys())
+def test_a_malformed_request_goes_the_whole_way_and_gets_the_same_400(body: bytes) -> None:
+    assert JsonNumbers().decode(body) is None
+    with pytest.raises(InvalidRequestError) as full:
+        decode_request(body)
+    with pytest.raises(InvalidRequestError) as through:
+        decode_request(body, numbers=JsonNumbers())
+
+    assert through.value.to_dict() == full.value.to_dict()
+
+
+@pytest.mark.parametrize("body", DECODED_THE_WHOLE_WAY.values(), ids=DECODED_THE_WHOLE_WAY.keys())
+def test_what_it_leaves_is_decoded_the_whole_way(body: bytes) -> None:
+    assert JsonNumbers().decode(body) is None
+    _same(decode_request(body, numbers=JsonNumbers()), decode_request(body))
+
+
+def test_a_small_body_is_left_to_orjson() -> None:
+    body = _tensor(X[:1].tolist(), [1, 20])
+
+    assert len(body) < SMALL_BYTES
+    assert JsonNumbers().decode(body) is None
+
+
+def test_one_parser_decodes_request_after_request_and_keeps_no_values() -> None:
+    numbers = JsonNumbers()
+    first = numbers.decode(_tensor(X.tolist(), [100, 20]))
+    assert numbers.decode(_tensor(_with((0, 0), "x"), [100, 20])) is None  # a failed one
+    second = numbers.decode(_tensor((X * 2).tolist(), [100, 20]))
+
+    assert first is not None
+    assert second is not None
+    assert np.array_equal(first.inputs[0].data, X)
+    assert np.array_equal(second.inputs[0].data, X * 2)
+    first.inputs[0].data[0, 0] = 123.0  # the values are the request's own
+    assert second.inputs[0].data[0, 0] == X[0, 0] * 2
