@@ -173,6 +173,12 @@ class Validator:
             "details.problems lists every problem."
         )
 
+    @property
+    def numeric(self) -> NumericRows | None:
+        """The fast path :meth:`validate` tries first for an all-numeric signature served as
+        an array (``None`` for any other): what it takes, :meth:`validate` returns as is."""
+        return self._numeric
+
     def validate(self, data: Any, *, as_columns: bool = False) -> ValidatedInput:
         """Check ``data`` and return it rebuilt; raise :class:`SchemaValidationError` if not.
 

@@ -63,7 +63,7 @@ class InferencePlane:
         self._ids = itertools.count()
         self._shadows: set[asyncio.Task[None]] = set()
         self.binary_headers = v2.BinaryHeaders()  # the binary requests' headers, decoded once
-        self.json_numbers = v2.JsonNumbers()  # JSON of many floats, read by simdjson
+        self.json_numbers = v2.JsonNumbers()  # JSON of many numbers, read by simdjson
 
     def new_request_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids):010x}"
@@ -107,10 +107,20 @@ class InferencePlane:
             endpoint = self.endpoint(name)
             if len(endpoint.routes) == 1:
                 model = endpoint.routes[0][0]
-            payload, data = v1.decode_request(body)
-            if model is None:
-                model = endpoint.choose(key=_sticky_key(endpoint, headers, payload, data))
-            model_input, rows, notes = model.prepare(data)
+            # many rows of numbers: read by simdjson into the array the numeric path takes
+            # (None: the body is decoded and validated as it came, errors named as before)
+            prepared = None
+            if model is not None and not endpoint.shadows:
+                found = self.json_numbers.v1_rows(body)
+                if found is not None:
+                    prepared = model.prepare_rows(found)
+            if prepared is None:
+                payload, data = v1.decode_request(body)
+                if model is None:
+                    model = endpoint.choose(key=_sticky_key(endpoint, headers, payload, data))
+                prepared = model.prepare(data)
+            assert model is not None  # the only route, or the one chosen
+            model_input, rows, notes = prepared
             prediction = await model.predict(model_input, rows)
             if endpoint.shadows:
                 self.mirror(endpoint, data, request_id, model)

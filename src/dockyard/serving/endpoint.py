@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from dockyard.deploy.spec import Deployment
 from dockyard.errors import SchemaValidationError
@@ -198,6 +199,17 @@ class LiveModel:
                 return array, len(array), ()
         validated = self.validator.validate(data, as_columns=True)
         return validated.data, validated.rows, validated.notes
+
+    def prepare_rows(self, rows: NDArray[np.float64]) -> tuple[Any, int, tuple[str, ...]] | None:
+        """What :meth:`prepare` makes of ``rows`` of plain numbers (a 2-D array read from
+        JSON, where they were integers or floats), when the numeric path takes them as they
+        are; ``None``: the caller validates the request as it came, which names every
+        problem as that shape of it shows them."""
+        numbers = self._numbers
+        if numbers is None and self.validator is not None:
+            numbers = self.validator.numeric
+        array = None if numbers is None else numbers.decode(rows)
+        return None if array is None else (array, len(array), ())
 
     async def predict(self, model_input: Any, rows: int) -> Prediction:
         """Queue for the next batch; the model runs in the executor, or on the loop when

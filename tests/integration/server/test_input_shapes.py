@@ -228,8 +228,13 @@ def problems(response: httpx.Response) -> tuple[str, list[dict[str, Any]]]:
     return body["error"], body["details"]["problems"]
 
 
-def with_value(model: str, row: int, column: int, value: Any) -> Rows:
-    rows = [list(r) for r in CLEAN[model]]
+MANY = {model: rows * 150 for model, rows in CLEAN.items()}
+"""450 rows: bodies past 4 KiB, which the server reads with simdjson (``JsonNumbers``) when
+they are plain numbers, and otherwise decodes the whole way."""
+
+
+def with_value(model: str, row: int, column: int, value: Any, many: bool = False) -> Rows:
+    rows = [list(r) for r in (MANY if many else CLEAN)[model]]
     rows[row][column] = value
     return rows
 
@@ -278,6 +283,28 @@ CASES: dict[str, Callable[[], dict[str, Body]]] = {
     "frame wrong type": lambda: all_shapes("frame", with_value("frame", 0, 0, "abc"), v2=False),
     "twin wrong type": lambda: all_shapes("twin", with_value("twin", 0, 1, "abc"), v2=False),
     "bool": lambda: all_shapes("array", with_value("array", 2, 0, True), v2=False),
+    # the same, in bodies past 4 KiB
+    "many clean": lambda: {
+        label: body for model in COLUMNS for label, body in all_shapes(model, MANY[model]).items()
+    },
+    "many null": lambda: {
+        **all_shapes("array", with_value("array", 301, 2, None, many=True), v2=False),
+        **all_shapes("array", with_value("array", 301, 2, math.nan, many=True), v1=False),
+    },
+    "many fraction": lambda: {
+        **all_shapes("frame", with_value("frame", 302, 1, 52.5, many=True), v2=False),
+        **dict(
+            v2_shapes(
+                "frame", FRAME_COLUMNS, with_value("frame", 302, 1, 52.5, many=True), ["FP64"] * 2
+            ).items()
+        ),
+    },
+    "many wrong type": lambda: all_shapes(
+        "array", with_value("array", 300, 1, "abc", many=True), v2=False
+    ),
+    "many bool": lambda: all_shapes(
+        "array", with_value("array", 302, 0, True, many=True), v2=False
+    ),
 }
 
 
@@ -294,19 +321,21 @@ def replies(home: Path) -> dict[str, dict[str, httpx.Response]]:
     return out
 
 
+@pytest.mark.parametrize("case", ["clean", "many clean"])
 @pytest.mark.parametrize("model", list(COLUMNS))
 def test_every_shape_gets_the_same_predictions_and_probabilities(
-    replies: dict[str, dict[str, httpx.Response]], fitted: dict[str, Any], model: str
+    replies: dict[str, dict[str, httpx.Response]], fitted: dict[str, Any], model: str, case: str
 ) -> None:
-    got = {k: answers(r) for k, r in replies["clean"].items() if k.startswith(f"{model} ")}
+    got = {k: answers(r) for k, r in replies[case].items() if k.startswith(f"{model} ")}
     assert len(got) == 7
     first_label, (predictions, probabilities) = next(iter(got.items()))
     # the model's own answers on the DataFrame (or array) it was fitted on
     estimator, data, _ = fitted[model]
+    sent = MANY[model] if case == "many clean" else CLEAN[model]
     rows = (
-        np.asarray(CLEAN[model])
+        np.asarray(sent)
         if model == "array"
-        else pd.DataFrame(CLEAN[model], columns=COLUMNS[model]).astype(data.dtypes)
+        else pd.DataFrame(sent, columns=COLUMNS[model]).astype(data.dtypes)
     )
     assert predictions == estimator.predict(rows).tolist()
     np.testing.assert_allclose(probabilities, estimator.predict_proba(rows), rtol=1e-5, atol=1e-6)
@@ -329,6 +358,10 @@ def test_every_shape_gets_the_same_predictions_and_probabilities(
         "frame wrong type",
         "twin wrong type",
         "bool",
+        "many null",
+        "many fraction",
+        "many wrong type",
+        "many bool",
     ],
 )
 def test_every_shape_gets_the_same_400_listing_the_same_problems(

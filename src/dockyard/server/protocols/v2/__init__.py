@@ -12,10 +12,10 @@ floats read by simdjson in :mod:`~dockyard.server.protocols.v2.json_numbers`); r
 :mod:`~dockyard.server.protocols.v2.metadata`. Each module states its policies at the top.
 """
 
+from dockyard.server.protocols.json_numbers import JsonNumbers
 from dockyard.server.protocols.v2.binary import BinaryHeaders
 from dockyard.server.protocols.v2.decode import decode_request
 from dockyard.server.protocols.v2.encode import datatype_of, encode_response
-from dockyard.server.protocols.v2.json_numbers import JsonNumbers
 from dockyard.server.protocols.v2.metadata import model_metadata, server_metadata
 from dockyard.server.protocols.v2.tabular import tabular_input
 from dockyard.server.protocols.v2.tensors import (

@@ -55,6 +55,7 @@ import orjson
 from numpy.typing import NDArray
 
 from dockyard.errors import PayloadTooLargeError
+from dockyard.server.protocols.json_numbers import JsonNumbers, Tensors
 from dockyard.server.protocols.v2.binary import HEADER_BYTES, BinaryHeaders, binary_tensor
 from dockyard.server.protocols.v2.fast import (
     BULK,
@@ -63,7 +64,6 @@ from dockyard.server.protocols.v2.fast import (
     column_block,
     plain_floats,
 )
-from dockyard.server.protocols.v2.json_numbers import JsonNumbers
 from dockyard.server.protocols.v2.tensors import (
     DATATYPES,
     NO_PARAMETERS,
@@ -134,9 +134,9 @@ def decode_request(
             if known is not None:
                 return known
     elif numbers is not None:
-        bulk = numbers.decode(body)
-        if bulk is not None:
-            return bulk
+        found = numbers.v2_request(body)
+        if found is not None:
+            return InferRequest(found.id, _numbers_inputs(found), (), NO_PARAMETERS, False)
     document = _parse_json(view)
     if type(document) is not dict:
         raise invalid(
@@ -194,6 +194,26 @@ def _inputs(inputs: list[Any], binary: memoryview | None) -> tuple[Tensor, ...] 
             hint="Check each input's binary_data_size and Inference-Header-Content-Length.",
         )
     return tuple(tensors)
+
+
+def _numbers_inputs(found: Tensors) -> tuple[Tensor, ...] | ColumnBlock:
+    """What :func:`_inputs` makes of the inputs :class:`JsonNumbers` read: one
+    :class:`ColumnBlock` for several columns of one float datatype and one shape ``[rows]``
+    or ``[rows, 1]``, a tensor each otherwise."""
+    names, datatypes, shapes = found.names, found.datatypes, found.shapes
+    first = shapes[0]
+    if (
+        len(names) > 1
+        and first[0] >= 1
+        and (len(first) == 1 or first[1] == 1)
+        and shapes.count(first) == len(shapes)
+        and datatypes.count(datatypes[0]) == len(datatypes)
+    ):
+        return ColumnBlock(tuple(names), datatypes[0], first, np.stack(found.values, axis=1))
+    return tuple(
+        Tensor(name, datatype, dims, shaped(flat, dims, name), NO_PARAMETERS)
+        for name, datatype, dims, flat in zip(names, datatypes, shapes, found.values, strict=True)
+    )
 
 
 def _decode_input(

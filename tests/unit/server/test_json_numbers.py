@@ -1,6 +1,6 @@
-"""JSON requests of many floats, read by simdjson (``v2.JsonNumbers``): what it takes it
-decodes exactly as the full decoder does, and what it does not take goes the whole way and
-is refused as before."""
+"""v2 JSON requests of many floats, read by simdjson (``v2.JsonNumbers``): what it takes
+decodes exactly as the full decoder decodes it, and what it does not take goes the whole way
+and is refused as before."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from dockyard.errors import InvalidRequestError
+from dockyard.server.protocols.json_numbers import SMALL_BYTES
 from dockyard.server.protocols.v2 import InferRequest, JsonNumbers, decode_request
-from dockyard.server.protocols.v2.json_numbers import SMALL_BYTES
 
 X = np.random.default_rng(7).normal(size=(100, 20))
 
@@ -158,16 +158,13 @@ def _same(fast: InferRequest, full: InferRequest) -> None:
 
 @pytest.mark.parametrize("body", TAKEN.values(), ids=TAKEN.keys())
 def test_what_it_takes_decodes_as_the_full_decoder_does(body: bytes) -> None:
-    fast = JsonNumbers().decode(body)
-
-    assert fast is not None
-    _same(fast, decode_request(body))
+    assert JsonNumbers().v2_request(body) is not None
     _same(decode_request(body, numbers=JsonNumbers()), decode_request(body))
 
 
 @pytest.mark.parametrize("body", REFUSED_BY_BOTH.values(), ids=REFUSED_BY_BOTH.keys())
 def test_a_malformed_request_goes_the_whole_way_and_gets_the_same_400(body: bytes) -> None:
-    assert JsonNumbers().decode(body) is None
+    assert JsonNumbers().v2_request(body) is None
     with pytest.raises(InvalidRequestError) as full:
         decode_request(body)
     with pytest.raises(InvalidRequestError) as through:
@@ -178,7 +175,7 @@ def test_a_malformed_request_goes_the_whole_way_and_gets_the_same_400(body: byte
 
 @pytest.mark.parametrize("body", DECODED_THE_WHOLE_WAY.values(), ids=DECODED_THE_WHOLE_WAY.keys())
 def test_what_it_leaves_is_decoded_the_whole_way(body: bytes) -> None:
-    assert JsonNumbers().decode(body) is None
+    assert JsonNumbers().v2_request(body) is None
     _same(decode_request(body, numbers=JsonNumbers()), decode_request(body))
 
 
@@ -186,18 +183,62 @@ def test_a_small_body_is_left_to_orjson() -> None:
     body = _tensor(X[:1].tolist(), [1, 20])
 
     assert len(body) < SMALL_BYTES
-    assert JsonNumbers().decode(body) is None
+    assert JsonNumbers().v2_request(body) is None
 
 
 def test_one_parser_decodes_request_after_request_and_keeps_no_values() -> None:
     numbers = JsonNumbers()
-    first = numbers.decode(_tensor(X.tolist(), [100, 20]))
-    assert numbers.decode(_tensor(_with((0, 0), "x"), [100, 20])) is None  # a failed one
-    second = numbers.decode(_tensor((X * 2).tolist(), [100, 20]))
+    first = decode_request(_tensor(X.tolist(), [100, 20]), numbers=numbers)
+    with pytest.raises(InvalidRequestError):  # a failed one between
+        decode_request(_tensor(_with((0, 0), "x"), [100, 20]), numbers=numbers)
+    second = decode_request(_tensor((X * 2).tolist(), [100, 20]), numbers=numbers)
 
-    assert first is not None
-    assert second is not None
     assert np.array_equal(first.inputs[0].data, X)
     assert np.array_equal(second.inputs[0].data, X * 2)
     first.inputs[0].data[0, 0] = 123.0  # the values are the request's own
     assert second.inputs[0].data[0, 0] == X[0, 0] * 2
+
+
+# -- v1 rows --------------------------------------------------------------------------------
+
+
+def _instances(rows: Any, **extra: Any) -> bytes:
+    return json.dumps({"instances": rows, **extra}).encode()
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [X.tolist(), (X * 100).astype(int).tolist(), [[*row[:-1], 2**64 - 1] for row in X.tolist()]],
+    ids=["floats", "integers", "an integer past int64, within uint64"],
+)
+def test_v1_rows_of_plain_numbers_are_their_array(rows: list[list[Any]]) -> None:
+    found = JsonNumbers().v1_rows(_instances(rows))
+
+    assert found is not None
+    assert found.dtype == np.float64
+    np.testing.assert_array_equal(found, np.array(rows, dtype=np.float64), strict=True)
+
+
+V1_LEFT = {
+    "records": _instances(
+        [dict(zip("abcdefghijklmnopqrst", row, strict=True)) for row in X.tolist()]
+    ),
+    "an array in a row": _instances(_with((3, 4), [0.5])),
+    "an array in a row, the row one value short": _instances(
+        [*X.tolist()[:3], [*X.tolist()[3][:18], [0.5, 0.25]], *X.tolist()[4:]]
+    ),
+    "rows of two lengths": _instances([*X.tolist()[:-1], X.tolist()[-1][:-1]]),
+    "a value among rows": _instances([1.0, *X.tolist()[1:]]),
+    "null": _instances(_with((0, 0), None)),
+    "true": _instances(_with((0, 0), True)),
+    "a string": _instances(_with((0, 0), "1")),
+    "an integer past 64 bits": _instances(_with((0, 0), 10**30)),
+    "another key": _instances(X.tolist(), sticky="user-1"),
+    "columns": json.dumps({"inputs": {f"x{i}": X[:, i].tolist() for i in range(20)}}).encode(),
+    "small": _instances(X[:2].tolist()),
+}
+
+
+@pytest.mark.parametrize("body", V1_LEFT.values(), ids=V1_LEFT.keys())
+def test_anything_else_in_v1_is_left_to_the_whole_way(body: bytes) -> None:
+    assert JsonNumbers().v1_rows(body) is None
