@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from _v2 import assert_same_request
 from dockyard.errors import InvalidRequestError
 from dockyard.server.protocols.json_numbers import SMALL_BYTES
-from dockyard.server.protocols.v2 import InferRequest, JsonNumbers, decode_request
+from dockyard.server.protocols.v2 import JsonNumbers, decode_request
 
 X = np.random.default_rng(7).normal(size=(100, 20))
 
@@ -134,32 +135,10 @@ DECODED_THE_WHOLE_WAY = {
 }
 
 
-def _same(fast: InferRequest, full: InferRequest) -> None:
-    assert (fast.id, fast.outputs, dict(fast.parameters), fast.binary_output) == (
-        full.id,
-        full.outputs,
-        dict(full.parameters),
-        full.binary_output,
-    )
-    assert type(fast.inputs) is type(full.inputs)
-    assert len(fast.inputs) == len(full.inputs)
-    for mine, theirs in zip(fast.inputs, full.inputs, strict=True):
-        assert (mine.name, mine.datatype, mine.shape) == (
-            theirs.name,
-            theirs.datatype,
-            theirs.shape,
-        )
-        assert dict(mine.parameters) == dict(theirs.parameters)
-        assert mine.data.dtype == theirs.data.dtype
-        assert mine.data.shape == theirs.data.shape
-        assert np.array_equal(mine.data, theirs.data, equal_nan=True)
-        assert np.signbit(mine.data).tolist() == np.signbit(theirs.data).tolist()
-
-
 @pytest.mark.parametrize("body", TAKEN.values(), ids=TAKEN.keys())
 def test_what_it_takes_decodes_as_the_full_decoder_does(body: bytes) -> None:
     assert JsonNumbers().v2_request(body) is not None
-    _same(decode_request(body, numbers=JsonNumbers()), decode_request(body))
+    assert_same_request(decode_request(body, numbers=JsonNumbers()), decode_request(body))
 
 
 @pytest.mark.parametrize("body", REFUSED_BY_BOTH.values(), ids=REFUSED_BY_BOTH.keys())
@@ -176,7 +155,7 @@ def test_a_malformed_request_goes_the_whole_way_and_gets_the_same_400(body: byte
 @pytest.mark.parametrize("body", DECODED_THE_WHOLE_WAY.values(), ids=DECODED_THE_WHOLE_WAY.keys())
 def test_what_it_leaves_is_decoded_the_whole_way(body: bytes) -> None:
     assert JsonNumbers().v2_request(body) is None
-    _same(decode_request(body, numbers=JsonNumbers()), decode_request(body))
+    assert_same_request(decode_request(body, numbers=JsonNumbers()), decode_request(body))
 
 
 def test_a_small_body_is_left_to_orjson() -> None:

@@ -11,6 +11,7 @@ import orjson
 import pytest
 import tritonclient.http as triton
 
+from _v2 import assert_same_request
 from dockyard.errors import InvalidRequestError
 from dockyard.server.protocols import v2
 from dockyard.server.protocols.v2.binary import HEADER_BYTES
@@ -27,26 +28,6 @@ def _triton(inputs: Inputs, **kwargs: Any) -> tuple[bytes, int]:
         tensors.append(tensor)
     body, length = triton.InferenceServerClient.generate_request_body(tensors, **kwargs)
     return body, length
-
-
-def _same(got: v2.InferRequest, expected: v2.InferRequest) -> None:
-    assert (got.id, got.outputs, got.binary_output) == (
-        expected.id,
-        expected.outputs,
-        expected.binary_output,
-    )
-    assert dict(got.parameters) == dict(expected.parameters)
-    assert type(got.inputs) is type(expected.inputs)
-    assert len(got.inputs) == len(expected.inputs)
-    for mine, theirs in zip(got.inputs, expected.inputs, strict=True):
-        assert (mine.name, mine.datatype, mine.shape) == (
-            theirs.name,
-            theirs.datatype,
-            theirs.shape,
-        )
-        assert dict(mine.parameters) == dict(theirs.parameters)
-        assert mine.data.dtype == theirs.data.dtype
-        np.testing.assert_array_equal(mine.data, theirs.data)  # NaN equals NaN
 
 
 def _columns(values: np.ndarray[Any, Any], datatype: str = "FP64") -> Inputs:
@@ -97,7 +78,7 @@ def test_a_header_decoded_before_gives_what_decoding_it_whole_gives(case: str) -
     first, second, kwargs = _requests()[case]
     headers = v2.BinaryHeaders()
     body, length = _triton(first, **kwargs)
-    _same(
+    assert_same_request(
         v2.decode_request(body, header_length=length, headers=headers),
         v2.decode_request(body, header_length=length),
     )
@@ -105,8 +86,8 @@ def test_a_header_decoded_before_gives_what_decoding_it_whole_gives(case: str) -
     assert again[:again_length] == body[:length]  # one header, other values
     remembered = headers.decode(again[:again_length], memoryview(again)[again_length:])
     assert remembered is not None
-    _same(remembered, v2.decode_request(again, header_length=again_length))
-    _same(
+    assert_same_request(remembered, v2.decode_request(again, header_length=again_length))
+    assert_same_request(
         v2.decode_request(again, header_length=again_length, headers=headers),
         v2.decode_request(again, header_length=again_length),
     )
