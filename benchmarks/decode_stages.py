@@ -10,9 +10,9 @@ does). The body is one row of 20 FP64 features, as ``shapes.py`` sends it. With
 see the machine in the same states; pin it with ``taskset -c 1`` for steadier figures.
 
 ``--bulk`` measures 100-row requests instead, as they are and with five of the 20 features
-0/1 flags (one-hot or indicator columns): validating v1 row arrays and records, decoding a
-v2 JSON 2-D tensor and one tensor per column (as the server does: with ``v2.JsonNumbers``
-in a tree that has it).
+0/1 flags (one-hot or indicator columns): validating v1 row arrays and records; decoding
+and validating v1 row arrays and columns, and decoding a v2 JSON 2-D tensor and one tensor
+per column, as the server does (with ``JsonNumbers`` in a tree that has it).
 
 Run:  taskset -c 1 .venv/bin/python benchmarks/decode_stages.py [--before /tmp/before/src]
       [--bulk]
@@ -140,7 +140,7 @@ def measure_bulk(calls: int, repeats: int) -> dict[str, float]:
     import pandas as pd
 
     from dockyard.schema import Validator, infer_signature
-    from dockyard.server.protocols import v2
+    from dockyard.server.protocols import v1, v2
 
     rng = np.random.default_rng(0)
     names = [f"x{i}" for i in range(FEATURES)]
@@ -153,8 +153,18 @@ def measure_bulk(calls: int, repeats: int) -> dict[str, float]:
             sample, layout="array", predictions=np.zeros(50), classes=None, has_proba=False
         )
     )
-    # as the server decodes: JSON of many floats read by simdjson, in trees that have it
+    # as the server decodes: JSON of many numbers read by simdjson, in trees that have it
     extra = {"numbers": v2.JsonNumbers()} if hasattr(v2, "JsonNumbers") else {}
+
+    def v1_in(body: bytes) -> Any:
+        """A v1 body decoded and validated as the server does it."""
+        if extra and validator.numeric is not None:
+            found = extra["numbers"].v1_values(body)
+            array = None if found is None else validator.numeric.decode(found)
+            if array is not None:
+                return array
+        return validator.validate(v1.decode_request(body)[1])
+
     figures: dict[str, float] = {}
     for label, data in (("100 rows", values), ("100 rows, 5 flag columns", flagged)):
         rows = data.tolist()
@@ -165,9 +175,13 @@ def measure_bulk(calls: int, repeats: int) -> dict[str, float]:
             for i, n in enumerate(names)
         ]
         per_column, two_d = (orjson.dumps({"inputs": inputs}) for inputs in (columns, tensor))
+        v1_rows = orjson.dumps({"instances": rows})
+        v1_columns = orjson.dumps({"inputs": {n: data[:, i].tolist() for i, n in enumerate(names)}})
         stages: dict[str, Callable[[], Any]] = {
             "v1 row arrays: validate": lambda rows=rows: validator.validate(rows),
             "v1 records: validate": lambda records=records: validator.validate(records),
+            "v1 row arrays: decode + validate": lambda body=v1_rows: v1_in(body),
+            "v1 columns: decode + validate": lambda body=v1_columns: v1_in(body),
             "v2 JSON 2-D tensor: decode_request": lambda body=two_d: v2.decode_request(
                 body, **extra
             ),

@@ -107,13 +107,13 @@ class InferencePlane:
             endpoint = self.endpoint(name)
             if len(endpoint.routes) == 1:
                 model = endpoint.routes[0][0]
-            # many rows of numbers: read by simdjson into the array the numeric path takes
-            # (None: the body is decoded and validated as it came, errors named as before)
+            # many numbers: read by simdjson into the arrays the numeric path takes (None:
+            # the body is decoded and validated as it came, errors named as before)
             prepared = None
             if model is not None and not endpoint.shadows:
-                found = self.json_numbers.v1_rows(body)
+                found = self.json_numbers.v1_values(body)
                 if found is not None:
-                    prepared = model.prepare_rows(found)
+                    prepared = model.prepare_numbers(found)
             if prepared is None:
                 payload, data = v1.decode_request(body)
                 if model is None:

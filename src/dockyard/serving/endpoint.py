@@ -200,15 +200,17 @@ class LiveModel:
         validated = self.validator.validate(data, as_columns=True)
         return validated.data, validated.rows, validated.notes
 
-    def prepare_rows(self, rows: NDArray[np.float64]) -> tuple[Any, int, tuple[str, ...]] | None:
-        """What :meth:`prepare` makes of ``rows`` of plain numbers (a 2-D array read from
-        JSON, where they were integers or floats), when the numeric path takes them as they
-        are; ``None``: the caller validates the request as it came, which names every
-        problem as that shape of it shows them."""
+    def prepare_numbers(
+        self, values: NDArray[np.float64] | dict[str, NDArray[np.float64]]
+    ) -> tuple[Any, int, tuple[str, ...]] | None:
+        """What :meth:`prepare` makes of plain numbers read from JSON (rows as a 2-D array,
+        or columns by name as 1-D arrays; integers and floats alike), when the numeric path
+        takes them as they are; ``None``: the caller validates the request as it came,
+        which names every problem as that shape of it shows them."""
         numbers = self._numbers
         if numbers is None and self.validator is not None:
             numbers = self.validator.numeric
-        array = None if numbers is None else numbers.decode(rows)
+        array = None if numbers is None else numbers.decode(values)
         return None if array is None else (array, len(array), ())
 
     async def predict(self, model_input: Any, rows: int) -> Prediction:

@@ -190,12 +190,27 @@ def _instances(rows: Any, **extra: Any) -> bytes:
     [X.tolist(), (X * 100).astype(int).tolist(), [[*row[:-1], 2**64 - 1] for row in X.tolist()]],
     ids=["floats", "integers", "an integer past int64, within uint64"],
 )
-def test_v1_rows_of_plain_numbers_are_their_array(rows: list[list[Any]]) -> None:
-    found = JsonNumbers().v1_rows(_instances(rows))
+def test_v1_rows_of_plain_numbers_are_one_array(rows: list[list[Any]]) -> None:
+    found = JsonNumbers().v1_values(_instances(rows))
 
-    assert found is not None
-    assert found.dtype == np.float64
+    assert isinstance(found, np.ndarray)
     np.testing.assert_array_equal(found, np.array(rows, dtype=np.float64), strict=True)
+
+
+def _inputs(columns: dict[str, Any]) -> bytes:
+    return json.dumps({"inputs": columns}).encode()
+
+
+def test_v1_columns_of_plain_numbers_are_an_array_each() -> None:
+    columns = {f"x[{i}]": X[:, i].tolist() for i in range(19)}
+    columns["n"] = (X[:, 19] * 100).astype(int).tolist()
+
+    found = JsonNumbers().v1_values(_inputs(columns))
+
+    assert isinstance(found, dict)
+    assert list(found) == list(columns)
+    for name, values in columns.items():
+        np.testing.assert_array_equal(found[name], np.array(values, dtype=np.float64), strict=True)
 
 
 V1_LEFT = {
@@ -213,11 +228,28 @@ V1_LEFT = {
     "a string": _instances(_with((0, 0), "1")),
     "an integer past 64 bits": _instances(_with((0, 0), 10**30)),
     "another key": _instances(X.tolist(), sticky="user-1"),
-    "columns": json.dumps({"inputs": {f"x{i}": X[:, i].tolist() for i in range(20)}}).encode(),
+    "columns, an array in one": _inputs(
+        {f"x{i}": X[:, i].tolist() if i != 7 else [[0.5], *X[1:, i].tolist()] for i in range(20)}
+    ),
+    "columns of two lengths": _inputs(
+        {f"x{i}": X[: 100 - (i == 3), i].tolist() for i in range(20)}
+    ),
+    "columns, a null in one": _inputs(
+        {f"x{i}": [None, *X[1:, i].tolist()] if i == 2 else X[:, i].tolist() for i in range(20)}
+    ),
+    "columns, a value for a column": _inputs(
+        {"x0": 1.0, **{f"x{i}": X[:, i].tolist() for i in range(1, 20)}}
+    ),
+    "v2 columns": json.dumps(
+        {
+            "inputs": [{"name": "x", "shape": [100], "datatype": "FP64", "data": X[:, 0].tolist()}]
+            * 20
+        }
+    ).encode(),
     "small": _instances(X[:2].tolist()),
 }
 
 
 @pytest.mark.parametrize("body", V1_LEFT.values(), ids=V1_LEFT.keys())
 def test_anything_else_in_v1_is_left_to_the_whole_way(body: bytes) -> None:
-    assert JsonNumbers().v1_rows(body) is None
+    assert JsonNumbers().v1_values(body) is None

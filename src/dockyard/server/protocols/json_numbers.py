@@ -12,10 +12,12 @@ object per value. :class:`JsonNumbers` reads two kinds of body this way:
   row, as many as the shape holds), distinct names: their values, of which the v2 decoder
   (:func:`~dockyard.server.protocols.v2.decode.decode_request`) makes what its full path
   makes.
-* **v1** (:meth:`JsonNumbers.v1_rows`): ``{"instances": [[...], ...]}`` alone, rows of
-  numbers only, all of one length: their 2-D ``float64`` array, which the caller hands to
-  the validator's numeric path (it takes integers and floats alike, as the list path does)
-  and otherwise decodes the body the whole way.
+* **v1** (:meth:`JsonNumbers.v1_values`): ``{"instances": [[...], ...]}`` alone, rows of
+  numbers only, all of one length, as their 2-D ``float64`` array; or ``{"inputs":
+  {"column": [...], ...}}`` alone, columns of numbers only, all of one length, as one 1-D
+  array a column. The caller hands them to the validator's numeric path (which takes
+  integers and floats alike, as it does from lists) and otherwise decodes the body the
+  whole way.
 
 Anything else gets ``None`` and goes the whole way, where it is decoded or refused naming
 what is wrong: ``null`` (NaN), booleans, strings, integers past 64 bits, an FP32 overflow,
@@ -42,7 +44,7 @@ from numpy.typing import NDArray
 if TYPE_CHECKING:
     import simdjson
 
-__all__ = ["SMALL_BYTES", "JsonNumbers", "Tensors"]
+__all__ = ["SMALL_BYTES", "JsonNumbers", "Tensors", "V1Values"]
 
 SMALL_BYTES = 4096
 """Bodies shorter than this are decoded by orjson (a one-row request is ~400–800 bytes)."""
@@ -51,6 +53,8 @@ _REQUEST_KEYS = frozenset({"id", "inputs"})
 _FLOATS = frozenset({"FP32", "FP64"})
 _OPEN = ord("[")
 T = TypeVar("T")
+V1Values = NDArray[np.float64] | dict[str, NDArray[np.float64]]
+"""v1 rows as one 2-D array, or v1 columns as one 1-D array a column (by name)."""
 
 
 class Tensors(NamedTuple):
@@ -76,10 +80,12 @@ class JsonNumbers:
         the module docstring); ``None`` for anything else, to be decoded the whole way."""
         return self._read(body, _request)
 
-    def v1_rows(self, body: bytes) -> NDArray[np.float64] | None:
-        """The rows of ``{"instances": [[...], ...]}`` as one 2-D array, when the body is
-        that and nothing else, rows of plain numbers of one length; ``None`` otherwise."""
-        return self._read(body, _rows)
+    def v1_values(self, body: bytes) -> V1Values | None:
+        """The values of ``{"instances": [[...], ...]}`` (rows of plain numbers of one
+        length) as one 2-D array, or of ``{"inputs": {"column": [...], ...}}`` (columns of
+        plain numbers of one length) as one 1-D array a column, when the body is that and
+        nothing else; ``None`` otherwise."""
+        return cast("V1Values | None", self._read(body, _v1_values))  # a union: mypy joins it
 
     def _read(self, body: bytes, read: Callable[[Any, bytes], T | None]) -> T | None:
         if len(body) < SMALL_BYTES:
@@ -101,12 +107,20 @@ class JsonNumbers:
             return None  # a key missing, a value simdjson cannot give as a double, FP32 overflow
 
 
-def _rows(document: Any, body: bytes) -> NDArray[np.float64] | None:
+def _v1_values(document: Any, body: bytes) -> V1Values | None:
     import simdjson
 
     if type(document) is not simdjson.Object or len(document) != 1:
         return None
-    instances = document["instances"]
+    (key,) = document.keys()
+    if key == "instances":
+        return _rows(document[key], body)
+    return _columns(document[key], body) if key == "inputs" else None
+
+
+def _rows(instances: Any, body: bytes) -> NDArray[np.float64] | None:
+    import simdjson
+
     if type(instances) is not simdjson.Array or not len(instances):
         return None
     widths = [len(row) if type(row) is simdjson.Array else -1 for row in instances]
@@ -117,6 +131,27 @@ def _rows(document: Any, body: bytes) -> NDArray[np.float64] | None:
     if len(flat) != width * len(widths) or _brackets(body) != 1 + len(widths):
         return None  # an array where a number belongs
     return flat.reshape(len(widths), width)
+
+
+def _columns(columns: Any, body: bytes) -> dict[str, NDArray[np.float64]] | None:
+    import simdjson
+
+    if type(columns) is not simdjson.Object or not len(columns):
+        return None
+    names = list(columns.keys())
+    if len(set(names)) != len(names):
+        return None
+    values = {}
+    for name in names:
+        column = columns[name]
+        if type(column) is not simdjson.Array:
+            return None
+        values[name] = np.frombuffer(column.as_buffer(of_type="d"), np.float64)
+    if len({len(column) for column in values.values()}) != 1 or not len(values[names[0]]):
+        return None
+    if _brackets(body) - sum(name.count("[") for name in names) != len(names):
+        return None  # an array where a number belongs
+    return values
 
 
 def _brackets(body: bytes) -> int:
