@@ -12,7 +12,7 @@ import pytest
 
 from _v2 import assert_same_request
 from dockyard.errors import InvalidRequestError
-from dockyard.server.protocols.json_numbers import SMALL_BYTES
+from dockyard.server.protocols.json_numbers import KEPT_BYTES, SMALL_BYTES
 from dockyard.server.protocols.v2 import JsonNumbers, decode_request
 
 X = np.random.default_rng(7).normal(size=(100, 20))
@@ -253,3 +253,21 @@ V1_LEFT = {
 @pytest.mark.parametrize("body", V1_LEFT.values(), ids=V1_LEFT.keys())
 def test_anything_else_in_v1_is_left_to_the_whole_way(body: bytes) -> None:
     assert JsonNumbers().v1_values(body) is None
+
+
+def test_a_parser_that_read_a_body_past_kept_bytes_is_let_go() -> None:
+    # simdjson's buffers grow to a few times the largest document and stay with the parser
+    numbers = JsonNumbers()
+    decode_request(_tensor(X.tolist(), [100, 20]), numbers=numbers)
+    kept = numbers._parser
+    many = np.tile(X, (60, 1))
+    large = _tensor(many.tolist(), [6000, 20])
+    assert len(large) > KEPT_BYTES
+
+    decoded = decode_request(large, numbers=numbers)
+
+    assert kept is not None
+    assert numbers._parser is None
+    np.testing.assert_array_equal(decoded.inputs[0].data, many)
+    assert decode_request(_tensor(X.tolist(), [100, 20]), numbers=numbers) is not None
+    assert numbers._parser is not None
