@@ -49,11 +49,11 @@ __all__ = ["KEPT_BYTES", "SMALL_BYTES", "JsonNumbers", "Tensors", "V1Values"]
 SMALL_BYTES = 4096
 """Bodies shorter than this are decoded by orjson (a one-row request is ~400–800 bytes)."""
 
-_REQUEST_KEYS = frozenset({"id", "inputs"})
 KEPT_BYTES = 1 << 20
 """After a body larger than this the parser is let go: simdjson's buffers grow to a few
 times the largest document read (~22 MiB after a 9.4 MiB body) and stay while it lives."""
 
+_REQUEST_KEYS = frozenset({"id", "inputs"})
 _FLOATS = frozenset({"FP32", "FP64"})
 _OPEN = ord("[")
 T = TypeVar("T")
@@ -99,16 +99,13 @@ class JsonNumbers:
         if self._parser is None:
             self._parser = simdjson.Parser()
         try:
-            document = self._parser.parse(body)
-        except ValueError:  # not JSON simdjson reads (NaN literals, 1e400): the whole way
+            return read(self._parser.parse(body), body)
+        except RuntimeError:  # an integer past 64 bits, or a document of this parser still
+            self._parser = None  # referenced (which would refuse every later one): a new one
             return None
-        except RuntimeError:  # a document of this parser still referenced: start afresh
-            self._parser = simdjson.Parser()
-            return None
-        try:
-            return read(document, body)
-        except (KeyError, TypeError, ValueError, RuntimeError, FloatingPointError):
-            return None  # a key missing, a value simdjson cannot give as a double, FP32 overflow
+        except (KeyError, TypeError, ValueError, FloatingPointError):
+            return None  # not JSON simdjson reads (NaN literals, 1e400), a key missing, a
+            # value that is no double, an FP32 overflow: the whole way
         finally:
             if len(body) > KEPT_BYTES:  # its buffers grew to a few times the body: let go
                 self._parser = None
