@@ -27,6 +27,7 @@ from dockyard.errors import (
 )
 from dockyard.server.http import JSON, Reply, error_reply, id_header
 from dockyard.server.protocols import v1, v2
+from dockyard.server.protocols.json_numbers import JsonNumbers
 
 if TYPE_CHECKING:
     from dockyard.monitoring.predictions import PredictionLog
@@ -63,7 +64,7 @@ class InferencePlane:
         self._ids = itertools.count()
         self._shadows: set[asyncio.Task[None]] = set()
         self.binary_headers = v2.BinaryHeaders()  # the binary requests' headers, decoded once
-        self.json_numbers = v2.JsonNumbers()  # JSON of many numbers, read by simdjson
+        self.json_numbers = JsonNumbers()  # JSON of many numbers (v1 and v2), by simdjson
 
     def new_request_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids):010x}"

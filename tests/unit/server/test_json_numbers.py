@@ -1,6 +1,6 @@
-"""v2 JSON requests of many floats, read by simdjson (``v2.JsonNumbers``): what it takes
-decodes exactly as the full decoder decodes it, and what it does not take goes the whole way
-and is refused as before."""
+"""JSON requests of many numbers, read by simdjson (``JsonNumbers``): what it takes of v2
+decodes exactly as the full decoder decodes it, what it takes of v1 is the values' arrays,
+and what it does not take goes the whole way and is refused as before."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 
 from _v2 import assert_same_request
 from dockyard.errors import InvalidRequestError
-from dockyard.server.protocols.json_numbers import KEPT_BYTES, SMALL_BYTES
-from dockyard.server.protocols.v2 import JsonNumbers, decode_request
+from dockyard.server.protocols.json_numbers import KEPT_BYTES, SMALL_BYTES, JsonNumbers
+from dockyard.server.protocols.v2 import decode_request
 
 X = np.random.default_rng(7).normal(size=(100, 20))
 

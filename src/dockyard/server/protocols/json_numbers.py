@@ -146,7 +146,7 @@ def _columns(columns: Any, body: bytes) -> dict[str, NDArray[np.float64]] | None
     if len(set(names)) != len(names):
         return None
     values = {}
-    for name in names:
+    for name in names:  # not items(): it gives bytes keys and every value as Python lists
         column = columns[name]
         if type(column) is not simdjson.Array:
             return None

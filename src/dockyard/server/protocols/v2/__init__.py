@@ -7,12 +7,12 @@ values handed to the validator as they came: one 2-D tensor as its array, one te
 column as named columns) in :mod:`~dockyard.server.protocols.v2.decode` and
 :mod:`~dockyard.server.protocols.v2.tabular` (the binary extension's data part, and the
 binary headers decoded lately, in :mod:`~dockyard.server.protocols.v2.binary`; JSON of many
-floats read by simdjson in :mod:`~dockyard.server.protocols.v2.json_numbers`); responses encoded in
+floats read by simdjson in :mod:`~dockyard.server.protocols.json_numbers`, shared with v1);
+responses encoded in
 :mod:`~dockyard.server.protocols.v2.encode`; the metadata bodies built in
 :mod:`~dockyard.server.protocols.v2.metadata`. Each module states its policies at the top.
 """
 
-from dockyard.server.protocols.json_numbers import JsonNumbers
 from dockyard.server.protocols.v2.binary import BinaryHeaders
 from dockyard.server.protocols.v2.decode import decode_request
 from dockyard.server.protocols.v2.encode import datatype_of, encode_response
@@ -32,7 +32,6 @@ __all__ = [
     "BinaryHeaders",
     "ColumnBlock",
     "InferRequest",
-    "JsonNumbers",
     "OutputTensor",
     "RequestedOutput",
     "Tensor",
