@@ -11,8 +11,9 @@ see the machine in the same states; pin it with ``taskset -c 1`` for steadier fi
 
 ``--bulk`` measures 100-row requests instead, as they are and with five of the 20 features
 0/1 flags (one-hot or indicator columns): validating v1 row arrays and records; decoding
-and validating v1 row arrays and columns, and decoding a v2 JSON 2-D tensor and one tensor
-per column, as the server does (with ``JsonNumbers`` in a tree that has it).
+and validating v1 row arrays, columns and records, and decoding a v2 JSON 2-D tensor and
+one tensor per column, as the server does (with ``JsonNumbers`` in a tree that has it, and
+the model's columns for records where it takes them).
 
 Run:  taskset -c 1 .venv/bin/python benchmarks/decode_stages.py [--before /tmp/before/src]
       [--bulk]
@@ -161,10 +162,17 @@ def measure_bulk(calls: int, repeats: int) -> dict[str, float]:
     except ImportError:  # a tree before it
         extra = {}
 
+    names = tuple(names)
+    try:  # records read by msgspec given the model's columns, in trees that have it
+        extra and extra["numbers"].v1_values(b"{}", names)
+        columns_named: tuple[tuple[str, ...], ...] = (names,)
+    except TypeError:
+        columns_named = ()
+
     def v1_in(body: bytes) -> Any:
         """A v1 body decoded and validated as the server does it."""
         if extra and validator.numeric is not None:
-            found = extra["numbers"].v1_values(body)
+            found = extra["numbers"].v1_values(body, *columns_named)
             array = None if found is None else validator.numeric.decode(found)
             if array is not None:
                 return array
@@ -181,12 +189,14 @@ def measure_bulk(calls: int, repeats: int) -> dict[str, float]:
         ]
         per_column, two_d = (orjson.dumps({"inputs": inputs}) for inputs in (columns, tensor))
         v1_rows = orjson.dumps({"instances": rows})
+        v1_records = orjson.dumps({"instances": records})
         v1_columns = orjson.dumps({"inputs": {n: data[:, i].tolist() for i, n in enumerate(names)}})
         stages: dict[str, Callable[[], Any]] = {
             "v1 row arrays: validate": lambda rows=rows: validator.validate(rows),
             "v1 records: validate": lambda records=records: validator.validate(records),
             "v1 row arrays: decode + validate": lambda body=v1_rows: v1_in(body),
             "v1 columns: decode + validate": lambda body=v1_columns: v1_in(body),
+            "v1 records: decode + validate": lambda body=v1_records: v1_in(body),
             "v2 JSON 2-D tensor: decode_request": lambda body=two_d: v2.decode_request(
                 body, **extra
             ),

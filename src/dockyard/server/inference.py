@@ -108,11 +108,11 @@ class InferencePlane:
             endpoint = self.endpoint(name)
             if len(endpoint.routes) == 1:
                 model = endpoint.routes[0][0]
-            # many numbers: read by simdjson into the arrays the numeric path takes (None:
+            # many numbers: read straight into the arrays the numeric path takes (None:
             # the body is decoded and validated as it came, errors named as before)
             prepared = None
             if model is not None and not endpoint.shadows:
-                found = self.json_numbers.v1_values(body)
+                found = self.json_numbers.v1_values(body, model.record_columns)
                 if found is not None:
                     prepared = model.prepare_numbers(found)
             if prepared is None:

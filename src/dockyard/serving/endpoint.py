@@ -143,6 +143,13 @@ class LiveModel:
         self.classes = list(classes) if classes is not None else None
         self.has_proba = bool(predictor.has_proba)
         self._numbers, self._feed = numeric_feed(self.signature, predictor)
+        # plain numbers read from JSON (prepare_numbers): the DataFrame model's, else the
+        # validator's numeric path; records are read as its columns
+        numbers = self._numbers
+        if numbers is None and self.validator is not None:
+            numbers = self.validator.numeric
+        self._plain_numbers = numbers
+        self.record_columns = None if numbers is None else self.column_names
         self._both = getattr(predictor, "predict_with_proba", None) if self.has_proba else None
         # combine the requests, call the model once, cut the answer back by request (a
         # failing request is retried alone, so only it fails)
@@ -203,13 +210,12 @@ class LiveModel:
     def prepare_numbers(
         self, values: NDArray[np.float64] | dict[str, NDArray[np.float64]]
     ) -> tuple[Any, int, tuple[str, ...]] | None:
-        """What :meth:`prepare` makes of plain numbers read from JSON (rows as a 2-D array,
-        or columns by name as 1-D arrays; integers and floats alike), when the numeric path
+        """What :meth:`prepare` makes of plain numbers read from JSON (rows, or records read
+        as :attr:`record_columns`, as a 2-D array, or columns by name as 1-D arrays;
+        integers and floats alike), when the numeric path
         takes them as they are; ``None``: the caller validates the request as it came,
         which names every problem as that shape of it shows them."""
-        numbers = self._numbers
-        if numbers is None and self.validator is not None:
-            numbers = self.validator.numeric
+        numbers = self._plain_numbers
         array = None if numbers is None else numbers.decode(values)
         return None if array is None else (array, len(array), ())
 

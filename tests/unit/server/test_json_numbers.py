@@ -255,6 +255,82 @@ def test_anything_else_in_v1_is_left_to_the_whole_way(body: bytes) -> None:
     assert JsonNumbers().v1_values(body) is None
 
 
+NAMES = tuple(f"x[{i}]" for i in range(20))  # names need not be Python identifiers
+
+
+def _records(rows: list[list[Any]], **extra: Any) -> bytes:
+    return _instances([dict(zip(NAMES, row, strict=True)) for row in rows], **extra)
+
+
+def _record_with(row: int, change: dict[str, Any]) -> bytes:
+    records = [dict(zip(NAMES, values, strict=True)) for values in X.tolist()]
+    records[row] = {key: value for key, value in {**records[row], **change}.items() if value != ...}
+    return _instances(records)
+
+
+def test_v1_records_are_left_unparsed_without_the_columns() -> None:
+    # each row an object, which simdjson reads one key at a time: not even asked
+    numbers = JsonNumbers()
+
+    assert numbers.v1_values(_records(X.tolist())) is None
+    assert numbers._parser is None
+    assert numbers.v1_values(_instances(X.tolist())) is not None
+
+
+RECORDS_TAKEN = {
+    "floats": (X.tolist(), X),
+    "integers": ((X * 100).astype(int).tolist(), (X * 100).astype(int).astype(np.float64)),
+    "signed zeros, subnormals, large": (
+        _with((0, 0), -0.0)[:1] + [[5e-324, -9.2e18, *X[1, 2:].tolist()]] * 99,
+        np.array([[-0.0, *X[0, 1:]]] + [[5e-324, -9.2e18, *X[1, 2:]]] * 99),
+    ),
+}
+
+
+@pytest.mark.parametrize(("rows", "expected"), RECORDS_TAKEN.values(), ids=RECORDS_TAKEN.keys())
+def test_v1_records_of_the_columns_are_one_array_in_their_order(
+    rows: list[list[Any]], expected: np.ndarray[Any, Any]
+) -> None:
+    found = JsonNumbers().v1_values(_records(rows), NAMES[::-1])
+
+    assert isinstance(found, np.ndarray)
+    np.testing.assert_array_equal(found, expected[:, ::-1], strict=True)
+    assert (np.signbit(found) == np.signbit(expected[:, ::-1])).all()
+
+
+def test_v1_records_may_list_their_columns_in_any_order() -> None:
+    records = [dict(reversed(list(zip(NAMES, row, strict=True)))) for row in X.tolist()]
+
+    found = JsonNumbers().v1_values(_instances(records), NAMES)
+
+    np.testing.assert_array_equal(found, X, strict=True)
+
+
+RECORDS_LEFT = {
+    "a column missing": _record_with(3, {NAMES[4]: ...}),
+    "a column more": _record_with(3, {"y": 1.0}),
+    "true": _record_with(0, {NAMES[0]: True}),
+    "null": _record_with(0, {NAMES[0]: None}),
+    "a string": _record_with(0, {NAMES[0]: "1.5"}),
+    "an array for a value": _record_with(0, {NAMES[0]: [1.5]}),
+    "an object for a value": _record_with(0, {NAMES[0]: {"v": 1.5}}),
+    "an integer past 64 bits": _record_with(9, {NAMES[1]: 2**64}),  # orjson refuses it
+    "an integer below int64": _record_with(9, {NAMES[1]: -(2**63) - 1}),
+    "a float past int64 (the whole way takes it)": _record_with(9, {NAMES[1]: 1e300}),
+    "another key": _records(X.tolist(), sticky="user-1"),
+    "an array among records": _instances(
+        [X[0].tolist(), *(dict(zip(NAMES, row, strict=True)) for row in X[1:].tolist())]
+    ),
+    "not JSON": _records(X.tolist())[:-2] + b",]}",
+}
+
+
+@pytest.mark.parametrize("body", RECORDS_LEFT.values(), ids=RECORDS_LEFT.keys())
+def test_anything_else_in_v1_records_is_left_to_the_whole_way(body: bytes) -> None:
+    assert len(body) >= SMALL_BYTES
+    assert JsonNumbers().v1_values(body, NAMES) is None
+
+
 def test_a_parser_that_read_a_body_past_kept_bytes_is_let_go() -> None:
     # simdjson's buffers grow to a few times the largest document and stay with the parser
     numbers = JsonNumbers()

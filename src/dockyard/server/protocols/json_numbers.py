@@ -15,9 +15,15 @@ object per value. :class:`JsonNumbers` reads two kinds of body this way:
 * **v1** (:meth:`JsonNumbers.v1_values`): ``{"instances": [[...], ...]}`` alone, rows of
   numbers only, all of one length, as their 2-D ``float64`` array; or ``{"inputs":
   {"column": [...], ...}}`` alone, columns of numbers only, all of one length, as one 1-D
-  array a column. The caller hands them to the validator's numeric path (which takes
-  integers and floats alike, as it does from lists) and otherwise decodes the body the
-  whole way.
+  array a column; or, given the model's column names, ``{"instances": [{"column": ...},
+  ...]}`` alone, records of exactly those columns and numbers only, as one 2-D array in
+  their order. The caller hands them to the validator's numeric path (which takes integers
+  and floats alike, as it does from lists) and otherwise decodes the body the whole way.
+
+Records are objects, which simdjson reads one key at a time from Python: msgspec decodes
+them instead, into rows of a struct typed for those columns (a float each: it refuses
+``true``, ``null`` and strings as it parses, and any key missing or added), with a Python
+float per value but no dict per record.
 
 Anything else gets ``None`` and goes the whole way, where it is decoded or refused naming
 what is wrong: ``null`` (NaN), booleans, strings, integers past 64 bits, an FP32 overflow,
@@ -29,19 +35,23 @@ count the arrays instead: the body's ``[`` characters, less those inside the str
 must be exactly the arrays the checks saw.
 
 Bodies under :data:`SMALL_BYTES` are left to orjson, which is as fast on a few numbers and
-already loaded: simdjson is imported on the first large body.
+already loaded: simdjson (and msgspec) are imported on the first large body.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from collections.abc import Callable
+from itertools import chain
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
+    import msgspec
     import simdjson
 
 __all__ = ["KEPT_BYTES", "SMALL_BYTES", "JsonNumbers", "Tensors", "V1Values"]
@@ -56,6 +66,9 @@ times the largest document read (~22 MiB after a 9.4 MiB body) and stay while it
 _REQUEST_KEYS = frozenset({"id", "inputs"})
 _FLOATS = frozenset({"FP32", "FP64"})
 _OPEN = ord("[")
+_INT64 = 2.0**63
+_RECORDS = re.compile(rb'\s*\{\s*"instances"\s*:\s*\[\s*\{')
+"""The head of v1 records (msgspec's, given the columns; never simdjson's)."""
 T = TypeVar("T")
 V1Values = NDArray[np.float64] | dict[str, NDArray[np.float64]]
 """v1 rows as one 2-D array, or v1 columns as one 1-D array a column (by name)."""
@@ -84,11 +97,15 @@ class JsonNumbers:
         the module docstring); ``None`` for anything else, to be decoded the whole way."""
         return self._read(body, _request)
 
-    def v1_values(self, body: bytes) -> V1Values | None:
+    def v1_values(self, body: bytes, names: tuple[str, ...] | None = None) -> V1Values | None:
         """The values of ``{"instances": [[...], ...]}`` (rows of plain numbers of one
         length) as one 2-D array, or of ``{"inputs": {"column": [...], ...}}`` (columns of
-        plain numbers of one length) as one 1-D array a column, when the body is that and
-        nothing else; ``None`` otherwise."""
+        plain numbers of one length) as one 1-D array a column, or of ``{"instances":
+        [{"column": number, ...}, ...]}`` (records of exactly the columns ``names``, in any
+        order) as one 2-D array in the order of ``names``, when the body is that and nothing
+        else; ``None`` otherwise (records at once, unparsed, when ``names`` is ``None``)."""
+        if _RECORDS.match(body):
+            return None if names is None or len(body) < SMALL_BYTES else _records(body, names)
         return cast("V1Values | None", self._read(body, _v1_values))  # a union: mypy joins it
 
     def _read(self, body: bytes, read: Callable[[Any, bytes], T | None]) -> T | None:
@@ -156,6 +173,42 @@ def _columns(columns: Any, body: bytes) -> dict[str, NDArray[np.float64]] | None
     if _brackets(body) - sum(name.count("[") for name in names) != len(names):
         return None  # an array where a number belongs
     return values
+
+
+def _records(body: bytes, names: tuple[str, ...]) -> NDArray[np.float64] | None:
+    import msgspec
+
+    try:
+        rows = _records_decoder(names).decode(body).instances
+    except msgspec.MsgspecError:  # not JSON, or not records of these columns' numbers
+        return None
+    if not rows:
+        return None
+    values = chain.from_iterable(map(msgspec.structs.astuple, rows))
+    flat = np.fromiter(values, np.float64, count=len(rows) * len(names))
+    if not (np.abs(flat) < _INT64).all():  # msgspec reads any integer as a float, orjson
+        return None  # refuses one past 64 bits: the whole way decides
+    return flat.reshape(len(rows), len(names))
+
+
+@functools.lru_cache(maxsize=64)
+def _records_decoder(names: tuple[str, ...]) -> msgspec.json.Decoder[Any]:
+    """A decoder of ``{"instances": [...]}`` alone, each record exactly ``names`` (fields
+    named ``f0``, ``f1``, ... encoded as the columns: a column's name need not be a Python
+    identifier), each value a JSON number."""
+    import msgspec
+
+    fields = [f"f{i}" for i in range(len(names))]
+    record = msgspec.defstruct(
+        "Record",
+        [(field, float) for field in fields],
+        rename=dict(zip(fields, names, strict=True)),
+        forbid_unknown_fields=True,
+        gc=False,  # of floats only: no cycles to track
+    )
+    rows = list[record]  # type: ignore[valid-type]  # a class made at run time
+    request = msgspec.defstruct("Records", [("instances", rows)], forbid_unknown_fields=True)
+    return msgspec.json.Decoder(request)
 
 
 def _brackets(body: bytes) -> int:
