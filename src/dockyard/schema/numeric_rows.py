@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
@@ -20,7 +21,7 @@ from dockyard.schema._pandas import dtype_of
 from dockyard.schema.layout import InputLayout
 from dockyard.schema.signature import Signature
 
-__all__ = ["NumericRows", "RecordValues", "array_dtype", "plain_numbers"]
+__all__ = ["ColumnValues", "NumericRows", "RecordValues", "array_dtype", "plain_numbers"]
 
 _EXACT = 2.0**53
 """From here on a float64 no longer holds every integer."""
@@ -29,6 +30,16 @@ _LIST = {list}
 _BULK = 64
 """Values from which rows are converted by numpy in one call (see :func:`plain_numbers`);
 below, numpy's call overhead costs more than the scan it saves."""
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnValues:
+    """Columns of plain numbers read as one block (a JSON reader's): ``block[i]`` holds
+    column ``names[i]``'s values, every column as many."""
+
+    names: tuple[str, ...]
+    block: NDArray[np.float64]
+    """``float64``, one row per column: (columns, rows)."""
 
 
 class RecordValues:
@@ -58,9 +69,9 @@ class RecordValues:
 
 class NumericRows:
     """The validator's fast path for all-numeric signatures (``float64``/``int64`` columns)
-    served as arrays: records, rows, columns (lists or 1-D numeric arrays) and 2-D numeric
-    arrays of plain finite numbers become the model's array (the validator's ``array``
-    dtype) in bulk.
+    served as arrays: records, rows, columns (lists, 1-D numeric arrays or one
+    :class:`ColumnValues` block) and 2-D numeric arrays of plain finite numbers become the
+    model's array (the validator's ``array`` dtype) in bulk.
 
     It takes only what the full path would accept unchanged and returns ``None`` for
     anything else — a missing or extra key, a row of the wrong length, a string, a bool, a
@@ -71,6 +82,7 @@ class NumericRows:
 
     def __init__(self, signature: Signature, dtype: np.dtype[Any]) -> None:
         names = signature.column_names
+        self.names = names
         self.width = len(names)
         self.dtype = dtype
         integers = [i for i, c in enumerate(signature.columns) if c.dtype == "integer"]
@@ -98,6 +110,8 @@ class NumericRows:
         kind = type(data)
         if kind is np.ndarray:
             return self._from_array(data)
+        if kind is ColumnValues:
+            return self._from_block(data)
         if kind is dict:
             if data and type(next(iter(data.values()))) in (list, np.ndarray):
                 return self._from_columns(data)
@@ -171,6 +185,20 @@ class NumericRows:
         if any(kind not in "fiu" or (kind == "u" and size == 8) for kind, size in kinds):
             return None
         return self._from_array(np.column_stack(columns))
+
+    def _from_block(self, columns: ColumnValues) -> NDArray[Any] | None:
+        block = columns.block
+        if columns.names != self.names:  # in another order, or not these columns
+            if len(columns.names) != self.width:  # extra columns: a note
+                return None
+            where = {name: i for i, name in enumerate(columns.names)}
+            try:
+                block = block[[where[name] for name in self.names]]
+            except KeyError:
+                return None
+        if block.ndim != 2 or not block.shape[1]:
+            return None
+        return self._from_floats(np.ascontiguousarray(block.T))
 
     def _from_lists(self, rows: Any) -> NDArray[Any] | None:
         if len(rows) * self.width >= _BULK:

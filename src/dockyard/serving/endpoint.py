@@ -26,7 +26,7 @@ from dockyard.registry.types import Version
 from dockyard.runtimes.base import LoadedModel
 from dockyard.schema import Signature, Validator
 from dockyard.schema.labels import label_text
-from dockyard.schema.numeric_rows import NumericRows
+from dockyard.schema.numeric_rows import ColumnValues, NumericRows
 from dockyard.schema.validation import FrameColumns
 from dockyard.serving.batching import Batcher, BatchPolicy, concat_rows, run_batched
 from dockyard.serving.ranges import OutOfRange, Ranges
@@ -208,11 +208,11 @@ class LiveModel:
         return validated.data, validated.rows, validated.notes
 
     def prepare_numbers(
-        self, values: NDArray[np.float64] | dict[str, NDArray[np.float64]]
+        self, values: NDArray[np.float64] | ColumnValues
     ) -> tuple[Any, int, tuple[str, ...]] | None:
         """What :meth:`prepare` makes of plain numbers read from JSON (rows, or records read
-        as :attr:`record_columns`, as a 2-D array, or columns by name as 1-D arrays;
-        integers and floats alike), when the numeric path
+        as :attr:`record_columns`, as a 2-D array, or columns as one block; integers and
+        floats alike), when the numeric path
         takes them as they are; ``None``: the caller validates the request as it came,
         which names every problem as that shape of it shows them."""
         numbers = self._plain_numbers

@@ -17,7 +17,7 @@ import pytest
 
 from dockyard.errors import SchemaValidationError
 from dockyard.schema import Validator, infer_signature
-from dockyard.schema.numeric_rows import NumericRows, plain_numbers
+from dockyard.schema.numeric_rows import ColumnValues, NumericRows, plain_numbers
 
 
 def _validators(dtypes: dict[str, str], nullable: bool = False) -> tuple[Validator, Validator]:
@@ -240,3 +240,37 @@ def test_columns_are_clean_exactly_when_decode_takes_them(
     assert rows.clean_columns(columns) is clean
     if clean or all(type(c) is np.ndarray and len(c) for c in columns.values()):
         assert (rows.decode(columns) is not None) is clean
+
+
+def test_a_block_of_columns_in_any_order_is_decoded_as_the_same_columns_are() -> None:
+    fast, _ = _validators(MIXED)
+    numeric = fast.numeric
+    assert numeric is not None
+    a, b = [1.5, -0.0, 3.0], [2.0, 4.0, -6.0]
+
+    for names, block in ((("a", "b"), [a, b]), (("b", "a"), [b, a])):
+        got = numeric.decode(ColumnValues(names, np.array(block)))
+        want = numeric.decode({"a": np.array(a), "b": np.array(b)})
+        assert got is not None
+        np.testing.assert_array_equal(got, want, strict=True)
+        assert got.flags.c_contiguous
+        assert np.signbit(got[1, 0])
+
+
+@pytest.mark.parametrize(
+    ("names", "block"),
+    [
+        (("a",), [[1.0, 2.0]]),  # a column missing
+        (("a", "c"), [[1.0, 2.0], [3.0, 4.0]]),  # another column instead
+        (("a", "b", "c"), [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]),  # a column more: a note
+        (("a", "b"), [[1.0, 2.0], [3.5, 4.0]]),  # a fraction in the integer column
+        (("a", "b"), [[np.inf, 2.0], [3.0, 4.0]]),
+        (("a", "b"), np.empty((2, 0))),  # no rows
+    ],
+)
+def test_a_block_the_full_path_would_answer_otherwise_is_left_to_it(
+    names: tuple[str, ...], block: Any
+) -> None:
+    fast, _ = _validators(MIXED)
+    assert fast.numeric is not None
+    assert fast.numeric.decode(ColumnValues(names, np.array(block, dtype=np.float64))) is None

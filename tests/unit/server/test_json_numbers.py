@@ -12,6 +12,7 @@ import pytest
 
 from _v2 import assert_same_request
 from dockyard.errors import InvalidRequestError
+from dockyard.schema.numeric_rows import ColumnValues
 from dockyard.server.protocols.json_numbers import KEPT_BYTES, SMALL_BYTES, JsonNumbers
 from dockyard.server.protocols.v2 import decode_request
 
@@ -201,16 +202,16 @@ def _inputs(columns: dict[str, Any]) -> bytes:
     return json.dumps({"inputs": columns}).encode()
 
 
-def test_v1_columns_of_plain_numbers_are_an_array_each() -> None:
+def test_v1_columns_of_plain_numbers_are_one_block_a_row_a_column() -> None:
     columns = {f"x[{i}]": X[:, i].tolist() for i in range(19)}
     columns["n"] = (X[:, 19] * 100).astype(int).tolist()
 
     found = JsonNumbers().v1_values(_inputs(columns))
 
-    assert isinstance(found, dict)
-    assert list(found) == list(columns)
-    for name, values in columns.items():
-        np.testing.assert_array_equal(found[name], np.array(values, dtype=np.float64), strict=True)
+    assert isinstance(found, ColumnValues)
+    assert found.names == tuple(columns)
+    expected = np.array(list(columns.values()), dtype=np.float64)
+    np.testing.assert_array_equal(found.block, expected, strict=True)
 
 
 V1_LEFT = {
@@ -233,6 +234,9 @@ V1_LEFT = {
     ),
     "columns of two lengths": _inputs(
         {f"x{i}": X[: 100 - (i == 3), i].tolist() for i in range(20)}
+    ),
+    "columns of two lengths, as many values in all": _inputs(
+        {f"x{i}": X[: 100 - (i == 3), i].tolist() + [0.5] * (i == 4) for i in range(20)}
     ),
     "columns, a null in one": _inputs(
         {f"x{i}": [None, *X[1:, i].tolist()] if i == 2 else X[:, i].tolist() for i in range(20)}

@@ -14,11 +14,12 @@ object per value. :class:`JsonNumbers` reads two kinds of body this way:
   makes.
 * **v1** (:meth:`JsonNumbers.v1_values`): ``{"instances": [[...], ...]}`` alone, rows of
   numbers only, all of one length, as their 2-D ``float64`` array; or ``{"inputs":
-  {"column": [...], ...}}`` alone, columns of numbers only, all of one length, as one 1-D
-  array a column; or, given the model's column names, ``{"instances": [{"column": ...},
-  ...]}`` alone, records of exactly those columns and numbers only, as one 2-D array in
-  their order. The caller hands them to the validator's numeric path (which takes integers
-  and floats alike, as it does from lists) and otherwise decodes the body the whole way.
+  {"column": [...], ...}}`` alone, columns of numbers only, all of one length, as one
+  block of them (:class:`~dockyard.schema.numeric_rows.ColumnValues`); or, given the
+  model's column names, ``{"instances": [{"column": ...}, ...]}`` alone, records of
+  exactly those columns and numbers only, as one 2-D array in their order. The caller
+  hands them to the validator's numeric path (which takes integers and floats alike, as
+  it does from lists) and otherwise decodes the body the whole way.
 
 Records are objects, which simdjson reads one key at a time from Python: msgspec decodes
 them instead, into rows of a struct typed for those columns (a float each: it refuses
@@ -50,6 +51,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 import numpy as np
 from numpy.typing import NDArray
 
+from dockyard.schema.numeric_rows import ColumnValues
+
 if TYPE_CHECKING:
     import msgspec
     import simdjson
@@ -70,8 +73,8 @@ _INT64 = 2.0**63
 _RECORDS = re.compile(rb'\s*\{\s*"instances"\s*:\s*\[\s*\{')
 """The head of v1 records (msgspec's, given the columns; never simdjson's)."""
 T = TypeVar("T")
-V1Values = NDArray[np.float64] | dict[str, NDArray[np.float64]]
-"""v1 rows as one 2-D array, or v1 columns as one 1-D array a column (by name)."""
+V1Values = NDArray[np.float64] | ColumnValues
+"""v1 rows (or records) as one 2-D array, or v1 columns as one block, a row a column."""
 
 
 class Tensors(NamedTuple):
@@ -100,7 +103,7 @@ class JsonNumbers:
     def v1_values(self, body: bytes, names: tuple[str, ...] | None = None) -> V1Values | None:
         """The values of ``{"instances": [[...], ...]}`` (rows of plain numbers of one
         length) as one 2-D array, or of ``{"inputs": {"column": [...], ...}}`` (columns of
-        plain numbers of one length) as one 1-D array a column, or of ``{"instances":
+        plain numbers of one length) as one block of them, or of ``{"instances":
         [{"column": number, ...}, ...]}`` (records of exactly the columns ``names``, in any
         order) as one 2-D array in the order of ``names``, when the body is that and nothing
         else; ``None`` otherwise (records at once, unparsed, when ``names`` is ``None``)."""
@@ -154,25 +157,29 @@ def _rows(instances: Any, body: bytes) -> NDArray[np.float64] | None:
     return flat.reshape(len(widths), width)
 
 
-def _columns(columns: Any, body: bytes) -> dict[str, NDArray[np.float64]] | None:
+def _columns(columns: Any, body: bytes) -> ColumnValues | None:
     import simdjson
 
     if type(columns) is not simdjson.Object or not len(columns):
         return None
-    names = list(columns.keys())
+    names = tuple(columns.keys())
     if len(set(names)) != len(names):
         return None
-    values = {}
+    buffers = []
+    lengths = []
     for name in names:  # not items(): it gives bytes keys and every value as Python lists
         column = columns[name]
         if type(column) is not simdjson.Array:
             return None
-        values[name] = np.frombuffer(column.as_buffer(of_type="d"), np.float64)
-    if len({len(column) for column in values.values()}) != 1 or not len(values[names[0]]):
+        lengths.append(len(column))
+        buffers.append(column.as_buffer(of_type="d"))
+    rows = lengths[0]
+    if not rows or lengths.count(rows) != len(lengths):
         return None
     if _brackets(body) - sum(name.count("[") for name in names) != len(names):
-        return None  # an array where a number belongs
-    return values
+        return None  # an array where a number belongs (so each column holds its len values)
+    flat = np.frombuffer(b"".join(buffers), np.float64)  # one copy, one array
+    return ColumnValues(names, flat.reshape(len(names), rows))
 
 
 def _records(body: bytes, names: tuple[str, ...]) -> NDArray[np.float64] | None:
