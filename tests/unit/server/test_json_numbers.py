@@ -87,6 +87,23 @@ REFUSED_BY_BOTH = {
     "true": _tensor(_with((0, 0), True), [100, 20]),
     "a string": _tensor(_with((0, 0), "1"), [100, 20]),
     "too few values": _tensor(X.tolist(), [100, 21]),
+    "columns a value short and a value more, as many in all": json.dumps(
+        {
+            "inputs": [
+                {"name": "a", "shape": [100], "datatype": "FP64", "data": X[:99, 0].tolist()},
+                {"name": "b", "shape": [100], "datatype": "FP64", "data": [*X[:, 1], 0.5]},
+                {"name": "c", "shape": [1], "datatype": "FP64", "data": [0.5]},
+            ]
+        }
+    ).encode(),
+    "rows a row short and a row more, as many in all": json.dumps(
+        {
+            "inputs": [
+                {"name": "a", "shape": [50, 20], "datatype": "FP64", "data": X[:49].tolist()},
+                {"name": "b", "shape": [50, 20], "datatype": "FP64", "data": X[49:].tolist()},
+            ]
+        }
+    ).encode(),
     "FP32 overflow": _tensor((X * 1e300).tolist(), [100, 20], "FP32"),
     "a float in the shape": _tensor(X.tolist(), [100.0, 20]),
     "true in the shape": _tensor(X.ravel().tolist(), [True, 2000]),
@@ -212,6 +229,7 @@ def test_v1_columns_of_plain_numbers_are_one_block_a_row_a_column() -> None:
     assert found.names == tuple(columns)
     expected = np.array(list(columns.values()), dtype=np.float64)
     np.testing.assert_array_equal(found.block, expected, strict=True)
+    assert found.block.flags.writeable  # the request's own, as numpy's from lists would be
 
 
 V1_LEFT = {

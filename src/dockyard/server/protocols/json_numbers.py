@@ -45,8 +45,9 @@ import functools
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import chain
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -77,7 +78,8 @@ V1Values = NDArray[np.float64] | ColumnValues
 """v1 rows (or records) as one 2-D array, or v1 columns as one block, a row a column."""
 
 
-class Tensors(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Tensors:
     """A v2 request's id and inputs as :meth:`JsonNumbers.v2_request` read them: each
     input's flat values, in its datatype (the v2 decoder makes its tensors of them)."""
 
@@ -86,6 +88,9 @@ class Tensors(NamedTuple):
     datatypes: list[str]
     shapes: list[tuple[int, ...]]
     values: list[NDArray[Any]]
+    flat: NDArray[np.float64]
+    """Every input's values one after another, as read (``values`` are its pieces, or
+    their ``float32`` copies): several FP64 columns of one length are one reshape of it."""
 
 
 class JsonNumbers:
@@ -178,7 +183,7 @@ def _columns(columns: Any, body: bytes) -> ColumnValues | None:
         return None
     if _brackets(body) - sum(name.count("[") for name in names) != len(names):
         return None  # an array where a number belongs (so each column holds its len values)
-    flat = np.frombuffer(b"".join(buffers), np.float64)  # one copy, one array
+    flat = np.frombuffer(bytearray().join(buffers), np.float64)  # one copy, writable
     return ColumnValues(names, flat.reshape(len(names), rows))
 
 
@@ -242,7 +247,8 @@ def _request(document: Any, body: bytes) -> Tensors | None:
     names: list[str] = []
     datatypes: list[str] = []
     shapes: list[tuple[int, ...]] = []
-    values: list[np.ndarray[Any, Any]] = []
+    buffers = []
+    ends = [0]
     for item in inputs:
         if type(item) is not simdjson.Object:
             return None
@@ -253,29 +259,48 @@ def _request(document: Any, body: bytes) -> Tensors | None:
             return None
         if type(shape) is not simdjson.Array or type(data) is not simdjson.Array:
             return None
-        listed = shape.as_list()
-        if not 1 <= len(listed) <= 2 or any(type(dim) is not int or dim < 0 for dim in listed):
+        dims = _dims(shape.as_list())
+        if dims is None:
             return None
-        dims = cast("tuple[int, ...]", tuple(listed))
-        flat = np.frombuffer(data.as_buffer(of_type="d"), np.float64)
-        if len(flat) != math.prod(dims):
-            return None
-        arrays += 2  # its "shape" and "data"
+        size = math.prod(dims)
+        buffer = data.as_buffer(of_type="d")  # every number in it, nested arrays flattened
         if len(data) and type(data[0]) is simdjson.Array:  # one array a row
             rows = [type(row) is simdjson.Array for row in data]
-            if not all(rows):
+            if not all(rows) or memoryview(buffer).nbytes != 8 * size:
                 return None
             arrays += len(rows)
-        if datatype == "FP32":
-            with np.errstate(over="raise"):
-                flat = flat.astype(np.float32)
+        elif len(data) != size:  # numbers only (no other array: counted below)
+            return None
+        arrays += 2  # its "shape" and "data"
         names.append(name)
         datatypes.append(datatype)
         shapes.append(dims)
-        values.append(flat)
+        buffers.append(buffer)
+        ends.append(ends[-1] + size)
         texts.append(name)
     if len(set(names)) != len(names):
         return None
     if _brackets(body) - sum(text.count("[") for text in texts) != arrays:
         return None  # an array where the checks above saw none
-    return Tensors(request_id, names, datatypes, shapes, values)
+    joined = buffers[0] if len(buffers) == 1 else bytearray().join(buffers)
+    flat = np.frombuffer(joined, np.float64)  # one writable copy of every value
+    if len(flat) != ends[-1]:
+        return None
+    values: list[NDArray[Any]] = [flat[ends[i] : ends[i + 1]] for i in range(len(names))]
+    for i, datatype in enumerate(datatypes):
+        if datatype == "FP32":
+            with np.errstate(over="raise"):
+                values[i] = values[i].astype(np.float32)
+    return Tensors(request_id, names, datatypes, shapes, values, flat)
+
+
+def _dims(listed: list[Any]) -> tuple[int, ...] | None:
+    """A shape of one or two sizes (integers, not below 0), or ``None``."""
+    if len(listed) == 1:
+        (size,) = listed
+        return (size,) if type(size) is int and size >= 0 else None
+    if len(listed) == 2:
+        rows, width = listed
+        if type(rows) is int and type(width) is int and rows >= 0 and width >= 0:
+            return rows, width
+    return None

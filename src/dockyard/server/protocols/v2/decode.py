@@ -209,6 +209,9 @@ def _numbers_inputs(found: Tensors) -> tuple[Tensor, ...] | ColumnBlock:
         and shapes.count(first) == len(shapes)
         and datatypes.count(datatypes[0]) == len(datatypes)
     ):
+        if datatypes[0] == "FP64":  # the values as read, a column after another
+            block = found.flat.reshape(len(names), -1).T
+            return ColumnBlock(tuple(names), "FP64", first, np.ascontiguousarray(block))
         return ColumnBlock(tuple(names), datatypes[0], first, np.stack(found.values, axis=1))
     return tuple(
         Tensor(name, datatype, dims, shaped(flat, dims, name), NO_PARAMETERS)
