@@ -5,9 +5,11 @@ tensor per column of a DataFrame of mixed columns (6 ``FP64``, 2 ``INT64``, 3 ``
 
 Each stage runs ``--calls`` times, ``--repeats`` times; the figure is the best repeat's
 µs per call in ``time.thread_time`` (what this thread spent, whatever else the machine
-does). The body is one row of 20 FP64 features, as ``shapes.py`` sends it. With
-``--before SRC`` the script runs itself once per tree, alternating A B B A, so both trees
-see the machine in the same states; pin it with ``taskset -c 1`` for steadier figures.
+does). The body is one row of 20 FP64 features, as ``shapes.py`` sends it, decoded as the
+server decodes it (its remembered binary headers, and its JSON numbers reader in a tree
+that has one). With ``--before SRC`` the script runs itself once per tree, alternating A B
+B A, so both trees see the machine in the same states; pin it with ``taskset -c 1`` for
+steadier figures.
 
 ``--bulk`` measures 100-row requests instead, as they are and with five of the 20 features
 0/1 flags (one-hot or indicator columns): validating v1 row arrays and records; decoding
@@ -104,12 +106,20 @@ def measure(calls: int, repeats: int) -> dict[str, float]:
     def best(fn: Callable[[], Any]) -> float:
         return _best(fn, calls, repeats)
 
+    # as the server decodes: with its remembered binary headers and JSON numbers reader
+    extra: dict[str, Any] = {"headers": v2.BinaryHeaders()}
+    try:
+        from dockyard.server.protocols.json_numbers import JsonNumbers
+
+        extra["numbers"] = JsonNumbers()
+    except ImportError:  # a tree before it
+        pass
     figures: dict[str, float] = {}
     for label, (body, length, columns, check) in plans.items():
-        request = v2.decode_request(body, header_length=length)
+        request = v2.decode_request(body, header_length=length, **extra)
         data = v2.tabular_input(request, columns)
         figures[f"{label}: decode_request"] = best(
-            lambda body=body, length=length: v2.decode_request(body, header_length=length)
+            lambda body=body, length=length: v2.decode_request(body, header_length=length, **extra)
         )
         figures[f"{label}: tabular_input"] = best(
             lambda request=request, columns=columns: v2.tabular_input(request, columns)
