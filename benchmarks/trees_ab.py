@@ -1,0 +1,96 @@
+"""Two source trees against each other on one input shape under wrk: a change to the hot path
+measured whole, where ``decode_stages.py`` measures its stage alone.
+
+One fresh server per run (``python -m dockyard serve``, defaults: validation, metrics and
+the log on), the logistic regression of ``harness.py`` (20 features) deployed alone, fed one
+shape's body (``shapes.bodies``: ``--rows`` rows) at 16 connections; the server pinned to
+CPU 0 with ``taskset``, wrk to CPU 1; ``--warmup`` seconds of load, then ``--seconds``
+measured. The trees run A B B A (``--rounds`` times over), so both see the machine in the
+same states: read each tree's figures side by side, not one run's.
+
+Run:  PYTHONPATH=src .venv/bin/python benchmarks/trees_ab.py --before /tmp/before/src
+      [--shapes "v1 records" "v2 JSON per column"] [--rows 100] [--seconds 5] [--rounds 1]
+      (needs wrk; check out the tree before with ``git worktree add /tmp/before HEAD~1``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import harness  # models, registry, servers and wrk (benchmarks/harness.py)
+import serving  # wrk scripts for bodies with headers (benchmarks/serving.py)
+import shapes  # every input shape's body (benchmarks/shapes.py)
+
+PINNED = ("taskset", "-c", "0")
+QUIET = ("--log-level", "warning")
+
+
+def run_once(
+    args: argparse.Namespace, home: Path, src: str, path: str, script: Path
+) -> tuple[float, float, int]:
+    """One fresh server of the tree at ``src``: (req/s, p99 ms, errors) of the measured load."""
+    port = harness.free_port()
+    server = harness.Server(
+        [*PINNED, sys.executable, "-m", "dockyard", "serve", "--port", str(port), *QUIET],
+        env={"DOCKYARD_HOME": str(home), "PYTHONPATH": src},
+        cwd=harness.HERE,
+        log=args.work / "logs" / "server.log",
+    )
+    url = f"http://127.0.0.1:{port}{path}"
+    try:
+        server.start(f"http://127.0.0.1:{port}/v1/endpoints/lr/predict", args.one, 60)
+        harness.wrk(url, script, 16, args.warmup, 1, 0, cpus="1")
+        output = harness.wrk(url, script, 16, args.seconds, 1, 0, cpus="1")
+    finally:
+        server.stop()
+    run = harness.Run("Dockyard", "lr", 16)
+    harness.parse_wrk(output, run)
+    return run.requests_per_s, run.p99_ms, run.errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--before", required=True, help="The other tree's src.")
+    parser.add_argument("--shapes", nargs="+", default=["v2 JSON 2-D tensor"])
+    parser.add_argument("--rows", type=int, default=100)
+    parser.add_argument("--seconds", type=int, default=5, help="measured seconds a run")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of load first")
+    parser.add_argument("--rounds", type=int, default=1, help="A B B A, this many times")
+    parser.add_argument("--work", type=Path, default=harness.HERE / ".work" / "trees_ab")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("trees_ab.py needs wrk (apt-get install wrk)")
+    args.work = args.work.resolve()
+    models, X, y = harness.fit_models(args.work)
+    base = harness.register_dockyard(args.work, {"lr": models["lr"]}, X, y)
+    home = harness.dockyard_home(base, args.work, "lr", {"routes": [{"model": "lr@1.0.0"}]})
+    args.one = harness.bodies(harness.row(X))["records"]
+    every = shapes.bodies(X, args.rows, True, "lr")
+    unknown = [shape for shape in args.shapes if shape not in every]
+    if unknown:
+        raise SystemExit(f"unknown shape {unknown[0]!r}: one of {', '.join(every)}")
+    trees = {"before": args.before, "this tree": str(Path(__file__).resolve().parents[1] / "src")}
+    order = ["before", "this tree", "this tree", "before"] * args.rounds
+    print(f"{harness.describe_machine()}; {args.rows} rows, 16 connections, {args.seconds} s")
+    print("| shape | before: req/s (p99 ms) | this tree: req/s (p99 ms) | errors |")
+    print("|---|---|---|---|")
+    for shape in args.shapes:
+        path, body, headers = every[shape]
+        script = serving.wrk_script(args.work, shape.replace(" ", "_"), (path, body, headers))
+        figures: dict[str, list[str]] = {name: [] for name in trees}
+        errors = 0
+        for name in order:
+            rate, p99, failed = run_once(args, home, trees[name], path, script)
+            figures[name].append(f"{rate:,.0f} ({p99:.1f})")
+            errors += failed
+        before, after = (", ".join(figures[name]) for name in trees)
+        print(f"| {shape} | {before} | {after} | {errors} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
