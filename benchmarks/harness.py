@@ -360,6 +360,20 @@ def dockyard_home(base: Path, work: Path, endpoint: str, spec: dict[str, Any]) -
     return home
 
 
+def require_wrk(script: str) -> None:
+    """Stop ``script`` with the one line that says how to install wrk, where it is missing."""
+    if shutil.which("wrk") is None:
+        raise SystemExit(f"{script} needs wrk (apt-get install wrk)")
+
+
+def lr_alone(work: Path) -> tuple[Path, Any]:
+    """The logistic regression of :func:`fit_models` registered and deployed alone (endpoint
+    ``lr``): the Dockyard home to serve, and the features."""
+    models, X, y = fit_models(work)
+    base = register_dockyard(work, {"lr": models["lr"]}, X, y)
+    return dockyard_home(base, work, "lr", {"routes": [{"model": "lr@1.0.0"}]}), X
+
+
 def describe_machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -102,12 +101,9 @@ def main() -> None:
     parser.add_argument("--before", default=None, help="Another tree's src, interleaved.")
     parser.add_argument("--work", type=Path, default=harness.HERE / ".work" / "log_stalls")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("log_stalls.py needs wrk (apt-get install wrk)")
+    harness.require_wrk("log_stalls.py")
     args.work = args.work.resolve()
-    models, X, y = harness.fit_models(args.work)
-    base = harness.register_dockyard(args.work, {"lr": models["lr"]}, X, y)
-    home = harness.dockyard_home(base, args.work, "lr", {"routes": [{"model": "lr@1.0.0"}]})
+    home, X = harness.lr_alone(args.work)
     args.X = X
     args.one = harness.bodies(harness.row(X))["records"]
     _, body, headers = shapes.bodies(X, ROWS, True, "lr")[SHAPE]

@@ -16,7 +16,6 @@ Run:  PYTHONPATH=src .venv/bin/python benchmarks/trees_ab.py --before /tmp/befor
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -63,12 +62,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="A B B A, this many times")
     parser.add_argument("--work", type=Path, default=harness.HERE / ".work" / "trees_ab")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("trees_ab.py needs wrk (apt-get install wrk)")
+    harness.require_wrk("trees_ab.py")
     args.work = args.work.resolve()
-    models, X, y = harness.fit_models(args.work)
-    base = harness.register_dockyard(args.work, {"lr": models["lr"]}, X, y)
-    home = harness.dockyard_home(base, args.work, "lr", {"routes": [{"model": "lr@1.0.0"}]})
+    home, X = harness.lr_alone(args.work)
     args.one = harness.bodies(harness.row(X))["records"]
     every = shapes.bodies(X, args.rows, True, "lr")
     unknown = [shape for shape in args.shapes if shape not in every]
