@@ -64,7 +64,7 @@ class InferencePlane:
         self._ids = itertools.count()
         self._shadows: set[asyncio.Task[None]] = set()
         self.binary_headers = v2.BinaryHeaders()  # the binary requests' headers, decoded once
-        self.json_numbers = JsonNumbers()  # JSON of many numbers (v1 and v2), by simdjson
+        self.json_numbers = JsonNumbers()  # JSON of many numbers (v1, v2): simdjson, msgspec
 
     def new_request_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids):010x}"

@@ -212,9 +212,9 @@ class LiveModel:
     ) -> tuple[Any, int, tuple[str, ...]] | None:
         """What :meth:`prepare` makes of plain numbers read from JSON (rows, or records read
         as :attr:`record_columns`, as a 2-D array, or columns as one block; integers and
-        floats alike), when the numeric path
-        takes them as they are; ``None``: the caller validates the request as it came,
-        which names every problem as that shape of it shows them."""
+        floats alike), when the numeric path takes them as they are; ``None``: the caller
+        validates the request as it came, which names every problem as that shape of it
+        shows them."""
         numbers = self._plain_numbers
         array = None if numbers is None else numbers.decode(values)
         return None if array is None else (array, len(array), ())

@@ -1,4 +1,4 @@
-"""JSON requests of many numbers, read by simdjson straight into numpy.
+"""JSON requests of many numbers, read by simdjson (records: msgspec) straight into numpy.
 
 A 100-row request of 20 features is 2,000 numbers: orjson makes a Python float of each
 (~55 µs for the body), and numpy reads them back from those objects (~40 µs more) before

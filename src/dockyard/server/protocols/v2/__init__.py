@@ -8,9 +8,8 @@ column as named columns) in :mod:`~dockyard.server.protocols.v2.decode` and
 :mod:`~dockyard.server.protocols.v2.tabular` (the binary extension's data part, and the
 binary headers decoded lately, in :mod:`~dockyard.server.protocols.v2.binary`; JSON of many
 floats read by simdjson in :mod:`~dockyard.server.protocols.json_numbers`, shared with v1);
-responses encoded in
-:mod:`~dockyard.server.protocols.v2.encode`; the metadata bodies built in
-:mod:`~dockyard.server.protocols.v2.metadata`. Each module states its policies at the top.
+responses encoded in :mod:`~dockyard.server.protocols.v2.encode`; the metadata bodies built
+in :mod:`~dockyard.server.protocols.v2.metadata`. Each module states its policies at the top.
 """
 
 from dockyard.server.protocols.v2.binary import BinaryHeaders
