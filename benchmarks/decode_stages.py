@@ -6,10 +6,10 @@ tensor per column of a DataFrame of mixed columns (6 ``FP64``, 2 ``INT64``, 3 ``
 Each stage runs ``--calls`` times, ``--repeats`` times; the figure is the best repeat's
 µs per call in ``time.thread_time`` (what this thread spent, whatever else the machine
 does). The body is one row of 20 FP64 features, as ``shapes.py`` sends it, decoded as the
-server decodes it (its remembered binary headers, and its JSON numbers reader in a tree
-that has one). With ``--before SRC`` the script runs itself once per tree, alternating A B
-B A, so both trees see the machine in the same states; pin it with ``taskset -c 1`` for
-steadier figures.
+server decodes it (its remembered binary headers and JSON layouts, and its JSON numbers
+reader, in a tree that has them). With ``--before SRC`` the script runs itself once per
+tree, alternating A B B A, so both trees see the machine in the same states; pin it with
+``taskset -c 1`` for steadier figures.
 
 ``--bulk`` measures 100-row requests instead, as they are and with five of the 20 features
 0/1 flags (one-hot or indicator columns): validating v1 row arrays and records; decoding
@@ -106,8 +106,11 @@ def measure(calls: int, repeats: int) -> dict[str, float]:
     def best(fn: Callable[[], Any]) -> float:
         return _best(fn, calls, repeats)
 
-    # as the server decodes: with its remembered binary headers and JSON numbers reader
+    # as the server decodes: with its remembered binary headers and JSON layouts, and its
+    # JSON numbers reader
     extra: dict[str, Any] = {"headers": v2.BinaryHeaders()}
+    if hasattr(v2, "JsonLayouts"):  # a tree before it has none
+        extra["layouts"] = v2.JsonLayouts()
     try:
         from dockyard.server.protocols.json_numbers import JsonNumbers
 

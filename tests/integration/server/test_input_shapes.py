@@ -233,6 +233,11 @@ MANY = {model: rows * 150 for model, rows in CLEAN.items()}
 they are plain numbers, and otherwise decodes the whole way."""
 
 
+AGAIN = {model: rows[::-1] for model, rows in CLEAN.items()}
+"""The clean rows in another order, sent after them: the v2 JSON columns of a model are now
+in a layout the server decoded before (``JsonLayouts``), read from their numbers alone."""
+
+
 def with_value(model: str, row: int, column: int, value: Any, many: bool = False) -> Rows:
     rows = [list(r) for r in (MANY if many else CLEAN)[model]]
     rows[row][column] = value
@@ -253,6 +258,9 @@ def all_shapes(model: str, rows: Rows, v1: bool = True, v2: bool = True) -> dict
 CASES: dict[str, Callable[[], dict[str, Body]]] = {
     "clean": lambda: {
         label: body for model in COLUMNS for label, body in all_shapes(model, CLEAN[model]).items()
+    },
+    "clean again": lambda: {
+        label: body for model in COLUMNS for label, body in all_shapes(model, AGAIN[model]).items()
     },
     # a null where none is allowed: null in v1, NaN (null in JSON) in v2
     "null": lambda: {
@@ -321,7 +329,7 @@ def replies(home: Path) -> dict[str, dict[str, httpx.Response]]:
     return out
 
 
-@pytest.mark.parametrize("case", ["clean", "many clean"])
+@pytest.mark.parametrize("case", ["clean", "clean again", "many clean"])
 @pytest.mark.parametrize("model", list(COLUMNS))
 def test_every_shape_gets_the_same_predictions_and_probabilities(
     replies: dict[str, dict[str, httpx.Response]], fitted: dict[str, Any], model: str, case: str
@@ -331,7 +339,7 @@ def test_every_shape_gets_the_same_predictions_and_probabilities(
     first_label, (predictions, probabilities) = next(iter(got.items()))
     # the model's own answers on the DataFrame (or array) it was fitted on
     estimator, data, _ = fitted[model]
-    sent = MANY[model] if case == "many clean" else CLEAN[model]
+    sent = {"clean": CLEAN, "clean again": AGAIN, "many clean": MANY}[case][model]
     rows = (
         np.asarray(sent)
         if model == "array"

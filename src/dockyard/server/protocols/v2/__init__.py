@@ -6,7 +6,8 @@ types are in :mod:`~dockyard.server.protocols.v2.tensors`; requests are decoded 
 values handed to the validator as they came: one 2-D tensor as its array, one tensor per
 column as named columns) in :mod:`~dockyard.server.protocols.v2.decode` and
 :mod:`~dockyard.server.protocols.v2.tabular` (the binary extension's data part, and the
-binary headers decoded lately, in :mod:`~dockyard.server.protocols.v2.binary`; JSON of many
+binary headers decoded lately, in :mod:`~dockyard.server.protocols.v2.binary`; the JSON
+layouts decoded lately in :mod:`~dockyard.server.protocols.v2.layouts`; JSON of many
 floats read by simdjson in :mod:`~dockyard.server.protocols.json_numbers`, shared with v1);
 responses encoded in :mod:`~dockyard.server.protocols.v2.encode`; the metadata bodies built
 in :mod:`~dockyard.server.protocols.v2.metadata`. Each module states its policies at the top.
@@ -15,6 +16,7 @@ in :mod:`~dockyard.server.protocols.v2.metadata`. Each module states its policie
 from dockyard.server.protocols.v2.binary import BinaryHeaders
 from dockyard.server.protocols.v2.decode import decode_request
 from dockyard.server.protocols.v2.encode import datatype_of, encode_response
+from dockyard.server.protocols.v2.layouts import JsonLayouts
 from dockyard.server.protocols.v2.metadata import model_metadata, server_metadata
 from dockyard.server.protocols.v2.tabular import tabular_input
 from dockyard.server.protocols.v2.tensors import (
@@ -31,6 +33,7 @@ __all__ = [
     "BinaryHeaders",
     "ColumnBlock",
     "InferRequest",
+    "JsonLayouts",
     "OutputTensor",
     "RequestedOutput",
     "Tensor",

@@ -39,6 +39,11 @@ Policies:
   :class:`BinaryHeaders`, a header it holds is not parsed again, only the binary part read
   (and checked) as that header lays it out. It holds at most 32 headers of up to 16 KiB,
   each only after it decoded with every input in binary, and no request's values.
+* **Layouts decoded lately.** A client's small JSON requests of float columns repeat one
+  layout but for the numbers; given a :class:`JsonLayouts`, a request in a layout it holds
+  is read from its ``data`` arrays' contents alone (one parse of the numbers, the same
+  conversion). It holds at most 32 layouts of under 4 KiB, each only after it decoded to one
+  block of float columns, and no request's values.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ from dockyard.server.protocols.v2.fast import (
     column_block,
     plain_floats,
 )
+from dockyard.server.protocols.v2.layouts import JsonLayouts
 from dockyard.server.protocols.v2.tensors import (
     DATATYPES,
     NO_PARAMETERS,
@@ -105,6 +111,7 @@ def decode_request(
     max_body_bytes: int | None = None,
     headers: BinaryHeaders | None = None,
     numbers: JsonNumbers | None = None,
+    layouts: JsonLayouts | None = None,
 ) -> InferRequest:
     """Decode an inference request body; raise :class:`InvalidRequestError` if malformed.
 
@@ -113,7 +120,9 @@ def decode_request(
     ``Content-Encoding`` header; the body inflates to at most ``max_body_bytes``. With
     ``headers``, a binary request whose JSON header was decoded lately skips decoding it
     again (:class:`BinaryHeaders`); with ``numbers``, a JSON request of many floats is read
-    by simdjson when it takes it (:class:`JsonNumbers`).
+    by simdjson when it takes it (:class:`JsonNumbers`); with ``layouts``, a small JSON
+    request of float columns laid out as one decoded lately is read from its numbers alone
+    (:class:`JsonLayouts`).
     """
     if content_encoding:
         body = _inflate(body, content_encoding, max_body_bytes)
@@ -133,8 +142,11 @@ def decode_request(
             known = headers.decode(header, binary)
             if known is not None:
                 return known
-    elif numbers is not None:
-        found = numbers.v2_request(body)
+    else:
+        known = None if layouts is None else layouts.decode(body)
+        if known is not None:
+            return known
+        found = None if numbers is None else numbers.v2_request(body)
         if found is not None:
             return InferRequest(found.id, _numbers_inputs(found), (), NO_PARAMETERS, False)
     document = _parse_json(view)
@@ -170,6 +182,8 @@ def decode_request(
     )
     if header is not None and binary is not None and headers is not None:
         headers.remember(header, request, len(binary))
+    elif layouts is not None and binary is None:
+        layouts.remember(body, request)
     return request
 
 

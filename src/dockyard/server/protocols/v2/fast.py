@@ -27,7 +27,16 @@ from dockyard.server.protocols.v2.tensors import (
     Tensor,
 )
 
-__all__ = ["BULK", "FLOATS", "binary_block", "column_block", "column_view", "plain_floats"]
+__all__ = [
+    "BULK",
+    "FLOATS",
+    "binary_block",
+    "column_block",
+    "column_view",
+    "float_block",
+    "plain_array",
+    "plain_floats",
+]
 
 FLOATS = frozenset({"FP32", "FP64"})
 BULK = 64
@@ -78,19 +87,27 @@ def column_block(inputs: list[Any]) -> ColumnBlock | tuple[Tensor, ...] | None:
         return None
     arrays = {}
     for datatype, values in groups.items():
-        array = _plain_array(values, datatype)
+        array = plain_array(values, datatype)
         if array is None:
             return None
         arrays[datatype] = array
     only = next(iter(arrays)) if len(arrays) == 1 else None
     if only in FLOATS:  # one float block: the model's input as it is
-        columns = arrays[only].reshape(len(names), rows)
-        block = columns.T if rows == 1 else np.ascontiguousarray(columns.T)
-        return ColumnBlock(tuple(names), only, tuple(shape), block)
+        return float_block(tuple(names), only, tuple(shape), arrays[only])
     return _tensors(inputs, names, arrays, tuple(shape))
 
 
-def _plain_array(values: list[Any], datatype: str) -> NDArray[Any] | None:
+def float_block(
+    names: tuple[str, ...], datatype: str, shape: tuple[int, ...], values: NDArray[Any]
+) -> ColumnBlock:
+    """The block of float columns ``names`` whose ``values`` (each column's in turn, as
+    :func:`plain_array` read them) are laid one column after the other."""
+    columns = values.reshape(len(names), shape[0])
+    block = columns.T if shape[0] == 1 else np.ascontiguousarray(columns.T)
+    return ColumnBlock(names, datatype, shape, block)
+
+
+def plain_array(values: list[Any], datatype: str) -> NDArray[Any] | None:
     """``values`` as ``datatype``'s array when each is a plain value of it (as the per-input
     path converts them); ``None`` for another type, or a number out of the datatype's range
     (the per-input path names it). Many float values are read by numpy without a scan of

@@ -1,0 +1,140 @@
+"""The layouts of small JSON requests of plain float columns decoded lately, so that a
+client's next request in one of them is read from its numbers alone (:class:`JsonLayouts`).
+
+A client sends one model the same JSON, byte for byte, but for the numbers in each
+``data`` array: the inputs' names, datatype and shape, the keys' order, the spacing. A
+request of twenty one-value columns spends most of its decoding on that repeated part
+(twenty objects parsed, then checked as columns), which a layout lets it skip. The
+binary extension's JSON headers are remembered the same way
+(:class:`~dockyard.server.protocols.v2.binary.BinaryHeaders`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import orjson
+
+from dockyard.server.protocols.json_numbers import SMALL_BYTES
+from dockyard.server.protocols.v2.fast import float_block, plain_array
+from dockyard.server.protocols.v2.tensors import NO_PARAMETERS, ColumnBlock, InferRequest
+
+__all__ = ["LAYOUTS", "LEARN_EVERY", "JsonLayouts"]
+
+LAYOUTS = 32
+"""How many layouts a :class:`JsonLayouts` remembers."""
+LEARN_EVERY = 64
+"""Requests that could give a layout and went the whole way between two layouts learned:
+learning one costs about one whole decoding more, so clients whose layouts keep changing
+(a field that differs in every request) pay it once in this many requests."""
+
+_KEY = b'"data"'
+
+
+class _Layout(NamedTuple):
+    """A request as it was sent, but for its ``data`` arrays' contents: the bytes before
+    the first, ``opening`` (the key, colon and bracket as spaced), and after each the
+    closing bracket and the bytes up to the next opening (``tails``, with ``cuts``, the
+    slices that drop them); what its inputs decoded to but for their values."""
+
+    head: bytes
+    opening: bytes
+    tails: tuple[bytes, ...]
+    cuts: tuple[slice, ...]
+    names: tuple[str, ...]
+    datatype: str
+    shape: tuple[int, ...]
+
+
+class JsonLayouts:
+    """The layouts of the JSON requests of plain float columns (a
+    :class:`~dockyard.server.protocols.v2.tensors.ColumnBlock`) decoded lately, each under
+    its bytes before the first ``data`` key.
+
+    A request whose bytes are a remembered request's but for the contents of its ``data``
+    arrays, and whose contents are that many plain JSON numbers each (as the column path
+    takes them: no ``null``, ``NaN``, string or nesting), decodes from those numbers alone,
+    to what the whole way gives it; any other goes the whole way, so a malformed one is
+    refused as it was. The numbers are read by the parser that reads the whole body, and
+    converted by the same function.
+
+    Only requests of under :data:`~dockyard.server.protocols.json_numbers.SMALL_BYTES`
+    (larger ones are read by simdjson), that decoded to one float column block, with no
+    ``id``, parameters or requested outputs, no backslash, and exactly one ``data`` key
+    per input, are remembered: so that every other byte of the request is fixed and every
+    ``"data"`` in it is an input's key. At most :data:`LAYOUTS`, one for each first bytes;
+    when full it starts over. After one is learned, the next waits until
+    :data:`LEARN_EVERY` such requests went the whole way. A request never shares its array
+    with another: each is read from its own body."""
+
+    def __init__(self, size: int = LAYOUTS, every: int = LEARN_EVERY) -> None:
+        self.size = size
+        self.every = every
+        self._layouts: dict[bytes, _Layout] = {}
+        self._wait = 0  # such requests still to go the whole way before the next is learned
+
+    def __len__(self) -> int:
+        return len(self._layouts)
+
+    def decode(self, body: bytes) -> InferRequest | None:
+        """The request ``body`` is, when its layout is remembered; else ``None``."""
+        if not self._layouts:
+            return None
+        first = body.find(_KEY)
+        layout = self._layouts.get(body[:first]) if first > 0 else None
+        if layout is None:
+            return None
+        pieces = body.split(layout.opening)
+        tails = layout.tails
+        if len(pieces) != len(tails) + 1:
+            return None
+        contents = pieces[1:]
+        if not all(map(bytes.endswith, contents, tails)):
+            return None
+        rows = layout.shape[0]
+        values = list(map(bytes.__getitem__, contents, layout.cuts))
+        if rows > 1 and not all(part.count(b",") == rows - 1 for part in values):
+            return None
+        try:
+            numbers = orjson.loads(b"[" + b",".join(values) + b"]")
+        except orjson.JSONDecodeError:
+            return None
+        if len(numbers) != rows * len(tails):  # rows > 1: each had rows - 1 commas
+            return None
+        array = plain_array(numbers, layout.datatype)
+        if array is None:
+            return None
+        block = float_block(layout.names, layout.datatype, layout.shape, array)
+        return InferRequest(None, block, (), NO_PARAMETERS, False)
+
+    def remember(self, body: bytes, request: InferRequest) -> None:
+        """Keep ``body``'s layout, if it is one (see the class), with what it decoded to:
+        ``request``."""
+        block = request.inputs
+        if (
+            not isinstance(block, ColumnBlock)
+            or request.id is not None
+            or request.parameters
+            or request.outputs
+            or request.binary_output
+            or type(body) is not bytes
+            or len(body) >= SMALL_BYTES
+            or b"\\" in body
+            or body.count(_KEY) != len(block.names)
+        ):
+            return
+        if self._wait > 0:
+            self._wait -= 1
+            return
+        first = body.find(_KEY)  # every "data" is an input's key, a bracket after it
+        opening = body[first : body.index(b"[", first) + 1]
+        pieces = body.split(opening)
+        if len(pieces) != len(block.names) + 1:  # another spacing for some input
+            return
+        tails = tuple(piece[piece.find(b"]") :] for piece in pieces[1:])
+        cuts = tuple(slice(None, -len(tail)) for tail in tails)
+        layout = _Layout(pieces[0], opening, tails, cuts, block.names, block.datatype, block.shape)
+        if len(self._layouts) >= self.size:
+            self._layouts.clear()
+        self._layouts[layout.head] = layout
+        self._wait = self.every - 1

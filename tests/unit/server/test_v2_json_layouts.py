@@ -1,0 +1,247 @@
+"""Small JSON requests of float columns in a layout decoded lately (``JsonLayouts``): read
+from their numbers alone, to exactly what the whole decoding gives; anything else decoded
+(or refused) the whole way as before."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+import pytest
+
+from _v2 import assert_same_request
+from dockyard.errors import InvalidRequestError
+from dockyard.server.protocols import v2
+from dockyard.server.protocols.json_numbers import SMALL_BYTES
+from dockyard.server.protocols.v2.layouts import LAYOUTS, LEARN_EVERY
+
+
+def _columns(values: list[Any], *, datatype: str = "FP64", rows: int = 1, **top: Any) -> bytes:
+    """A request of one column per ``rows`` values, named ``x0``, ``x1``, ... (MLServer's
+    and kserve's spacing: ``json.dumps``)."""
+    inputs = [
+        {"name": f"x{i}", "shape": [rows], "datatype": datatype, "data": values[at : at + rows]}
+        for i, at in enumerate(range(0, len(values), rows))
+    ]
+    return json.dumps({**top, "inputs": inputs}).encode()
+
+
+def _layouts(body: bytes) -> v2.JsonLayouts:
+    """Layouts that hold ``body``'s, learned as the server learns them."""
+    layouts = v2.JsonLayouts()
+    v2.decode_request(body, layouts=layouts)
+    assert len(layouts) == 1
+    return layouts
+
+
+def _with_numbers(body: bytes, *numbers: bytes) -> bytes:
+    """``body`` with its ``data`` arrays' contents replaced, in turn, by ``numbers``."""
+    head, *pieces = body.split(b'"data": [')
+    changed = [numbers[i] + piece[piece.find(b"]") :] for i, piece in enumerate(pieces)]
+    return b'"data": ['.join([head, *changed])
+
+
+FIRST = _columns([0.5, -1.25, 3.0, 7e-3])
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [
+        (b"1.5", b"-2.75", b"0", b"123456789"),
+        (b"-0.0", b"1e300", b"-2.5E-7", b"4"),
+        (b" 0.125 ", b"-9007199254740993", b"1e-320", b"6.02214076e23"),
+        (b"123456789012345678901234567890", b"1", b"2", b"3"),  # orjson: a float, both ways
+    ],
+    ids=["other numbers", "signs and exponents", "spacing, integers, subnormals", "64 bits"],
+)
+def test_a_request_in_a_layout_decoded_before_gives_what_decoding_it_whole_gives(
+    numbers: tuple[bytes, ...],
+) -> None:
+    layouts = _layouts(FIRST)
+    body = _with_numbers(FIRST, *numbers)
+
+    taken = layouts.decode(body)
+
+    assert taken is not None  # read from the layout
+    assert_same_request(taken, v2.decode_request(body))
+    assert_same_request(v2.decode_request(body, layouts=layouts), v2.decode_request(body))
+
+
+def test_rows_of_several_values_are_read_a_column_at_a_time() -> None:
+    first = _columns([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], rows=3)
+    layouts = _layouts(first)
+    body = _with_numbers(first, b"7, 8, 9.5", b"-1,0,1e3")
+
+    taken = layouts.decode(body)
+
+    assert taken is not None
+    assert_same_request(taken, v2.decode_request(body))
+    assert v2.tabular_input(taken, ["x0", "x1"]).tolist() == [  # type: ignore[union-attr]
+        [7.0, -1.0],
+        [8.0, 0.0],
+        [9.5, 1000.0],
+    ]
+
+
+def test_an_fp32_layout_converts_as_the_column_path_does() -> None:
+    first = _columns([0.5, 1.5], datatype="FP32")
+    layouts = _layouts(first)
+    body = _with_numbers(first, b"0.1", b"3")
+
+    taken = layouts.decode(body)
+
+    assert taken is not None
+    assert_same_request(taken, v2.decode_request(body))
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [
+        (b"null", b"1", b"2", b"3"),  # NaN: the per-input path reads it
+        (b"NaN", b"1", b"2", b"3"),  # Python's literal: the slower parser reads it
+        (b"Infinity", b"1", b"2", b"3"),
+        (b'"1"', b"1", b"2", b"3"),  # a string
+        (b"true", b"1", b"2", b"3"),
+        (b"[1]", b"1", b"2", b"3"),  # nested
+        (b"1, 2", b"", b"2", b"3"),  # two values and none: as many in all
+        (b"1, 2", b"1", b"2", b"3"),  # a value more
+        (b"", b"1", b"2", b"3"),  # a value short
+        (b"1e400", b"1", b"2", b"3"),  # beyond float64
+        (b"1.", b"1", b"2", b"3"),  # not JSON
+        (b'1], "x": [2', b"1", b"2", b"3"),  # the structure changed inside a data array
+    ],
+)
+def test_a_request_the_layout_cannot_read_goes_the_whole_way(numbers: tuple[bytes, ...]) -> None:
+    layouts = _layouts(FIRST)
+    body = _with_numbers(FIRST, *numbers)
+
+    assert layouts.decode(body) is None
+    _assert_decodes_as_without_layouts(body, layouts)
+
+
+def test_columns_of_several_rows_a_value_apart_are_refused_as_before() -> None:
+    first = _columns([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], rows=3)
+    layouts = _layouts(first)
+    body = _with_numbers(first, b"1, 2", b"3, 4, 5, 6")  # as many values in all
+
+    assert layouts.decode(body) is None
+    with pytest.raises(InvalidRequestError):
+        v2.decode_request(body, layouts=layouts)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        FIRST.replace(b'"x3"', b'"y3"'),  # another name
+        FIRST.replace(b'"data": [0.007]', b'"data":[0.007]'),  # other spacing
+        FIRST.replace(
+            b'"shape": [1], "datatype": "FP64", "data": [0.5]',
+            b'"shape": [2], "datatype": "FP64", "data": [0.5, 1]',
+        ),  # another shape
+        FIRST.replace(b"FP64", b"FP32"),
+        FIRST[:-1] + b', "id": "r-1"}',
+        FIRST[:-1] + b', "outputs": [{"name": "predict"}]}',
+        FIRST.replace(b'{"inputs"', b'{"parameters": {"data": [1]}, "inputs"'),
+    ],
+    ids=["name", "spacing", "shape", "datatype", "id", "outputs", "a data key elsewhere"],
+)
+def test_a_request_in_another_layout_goes_the_whole_way(body: bytes) -> None:
+    layouts = _layouts(FIRST)
+
+    assert layouts.decode(body) is None
+    _assert_decodes_as_without_layouts(body, layouts)
+
+
+def _assert_decodes_as_without_layouts(body: bytes, layouts: v2.JsonLayouts) -> None:
+    """``body`` decodes with ``layouts`` to what it decodes to without, or both refuse it
+    with the same error."""
+    outcomes = []
+    for given in (None, layouts):
+        try:
+            outcomes.append(v2.decode_request(body, layouts=given))
+        except InvalidRequestError as refused:
+            outcomes.append(refused.to_dict())
+    expected, got = outcomes
+    if isinstance(expected, dict):
+        assert got == expected
+    else:
+        assert_same_request(got, expected)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        FIRST[:-1] + b', "id": "r-1"}',
+        FIRST[:-1] + b', "parameters": {"tag": "t"}}',
+        FIRST[:-1] + b', "outputs": [{"name": "predict"}]}',
+        FIRST.replace(b'"x1"', b'"x\\u0031"'),  # a backslash: the bytes do not tell strings
+        FIRST.replace(b'"x1"', b'"data"'),  # a "data" that is not a key
+        FIRST.replace(b'"data": [0.007]', b'"data":[0.007]'),  # spaced two ways
+        _columns([0.5] * (SMALL_BYTES // 8)),  # simdjson's size: it reads it
+        orjson.dumps(
+            {"inputs": [{"name": "t", "shape": [1, 2], "datatype": "FP64", "data": [1, 2]}]}
+        ),
+        orjson.dumps(
+            {
+                "inputs": [
+                    {"name": "a", "shape": [1], "datatype": "FP64", "data": [1.5]},
+                    {"name": "b", "shape": [1], "datatype": "INT64", "data": [2]},
+                ]
+            }
+        ),
+    ],
+    ids=[
+        "id",
+        "parameters",
+        "outputs",
+        "backslash",
+        "data as a name",
+        "spacing",
+        "large",
+        "2-D tensor",
+        "mixed datatypes",
+    ],
+)
+def test_only_small_requests_of_float_columns_alone_are_remembered(body: bytes) -> None:
+    layouts = v2.JsonLayouts()
+
+    v2.decode_request(body, layouts=layouts)
+
+    assert len(layouts) == 0
+
+
+def test_requests_never_share_their_values() -> None:
+    layouts = _layouts(FIRST)
+    one = layouts.decode(_with_numbers(FIRST, b"1", b"2", b"3", b"4"))
+    two = layouts.decode(_with_numbers(FIRST, b"5", b"6", b"7", b"8"))
+    assert one is not None
+    assert two is not None
+
+    one.inputs.values[0, 0] = 100.0  # type: ignore[union-attr]
+
+    assert one.inputs.values.flags.writeable  # type: ignore[union-attr]
+    assert two.inputs.values.tolist() == [[5.0, 6.0, 7.0, 8.0]]  # type: ignore[union-attr]
+
+
+def test_a_full_memory_starts_over_so_many_layouts_stay_bounded() -> None:
+    layouts = v2.JsonLayouts(every=1)
+    for i in range(LAYOUTS + 5):
+        v2.decode_request(_columns([1.0, 2.0], model_name=f"m{i}"), layouts=layouts)
+        assert 1 <= len(layouts) <= LAYOUTS
+
+    assert len(layouts) == 5  # started over at LAYOUTS
+
+
+def test_layouts_that_keep_changing_are_learned_once_in_so_many_requests() -> None:
+    layouts = _layouts(FIRST)
+    other = FIRST.replace(b'"x3"', b'"y3"')  # the same first bytes: it would replace FIRST's
+
+    for _ in range(LEARN_EVERY - 1):
+        v2.decode_request(other, layouts=layouts)
+        assert layouts.decode(other) is None
+        assert layouts.decode(FIRST) is not None
+    v2.decode_request(other, layouts=layouts)
+
+    assert layouts.decode(other) is not None
+    assert layouts.decode(FIRST) is None
