@@ -23,8 +23,14 @@ over its process tree; for each body and row count: req/s, p50/p99 and errors. R
 taken within this run: each shape against the fastest shape at its row count, Dockyard
 against the naive server, and Dockyard's v2 JSON tensor against MLServer on the same body.
 
+With ``--rounds 2`` every server runs twice, interleaved (all servers, then all again, a
+fresh process each time), its bodies in reverse order the second time: what happens at a
+moment of a server's life (Dockyard's first monitor pass, 30 s after its start, which
+starts its monitor process) falls on other bodies in each round. A figure is then the mean
+of its rounds' req/s (each round's beside it), the mean p50 and the highest p99.
+
 Run:  .venv/bin/python benchmarks/serving.py [--duration 4] [--rows 1 100] [--models lr rf]
-      [--connections 16] [--mlserver-venv /tmp/mlserver-venv]   (needs wrk)
+      [--connections 16] [--rounds 2] [--mlserver-venv /tmp/mlserver-venv]   (needs wrk)
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ class Figure:
     p50_ms: float = float("nan")
     p99_ms: float = float("nan")
     errors: int = 0
+    rounds: list[float] = field(default_factory=list)  # each round's req/s
 
 
 @dataclass
@@ -82,7 +89,7 @@ class Target:
     answer: tuple[str | int, ...] | None  # where the first label is in the JSON answer
     env: dict[str, str] = field(default_factory=dict)
     prepare: Any = None
-    ready_s: float = float("nan")
+    ready_s: list[float] = field(default_factory=list)  # a round each
     rss_mib: float = 0.0
 
 
@@ -131,7 +138,11 @@ def pinned(command: list[str], cpu: str | None) -> list[str]:
 
 
 def run_target(
-    target: Target, args: argparse.Namespace, expected: dict[str, int], out: list[Figure]
+    target: Target,
+    args: argparse.Namespace,
+    expected: dict[str, int],
+    out: list[Figure],
+    reverse: bool = False,
 ) -> None:
     if target.prepare is not None:
         target.prepare()
@@ -163,9 +174,10 @@ def run_target(
             time.sleep(0.02)
         else:
             raise RuntimeError(f"not answering ({status}: {answer[:200]!r}); {server.tail()}")
-        target.ready_s = time.monotonic() - started
+        target.ready_s.append(time.monotonic() - started)
         peak = [server.rss()]
-        for (shape, rows), body in target.bodies.items():
+        bodies = list(target.bodies.items())
+        for (shape, rows), body in reversed(bodies) if reverse else bodies:
             status, answer = post(base + body[0], body)
             if status != 200:
                 raise RuntimeError(f"{shape} × {rows}: HTTP {status}: {answer[:300]!r}")
@@ -207,7 +219,7 @@ def run_target(
                     f"p99 {figure.p99_ms:7.2f} ms  errors {figure.errors}",
                     flush=True,
                 )
-        target.rss_mib = max(peak)
+        target.rss_mib = max(target.rss_mib, *peak)
     finally:
         server.stop()
 
@@ -325,6 +337,28 @@ def export_onnx(base: Path, work: Path, models: list[str]) -> None:
 # --- report -----------------------------------------------------------------------------------
 
 
+def merged(figures: list[Figure]) -> list[Figure]:
+    """One figure per server, model, body, rows and connections, over its rounds: the mean
+    req/s and p50, the highest p99, every error; in the order of the first round."""
+    groups: dict[tuple[str, str, str, int, int], list[Figure]] = {}
+    for f in figures:
+        groups.setdefault((f.server, f.model, f.shape, f.rows, f.connections), []).append(f)
+    out = []
+    for key, runs in groups.items():
+        rates = [f.requests_per_s for f in runs]
+        out.append(
+            Figure(
+                *key,
+                requests_per_s=sum(rates) / len(rates),
+                p50_ms=sum(f.p50_ms for f in runs) / len(runs),
+                p99_ms=max(f.p99_ms for f in runs),
+                errors=sum(f.errors for f in runs),
+                rounds=rates,
+            )
+        )
+    return out
+
+
 def report(figures: list[Figure], found: list[Target], args: argparse.Namespace) -> str:
     def find(server: str, model: str, shape: str, rows: int, c: int) -> Figure | None:
         key = (server, model, shape, rows, c)
@@ -338,10 +372,13 @@ def report(figures: list[Figure], found: list[Target], args: argparse.Namespace)
             return "—"
         return f"{a.requests_per_s / b.requests_per_s:.2f}"
 
+    by_round = args.rounds > 1
     lines = [
-        "| server | model | body | rows | conn | req/s | p50 ms | p99 ms | errors "
+        "| server | model | body | rows | conn | req/s "
+        + ("| by round " if by_round else "")
+        + "| p50 ms | p99 ms | errors "
         "| ÷ fastest shape | ÷ naive | ÷ Starlette constant | ÷ MLServer adaptive |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if by_round else ""),
     ]
     for f in figures:
         group = (f.server, f.model, f.rows, f.connections)
@@ -351,9 +388,10 @@ def report(figures: list[Figure], found: list[Target], args: argparse.Namespace)
         constant = find(CONSTANT_STARLETTE, "-", RECORDS, f.rows, f.connections)
         peer = find(MLSERVER_BATCHING, f.model, TENSOR, f.rows, f.connections)
         dockyard = f.server == DOCKYARD
+        rounds = f"| {', '.join(f'{r:,.0f}' for r in f.rounds)} " if by_round else ""
         lines.append(
             f"| {f.server} | {f.model} | {f.shape} | {f.rows} | {f.connections} "
-            f"| {f.requests_per_s:,.0f} | {f.p50_ms:.2f} | {f.p99_ms:.2f} | {f.errors} "
+            f"| {f.requests_per_s:,.0f} {rounds}| {f.p50_ms:.2f} | {f.p99_ms:.2f} | {f.errors} "
             f"| {ratio(f, fastest) if dockyard else '—'} "
             f"| {ratio(f, naive) if f.server != NAIVE else '—'} | {ratio(f, constant)} "
             f"| {ratio(f, peer) if dockyard and f.shape == TENSOR else '—'} |"
@@ -361,7 +399,8 @@ def report(figures: list[Figure], found: list[Target], args: argparse.Namespace)
     lines += ["", "| server | model | ready s (start → first answer) | peak RSS MiB |"]
     lines += ["|---|---|---|---|"]
     for t in found:
-        lines.append(f"| {t.server} | {t.model} | {t.ready_s:.2f} | {t.rss_mib:.0f} |")
+        ready = ", ".join(f"{r:.2f}" for r in t.ready_s)
+        lines.append(f"| {t.server} | {t.model} | {ready} | {t.rss_mib:.0f} |")
     return "\n".join(lines)
 
 
@@ -374,6 +413,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
     parser.add_argument("--models", nargs="+", default=["lr"], choices=sorted(harness.MODELS))
     parser.add_argument("--connections", type=int, nargs="+", default=[16])
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="Every server this many times, interleaved."
+    )
     parser.add_argument("--server-cpu", default="0", help="taskset CPU list for the server.")
     parser.add_argument("--load-cpu", default="1", help="taskset CPU list for wrk.")
     parser.add_argument("--start-timeout", type=float, default=180.0)
@@ -393,17 +435,19 @@ def main() -> None:
     if args.only:
         found = [t for t in found if any(word in t.server for word in args.only)]
     figures: list[Figure] = []
-    for target in found:
-        try:
-            run_target(target, args, expected, figures)
-        except Exception as exc:
-            print(f"  {target.server} / {target.model}: could not run: {exc}", flush=True)
+    for round in range(args.rounds):
+        for target in found:
+            try:
+                run_target(target, args, expected, figures, reverse=round % 2 == 1)
+            except Exception as exc:
+                print(f"  {target.server} / {target.model}: could not run: {exc}", flush=True)
     print()
     print(
-        f"{args.duration:g} s of wrk per figure after {args.warmup:g} s of warm-up; server on "
-        f"CPU {args.server_cpu}, wrk (1 thread) on CPU {args.load_cpu}"
+        f"{args.duration:g} s of wrk per figure after {args.warmup:g} s of warm-up, "
+        f"{args.rounds} round(s); server on CPU {args.server_cpu}, wrk (1 thread) on CPU "
+        f"{args.load_cpu}"
     )
-    print(report(figures, found, args))
+    print(report(merged(figures), found, args))
 
 
 if __name__ == "__main__":
