@@ -25,8 +25,8 @@ LAYOUTS = 32
 """How many layouts a :class:`JsonLayouts` remembers."""
 LEARN_EVERY = 64
 """Requests that could give a layout and went the whole way between two layouts learned:
-learning one costs about one whole decoding more, so clients whose layouts keep changing
-(a field that differs in every request) pay it once in this many requests."""
+learning one costs about half a whole decoding more, so clients whose layouts keep
+changing (a field that differs in every request) pay it once in this many requests."""
 
 _KEY = b'"data"'
 
