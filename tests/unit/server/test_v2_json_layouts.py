@@ -211,6 +211,14 @@ def test_only_small_requests_of_float_columns_alone_are_remembered(body: bytes) 
     assert len(layouts) == 0
 
 
+def test_a_body_other_than_bytes_goes_the_whole_way() -> None:
+    layouts = _layouts(FIRST)
+    body = bytearray(_with_numbers(FIRST, b"1", b"2", b"3", b"4"))
+
+    assert layouts.decode(body) is None  # type: ignore[arg-type]
+    _assert_decodes_as_without_layouts(body, layouts)  # type: ignore[arg-type]
+
+
 def test_requests_never_share_their_values() -> None:
     layouts = _layouts(FIRST)
     one = layouts.decode(_with_numbers(FIRST, b"1", b"2", b"3", b"4"))

@@ -77,8 +77,9 @@ class JsonLayouts:
         return len(self._layouts)
 
     def decode(self, body: bytes) -> InferRequest | None:
-        """The request ``body`` is, when its layout is remembered; else ``None``."""
-        if not self._layouts:
+        """The request ``body`` is, when its layout is remembered; else ``None`` (and for a
+        body that is not ``bytes``: layouts are of ``bytes``)."""
+        if not self._layouts or type(body) is not bytes:
             return None
         first = body.find(_KEY)
         layout = self._layouts.get(body[:first]) if first > 0 else None
