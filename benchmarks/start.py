@@ -173,7 +173,7 @@ def main() -> None:
             )
             print(
                 f"{label:>9} ready {ready:.2f} s, RSS {rss:.0f} MiB, steady {steady:.0f} MiB "
-                f"(serving process {serving:.0f} MiB){after}",
+                f"(serving process {serving:.1f} MiB){after}",
                 flush=True,
             )
 
