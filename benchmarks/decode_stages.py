@@ -11,6 +11,9 @@ reader, in a tree that has them). With ``--before SRC`` the script runs itself o
 tree, alternating A B B A, so both trees see the machine in the same states; pin it with
 ``taskset -c 1`` for steadier figures.
 
+Two more bodies are kserve's client's (binary and JSON per column), a fresh ``id`` first in
+each: their decoding is measured over 64 of them in turn, as a server sees them.
+
 ``--bulk`` measures 100-row requests instead, as they are and with five of the 20 features
 0/1 flags (one-hot or indicator columns): validating v1 row arrays and records; decoding
 and validating v1 row arrays, columns and records, and decoding a v2 JSON 2-D tensor and
@@ -24,6 +27,7 @@ Run:  taskset -c 1 .venv/bin/python benchmarks/decode_stages.py [--before /tmp/b
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -130,7 +134,50 @@ def measure(calls: int, repeats: int) -> dict[str, float]:
         figures[f"{label}: validate"] = best(
             lambda data=data, check=check: check.validate(data, as_columns=True)
         )
+    for label, (many, length) in kserve_bodies(names, row).items():
+        for body in many:  # each id once first, as the server sees a client's requests
+            v2.decode_request(body, header_length=length, **extra)
+        turn = itertools.cycle(many)
+        figures[f"{label}: decode_request"] = best(
+            lambda turn=turn, length=length: v2.decode_request(
+                next(turn), header_length=length, **extra
+            )
+        )
     return figures
+
+
+def kserve_bodies(names: list[str], row: list[float]) -> dict[str, tuple[list[bytes], int | None]]:
+    """One row of per-column FP64 tensors as kserve's client sends them, binary and JSON: a
+    fresh uuid4 ``id`` first in every request, then ``model_name`` (compact JSON, as orjson
+    writes it); 64 requests each, which the measured calls take in turn."""
+    import uuid
+
+    import numpy as np
+
+    def header(inputs: list[dict[str, Any]]) -> bytes:
+        document = {"id": str(uuid.uuid4()), "model_name": "lr", "inputs": inputs}
+        return json.dumps(document, separators=(",", ":")).encode()
+
+    binary_inputs = [
+        {"name": n, "shape": [1], "datatype": "FP64", "parameters": {"binary_data_size": 8}}
+        for n in names
+    ]
+    values = np.asarray(row, dtype="<f8").tobytes()
+    headers = [header(binary_inputs) for _ in range(64)]
+    json_inputs = [
+        {"name": n, "shape": [1], "datatype": "FP64", "data": [v]}
+        for n, v in zip(names, row, strict=True)
+    ]
+    return {
+        "binary per column, an id each (kserve)": (
+            [h + values for h in headers],
+            len(headers[0]),
+        ),
+        "JSON per column, an id each (kserve)": (
+            [header(json_inputs) for _ in range(64)],
+            None,
+        ),
+    }
 
 
 def _best(fn: Callable[[], Any], calls: int, repeats: int) -> float:

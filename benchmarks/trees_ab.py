@@ -8,8 +8,12 @@ CPU 0 with ``taskset``, wrk to CPU 1; ``--warmup`` seconds of load, then ``--sec
 measured. The trees run A B B A (``--rounds`` times over), so both see the machine in the
 same states: read each tree's figures side by side, not one run's.
 
+With ``--fresh-ids`` a v2 body opens with an ``"id"`` that wrk makes afresh for every
+request, as kserve's client does (a uuid4 each time).
+
 Run:  PYTHONPATH=src .venv/bin/python benchmarks/trees_ab.py --before /tmp/before/src
       [--shapes "v1 records" "v2 JSON per column"] [--rows 100] [--seconds 5] [--rounds 1]
+      [--fresh-ids]
       (needs wrk; check out the tree before with ``git worktree add /tmp/before HEAD~1``)
 """
 
@@ -25,6 +29,8 @@ import shapes  # every input shape's body (benchmarks/shapes.py)
 
 PINNED = ("taskset", "-c", "0")
 QUIET = ("--log-level", "warning")
+PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
+"""The id a ``--fresh-ids`` body is written with, which its wrk script replaces."""
 
 
 def run_once(
@@ -50,6 +56,34 @@ def run_once(
     return run.requests_per_s, run.p99_ms, run.errors
 
 
+def fresh_id_script(work: Path, name: str, body: serving.Body) -> Path:
+    """A wrk script that sends v2 ``body`` with an ``"id"`` first, a new one every request
+    (of the placeholder's length, so a binary body's header keeps its length)."""
+    path, data, headers = body
+    member = f'"id":"{PLACEHOLDER}",'.encode()
+    data = data[:1] + member + data[1:]
+    headers = [
+        (key, str(int(value) + len(member)).encode())
+        if key == b"inference-header-content-length"
+        else (key, value)
+        for key, value in headers
+    ]
+    script = serving.wrk_script(work, f"{name}-fresh-ids", (path, data, headers))
+    script.write_text(
+        script.read_text()
+        + f"""local s, e = string.find(wrk.body, "{PLACEHOLDER}", 1, true)
+local head, tail = string.sub(wrk.body, 1, s - 1), string.sub(wrk.body, e + 1)
+local counter = 0
+request = function()
+  counter = counter + 1
+  local id = string.format("%08x-0000-4000-8000-%012x", counter % 4294967296, counter)
+  return wrk.format(nil, nil, nil, head .. id .. tail)
+end
+"""
+    )
+    return script
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -61,6 +95,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="seconds of load first")
     parser.add_argument("--rounds", type=int, default=1, help="A B B A, this many times")
     parser.add_argument("--work", type=Path, default=harness.HERE / ".work" / "trees_ab")
+    parser.add_argument(
+        "--fresh-ids", action="store_true", help="v2 bodies: an id first, a new one each time"
+    )
     args = parser.parse_args()
     harness.require_wrk("trees_ab.py")
     args.work = args.work.resolve()
@@ -72,12 +109,19 @@ def main() -> None:
         raise SystemExit(f"unknown shape {unknown[0]!r}: one of {', '.join(every)}")
     trees = {"before": args.before, "this tree": str(Path(__file__).resolve().parents[1] / "src")}
     order = ["before", "this tree", "this tree", "before"] * args.rounds
-    print(f"{harness.describe_machine()}; {args.rows} rows, 16 connections, {args.seconds} s")
+    fresh = ", a fresh id each request" if args.fresh_ids else ""
+    print(
+        f"{harness.describe_machine()}; {args.rows} rows, 16 connections, {args.seconds} s{fresh}"
+    )
     print("| shape | before: req/s (p99 ms) | this tree: req/s (p99 ms) | errors |")
     print("|---|---|---|---|")
     for shape in args.shapes:
         path, body, headers = every[shape]
-        script = serving.wrk_script(args.work, shape.replace(" ", "_"), (path, body, headers))
+        name = shape.replace(" ", "_")
+        if args.fresh_ids and path.startswith("/v2/"):
+            script = fresh_id_script(args.work, name, (path, body, headers))
+        else:
+            script = serving.wrk_script(args.work, name, (path, body, headers))
         figures: dict[str, list[str]] = {name: [] for name in trees}
         errors = 0
         for name in order:

@@ -344,6 +344,26 @@ def test_kserve_default_binary_inputs(server: ServerProcess, zoo: Zoo) -> None:
     )
 
 
+def test_kserve_requests_in_turn_each_get_their_own_id_and_answers(
+    server: ServerProcess, zoo: Zoo
+) -> None:
+    """kserve's client sends an id first in every request (a fresh uuid4 unless given): from
+    the second on, the server reads the header it remembered without that id, and each
+    answer still carries its own request's id and rows."""
+    model = zoo.models["cancer"]
+    for turn, start in enumerate((0, 20, 40)):
+        rows = zoo.samples["cancer"].iloc[start : start + 3]
+        tensor = InferInput("input-0", list(rows.shape), "FP64")
+        tensor.set_data_from_numpy(rows.to_numpy(dtype=np.float64))
+        request = InferRequest("cancer", [tensor], request_id=f"{turn:08d}-turn")
+
+        response = kserve_infer(server, request, "cancer")
+
+        assert response.id == f"{turn:08d}-turn"
+        outputs = {o.name: o.as_numpy() for o in response.outputs}
+        np.testing.assert_array_equal(outputs["predict"], model.predict(rows))
+
+
 def test_kserve_json_inputs_and_binary_outputs(server: ServerProcess, zoo: Zoo) -> None:
     rows = zoo.samples["cancer"].iloc[100:104]
     tensor = InferInput("input-0", list(rows.shape), "FP64", data=rows.to_numpy().ravel().tolist())

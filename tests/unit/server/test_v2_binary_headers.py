@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import kserve
 import numpy as np
 import orjson
 import pytest
@@ -184,3 +185,74 @@ def test_a_full_memory_starts_over_so_many_headers_stay_bounded() -> None:
         body, length = _triton(_columns(np.ones((1, count))))
         v2.decode_request(body, header_length=length, headers=headers)
         assert 1 <= len(headers) <= 4
+
+
+def _kserve(values: np.ndarray[Any, Any]) -> tuple[bytes, int]:
+    """A binary body as kserve's client encodes it: a fresh uuid4 ``id`` first, every time."""
+    inputs = []
+    for i in range(values.shape[1]):
+        tensor = kserve.InferInput(f"x{i}", [values.shape[0]], "FP64")
+        tensor.set_data_from_numpy(values[:, i].copy(), binary_data=True)
+        inputs.append(tensor)
+    body, length = kserve.InferRequest(model_name="lr", infer_inputs=inputs).to_rest()
+    assert isinstance(body, bytes)
+    assert length is not None
+    return body, length
+
+
+def test_a_header_that_differs_in_its_leading_id_alone_is_remembered_as_one() -> None:
+    headers = v2.BinaryHeaders()
+    first, length = _kserve(np.ones((1, 3)))
+    v2.decode_request(first, header_length=length, headers=headers)
+    again, again_length = _kserve(np.full((1, 3), 2.5))
+    assert again[:again_length] != first[:length]  # another id
+
+    remembered = headers.decode(again[:again_length], memoryview(again)[again_length:])
+
+    assert remembered is not None
+    whole = v2.decode_request(again, header_length=again_length)
+    assert whole.id is not None
+    assert_same_request(remembered, whole)  # its own id, its own values
+    assert len(headers) == 1
+
+
+@pytest.mark.parametrize(
+    ("id_member", "remembered"),
+    [
+        (b'"id":"a","id":"b",', False),  # a duplicate key: the parser keeps the last
+        (b'"id":"a\\u0062",', True),  # an escape: remembered as it is, by its bytes alone
+        (b'"id":"\xff",', False),  # not UTF-8: refused whole, as before
+        (b'"id":"a\x01",', False),  # a control character: not JSON
+        (b'"id":"",', True),
+    ],
+    ids=["duplicate", "escape", "not UTF-8", "control character", "empty"],
+)
+def test_a_leading_id_the_split_cannot_take_is_decoded_the_whole_way(
+    id_member: bytes, remembered: bool
+) -> None:
+    header = (
+        b"{"
+        + id_member
+        + b'"inputs":['
+        + b",".join(
+            b'{"name":"x%d","shape":[1],"datatype":"FP64","parameters":{"binary_data_size":8}}' % i
+            for i in range(2)
+        )
+        + b"]}"
+    )
+    body = header + np.array([1.0, 2.0]).tobytes()
+    headers = v2.BinaryHeaders()
+    try:
+        expected: Any = v2.decode_request(body, header_length=len(header))
+    except InvalidRequestError as refused:
+        expected = refused.to_dict()
+    for _ in range(2):  # the second time, from the remembered header if it was remembered
+        try:
+            got: Any = v2.decode_request(body, header_length=len(header), headers=headers)
+        except InvalidRequestError as refused:
+            got = refused.to_dict()
+        if isinstance(expected, dict):
+            assert got == expected
+        else:
+            assert_same_request(got, expected)
+    assert (len(headers) == 1) is remembered

@@ -172,7 +172,7 @@ def _assert_decodes_as_without_layouts(body: bytes, layouts: v2.JsonLayouts) -> 
 @pytest.mark.parametrize(
     "body",
     [
-        FIRST[:-1] + b', "id": "r-1"}',
+        FIRST[:-1] + b', "id": "r-1"}',  # an id, but not first
         FIRST[:-1] + b', "parameters": {"tag": "t"}}',
         FIRST[:-1] + b', "outputs": [{"name": "predict"}]}',
         FIRST.replace(b'"x1"', b'"x\\u0031"'),  # a backslash: the bytes do not tell strings
@@ -209,6 +209,37 @@ def test_only_small_requests_of_float_columns_alone_are_remembered(body: bytes) 
     v2.decode_request(body, layouts=layouts)
 
     assert len(layouts) == 0
+
+
+def test_requests_that_differ_in_their_leading_id_share_a_layout() -> None:
+    first = _columns([0.5, -1.25, 3.0], id="6b1f0c1e-4c5e-4b0e-9d8e-0d7c4e1f2a3b")
+    layouts = _layouts(first)
+    body = _with_numbers(first, b"1", b"2", b"3").replace(b"6b1f0c1e", b"00000000")
+
+    taken = layouts.decode(body)
+
+    assert taken is not None
+    assert taken.id == "00000000-4c5e-4b0e-9d8e-0d7c4e1f2a3b"
+    assert_same_request(taken, v2.decode_request(body))
+
+
+@pytest.mark.parametrize(
+    "id_member",
+    [
+        b'"id": "a", "id": "b", ',  # a duplicate key: the parser keeps the last
+        b'"id": "a\\u0062", ',  # an escape
+        b'"id": "\xff", ',  # not UTF-8
+        b'"id": "a\x01", ',  # a control character: not JSON
+    ],
+    ids=["duplicate", "escape", "not UTF-8", "control character"],
+)
+def test_a_leading_id_the_split_cannot_take_goes_the_whole_way(id_member: bytes) -> None:
+    first = _columns([0.5, -1.25, 3.0], id="r")
+    layouts = _layouts(first)
+    body = first.replace(b'"id": "r", ', id_member)
+
+    assert layouts.decode(body) is None
+    _assert_decodes_as_without_layouts(body, layouts)
 
 
 def test_a_body_other_than_bytes_goes_the_whole_way() -> None:

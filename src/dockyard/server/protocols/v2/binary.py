@@ -24,6 +24,7 @@ from dockyard.server.protocols.v2.tensors import (
     Tensor,
     invalid,
     shaped,
+    without_id,
 )
 
 __all__ = ["HEADERS", "HEADER_BYTES", "BinaryHeaders", "binary_tensor"]
@@ -133,7 +134,8 @@ class BinaryHeaders:
     """The JSON headers of the binary requests decoded lately (the binary tensor extension),
     each with what it decoded to. A client's binary requests to one model repeat one header
     byte for byte (the inputs' names, datatypes, shapes and sizes; only the binary part
-    changes), and decoding it again is most of what a request of many one-value columns
+    changes, and the ``id`` where a client sends a fresh one first, as kserve's does), and
+    decoding it again is most of what a request of many one-value columns
     costs. A request whose header is here and whose binary part has the length it had is
     decoded from the binary part alone, with the checks that part's values get (a ``BOOL``
     byte other than 0 or 1, malformed ``BYTES``) made on it as before; any other goes the
@@ -153,8 +155,13 @@ class BinaryHeaders:
 
     def decode(self, header: bytes, binary: memoryview) -> InferRequest | None:
         """The request of ``header`` with ``binary`` as its binary part, or ``None`` when the
-        header is not remembered or ``binary`` has another length."""
-        plan = self._plans.get(header)
+        header is not remembered (but for its leading ``id``: :func:`without_id`) or
+        ``binary`` has another length."""
+        split = without_id(header)
+        if split is None:
+            return None
+        key, request_id = split
+        plan = self._plans.get(key)
         if plan is None or len(binary) != plan.size:
             return None
         inputs: tuple[Tensor, ...] | ColumnBlock
@@ -168,11 +175,16 @@ class BinaryHeaders:
                 tensors.append(binary_tensor(raw, name, datatype, shape, parameters))
                 offset += len(raw)
             inputs = tuple(tensors)
-        return plan.request._replace(inputs=inputs)
+        request = plan.request if request_id is None else plan.request._replace(id=request_id)
+        return request._replace(inputs=inputs)
 
     def remember(self, header: bytes, request: InferRequest, size: int) -> None:
         """Keep what ``header`` decoded to (``request``, whose binary part had ``size``
-        bytes), if every input came from the binary part."""
+        bytes), if every input came from the binary part; under the header without its
+        leading ``id``, so that a client's next requests, a fresh id each, find it."""
+        split = without_id(header)
+        if split is None:
+            return
         inputs = request.inputs
         block = None
         tensors: tuple[tuple[str, str, tuple[int, ...], Mapping[str, Any]], ...] = ()
@@ -187,6 +199,7 @@ class BinaryHeaders:
         if len(self._plans) >= self.size:
             self._plans.clear()
         parameters = MappingProxyType(dict(request.parameters))  # shared: read-only
-        self._plans[header] = _Plan(
-            request._replace(inputs=(), parameters=parameters), block, tensors, size
-        )
+        kept = request._replace(inputs=(), parameters=parameters)
+        if split[1] is not None:  # each request brings its own
+            kept = kept._replace(id=None)
+        self._plans[split[0]] = _Plan(kept, block, tensors, size)

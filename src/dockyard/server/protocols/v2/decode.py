@@ -35,15 +35,16 @@ Policies:
   are FP32/FP64 tensors of plain numbers is read by simdjson, each ``data`` array copied to
   numpy in one step; it takes only what the path below accepts unchanged, and gives what it
   gives.
-* **Headers decoded lately.** A client's binary requests repeat one JSON header; given a
+* **Headers decoded lately.** A client's binary requests repeat one JSON header (but for a
+  leading ``id``, which kserve's client makes afresh each time); given a
   :class:`BinaryHeaders`, a header it holds is not parsed again, only the binary part read
   (and checked) as that header lays it out. It holds at most 32 headers of up to 16 KiB,
   each only after it decoded with every input in binary, and no request's values.
 * **Layouts decoded lately.** A client's small JSON requests of float columns repeat one
-  layout but for the numbers; given a :class:`JsonLayouts`, a request in a layout it holds
-  is read from its ``data`` arrays' contents alone (one parse of the numbers, the same
-  conversion). It holds at most 32 layouts of under 4 KiB, each only after it decoded to one
-  block of float columns, and no request's values.
+  layout but for the numbers (and a leading ``id``); given a :class:`JsonLayouts`, a
+  request in a layout it holds is read from its ``data`` arrays' contents alone (one parse
+  of the numbers, the same conversion). It holds at most 32 layouts of under 4 KiB, each
+  only after it decoded to one block of float columns, and no request's values.
 """
 
 from __future__ import annotations

@@ -17,7 +17,12 @@ import orjson
 
 from dockyard.server.protocols.json_numbers import SMALL_BYTES
 from dockyard.server.protocols.v2.fast import float_block, plain_array
-from dockyard.server.protocols.v2.tensors import NO_PARAMETERS, ColumnBlock, InferRequest
+from dockyard.server.protocols.v2.tensors import (
+    NO_PARAMETERS,
+    ColumnBlock,
+    InferRequest,
+    without_id,
+)
 
 __all__ = ["LAYOUTS", "LEARN_EVERY", "JsonLayouts"]
 
@@ -60,9 +65,11 @@ class JsonLayouts:
 
     Only requests of under :data:`~dockyard.server.protocols.json_numbers.SMALL_BYTES`
     (larger ones are read by simdjson), that decoded to one float column block, with no
-    ``id``, parameters or requested outputs, no backslash, and exactly one ``data`` key
-    per input, are remembered: so that every other byte of the request is fixed and every
-    ``"data"`` in it is an input's key. At most :data:`LAYOUTS`, one for each first bytes;
+    parameters or requested outputs, no backslash, and exactly one ``data`` key per input,
+    are remembered: so that every other byte of the request is fixed and every ``"data"``
+    in it is an input's key. An ``id`` is allowed as the first member, and left out of the
+    layout (:func:`~dockyard.server.protocols.v2.tensors.without_id`): kserve's client
+    sends a fresh one with every request. At most :data:`LAYOUTS`, one for each first bytes;
     when full it starts over. After one is learned, the next waits until
     :data:`LEARN_EVERY` such requests went the whole way. A request never shares its array
     with another: each is read from its own body."""
@@ -81,6 +88,10 @@ class JsonLayouts:
         body that is not ``bytes``: layouts are of ``bytes``)."""
         if not self._layouts or type(body) is not bytes:
             return None
+        split = without_id(body)
+        if split is None:
+            return None
+        body, request_id = split
         first = body.find(_KEY)
         layout = self._layouts.get(body[:first]) if first > 0 else None
         if layout is None:
@@ -106,7 +117,7 @@ class JsonLayouts:
         if array is None:
             return None
         block = float_block(layout.names, layout.datatype, layout.shape, array)
-        return InferRequest(None, block, (), NO_PARAMETERS, False)
+        return InferRequest(request_id, block, (), NO_PARAMETERS, False)
 
     def remember(self, body: bytes, request: InferRequest) -> None:
         """Keep ``body``'s layout, if it is one (see the class), with what it decoded to:
@@ -114,7 +125,6 @@ class JsonLayouts:
         block = request.inputs
         if (
             not isinstance(block, ColumnBlock)
-            or request.id is not None
             or request.parameters
             or request.outputs
             or request.binary_output
@@ -124,6 +134,10 @@ class JsonLayouts:
             or body.count(_KEY) != len(block.names)
         ):
             return
+        split = without_id(body)
+        if split is None or split[1] != request.id:  # an id, but not the first member
+            return
+        body = split[0]
         if self._wait > 0:
             self._wait -= 1
             return

@@ -8,6 +8,7 @@ tuple, and a one-row request builds four of them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -30,6 +31,7 @@ __all__ = [
     "invalid",
     "listing",
     "shaped",
+    "without_id",
 ]
 
 DATATYPES: Mapping[str, np.dtype[Any] | None] = MappingProxyType(
@@ -164,3 +166,29 @@ def shaped(data: NDArray[Any], shape: tuple[int, ...], name: str) -> NDArray[Any
 def listing(names: Sequence[str]) -> str:
     shown = ", ".join(repr(name) for name in names[:10])
     return shown + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+
+
+_LEADING_ID = re.compile(rb'\{[ \t\n\r]*"id"[ \t\n\r]*:[ \t\n\r]*"([^"\\\x00-\x1f]*)"')
+"""A JSON object whose first member is ``"id"``, a string without escapes or the control
+characters JSON refuses in one (kserve's client sends a fresh uuid4 with every request,
+first)."""
+
+
+def without_id(text: bytes) -> tuple[bytes, str | None] | None:
+    """A request's JSON with its ``id``'s value taken out (the key kept, the string emptied),
+    and that value: what lets a client's requests, which differ in their ``id`` alone
+    besides their values, be remembered as one. ``(text, None)`` when the request does not
+    open with an ``id`` string; ``None`` when ``text`` holds ``"id"`` more than once (a
+    duplicate key, whose last value the parser keeps, or another string equal to ``id``) or
+    an id that is not UTF-8: the caller then decodes it the whole way."""
+    found = _LEADING_ID.match(text)
+    if found is None:
+        return text, None
+    if text.count(b'"id"') != 1:
+        return None
+    try:
+        value = found.group(1).decode()
+    except UnicodeDecodeError:
+        return None
+    start, end = found.span(1)
+    return text[:start] + text[end:], value
