@@ -11,8 +11,9 @@ reader, in a tree that has them). With ``--before SRC`` the script runs itself o
 tree, alternating A B B A, so both trees see the machine in the same states; pin it with
 ``taskset -c 1`` for steadier figures.
 
-Two more bodies are kserve's client's (binary and JSON per column), a fresh ``id`` first in
-each: their decoding is measured over 64 of them in turn, as a server sees them.
+Three more bodies are clients' own: kserve's (binary and JSON per column), a fresh ``id``
+first in each, decoded over 64 of them in turn, as a server sees them; and MLServer's
+pandas codec (JSON per column, the request's content type in its parameters).
 
 ``--bulk`` measures 100-row requests instead, as they are and with five of the 20 features
 0/1 flags (one-hot or indicator columns): validating v1 row arrays and records; decoding
@@ -134,7 +135,7 @@ def measure(calls: int, repeats: int) -> dict[str, float]:
         figures[f"{label}: validate"] = best(
             lambda data=data, check=check: check.validate(data, as_columns=True)
         )
-    for label, (many, length) in kserve_bodies(names, row).items():
+    for label, (many, length) in client_bodies(names, row).items():
         for body in many:  # each id once first, as the server sees a client's requests
             v2.decode_request(body, header_length=length, **extra)
         turn = itertools.cycle(many)
@@ -146,10 +147,11 @@ def measure(calls: int, repeats: int) -> dict[str, float]:
     return figures
 
 
-def kserve_bodies(names: list[str], row: list[float]) -> dict[str, tuple[list[bytes], int | None]]:
-    """One row of per-column FP64 tensors as kserve's client sends them, binary and JSON: a
+def client_bodies(names: list[str], row: list[float]) -> dict[str, tuple[list[bytes], int | None]]:
+    """One row of per-column FP64 tensors as clients send them: kserve's, binary and JSON, a
     fresh uuid4 ``id`` first in every request, then ``model_name`` (compact JSON, as orjson
-    writes it); 64 requests each, which the measured calls take in turn."""
+    writes it; 64 requests each, which the measured calls take in turn); and MLServer's
+    pandas codec (``{"content_type": "pd"}`` and columns of shape ``[1, 1]``, compact)."""
     import uuid
 
     import numpy as np
@@ -175,6 +177,18 @@ def kserve_bodies(names: list[str], row: list[float]) -> dict[str, tuple[list[by
         ),
         "JSON per column, an id each (kserve)": (
             [header(json_inputs) for _ in range(64)],
+            None,
+        ),
+        "JSON per column (MLServer's pandas codec)": (
+            [
+                json.dumps(
+                    {
+                        "parameters": {"content_type": "pd"},
+                        "inputs": [{**column, "shape": [1, 1]} for column in json_inputs],
+                    },
+                    separators=(",", ":"),
+                ).encode()
+            ],
             None,
         ),
     }

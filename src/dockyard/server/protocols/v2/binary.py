@@ -175,8 +175,14 @@ class BinaryHeaders:
                 tensors.append(binary_tensor(raw, name, datatype, shape, parameters))
                 offset += len(raw)
             inputs = tuple(tensors)
-        request = plan.request if request_id is None else plan.request._replace(id=request_id)
-        return request._replace(inputs=inputs)
+        kept = plan.request
+        return InferRequest(
+            kept.id if request_id is None else request_id,
+            inputs,
+            kept.outputs,
+            kept.parameters,
+            kept.binary_output,
+        )
 
     def remember(self, header: bytes, request: InferRequest, size: int) -> None:
         """Keep what ``header`` decoded to (``request``, whose binary part had ``size``

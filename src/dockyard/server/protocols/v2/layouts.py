@@ -11,6 +11,7 @@ binary extension's JSON headers are remembered the same way
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import NamedTuple
 
 import orjson
@@ -18,7 +19,6 @@ import orjson
 from dockyard.server.protocols.json_numbers import SMALL_BYTES
 from dockyard.server.protocols.v2.fast import float_block, plain_array
 from dockyard.server.protocols.v2.tensors import (
-    NO_PARAMETERS,
     ColumnBlock,
     InferRequest,
     without_id,
@@ -40,7 +40,9 @@ class _Layout(NamedTuple):
     """A request as it was sent, but for its ``data`` arrays' contents: the bytes before
     the first, ``opening`` (the key, colon and bracket as spaced), and after each the
     closing bracket and the bytes up to the next opening (``tails``, with ``cuts``, the
-    slices that drop them); what its inputs decoded to but for their values."""
+    slices that drop them); what its inputs decoded to but for their values, and the rest
+    of the request it decoded to (its parameters, requested outputs, and ``id`` unless the
+    request brings its own first)."""
 
     head: bytes
     opening: bytes
@@ -49,6 +51,7 @@ class _Layout(NamedTuple):
     names: tuple[str, ...]
     datatype: str
     shape: tuple[int, ...]
+    request: InferRequest
 
 
 class JsonLayouts:
@@ -65,11 +68,12 @@ class JsonLayouts:
 
     Only requests of under :data:`~dockyard.server.protocols.json_numbers.SMALL_BYTES`
     (larger ones are read by simdjson), that decoded to one float column block, with no
-    parameters or requested outputs, no backslash, and exactly one ``data`` key per input,
-    are remembered: so that every other byte of the request is fixed and every ``"data"``
-    in it is an input's key. An ``id`` is allowed as the first member, and left out of the
-    layout (:func:`~dockyard.server.protocols.v2.tensors.without_id`): kserve's client
-    sends a fresh one with every request. At most :data:`LAYOUTS`, one for each first bytes;
+    backslash and exactly one ``data`` key per input, are remembered: so that every other
+    byte of the request is fixed (its parameters and requested outputs too: MLServer's
+    pandas codec sends ``{"content_type": "pd"}``) and every ``"data"`` in it is an input's
+    key. A leading ``id`` is left out of the layout
+    (:func:`~dockyard.server.protocols.v2.tensors.without_id`): kserve's client sends a
+    fresh one with every request. At most :data:`LAYOUTS`, one for each first bytes;
     when full it starts over. After one is learned, the next waits until
     :data:`LEARN_EVERY` such requests went the whole way. A request never shares its array
     with another: each is read from its own body."""
@@ -117,7 +121,14 @@ class JsonLayouts:
         if array is None:
             return None
         block = float_block(layout.names, layout.datatype, layout.shape, array)
-        return InferRequest(request_id, block, (), NO_PARAMETERS, False)
+        kept = layout.request
+        return InferRequest(
+            kept.id if request_id is None else request_id,
+            block,
+            kept.outputs,
+            kept.parameters,
+            kept.binary_output,
+        )
 
     def remember(self, body: bytes, request: InferRequest) -> None:
         """Keep ``body``'s layout, if it is one (see the class), with what it decoded to:
@@ -125,9 +136,6 @@ class JsonLayouts:
         block = request.inputs
         if (
             not isinstance(block, ColumnBlock)
-            or request.parameters
-            or request.outputs
-            or request.binary_output
             or type(body) is not bytes
             or len(body) >= SMALL_BYTES
             or b"\\" in body
@@ -135,9 +143,9 @@ class JsonLayouts:
         ):
             return
         split = without_id(body)
-        if split is None or split[1] != request.id:  # an id, but not the first member
+        if split is None:
             return
-        body = split[0]
+        body, leading_id = split
         if self._wait > 0:
             self._wait -= 1
             return
@@ -148,7 +156,12 @@ class JsonLayouts:
             return
         tails = tuple(piece[piece.find(b"]") :] for piece in pieces[1:])
         cuts = tuple(slice(None, -len(tail)) for tail in tails)
-        layout = _Layout(pieces[0], opening, tails, cuts, block.names, block.datatype, block.shape)
+        kept = request._replace(inputs=(), parameters=MappingProxyType(dict(request.parameters)))
+        if leading_id is not None:  # each request brings its own
+            kept = kept._replace(id=None)
+        layout = _Layout(
+            pieces[0], opening, tails, cuts, block.names, block.datatype, block.shape, kept
+        )
         if len(self._layouts) >= self.size:
             self._layouts.clear()
         self._layouts[layout.head] = layout
