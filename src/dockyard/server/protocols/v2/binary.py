@@ -23,6 +23,8 @@ from dockyard.server.protocols.v2.tensors import (
     InferRequest,
     Tensor,
     invalid,
+    kept,
+    recalled,
     shaped,
     without_id,
 )
@@ -175,14 +177,7 @@ class BinaryHeaders:
                 tensors.append(binary_tensor(raw, name, datatype, shape, parameters))
                 offset += len(raw)
             inputs = tuple(tensors)
-        kept = plan.request
-        return InferRequest(
-            kept.id if request_id is None else request_id,
-            inputs,
-            kept.outputs,
-            kept.parameters,
-            kept.binary_output,
-        )
+        return recalled(plan.request, inputs, request_id)
 
     def remember(self, header: bytes, request: InferRequest, size: int) -> None:
         """Keep what ``header`` decoded to (``request``, whose binary part had ``size``
@@ -204,8 +199,4 @@ class BinaryHeaders:
             return
         if len(self._plans) >= self.size:
             self._plans.clear()
-        parameters = MappingProxyType(dict(request.parameters))  # shared: read-only
-        kept = request._replace(inputs=(), parameters=parameters)
-        if split[1] is not None:  # each request brings its own
-            kept = kept._replace(id=None)
-        self._plans[split[0]] = _Plan(kept, block, tensors, size)
+        self._plans[split[0]] = _Plan(kept(request, split[1]), block, tensors, size)

@@ -11,7 +11,6 @@ binary extension's JSON headers are remembered the same way
 
 from __future__ import annotations
 
-from types import MappingProxyType
 from typing import NamedTuple
 
 import orjson
@@ -21,6 +20,8 @@ from dockyard.server.protocols.v2.fast import float_block, plain_array
 from dockyard.server.protocols.v2.tensors import (
     ColumnBlock,
     InferRequest,
+    kept,
+    recalled,
     without_id,
 )
 
@@ -121,14 +122,7 @@ class JsonLayouts:
         if array is None:
             return None
         block = float_block(layout.names, layout.datatype, layout.shape, array)
-        kept = layout.request
-        return InferRequest(
-            kept.id if request_id is None else request_id,
-            block,
-            kept.outputs,
-            kept.parameters,
-            kept.binary_output,
-        )
+        return recalled(layout.request, block, request_id)
 
     def remember(self, body: bytes, request: InferRequest) -> None:
         """Keep ``body``'s layout, if it is one (see the class), with what it decoded to:
@@ -156,11 +150,15 @@ class JsonLayouts:
             return
         tails = tuple(piece[piece.find(b"]") :] for piece in pieces[1:])
         cuts = tuple(slice(None, -len(tail)) for tail in tails)
-        kept = request._replace(inputs=(), parameters=MappingProxyType(dict(request.parameters)))
-        if leading_id is not None:  # each request brings its own
-            kept = kept._replace(id=None)
         layout = _Layout(
-            pieces[0], opening, tails, cuts, block.names, block.datatype, block.shape, kept
+            pieces[0],
+            opening,
+            tails,
+            cuts,
+            block.names,
+            block.datatype,
+            block.shape,
+            kept(request, leading_id),
         )
         if len(self._layouts) >= self.size:
             self._layouts.clear()

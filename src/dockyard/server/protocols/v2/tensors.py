@@ -1,5 +1,8 @@
 """The Open Inference Protocol's wire types: datatypes, the decoded request's tensors, the
-outputs to send, and the error helpers every part of the codec shares. Pure data.
+outputs to send, the error helpers every part of the codec shares, and what the remembered
+binary headers and JSON layouts share (a request's leading ``id`` split off,
+:func:`without_id`; what is kept of a request, :func:`kept`, and given back,
+:func:`recalled`). Pure data.
 
 The records a request builds (:class:`InferRequest`, :class:`Tensor`, :class:`OutputTensor`,
 :class:`RequestedOutput`) are immutable named tuples rather than frozen dataclasses: a frozen
@@ -29,7 +32,9 @@ __all__ = [
     "Tensor",
     "describe",
     "invalid",
+    "kept",
     "listing",
+    "recalled",
     "shaped",
     "without_id",
 ]
@@ -192,3 +197,27 @@ def without_id(text: bytes) -> tuple[bytes, str | None] | None:
         return None
     start, end = found.span(1)
     return text[:start] + text[end:], value
+
+
+def kept(request: InferRequest, own_id: str | None) -> InferRequest:
+    """What a remembered header or layout keeps of the ``request`` it decoded to: all but its
+    inputs, its parameters read-only (every request recalled from it shares them), and no
+    id where the request brought its own first (``own_id``, as :func:`without_id` split it)."""
+    parameters = MappingProxyType(dict(request.parameters))
+    return request._replace(
+        id=None if own_id is not None else request.id, inputs=(), parameters=parameters
+    )
+
+
+def recalled(
+    remembered: InferRequest, inputs: tuple[Tensor, ...] | ColumnBlock, own_id: str | None
+) -> InferRequest:
+    """A remembered request (:func:`kept`) with a new request's ``inputs``, and its id where
+    it brought its own."""
+    return InferRequest(
+        remembered.id if own_id is None else own_id,
+        inputs,
+        remembered.outputs,
+        remembered.parameters,
+        remembered.binary_output,
+    )
