@@ -135,7 +135,7 @@ def measure(calls: int, repeats: int) -> dict[str, float]:
         figures[f"{label}: validate"] = best(
             lambda data=data, check=check: check.validate(data, as_columns=True)
         )
-    for label, (many, length) in client_bodies(names, row).items():
+    for label, (many, length) in client_bodies(per_column, row).items():
         for body in many:  # each id once first, as the server sees a client's requests
             v2.decode_request(body, header_length=length, **extra)
         turn = itertools.cycle(many)
@@ -147,7 +147,9 @@ def measure(calls: int, repeats: int) -> dict[str, float]:
     return figures
 
 
-def client_bodies(names: list[str], row: list[float]) -> dict[str, tuple[list[bytes], int | None]]:
+def client_bodies(
+    per_column: list[dict[str, Any]], row: list[float]
+) -> dict[str, tuple[list[bytes], int | None]]:
     """One row of per-column FP64 tensors as clients send them: kserve's, binary and JSON, a
     fresh uuid4 ``id`` first in every request, then ``model_name`` (compact JSON, as orjson
     writes it; 64 requests each, which the measured calls take in turn); and MLServer's
@@ -161,22 +163,23 @@ def client_bodies(names: list[str], row: list[float]) -> dict[str, tuple[list[by
         return json.dumps(document, separators=(",", ":")).encode()
 
     binary_inputs = [
-        {"name": n, "shape": [1], "datatype": "FP64", "parameters": {"binary_data_size": 8}}
-        for n in names
+        {
+            "name": column["name"],
+            "shape": [1],
+            "datatype": "FP64",
+            "parameters": {"binary_data_size": 8},
+        }
+        for column in per_column
     ]
     values = np.asarray(row, dtype="<f8").tobytes()
     headers = [header(binary_inputs) for _ in range(64)]
-    json_inputs = [
-        {"name": n, "shape": [1], "datatype": "FP64", "data": [v]}
-        for n, v in zip(names, row, strict=True)
-    ]
     return {
         "binary per column, an id each (kserve)": (
             [h + values for h in headers],
             len(headers[0]),
         ),
         "JSON per column, an id each (kserve)": (
-            [header(json_inputs) for _ in range(64)],
+            [header(per_column) for _ in range(64)],
             None,
         ),
         "JSON per column (MLServer's pandas codec)": (
@@ -184,7 +187,7 @@ def client_bodies(names: list[str], row: list[float]) -> dict[str, tuple[list[by
                 json.dumps(
                     {
                         "parameters": {"content_type": "pd"},
-                        "inputs": [{**column, "shape": [1, 1]} for column in json_inputs],
+                        "inputs": [{**column, "shape": [1, 1]} for column in per_column],
                     },
                     separators=(",", ":"),
                 ).encode()
