@@ -306,6 +306,8 @@ def test_a_bad_v1_body_is_a_400_in_the_one_shape(app: InProcess, body: bytes) ->
         b'{"inputs": []}',
         b'{"inputs": [{"name": "a", "shape": [2], "datatype": "FP64", "data": [1.0]}]}',
         b'{"inputs": [{"name": "a", "shape": [1], "datatype": "NOPE", "data": [1.0]}]}',
+        # no values for a shape of many: the bulk float path once looked at a first value
+        b'{"inputs": [{"name": "a", "shape": [64], "datatype": "FP64", "data": []}]}',
     ],
 )
 def test_a_bad_v2_body_is_a_400_in_the_one_shape(app: InProcess, body: bytes) -> None:

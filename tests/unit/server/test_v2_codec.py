@@ -325,6 +325,7 @@ MALFORMED: list[tuple[str, Any, int | None, str]] = [
     ("negative-dim", one_input(shape=[-1]), None, "dimensions cannot be negative"),
     ("count-mismatch", one_input(shape=[3]), None, "shape [3] (3 elements) but its data has 2"),
     ("nested-count", one_input(shape=[2, 2], data=[[1, 2], [3]]), None, "its data has 3 values"),
+    ("empty-data-of-many", one_input(shape=[100], data=[]), None, "its data has 0 values"),
     ("data-not-list", one_input(data="1,2"), None, '"data" of input \'x\' must be a JSON array'),
     ("mixed-nesting", one_input(data=[[1.0], 2.0]), None, "mixes nested arrays and values"),
     ("string-in-fp32", one_input(data=[1.0, "2"]), None, '"2" (string) at position 1'),

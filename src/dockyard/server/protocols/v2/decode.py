@@ -366,7 +366,7 @@ def _from_json(
             f'The "data" of input {name!r} must be a JSON array, not {describe(data)}.',
             input=name,
         )
-    if count >= BULK and datatype in FLOATS and type(data[0]) is list:
+    if count >= BULK and datatype in FLOATS and data and type(data[0]) is list:
         array = _plain_floats(data, count, datatype)
         if array is not None:
             return array
