@@ -18,8 +18,8 @@ pandas codec (JSON per column, the request's content type in its parameters).
 ``--bulk`` measures 100-row requests instead, as they are and with five of the 20 features
 0/1 flags (one-hot or indicator columns): validating v1 row arrays and records; decoding
 and validating v1 row arrays, columns and records, and decoding a v2 JSON 2-D tensor and
-one tensor per column, as the server does (with ``JsonNumbers`` in a tree that has it, and
-the model's columns for records where it takes them).
+one tensor per column, as the server does (with ``JsonNumbers`` and ``JsonLayouts`` in a
+tree that has them, and the model's columns for records where it takes them).
 
 Run:  taskset -c 1 .venv/bin/python benchmarks/decode_stages.py [--before /tmp/before/src]
       [--bulk]
@@ -231,13 +231,16 @@ def measure_bulk(calls: int, repeats: int) -> dict[str, float]:
             sample, layout="array", predictions=np.zeros(50), classes=None, has_proba=False
         )
     )
-    # as the server decodes: JSON of many numbers read by simdjson, in trees that have it
+    # as the server decodes: JSON of many numbers read by simdjson, and the JSON layouts it
+    # remembers (of large bodies too, in trees that remember those), in trees that have them
     try:
         from dockyard.server.protocols.json_numbers import JsonNumbers
 
-        extra = {"numbers": JsonNumbers()}
+        extra: dict[str, Any] = {"numbers": JsonNumbers()}
     except ImportError:  # a tree before it
         extra = {}
+    if extra and hasattr(v2, "JsonLayouts"):
+        extra["layouts"] = v2.JsonLayouts()
 
     names = tuple(names)
     try:  # records read by msgspec given the model's columns, in trees that have it

@@ -30,6 +30,7 @@ import pytest
 
 from dockyard.registry import Registry
 from dockyard.server.app import create_app
+from dockyard.server.protocols.v2.layouts import LEARN_EVERY
 from dockyard.settings import Settings
 
 Rows = list[list[Any]]
@@ -236,6 +237,8 @@ they are plain numbers, and otherwise decodes the whole way."""
 AGAIN = {model: rows[::-1] for model, rows in CLEAN.items()}
 """The clean rows in another order, sent after them: the v2 JSON columns of a model are now
 in a layout the server decoded before (``JsonLayouts``), read from their numbers alone."""
+MANY_AGAIN = {model: rows[::-1] for model, rows in MANY.items()}
+"""The same for bodies past 4 KiB: their numbers read by simdjson from the layout."""
 
 
 def with_value(model: str, row: int, column: int, value: Any, many: bool = False) -> Rows:
@@ -295,6 +298,20 @@ CASES: dict[str, Callable[[], dict[str, Body]]] = {
     "many clean": lambda: {
         label: body for model in COLUMNS for label, body in all_shapes(model, MANY[model]).items()
     },
+    # the v2 JSON columns of those, as many times as the server waits between two tries at
+    # learning a layout: it holds each model's when the reversed rows follow
+    "many learned": lambda: {
+        f"{model} {i}": v2_shapes(model, COLUMNS[model], MANY[model], DATATYPES[model])[
+            "v2 columns json"
+        ]
+        for model in ("array", "twin")
+        for i in range(LEARN_EVERY)
+    },
+    "many clean again": lambda: {
+        label: body
+        for model in COLUMNS
+        for label, body in all_shapes(model, MANY_AGAIN[model]).items()
+    },
     "many null": lambda: {
         **all_shapes("array", with_value("array", 301, 2, None, many=True), v2=False),
         **all_shapes("array", with_value("array", 301, 2, math.nan, many=True), v1=False),
@@ -329,7 +346,7 @@ def replies(home: Path) -> dict[str, dict[str, httpx.Response]]:
     return out
 
 
-@pytest.mark.parametrize("case", ["clean", "clean again", "many clean"])
+@pytest.mark.parametrize("case", ["clean", "clean again", "many clean", "many clean again"])
 @pytest.mark.parametrize("model", list(COLUMNS))
 def test_every_shape_gets_the_same_predictions_and_probabilities(
     replies: dict[str, dict[str, httpx.Response]], fitted: dict[str, Any], model: str, case: str
@@ -339,7 +356,12 @@ def test_every_shape_gets_the_same_predictions_and_probabilities(
     first_label, (predictions, probabilities) = next(iter(got.items()))
     # the model's own answers on the DataFrame (or array) it was fitted on
     estimator, data, _ = fitted[model]
-    sent = {"clean": CLEAN, "clean again": AGAIN, "many clean": MANY}[case][model]
+    sent = {
+        "clean": CLEAN,
+        "clean again": AGAIN,
+        "many clean": MANY,
+        "many clean again": MANY_AGAIN,
+    }[case][model]
     rows = (
         np.asarray(sent)
         if model == "array"

@@ -13,7 +13,7 @@ import pytest
 from _v2 import assert_same_request
 from dockyard.errors import InvalidRequestError
 from dockyard.server.protocols import v2
-from dockyard.server.protocols.json_numbers import SMALL_BYTES
+from dockyard.server.protocols.json_numbers import SMALL_BYTES, JsonNumbers
 from dockyard.server.protocols.v2.layouts import LAYOUTS, LEARN_EVERY
 
 
@@ -176,20 +176,24 @@ def test_a_request_in_another_layout_goes_the_whole_way(body: bytes) -> None:
     _assert_decodes_as_without_layouts(body, layouts)
 
 
-def _assert_decodes_as_without_layouts(body: bytes, layouts: v2.JsonLayouts) -> None:
-    """``body`` decodes with ``layouts`` to what it decodes to without, or both refuse it
-    with the same error."""
+def _assert_decodes_as_without_layouts(
+    body: bytes, layouts: v2.JsonLayouts, numbers: JsonNumbers | None = None
+) -> None:
+    """``body`` decodes with ``layouts`` (and ``numbers``, the server's simdjson reader of
+    large bodies) to what it decodes to without either, or all refuse it with the same
+    error."""
     outcomes = []
-    for given in (None, layouts):
+    for given, reader in ((None, None), (None, numbers), (layouts, numbers)):
         try:
-            outcomes.append(v2.decode_request(body, layouts=given))
+            outcomes.append(v2.decode_request(body, layouts=given, numbers=reader))
         except InvalidRequestError as refused:
             outcomes.append(refused.to_dict())
-    expected, got = outcomes
-    if isinstance(expected, dict):
-        assert got == expected
-    else:
-        assert_same_request(got, expected)
+    expected, *got = outcomes
+    for outcome in got:
+        if isinstance(expected, dict):
+            assert outcome == expected
+        else:
+            assert_same_request(outcome, expected)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -198,7 +202,14 @@ def _assert_decodes_as_without_layouts(body: bytes, layouts: v2.JsonLayouts) -> 
         FIRST.replace(b'"x1"', b'"x\\u0031"'),  # a backslash: the bytes do not tell strings
         FIRST.replace(b'"x1"', b'"data"'),  # a "data" that is not a key
         FIRST.replace(b'"data": [0.007]', b'"data":[0.007]'),  # spaced two ways
-        _columns([0.5] * (SMALL_BYTES // 8)),  # simdjson's size: it reads it
+        orjson.dumps(
+            {
+                "inputs": [
+                    {"name": "a", "shape": [2, 1], "datatype": "FP64", "data": [[1.5], [2]]},
+                    {"name": "b", "shape": [2, 1], "datatype": "FP64", "data": [[3], [4]]},
+                ]
+            }
+        ),  # a row an array: its numbers would be in the layout's bytes
         orjson.dumps(
             {"inputs": [{"name": "t", "shape": [1, 2], "datatype": "FP64", "data": [1, 2]}]}
         ),
@@ -215,12 +226,12 @@ def _assert_decodes_as_without_layouts(body: bytes, layouts: v2.JsonLayouts) -> 
         "backslash",
         "data as a name",
         "spacing",
-        "large",
+        "rows nested",
         "2-D tensor",
         "mixed datatypes",
     ],
 )
-def test_only_small_requests_of_float_columns_alone_are_remembered(body: bytes) -> None:
+def test_only_requests_of_float_columns_alone_are_remembered(body: bytes) -> None:
     layouts = v2.JsonLayouts()
 
     v2.decode_request(body, layouts=layouts)
@@ -301,3 +312,141 @@ def test_layouts_that_keep_changing_are_learned_once_in_so_many_requests() -> No
 
     assert layouts.decode(other) is not None
     assert layouts.decode(FIRST) is None
+
+
+# Large requests (simdjson's, from SMALL_BYTES): twenty columns of a hundred rows.
+
+ROWS = 100
+LARGE = _columns([round((i * 0.37) % 5 - 2.5, 6) for i in range(20 * ROWS)], rows=ROWS)
+_CONTENTS = LARGE.split(b'"data": [')[1].split(b"]")[0]  # the first column's numbers
+
+
+def _large_layouts(body: bytes) -> tuple[v2.JsonLayouts, JsonNumbers]:
+    """Layouts that hold ``body``'s, learned as the server learns a large body's: after
+    simdjson read it (``JsonNumbers``)."""
+    layouts, numbers = v2.JsonLayouts(), JsonNumbers()
+    v2.decode_request(body, layouts=layouts, numbers=numbers)
+    assert len(layouts) == 1
+    return layouts, numbers
+
+
+def _first_column(body: bytes, contents: bytes) -> bytes:
+    """``body`` with its first ``data`` array's contents replaced by ``contents``."""
+    return _with_numbers(body, contents, *[_CONTENTS] * 19)
+
+
+def test_a_large_request_in_a_layout_gives_what_decoding_it_whole_gives() -> None:
+    assert len(LARGE) > SMALL_BYTES
+    layouts, numbers = _large_layouts(LARGE)
+    body = _with_numbers(
+        LARGE,
+        b", ".join([b"-0.0", b"1e300", b"-2.5E-7", b"4", b"1e-320", b"18446744073709551615"] * 16)
+        + b", 1, 2, 3, 4",
+        *[b",".join(str(i * 1000 + j).encode() for j in range(ROWS)) for i in range(19)],
+    )
+
+    taken = layouts.decode(body, numbers)
+
+    assert taken is not None  # read from the layout
+    assert_same_request(taken, v2.decode_request(body))
+    assert_same_request(taken, v2.decode_request(body, numbers=JsonNumbers()))
+    assert layouts.decode(body) is None  # without simdjson a large body goes the whole way
+    assert taken.inputs.values.flags.writeable  # type: ignore[union-attr]
+
+
+def test_a_large_fp32_layout_converts_as_the_whole_way_does() -> None:
+    first = LARGE.replace(b"FP64", b"FP32")
+    layouts, numbers = _large_layouts(first)
+    body = _first_column(first, b", ".join([b"0.1", b"3", b"-1e38"] * 33) + b", 7")
+    overflow = _first_column(first, b", ".join([b"1e39"] * ROWS))
+
+    taken = layouts.decode(body, numbers)
+
+    assert taken is not None
+    assert_same_request(taken, v2.decode_request(body))
+    assert layouts.decode(overflow, numbers) is None
+    _assert_decodes_as_without_layouts(overflow, layouts, numbers)
+
+
+def test_a_large_request_with_its_own_leading_id_shares_a_layout() -> None:
+    first = LARGE.replace(b"{", b'{"id": "6b1f0c1e-4c5e", ', 1)
+    layouts, numbers = _large_layouts(first)
+    body = _first_column(first, _CONTENTS.replace(b"0", b"1")).replace(b"6b1f0c1e", b"00000000")
+
+    taken = layouts.decode(body, numbers)
+
+    assert taken is not None
+    assert taken.id == "00000000-4c5e"
+    assert_same_request(taken, v2.decode_request(body))
+
+
+_VALUES = _CONTENTS.split(b", ")
+
+
+@pytest.mark.parametrize(
+    "contents",
+    [
+        b", ".join([b"null", *_VALUES[1:]]),
+        b", ".join([b"NaN", *_VALUES[1:]]),
+        b", ".join([b'"1"', *_VALUES[1:]]),
+        b", ".join([b"true", *_VALUES[1:]]),
+        b", ".join([b'{"a": 1}', *_VALUES[1:]]),
+        b", ".join([b"[1", *_VALUES[1:]]),  # an array opened in the contents, closed by theirs
+        b", ".join([b"1e400", *_VALUES[1:]]),
+        b", ".join([b"123456789012345678901234567890", *_VALUES[1:]]),  # past 64 bits
+        b", ".join([b"1.", *_VALUES[1:]]),
+        b", ".join(_VALUES[1:]),  # a value short
+        b", ".join([b"1", *_VALUES]),  # a value more
+        b"",
+        b", ".join([*_VALUES[1:], b'1], "x": [2']),  # the structure changed inside the array
+    ],
+    ids=[
+        "null",
+        "NaN",
+        "string",
+        "true",
+        "object",
+        "nested",
+        "beyond float64",
+        "past 64 bits",
+        "not JSON",
+        "short",
+        "more",
+        "empty",
+        "structure",
+    ],
+)
+def test_a_large_request_the_layout_cannot_read_goes_the_whole_way(contents: bytes) -> None:
+    layouts, numbers = _large_layouts(LARGE)
+    body = _first_column(LARGE, contents)
+
+    assert layouts.decode(body, numbers) is None
+    _assert_decodes_as_without_layouts(body, layouts, numbers)
+
+
+def test_large_columns_a_value_apart_with_as_many_in_all_go_the_whole_way() -> None:
+    layouts, numbers = _large_layouts(LARGE)
+    body = _with_numbers(
+        LARGE, b", ".join([b"1", *_VALUES]), b", ".join(_VALUES[1:]), *[_CONTENTS] * 18
+    )
+
+    assert layouts.decode(body, numbers) is None
+    _assert_decodes_as_without_layouts(body, layouts, numbers)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        LARGE.replace(b'"x19"', b'"y19"'),
+        LARGE[:-1] + b" }",  # a byte more at the end
+        LARGE + b" ",
+        LARGE[:-2] + b"]",  # the end cut short: not JSON
+        LARGE.replace(b'"data": [', b'"data":[', 1),
+    ],
+    ids=["name", "spacing at the end", "a byte after", "cut short", "spacing"],
+)
+def test_a_large_request_in_another_layout_goes_the_whole_way(body: bytes) -> None:
+    layouts, numbers = _large_layouts(LARGE)
+
+    assert layouts.decode(body, numbers) is None
+    _assert_decodes_as_without_layouts(body, layouts, numbers)

@@ -103,7 +103,15 @@ class JsonNumbers:
     def v2_request(self, body: bytes) -> Tensors | None:
         """``body``'s inputs, when it is a v2 request of float tensors this path takes (see
         the module docstring); ``None`` for anything else, to be decoded the whole way."""
-        return self._read(body, _request)
+        return None if len(body) < SMALL_BYTES else self._read(body, _request)
+
+    def arrays(self, text: bytes, count: int, rows: int) -> NDArray[np.float64] | None:
+        """The numbers of ``text``, one after another, when it is a JSON array of ``count``
+        arrays of ``rows`` numbers each (as the v2 path reads them: integers as floats,
+        none past 64 bits); ``None`` for anything else. What a remembered layout of a
+        large v2 request (:class:`~dockyard.server.protocols.v2.layouts.JsonLayouts`)
+        reads of its ``data`` arrays' contents, joined."""
+        return self._read(text, functools.partial(_arrays, count=count, rows=rows))
 
     def v1_values(self, body: bytes, names: tuple[str, ...] | None = None) -> V1Values | None:
         """The values of ``{"instances": [[...], ...]}`` (rows of plain numbers of one
@@ -114,11 +122,11 @@ class JsonNumbers:
         else; ``None`` otherwise (records at once, unparsed, when ``names`` is ``None``)."""
         if _RECORDS.match(body):
             return None if names is None or len(body) < SMALL_BYTES else _records(body, names)
+        if len(body) < SMALL_BYTES:
+            return None
         return cast("V1Values | None", self._read(body, _v1_values))  # a union: mypy joins it
 
     def _read(self, body: bytes, read: Callable[[Any, bytes], T | None]) -> T | None:
-        if len(body) < SMALL_BYTES:
-            return None
         import simdjson
 
         if self._parser is None:
@@ -221,6 +229,17 @@ def _records_decoder(names: tuple[str, ...]) -> msgspec.json.Decoder[Any]:
     rows = list[record]  # type: ignore[valid-type]  # a class made at run time
     request = msgspec.defstruct("Records", [("instances", rows)], forbid_unknown_fields=True)
     return msgspec.json.Decoder(request)
+
+
+def _arrays(document: Any, body: bytes, *, count: int, rows: int) -> NDArray[np.float64] | None:
+    import simdjson
+
+    if type(document) is not simdjson.Array or len(document) != count:
+        return None
+    if any(type(row) is not simdjson.Array or len(row) != rows for row in document):
+        return None  # a row short, another long (a nested array unbalances the brackets)
+    flat = np.frombuffer(document.as_buffer(of_type="d"), np.float64)  # its own copy
+    return flat if len(flat) == count * rows else None
 
 
 def _brackets(body: bytes) -> int:

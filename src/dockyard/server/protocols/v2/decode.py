@@ -144,12 +144,15 @@ def decode_request(
             if known is not None:
                 return known
     else:
-        known = None if layouts is None else layouts.decode(body)
+        known = None if layouts is None else layouts.decode(body, numbers)
         if known is not None:
             return known
         found = None if numbers is None else numbers.v2_request(body)
         if found is not None:
-            return InferRequest(found.id, _numbers_inputs(found), (), NO_PARAMETERS, False)
+            request = InferRequest(found.id, _numbers_inputs(found), (), NO_PARAMETERS, False)
+            if layouts is not None:
+                layouts.remember(body, request)
+            return request
     document = _parse_json(view)
     if type(document) is not dict:
         raise invalid(

@@ -1,21 +1,24 @@
-"""The layouts of small JSON requests of plain float columns decoded lately, so that a
-client's next request in one of them is read from its numbers alone (:class:`JsonLayouts`).
+"""The layouts of JSON requests of plain float columns decoded lately, so that a client's
+next request in one of them is read from its numbers alone (:class:`JsonLayouts`).
 
 A client sends one model the same JSON, byte for byte, but for the numbers in each
 ``data`` array: the inputs' names, datatype and shape, the keys' order, the spacing. A
 request of twenty one-value columns spends most of its decoding on that repeated part
-(twenty objects parsed, then checked as columns), which a layout lets it skip. The
-binary extension's JSON headers are remembered the same way
-(:class:`~dockyard.server.protocols.v2.binary.BinaryHeaders`).
+(twenty objects parsed, then checked as columns), which a layout lets it skip; one of
+twenty 100-value columns spends a third of it walking simdjson's document an object and
+an array at a time from Python. The binary extension's JSON headers are remembered the
+same way (:class:`~dockyard.server.protocols.v2.binary.BinaryHeaders`).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
+from numpy.typing import NDArray
 
-from dockyard.server.protocols.json_numbers import SMALL_BYTES
+from dockyard.server.protocols.json_numbers import SMALL_BYTES, JsonNumbers
 from dockyard.server.protocols.v2.fast import float_block, plain_array
 from dockyard.server.protocols.v2.tensors import (
     ColumnBlock,
@@ -30,9 +33,10 @@ __all__ = ["LAYOUTS", "LEARN_EVERY", "JsonLayouts"]
 LAYOUTS = 32
 """How many layouts a :class:`JsonLayouts` remembers."""
 LEARN_EVERY = 64
-"""Requests that could give a layout and went the whole way between two layouts learned:
-learning one costs about half a whole decoding more, so clients whose layouts keep
-changing (a field that differs in every request) pay it once in this many requests."""
+"""Requests of float columns that went the whole way between two tries at learning a
+layout: a try costs about half a whole decoding more, so clients whose layouts keep
+changing (a field that differs in every request), or cannot be learned, pay it once in
+this many requests."""
 
 _KEY = b'"data"'
 
@@ -64,18 +68,18 @@ class JsonLayouts:
     arrays, and whose contents are that many plain JSON numbers each (as the column path
     takes them: no ``null``, ``NaN``, string or nesting), decodes from those numbers alone,
     to what the whole way gives it; any other goes the whole way, so a malformed one is
-    refused as it was. The numbers are read by the parser that reads the whole body, and
-    converted by the same function.
+    refused as it was. The numbers are read by the parser that reads the whole body (orjson
+    under :data:`~dockyard.server.protocols.json_numbers.SMALL_BYTES`, simdjson from it),
+    and converted as it converts them.
 
-    Only requests of under :data:`~dockyard.server.protocols.json_numbers.SMALL_BYTES`
-    (larger ones are read by simdjson), that decoded to one float column block, with no
-    backslash and exactly one ``data`` key per input, are remembered: so that every other
-    byte of the request is fixed (its parameters and requested outputs too: MLServer's
+    Only requests that decoded to one float column block, with no backslash, exactly one
+    ``data`` key per input and no array in a ``data`` array, are remembered: so that every
+    other byte of the request is fixed (its parameters and requested outputs too: MLServer's
     pandas codec sends ``{"content_type": "pd"}``) and every ``"data"`` in it is an input's
     key. A leading ``id`` is left out of the layout
     (:func:`~dockyard.server.protocols.v2.tensors.without_id`): kserve's client sends a
     fresh one with every request. At most :data:`LAYOUTS`, one for each first bytes;
-    when full it starts over. After one is learned, the next waits until
+    when full it starts over. After a try at learning one, the next waits until
     :data:`LEARN_EVERY` such requests went the whole way. A request never shares its array
     with another: each is read from its own body."""
 
@@ -83,14 +87,16 @@ class JsonLayouts:
         self.size = size
         self.every = every
         self._layouts: dict[bytes, _Layout] = {}
-        self._wait = 0  # such requests still to go the whole way before the next is learned
+        self._wait = 0  # such requests still to go the whole way before the next try
 
     def __len__(self) -> int:
         return len(self._layouts)
 
-    def decode(self, body: bytes) -> InferRequest | None:
+    def decode(self, body: bytes, numbers: JsonNumbers | None = None) -> InferRequest | None:
         """The request ``body`` is, when its layout is remembered; else ``None`` (and for a
-        body that is not ``bytes``: layouts are of ``bytes``)."""
+        body that is not ``bytes``: layouts are of ``bytes``; and for one of
+        :data:`~dockyard.server.protocols.json_numbers.SMALL_BYTES` or more without
+        ``numbers``, which reads those)."""
         if not self._layouts or type(body) is not bytes:
             return None
         split = without_id(body)
@@ -101,54 +107,40 @@ class JsonLayouts:
         layout = self._layouts.get(body[:first]) if first > 0 else None
         if layout is None:
             return None
-        pieces = body.split(layout.opening)
-        tails = layout.tails
-        if len(pieces) != len(tails) + 1:
+        if len(body) < SMALL_BYTES:
+            values = _small(body, layout)
+        else:
+            values = None if numbers is None else _large(body, layout, numbers)
+        if values is None:
             return None
-        contents = pieces[1:]
-        if not all(map(bytes.endswith, contents, tails)):
-            return None
-        rows = layout.shape[0]
-        values = list(map(bytes.__getitem__, contents, layout.cuts))
-        if rows > 1 and not all(part.count(b",") == rows - 1 for part in values):
-            return None
-        try:
-            numbers = orjson.loads(b"[" + b",".join(values) + b"]")
-        except orjson.JSONDecodeError:
-            return None
-        if len(numbers) != rows * len(tails):  # rows > 1: each had rows - 1 commas
-            return None
-        array = plain_array(numbers, layout.datatype)
-        if array is None:
-            return None
-        block = float_block(layout.names, layout.datatype, layout.shape, array)
+        block = float_block(layout.names, layout.datatype, layout.shape, values)
         return recalled(layout.request, block, request_id)
 
     def remember(self, body: bytes, request: InferRequest) -> None:
         """Keep ``body``'s layout, if it is one (see the class), with what it decoded to:
         ``request``."""
         block = request.inputs
-        if (
-            not isinstance(block, ColumnBlock)
-            or type(body) is not bytes
-            or len(body) >= SMALL_BYTES
-            or b"\\" in body
-            or body.count(_KEY) != len(block.names)
-        ):
+        if not isinstance(block, ColumnBlock) or type(body) is not bytes:
+            return
+        if self._wait > 0:
+            self._wait -= 1
+            return
+        self._wait = self.every - 1  # one try in so many, learned or not: a try reads the body
+        if b"\\" in body or body.count(_KEY) != len(block.names):
             return
         split = without_id(body)
         if split is None:
             return
         body, leading_id = split
-        if self._wait > 0:
-            self._wait -= 1
-            return
         first = body.find(_KEY)  # every "data" is an input's key, a bracket after it
         opening = body[first : body.index(b"[", first) + 1]
         pieces = body.split(opening)
         if len(pieces) != len(block.names) + 1:  # another spacing for some input
             return
-        tails = tuple(piece[piece.find(b"]") :] for piece in pieces[1:])
+        ends = [piece.find(b"]") for piece in pieces[1:]]
+        if any(b"[" in piece[:end] for piece, end in zip(pieces[1:], ends, strict=True)):
+            return  # a row an array: its numbers would be in the layout's bytes
+        tails = tuple(piece[end:] for piece, end in zip(pieces[1:], ends, strict=True))
         cuts = tuple(slice(None, -len(tail)) for tail in tails)
         layout = _Layout(
             pieces[0],
@@ -163,4 +155,56 @@ class JsonLayouts:
         if len(self._layouts) >= self.size:
             self._layouts.clear()
         self._layouts[layout.head] = layout
-        self._wait = self.every - 1
+
+
+def _small(body: bytes, layout: _Layout) -> NDArray[Any] | None:
+    """The values of a small request in ``layout`` (its ``data`` arrays' contents, one
+    after another), read by orjson, as the whole way reads them; ``None`` when it is not in
+    that layout or they are not plain numbers, as many as the shape holds."""
+    pieces = body.split(layout.opening)
+    tails = layout.tails
+    if len(pieces) != len(tails) + 1:
+        return None
+    contents = pieces[1:]
+    if not all(map(bytes.endswith, contents, tails)):
+        return None
+    rows = layout.shape[0]
+    values = list(map(bytes.__getitem__, contents, layout.cuts))
+    if rows > 1 and not all(part.count(b",") == rows - 1 for part in values):
+        return None
+    try:
+        numbers = orjson.loads(b"[" + b",".join(values) + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    if len(numbers) != rows * len(tails):  # rows > 1: each had rows - 1 commas
+        return None
+    return plain_array(numbers, layout.datatype)
+
+
+def _large(body: bytes, layout: _Layout, numbers: JsonNumbers) -> NDArray[Any] | None:
+    """The values of a large request in ``layout``, read by simdjson as the whole way
+    reads them (:meth:`~dockyard.server.protocols.json_numbers.JsonNumbers.arrays`). Its
+    fixed bytes are compared where they must be, a C call each, rather than found by a
+    split (which copies the body); each ``data`` array's contents end at the first ``]``
+    after its opening, so a nested array leaves its brackets unbalanced in the contents
+    joined, which simdjson refuses."""
+    opening, view, at = layout.opening, memoryview(body), len(layout.head)
+    contents = []
+    for tail in layout.tails:
+        start = at + len(opening)
+        end = body.find(b"]", start)
+        if end < 0 or not body.startswith(opening, at) or not body.startswith(tail, end):
+            return None
+        contents.append(view[start:end])
+        at = end + len(tail)
+    if at != len(body):
+        return None
+    joined = b"[[" + b"],[".join(contents) + b"]]"
+    values = numbers.arrays(joined, len(contents), layout.shape[0])
+    if values is None or layout.datatype == "FP64":
+        return values
+    with np.errstate(over="raise"):
+        try:
+            return values.astype(np.float32)
+        except FloatingPointError:  # beyond FP32: the whole way names it
+            return None
