@@ -20,6 +20,13 @@ The policy, per server process:
 Deadlines, not inactivity timers: trickling a byte a second buys a client nothing. Answers
 use the one JSON error shape and ``connection: close``.
 
+Writes: uvicorn writes a response's head (status line and headers) as soon as the app
+starts the response, and its body with the next message, each in a ``send`` of its own:
+two system calls and two TCP segments for every small response. The protocol holds the head
+until the next write (the body's, in the same turn of the event loop for every answer of
+ours) and writes both at once (:class:`HeadHeld`); a head nothing follows in that turn (a
+``HEAD`` request's, a body still awaited) leaves at the end of it.
+
 The hot path pays a call and a comparison per read: the timer is touched only when a read
 ends in a different phase than the one timed, so a request that arrives in one read on a
 kept-alive connection arms nothing (a connection's first request cancels the deadline armed
@@ -130,6 +137,51 @@ class RefusalLog:
             self.warned_at, self.refused = now, 0
 
 
+class HeadHeld:
+    """A connection's transport as uvicorn's protocol sees it, which holds a response's head
+    until the next write and writes the two at once (see the module docstring). A write that
+    starts ``HTTP/`` and ends with the blank line is taken for a head; one that is not, but
+    looks so (a body), is only held until the end of the loop's turn, so the bytes always
+    leave in order and within that turn. Anything but writing and closing is the
+    transport's own."""
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif data[-4:] == b"\r\n\r\n" and data[:5] == b"HTTP/":
+            self._held = data
+            self._loop.call_soon(self.flush)
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        """Write a head still held (at the end of the turn it was written in)."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class GuardedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the deadlines and the cap. Built by uvicorn through
     ``functools.partial(GuardedProtocol, limits=..., refusals=...)`` (see ``serve``).
@@ -153,7 +205,7 @@ class GuardedProtocol(HttpToolsProtocol):
         if len(self.connections) >= self.limits.max_connections:
             self._refuse(transport)
             return
-        super().connection_made(transport)
+        super().connection_made(HeadHeld(transport, self.loop))  # type: ignore[arg-type]
         self._time(_HEADERS)
 
     def data_received(self, data: bytes) -> None:
@@ -253,6 +305,7 @@ def fitted_cap(max_connections: int, fd_limit: int) -> int:
 __all__ = [
     "ConnectionLimits",
     "GuardedProtocol",
+    "HeadHeld",
     "RefusalLog",
     "fitted_cap",
     "listen",
