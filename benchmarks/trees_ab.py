@@ -6,7 +6,8 @@ the log on), the logistic regression of ``harness.py`` (20 features) deployed al
 shape's body (``shapes.bodies``: ``--rows`` rows) at 16 connections; the server pinned to
 CPU 0 with ``taskset``, wrk to CPU 1; ``--warmup`` seconds of load, then ``--seconds``
 measured. The trees run A B B A (``--rounds`` times over), so both see the machine in the
-same states: read each tree's figures side by side, not one run's.
+same states: read each tree's figures side by side, not one run's, and with several rounds
+the medians (single runs spread ±5%).
 
 With ``--fresh-ids`` a v2 body opens with an ``"id"`` that wrk makes afresh for every
 request, as kserve's client does (a uuid4 each time).
@@ -20,6 +21,7 @@ Run:  PYTHONPATH=src .venv/bin/python benchmarks/trees_ab.py --before /tmp/befor
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
@@ -113,8 +115,8 @@ def main() -> None:
     print(
         f"{harness.describe_machine()}; {args.rows} rows, 16 connections, {args.seconds} s{fresh}"
     )
-    print("| shape | before: req/s (p99 ms) | this tree: req/s (p99 ms) | errors |")
-    print("|---|---|---|---|")
+    print("| shape | before: req/s (p99 ms) | this tree: req/s (p99 ms) | medians | errors |")
+    print("|---|---|---|---|---|")
     for shape in args.shapes:
         path, body, headers = every[shape]
         name = shape.replace(" ", "_")
@@ -123,13 +125,16 @@ def main() -> None:
         else:
             script = serving.wrk_script(args.work, name, (path, body, headers))
         figures: dict[str, list[str]] = {name: [] for name in trees}
+        rates: dict[str, list[float]] = {name: [] for name in trees}
         errors = 0
         for name in order:
             rate, p99, failed = run_once(args, home, trees[name], path, script)
             figures[name].append(f"{rate:,.0f} ({p99:.1f})")
+            rates[name].append(rate)
             errors += failed
         before, after = (", ".join(figures[name]) for name in trees)
-        print(f"| {shape} | {before} | {after} | {errors} |", flush=True)
+        medians = " → ".join(f"{statistics.median(rates[name]):,.0f}" for name in trees)
+        print(f"| {shape} | {before} | {after} | {medians} | {errors} |", flush=True)
 
 
 if __name__ == "__main__":
