@@ -28,6 +28,7 @@ $(BIN)/python:
 # The runtime and what the demo trains with (LightGBM, palmerpenguins); no dev tools, no torch.
 $(DEMO_STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[demo]" -c $(CONSTRAINTS)
+	$(BIN)/python scripts/stale-packages.py $(CONSTRAINTS)
 	touch $(DEMO_STAMP)
 
 $(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
@@ -35,6 +36,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 		$(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) \
 		|| { echo "make: pip install failed; if it found no $(TORCH), run" \
 		"make test TORCH_INDEX=https://download.pytorch.org/whl/cpu" >&2; exit 1; }
+	$(BIN)/python scripts/stale-packages.py $(CONSTRAINTS)
 	touch $(STAMP)
 
 install: $(STAMP)
