@@ -1,5 +1,6 @@
 """Connection limits for ``dockyard serve``: deadlines for a request's headers and body and a
-cap on open connections, kept by the HTTP protocol itself. uvicorn closes a connection idle
+cap on open connections, kept by the HTTP protocol itself; and its answers written in one
+``send`` each (see Writes, below). uvicorn closes a connection idle
 between requests (``timeout_keep_alive``) but has nothing for a client that sends its request
 slowly, or never, and its ``limit_concurrency`` answers only once a request's headers are in.
 
