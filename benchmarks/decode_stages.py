@@ -18,7 +18,8 @@ pandas codec (JSON per column, the request's content type in its parameters).
 ``--bulk`` measures 100-row requests instead, as they are and with five of the 20 features
 0/1 flags (one-hot or indicator columns): validating v1 row arrays and records; decoding
 and validating v1 row arrays, columns and records, and decoding a v2 JSON 2-D tensor and
-one tensor per column, as the server does (with ``JsonNumbers`` and ``JsonLayouts`` in a
+one tensor per column (also in kserve's form, a fresh ``id`` first in each of 64 bodies
+taken in turn), as the server does (with ``JsonNumbers`` and ``JsonLayouts`` in a
 tree that has them, and the model's columns for records where it takes them).
 
 Run:  taskset -c 1 .venv/bin/python benchmarks/decode_stages.py [--before /tmp/before/src]
@@ -28,6 +29,7 @@ Run:  taskset -c 1 .venv/bin/python benchmarks/decode_stages.py [--before /tmp/b
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -147,6 +149,15 @@ def measure(calls: int, repeats: int) -> dict[str, float]:
     return figures
 
 
+def kserve_json(inputs: list[dict[str, Any]]) -> bytes:
+    """A v2 request (or binary header) of ``inputs`` as kserve's client writes it: a fresh
+    uuid4 ``id`` first, then ``model_name``, compact JSON."""
+    import uuid
+
+    document = {"id": str(uuid.uuid4()), "model_name": "lr", "inputs": inputs}
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
 def client_bodies(
     per_column: list[dict[str, Any]], row: list[float]
 ) -> dict[str, tuple[list[bytes], int | None]]:
@@ -154,13 +165,7 @@ def client_bodies(
     fresh uuid4 ``id`` first in every request, then ``model_name`` (compact JSON, as orjson
     writes it; 64 requests each, which the measured calls take in turn); and MLServer's
     pandas codec (``{"content_type": "pd"}`` and columns of shape ``[1, 1]``, compact)."""
-    import uuid
-
     import numpy as np
-
-    def header(inputs: list[dict[str, Any]]) -> bytes:
-        document = {"id": str(uuid.uuid4()), "model_name": "lr", "inputs": inputs}
-        return json.dumps(document, separators=(",", ":")).encode()
 
     binary_inputs = [
         {
@@ -172,14 +177,14 @@ def client_bodies(
         for column in per_column
     ]
     values = np.asarray(row, dtype="<f8").tobytes()
-    headers = [header(binary_inputs) for _ in range(64)]
+    headers = [kserve_json(binary_inputs) for _ in range(64)]
     return {
         "binary per column, an id each (kserve)": (
             [h + values for h in headers],
             len(headers[0]),
         ),
         "JSON per column, an id each (kserve)": (
-            [header(per_column) for _ in range(64)],
+            [kserve_json(per_column) for _ in range(64)],
             None,
         ),
         "JSON per column (MLServer's pandas codec)": (
@@ -282,6 +287,11 @@ def measure_bulk(calls: int, repeats: int) -> dict[str, float]:
             ),
             "v2 JSON per column: decode_request": lambda body=per_column: v2.decode_request(
                 body, **extra
+            ),
+            # kserve's form: a fresh uuid4 id first in each, 64 bodies taken in turn
+            "v2 JSON per column, an id each (kserve): decode_request": functools.partial(
+                lambda turn: v2.decode_request(next(turn), **extra),
+                itertools.cycle([kserve_json(columns) for _ in range(64)]),
             ),
         }
         for stage, fn in stages.items():

@@ -271,6 +271,19 @@ def test_a_leading_id_the_split_cannot_take_goes_the_whole_way(id_member: bytes)
     _assert_decodes_as_without_layouts(body, layouts)
 
 
+def test_a_request_with_its_id_twice_is_not_remembered() -> None:
+    """The parser keeps the last of a duplicate key, so such a request's id is not the one
+    the split takes out: learned from, the next such request would get its first id."""
+    first = _columns([0.5, -1.25, 3.0], id="r").replace(b'"id": "r", ', b'"id": "a", "id": "b", ')
+    layouts = v2.JsonLayouts()
+    v2.decode_request(first, layouts=layouts)
+    body = first.replace(b'"id": "a"', b'"id": "c"')
+
+    assert len(layouts) == 0
+    _assert_decodes_as_without_layouts(body, layouts)
+    assert v2.decode_request(body, layouts=layouts).id == "b"
+
+
 def test_a_body_other_than_bytes_goes_the_whole_way() -> None:
     layouts = _layouts(FIRST)
     body = bytearray(_with_numbers(FIRST, b"1", b"2", b"3", b"4"))

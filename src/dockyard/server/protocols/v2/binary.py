@@ -183,7 +183,7 @@ class BinaryHeaders:
         """Keep what ``header`` decoded to (``request``, whose binary part had ``size``
         bytes), if every input came from the binary part; under the header without its
         leading ``id``, so that a client's next requests, a fresh id each, find it."""
-        split = without_id(header)
+        split = without_id(header, remembering=True)
         if split is None:
             return
         inputs = request.inputs

@@ -40,11 +40,12 @@ Policies:
   :class:`BinaryHeaders`, a header it holds is not parsed again, only the binary part read
   (and checked) as that header lays it out. It holds at most 32 headers of up to 16 KiB,
   each only after it decoded with every input in binary, and no request's values.
-* **Layouts decoded lately.** A client's small JSON requests of float columns repeat one
-  layout but for the numbers (and a leading ``id``); given a :class:`JsonLayouts`, a
-  request in a layout it holds is read from its ``data`` arrays' contents alone (one parse
-  of the numbers, the same conversion). It holds at most 32 layouts of under 4 KiB, each
-  only after it decoded to one block of float columns, and no request's values.
+* **Layouts decoded lately.** A client's JSON requests of float columns repeat one layout
+  but for the numbers (and a leading ``id``); given a :class:`JsonLayouts`, a request in a
+  layout it holds is read from its ``data`` arrays' contents alone (one parse of the
+  numbers, by the parser the whole way uses for its size: orjson, or ``numbers``'
+  simdjson from 4 KiB). It holds at most 32 layouts, each only after it decoded to one
+  block of float columns, and no request's values.
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ class JsonLayouts:
         self._wait = self.every - 1  # one try in so many, learned or not: a try reads the body
         if b"\\" in body or body.count(_KEY) != len(block.names):
             return
-        split = without_id(body)
+        split = without_id(body, remembering=True)
         if split is None:
             return
         body, leading_id = split
