@@ -212,7 +212,26 @@ def _assert_decodes_as_without_layouts(
             }
         ),  # a row an array: its numbers would be in the layout's bytes
         orjson.dumps(
-            {"inputs": [{"name": "t", "shape": [1, 2], "datatype": "FP64", "data": [1, 2]}]}
+            {"inputs": [{"name": "t", "shape": [1, 2], "datatype": "INT64", "data": [1, 2]}]}
+        ),
+        orjson.dumps(
+            {"inputs": [{"name": "t", "shape": [1, 1, 2], "datatype": "FP64", "data": [1, 2]}]}
+        ),
+        orjson.dumps({"inputs": [{"name": "t", "shape": [0, 2], "datatype": "FP64", "data": []}]}),
+        orjson.dumps(
+            {
+                "inputs": [
+                    {"name": "t", "shape": [1, 2], "datatype": "FP64", "data": [1, 2]},
+                    {"name": "u", "shape": [1, 2], "datatype": "FP64", "data": [3, 4]},
+                ]
+            }
+        ),
+        orjson.dumps(
+            {
+                "inputs": [
+                    {"name": "t", "shape": [600, 2], "datatype": "FP64", "data": [1.25] * 1200}
+                ]
+            }
         ),
         orjson.dumps(
             {
@@ -228,11 +247,17 @@ def _assert_decodes_as_without_layouts(
         "data as a name",
         "spacing",
         "rows nested",
-        "2-D tensor",
+        "integer tensor",
+        "3-D tensor",
+        "empty tensor",
+        "two tensors",
+        "large tensor",
         "mixed datatypes",
     ],
 )
-def test_only_requests_of_float_columns_alone_are_remembered(body: bytes) -> None:
+def test_only_requests_of_float_columns_or_one_small_float_tensor_are_remembered(
+    body: bytes,
+) -> None:
     layouts = v2.JsonLayouts()
 
     v2.decode_request(body, layouts=layouts)
@@ -483,3 +508,167 @@ def test_requests_changed_at_random_decode_as_the_whole_way_decodes_them(large: 
         _assert_decodes_as_without_layouts(body, layouts, numbers)
     # a change that leaves a number a number is read from the layout (FIRST has four)
     assert taken >= (30 if large else 5)
+
+
+# --- one float tensor (MLServer's own body: a 2-D tensor, one array a row) ------------------
+
+
+def _tensor(data: Any, shape: list[int], *, datatype: str = "FP64", **fields: Any) -> bytes:
+    """A request of one tensor ``input-0`` (json.dumps' spacing, as MLServer's and kserve's
+    clients send it); ``fields`` go into the input before its data (its ``parameters``)."""
+    tensor = {"name": "input-0", "shape": shape, "datatype": datatype, **fields, "data": data}
+    return json.dumps({"inputs": [tensor]}).encode()
+
+
+def _with_data(body: bytes, data: bytes) -> bytes:
+    """``body`` (of one tensor, its data last in the input) with its data array replaced."""
+    head, _, rest = body.partition(b'"data": ')
+    return head + b'"data": ' + data + rest[rest.index(b"]}") + 1 :]
+
+
+NESTED = _tensor([[0.5, -1.25, 3.0, 7e-3]], [1, 4])
+FLAT = _tensor([0.5, -1.25, 3.0, 7e-3], [1, 4])
+ROWS_3 = _tensor([[1, 2], [3, 4], [5, 6]], [3, 2])
+
+
+@pytest.mark.parametrize(
+    ("first", "data"),
+    [
+        (NESTED, b"[[1.5, -2.75, 0, 123456789]]"),
+        (NESTED, b"[[-0.0, 1e300, -2.5E-7, 18446744073709551615]]"),
+        (NESTED, b"[ [ 0.125 ,1e-320,-9007199254740993,6.02214076e23 ] ]"),
+        (NESTED, b"[1, 2, 3, 4]"),  # flat where the first was nested: as the whole way takes it
+        (FLAT, b"[9, 8.5, -7, 6e2]"),
+        (FLAT, b"[[9, 8.5, -7, 6e2]]"),
+        (ROWS_3, b"[[0.5, 1], [2, 3.25], [-4, 5e-1]]"),
+        (ROWS_3, b"[7, 8, 9, 10, 11, 12]"),
+        (ROWS_3, b"[[7, 8, 9], [10], [11, 12]]"),  # rows of other lengths: joined, both ways
+        (NESTED, b"[[1, 2], [3, 4]]"),
+        (NESTED, b"[[1, 2, 3, 123456789012345678901234567890]]"),  # orjson: a float, both ways
+        (_tensor([0.5, 1.5, 2.5], [3]), b"[3, 2, 1]"),
+        (_tensor([[0.5, 1.5]], [1, 2], datatype="FP32"), b"[[0.1, 3]]"),
+        (_tensor([[0.5, 1.5]], [1, 2], parameters={"content_type": "np"}), b"[[2, 4]]"),
+        (_tensor([[0.5] * 40], [1, 40]), b"[[" + b", ".join([b"1.25"] * 40) + b"]]"),
+    ],
+    ids=[
+        "other numbers",
+        "signs, exponents, 64 bits",
+        "spacing, subnormals, integers",
+        "flat after nested",
+        "flat",
+        "nested after flat",
+        "three rows",
+        "three rows flat",
+        "three rows of other lengths",
+        "two rows for one",
+        "past 64 bits",
+        "1-D",
+        "FP32",
+        "input parameters",
+        "64 values or more (numpy's bulk read)",
+    ],
+)
+def test_a_tensor_request_in_a_layout_gives_what_decoding_it_whole_gives(
+    first: bytes, data: bytes
+) -> None:
+    layouts = _layouts(first)
+    body = _with_data(first, data)
+
+    taken = layouts.decode(body)
+
+    assert taken is not None  # read from the layout
+    assert_same_request(taken, v2.decode_request(body))
+    assert_same_request(v2.decode_request(body, layouts=layouts), v2.decode_request(body))
+
+
+def test_a_tensor_request_with_its_own_leading_id_shares_a_layout() -> None:
+    first = NESTED.replace(b"{", b'{"id": "6b1f0c1e-4c5e", ', 1)
+    layouts = _layouts(first)
+    body = _with_data(first, b"[[4, 3, 2, 1]]").replace(b"6b1f0c1e", b"00000000")
+
+    taken = layouts.decode(body)
+
+    assert taken is not None
+    assert taken.id == "00000000-4c5e"
+    assert_same_request(taken, v2.decode_request(body))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"[[1, 2, 3, null]]",
+        b"[[1, 2, 3, true]]",
+        b'[[1, 2, 3, "4"]]',
+        b"[[1, 2, 3, NaN]]",
+        b"[[1, 2, 3, 1e400]]",
+        b"[[1, 2, 3, [4]]]",
+        b"[[[1, 2, 3, 4]]]",
+        b"[[1, 2, 3]]",
+        b"[[1, 2, 3, 4, 5]]",
+        b"[[1, 2, 3, 4], [5, 6, 7, 8]]",
+        b"[1, 2, 3]",
+        b"[1, [2], 3, 4]",
+        b"[[1, 2, 3], 4]",
+        b'[[1, 2], "34"]',
+        b"[[1, 2, 3, 4]], [[5]]",
+        b"[[1, 2, 3, 4]] ]",
+        b"[]",
+        b"{}",
+        b"7",
+        b"",
+    ],
+    ids=[
+        "null",
+        "true",
+        "string",
+        "NaN",
+        "1e400",
+        "a value an array",
+        "nested deeper",
+        "a row short",
+        "a row long",
+        "a row more",
+        "flat, one short",
+        "flat, one nested",
+        "a row, then a value",
+        "a row, then a string",
+        "two values",
+        "a bracket more",
+        "empty",
+        "an object",
+        "a number",
+        "nothing",
+    ],
+)
+def test_a_tensor_request_the_layout_cannot_read_goes_the_whole_way(data: bytes) -> None:
+    layouts = _layouts(NESTED)
+    body = _with_data(NESTED, data)
+
+    assert layouts.decode(body) is None
+    _assert_decodes_as_without_layouts(body, layouts)
+
+
+def test_a_tensor_beyond_fp32_goes_the_whole_way_which_names_it() -> None:
+    first = _tensor([[0.5, 1.5]], [1, 2], datatype="FP32")
+    layouts = _layouts(first)
+    body = _with_data(first, b"[[1e39, 1]]")
+
+    assert layouts.decode(body) is None
+    _assert_decodes_as_without_layouts(body, layouts)
+    with pytest.raises(InvalidRequestError, match="out of range for FP32"):
+        v2.decode_request(body, layouts=layouts)
+
+
+def test_tensor_requests_changed_at_random_decode_as_the_whole_way_decodes_them() -> None:
+    """300 bodies, each one byte of a learned tensor request replaced by a byte JSON gives
+    meaning to (a seeded draw): whatever the layout takes, it takes as the whole way does."""
+    layouts = _layouts(NESTED)
+    draw = random.Random(16)
+    significant = b'[]{},:" -.0123456789eE+nulltruefalse\\'
+    taken = 0
+    for _ in range(300):
+        at = draw.randrange(len(NESTED))
+        body = NESTED[:at] + bytes([draw.choice(significant)]) + NESTED[at + 1 :]
+        taken += layouts.decode(body) is not None
+        _assert_decodes_as_without_layouts(body, layouts)
+    assert taken >= 5  # a change that leaves a number a number is read from the layout

@@ -1,17 +1,23 @@
-"""The layouts of JSON requests of plain float columns decoded lately, so that a client's
-next request in one of them is read from its numbers alone (:class:`JsonLayouts`).
+"""The layouts of JSON requests of plain float columns, or of one float tensor, decoded
+lately, so that a client's next request in one of them is read from its numbers alone
+(:class:`JsonLayouts`).
 
 A client sends one model the same JSON, byte for byte, but for the numbers in each
 ``data`` array: the inputs' names, datatype and shape, the keys' order, the spacing. A
 request of twenty one-value columns spends most of its decoding on that repeated part
 (twenty objects parsed, then checked as columns), which a layout lets it skip; one of
 twenty 100-value columns spends a third of it walking simdjson's document an object and
-an array at a time from Python. The binary extension's JSON headers are remembered the
-same way (:class:`~dockyard.server.protocols.v2.binary.BinaryHeaders`).
+an array at a time from Python; a small 2-D tensor (MLServer's own body) a third of it
+on the request around its one array. The binary extension's JSON headers are remembered
+the same way (:class:`~dockyard.server.protocols.v2.binary.BinaryHeaders`).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from itertools import chain
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -19,10 +25,12 @@ import orjson
 from numpy.typing import NDArray
 
 from dockyard.server.protocols.json_numbers import SMALL_BYTES, JsonNumbers
-from dockyard.server.protocols.v2.fast import float_block, plain_array
+from dockyard.server.protocols.v2.fast import FLOATS, float_block, plain_array
 from dockyard.server.protocols.v2.tensors import (
+    NO_PARAMETERS,
     ColumnBlock,
     InferRequest,
+    Tensor,
     kept,
     recalled,
     without_id,
@@ -59,10 +67,28 @@ class _Layout(NamedTuple):
     request: InferRequest
 
 
+class _Tensor(NamedTuple):
+    """A small request of one float tensor as it was sent, but for its ``data`` array: the
+    bytes before the array (``head``, then ``opening``: the key, colon and bracket as
+    spaced) and after it (``tail``); what its input decoded to but for its values, and the
+    rest of the request it decoded to."""
+
+    head: bytes
+    opening: bytes
+    tail: bytes
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    parameters: Mapping[str, Any]
+    request: InferRequest
+
+
 class JsonLayouts:
     """The layouts of the JSON requests of plain float columns (a
-    :class:`~dockyard.server.protocols.v2.tensors.ColumnBlock`) decoded lately, each under
-    its bytes before the first ``data`` key.
+    :class:`~dockyard.server.protocols.v2.tensors.ColumnBlock`), or of one float tensor of
+    one or two dimensions under :data:`~dockyard.server.protocols.json_numbers.SMALL_BYTES`
+    (its data flat, or an array a row), decoded lately, each under its bytes before the
+    first ``data`` key.
 
     A request whose bytes are a remembered request's but for the contents of its ``data``
     arrays, and whose contents are that many plain JSON numbers each (as the column path
@@ -72,8 +98,9 @@ class JsonLayouts:
     under :data:`~dockyard.server.protocols.json_numbers.SMALL_BYTES`, simdjson from it),
     and converted as it converts them.
 
-    Only requests that decoded to one float column block, with no backslash, exactly one
-    ``data`` key per input and no array in a ``data`` array, are remembered: so that every
+    Only requests that decoded to one float column block (no array in a ``data`` array) or
+    to one float tensor, with no backslash and exactly one ``data`` key per input, are
+    remembered: so that every
     other byte of the request is fixed (its parameters and requested outputs too: MLServer's
     pandas codec sends ``{"content_type": "pd"}``) and every ``"data"`` in it is an input's
     key. A leading ``id`` is left out of the layout
@@ -86,7 +113,7 @@ class JsonLayouts:
     def __init__(self, size: int = LAYOUTS, every: int = LEARN_EVERY) -> None:
         self.size = size
         self.every = every
-        self._layouts: dict[bytes, _Layout] = {}
+        self._layouts: dict[bytes, _Layout | _Tensor] = {}
         self._wait = 0  # such requests still to go the whole way before the next try
 
     def __len__(self) -> int:
@@ -107,6 +134,9 @@ class JsonLayouts:
         layout = self._layouts.get(body[:first]) if first > 0 else None
         if layout is None:
             return None
+        if isinstance(layout, _Tensor):
+            tensor = _tensor(body, layout) if len(body) < SMALL_BYTES else None
+            return None if tensor is None else recalled(layout.request, (tensor,), request_id)
         if len(body) < SMALL_BYTES:
             values = _small(body, layout)
         else:
@@ -119,14 +149,16 @@ class JsonLayouts:
     def remember(self, body: bytes, request: InferRequest) -> None:
         """Keep ``body``'s layout, if it is one (see the class), with what it decoded to:
         ``request``."""
-        block = request.inputs
-        if not isinstance(block, ColumnBlock) or type(body) is not bytes:
+        inputs = request.inputs
+        if type(body) is not bytes:
+            return
+        if not isinstance(inputs, ColumnBlock) and not _one_small_tensor(inputs, body):
             return
         if self._wait > 0:
             self._wait -= 1
             return
         self._wait = self.every - 1  # one try in so many, learned or not: a try reads the body
-        if b"\\" in body or body.count(_KEY) != len(block.names):
+        if b"\\" in body or body.count(_KEY) != len(inputs):
             return
         split = without_id(body, remembering=True)
         if split is None:
@@ -134,27 +166,101 @@ class JsonLayouts:
         body, leading_id = split
         first = body.find(_KEY)  # every "data" is an input's key, a bracket after it
         opening = body[first : body.index(b"[", first) + 1]
-        pieces = body.split(opening)
-        if len(pieces) != len(block.names) + 1:  # another spacing for some input
-            return
-        ends = [piece.find(b"]") for piece in pieces[1:]]
-        if any(b"[" in piece[:end] for piece, end in zip(pieces[1:], ends, strict=True)):
-            return  # a row an array: its numbers would be in the layout's bytes
-        tails = tuple(piece[end:] for piece, end in zip(pieces[1:], ends, strict=True))
-        cuts = tuple(slice(None, -len(tail)) for tail in tails)
-        layout = _Layout(
-            pieces[0],
-            opening,
-            tails,
-            cuts,
-            block.names,
-            block.datatype,
-            block.shape,
-            kept(request, leading_id),
+        rest = kept(request, leading_id)
+        layout = (
+            _columns(body, opening, inputs, rest)
+            if isinstance(inputs, ColumnBlock)
+            else _one_tensor(body, first, opening, inputs[0], rest)
         )
+        if layout is None:
+            return
         if len(self._layouts) >= self.size:
             self._layouts.clear()
         self._layouts[layout.head] = layout
+
+
+def _one_small_tensor(inputs: Any, body: bytes) -> bool:
+    """Whether ``inputs`` are one float tensor of one or two dimensions, none empty, decoded
+    from a small ``body``."""
+    if type(inputs) is not tuple or len(inputs) != 1 or len(body) >= SMALL_BYTES:
+        return False
+    (tensor,) = inputs
+    return tensor.datatype in FLOATS and 1 <= len(tensor.shape) <= 2 and all(tensor.shape)
+
+
+def _columns(body: bytes, opening: bytes, block: ColumnBlock, rest: InferRequest) -> _Layout | None:
+    """The layout of a request of float columns, or ``None`` when its inputs are spaced
+    apart or a row is an array."""
+    pieces = body.split(opening)
+    if len(pieces) != len(block.names) + 1:  # another spacing for some input
+        return None
+    ends = [piece.find(b"]") for piece in pieces[1:]]
+    if any(b"[" in piece[:end] for piece, end in zip(pieces[1:], ends, strict=True)):
+        return None  # a row an array: its numbers would be in the layout's bytes
+    tails = tuple(piece[end:] for piece, end in zip(pieces[1:], ends, strict=True))
+    cuts = tuple(slice(None, -len(tail)) for tail in tails)
+    return _Layout(pieces[0], opening, tails, cuts, block.names, block.datatype, block.shape, rest)
+
+
+def _one_tensor(
+    body: bytes, first: int, opening: bytes, tensor: Tensor, rest: InferRequest
+) -> _Tensor | None:
+    """The layout of a request of one float tensor: its bytes around its ``data`` array,
+    whose contents are numbers and arrays only (it decoded as floats)."""
+    at, depth = first + len(opening), 1
+    while depth:  # to the bracket that closes the data array
+        close = body.find(b"]", at)
+        if close < 0:
+            return None
+        nested = body.find(b"[", at, close)
+        depth, at = (depth + 1, nested + 1) if nested >= 0 else (depth - 1, close + 1)
+    parameters = MappingProxyType(dict(tensor.parameters)) if tensor.parameters else NO_PARAMETERS
+    return _Tensor(
+        body[:first],
+        opening,
+        body[at:],
+        tensor.name,
+        tensor.datatype,
+        tensor.shape,
+        parameters,
+        rest,
+    )
+
+
+def _tensor(body: bytes, layout: _Tensor) -> Tensor | None:
+    """The tensor of a small request in ``layout``: its ``data`` array read by orjson, as
+    the whole way reads it, when it is flat or arrays of plain numbers, as many as the
+    shape holds; ``None`` otherwise."""
+    start = len(layout.head) + len(layout.opening)  # just after the array's bracket
+    end = len(body) - len(layout.tail)
+    if end < start or not body.startswith(layout.opening, len(layout.head)):
+        return None
+    if not body.endswith(layout.tail):
+        return None
+    try:  # one JSON value from the bracket to the tail: the data array alone
+        data = orjson.loads(memoryview(body)[start - 1 : end])
+    except orjson.JSONDecodeError:
+        return None
+    values = _flat(data, layout.shape)
+    array = None if values is None else plain_array(values, layout.datatype)
+    if array is None:
+        return None
+    if len(layout.shape) == 2:
+        array = array.reshape(layout.shape)
+    return Tensor(layout.name, layout.datatype, layout.shape, array, layout.parameters)
+
+
+def _flat(data: Any, shape: tuple[int, ...]) -> list[Any] | None:
+    """A tensor's ``data`` as its values in order: flat as sent, or arrays (rows) of values
+    joined, as the whole way joins them whatever the rows' lengths; ``None`` for any other
+    nesting (the whole way flattens it, or refuses it) or another count."""
+    if type(data) is not list:
+        return None
+    if data and type(data[0]) is list:
+        if not all(type(row) is list for row in data):
+            return None
+        data = data[0] if len(data) == 1 else list(chain.from_iterable(data))
+    return data if len(data) == math.prod(shape) else None
 
 
 def _small(body: bytes, layout: _Layout) -> NDArray[Any] | None:
