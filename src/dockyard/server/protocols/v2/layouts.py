@@ -100,15 +100,14 @@ class JsonLayouts:
 
     Only requests that decoded to one float column block (no array in a ``data`` array) or
     to one float tensor, with no backslash and exactly one ``data`` key per input, are
-    remembered: so that every
-    other byte of the request is fixed (its parameters and requested outputs too: MLServer's
-    pandas codec sends ``{"content_type": "pd"}``) and every ``"data"`` in it is an input's
-    key. A leading ``id`` is left out of the layout
+    remembered: so that every other byte of the request is fixed (its parameters and
+    requested outputs too: MLServer's pandas codec sends ``{"content_type": "pd"}``) and
+    every ``"data"`` in it is an input's key. A leading ``id`` is left out of the layout
     (:func:`~dockyard.server.protocols.v2.tensors.without_id`): kserve's client sends a
     fresh one with every request. At most :data:`LAYOUTS`, one for each first bytes;
     when full it starts over. After a try at learning one, the next waits until
-    :data:`LEARN_EVERY` such requests went the whole way. A request never shares its array
-    with another: each is read from its own body."""
+    :data:`LEARN_EVERY` such requests (columns and tensors alike) went the whole way. A
+    request never shares its array with another: each is read from its own body."""
 
     def __init__(self, size: int = LAYOUTS, every: int = LEARN_EVERY) -> None:
         self.size = size
