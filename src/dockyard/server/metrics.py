@@ -38,7 +38,8 @@ cap holds them).
 **The hot path.** Label lookups cost more than the observation itself, so each
 (endpoint, version, status) triple is bound to its children once and cached in a dict:
 :meth:`Metrics.observe_request` is a dict lookup, a counter increment and a histogram
-observation, a few microseconds in either mode.
+observation, a few microseconds in either mode. In one process the in-flight gauge reads a
+plain count when collected, rather than taking a lock twice a request.
 
 **Several worker processes** (``dockyard serve --workers N``). When
 ``PROMETHEUS_MULTIPROC_DIR`` is set (the server sets it to a fresh, empty folder before
@@ -181,6 +182,9 @@ class Metrics:
             registry=target,
             multiprocess_mode="livesum",
         )
+        self._in_flight = 0
+        if directory is None:  # a plain count, read when collected (see request_started)
+            self.in_flight.set_function(lambda: self._in_flight)
         self.model_load: Histogram = prom.Histogram(
             "dockyard_model_load_seconds",
             "Time to load an endpoint's model version and warm it up, ready to serve.",
@@ -290,10 +294,19 @@ class Metrics:
         child.set(rows)
 
     def request_started(self) -> None:
-        self.in_flight.inc()
+        """One more request in flight. In one process a plain count the gauge reads when
+        collected (the server calls this on its event loop only): a gauge's increment takes
+        a lock, twice a request. With several workers each one's value is in its file."""
+        if self.multiprocess_dir is None:
+            self._in_flight += 1
+        else:
+            self.in_flight.inc()
 
     def request_finished(self) -> None:
-        self.in_flight.dec()
+        if self.multiprocess_dir is None:
+            self._in_flight -= 1
+        else:
+            self.in_flight.dec()
 
     # --- model lifecycle ----------------------------------------------------------------
 
