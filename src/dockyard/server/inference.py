@@ -64,7 +64,7 @@ class InferencePlane:
         self._ids = itertools.count()
         self._shadows: set[asyncio.Task[None]] = set()
         self.binary_headers = v2.BinaryHeaders()  # the binary requests' headers, decoded once
-        self.json_layouts = v2.JsonLayouts()  # small JSON requests' layouts, decoded once
+        self.json_layouts = v2.JsonLayouts()  # JSON float requests' layouts, decoded once
         self.json_numbers = JsonNumbers()  # JSON of many numbers (v1, v2): simdjson, msgspec
 
     def new_request_id(self) -> str:

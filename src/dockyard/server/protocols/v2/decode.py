@@ -40,12 +40,13 @@ Policies:
   :class:`BinaryHeaders`, a header it holds is not parsed again, only the binary part read
   (and checked) as that header lays it out. It holds at most 32 headers of up to 16 KiB,
   each only after it decoded with every input in binary, and no request's values.
-* **Layouts decoded lately.** A client's JSON requests of float columns repeat one layout
-  but for the numbers (and a leading ``id``); given a :class:`JsonLayouts`, a request in a
-  layout it holds is read from its ``data`` arrays' contents alone (one parse of the
-  numbers, by the parser the whole way uses for its size: orjson, or ``numbers``'
-  simdjson from 4 KiB). It holds at most 32 layouts, each only after it decoded to one
-  block of float columns, and no request's values.
+* **Layouts decoded lately.** A client's JSON requests of float columns, or of one float
+  tensor, repeat one layout but for the numbers (and a leading ``id``); given a
+  :class:`JsonLayouts`, a request in a layout it holds is read from its ``data`` arrays'
+  contents alone (one parse of the numbers, by the parser the whole way uses for its size:
+  orjson, or ``numbers``' simdjson from 4 KiB for columns). It holds at most 32 layouts,
+  each only after it decoded to one block of float columns or one float tensor (under
+  4 KiB), and no request's values.
 """
 
 from __future__ import annotations
@@ -122,9 +123,9 @@ def decode_request(
     ``Content-Encoding`` header; the body inflates to at most ``max_body_bytes``. With
     ``headers``, a binary request whose JSON header was decoded lately skips decoding it
     again (:class:`BinaryHeaders`); with ``numbers``, a JSON request of many floats is read
-    by simdjson when it takes it (:class:`JsonNumbers`); with ``layouts``, a small JSON
-    request of float columns laid out as one decoded lately is read from its numbers alone
-    (:class:`JsonLayouts`).
+    by simdjson when it takes it (:class:`JsonNumbers`); with ``layouts``, a JSON request of
+    float columns (or a small one of one float tensor) laid out as one decoded lately is
+    read from its numbers alone (:class:`JsonLayouts`).
     """
     if content_encoding:
         body = _inflate(body, content_encoding, max_body_bytes)

@@ -41,10 +41,10 @@ __all__ = ["LAYOUTS", "LEARN_EVERY", "JsonLayouts"]
 LAYOUTS = 32
 """How many layouts a :class:`JsonLayouts` remembers."""
 LEARN_EVERY = 64
-"""Requests of float columns that went the whole way between two tries at learning a
-layout: a try costs about half a whole decoding more, so clients whose layouts keep
-changing (a field that differs in every request), or cannot be learned, pay it once in
-this many requests."""
+"""Requests of float columns or of one float tensor that went the whole way between two
+tries at learning a layout: a try costs about half a whole decoding more, so clients
+whose layouts keep changing (a field that differs in every request), or cannot be
+learned, pay it once in this many requests."""
 
 _KEY = b'"data"'
 
