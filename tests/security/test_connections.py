@@ -162,6 +162,20 @@ def test_an_idle_kept_alive_connection_is_closed(timed: ServerProcess, connect: 
     assert read_all(sock) == b""  # ...until idle too long
 
 
+def test_a_connection_used_more_often_than_its_keep_alive_stays_open(
+    timed: ServerProcess, connect: Connect
+) -> None:
+    """A request every 0.3 s for 2.4 s against a 1 s keep-alive: the timer armed after the
+    first answer finds the connection used since, and waits again rather than closing it."""
+    sock = connect(timed)
+    for _ in range(8):
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = _one_answer(sock)
+        assert response.startswith(b"HTTP/1.1 200"), response
+        time.sleep(0.3)  # the client's pace, not a wait for the server
+    assert read_all(sock) == b""  # then idle: closed
+
+
 def test_requests_in_one_piece_are_not_disturbed(timed: ServerProcess) -> None:
     with httpx.Client(base_url=timed.url, timeout=BOUND_S) as client:
         for _ in range(50):

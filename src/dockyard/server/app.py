@@ -3,8 +3,10 @@
 Two layers, one app:
 
 * the inference hot paths (``POST /v1/endpoints/{name}/predict`` and
-  ``POST /v2/models/{name}[/versions/{v}]/infer``) are answered by a few lines of raw ASGI
-  in :class:`DockyardApp`, so a one-row prediction pays for no routing framework;
+  ``POST /v2/models/{name}[/versions/{v}]/infer``) are answered by
+  :meth:`DockyardApp.predict`, so a one-row prediction pays for no routing framework. Under
+  ``dockyard serve`` the HTTP protocol calls it straight from its prediction lane, with no
+  ASGI cycle (``connections.py``); under any other ASGI server, a few lines of raw ASGI do;
 * everything else — health, v2 metadata, ``/metrics``, the control plane under ``/api`` and
   the OpenAPI docs at ``/docs`` — is a FastAPI app (``routes.py``). The hot paths have no
   FastAPI route; ``openapi.py`` writes them into its schema, so ``/docs`` shows them.
@@ -16,9 +18,9 @@ the routes are in ``http.py``. Nothing imports this module but the entry points.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -52,6 +54,8 @@ log = logging.getLogger("dockyard.server")
 _V1_PREFIX, _V1_SUFFIX = "/v1/endpoints/", "/predict"
 _V2_PREFIX, _V2_SUFFIX = "/v2/models/", "/infer"
 
+RawHeaders = Iterable[tuple[bytes, bytes]]
+
 
 class DockyardApp:
     """The ASGI app: hot paths in raw ASGI, the rest delegated to FastAPI behind one guard
@@ -64,18 +68,11 @@ class DockyardApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            path: str = scope["path"]
-            if path.startswith(_V1_PREFIX) and path.endswith(_V1_SUFFIX):
-                name = path[len(_V1_PREFIX) : -len(_V1_SUFFIX)]
-                if name and "/" not in name:
-                    await self._predict(scope, receive, send, name, None, v2=False)
-                    return
-            elif path.startswith(_V2_PREFIX) and path.endswith(_V2_SUFFIX):
-                target = path[len(_V2_PREFIX) : -len(_V2_SUFFIX)]
-                name, _, version = target.partition("/versions/")
-                if name and "/" not in name and "/" not in version:
-                    await self._predict(scope, receive, send, name, version or None, v2=True)
-                    return
+            route = hot_route(scope["path"])
+            if route is not None:
+                reply = await self.predict(route, scope["method"], scope["headers"], receive)
+                await send_reply(send, reply)
+                return
             await self._guarded(scope, receive, send)
             return
         await self.api(scope, receive, send)
@@ -85,7 +82,7 @@ class DockyardApp:
         method and path alone, then the body read within the limit, then FastAPI, with the
         principal and request id in the scope. A crash FastAPI's handler already answered
         and logged goes no further (uvicorn would log it again and drop the connection)."""
-        headers = _headers(scope)
+        headers = _headers(scope["headers"])
         request_id = headers.get("x-request-id") or self.server.inference.new_request_id()
         scope[REQUEST_ID] = request_id
         try:
@@ -130,30 +127,54 @@ class DockyardApp:
             if not started:
                 await send_reply(send, error_reply(exc, request_id))
 
-    async def _predict(
-        self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None, v2: bool
-    ) -> None:
-        """Both fast-lane paths: auth, bounded body, then the inference plane. Another method
-        than POST, once the token is checked, is a 405."""
-        headers = _headers(scope)
+    async def predict(
+        self, route: HotRoute, method: str, raw_headers: RawHeaders, receive: Receive
+    ) -> Reply:
+        """A hot path's answer: the token checked, then the body read within the limit, then
+        the inference plane. Another method than POST, once the token is checked, is a 405.
+        Called by :meth:`__call__` and by the HTTP protocol's prediction lane
+        (``connections.py``), which writes the reply itself."""
+        headers = _headers(raw_headers)
         try:
             await self.server.auth.check(headers.get("authorization"), "predict")
-            allowed = scope["method"] == "POST"
+            allowed = method == "POST"
             body = await read_body(receive, headers, self.server.max_body_bytes) if allowed else b""
         except Exception as exc:
             request_id = headers.get("x-request-id") or self.server.inference.new_request_id()
-            await send_reply(send, error_reply(exc, request_id))
-            return
+            return error_reply(exc, request_id)
         if not allowed:
-            await send_reply(send, _NOT_ALLOWED)
-            return
+            return _NOT_ALLOWED
         inference = self.server.inference
-        reply = (
-            await inference.v2_infer(name, version, body, headers)
-            if v2
-            else await inference.v1_predict(name, body, headers)
-        )
-        await send_reply(send, reply)
+        if route.v2:
+            return await inference.v2_infer(route.name, route.version, body, headers)
+        return await inference.v1_predict(route.name, body, headers)
+
+    def route(self, path: str) -> HotRoute | None:
+        """The hot path ``path`` names, if any (the prediction lane's question)."""
+        return hot_route(path)
+
+
+class HotRoute(NamedTuple):
+    """A hot path's target: the endpoint, the version a v2 path names, and the protocol."""
+
+    name: str
+    version: str | None
+    v2: bool
+
+
+def hot_route(path: str) -> HotRoute | None:
+    """``POST /v1/endpoints/{name}/predict`` or ``/v2/models/{name}[/versions/{v}]/infer``,
+    else ``None`` (the request goes to FastAPI)."""
+    if path.startswith(_V1_PREFIX) and path.endswith(_V1_SUFFIX):
+        name = path[len(_V1_PREFIX) : -len(_V1_SUFFIX)]
+        if name and "/" not in name:
+            return HotRoute(name, None, False)
+    elif path.startswith(_V2_PREFIX) and path.endswith(_V2_SUFFIX):
+        target = path[len(_V2_PREFIX) : -len(_V2_SUFFIX)]
+        name, _, version = target.partition("/versions/")
+        if name and "/" not in name and "/" not in version:
+            return HotRoute(name, version or None, True)
+    return None
 
 
 _NOT_ALLOWED = Reply(
@@ -175,11 +196,11 @@ _WANTED_HEADERS = frozenset(
 )
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    """The few headers the fast lane reads (ASGI servers lower-case names)."""
+def _headers(raw_headers: RawHeaders) -> dict[str, str]:
+    """The few headers the hot paths read (ASGI servers lower-case names)."""
     return {
         key.decode("latin-1"): value.decode("latin-1")
-        for key, value in scope["headers"]
+        for key, value in raw_headers
         if key in _WANTED_HEADERS or key.startswith(b"x-")  # x-: a custom sticky header
     }
 

@@ -28,6 +28,17 @@ until the next write (the body's, in the same turn of the event loop for every a
 ours) and writes both at once (:class:`HeadHeld`); a head nothing follows in that turn (a
 ``HEAD`` request's, a body still awaited) leaves at the end of it.
 
+The prediction lane: a prediction (``POST`` to a hot path, ``app.hot_route``, with a plain
+target) is answered by the protocol itself (:class:`LaneRequest`): no ASGI scope is read, no
+messages are built, the app's ``predict`` is awaited for a ``Reply`` and the response is
+written whole. uvicorn's ASGI cycle costs more per request than the rest of a small
+prediction's HTTP handling (``benchmarks/RESULTS.md``). Everything else, and a prediction
+whose target has a query, an escape or a fragment, goes through the ASGI cycle, where
+``DockyardApp`` answers it with the same ``predict``: the two ways answer alike. The lane
+keeps what the cycle does for a client: the token checked before the body is read,
+``100 Continue``, flow control, pipelined requests answered in order (uvicorn's queue holds
+both kinds), keep-alive or ``connection: close``, the deadlines.
+
 The hot path pays a call and a comparison per read: the timer is touched only when a read
 ends in a different phase than the one timed, so a request that arrives in one read on a
 kept-alive connection arms nothing (a connection's first request cancels the deadline armed
@@ -43,13 +54,16 @@ import logging
 import resource
 import socket
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from dockyard.errors import DockyardError, RequestTimeoutError, UnavailableError
+from dockyard.server.http import Message, Reply
 from dockyard.settings import Settings
 
 log = logging.getLogger("dockyard.server")
@@ -183,6 +197,159 @@ class HeadHeld:
         return getattr(self._transport, name)
 
 
+class PredictionApp(Protocol):
+    """What the prediction lane needs of the app (``app.DockyardApp``): which hot path a
+    path names, and that path's answer for a method, the headers and an ASGI ``receive``."""
+
+    def route(self, path: str) -> Any | None: ...
+
+    def predict(
+        self,
+        route: Any,
+        method: str,
+        raw_headers: Iterable[tuple[bytes, bytes]],
+        receive: Callable[[], Awaitable[Message]],
+    ) -> Awaitable[Reply]: ...
+
+
+def prediction_app(app: Any) -> PredictionApp | None:
+    """The app under uvicorn's wrappers (its proxy-headers middleware) if it answers
+    predictions, else ``None`` (the protocol then serves every request through ASGI)."""
+    for _ in range(4):
+        if hasattr(app, "route") and hasattr(app, "predict"):
+            return app  # type: ignore[no-any-return]
+        app = getattr(app, "app", None)
+    return None
+
+
+class LaneRequest:
+    """One prediction request in the protocol's lane: what uvicorn's ``RequestResponseCycle``
+    is for an ASGI request, without the ASGI messages. The protocol stores it as its
+    ``cycle``, so uvicorn's pipelining, shutdown and disconnect handling and the deadlines
+    above treat it as one: it has the attributes they read (``scope``, ``more_body``,
+    ``disconnected``, ``keep_alive``, ``response_started``, ``response_complete``,
+    ``message_event.set()``) and ``run_asgi``, which answers it.
+
+    The body is taken as uvicorn takes it: buffered as it arrives, reading paused past
+    uvicorn's high-water mark until the app asks for more (the app checks the token before it
+    does), and ``100 Continue`` sent when the app first asks."""
+
+    __slots__ = (
+        "app",
+        "buffered",
+        "chunks",
+        "disconnected",
+        "expect_100_continue",
+        "keep_alive",
+        "more_body",
+        "protocol",
+        "raw_headers",
+        "response_complete",
+        "response_started",
+        "route",
+        "scope",
+        "waiter",
+    )
+
+    def __init__(
+        self,
+        protocol: GuardedProtocol,
+        app: PredictionApp,
+        route: Any,
+        keep_alive: bool,
+    ) -> None:
+        self.protocol = protocol
+        self.app = app
+        self.route = route
+        self.scope = protocol.scope
+        self.raw_headers = protocol.headers
+        self.expect_100_continue = protocol.expect_100_continue
+        self.keep_alive = keep_alive
+        self.chunks: list[bytes] = []
+        self.buffered = 0
+        self.more_body = True
+        self.disconnected = False
+        self.response_started = False
+        self.response_complete = False
+        self.waiter: asyncio.Future[None] | None = None
+
+    @property
+    def message_event(self) -> LaneRequest:
+        return self  # uvicorn sets the cycle's event on disconnect: wake the reader
+
+    def set(self) -> None:
+        """Wake :meth:`receive` if it waits for the body."""
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def feed(self, body: bytes) -> None:
+        """A part of the body, as the parser hands it over."""
+        if self.response_complete:  # answered early (a 401, a 413): the rest is discarded
+            return
+        self.chunks.append(body)
+        self.buffered += len(body)
+        if self.buffered > HIGH_WATER_LIMIT:
+            self.protocol.flow.pause_reading()
+        self.set()
+
+    def complete(self) -> None:
+        """The body's end."""
+        self.more_body = False
+        self.set()
+
+    async def receive(self) -> Message:
+        """The body so far, as an ASGI ``http.request`` message (what ``read_body`` reads)."""
+        transport = self.protocol.transport
+        if self.expect_100_continue and not transport.is_closing():
+            transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.expect_100_continue = False
+        if self.more_body and not self.chunks and not self.disconnected:
+            self.protocol.flow.resume_reading()
+            self.waiter = self.protocol.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        if self.disconnected:
+            return {"type": "http.disconnect"}
+        chunks = self.chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.chunks, self.buffered = [], 0
+        return {"type": "http.request", "body": body, "more_body": self.more_body}
+
+    async def run_asgi(self, _: Any) -> None:
+        """Answer the request (uvicorn starts a cycle with this name, pipelined ones too)."""
+        try:
+            reply = await self.app.predict(self.route, "POST", self.raw_headers, self.receive)
+        except BaseException:
+            # predict answers every Exception itself (a logged 500): this is a cancellation
+            self.protocol.transport.close()
+            raise
+        self.write(reply)
+
+    def write(self, reply: Reply) -> None:
+        """The whole response in one write, then the connection kept or closed as uvicorn
+        does (its default headers, ``connection: close`` where it will close)."""
+        if self.disconnected:
+            return
+        protocol = self.protocol
+        head = [STATUS_LINE[reply.status]]
+        for name, value in protocol.server_state.default_headers:
+            head += (name, b": ", value, b"\r\n")
+        for name, value in reply.headers:
+            head += (name, b": ", value, b"\r\n")
+        head += (b"content-length: ", str(len(reply.body)).encode(), b"\r\n")
+        if not self.keep_alive:
+            head.append(b"connection: close\r\n")
+        head += (b"\r\n", reply.body)
+        self.response_started = self.response_complete = True
+        protocol.transport.write(b"".join(head))
+        if not self.keep_alive:
+            protocol.transport.close()
+        protocol.on_response_complete()
+
+
 class GuardedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the deadlines and the cap. Built by uvicorn through
     ``functools.partial(GuardedProtocol, limits=..., refusals=...)`` (see ``serve``).
@@ -201,6 +368,8 @@ class GuardedProtocol(HttpToolsProtocol):
         self.timed: str | None = None  # what the armed deadline is for: headers, body, none
         self.deadline: asyncio.TimerHandle | None = None
         self.refused = False
+        self.lane = prediction_app(self.app) if not self.root_path else None
+        self.idle_since: float | None = None  # when the last answer left an idle connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.limits.max_connections:
@@ -221,10 +390,93 @@ class GuardedProtocol(HttpToolsProtocol):
         if waiting is not self.timed:
             self._time(waiting)
 
+    def on_headers_complete(self) -> None:
+        """A prediction goes to the lane (:class:`LaneRequest`); any other request, and a
+        prediction whose target has a query, an escape or a fragment, to uvicorn's ASGI
+        cycle (both answer it alike)."""
+        lane, url = self.lane, self.url
+        if (
+            lane is not None
+            and url[:1] == b"/"
+            and url.isascii()
+            and not (b"?" in url or b"%" in url or b"#" in url)
+            and self.parser.get_method() == b"POST"
+            and self.limit_concurrency is None
+            and not self.parser.should_upgrade()
+        ):
+            route = lane.route(url.decode("ascii"))
+            if route is not None:
+                keep_alive = self.parser.should_keep_alive()
+                if self.parser.get_http_version() == "1.0":
+                    keep_alive = False
+                request = LaneRequest(self, lane, route, keep_alive)
+                previous, self.cycle = self.cycle, request  # type: ignore[assignment]
+                if previous is None or previous.response_complete:
+                    self._start_asgi_task(request, self.app)  # type: ignore[arg-type]
+                else:  # pipelined behind an answer still on its way: uvicorn's queue
+                    self.flow.pause_reading()
+                    self.pipeline.appendleft((request, self.app))  # type: ignore[arg-type]
+                return
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        cycle: Any = self.cycle
+        if type(cycle) is LaneRequest:
+            cycle.feed(body)
+        else:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        cycle: Any = self.cycle
+        if type(cycle) is LaneRequest:
+            cycle.complete()
+        else:
+            super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, but for the keep-alive timer: armed when an answer leaves an idle
+        connection and none is armed, and left armed while the connection is used; it
+        checks when it fires (:meth:`_idle_check`). uvicorn arms a timer after every answer
+        and cancels it at the next request's first bytes, a timer made and cancelled per
+        request; the connection closes after the same idle time either way."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self.idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self._idle_check
+            )
+
+    def _unset_keepalive_if_required(self) -> None:
+        """Bytes came in (uvicorn calls this from ``data_received``): busy, not idle."""
+        self.idle_since = None
+
+    def _idle_check(self) -> None:
+        """Close the connection if it has been idle for the keep-alive time since its last
+        answer; wait the rest if it was used since; leave the timer unarmed if it is busy
+        now (its next answer arms it)."""
+        self.timeout_keep_alive_task = None
+        if self.idle_since is None:
+            return
+        left = self.idle_since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self._idle_check)
+        else:
+            self.timeout_keep_alive_handler()
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self.deadline is not None:
             self.deadline.cancel()
             self.deadline = None
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
         if not self.refused:
             super().connection_lost(exc)
 

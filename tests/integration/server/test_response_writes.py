@@ -21,6 +21,7 @@ from uvicorn.server import ServerState
 
 from _server import ServerProcess
 from dockyard.server.connections import ConnectionLimits, GuardedProtocol, HeadHeld, RefusalLog
+from dockyard.server.http import Reply
 
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"11")]
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n"
@@ -45,6 +46,12 @@ class Socketless(asyncio.Transport):
     def close(self) -> None:
         self.writes.append(b"<closed>")
         self.closed = True
+
+    def pause_reading(self) -> None:  # the protocol's flow control, on pipelined requests
+        pass
+
+    def resume_reading(self) -> None:
+        pass
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("127.0.0.1", 1)}.get(name, default)
@@ -119,14 +126,10 @@ def test_a_head_held_when_the_connection_is_lost_is_dropped() -> None:
     assert _in_a_loop(lost) == []
 
 
-def test_an_answer_leaves_the_servers_protocol_in_one_write() -> None:
-    """``GuardedProtocol`` (what ``dockyard serve`` runs uvicorn with) over a transport with no
-    socket: a request in, an answer out of an app that starts it and sends its body, as
-    every answer of ours does."""
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-        await send({"type": "http.response.body", "body": BODY})
+def _served(app: Any, data: bytes, answers: int = 1) -> list[bytes]:
+    """``GuardedProtocol`` (what ``dockyard serve`` runs uvicorn with) serving ``app`` over a
+    transport with no socket: ``data`` in, then the writes once ``answers`` answers are out
+    and the loop has turned once more."""
 
     async def run() -> list[bytes]:
         config = uvicorn.Config(app, date_header=False, server_header=False, log_level="error")
@@ -140,9 +143,9 @@ def test_an_answer_leaves_the_servers_protocol_in_one_write() -> None:
         )
         transport = Socketless()
         protocol.connection_made(transport)  # type: ignore[arg-type]
-        protocol.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-        for _ in range(100):  # the app's task runs on the loop: a bound, not a timing
-            if transport.writes:
+        protocol.data_received(data)
+        for _ in range(100):  # the app's tasks run on the loop: a bound, not a timing
+            if b"".join(transport.writes).count(b"HTTP/1.1 ") >= answers:
                 break
             await asyncio.sleep(0)
         await asyncio.sleep(0)  # and the turn after it
@@ -150,7 +153,81 @@ def test_an_answer_leaves_the_servers_protocol_in_one_write() -> None:
         protocol.connection_lost(None)
         return written
 
-    assert asyncio.run(run()) == [HEAD + BODY]
+    return asyncio.run(run())
+
+
+def test_an_answer_leaves_the_servers_protocol_in_one_write() -> None:
+    """An app that starts its answer and sends its body, as every answer of ours does."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        await send({"type": "http.response.body", "body": BODY})
+
+    assert _served(app, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n") == [HEAD + BODY]
+
+
+class Predictions:
+    """An app with a prediction lane (``connections.PredictionApp``): ``/predict`` is its
+    hot path. Through ASGI it answers ``asgi <method> <body>``, through the lane
+    ``lane <body>``, so each answer says which way it went."""
+
+    def route(self, path: str) -> str | None:
+        return path if path == "/predict" else None
+
+    async def predict(self, route: str, method: str, raw_headers: Any, receive: Any) -> Reply:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        return Reply(200, b"lane " + body)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        message = await receive()
+        answer = f"asgi {scope['method']} ".encode() + message.get("body", b"")
+        length = str(len(answer)).encode()
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", length)]}
+        )
+        await send({"type": "http.response.body", "body": answer})
+
+
+def _post(target: str, body: bytes) -> bytes:
+    return b"POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s" % (
+        target.encode(),
+        len(body),
+        body,
+    )
+
+
+def test_a_prediction_takes_the_lane_and_anything_else_the_asgi_cycle() -> None:
+    """The lane answers in one write, its head built as uvicorn builds one; a query, an
+    escape, another method or another path goes to ASGI; pipelined answers keep their order."""
+    pipelined = [
+        _post("/predict", b"one"),
+        _post("/predict?q=1", b"two"),
+        _post("/%70redict", b"three"),
+        b"PUT /predict HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nfour",
+        _post("/other", b"five"),
+        _post("/predict", b"six"),
+    ]
+    written = _served(Predictions(), b"".join(pipelined), answers=len(pipelined))
+
+    def answer(body: bytes) -> bytes:
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+        return head + b"content-length: %d\r\n\r\n%s" % (len(body), body)
+
+    assert written[0] == answer(b"lane one")
+    bodies = [w.partition(b"\r\n\r\n")[2] for w in written]
+    assert bodies == [
+        b"lane one",
+        b"asgi POST two",
+        b"asgi POST three",
+        b"asgi PUT four",
+        b"asgi POST five",
+        b"lane six",
+    ]
 
 
 @pytest.fixture(scope="module")
