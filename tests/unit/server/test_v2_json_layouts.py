@@ -28,12 +28,20 @@ def _columns(values: list[Any], *, datatype: str = "FP64", rows: int = 1, **top:
     return json.dumps({**top, "inputs": inputs}).encode()
 
 
-def _layouts(body: bytes) -> v2.JsonLayouts:
-    """Layouts that hold ``body``'s, learned as the server learns them."""
+def _layouts(body: bytes, matched: bool = False) -> v2.JsonLayouts:
+    """Layouts that hold ``body``'s, learned as the server learns them; ``matched``: and
+    matched once since, so that a small column layout is matched by its pattern from then
+    on (before, by splitting the body: both ways must read alike)."""
     layouts = v2.JsonLayouts()
     v2.decode_request(body, layouts=layouts)
     assert len(layouts) == 1
+    if matched:
+        assert layouts.decode(body) is not None
     return layouts
+
+
+WAYS = pytest.mark.parametrize("matched", [False, True], ids=["split", "pattern"])
+"""A small column layout read the first time it is matched, and every time after."""
 
 
 def _with_numbers(body: bytes, *numbers: bytes) -> bytes:
@@ -57,10 +65,11 @@ FIRST = _columns([0.5, -1.25, 3.0, 7e-3])
     ],
     ids=["other numbers", "signs and exponents", "spacing, integers, subnormals", "64 bits"],
 )
+@WAYS
 def test_a_request_in_a_layout_decoded_before_gives_what_decoding_it_whole_gives(
-    numbers: tuple[bytes, ...],
+    numbers: tuple[bytes, ...], matched: bool
 ) -> None:
-    layouts = _layouts(FIRST)
+    layouts = _layouts(FIRST, matched)
     body = _with_numbers(FIRST, *numbers)
 
     taken = layouts.decode(body)
@@ -92,9 +101,10 @@ def test_the_rest_of_a_request_is_remembered_with_its_layout(first: bytes) -> No
     assert_same_request(taken, v2.decode_request(body))
 
 
-def test_rows_of_several_values_are_read_a_column_at_a_time() -> None:
+@WAYS
+def test_rows_of_several_values_are_read_a_column_at_a_time(matched: bool) -> None:
     first = _columns([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], rows=3)
-    layouts = _layouts(first)
+    layouts = _layouts(first, matched)
     body = _with_numbers(first, b"7, 8, 9.5", b"-1,0,1e3")
 
     taken = layouts.decode(body)
@@ -136,17 +146,21 @@ def test_an_fp32_layout_converts_as_the_column_path_does() -> None:
         (b'1], "x": [2', b"1", b"2", b"3"),  # the structure changed inside a data array
     ],
 )
-def test_a_request_the_layout_cannot_read_goes_the_whole_way(numbers: tuple[bytes, ...]) -> None:
-    layouts = _layouts(FIRST)
+@WAYS
+def test_a_request_the_layout_cannot_read_goes_the_whole_way(
+    numbers: tuple[bytes, ...], matched: bool
+) -> None:
+    layouts = _layouts(FIRST, matched)
     body = _with_numbers(FIRST, *numbers)
 
     assert layouts.decode(body) is None
     _assert_decodes_as_without_layouts(body, layouts)
 
 
-def test_columns_of_several_rows_a_value_apart_are_refused_as_before() -> None:
+@WAYS
+def test_columns_of_several_rows_a_value_apart_are_refused_as_before(matched: bool) -> None:
     first = _columns([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], rows=3)
-    layouts = _layouts(first)
+    layouts = _layouts(first, matched)
     body = _with_numbers(first, b"1, 2", b"3, 4, 5, 6")  # as many values in all
 
     assert layouts.decode(body) is None
@@ -170,8 +184,9 @@ def test_columns_of_several_rows_a_value_apart_are_refused_as_before() -> None:
     ],
     ids=["name", "spacing", "shape", "datatype", "id", "outputs", "a data key elsewhere"],
 )
-def test_a_request_in_another_layout_goes_the_whole_way(body: bytes) -> None:
-    layouts = _layouts(FIRST)
+@WAYS
+def test_a_request_in_another_layout_goes_the_whole_way(body: bytes, matched: bool) -> None:
+    layouts = _layouts(FIRST, matched)
 
     assert layouts.decode(body) is None
     _assert_decodes_as_without_layouts(body, layouts)

@@ -15,7 +15,8 @@ the same way (:class:`~dockyard.server.protocols.v2.binary.BinaryHeaders`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from itertools import chain
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -113,6 +114,8 @@ class JsonLayouts:
         self.size = size
         self.every = every
         self._layouts: dict[bytes, _Layout | _Tensor] = {}
+        # small column layouts that matched once, as one pattern each (see _template)
+        self._templates: dict[bytes, re.Pattern[bytes]] = {}
         self._wait = 0  # such requests still to go the whole way before the next try
 
     def __len__(self) -> int:
@@ -137,7 +140,13 @@ class JsonLayouts:
             tensor = _tensor(body, layout) if len(body) < SMALL_BYTES else None
             return None if tensor is None else recalled(layout.request, (tensor,), request_id)
         if len(body) < SMALL_BYTES:
-            values = _small(body, layout)
+            template = self._templates.get(layout.head)
+            if template is not None:
+                values = _matched(body, template, layout)
+            else:
+                values = _small(body, layout)
+                if values is not None:  # a layout its client repeats: match it in one call
+                    self._templates[layout.head] = _template(layout)
         else:
             values = None if numbers is None else _large(body, layout, numbers)
         if values is None:
@@ -175,7 +184,9 @@ class JsonLayouts:
             return
         if len(self._layouts) >= self.size:
             self._layouts.clear()
+            self._templates.clear()
         self._layouts[layout.head] = layout
+        self._templates.pop(layout.head, None)
 
 
 def _one_small_tensor(inputs: Any, body: bytes) -> bool:
@@ -273,15 +284,35 @@ def _small(body: bytes, layout: _Layout) -> NDArray[Any] | None:
     contents = pieces[1:]
     if not all(map(bytes.endswith, contents, tails)):
         return None
+    return _numbers(list(map(bytes.__getitem__, contents, layout.cuts)), layout)
+
+
+def _template(layout: _Layout) -> re.Pattern[bytes]:
+    """``layout`` as one pattern: its fixed bytes, and a group for each ``data`` array's
+    contents (no closing bracket in them). Compiled (about a millisecond for twenty
+    columns) once a request has matched the layout by :func:`_small`, so a layout no request
+    repeats costs nothing; matching then costs less than finding the pieces by a split."""
+    group = re.escape(layout.opening) + rb"([^\]]*)"
+    return re.compile(re.escape(layout.head) + b"".join(group + re.escape(t) for t in layout.tails))
+
+
+def _matched(body: bytes, template: re.Pattern[bytes], layout: _Layout) -> NDArray[Any] | None:
+    """As :func:`_small`, with the layout's :func:`_template`."""
+    match = template.fullmatch(body)
+    return None if match is None else _numbers(match.groups(), layout)
+
+
+def _numbers(contents: Sequence[bytes], layout: _Layout) -> NDArray[Any] | None:
+    """The ``data`` arrays' ``contents`` of a small request in ``layout`` as its values:
+    each as many plain numbers as the shape's rows, read by orjson; ``None`` otherwise."""
     rows = layout.shape[0]
-    values = list(map(bytes.__getitem__, contents, layout.cuts))
-    if rows > 1 and not all(part.count(b",") == rows - 1 for part in values):
+    if rows > 1 and not all(part.count(b",") == rows - 1 for part in contents):
         return None
     try:
-        numbers = orjson.loads(b"[" + b",".join(values) + b"]")
+        numbers = orjson.loads(b"[" + b",".join(contents) + b"]")
     except orjson.JSONDecodeError:
         return None
-    if len(numbers) != rows * len(tails):  # rows > 1: each had rows - 1 commas
+    if len(numbers) != rows * len(contents):  # rows > 1: each had rows - 1 commas
         return None
     return plain_array(numbers, layout.datatype)
 
