@@ -133,7 +133,9 @@ class DockyardApp:
         """A hot path's answer: the token checked, then the body read within the limit, then
         the inference plane. Another method than POST, once the token is checked, is a 405.
         Called by :meth:`__call__` and by the HTTP protocol's prediction lane
-        (``connections.py``), which writes the reply itself."""
+        (``connections.py``), which writes the reply itself. It raises nothing but a
+        cancellation: an error the inference plane did not answer (a bug) is a logged 500
+        in the one error shape."""
         headers = _headers(raw_headers)
         try:
             await self.server.auth.check(headers.get("authorization"), "predict")
@@ -145,9 +147,13 @@ class DockyardApp:
         if not allowed:
             return _NOT_ALLOWED
         inference = self.server.inference
-        if route.v2:
-            return await inference.v2_infer(route.name, route.version, body, headers)
-        return await inference.v1_predict(route.name, body, headers)
+        try:
+            if route.v2:
+                return await inference.v2_infer(route.name, route.version, body, headers)
+            return await inference.v1_predict(route.name, body, headers)
+        except Exception as exc:  # the plane answers every error of a request itself
+            request_id = headers.get("x-request-id") or inference.new_request_id()
+            return error_reply(exc, request_id)
 
     def route(self, path: str) -> HotRoute | None:
         """The hot path ``path`` names, if any (the prediction lane's question)."""
