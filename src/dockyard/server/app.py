@@ -58,7 +58,8 @@ RawHeaders = Iterable[tuple[bytes, bytes]]
 
 
 class DockyardApp:
-    """The ASGI app: hot paths in raw ASGI, the rest delegated to FastAPI behind one guard
+    """The ASGI app: hot paths answered by :meth:`predict` (reached by raw ASGI here, or by
+    the HTTP protocol's prediction lane), the rest delegated to FastAPI behind one guard
     (token, then body limit: see :mod:`dockyard.server.access`)."""
 
     def __init__(self, server: Server, api: Any) -> None:

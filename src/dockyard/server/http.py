@@ -1,7 +1,7 @@
-"""The HTTP edge's small pieces, shared by the raw-ASGI fast lane, the inference plane and
-the FastAPI routes: a :class:`Reply` (status, body, headers), the one JSON error shape
-(:func:`error_reply`), and reading a body within the size limit (:func:`read_body`,
-:func:`json_body`).
+"""The HTTP edge's small pieces, shared by the hot paths (the protocol's prediction lane and
+raw ASGI), the inference plane and the FastAPI routes: a :class:`Reply` (status, body,
+headers), the one JSON error shape (:func:`error_reply`), and reading a body within the size
+limit (:func:`read_body`, :func:`json_body`).
 
 Nothing here knows about models or routes, so every module of ``dockyard.server`` may import
 it without importing the composition root (``app.py``).

@@ -1,9 +1,10 @@
 """The OpenAPI schema: FastAPI's, for its routes, plus the inference hot paths.
 
 ``POST /v1/endpoints/{name}/predict`` and ``POST /v2/models/{name}[/versions/{version}]/infer``
-are answered by the raw-ASGI fast lane (:class:`~dockyard.server.app.DockyardApp`) and have
-no FastAPI route, so nothing could declare them there. They are written into the schema here,
-once, so ``/docs`` shows them and clients and fuzzers can exercise them like any other route.
+are answered by :meth:`~dockyard.server.app.DockyardApp.predict` (from the HTTP protocol's
+prediction lane, or raw ASGI) and have no FastAPI route, so nothing could declare them there.
+They are written into the schema here, once, so ``/docs`` shows them and clients and fuzzers
+can exercise them like any other route.
 """
 
 from __future__ import annotations

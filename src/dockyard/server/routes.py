@@ -1,5 +1,5 @@
-"""Every HTTP route but the two hot paths (answered by the raw-ASGI lane in ``app.py``, and
-written into the schema by ``openapi.py``): health, v2 metadata, metrics, and the control
+"""Every HTTP route but the two hot paths (answered by ``DockyardApp.predict`` in ``app.py``,
+and written into the schema by ``openapi.py``): health, v2 metadata, metrics, and the control
 plane under ``/api``, with OpenAPI at ``/docs``. Errors keep the one JSON shape."""
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def build_api(server: Server, lifespan: Any) -> FastAPI:
         openapi_url=None,
         redirect_slashes=False,  # a redirect would be built from the Host header: 404 instead
     )
-    document_hot_paths(api)  # answered by the raw-ASGI lane, declared in the schema only
+    document_hot_paths(api)  # answered by DockyardApp.predict, declared in the schema only
 
     # each route's scope, declared once; the ASGI layer checks it before reading the body
     read = Depends(Needs("read", server.auth))
