@@ -31,6 +31,8 @@ from typing import Any
 
 import harness  # servers and wrk (benchmarks/harness.py)
 
+from dockyard.server.http import Reply
+
 BODY = (
     b'{"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", '
     b'"data": [[0.1, 0.2, 0.3, 0.4]]}]}'
@@ -63,8 +65,6 @@ class ConstantWithLane(Constant):
         return path if path == PATH else None
 
     async def predict(self, route: str, method: str, raw_headers: Any, receive: Any) -> Any:
-        from dockyard.server.http import Reply
-
         while (await receive()).get("more_body"):
             pass
         return Reply(200, ANSWER, list(self.headers))

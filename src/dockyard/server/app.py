@@ -138,21 +138,16 @@ class DockyardApp:
         cancellation: an error the inference plane did not answer (a bug) is a logged 500
         in the one error shape."""
         headers = _headers(raw_headers)
-        try:
-            await self.server.auth.check(headers.get("authorization"), "predict")
-            allowed = method == "POST"
-            body = await read_body(receive, headers, self.server.max_body_bytes) if allowed else b""
-        except Exception as exc:
-            request_id = headers.get("x-request-id") or self.server.inference.new_request_id()
-            return error_reply(exc, request_id)
-        if not allowed:
-            return _NOT_ALLOWED
         inference = self.server.inference
         try:
+            await self.server.auth.check(headers.get("authorization"), "predict")
+            if method != "POST":
+                return _NOT_ALLOWED
+            body = await read_body(receive, headers, self.server.max_body_bytes)
             if route.v2:
                 return await inference.v2_infer(route.name, route.version, body, headers)
             return await inference.v1_predict(route.name, body, headers)
-        except Exception as exc:  # the plane answers every error of a request itself
+        except Exception as exc:  # the token, the body; past them the plane answers its own
             request_id = headers.get("x-request-id") or inference.new_request_id()
             return error_reply(exc, request_id)
 

@@ -66,6 +66,7 @@ class _Layout(NamedTuple):
     datatype: str
     shape: tuple[int, ...]
     request: InferRequest
+    template: re.Pattern[bytes] | None = None  # once a request matched it: see _template
 
 
 class _Tensor(NamedTuple):
@@ -114,8 +115,6 @@ class JsonLayouts:
         self.size = size
         self.every = every
         self._layouts: dict[bytes, _Layout | _Tensor] = {}
-        # small column layouts that matched once, as one pattern each (see _template)
-        self._templates: dict[bytes, re.Pattern[bytes]] = {}
         self._wait = 0  # such requests still to go the whole way before the next try
 
     def __len__(self) -> int:
@@ -140,13 +139,12 @@ class JsonLayouts:
             tensor = _tensor(body, layout) if len(body) < SMALL_BYTES else None
             return None if tensor is None else recalled(layout.request, (tensor,), request_id)
         if len(body) < SMALL_BYTES:
-            template = self._templates.get(layout.head)
-            if template is not None:
-                values = _matched(body, template, layout)
+            if layout.template is not None:
+                values = _matched(body, layout.template, layout)
             else:
                 values = _small(body, layout)
                 if values is not None:  # a layout its client repeats: match it in one call
-                    self._templates[layout.head] = _template(layout)
+                    self._layouts[layout.head] = layout._replace(template=_template(layout))
         else:
             values = None if numbers is None else _large(body, layout, numbers)
         if values is None:
@@ -184,9 +182,7 @@ class JsonLayouts:
             return
         if len(self._layouts) >= self.size:
             self._layouts.clear()
-            self._templates.clear()
         self._layouts[layout.head] = layout
-        self._templates.pop(layout.head, None)
 
 
 def _one_small_tensor(inputs: Any, body: bytes) -> bool:
