@@ -13,8 +13,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,10 +34,11 @@ CALIBRATION_RUNS = 5
 """Timed full batches at warm-up; the fastest decides where batches run."""
 
 
-@dataclass(frozen=True, slots=True)
-class Prediction:
+class Prediction(NamedTuple):
     """One request's rows of output: rows ``start`` onwards of the model ``call`` that
-    answered it (with the other requests of its batch; the prediction log keeps the call)."""
+    answered it (with the other requests of its batch; the prediction log keeps the call).
+    A named tuple: one is made per request, and a tuple is made for less than a frozen
+    dataclass."""
 
     predictions: np.ndarray[Any, Any]
     probabilities: np.ndarray[Any, Any] | None

@@ -559,6 +559,30 @@ def test_outputs_round_trip_through_tritonclient(array: np.ndarray[Any, Any], bi
     )
 
 
+@pytest.mark.parametrize("version", ["2.0.1", None])
+@pytest.mark.parametrize("array", OUTPUT_ARRAYS, ids=lambda a: f"{a.dtype}-{a.ndim}d")
+def test_the_usual_answer_is_written_as_one_that_names_its_outputs(
+    array: np.ndarray[Any, Any], version: str | None
+) -> None:
+    # all JSON, nothing requested: written in one step for number arrays; naming every
+    # output (in the same order) takes the whole loop, which must give the same bytes
+    outputs = [v2.OutputTensor("predict", np.array([1, 0])), v2.OutputTensor("out", array)]
+    if array.ndim == 2:
+        outputs.append(v2.OutputTensor("view", array.T))  # not contiguous: flattened as a copy
+    named = [v2.RequestedOutput(output.name, None) for output in outputs]
+    for parameters in (None, {"note": "x"}):
+        usual = v2.encode_response(
+            model_name="m", model_version=version, request_id="r", outputs=outputs,
+            parameters=parameters,
+        )  # fmt: skip
+        whole = v2.encode_response(
+            model_name="m", model_version=version, request_id="r", outputs=outputs,
+            parameters=parameters, requested=named,
+        )  # fmt: skip
+        assert usual == whole
+        assert usual[1] is None
+
+
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
 def test_outputs_round_trip_through_kserve(binary: bool) -> None:
     outputs = [

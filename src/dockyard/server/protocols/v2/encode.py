@@ -37,6 +37,7 @@ _BY_KIND = {
 _BY_DTYPE = {np.dtype(f"{kind}{size}"): name for (kind, size), name in _BY_KIND.items()}
 """The native dtypes' datatypes, looked up by dtype at once (most outputs are one of these)."""
 _LENGTH = struct.Struct("<I")
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
 def datatype_of(array: NDArray[Any]) -> str:
@@ -74,6 +75,10 @@ def encode_response(
     request does not say ``false``. The header length is ``None`` when nothing is binary
     (the body is all JSON); otherwise the caller sends it as ``Inference-Header-Content-Length``.
     """
+    plain = None if requested or binary_output else _plain_entries(outputs)
+    if plain is not None:  # the usual answer: a few number arrays, all JSON
+        response = _response(model_name, model_version, request_id, parameters, plain)
+        return orjson.dumps(response, option=_NUMPY), None
     if requested:
         available = {output.name: output for output in outputs}
         unknown = [wanted.name for wanted in requested if wanted.name not in available]
@@ -102,6 +107,20 @@ def encode_response(
         else:
             entry["data"] = _to_json(array, datatype, output.name)
         entries.append(entry)
+    response = _response(model_name, model_version, request_id, parameters, entries)
+    header = orjson.dumps(response, option=_NUMPY)
+    if not blobs:
+        return header, None
+    return b"".join([header, *blobs]), len(header)
+
+
+def _response(
+    model_name: str,
+    model_version: str | None,
+    request_id: str,
+    parameters: Mapping[str, Any] | None,
+    entries: list[dict[str, Any]],
+) -> dict[str, Any]:
     response: dict[str, Any] = {"model_name": model_name}
     if model_version is not None:
         response["model_version"] = model_version
@@ -109,10 +128,21 @@ def encode_response(
     if parameters:
         response["parameters"] = dict(parameters)
     response["outputs"] = entries
-    header = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
-    if not blobs:
-        return header, None
-    return b"".join([header, *blobs]), len(header)
+    return response
+
+
+def _plain_entries(outputs: Sequence[OutputTensor]) -> list[dict[str, Any]] | None:
+    """The outputs' JSON entries when each is an array of a native number dtype (the usual
+    answer, taken in one step); ``None`` for any other, which the whole loop encodes."""
+    entries = []
+    for name, array in outputs:
+        datatype = _BY_DTYPE.get(array.dtype) if type(array) is np.ndarray else None
+        if datatype is None:  # another byte order, strings, objects, not an array
+            return None
+        entries.append(
+            {"name": name, "datatype": datatype, "shape": array.shape, "data": array.ravel()}
+        )
+    return entries
 
 
 def _to_json(array: NDArray[Any], datatype: str, name: str) -> Any:

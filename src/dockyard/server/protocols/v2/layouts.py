@@ -48,6 +48,7 @@ whose layouts keep changing (a field that differs in every request), or cannot b
 learned, pay it once in this many requests."""
 
 _KEY = b'"data"'
+_LIST = {list}
 
 
 class _Layout(NamedTuple):
@@ -237,23 +238,22 @@ def _tensor(body: bytes, layout: _Tensor) -> Tensor | None:
     """The tensor of a small request in ``layout``: its ``data`` array read by orjson, as
     the whole way reads it, when it is flat or arrays of plain numbers, as many as the
     shape holds; ``None`` otherwise."""
-    start = len(layout.head) + len(layout.opening)  # just after the array's bracket
-    end = len(body) - len(layout.tail)
-    if end < start or not body.startswith(layout.opening, len(layout.head)):
-        return None
-    if not body.endswith(layout.tail):
+    head, opening, tail, name, datatype, shape, parameters, _ = layout  # one C call
+    start = len(head) + len(opening)  # just after the array's bracket
+    end = len(body) - len(tail)
+    if end < start or not body.startswith(opening, len(head)) or not body.endswith(tail):
         return None
     try:  # one JSON value from the bracket to the tail: the data array alone
         data = orjson.loads(memoryview(body)[start - 1 : end])
     except orjson.JSONDecodeError:
         return None
-    values = _flat(data, layout.shape)
-    array = None if values is None else plain_array(values, layout.datatype)
+    values = _flat(data, shape)
+    array = None if values is None else plain_array(values, datatype)
     if array is None:
         return None
-    if len(layout.shape) == 2:
-        array = array.reshape(layout.shape)
-    return Tensor(layout.name, layout.datatype, layout.shape, array, layout.parameters)
+    if len(shape) == 2:
+        array = array.reshape(shape)
+    return Tensor(name, datatype, shape, array, parameters)
 
 
 def _flat(data: Any, shape: tuple[int, ...]) -> list[Any] | None:
@@ -263,9 +263,12 @@ def _flat(data: Any, shape: tuple[int, ...]) -> list[Any] | None:
     if type(data) is not list:
         return None
     if data and type(data[0]) is list:
-        if not all(type(row) is list for row in data):
+        if len(data) == 1:  # one row
+            data = data[0]
+        elif set(map(type, data)) == _LIST:  # map() with C callables: no frame per row
+            data = list(chain.from_iterable(data))
+        else:
             return None
-        data = data[0] if len(data) == 1 else list(chain.from_iterable(data))
     return data if len(data) == math.prod(shape) else None
 
 
