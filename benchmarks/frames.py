@@ -94,7 +94,7 @@ def records(frame: Any, rows: int, start: int = 0) -> list[dict[str, Any]]:
 
 def components(model: Any, validator: Any, frame: Any, rounds: int) -> None:
     from dockyard.schema.validation import FrameColumns
-    from dockyard.serving.batching import concat_rows
+    from dockyard.serving.calls import concat_rows
 
     cases = {
         "64 requests of 1 row": [records(frame, 1, i) for i in range(64)],

@@ -27,7 +27,8 @@ from dockyard.schema import Signature, Validator
 from dockyard.schema.labels import label_text
 from dockyard.schema.numeric_rows import ColumnValues, NumericRows
 from dockyard.schema.validation import FrameColumns
-from dockyard.serving.batching import Batcher, BatchPolicy, concat_rows, run_batched
+from dockyard.serving.batching import Batcher, BatchPolicy
+from dockyard.serving.calls import concat_rows, run_batched
 from dockyard.serving.ranges import OutOfRange, Ranges
 
 CALIBRATION_RUNS = 5

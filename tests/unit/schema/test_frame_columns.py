@@ -14,7 +14,7 @@ import pytest
 from dockyard.schema import Validator, infer_signature
 from dockyard.schema.signature import ColumnSpec, OutputSpec, Signature
 from dockyard.schema.validation import FrameColumns
-from dockyard.serving.batching import concat_rows
+from dockyard.serving.calls import concat_rows
 
 
 @pytest.fixture(scope="module")
