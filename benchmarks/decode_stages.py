@@ -1,7 +1,8 @@
 """The v2 input path stage by stage, in thread CPU time: decoding, the tabular input and
 validation, for one 2-D tensor and one tensor per column (JSON and binary), and one JSON
 tensor per column of a DataFrame of mixed columns (6 ``FP64``, 2 ``INT64``, 3 ``BYTES``,
-1 ``BOOL``, as ``frames.py`` sends them) to a model fitted on that frame.
+1 ``BOOL``, as ``frames.py`` sends them) to a model fitted on that frame; and the encoding of
+the usual one-row answer (a label and two probabilities, all JSON).
 
 Each stage runs ``--calls`` times, ``--repeats`` times; the figure is the best repeat's
 µs per call in ``time.thread_time`` (what this thread spent, whatever else the machine
@@ -137,6 +138,15 @@ def measure(calls: int, repeats: int) -> dict[str, float]:
         figures[f"{label}: validate"] = best(
             lambda data=data, check=check: check.validate(data, as_columns=True)
         )
+    outputs = [  # a one-row answer of the logistic regression, as the plane widens it
+        v2.OutputTensor("predict", np.array([1])),
+        v2.OutputTensor("predict_proba", np.array([[0.2, 0.8]])),
+    ]
+    figures["the answer: encode_response"] = best(
+        lambda: v2.encode_response(
+            model_name="lr", model_version="1.0.0", request_id="0123456789abcdef", outputs=outputs
+        )
+    )
     for label, (many, length) in client_bodies(per_column, row).items():
         for body in many:  # each id once first, as the server sees a client's requests
             v2.decode_request(body, header_length=length, **extra)
