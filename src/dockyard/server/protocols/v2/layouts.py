@@ -49,6 +49,9 @@ learned, pay it once in this many requests."""
 
 _KEY = b'"data"'
 _LIST = {list}
+_NUMBER_BYTES = b"0123456789eE+-.," + b" \t\r\n"
+"""The bytes of JSON numbers, commas and spaces: ``data`` arrays' contents with any other
+byte hold something else (``true``, ``false``, ``null``, a string, an array, an object)."""
 
 
 class _Layout(NamedTuple):
@@ -307,12 +310,17 @@ def _numbers(contents: Sequence[bytes], layout: _Layout) -> NDArray[Any] | None:
     rows = layout.shape[0]
     if rows > 1 and not all(part.count(b",") == rows - 1 for part in contents):
         return None
+    joined = b",".join(contents)
+    if joined.translate(None, _NUMBER_BYTES):  # a byte left: true, false, null, a string...
+        return None
     try:
-        numbers = orjson.loads(b"[" + b",".join(contents) + b"]")
+        numbers = orjson.loads(b"[" + joined + b"]")
     except orjson.JSONDecodeError:
         return None
     if len(numbers) != rows * len(contents):  # rows > 1: each had rows - 1 commas
         return None
+    if layout.datatype == "FP64":  # JSON numbers only (the search): no type to look at
+        return np.array(numbers, dtype=np.float64)
     return plain_array(numbers, layout.datatype)
 
 
