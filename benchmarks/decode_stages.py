@@ -16,12 +16,13 @@ Three more bodies are clients' own: kserve's (binary and JSON per column), a fre
 first in each, decoded over 64 of them in turn, as a server sees them; and MLServer's
 pandas codec (JSON per column, the request's content type in its parameters).
 
-``--bulk`` measures 100-row requests instead, as they are and with five of the 20 features
-0/1 flags (one-hot or indicator columns): validating v1 row arrays and records; decoding
-and validating v1 row arrays, columns and records, and decoding a v2 JSON 2-D tensor and
-one tensor per column (also in kserve's form, a fresh ``id`` first in each of 64 bodies
-taken in turn), as the server does (with ``JsonNumbers`` and ``JsonLayouts`` in a
-tree that has them, and the model's columns for records where it takes them).
+``--bulk`` measures 100-row requests instead (and the same stages for one row), as they are
+and with five of the 20 features 0/1 flags (one-hot or indicator columns): validating v1
+row arrays and records; decoding and validating v1 row arrays, columns and records, and
+decoding a v2 JSON 2-D tensor and one tensor per column (also in kserve's form, a fresh
+``id`` first in each of 64 bodies taken in turn), as the server does (with ``JsonNumbers``
+and ``JsonLayouts`` in a tree that has them, and the model's columns for records where it
+takes them).
 
 Run:  taskset -c 1 .venv/bin/python benchmarks/decode_stages.py [--before /tmp/before/src]
       [--bulk]
@@ -274,12 +275,14 @@ def measure_bulk(calls: int, repeats: int) -> dict[str, float]:
         return validator.validate(v1.decode_request(body)[1])
 
     figures: dict[str, float] = {}
-    for label, data in (("100 rows", values), ("100 rows, 5 flag columns", flagged)):
+    cases = (("1 row", values[:1]), ("100 rows", values), ("100 rows, 5 flag columns", flagged))
+    for label, data in cases:
         rows = data.tolist()
         records = [dict(zip(names, row, strict=True)) for row in rows]
-        tensor = [{"name": "input-0", "shape": [100, FEATURES], "datatype": "FP64", "data": rows}]
+        shape = [len(rows), FEATURES]
+        tensor = [{"name": "input-0", "shape": shape, "datatype": "FP64", "data": rows}]
         columns = [
-            {"name": n, "shape": [100], "datatype": "FP64", "data": data[:, i].tolist()}
+            {"name": n, "shape": [len(rows)], "datatype": "FP64", "data": data[:, i].tolist()}
             for i, n in enumerate(names)
         ]
         per_column, two_d = (orjson.dumps({"inputs": inputs}) for inputs in (columns, tensor))

@@ -161,23 +161,24 @@ class NumericRows:
             columns = self._records.of(data)
         except KeyError:
             return None
-        lists = all(type(column) is list for column in columns)
+        lists = set(map(type, columns)) == _LIST  # map() with C callables: no frame a column
         if not lists and not all(
             type(column) is np.ndarray and column.ndim == 1 for column in columns
         ):
             return None
         rows = len(columns[0])
-        if not rows or any(len(column) != rows for column in columns):
+        if not rows or set(map(len, columns)) != {rows}:
             return None
         if lists:
             bulk = plain_numbers(columns) if rows * self.width >= _BULK else None
             if bulk is not None:
                 bulk = bulk.astype(np.float64, copy=False)
                 return self._from_floats(np.ascontiguousarray(bulk.T))
-            if not _PLAIN_NUMBERS.issuperset(map(type, chain.from_iterable(columns))):
+            flat = list(chain.from_iterable(columns))  # numpy reads a flat list faster
+            if not _PLAIN_NUMBERS.issuperset(map(type, flat)):
                 return None
             try:
-                by_column = np.array(columns, dtype=np.float64)
+                by_column = np.array(flat, dtype=np.float64).reshape(self.width, rows)
             except OverflowError:
                 return None
             return self._from_floats(np.ascontiguousarray(by_column.T))
