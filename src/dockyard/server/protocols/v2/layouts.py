@@ -319,7 +319,7 @@ def _numbers(contents: Sequence[bytes], layout: _Layout) -> NDArray[Any] | None:
         return None
     if len(numbers) != rows * len(contents):  # rows > 1: each had rows - 1 commas
         return None
-    if layout.datatype == "FP64":  # JSON numbers only (the search): no type to look at
+    if layout.datatype == "FP64":  # JSON numbers only (the byte check): no type to look at
         return np.array(numbers, dtype=np.float64)
     return plain_array(numbers, layout.datatype)
 
