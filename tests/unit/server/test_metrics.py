@@ -147,6 +147,27 @@ def test_requests_count_by_endpoint_version_and_status(single_process: None) -> 
     assert value(body, duration, endpoint="fraud") is None  # no endpoint-only series
 
 
+def test_collecting_reads_the_counts_without_resetting_them(single_process: None) -> None:
+    # in one process the loop counts in plain numbers that collection reads: a second
+    # scrape sees the same totals, plus what came since
+    metrics = Metrics()
+    metrics.observe_request("fraud", "1.0.0", 200, 0.003)
+    ours = [line for line in metrics.render()[0].splitlines() if b"dockyard_request" in line]
+    again = [line for line in metrics.render()[0].splitlines() if b"dockyard_request" in line]
+    assert again == ours and len(ours) > 20
+    metrics.observe_request("fraud", "1.0.0", 200, 0.0005)
+    metrics.observe_request("fraud", "1.0.0", 503, 0.0005)
+    body, _ = metrics.render()
+    served = {"endpoint": "fraud", "version": "1.0.0"}
+    assert value(body, "dockyard_requests_total", **served, status="200") == 2
+    assert value(body, "dockyard_requests_total", **served, status="503") == 1
+    bucket = "dockyard_request_duration_seconds_bucket"
+    assert value(body, bucket, **served, le="0.0005") == 2
+    assert value(body, bucket, **served, le="0.0025") == 2
+    assert value(body, bucket, **served, le="+Inf") == 3
+    assert value(body, "dockyard_request_duration_seconds_sum", **served) == pytest.approx(0.004)
+
+
 def test_two_apps_in_one_process_do_not_share_metrics(single_process: None) -> None:
     first, second = Metrics(), Metrics()  # the same names twice: no "Duplicated timeseries"
     first.observe_request("fraud", "1.0.0", 200, 0.001)
