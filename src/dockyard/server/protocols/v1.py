@@ -76,8 +76,8 @@ def encode_answer(
 
 
 def _jsonable(array: np.ndarray[Any, Any]) -> Any:
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        return [None if not np.isfinite(v) else v for v in array.tolist()]
+    """Numbers as a C-ordered array (what orjson writes: NaN and infinity as ``null``), text
+    and objects as Python values."""
     if array.dtype.kind in "OUS":
         return array.tolist()
-    return array
+    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
