@@ -177,10 +177,13 @@ class InferencePlane:
             if model is None:
                 model = endpoint.choose(key=headers.get(endpoint.sticky_header))
             names = model.column_names or _positional(request)
-            data = v2.tabular_input(request, names)
-            if model.validator is None:  # unchecked: the model gets named columns as before
-                data = _named(data, names)
-            model_input, rows, _ = model.prepare(data)
+            prepared = None if endpoint.shadows else _plain_numbers(request, model)
+            if prepared is None:
+                data = v2.tabular_input(request, names)
+                if model.validator is None:  # unchecked: the model gets named columns
+                    data = _named(data, names)
+                prepared = model.prepare(data)
+            model_input, rows, _ = prepared
             prediction = await model.predict(model_input, rows)
             if endpoint.shadows:  # by name: a shadow's columns may be in another order
                 self.mirror(endpoint, _named(data, names), request_id, model)
@@ -358,6 +361,30 @@ def _widened(values: Any) -> np.ndarray[Any, Any]:
     if kind in "iu" and array.dtype != np.int64:
         return array.astype(np.int64)
     return array
+
+
+def _plain_numbers(
+    request: v2.InferRequest, model: LiveModel
+) -> tuple[Any, int, tuple[str, ...]] | None:
+    """A request of one 2-D tensor of numbers (not named after a column), or of a block of
+    the model's columns in its order, as the model's numeric path takes it: what
+    :func:`~dockyard.server.protocols.v2.tabular_input` hands the validator for those two
+    layouts (the array as sent), without that step and the validator's. ``None``: the
+    whole way, which also names every problem (another width, a value the numeric path does
+    not take as it is, any other layout)."""
+    columns = model.record_columns  # the model's columns, when it has a numeric path
+    if columns is None:
+        return None
+    inputs = request.inputs
+    if type(inputs) is v2.ColumnBlock:
+        return model.prepare_numbers(inputs.values) if inputs.names == columns else None
+    if len(inputs) != 1:
+        return None
+    tensor = inputs[0]
+    data = tensor.data
+    if type(data) is not np.ndarray or data.ndim != 2 or tensor.name in columns:
+        return None
+    return model.prepare_numbers(data)
 
 
 def _named(data: Any, names: Sequence[str]) -> Any:

@@ -438,3 +438,29 @@ def test_a_dataframe_model_is_fed_what_the_full_path_builds(home: Path, model: s
         np.testing.assert_array_equal(np.asarray(fed[name]), built[name].to_numpy(), strict=True)
     if model not in TWINS:
         pd.testing.assert_frame_equal(fed, built)
+
+
+@pytest.mark.parametrize("model", ["array", "twin"])
+def test_layouts_near_the_numeric_shortcut_answer_as_the_whole_way(home: Path, model: str) -> None:
+    """One 2-D tensor, or the model's columns in its order, go straight to the numeric path;
+    the layouts beside those go the whole way and answer as it does: one 2-D tensor named
+    after a column is that column (a 400: the others are missing), the columns in another
+    order are reordered (the same answer), a tensor of another width is a 400 naming it."""
+    columns, rows = COLUMNS[model], CLEAN[model]
+    width = len(columns)
+    named = [
+        (name, [len(rows)], "FP64", [row[i] for row in rows]) for i, name in enumerate(columns)
+    ]
+    bodies = {
+        "in order": [("input-0", [len(rows), width], "FP64", rows)],
+        "named after a column": [(columns[0], [len(rows), width], "FP64", rows)],
+        "columns reordered": named[::-1],
+        "narrow": [("input-0", [len(rows), width - 1], "FP64", [row[1:] for row in rows])],
+    }
+    path = f"/v2/models/{model}/infer"
+    replies = ask_all(home, {k: (path, _v2_json(v), {}) for k, v in bodies.items()})
+    assert answers(replies["columns reordered"]) == answers(replies["in order"])
+    listed = problems(replies["named after a column"])[1]
+    assert {problem["column"] for problem in listed} >= set(columns[1:]), listed
+    listed = problems(replies["narrow"])[1]
+    assert f"[rows, {width}]" in str(listed), listed
