@@ -402,10 +402,14 @@ async def drive(
     concurrency: int,
     headers: Sequence[tuple[bytes, bytes]] = (),
     refused: list[int] | None = None,
+    *,
+    lane: bool = False,
 ) -> float:
     """Send ``requests`` copies of one POST through an ASGI app in this process, ``concurrency``
     at a time; returns the seconds taken, and stops the run on the first non-200 answer
-    (unless ``refused`` is given: the non-200 statuses are added to it)."""
+    (unless ``refused`` is given: the non-200 statuses are added to it). With ``lane`` the
+    app's ``predict`` is called as the HTTP protocol's prediction lane calls it (no ASGI
+    scope, messages or response events: ``dockyard serve`` answers predictions so)."""
     scope = {
         "type": "http",
         "method": "POST",
@@ -431,11 +435,19 @@ async def drive(
         elif event["type"] == "http.response.body" and failures and not answers:
             answers.append(event.get("body", b"")[:300])
 
+    route = app.route(path) if lane else None
+
     async def client() -> None:
         nonlocal left
         while left > 0:
             left -= 1
-            await app(scope, receive, send)
+            if route is None:
+                await app(scope, receive, send)
+                continue
+            reply = await app.predict(route, "POST", scope["headers"], receive)
+            if reply.status != 200:
+                failures.append(reply.status)
+                answers.append(reply.body[:300])
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))

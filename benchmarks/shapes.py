@@ -8,7 +8,9 @@ validation and the model. This script runs Dockyard's real ASGI app (the same ``
 as ``dockyard serve``: models warmed, the prediction log's conversion task and writer thread
 running) in this process, with the logistic regression of ``harness.py`` (20 features)
 deployed alone (log on, batches of up to 64, no wait), and drives each shape with
-``--concurrency`` coroutines, for each row count in ``--rows``.
+``--concurrency`` coroutines, for each row count in ``--rows``; with ``--lane`` each
+request calls the app's ``predict`` as the HTTP protocol's prediction lane does (how
+``dockyard serve`` answers predictions), without the ASGI scope and messages.
 
 Every round sends every shape once; a 1-row shape gets ``--requests`` requests, a larger one
 a tenth of that. It reports, per shape and row count, the loop thread's CPU per request (the
@@ -23,7 +25,7 @@ column, and ``--native`` serves the scikit-learn model itself rather than the tw
 bulk paths look at values equal to 0 or 1 on their own (numpy reads ``true`` as 1).
 
 Run:  .venv/bin/python benchmarks/shapes.py [--requests 2000] [--rounds 2] [--rows 1 100]
-      [--concurrency 16] [--fitted-on array|frame] [--native] [--flags 5]
+      [--concurrency 16] [--fitted-on array|frame] [--native] [--flags 5] [--lane]
 
 Comparing two commits: check each out in its own worktree and run this script (from either
 one, or a copy) with ``PYTHONPATH`` pointing at each tree's ``src``, interleaved A B B A so
@@ -135,12 +137,14 @@ async def run(args: argparse.Namespace, home: Path, X: Any) -> None:
         while not server.manager.started:
             await asyncio.sleep(0.1)
         for _, _, request, count in plan:  # warm every path
-            await harness.drive(app, *request[:2], max(count // 4, 1), args.concurrency, request[2])
+            await harness.drive(
+                app, *request[:2], max(count // 4, 1), args.concurrency, request[2], lane=args.lane
+            )
         for round_ in range(1, args.rounds + 1):
             for shape, rows, request, count in plan:
                 cpu = time.thread_time()
                 seconds = await harness.drive(
-                    app, *request[:2], count, args.concurrency, request[2]
+                    app, *request[:2], count, args.concurrency, request[2], lane=args.lane
                 )
                 cpu_us = (time.thread_time() - cpu) / count * 1e6
                 figures.setdefault((shape, rows), []).append((count / seconds, cpu_us))
@@ -156,8 +160,9 @@ async def run(args: argparse.Namespace, home: Path, X: Any) -> None:
     served = "scikit-learn" if args.native else "its ONNX twin"
     print(
         f"LR ({harness.FEATURES} features, fitted on {fitted}, served by {served}), "
-        f"{args.concurrency} concurrent requests, "
-        f"{args.rounds} rounds; {args.requests:,} requests per 1-row shape, "
+        f"{args.concurrency} concurrent requests "
+        + ("by the prediction lane, " if args.lane else "through ASGI, ")
+        + f"{args.rounds} rounds; {args.requests:,} requests per 1-row shape, "
         f"{max(args.requests // 10, 1):,} per larger one; log on, max batch 64"
         + (f"; the first {args.flags} features sent as 0/1 flags" if args.flags else "")
     )
@@ -207,6 +212,12 @@ def main() -> None:
         default=0,
         help="Send the first N features as 0/1 flags (one-hot or indicator columns, as many "
         "users' data has): values equal to 0 or 1 take their own checks on the bulk paths.",
+    )
+    parser.add_argument(
+        "--lane",
+        action="store_true",
+        help="Call the app's predict as the prediction lane does (dockyard serve's way), not "
+        "through ASGI.",
     )
     parser.add_argument("--work", type=Path, default=harness.HERE / ".work" / "shapes")
     args = parser.parse_args()
