@@ -120,10 +120,10 @@ class JsonNumbers:
         [{"column": number, ...}, ...]}`` (records of exactly the columns ``names``, in any
         order) as one 2-D array in the order of ``names``, when the body is that and nothing
         else; ``None`` otherwise (records at once, unparsed, when ``names`` is ``None``)."""
-        if _RECORDS.match(body):
-            return None if names is None or len(body) < SMALL_BYTES else _records(body, names)
         if len(body) < SMALL_BYTES:
             return None
+        if _RECORDS.match(body):
+            return None if names is None else _records(body, names)
         return cast("V1Values | None", self._read(body, _v1_values))  # a union: mypy joins it
 
     def _read(self, body: bytes, read: Callable[[Any, bytes], T | None]) -> T | None:
