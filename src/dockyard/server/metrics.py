@@ -41,8 +41,8 @@ lookup and one observation. In one process the observation adds to plain numbers
 a sum, a bucket found by ``bisect``: :class:`_Tally`) that a collector of the registry reads
 when the metrics are collected, as the in-flight gauge reads a plain count: a
 prometheus_client counter and histogram take a lock per value they add to, three a
-request, and check their labels each time (1.3 µs a request against 0.2). The server's
-event loop is the only writer. With several workers the values live in prometheus_client's
+request, and check their labels each time (benchmarks/RESULTS.md has the figures). The
+server's event loop is the only writer. With several workers the values live in prometheus_client's
 files (:class:`_Children`).
 
 **Several worker processes** (``dockyard serve --workers N``). When
