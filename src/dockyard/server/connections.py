@@ -37,7 +37,9 @@ whose target has a query, an escape or a fragment, goes through the ASGI cycle, 
 ``DockyardApp`` answers it with the same ``predict``: the two ways answer alike. The lane
 keeps what the cycle does for a client: the token checked before the body is read,
 ``100 Continue``, flow control, pipelined requests answered in order (uvicorn's queue holds
-both kinds), keep-alive or ``connection: close``, the deadlines.
+both kinds), keep-alive or ``connection: close``, the deadlines. A connection's predictions
+are answered by one task, which waits between them for the next (handed over by a future),
+rather than by a task each; it ends when the connection does.
 
 The hot path pays a call and a comparison per read: the timer is touched only when a read
 ends in a different phase than the one timed, so a request that arrives in one read on a
@@ -369,6 +371,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self.deadline: asyncio.TimerHandle | None = None
         self.refused = False
         self.lane = prediction_app(self.app) if not self.root_path else None
+        self.lane_idle: asyncio.Future[LaneRequest | None] | None = None  # lane task waits
         self.idle_since: float | None = None  # when the last answer left an idle connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -412,12 +415,36 @@ class GuardedProtocol(HttpToolsProtocol):
                 request = LaneRequest(self, lane, route, keep_alive)
                 previous, self.cycle = self.cycle, request  # type: ignore[assignment]
                 if previous is None or previous.response_complete:
-                    self._start_asgi_task(request, self.app)  # type: ignore[arg-type]
+                    self._answer(request)
                 else:  # pipelined behind an answer still on its way: uvicorn's queue
                     self.flow.pause_reading()
                     self.pipeline.appendleft((request, self.app))  # type: ignore[arg-type]
                 return
         super().on_headers_complete()
+
+    def _answer(self, request: LaneRequest) -> None:
+        """Answer ``request`` on the connection's lane task: one task a connection, handed
+        each request by a future while it waits, rather than uvicorn's task a request (whose
+        creation, entry in asyncio's registry of tasks and done callback cost more than the
+        future). A request pipelined behind another takes uvicorn's way, a task of its own."""
+        idle, self.lane_idle = self.lane_idle, None
+        if idle is not None and not idle.done():  # done: its task was cancelled
+            idle.set_result(request)
+            return
+        task = self.loop.create_task(self._serve_lane(request))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    async def _serve_lane(self, request: LaneRequest) -> None:
+        """The lane task: answer, then wait for the connection's next prediction; it ends
+        when the connection closes (``connection_lost`` hands it ``None``)."""
+        next_request: LaneRequest | None = request
+        while next_request is not None:
+            await next_request.run_asgi(None)
+            if self.transport.is_closing():
+                return
+            idle = self.lane_idle = self.loop.create_future()
+            next_request = await idle
 
     def on_body(self, body: bytes) -> None:
         cycle: Any = self.cycle
@@ -471,6 +498,9 @@ class GuardedProtocol(HttpToolsProtocol):
             self.timeout_keep_alive_handler()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        idle, self.lane_idle = self.lane_idle, None
+        if idle is not None and not idle.done():
+            idle.set_result(None)  # the lane task waits for a request that cannot come
         if self.deadline is not None:
             self.deadline.cancel()
             self.deadline = None

@@ -288,3 +288,48 @@ def _answers(received: bytes) -> list[tuple[int, bytes]]:
         answers.append((int(lines[0].split(b" ")[1]), received[end + 4 : end + 4 + length]))
         received = received[end + 4 + length :]
     return answers
+
+
+def test_a_connections_predictions_share_one_task_that_ends_with_the_connection() -> None:
+    """A kept-alive connection's predictions, each sent after the last answer, are answered
+    by one task (the lane's, handed each request), not a task each; once the connection is
+    lost that task ends, so a shutdown waiting on the server's tasks does not wait for it."""
+    seen: list[asyncio.Task[Any] | None] = []
+
+    class Recording(Predictions):
+        async def predict(self, *args: Any) -> Reply:
+            seen.append(asyncio.current_task())
+            return await super().predict(*args)
+
+    async def run() -> tuple[int, int, list[bytes]]:
+        config = uvicorn.Config(
+            Recording(), date_header=False, server_header=False, log_level="error"
+        )
+        state = ServerState()
+        limits = ConnectionLimits(header_timeout_s=5, body_timeout_s=5, max_connections=8)
+        protocol = GuardedProtocol(
+            config=config, server_state=state, app_state={}, limits=limits, refusals=RefusalLog()
+        )
+        transport = Socketless()
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        for answers, body in enumerate((b"one", b"two", b"three"), start=1):
+            protocol.data_received(_post("/predict", body))
+            for _ in range(100):  # a bound on the loop's turns, not a timing
+                if b"".join(transport.writes).count(b"HTTP/1.1 ") >= answers:
+                    break
+                await asyncio.sleep(0)
+        serving = len(state.tasks)
+        protocol.connection_lost(None)
+        for _ in range(100):
+            if not state.tasks:
+                break
+            await asyncio.sleep(0)
+        return serving, len(state.tasks), transport.writes
+
+    serving, left, writes = asyncio.run(run())
+    answered = [w.partition(b"\r\n\r\n")[2] for w in writes if w != b"<closed>"]
+    assert answered == [b"lane one", b"lane two", b"lane three"]
+    assert len(set(seen)) == 1
+    assert None not in seen
+    assert serving == 1
+    assert left == 0
