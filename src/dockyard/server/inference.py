@@ -366,25 +366,14 @@ def _widened(values: Any) -> np.ndarray[Any, Any]:
 def _plain_numbers(
     request: v2.InferRequest, model: LiveModel
 ) -> tuple[Any, int, tuple[str, ...]] | None:
-    """A request of one 2-D tensor of numbers (not named after a column), or of a block of
-    the model's columns in its order, as the model's numeric path takes it: what
-    :func:`~dockyard.server.protocols.v2.tabular_input` hands the validator for those two
-    layouts (the array as sent), without that step and the validator's. ``None``: the
-    whole way, which also names every problem (another width, a value the numeric path does
-    not take as it is, any other layout)."""
+    """A request whose array :func:`~dockyard.server.protocols.v2.tabular_input` would hand
+    on as sent (:func:`~dockyard.server.protocols.v2.rows_as_sent`), as the model's numeric
+    path takes it, without that step and the validator's. ``None``: the whole way, which
+    also names every problem (a value the numeric path does not take as it is, any other
+    layout)."""
     columns = model.record_columns  # the model's columns, when it has a numeric path
-    if columns is None:
-        return None
-    inputs = request.inputs
-    if type(inputs) is v2.ColumnBlock:
-        return model.prepare_numbers(inputs.values) if inputs.names == columns else None
-    if len(inputs) != 1:
-        return None
-    tensor = inputs[0]
-    data = tensor.data
-    if type(data) is not np.ndarray or data.ndim != 2 or tensor.name in columns:
-        return None
-    return model.prepare_numbers(data)
+    values = None if columns is None else v2.rows_as_sent(request, columns)
+    return None if values is None else model.prepare_numbers(values)
 
 
 def _named(data: Any, names: Sequence[str]) -> Any:

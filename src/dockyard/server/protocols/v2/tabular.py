@@ -16,7 +16,7 @@ from dockyard.errors import SchemaValidationError
 from dockyard.schema import Problem
 from dockyard.server.protocols.v2.tensors import ColumnBlock, InferRequest, Tensor, listing
 
-__all__ = ["tabular_input"]
+__all__ = ["rows_as_sent", "tabular_input"]
 
 
 def tabular_input(
@@ -35,6 +35,9 @@ def tabular_input(
     (each a :class:`~dockyard.schema.Problem`, the validator's type); the values themselves are the
     validator's to check.
     """
+    sent = rows_as_sent(request, column_names)
+    if sent is not None:
+        return sent
     names = list(column_names)
     problems: list[Problem] = []
     inputs = request.inputs
@@ -53,6 +56,24 @@ def tabular_input(
             details={"problems": [problem.to_dict() for problem in problems], "columns": names},
         )
     return data
+
+
+def rows_as_sent(request: InferRequest, column_names: Sequence[str]) -> NDArray[Any] | None:
+    """The array :func:`tabular_input` hands on as it was sent, for the two layouts it
+    takes so: a block of exactly the columns, in their order, or one 2-D tensor of values
+    other than text (not named after a column) as wide as the columns are many; ``None``
+    for any other request. The inference plane gives such an array straight to the model's
+    numeric path."""
+    inputs = request.inputs
+    if type(inputs) is ColumnBlock:
+        return inputs.values if inputs.names == tuple(column_names) else None
+    if len(inputs) != 1:
+        return None
+    tensor = inputs[0]
+    data = tensor.data
+    if data.ndim != 2 or data.shape[1] != len(column_names) or data.dtype.kind == "O":
+        return None
+    return None if tensor.name in column_names else data
 
 
 def _block_order(block: ColumnBlock, names: list[str]) -> Literal[True] | list[int] | None:
