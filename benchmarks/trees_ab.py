@@ -10,11 +10,14 @@ same states: read each tree's figures side by side, not one run's, and with seve
 the medians (single runs spread ±5%).
 
 With ``--fresh-ids`` a v2 body opens with an ``"id"`` that wrk makes afresh for every
-request, as kserve's client does (a uuid4 each time).
+request, as kserve's client does (a uuid4 each time). With ``--open-segments N`` each
+server starts with N (empty) prediction log segments in the open hour, as a busy server's
+log holds after a while, and ``--monitor-interval S`` runs its monitor pass every S seconds:
+what the pass's upkeep of the log costs the serving process under load.
 
 Run:  PYTHONPATH=src .venv/bin/python benchmarks/trees_ab.py --before /tmp/before/src
       [--shapes "v1 records" "v2 JSON per column"] [--rows 100] [--seconds 5] [--rounds 1]
-      [--fresh-ids]
+      [--fresh-ids] [--open-segments 20000 --monitor-interval 2]
       (needs wrk; check out the tree before with ``git worktree add /tmp/before HEAD~1``)
 """
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import harness  # models, registry, servers and wrk (benchmarks/harness.py)
@@ -40,9 +44,13 @@ def run_once(
 ) -> tuple[float, float, int]:
     """One fresh server of the tree at ``src``: (req/s, p99 ms, errors) of the measured load."""
     port = harness.free_port()
+    env = {"DOCKYARD_HOME": str(home), "PYTHONPATH": src}
+    if args.monitor_interval is not None:
+        env["DOCKYARD_MONITOR_INTERVAL_S"] = str(args.monitor_interval)
+    open_segments(home, args.open_segments)
     server = harness.Server(
         [*PINNED, sys.executable, "-m", "dockyard", "serve", "--port", str(port), *QUIET],
-        env={"DOCKYARD_HOME": str(home), "PYTHONPATH": src},
+        env=env,
         cwd=harness.HERE,
         log=args.work / "logs" / "server.log",
     )
@@ -56,6 +64,20 @@ def run_once(
     run = harness.Run("Dockyard", "lr", 16)
     harness.parse_wrk(output, run)
     return run.requests_per_s, run.p99_ms, run.errors
+
+
+def open_segments(home: Path, count: int) -> None:
+    """Leave ``count`` empty segments (another writer's) in the log's open hour, and none
+    there when it is 0."""
+    hour = datetime.now(UTC)
+    folder = home / "monitoring" / "predictions" / "lr" / f"{hour:%Y-%m-%d}" / f"{hour:%H}"
+    if folder.exists():
+        for path in folder.glob("vm-placed-*.parquet"):
+            path.unlink()
+    if count:
+        folder.mkdir(parents=True, exist_ok=True)
+        for seq in range(count):
+            (folder / f"vm-placed-{seq:08d}.parquet").touch()
 
 
 def fresh_id_script(work: Path, name: str, body: serving.Body) -> Path:
@@ -100,6 +122,12 @@ def main() -> None:
     parser.add_argument(
         "--fresh-ids", action="store_true", help="v2 bodies: an id first, a new one each time"
     )
+    parser.add_argument(
+        "--open-segments", type=int, default=0, help="empty log segments in the open hour"
+    )
+    parser.add_argument(
+        "--monitor-interval", type=float, default=None, help="seconds between monitor passes"
+    )
     args = parser.parse_args()
     harness.require_wrk("trees_ab.py")
     args.work = args.work.resolve()
@@ -112,6 +140,10 @@ def main() -> None:
     trees = {"before": args.before, "this tree": str(Path(__file__).resolve().parents[1] / "src")}
     order = ["before", "this tree", "this tree", "before"] * args.rounds
     fresh = ", a fresh id each request" if args.fresh_ids else ""
+    if args.open_segments:
+        fresh += f", {args.open_segments:,} segments in the log's open hour"
+    if args.monitor_interval is not None:
+        fresh += f", a monitor pass every {args.monitor_interval:g} s"
     print(
         f"{harness.describe_machine()}; {args.rows} rows, 16 connections, {args.seconds} s{fresh}"
     )

@@ -27,6 +27,7 @@ Feedback columns: ``request_id``, ``row``, ``label`` (text, normalised like pred
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -67,12 +68,17 @@ INPUT_COLUMNS = "COLUMNS('^input\\.')"
 STATISTICS_COLUMNS = ("time", "status")
 """Columns whose min/max each segment keeps: the ones reads filter on."""
 
+_HOUR_SPAN = timedelta(hours=1)
+_DAY_SPAN = timedelta(days=1)
+
 SAMPLE_OVERREAD = 4
 """A sampled read takes whole segments, picked at random, holding about this many times the
 rows asked for, and draws its reservoir sample from those."""
 
 _HOUR_PATH = re.compile(r"/(\d{4}-\d{2}-\d{2})/(\d{2})/[^/]+\.parquet$")
-_DAY_PATH = re.compile(r"/(\d{4}-\d{2}-\d{2})/[^/]+\.parquet$")
+_HOUR_FOLDER = re.compile(r"/(\d{4}-\d{2}-\d{2})/(\d{2})$")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_HOUR = re.compile(r"[01]\d|2[0-3]")
 
 
 class MonitoringStore:
@@ -93,6 +99,7 @@ class MonitoringStore:
         self.writer = f"{socket.gethostname()[:20]}-{os.getpid()}-{secrets.token_hex(3)}"
         self._seq = 0
         self._lock = threading.Lock()
+        self._unmerged: set[str] = set()  # hour folders this writer wrote to, not compacted
         self._duck: duckdb.DuckDBPyConnection | None = None
 
     # --- writing ---------------------------------------------------------------------------
@@ -100,7 +107,10 @@ class MonitoringStore:
     def write_predictions(self, endpoint: str, table: pa.Table, hour: datetime) -> str:
         """Write one segment of prediction rows (all in the UTC ``hour``); returns its path."""
         folder = f"{self.root}/predictions/{endpoint}/{hour:%Y-%m-%d}/{hour:%H}"
-        return self._write(folder, table, compression="lz4")
+        path = self._write(folder, table, compression="lz4")
+        with self._lock:
+            self._unmerged.add(folder)
+        return path
 
     def write_feedback(self, endpoint: str, table: pa.Table, day: datetime) -> str:
         folder = f"{self.root}/feedback/{endpoint}/{day:%Y-%m-%d}"
@@ -160,29 +170,63 @@ class MonitoringStore:
     def prediction_segments(
         self, endpoint: str, since: datetime | None = None, until: datetime | None = None
     ) -> list[str]:
-        """Segment paths whose hour overlaps [since, until), oldest first."""
-        paths = self._glob(f"{self.root}/predictions/{endpoint}/*/*/*.parquet")
+        """Segment paths whose hour overlaps [since, until), oldest first: only the folders
+        of those hours are listed."""
         low = _floor_hour(since) if since is not None else None
-        chosen = []
-        for path in paths:
-            hour = _segment_start(path)
-            if hour is None:
+        paths = []
+        for day, day_folder in self._days(f"{self.root}/predictions/{endpoint}"):
+            if (until is not None and day >= until) or (low is not None and day + _DAY_SPAN <= low):
                 continue
-            if low is not None and hour < low:
-                continue
-            if until is not None and hour >= until:
-                continue
-            chosen.append(path)
-        return sorted(chosen, key=_hour_key)
+            for hour, folder in self._hours(day, day_folder):
+                if (low is None or hour >= low) and (until is None or hour < until):
+                    paths += self._segments(folder)
+        return paths
 
     def feedback_segments(self, endpoint: str) -> list[str]:
-        return sorted(self._glob(f"{self.root}/feedback/{endpoint}/*/*.parquet"))
+        return [
+            path
+            for _, folder in self._days(f"{self.root}/feedback/{endpoint}")
+            for path in self._segments(folder)
+        ]
 
-    def _glob(self, pattern: str) -> list[str]:
+    def _names(self, folder: str) -> list[str]:
+        """The names in ``folder``, sorted; none when it is missing. A listing of that one
+        folder (``ls``), not a search below it: a busy hour holds thousands of segments, and
+        fsspec's ``glob`` looks at every file under its root (locally a ``stat`` each) on
+        the thread of a monitor pass, holding the GIL from the event loop."""
         if not self.local:  # other processes (replicas) write here: no cached listing
             self.fs.invalidate_cache()
-        found = self.fs.glob(pattern)
-        return [p for p in found if not p.rsplit("/", 1)[-1].startswith(".")]
+        try:
+            found = self.fs.ls(folder, detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(path.rstrip("/").rsplit("/", 1)[-1] for path in found)
+
+    def _segments(self, folder: str) -> list[str]:
+        """The segments in one hour's (or day's) folder, oldest first (hidden temporary files
+        left out)."""
+        return [
+            f"{folder}/{name}"
+            for name in self._names(folder)
+            if name.endswith(".parquet") and not name.startswith(".")
+        ]
+
+    def _days(self, folder: str) -> list[tuple[datetime, str]]:
+        """The day folders under ``folder``, with the day each starts, oldest first."""
+        days = []
+        for name in self._names(folder):
+            if _DAY.fullmatch(name):
+                with contextlib.suppress(ValueError):  # 2026-02-30: not ours
+                    days.append((datetime.fromisoformat(f"{name}T00:00+00:00"), f"{folder}/{name}"))
+        return days
+
+    def _hours(self, day: datetime, folder: str) -> list[tuple[datetime, str]]:
+        """The hour folders of a day's folder, with the hour each starts, oldest first."""
+        return [
+            (day + timedelta(hours=int(name)), f"{folder}/{name}")
+            for name in self._names(folder)
+            if _HOUR.fullmatch(name)
+        ]
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -393,53 +437,84 @@ class MonitoringStore:
         of them costs far more than reading a few large ones. Only this writer's own files are
         merged (so processes never merge the same file), only in closed hours (so no flush
         adds to them meanwhile). The merged file is in place before the small ones go, so a
-        reader in between may see those rows twice for a moment, never lose them."""
+        reader in between may see those rows twice for a moment, never lose them.
+
+        The hours looked at are those this store wrote a segment to since their last
+        compaction (remembered at each write; a late flush into a closed hour marks it
+        again), and only their folders are listed: not the log, whose open hour holds
+        thousands of segments on a busy server."""
+        prefix = f"{self.root}/predictions/{endpoint}/"
+        with self._lock:  # the hours written to since their last compaction, not a listing
+            due = sorted(
+                folder
+                for folder in self._unmerged
+                if folder.startswith(prefix) and _closed(folder, before)
+            )
+            self._unmerged.difference_update(due)  # a later write adds its hour again
+        merged = done = 0
+        try:
+            for folder in due:
+                merged += self._merge(folder, max_rows)
+                done += 1
+        finally:
+            with self._lock:  # a folder not merged (storage away): the next pass tries
+                self._unmerged.update(due[done:])
+        return merged
+
+    def _merge(self, folder: str, max_rows: int) -> int:
+        """Merge this writer's segments in one closed hour's ``folder``."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        folders: dict[str, list[str]] = {}
-        pattern = f"{self.root}/predictions/{endpoint}/*/*/{self.writer}-*.parquet"
-        for path in self._glob(pattern):
-            hour = _segment_start(path)
-            if hour is None or path.endswith("-merged.parquet"):
-                continue
-            if hour + timedelta(hours=1) <= before:
-                folders.setdefault(path.rsplit("/", 1)[0], []).append(path)
+        mine = f"{self.writer}-"
+        paths = [
+            path
+            for path in self._segments(folder)
+            if path.rsplit("/", 1)[-1].startswith(mine) and not path.endswith("-merged.parquet")
+        ]
+        if len(paths) < 2:
+            return 0
         merged = 0
-        for folder, paths in folders.items():
-            if len(paths) < 2:
-                continue
-            batch: list[pa.Table] = []
-            inputs: list[str] = []
-            for index, path in enumerate(sorted(paths)):
-                with self.fs.open(path, "rb") as handle:
-                    batch.append(pq.read_table(handle))
-                inputs.append(path)
-                if sum(t.num_rows for t in batch) >= max_rows or index == len(paths) - 1:
-                    table = pa.concat_tables(batch, promote_options="default")
-                    self._write(folder, table, suffix="-merged")
-                    for done in inputs:
-                        self.fs.rm(done)
-                    merged += len(inputs)
-                    batch, inputs = [], []
+        batch: list[pa.Table] = []
+        inputs: list[str] = []
+        for index, path in enumerate(paths):
+            with self.fs.open(path, "rb") as handle:
+                batch.append(pq.read_table(handle))
+            inputs.append(path)
+            if sum(t.num_rows for t in batch) >= max_rows or index == len(paths) - 1:
+                table = pa.concat_tables(batch, promote_options="default")
+                self._write(folder, table, suffix="-merged")
+                for done in inputs:
+                    self.fs.rm(done)
+                merged += len(inputs)
+                batch, inputs = [], []
         return merged
 
     # --- retention -------------------------------------------------------------------------
 
     def delete_before(self, endpoint: str, cutoff: datetime) -> int:
         """Delete the endpoint's segments from hours (predictions) and days (feedback) that
-        ended before ``cutoff``; returns how many files went."""
+        ended before ``cutoff``, with their folders; returns how many segments went. Only
+        the day folders are listed, and the hours of the day the cutoff falls in: never the
+        segments of the hours kept (a busy hour holds thousands)."""
         removed = 0
-        segments = [
-            (path, timedelta(hours=1))
-            for path in self._glob(f"{self.root}/predictions/{endpoint}/*/*/*.parquet")
-        ] + [(path, timedelta(days=1)) for path in self.feedback_segments(endpoint)]
-        for path, span in segments:
-            start = _segment_start(path)
-            if start is not None and start + span <= cutoff:
-                self.fs.rm(path)
-                removed += 1
+        for day, folder in self._days(f"{self.root}/predictions/{endpoint}"):
+            if day + _DAY_SPAN <= cutoff:
+                removed += self._remove(folder)
+            elif day < cutoff:  # the cutoff's own day: the hours that ended before it
+                for hour, hour_folder in self._hours(day, folder):
+                    if hour + _HOUR_SPAN <= cutoff:
+                        removed += self._remove(hour_folder)
+        for day, folder in self._days(f"{self.root}/feedback/{endpoint}"):
+            if day + _DAY_SPAN <= cutoff:
+                removed += self._remove(folder)
         return removed
+
+    def _remove(self, folder: str) -> int:
+        """Delete an expired folder and all in it; returns the segments it held."""
+        segments = [path for path in self.fs.find(folder) if path.endswith(".parquet")]
+        self.fs.rm(folder, recursive=True)
+        return len(segments)
 
 
 def _floor_hour(moment: datetime) -> datetime:
@@ -447,13 +522,21 @@ def _floor_hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+def _closed(folder: str, before: datetime) -> bool:
+    """Whether an hour folder's hour ended at or before ``before``."""
+    match = _HOUR_FOLDER.search(folder)
+    if match is None:
+        return False
+    start = datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}:00+00:00")
+    return start + _HOUR_SPAN <= before
+
+
 def _segment_start(path: str) -> datetime | None:
-    """When a segment's hour (predictions) or day (feedback) starts, from its folders."""
-    if match := _HOUR_PATH.search(path):
-        return datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}:00+00:00")
-    if match := _DAY_PATH.search(path):
-        return datetime.fromisoformat(f"{match.group(1)}T00:00+00:00")
-    return None
+    """When a prediction segment's hour starts, from its folders."""
+    match = _HOUR_PATH.search(path)
+    if match is None:
+        return None
+    return datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}:00+00:00")
 
 
 def _hour_key(path: str) -> tuple[datetime, str]:

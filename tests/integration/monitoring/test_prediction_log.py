@@ -7,11 +7,14 @@ import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fsspec.implementations.local import LocalFileSystem
 
 from _pandas import values
 from dockyard.errors import InvalidRequestError
@@ -457,6 +460,20 @@ def test_the_same_code_on_s3(s3_bucket: tuple[str, dict[str, object]]) -> None:
 
 
 @pytest.mark.s3
+def test_compaction_and_retention_on_s3(s3_bucket: tuple[str, dict[str, object]]) -> None:
+    url, options = s3_bucket
+    store = MonitoringStore(url.replace("/artifacts", "/monitoring"), options)
+    eight, ten = datetime(2026, 12, 5, 8, tzinfo=UTC), datetime(2026, 12, 6, 10, tzinfo=UTC)
+    _segments_at(store, eight, 3)
+    _segments_at(store, ten, 2)
+    assert store.compact("churn", before=ten) == 3
+    assert len(store.prediction_segments("churn", since=eight, until=ten)) == 1
+    assert store.delete_before("churn", ten - timedelta(hours=2)) == 1  # the merged one
+    assert len(store.prediction_segments("churn")) == 2
+    assert len(store.predictions("churn", Window())) == 4
+
+
+@pytest.mark.s3
 def test_segments_another_replica_writes_are_seen_at_once_on_s3(
     s3_bucket: tuple[str, dict[str, object]],
 ) -> None:
@@ -474,6 +491,78 @@ def test_segments_another_replica_writes_are_seen_at_once_on_s3(
     other.pipe(first.replace(".parquet", "-other.parquet"), store.fs.cat(first))
     assert len(store.prediction_segments("churn")) == 2
     assert len(store.predictions("churn", Window())) == 10
+
+
+class _Listing(LocalFileSystem):
+    """fsspec's own local filesystem, noting every folder it lists (its ``find``, ``walk``
+    and ``glob`` list through ``ls`` too)."""
+
+    def __init__(self) -> None:
+        super().__init__(skip_instance_cache=True)
+        self.listed: list[str] = []
+
+    def ls(self, path: str, detail: bool = False, **kwargs: object) -> list[Any]:
+        self.listed.append(self._strip_protocol(path))
+        return super().ls(path, detail=detail, **kwargs)  # type: ignore[no-any-return]
+
+
+def _segments_at(store: MonitoringStore, hour: datetime, count: int) -> None:
+    for segment in range(count):
+        batch = Batch(NUMERIC)
+        for i in range(2):
+            call = ModelCall(np.ones((1, 2)), [1], [[0.1, 0.9]])
+            batch.add(f"{id(store)}-{hour:%d%H}-{segment}-{i}", hour.timestamp() + i, 0.001, call)
+        store.write_predictions("churn", to_table(batch), hour)
+
+
+def test_retention_deletes_expired_hours_and_days_whole_and_never_lists_the_hours_kept(
+    tmp_path: Path,
+) -> None:
+    store = MonitoringStore(str(tmp_path / "m"))
+    store.fs = listing = _Listing()
+    now = datetime(2026, 12, 6, 10, 30, tzinfo=UTC)
+    hours = {now - timedelta(hours=h): n for h, n in ((49, 2), (26, 1), (25, 1), (24, 1), (0, 3))}
+    for hour, count in hours.items():
+        _segments_at(store, hour.replace(minute=0), count)
+    label = pa.table({"request_id": ["x"], "row": [0], "label": ["1"]})
+    store.write_feedback("churn", label, now - timedelta(days=3))
+    store.write_feedback("churn", label, now)
+    root = tmp_path / "m" / "predictions" / "churn"
+    listing.listed.clear()
+
+    removed = store.delete_before("churn", now - timedelta(days=1))  # 2026-12-05 10:30
+
+    assert not [path for path in listing.listed if path.endswith(("/10", "2026-12-06"))]
+    assert removed == 2 + 1 + 1 + 1  # 12-04 09h; 12-05 08h and 09h; feedback of 12-03
+    assert sorted(p.name for p in root.iterdir()) == ["2026-12-05", "2026-12-06"]
+    assert sorted(p.name for p in (root / "2026-12-05").iterdir()) == ["10"]  # ends 11:00
+    assert [p.name for p in (tmp_path / "m" / "feedback" / "churn").iterdir()] == ["2026-12-06"]
+    assert len(store.prediction_segments("churn")) == 1 + 3
+    assert store.delete_before("churn", now - timedelta(days=1)) == 0
+
+
+def test_compaction_lists_only_the_closed_hours_this_writer_wrote_to(tmp_path: Path) -> None:
+    store = MonitoringStore(str(tmp_path / "m"))
+    store.fs = listing = _Listing()
+    other = MonitoringStore(str(tmp_path / "m"))  # another process
+    eight, nine, ten = (datetime(2026, 12, 6, h, tzinfo=UTC) for h in (8, 9, 10))
+    _segments_at(store, eight, 3)
+    _segments_at(other, nine, 2)
+    _segments_at(store, ten, 2)  # the open hour
+    listing.listed.clear()
+
+    assert store.compact("churn", before=ten) == 3
+    assert [path.rsplit("/", 2)[-2:] for path in listing.listed] == [["2026-12-06", "08"]]
+
+    _segments_at(store, eight, 2)  # a late flush into the closed hour marks it again
+    listing.listed.clear()
+    assert store.compact("churn", before=ten) == 2
+    assert [path.rsplit("/", 1)[-1] for path in listing.listed] == ["08"]
+    listing.listed.clear()
+    assert store.compact("churn", before=ten) == 0
+    assert listing.listed == []
+    assert len(store.prediction_segments("churn")) == 2 + 2 + 2  # merged twice, other, open
+    assert store.compact("churn", before=ten + timedelta(hours=1)) == 2  # 10h closed now
 
 
 def test_compaction_merges_this_writers_closed_hours_and_keeps_every_row(tmp_path: Path) -> None:
