@@ -162,11 +162,14 @@ class InferencePlane:
         prediction: Prediction | None = None
         try:
             endpoint = self.endpoint(name)
-            if version is not None or len(endpoint.routes) == 1:
+            if version is not None:
                 model = self.model_for(endpoint, version)
+            elif len(endpoint.routes) == 1:
+                model = endpoint.routes[0][0]
+            length = headers.get("inference-header-content-length")
             request = v2.decode_request(
                 body,
-                header_length=_header_length(headers.get("inference-header-content-length")),
+                header_length=None if length is None else _header_length(length),
                 content_encoding=headers.get("content-encoding"),
                 max_body_bytes=self.max_body_bytes,
                 headers=self.binary_headers,
@@ -191,14 +194,19 @@ class InferencePlane:
             outputs = [v2.OutputTensor("predict", _widened(prediction.predictions))]
             if prediction.probabilities is not None:
                 outputs.append(v2.OutputTensor("predict_proba", _widened(prediction.probabilities)))
-            payload, json_length = v2.encode_response(
-                model_name=name,
-                model_version=model.version.version,
-                request_id=request_id,
-                outputs=outputs,
-                requested=request.outputs,
-                binary_output=request.binary_output,
-            )
+            version = model.version.version
+            payload, json_length = None, None
+            if not (request.outputs or request.binary_output):  # the usual answer
+                payload = v2.plain_response(name, version, request_id, outputs)
+            if payload is None:
+                payload, json_length = v2.encode_response(
+                    model_name=name,
+                    model_version=version,
+                    request_id=request_id,
+                    outputs=outputs,
+                    requested=request.outputs,
+                    binary_output=request.binary_output,
+                )
             reply_headers = [JSON, *id_header(request_id)]
             if json_length is not None:
                 reply_headers = [
@@ -301,9 +309,7 @@ class InferencePlane:
                 self.log.record(model.log_source, request_id, status, elapsed, call, start, rows)
 
 
-def _header_length(value: str | None) -> int | None:
-    if value is None:
-        return None
+def _header_length(value: str) -> int:
     value = value.strip()
     if not (value.isascii() and value.isdigit() and len(value) <= 18):
         raise InvalidRequestError(
@@ -350,10 +356,15 @@ def _sticky_key(
     return None if value is None else str(value)
 
 
+_WIRE = frozenset({np.dtype(np.float64), np.dtype(np.int64)})
+
+
 def _widened(values: Any) -> np.ndarray[Any, Any]:
     """Floats as FP64 and integers as INT64 on the v2 wire, whatever ran the model: an ONNX
     twin answers float32 where the native model answers float64, and the model metadata
     (``GET /v2/models/{m}``) declares one datatype for both."""
+    if type(values) is np.ndarray and values.dtype in _WIRE:  # already as sent
+        return values
     array = np.asarray(values)
     kind = array.dtype.kind
     if kind == "f" and array.dtype != np.float64:

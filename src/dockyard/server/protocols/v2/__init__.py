@@ -15,7 +15,7 @@ in :mod:`~dockyard.server.protocols.v2.metadata`. Each module states its policie
 
 from dockyard.server.protocols.v2.binary import BinaryHeaders
 from dockyard.server.protocols.v2.decode import decode_request
-from dockyard.server.protocols.v2.encode import datatype_of, encode_response
+from dockyard.server.protocols.v2.encode import datatype_of, encode_response, plain_response
 from dockyard.server.protocols.v2.layouts import JsonLayouts
 from dockyard.server.protocols.v2.metadata import model_metadata, server_metadata
 from dockyard.server.protocols.v2.tabular import rows_as_sent, tabular_input
@@ -41,6 +41,7 @@ __all__ = [
     "decode_request",
     "encode_response",
     "model_metadata",
+    "plain_response",
     "rows_as_sent",
     "server_metadata",
     "tabular_input",

@@ -27,7 +27,7 @@ from dockyard.server.protocols.v2.tensors import (
     listing,
 )
 
-__all__ = ["datatype_of", "encode_response"]
+__all__ = ["datatype_of", "encode_response", "plain_response"]
 
 _BY_KIND = {
     ("b", 1): "BOOL", ("u", 1): "UINT8", ("u", 2): "UINT16", ("u", 4): "UINT32",
@@ -75,10 +75,10 @@ def encode_response(
     request does not say ``false``. The header length is ``None`` when nothing is binary
     (the body is all JSON); otherwise the caller sends it as ``Inference-Header-Content-Length``.
     """
-    plain = None if requested or binary_output else _plain_entries(outputs)
-    if plain is not None:  # the usual answer: a few number arrays, all JSON
-        response = _response(model_name, model_version, request_id, parameters, plain)
-        return orjson.dumps(response, option=_NUMPY), None
+    if not (requested or binary_output or parameters):
+        plain = plain_response(model_name, model_version, request_id, outputs)
+        if plain is not None:
+            return plain, None
     if requested:
         available = {output.name: output for output in outputs}
         unknown = [wanted.name for wanted in requested if wanted.name not in available]
@@ -131,18 +131,27 @@ def _response(
     return response
 
 
-def _plain_entries(outputs: Sequence[OutputTensor]) -> list[dict[str, Any]] | None:
-    """The outputs' JSON entries when each is an array of a native number dtype (the usual
-    answer, taken in one step); ``None`` for any other, which the whole loop encodes."""
+def plain_response(
+    model_name: str, model_version: str | None, request_id: str, outputs: Sequence[OutputTensor]
+) -> bytes | None:
+    """The usual answer in one step, all JSON: what :func:`encode_response` gives when no
+    output is asked for by name or in binary, and every output is an array of a native
+    number dtype (the predictions and probabilities of a model); ``None`` for any other
+    output (another byte order, strings, objects, not an array), which it encodes."""
     entries = []
     for name, array in outputs:
         datatype = _BY_DTYPE.get(array.dtype) if type(array) is np.ndarray else None
-        if datatype is None:  # another byte order, strings, objects, not an array
+        if datatype is None:
             return None
         entries.append(
             {"name": name, "datatype": datatype, "shape": array.shape, "data": array.ravel()}
         )
-    return entries
+    response: dict[str, Any] = {"model_name": model_name}
+    if model_version is not None:
+        response["model_version"] = model_version
+    response["id"] = request_id
+    response["outputs"] = entries
+    return orjson.dumps(response, option=_NUMPY)
 
 
 def _to_json(array: NDArray[Any], datatype: str, name: str) -> Any:
