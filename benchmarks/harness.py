@@ -366,12 +366,16 @@ def require_wrk(script: str) -> None:
         raise SystemExit(f"{script} needs wrk (apt-get install wrk)")
 
 
-def lr_alone(work: Path) -> tuple[Path, Any]:
+def lr_alone(work: Path, monitoring: dict[str, Any] | None = None) -> tuple[Path, Any]:
     """The logistic regression of :func:`fit_models` registered and deployed alone (endpoint
-    ``lr``): the Dockyard home to serve, and the features."""
+    ``lr``, with the deployment spec's ``monitoring`` section when given): the Dockyard home
+    to serve, and the features."""
     models, X, y = fit_models(work)
     base = register_dockyard(work, {"lr": models["lr"]}, X, y)
-    return dockyard_home(base, work, "lr", {"routes": [{"model": "lr@1.0.0"}]}), X
+    spec: dict[str, Any] = {"routes": [{"model": "lr@1.0.0"}]}
+    if monitoring is not None:
+        spec["monitoring"] = monitoring
+    return dockyard_home(base, work, "lr", spec), X
 
 
 def describe_machine() -> str:

@@ -13,11 +13,15 @@ With ``--fresh-ids`` a v2 body opens with an ``"id"`` that wrk makes afresh for 
 request, as kserve's client does (a uuid4 each time). With ``--open-segments N`` each
 server starts with N (empty) prediction log segments in the open hour, as a busy server's
 log holds after a while, and ``--monitor-interval S`` runs its monitor pass every S seconds:
-what the pass's upkeep of the log costs the serving process under load.
+what the pass's upkeep of the log costs the serving process under load. With
+``--drift-rule`` the endpoint has an alert rule on its drift share (evaluated every pass),
+and ``--server-cpus 0,1`` lets the server and its helper processes use both CPUs (wrk
+stays on CPU 1). Each run also gives the serving process's RSS at its end.
 
 Run:  PYTHONPATH=src .venv/bin/python benchmarks/trees_ab.py --before /tmp/before/src
       [--shapes "v1 records" "v2 JSON per column"] [--rows 100] [--seconds 5] [--rounds 1]
-      [--fresh-ids] [--open-segments 20000 --monitor-interval 2]
+      [--fresh-ids] [--open-segments 20000 --monitor-interval 2] [--drift-rule]
+      [--server-cpus 0,1]
       (needs wrk; check out the tree before with ``git worktree add /tmp/before HEAD~1``)
 """
 
@@ -33,7 +37,9 @@ import harness  # models, registry, servers and wrk (benchmarks/harness.py)
 import serving  # wrk scripts for bodies with headers (benchmarks/serving.py)
 import shapes  # every input shape's body (benchmarks/shapes.py)
 
-PINNED = ("taskset", "-c", "0")
+DRIFT_RULE = {
+    "alerts": [{"name": "drifted", "metric": "drift_share", "threshold": 0.99, "window": "1h"}]
+}
 QUIET = ("--log-level", "warning")
 PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
 """The id a ``--fresh-ids`` body is written with, which its wrk script replaces."""
@@ -41,15 +47,17 @@ PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
 
 def run_once(
     args: argparse.Namespace, home: Path, src: str, path: str, script: Path
-) -> tuple[float, float, int]:
-    """One fresh server of the tree at ``src``: (req/s, p99 ms, errors) of the measured load."""
+) -> tuple[float, float, int, float]:
+    """One fresh server of the tree at ``src``: (req/s, p99 ms, errors) of the measured load
+    and the serving process's RSS (MiB) at its end."""
     port = harness.free_port()
     env = {"DOCKYARD_HOME": str(home), "PYTHONPATH": src}
     if args.monitor_interval is not None:
         env["DOCKYARD_MONITOR_INTERVAL_S"] = str(args.monitor_interval)
     open_segments(home, args.open_segments)
+    command = ["taskset", "-c", args.server_cpus, sys.executable, "-m", "dockyard", "serve"]
     server = harness.Server(
-        [*PINNED, sys.executable, "-m", "dockyard", "serve", "--port", str(port), *QUIET],
+        [*command, "--port", str(port), *QUIET],
         env=env,
         cwd=harness.HERE,
         log=args.work / "logs" / "server.log",
@@ -59,11 +67,13 @@ def run_once(
         server.start(f"http://127.0.0.1:{port}/v1/endpoints/lr/predict", args.one, 60)
         harness.wrk(url, script, 16, args.warmup, 1, 0, cpus="1")
         output = harness.wrk(url, script, 16, args.seconds, 1, 0, cpus="1")
+        assert server.process is not None
+        rss = harness.rss_mib([server.process.pid])
     finally:
         server.stop()
     run = harness.Run("Dockyard", "lr", 16)
     harness.parse_wrk(output, run)
-    return run.requests_per_s, run.p99_ms, run.errors
+    return run.requests_per_s, run.p99_ms, run.errors, rss
 
 
 def open_segments(home: Path, count: int) -> None:
@@ -128,10 +138,14 @@ def main() -> None:
     parser.add_argument(
         "--monitor-interval", type=float, default=None, help="seconds between monitor passes"
     )
+    parser.add_argument(
+        "--drift-rule", action="store_true", help="an alert rule on the drift share"
+    )
+    parser.add_argument("--server-cpus", default="0", help="taskset CPU list for the server")
     args = parser.parse_args()
     harness.require_wrk("trees_ab.py")
     args.work = args.work.resolve()
-    home, X = harness.lr_alone(args.work)
+    home, X = harness.lr_alone(args.work, DRIFT_RULE if args.drift_rule else None)
     args.one = harness.bodies(harness.row(X))["records"]
     every = shapes.bodies(X, args.rows, True, "lr")
     unknown = [shape for shape in args.shapes if shape not in every]
@@ -144,10 +158,16 @@ def main() -> None:
         fresh += f", {args.open_segments:,} segments in the log's open hour"
     if args.monitor_interval is not None:
         fresh += f", a monitor pass every {args.monitor_interval:g} s"
+    if args.drift_rule:
+        fresh += ", an alert rule on the drift share"
+    fresh += f", the server on CPU {args.server_cpus}"
     print(
         f"{harness.describe_machine()}; {args.rows} rows, 16 connections, {args.seconds} s{fresh}"
     )
-    print("| shape | before: req/s (p99 ms) | this tree: req/s (p99 ms) | medians | errors |")
+    print(
+        "| shape | before: req/s (p99 ms; serving process MiB) | this tree: the same "
+        "| medians | errors |"
+    )
     print("|---|---|---|---|---|")
     for shape in args.shapes:
         path, body, headers = every[shape]
@@ -160,8 +180,8 @@ def main() -> None:
         rates: dict[str, list[float]] = {name: [] for name in trees}
         errors = 0
         for name in order:
-            rate, p99, failed = run_once(args, home, trees[name], path, script)
-            figures[name].append(f"{rate:,.0f} ({p99:.1f})")
+            rate, p99, failed, rss = run_once(args, home, trees[name], path, script)
+            figures[name].append(f"{rate:,.0f} ({p99:.1f}; {rss:.0f})")
             rates[name].append(rate)
             errors += failed
         before, after = (", ".join(figures[name]) for name in trees)

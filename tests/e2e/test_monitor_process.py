@@ -123,6 +123,34 @@ def test_passes_run_in_an_idle_priority_child_and_a_killed_one_is_replaced(
     _predict(server, rows)  # serving never noticed
 
 
+def test_alert_rules_are_computed_in_a_child_at_the_servers_priority(
+    deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
+) -> None:
+    """A drift rule's value comes from a second child at the server's own priority (on the
+    serving threads it took the loop's GIL every pass and loaded pandas, scipy and DuckDB
+    into the serving process); the gauges' child stays idle."""
+    settings, rows = deployed
+    rule = {"name": "drifted", "metric": "drift_share", "threshold": 0.99, "window": "1h"}
+    with Registry.open(settings) as registry:
+        spec = {"routes": [{"model": "lr"}], "monitoring": {"log": True, "alerts": [rule]}}
+        DeploymentStore(registry.db).put("lr", DeploymentSpec.parse(spec), actor="tester")
+    server = _serving(start_server, settings, rows)
+
+    def evaluated() -> list[dict[str, Any]]:
+        answer = httpx.get(f"{server.url}/api/monitoring/alerts", params={"endpoint": "lr"})
+        assert answer.status_code == 200, answer.text
+        return [s for s in answer.json() if s["rule"] == "drifted" and s["value"] is not None]
+
+    (state,) = _until(evaluated)
+    assert state["status"] == "ok"
+    both = _until(lambda: len(found := _monitor_processes(server.process.pid)) == 2 and found)
+    policies = sorted(os.sched_getscheduler(pid) for pid in both)
+    assert policies == sorted([os.SCHED_OTHER, os.SCHED_IDLE])
+    serving = mapped_libraries(server.process.pid)
+    assert not [path for path in serving if "_duckdb" in path or "/scipy/" in path]
+    _predict(server, rows)
+
+
 def test_the_serving_process_of_a_model_taking_arrays_never_imports_pandas(
     deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
 ) -> None:

@@ -12,12 +12,14 @@ viewed lately (:class:`~dockyard.server.reports.Reports`), without waiting for t
 The gauges' statistics (and the console's reports) are computed where ``statistics`` says
 (:mod:`dockyard.server.monitor_process`): in a server, a child process at idle CPU
 priority, so the pass every endpoint pays never holds the event loop's GIL; given only a
-monitor, on this process's threads. Decisions stay on this process's threads at normal
-priority, because they must not wait for idle CPU: the rollouts' checks, the alert rules'
-values and a retraining action's export (work only endpoints with a rollout or rules
-cause). Of a ``--workers N`` server's processes, only the one holding the lead (``Lead``)
-computes either; every process flushes, compacts and retains its own log and refreshes
-its own console reports.
+monitor, on this process's threads. The alert rules' values and a retraining action's
+export are computed where ``deciding`` says: in a server, a second child at the server's
+own priority (they must not wait for idle CPU: an error-rate rule must fire while the
+load saturates the cores), started by the first rule; otherwise on this process's
+threads. The rollouts' checks stay on this process's threads (``decisions``), beside the
+rollouts' state. Of a ``--workers N`` server's processes, only the one holding the lead
+(``Lead``) computes any of these; every process flushes, compacts and retains its own log
+and refreshes its own console reports.
 
 Rule state lives in the registry's database
 (:class:`~dockyard.monitoring.alert_store.AlertStates`), so every process and replica sees the
@@ -65,11 +67,11 @@ ACTOR = "dockyard-monitor"
 
 class Watcher:
     """Moves rollouts along, evaluates alert rules and refreshes monitoring gauges,
-    periodically. Decisions (``deployments``' own rollouts, none when it was built without
-    the prediction log's store, and the rules' values) compute on this process's threads
-    over ``monitor``, and so do the gauges without ``statistics``; ``monitor`` also gives
-    the store that compaction and retention work on, and the registry the rule states live
-    in."""
+    periodically. ``deployments``' own rollouts (none when it was built without the
+    prediction log's store) compute on this process's threads over ``monitor``, and so do
+    the gauges without ``statistics`` and the rules' values and exports without
+    ``deciding``; ``monitor`` also gives the store that compaction and retention work on,
+    and the registry the rule states live in."""
 
     def __init__(
         self,
@@ -81,6 +83,7 @@ class Watcher:
         prediction_log: PredictionLog | None = None,
         reports: Reports | None = None,
         statistics: Statistics | None = None,
+        deciding: Statistics | None = None,
         lead: Lead | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -95,6 +98,7 @@ class Watcher:
         self.reports = reports
         self.decisions = InProcess(monitor, deployments.rollouts)
         self.statistics = statistics or self.decisions
+        self.deciding = deciding or self.decisions
         self.lead = lead or Lead(None)
         self.clock = clock
         self.db = monitor.registry.db
@@ -133,8 +137,9 @@ class Watcher:
             await asyncio.wait(self.background, timeout=10)
         if self._sender is not None:
             await self._sender.aclose()
-        await self.statistics.close()
-        await self.decisions.close()
+        computing = (self.statistics, self.deciding, self.decisions)
+        for each in {id(c): c for c in computing}.values():  # each once (they may be one)
+            await each.close()
         self.lead.close()
 
     async def _loop(self) -> None:
@@ -219,7 +224,7 @@ class Watcher:
             else 3600.0
         )
         dropped = self.dropped_in(seconds, now)
-        value = await self.decisions.value(endpoint, rule, dropped)
+        value = await self.deciding.value(endpoint, rule, dropped)
         state = await asyncio.to_thread(self.alerts.get, endpoint, rule.name)
         following, transition = evaluate(rule, value, state, now)
         payload = event = None
@@ -290,5 +295,5 @@ class Watcher:
         folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
         path = folder / f"{endpoint}-{rule.name}-{stamp}.parquet"
-        await self.decisions.export(endpoint, rule, path)
+        await self.deciding.export(endpoint, rule, path)
         return path

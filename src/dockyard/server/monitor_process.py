@@ -17,9 +17,12 @@ at the first pass, with its own registry and store, a sampled
 :class:`~dockyard.monitoring.service.Monitor` for the gauges and a whole one for the
 reports. What crosses between the processes is small: names and window texts in, figures
 out. At idle priority, work waits while the cores are saturated (measured: 20 s for a 0.2 s
-pass on one saturated core), so what decides (a rollout's next step, an alert rule's value,
-a retraining export) stays on the server's threads (:class:`InProcess`, ``Watcher``), as
-does everything with state.
+pass on one saturated core), so what decides does not run there: an alert rule's value and
+a retraining export run in a second such child at the server's own priority
+(``MonitorProcess(idle=False)``, started by the first rule: on the server's threads a drift
+rule took the loop's GIL every pass and loaded pandas, scipy and DuckDB into the serving
+process), and a rollout's next step stays on the server's threads (:class:`InProcess`,
+``Watcher``), as does everything with state.
 
 :class:`~dockyard.server.monitor_workers.Lead` picks one worker of a ``--workers N`` server
 to compute the passes' statistics
@@ -107,6 +110,15 @@ class Statistics:
         )
         return result
 
+    async def value(self, endpoint: str, rule: AlertRule, dropped: float) -> float | None:
+        """An alert rule's value over its window, on the sampled monitor."""
+        result: float | None = await self._compute("sampled", value, endpoint, rule, dropped)
+        return result
+
+    async def export(self, endpoint: str, rule: AlertRule, path: Path) -> None:
+        """A retraining action's export: the rule's whole window (never a sample)."""
+        await self._compute("whole", export, endpoint, rule, path)
+
 
 class InProcess(Statistics):
     """The monitor's computations on this process's threads, over a given monitor
@@ -140,13 +152,6 @@ class InProcess(Statistics):
     async def _compute(self, over: str, function: Callable[..., Any], *args: Any) -> Any:
         return await self._call(function, self.whole if over == "whole" else self.monitor, *args)
 
-    async def value(self, endpoint: str, rule: AlertRule, dropped: float) -> float | None:
-        result: float | None = await self._call(value, self.monitor, endpoint, rule, dropped)
-        return result
-
-    async def export(self, endpoint: str, rule: AlertRule, path: Path) -> None:
-        await self._call(export, self.whole, endpoint, rule, path)
-
     async def advance_rollouts(self) -> None:
         """One rollout pass; it reads the log (and imports its libraries) only for an
         endpoint with a rollout plan, so none are loaded for it otherwise."""
@@ -166,7 +171,16 @@ class MonitorProcess(Statistics):
     performance) on a Unix socket beside the lead's lock (:class:`Shared`), so a server runs
     one monitor process however many workers it has, and the lead starts it at once so that
     the others can reach it. A worker that takes the lead over (its holder died) starts its
-    own."""
+    own.
+
+    With ``idle=False`` it is the decisions' child instead: the alert
+    rules' values and the retraining exports, at the server's own priority, so that they
+    are computed on time while serving saturates the cores (at idle priority they would
+    wait as long as the load lasts, exactly when an error-rate or latency rule must fire),
+    and yet hold the serving process's GIL no more than the gauges do, nor load its
+    libraries into it (a drift rule had made the serving process ~160 MiB larger). No
+    request waits on it, so every call may take up to ``stuck_s``; it serves no other
+    worker (only the lead evaluates rules); it starts with the first rule evaluated."""
 
     def __init__(
         self,
@@ -176,13 +190,15 @@ class MonitorProcess(Statistics):
         lead: Lead | None = None,
         answer_s: float | None = None,
         stuck_s: float | None = None,
+        idle: bool = True,
     ) -> None:
         self.settings = settings
         self.sample_rows = sample_rows
         self.answer_s = ANSWER_WAIT_S if answer_s is None else answer_s
         self.stuck_s = STUCK_S if stuck_s is None else stuck_s
+        self.idle = idle
         self.lead = lead or Lead(None)
-        self.shared = Shared.among_workers(self.lead)
+        self.shared = Shared.among_workers(self.lead) if idle else None
         self._executor: ProcessPoolExecutor | None = None
 
     def prepare(self) -> None:
@@ -196,9 +212,10 @@ class MonitorProcess(Statistics):
 
     def _workers(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            initializer, initargs = idle_initializer(
-                _start_child, self.settings, self.sample_rows, self.shared
-            )
+            initializer: Callable[..., None] = _start_child
+            initargs: tuple[Any, ...] = (self.settings, self.sample_rows, self.shared)
+            if self.idle:
+                initializer, initargs = idle_initializer(_start_child, *initargs)
             self._executor = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),  # never fork a live server
@@ -222,14 +239,16 @@ class MonitorProcess(Statistics):
         if self.shared is not None and not self.lead.held():  # the lead's child answers
             return await asyncio.to_thread(self.shared.call, over, name, args)
         executor = self._workers()
-        waiting = self.answer_s if over == "whole" else self.stuck_s
+        read = over == "whole" and self.idle  # a read some request waits on
+        waiting = self.answer_s if read else self.stuck_s
         try:
             loop = asyncio.get_running_loop()
             call = loop.run_in_executor(executor, _in_child, over, name, *args)
-            idle_processes(executor)  # the child, if that call started it
+            if self.idle:
+                idle_processes(executor)  # the child, if that call started it
             return await asyncio.wait_for(call, waiting)  # a queued call is dropped
         except TimeoutError:
-            if over != "whole":
+            if not read:
                 log.error(
                     "the monitor process answered nothing for %.0f s: stopped as stuck; "
                     "another starts with the next call",
@@ -355,9 +374,10 @@ def performance(
 
 
 def _start_child(settings: Settings, sample_rows: int, shared: Shared | None = None) -> None:
-    """The child's start (at idle priority already: :func:`idle_initializer`): one numeric
-    thread, its own services, the other workers' socket (``shared``), and the libraries the
-    statistics use imported now rather than in the first call."""
+    """The child's start (the statistics' child at idle priority already:
+    :func:`idle_initializer`): one numeric thread, its own services, the other workers'
+    socket (``shared``), and the libraries the statistics use imported now rather than in
+    the first call."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     from dockyard.deploy.service import Deployments
@@ -400,7 +420,7 @@ def load_libraries() -> None:
 
 
 COMPUTATIONS: dict[str, Callable[..., Any]] = {
-    f.__name__: f for f in (gauges, report, drift, performance)
+    f.__name__: f for f in (gauges, report, drift, performance, value, export)
 }
 """What the child computes, by name (a function is sent by name, the child's monitor used)."""
 

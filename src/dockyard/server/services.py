@@ -166,10 +166,12 @@ def _monitoring(
     sampled = Monitor(registry, store, policies=deployments, max_rows=WATCH_SAMPLE_ROWS)
     lead = Lead(metrics.multiprocess_dir)
     statistics: Statistics
+    deciding: Statistics
     if settings.monitor_process:
         statistics = MonitorProcess(settings, sample_rows=WATCH_SAMPLE_ROWS, lead=lead)
+        deciding = MonitorProcess(settings, sample_rows=WATCH_SAMPLE_ROWS, idle=False)
     else:
-        statistics = InProcess(sampled, whole=monitor)
+        statistics = deciding = InProcess(sampled, whole=monitor)
     watcher = Watcher(
         sampled,
         deployments,
@@ -177,6 +179,7 @@ def _monitoring(
         metrics=metrics,
         prediction_log=prediction_log,
         statistics=statistics,
+        deciding=deciding,
         lead=lead,
     )
     return monitor, prediction_log, watcher

@@ -24,6 +24,7 @@ from dockyard.monitoring.service import Monitor
 from dockyard.monitoring.store import MonitoringStore
 from dockyard.registry import Registry
 from dockyard.server.background import Watcher
+from dockyard.server.services import WATCH_SAMPLE_ROWS, Server
 from dockyard.settings import Settings
 
 SOURCE = Source("scores", 1, "scores", "1.0.0", ("a", "b"), None, None)
@@ -100,6 +101,24 @@ def test_rules_fire_once_across_watchers_and_retraining_gets_the_window(world: A
     assert actions[0].details["ok"] is True
     assert json.loads(marker.read_text()) == {"rows": 60}  # the window's answered predictions
     assert Path(actions[0].details["data"]).is_relative_to(settings.home / "exports")
+
+
+def test_a_retraining_export_holds_the_whole_window_though_the_rules_read_a_sample(
+    world: Any,
+) -> None:
+    """The server's rules read a sample of their window (``WATCH_SAMPLE_ROWS``); the export
+    a retraining action gets is the whole window (it was that sample)."""
+    settings, registry, store, marker = world
+    answered = WATCH_SAMPLE_ROWS + 50
+    _traffic(store, ok=answered, failed=answered // 3, latency_s=0.001)
+    server = Server(settings.model_copy(update={"monitor_process": False}), registry)
+
+    async def once() -> None:
+        await server.watcher.tick()
+        await server.watcher.stop()
+
+    asyncio.run(once())
+    assert json.loads(marker.read_text()) == {"rows": answered}
 
 
 def test_a_rule_resolves_when_the_metric_recovers(world: Any) -> None:
