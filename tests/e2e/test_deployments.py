@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
+from _server import mapped_libraries
 from dockyard.deploy.spec import DeploymentSpec
 from dockyard.deploy.store import DeploymentStore
 from dockyard.registry import Registry
@@ -316,6 +317,8 @@ def test_an_automatic_rollout_that_passes_moves_all_traffic(
     history = json.loads(_cli(home, "deployments", "history", "clf", "--json").stdout)
     weights = [[r["weight"] for r in h["spec"]["routes"]] for h in history[::-1]]
     assert weights == [[100], [70, 30], [0, 100], [100]]
+    # the steps' statistics were read in the monitor process: no DuckDB in the server's
+    assert not [path for path in mapped_libraries(server.process.pid) if "_duckdb" in path]
 
 
 def test_a_failing_rollout_rolls_back_by_itself(tmp_path: Path, start_server: Any) -> None:

@@ -7,7 +7,8 @@ controller, per rolling-out endpoint:
 1. starts the rollout when it sees a plan it has not started: state "running", step 0, and a
    revision that splits traffic ``[baseline 100-w, candidate w]``;
 2. reads both variants' requests, errors, p99 latency, labelled accuracy and prediction
-   distribution since the step began, from the prediction log;
+   distribution since the step began, from the prediction log (``measure``: here, or in
+   a server's monitor process);
 3. asks the pure :func:`~dockyard.deploy.rollout.analyse` what to do, and does it: wait;
    advance (a new revision with the next step's weights); complete (the candidate takes 100%
    and the plan is removed); or roll back (the baseline takes 100% and the plan is removed),
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("dockyard.rollout")
 ACTOR = "dockyard-rollout"
 
+Measure = Callable[[str, str, str, datetime], tuple[rollout.VariantStats, rollout.VariantStats]]
+"""(endpoint, baseline ref, candidate ref, since) -> both variants' statistics."""
+
 
 class RolloutController:
     """Moves every endpoint's rollout along its plan."""
@@ -65,6 +69,10 @@ class RolloutController:
         self.store = store
         self.deployments = deployments
         self.clock = clock
+        self.measure: Measure = self.stats
+        """Where a step's statistics come from: :meth:`stats` here, or a server's monitor
+        process (it reads and compares the log with pandas and scipy, which the server
+        keeps out of its serving process)."""
 
     # --- the pass --------------------------------------------------------------------------
 
@@ -94,7 +102,8 @@ class RolloutController:
         state = rollout.RolloutState.from_dict(row.state)
         if state.status != "running":
             return None
-        baseline_stats, candidate_stats = self.stats(name, row.baseline, row.candidate, state)
+        since = datetime.fromtimestamp(state.step_started_at, UTC)
+        baseline_stats, candidate_stats = self.measure(name, row.baseline, row.candidate, since)
         decision = rollout.analyse(plan, state, baseline_stats, candidate_stats, now)
         # The claim, the new revision and the event commit together: a reader never sees the
         # state moved without its weights, and a failure part-way leaves the step to retry.
@@ -153,18 +162,10 @@ class RolloutController:
     # --- statistics ------------------------------------------------------------------------
 
     def stats(
-        self, endpoint: str, baseline: str, candidate: str, state: rollout.RolloutState
+        self, endpoint: str, baseline: str, candidate: str, since: datetime
     ) -> tuple[rollout.VariantStats, rollout.VariantStats]:
-        """Both variants since the current step began, from the prediction log."""
-        since = datetime.fromtimestamp(state.step_started_at, UTC)
-        frame = self.store.predictions(
-            endpoint, Window(since=since), with_feedback=True, only_ok=False
-        )
-        versions = {ref: self.registry.get_version(ref).version for ref in (baseline, candidate)}
-        base = frame[frame["version"] == versions[baseline]]
-        cand = frame[frame["version"] == versions[candidate]]
-        drift = _prediction_distance(base, cand)
-        return _variant(base), _variant(cand, prediction_drift=drift)
+        """Both variants since ``since`` (the current step's start), from the log."""
+        return variant_stats(self.registry, self.store, endpoint, baseline, candidate, since)
 
     # --- applying --------------------------------------------------------------------------
 
@@ -307,6 +308,24 @@ class RolloutController:
                 details={"deployment": endpoint, "reason": reason, "state": following.to_dict()},
             )
         return self.status(endpoint)
+
+
+def variant_stats(
+    registry: Registry,
+    store: MonitoringStore,
+    endpoint: str,
+    baseline: str,
+    candidate: str,
+    since: datetime,
+) -> tuple[rollout.VariantStats, rollout.VariantStats]:
+    """The baseline's and the candidate's requests, errors, p99 latency, labelled accuracy
+    and (the candidate's) prediction distance since ``since``, from the prediction log."""
+    frame = store.predictions(endpoint, Window(since=since), with_feedback=True, only_ok=False)
+    versions = {ref: registry.get_version(ref).version for ref in (baseline, candidate)}
+    base = frame[frame["version"] == versions[baseline]]
+    cand = frame[frame["version"] == versions[candidate]]
+    drift = _prediction_distance(base, cand)
+    return _variant(base), _variant(cand, prediction_drift=drift)
 
 
 def _dumped(update: dict[str, Any]) -> dict[str, Any]:

@@ -13,11 +13,12 @@ The gauges' statistics (and the console's reports) are computed where ``statisti
 (:mod:`dockyard.server.monitor_process`): in a server, a child process at idle CPU
 priority, so the pass every endpoint pays never holds the event loop's GIL; given only a
 monitor, on this process's threads. The alert rules' values and a retraining action's
-export are computed where ``deciding`` says: in a server, a second child at the server's
-own priority (they must not wait for idle CPU: an error-rate rule must fire while the
-load saturates the cores), started by the first rule; otherwise on this process's
-threads. The rollouts' checks stay on this process's threads (``decisions``), beside the
-rollouts' state. Of a ``--workers N`` server's processes, only the one holding the lead
+export, and a rollout step's statistics (``RolloutController.measure``), are computed
+where ``deciding`` says: in a server, a second child at the server's own priority (they
+must not wait for idle CPU: an error-rate rule must fire, a canary must move, while the
+load saturates the cores), started by the first of them; otherwise on this process's
+threads. The rollouts' decisions stay on this process's threads (``decisions``), beside
+the rollouts' state. Of a ``--workers N`` server's processes, only the one holding the lead
 (``Lead``) computes any of these; every process flushes, compacts and retains its own log
 and refreshes its own console reports.
 
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -50,6 +52,7 @@ from dockyard.monitoring.alerts import AlertRule, Transition, alert_payload, eva
 from dockyard.registry.events import record_event
 
 if TYPE_CHECKING:
+    from dockyard.deploy.rollout import VariantStats
     from dockyard.deploy.service import Deployments
     from dockyard.deploy.spec import Deployment
     from dockyard.monitoring.predictions import PredictionLog
@@ -125,6 +128,11 @@ class Watcher:
     async def start(self) -> None:
         if self.lead.held():
             self.statistics.prepare()
+        from dockyard.server.monitor_process import MonitorProcess
+
+        rollouts = self.deployments.rollouts
+        if rollouts is not None and isinstance(self.deciding, MonitorProcess):
+            rollouts.measure = functools.partial(self._measure, asyncio.get_running_loop())
         self._task = asyncio.create_task(self._loop(), name="dockyard-monitor")
 
     async def stop(self) -> None:
@@ -183,6 +191,19 @@ class Watcher:
         if self.reports is not None:  # the console's reports viewed lately, off this pass
             self.reports.refresh()
         return claimed
+
+    def _measure(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        endpoint: str,
+        baseline: str,
+        candidate: str,
+        since: datetime,
+    ) -> tuple[VariantStats, VariantStats]:
+        """A rollout step's statistics, computed where the rules' values are (``deciding``),
+        for the controller's pass on a thread: it waits for them there."""
+        work = self.deciding.rollout_stats(endpoint, baseline, candidate, since)
+        return asyncio.run_coroutine_threadsafe(work, loop).result()
 
     # --- gauges ----------------------------------------------------------------------------
 

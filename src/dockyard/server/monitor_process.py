@@ -17,12 +17,12 @@ at the first pass, with its own registry and store, a sampled
 :class:`~dockyard.monitoring.service.Monitor` for the gauges and a whole one for the
 reports. What crosses between the processes is small: names and window texts in, figures
 out. At idle priority, work waits while the cores are saturated (measured: 20 s for a 0.2 s
-pass on one saturated core), so what decides does not run there: an alert rule's value and
-a retraining export run in a second such child at the server's own priority
-(``MonitorProcess(idle=False)``, started by the first rule: on the server's threads a drift
-rule took the loop's GIL every pass and loaded pandas, scipy and DuckDB into the serving
-process), and a rollout's next step stays on the server's threads (:class:`InProcess`,
-``Watcher``), as does everything with state.
+pass on one saturated core), so what decides does not run there: an alert rule's value, a
+retraining export and a rollout step's statistics run in a second such child at the
+server's own priority (``MonitorProcess(idle=False)``, started by the first rule or step:
+on the server's threads a drift rule took the loop's GIL every pass and loaded pandas,
+scipy and DuckDB into the serving process), and the decisions, with everything with state,
+stay on the server's threads (:class:`InProcess`, ``Watcher``).
 
 :class:`~dockyard.server.monitor_workers.Lead` picks one worker of a ``--workers N`` server
 to compute the passes' statistics
@@ -55,7 +55,10 @@ from dockyard.server.monitor_workers import ANSWER_WAIT_S, Lead, Shared, answer_
 from dockyard.server.priority import idle_initializer, idle_processes, pool_processes
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from dockyard.deploy.controller import RolloutController
+    from dockyard.deploy.rollout import VariantStats
     from dockyard.monitoring.alerts import AlertRule
     from dockyard.monitoring.service import Monitor
     from dockyard.settings import Settings
@@ -119,6 +122,15 @@ class Statistics:
         """A retraining action's export: the rule's whole window (never a sample)."""
         await self._compute("whole", export, endpoint, rule, path)
 
+    async def rollout_stats(
+        self, endpoint: str, baseline: str, candidate: str, since: datetime
+    ) -> tuple[VariantStats, VariantStats]:
+        """A rollout step's statistics of both variants (``RolloutController.measure``)."""
+        result: tuple[VariantStats, VariantStats] = await self._compute(
+            "whole", rollout_stats, endpoint, baseline, candidate, since
+        )
+        return result
+
 
 class InProcess(Statistics):
     """The monitor's computations on this process's threads, over a given monitor
@@ -173,14 +185,14 @@ class MonitorProcess(Statistics):
     the others can reach it. A worker that takes the lead over (its holder died) starts its
     own.
 
-    With ``idle=False`` it is the decisions' child instead: the alert
-    rules' values and the retraining exports, at the server's own priority, so that they
-    are computed on time while serving saturates the cores (at idle priority they would
-    wait as long as the load lasts, exactly when an error-rate or latency rule must fire),
-    and yet hold the serving process's GIL no more than the gauges do, nor load its
-    libraries into it (a drift rule had made the serving process ~160 MiB larger). No
+    With ``idle=False`` it is the decisions' child instead: the alert rules' values, the
+    retraining exports and the rollout steps' statistics, at the server's own priority, so
+    that they are computed on time while serving saturates the cores (at idle priority
+    they would wait as long as the load lasts, exactly when an error-rate or latency rule
+    must fire), and yet hold the serving process's GIL no more than the gauges do, nor load
+    its libraries into it (a drift rule had made the serving process ~160 MiB larger). No
     request waits on it, so every call may take up to ``stuck_s``; it serves no other
-    worker (only the lead evaluates rules); it starts with the first rule evaluated."""
+    worker (only the lead evaluates rules and rollouts); it starts with the first call."""
 
     def __init__(
         self,
@@ -339,6 +351,15 @@ def export(monitor: Monitor, endpoint: str, rule: AlertRule, path: Path) -> None
     frame.to_parquet(path, index=False)
 
 
+def rollout_stats(
+    monitor: Monitor, endpoint: str, baseline: str, candidate: str, since: datetime
+) -> tuple[VariantStats, VariantStats]:
+    """A rollout step's statistics of both variants since ``since``."""
+    from dockyard.deploy.controller import variant_stats
+
+    return variant_stats(monitor.registry, monitor.store, endpoint, baseline, candidate, since)
+
+
 def report(monitor: Monitor, endpoint: str, window: str, every: str) -> dict[str, Any]:
     """The console's monitoring report (``Monitor.report_data``) over ``window``."""
     return monitor.report_data(endpoint, monitor.window(window), every=every)
@@ -420,7 +441,7 @@ def load_libraries() -> None:
 
 
 COMPUTATIONS: dict[str, Callable[..., Any]] = {
-    f.__name__: f for f in (gauges, report, drift, performance, value, export)
+    f.__name__: f for f in (gauges, report, drift, performance, value, export, rollout_stats)
 }
 """What the child computes, by name (a function is sent by name, the child's monitor used)."""
 
@@ -442,5 +463,6 @@ __all__ = [
     "load_libraries",
     "performance",
     "report",
+    "rollout_stats",
     "value",
 ]
