@@ -10,8 +10,16 @@ segment each. The segments are empty files: neither step reads the open hour's. 
 is the best of ``--repeats`` passes, in ``time.thread_time`` (this thread's CPU). With
 ``--before SRC`` the script runs itself once per tree, alternating A B B A.
 
+With ``--closed-segments N`` it measures instead what merging one closed hour of N real
+segments costs (2,000 rows of 20 features each, as 100-row traffic flushes them): wall
+time, this thread's CPU, and how late a thread that asks to run every millisecond (a
+stand-in for the event loop) was while the merge ran. A server merges its closed hours in
+its idle monitor process (``Statistics.compact_log``); this is what that keeps off the
+serving process once an hour.
+
 Run:  taskset -c 1 .venv/bin/python benchmarks/upkeep.py [--before /tmp/before/src]
       [--segments 20000] [--days 7]
+      .venv/bin/python benchmarks/upkeep.py --closed-segments 1800
 """
 
 from __future__ import annotations
@@ -56,14 +64,71 @@ def measure(segments: int, days: int, repeats: int) -> tuple[float, float]:
     return retention * 1e3, compaction * 1e3
 
 
+def merge_cost(segments: int) -> None:
+    import threading
+
+    import numpy as np
+
+    from dockyard.monitoring.encoding import to_table
+    from dockyard.monitoring.records import Batch, ModelCall, Source
+    from dockyard.monitoring.store import MonitoringStore
+
+    columns = tuple(f"x{i}" for i in range(20))
+    source = Source("lr", 1, "lr", "1.0.0", columns, ("0", "1"), 1)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    rng = np.random.default_rng(0)
+    batch = Batch(source)
+    for request in range(20):  # 20 requests of 100 rows
+        scores = rng.random(100)
+        call = ModelCall(
+            rng.normal(size=(100, 20)),
+            (scores > 0.5).astype(np.int64),
+            np.column_stack([1 - scores, scores]),
+        )
+        batch.add(f"r{request}", hour.timestamp() + request, 0.002, call)
+    table = to_table(batch)
+    with tempfile.TemporaryDirectory() as folder:
+        store = MonitoringStore(folder)
+        for _ in range(segments):
+            store.write_predictions("lr", table, hour)
+        late: list[float] = []
+        merging = True
+
+        def ticker() -> None:
+            while merging:
+                asked = time.perf_counter()
+                time.sleep(0.001)
+                late.append(time.perf_counter() - asked - 0.001)
+
+        thread = threading.Thread(target=ticker)
+        thread.start()
+        started, cpu = time.perf_counter(), time.thread_time()
+        merged = store.compact("lr", before=hour + timedelta(hours=1))
+        wall, cpu = time.perf_counter() - started, time.thread_time() - cpu
+        merging = False
+        thread.join()
+    late.sort()
+    print(
+        f"merged {merged:,} segments of {table.num_rows:,} rows: {wall:.2f} s wall, "
+        f"{cpu:.2f} s CPU on its thread; a 1 ms ticker late p50 {late[len(late) // 2] * 1e3:.2f}"
+        f" ms, p99 {late[int(len(late) * 0.99)] * 1e3:.2f} ms, at most {late[-1] * 1e3:.1f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--segments", type=int, default=20_000, help="In the open hour.")
     parser.add_argument("--days", type=int, default=7, help="Of closed hours (retention).")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--before", default=None, help="Another tree's src, interleaved.")
+    parser.add_argument(
+        "--closed-segments", type=int, default=0, help="measure merging a closed hour of N"
+    )
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.closed_segments:
+        merge_cost(args.closed_segments)
+        return
     if args.json:
         print(json.dumps(measure(args.segments, args.days, args.repeats)))
         return

@@ -237,6 +237,38 @@ def test_the_apis_drift_and_performance_reads_are_computed_in_the_monitor_proces
     assert column.status_code == 400, column.text
 
 
+def test_the_monitor_process_merges_a_servers_closed_hours(sqlite_settings: Settings) -> None:
+    """The hourly compaction of a server's log runs in its idle monitor process: merging
+    an hour of a busy server's segments took seconds of a serving thread."""
+    from datetime import UTC, datetime, timedelta
+
+    from dockyard.monitoring.encoding import to_table
+    from dockyard.monitoring.records import Batch, ModelCall, Source
+    from dockyard.monitoring.store import MonitoringStore
+
+    source = Source("lr", 1, "lr", "1.0.0", ("a", "b"), None, None)
+    store = MonitoringStore(sqlite_settings.resolved_monitoring_url)  # the server's
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    for segment in range(3):
+        batch = Batch(source)
+        batch.add(f"r{segment}", hour.timestamp(), 0.001, ModelCall(np.ones((2, 2)), [1.0, 2.0]))
+        store.write_predictions("lr", to_table(batch), hour)
+    due = store.take_due("lr", before=hour + timedelta(hours=1))
+    assert len(due) == 1
+    process = MonitorProcess(sqlite_settings, sample_rows=100)
+
+    async def merge() -> int:
+        try:
+            return await process.compact_log(store.writer, due)
+        finally:
+            await process.close()
+
+    assert asyncio.run(merge()) == 3
+    (merged,) = store.prediction_segments("lr")
+    assert merged.endswith("-merged.parquet")
+    assert len(store.predictions("lr", Window(), only_ok=False)) == 6
+
+
 def test_one_worker_of_several_runs_the_monitor_process_and_answers_the_others_reads(
     deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
 ) -> None:

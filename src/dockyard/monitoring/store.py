@@ -443,30 +443,43 @@ class MonitoringStore:
         compaction (remembered at each write; a late flush into a closed hour marks it
         again), and only their folders are listed: not the log, whose open hour holds
         thousands of segments on a busy server."""
-        prefix = f"{self.root}/predictions/{endpoint}/"
-        with self._lock:  # the hours written to since their last compaction, not a listing
-            due = sorted(
-                folder
-                for folder in self._unmerged
-                if folder.startswith(prefix) and _closed(folder, before)
-            )
-            self._unmerged.difference_update(due)  # a later write adds its hour again
+        due = self.take_due(endpoint, before)
         merged = done = 0
         try:
             for folder in due:
-                merged += self._merge(folder, max_rows)
+                merged += self._merge(folder, max_rows, self.writer)
                 done += 1
         finally:
-            with self._lock:  # a folder not merged (storage away): the next pass tries
-                self._unmerged.update(due[done:])
+            self.give_back(due[done:])  # a folder not merged (storage away): the next pass
         return merged
 
-    def _merge(self, folder: str, max_rows: int) -> int:
-        """Merge this writer's segments in one closed hour's ``folder``."""
+    def take_due(self, endpoint: str, before: datetime) -> list[str]:
+        """The endpoint's hour folders that closed at or before ``before`` and that this
+        store wrote to since their last compaction, forgotten as they are taken: the caller
+        merges them (:meth:`merge`, perhaps in another process) or gives them back
+        (:meth:`give_back`). A later write marks its hour again."""
+        prefix = f"{self.root}/predictions/{endpoint}/"
+        with self._lock:
+            due = sorted(f for f in self._unmerged if f.startswith(prefix) and _closed(f, before))
+            self._unmerged.difference_update(due)
+        return due
+
+    def give_back(self, folders: Iterable[str]) -> None:
+        """Mark ``folders`` as still to be compacted (their merge failed or never ran)."""
+        with self._lock:
+            self._unmerged.update(folders)
+
+    def merge(self, folders: Sequence[str], writer: str, max_rows: int = 500_000) -> int:
+        """Merge ``writer``'s segments in each of the closed hours' ``folders`` (another
+        store's, a server's, taken with :meth:`take_due`); returns how many went."""
+        return sum(self._merge(folder, max_rows, writer) for folder in folders)
+
+    def _merge(self, folder: str, max_rows: int, writer: str) -> int:
+        """Merge ``writer``'s segments in one closed hour's ``folder``."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        mine = f"{self.writer}-"
+        mine = f"{writer}-"
         paths = [
             path
             for path in self._segments(folder)

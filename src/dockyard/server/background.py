@@ -2,7 +2,8 @@
 
 Every ``DOCKYARD_MONITOR_INTERVAL_S`` the watcher moves automatic rollouts along (see
 ``deploy.controller``), then walks the deployments and, per endpoint:
-merges this process's log segments of closed hours (``MonitoringStore.compact``), refreshes
+hands this process's closed hours of log segments to be merged where the statistics compute,
+beside the pass (``MonitoringStore.take_due``, ``Statistics.compact_log``), refreshes
 the drift/performance gauges over ``monitoring.window``, evaluates each alert rule
 (value from :class:`~dockyard.monitoring.service.Monitor`, next state from the pure
 :func:`~dockyard.monitoring.alerts.evaluate`), and deletes log segments older than
@@ -19,7 +20,7 @@ must not wait for idle CPU: an error-rate rule must fire, a canary must move, wh
 load saturates the cores), started by the first of them; otherwise on this process's
 threads. The rollouts' decisions stay on this process's threads (``decisions``), beside
 the rollouts' state. Of a ``--workers N`` server's processes, only the one holding the lead
-(``Lead``) computes any of these; every process flushes, compacts and retains its own log
+(``Lead``) computes any of these; every process flushes and retains its own log, and has its closed hours merged,
 and refreshes its own console reports.
 
 Rule state lives in the registry's database
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from dockyard.deploy.spec import Deployment
     from dockyard.monitoring.predictions import PredictionLog
     from dockyard.monitoring.service import Monitor
+    from dockyard.monitoring.store import MonitoringStore
     from dockyard.monitoring.webhooks import WebhookSender
     from dockyard.server.metrics import Metrics
     from dockyard.server.monitor_process import Statistics
@@ -111,6 +113,7 @@ class Watcher:
         self._dropped: list[tuple[float, int]] = []
         self._task: asyncio.Task[None] | None = None
         self._gauging: asyncio.Task[None] | None = None
+        self._compacting: asyncio.Task[None] | None = None
 
     @property
     def sender(self) -> WebhookSender:
@@ -136,7 +139,7 @@ class Watcher:
         self._task = asyncio.create_task(self._loop(), name="dockyard-monitor")
 
     async def stop(self) -> None:
-        for task in (self._task, self._gauging):
+        for task in (self._task, self._gauging, self._compacting):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -175,7 +178,7 @@ class Watcher:
             cutoff = datetime.fromtimestamp(now, UTC) - timedelta(days=settings.retention_days)
             await asyncio.to_thread(self.monitor.store.delete_before, deployment.name, cutoff)
             hour = datetime.fromtimestamp(now, UTC).replace(minute=0, second=0, microsecond=0)
-            await asyncio.to_thread(self.monitor.store.compact, deployment.name, before=hour)
+            self._compact(deployment.name, before=hour)
             if not leading:
                 continue
             for rule in settings.alerts:
@@ -204,6 +207,30 @@ class Watcher:
         for the controller's pass on a thread: it waits for them there."""
         work = self.deciding.rollout_stats(endpoint, baseline, candidate, since)
         return asyncio.run_coroutine_threadsafe(work, loop).result()
+
+    # --- compaction ------------------------------------------------------------------------
+
+    def _compact(self, endpoint: str, *, before: datetime) -> None:
+        """Start merging the endpoint's closed hours of this process's log where the
+        statistics compute (the idle monitor process), beside the pass: on a busy server an
+        hour is thousands of segments, seconds of CPU to merge, which on a serving thread
+        took the loop's core and GIL once an hour. One merge at a time; hours not taken
+        now wait in the store for a later pass, and a merge that fails gives its back."""
+        if self._compacting is not None and not self._compacting.done():
+            return
+        store = self.monitor.store
+        due = store.take_due(endpoint, before)
+        if due:
+            self._compacting = asyncio.create_task(self._merge(store, due))
+
+    async def _merge(self, store: MonitoringStore, due: list[str]) -> None:
+        try:
+            await self.statistics.compact_log(store.writer, due)
+        except BaseException as exc:  # storage away, the child stuck, a shutdown: later
+            store.give_back(due)
+            if not isinstance(exc, Exception):
+                raise
+            log.warning("the log's closed hours could not be compacted yet: %s", exc)
 
     # --- gauges ----------------------------------------------------------------------------
 

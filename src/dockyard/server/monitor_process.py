@@ -122,6 +122,13 @@ class Statistics:
         """A retraining action's export: the rule's whole window (never a sample)."""
         await self._compute("whole", export, endpoint, rule, path)
 
+    async def compact_log(self, writer: str, folders: list[str]) -> int:
+        """Merge ``writer``'s log segments in the closed hours' ``folders`` (a server's
+        hourly compaction: seconds of Parquet reading and writing on a busy server, work
+        that waits for idle CPU as well as the gauges do)."""
+        result: int = await self._compute("sampled", compact_log, writer, folders)
+        return result
+
     async def rollout_stats(
         self, endpoint: str, baseline: str, candidate: str, since: datetime
     ) -> tuple[VariantStats, VariantStats]:
@@ -351,6 +358,11 @@ def export(monitor: Monitor, endpoint: str, rule: AlertRule, path: Path) -> None
     frame.to_parquet(path, index=False)
 
 
+def compact_log(monitor: Monitor, writer: str, folders: list[str]) -> int:
+    """Merge ``writer``'s segments in each closed hour's folder of ``folders``."""
+    return monitor.store.merge(folders, writer)
+
+
 def rollout_stats(
     monitor: Monitor, endpoint: str, baseline: str, candidate: str, since: datetime
 ) -> tuple[VariantStats, VariantStats]:
@@ -441,7 +453,8 @@ def load_libraries() -> None:
 
 
 COMPUTATIONS: dict[str, Callable[..., Any]] = {
-    f.__name__: f for f in (gauges, report, drift, performance, value, export, rollout_stats)
+    f.__name__: f
+    for f in (gauges, report, drift, performance, value, export, rollout_stats, compact_log)
 }
 """What the child computes, by name (a function is sent by name, the child's monitor used)."""
 
@@ -457,6 +470,7 @@ __all__ = [
     "InProcess",
     "MonitorProcess",
     "Statistics",
+    "compact_log",
     "drift",
     "export",
     "gauges",

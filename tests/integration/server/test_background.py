@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,9 @@ from dockyard.deploy.service import Deployments
 from dockyard.deploy.spec import DeploymentSpec
 from dockyard.deploy.store import DeploymentStore
 from dockyard.monitoring.alert_store import AlertStates
+from dockyard.monitoring.encoding import to_table
 from dockyard.monitoring.predictions import PredictionLog
-from dockyard.monitoring.records import ModelCall, Source
+from dockyard.monitoring.records import Batch, ModelCall, Source
 from dockyard.monitoring.service import Monitor
 from dockyard.monitoring.store import MonitoringStore
 from dockyard.registry import Registry
@@ -119,6 +122,30 @@ def test_a_retraining_export_holds_the_whole_window_though_the_rules_read_a_samp
 
     asyncio.run(once())
     assert json.loads(marker.read_text()) == {"rows": answered}
+
+
+def test_a_pass_compacts_this_processs_closed_hours_beside_it(world: Any) -> None:
+    settings, registry, store, _ = world
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    for segment in range(3):  # three flushes into a closed hour, by this process's store
+        batch = Batch(SOURCE)
+        batch.add(f"s{segment}", hour.timestamp(), 0.001, ModelCall(np.ones((1, 2)), [2.0]))
+        store.write_predictions("scores", to_table(batch), hour)
+    assert len(store.prediction_segments("scores")) == 3
+    watcher = _watcher(registry, store, settings)
+
+    async def pass_then_merge() -> None:
+        await watcher.tick()
+        deadline = time.monotonic() + 30
+        while len(store.prediction_segments("scores")) != 1:  # merged beside the pass
+            assert time.monotonic() < deadline, "the closed hour was not compacted"
+            await asyncio.sleep(0.05)
+        await watcher.stop()
+
+    asyncio.run(pass_then_merge())
+    (merged,) = store.prediction_segments("scores")
+    assert merged.endswith("-merged.parquet")
+    assert store.take_due("scores", before=datetime.now(UTC)) == []
 
 
 def test_a_rule_resolves_when_the_metric_recovers(world: Any) -> None:
