@@ -20,8 +20,8 @@ must not wait for idle CPU: an error-rate rule must fire, a canary must move, wh
 load saturates the cores), started by the first of them; otherwise on this process's
 threads. The rollouts' decisions stay on this process's threads (``decisions``), beside
 the rollouts' state. Of a ``--workers N`` server's processes, only the one holding the lead
-(``Lead``) computes any of these; every process flushes and retains its own log, and has its closed hours merged,
-and refreshes its own console reports.
+(``Lead``) computes any of these; every process flushes and retains its own log, has its
+closed hours merged, and refreshes its own console reports.
 
 Rule state lives in the registry's database
 (:class:`~dockyard.monitoring.alert_store.AlertStates`), so every process and replica sees the
