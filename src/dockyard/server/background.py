@@ -212,7 +212,8 @@ class Watcher:
 
     def _compact(self, endpoint: str, *, before: datetime) -> None:
         """Start merging the endpoint's closed hours of this process's log where the
-        statistics compute (the idle monitor process), beside the pass: on a busy server an
+        statistics compute (the idle monitor process; see :meth:`_merge`), beside the pass:
+        on a busy server an
         hour is thousands of segments, seconds of CPU to merge, which on a serving thread
         took the loop's core and GIL once an hour. One merge at a time; hours not taken
         now wait in the store for a later pass, and a merge that fails gives its back."""
@@ -224,8 +225,14 @@ class Watcher:
             self._compacting = asyncio.create_task(self._merge(store, due))
 
     async def _merge(self, store: MonitoringStore, due: list[str]) -> None:
+        """Merge ``due`` in the statistics' process when this process leads (its own child,
+        or this process's threads); a worker that does not lead merges on a thread of its
+        own (the lead's child answers other workers' reads only)."""
         try:
-            await self.statistics.compact_log(store.writer, due)
+            if self.lead.held():
+                await self.statistics.compact_log(store.writer, due)
+            else:
+                await asyncio.to_thread(store.merge, due, store.writer)
         except BaseException as exc:  # storage away, the child stuck, a shutdown: later
             store.give_back(due)
             if not isinstance(exc, Exception):

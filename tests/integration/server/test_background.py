@@ -27,6 +27,8 @@ from dockyard.monitoring.service import Monitor
 from dockyard.monitoring.store import MonitoringStore
 from dockyard.registry import Registry
 from dockyard.server.background import Watcher
+from dockyard.server.monitor_process import MonitorProcess
+from dockyard.server.monitor_workers import MONITOR_KEY_ENV, Lead
 from dockyard.server.services import WATCH_SAMPLE_ROWS, Server
 from dockyard.settings import Settings
 
@@ -146,6 +148,46 @@ def test_a_pass_compacts_this_processs_closed_hours_beside_it(world: Any) -> Non
     (merged,) = store.prediction_segments("scores")
     assert merged.endswith("-merged.parquet")
     assert store.take_due("scores", before=datetime.now(UTC)) == []
+
+
+def test_a_worker_that_does_not_lead_merges_its_own_closed_hours(
+    world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lead worker's monitor process answers the other workers' reads only: a worker
+    that does not lead merges its closed hours itself."""
+    settings, registry, store, _ = world
+    monkeypatch.setenv(MONITOR_KEY_ENV, "0123456789abcdef" * 4)
+    leader, follower = Lead(str(tmp_path)), Lead(str(tmp_path))
+    assert leader.held()
+    assert not follower.held()
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    for segment in range(3):
+        batch = Batch(SOURCE)
+        batch.add(f"s{segment}", hour.timestamp(), 0.001, ModelCall(np.ones((1, 2)), [2.0]))
+        store.write_predictions("scores", to_table(batch), hour)
+    deployments = Deployments(registry, monitoring=store)
+    watcher = Watcher(
+        Monitor(registry, store, policies=deployments),
+        deployments,
+        settings,
+        statistics=MonitorProcess(settings, sample_rows=10, lead=follower),
+        lead=follower,
+    )
+
+    async def pass_then_merge() -> None:
+        await watcher.tick()
+        deadline = time.monotonic() + 30
+        while len(store.prediction_segments("scores")) != 1:
+            assert time.monotonic() < deadline, "the closed hour was not compacted"
+            await asyncio.sleep(0.05)
+        await watcher.stop()
+
+    try:
+        asyncio.run(pass_then_merge())
+    finally:
+        leader.close()
+    (merged,) = store.prediction_segments("scores")
+    assert merged.endswith("-merged.parquet")
 
 
 def test_a_rule_resolves_when_the_metric_recovers(world: Any) -> None:
