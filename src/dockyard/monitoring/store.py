@@ -75,7 +75,6 @@ SAMPLE_OVERREAD = 4
 """A sampled read takes whole segments, picked at random, holding about this many times the
 rows asked for, and draws its reservoir sample from those."""
 
-_HOUR_PATH = re.compile(r"/(\d{4}-\d{2}-\d{2})/(\d{2})/[^/]+\.parquet$")
 _HOUR_FOLDER = re.compile(r"/(\d{4}-\d{2}-\d{2})/(\d{2})$")
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _HOUR = re.compile(r"[01]\d|2[0-3]")
@@ -537,23 +536,22 @@ def _floor_hour(moment: datetime) -> datetime:
 
 def _closed(folder: str, before: datetime) -> bool:
     """Whether an hour folder's hour ended at or before ``before``."""
+    start = _hour_start(folder)
+    return start is not None and start + _HOUR_SPAN <= before
+
+
+def _hour_start(folder: str) -> datetime | None:
+    """When the hour of a prediction hour folder (``.../YYYY-MM-DD/HH``) starts."""
     match = _HOUR_FOLDER.search(folder)
-    if match is None:
-        return False
-    start = datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}:00+00:00")
-    return start + _HOUR_SPAN <= before
-
-
-def _segment_start(path: str) -> datetime | None:
-    """When a prediction segment's hour starts, from its folders."""
-    match = _HOUR_PATH.search(path)
     if match is None:
         return None
     return datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}:00+00:00")
 
 
 def _hour_key(path: str) -> tuple[datetime, str]:
-    return (_segment_start(path) or datetime.min.replace(tzinfo=UTC), path)
+    """A segment's sort key: its hour (from its folder), then its path."""
+    start = _hour_start(path.rsplit("/", 1)[0])
+    return (start or datetime.min.replace(tzinfo=UTC), path)
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

@@ -213,10 +213,10 @@ class Watcher:
     def _compact(self, endpoint: str, *, before: datetime) -> None:
         """Start merging the endpoint's closed hours of this process's log where the
         statistics compute (the idle monitor process; see :meth:`_merge`), beside the pass:
-        on a busy server an
-        hour is thousands of segments, seconds of CPU to merge, which on a serving thread
-        took the loop's core and GIL once an hour. One merge at a time; hours not taken
-        now wait in the store for a later pass, and a merge that fails gives its back."""
+        on a busy server an hour is thousands of segments, seconds of CPU to merge, which on
+        a serving thread took the loop's core and GIL once an hour. One merge at a time;
+        hours not taken now wait in the store for a later pass, and a merge that fails
+        gives its back."""
         if self._compacting is not None and not self._compacting.done():
             return
         store = self.monitor.store
