@@ -26,6 +26,7 @@ bulk paths look at values equal to 0 or 1 on their own (numpy reads ``true`` as 
 
 Run:  .venv/bin/python benchmarks/shapes.py [--requests 2000] [--rounds 2] [--rows 1 100]
       [--concurrency 16] [--fitted-on array|frame] [--native] [--flags 5] [--lane]
+      [--shapes "v1 records" "v2 JSON 2-D tensor"]
 
 Comparing two commits: check each out in its own worktree and run this script (from either
 one, or a copy) with ``PYTHONPATH`` pointing at each tree's ``src``, interleaved A B B A so
@@ -131,7 +132,8 @@ async def run(args: argparse.Namespace, home: Path, X: Any) -> None:
     for rows in args.rows:
         count = args.requests if rows == 1 else max(args.requests // 10, 1)
         for shape, request in bodies(X, rows, not args.no_binary).items():
-            plan.append((shape, rows, request, count))
+            if not args.shapes or shape in args.shapes:
+                plan.append((shape, rows, request, count))
     figures: dict[tuple[str, int], list[tuple[float, float]]] = {}
     try:
         while not server.manager.started:
@@ -218,6 +220,9 @@ def main() -> None:
         action="store_true",
         help="Call the app's predict as the prediction lane does (dockyard serve's way), not "
         "through ASGI.",
+    )
+    parser.add_argument(
+        "--shapes", nargs="+", metavar="SHAPE", help="Only these shapes (their labels, quoted)."
     )
     parser.add_argument("--work", type=Path, default=harness.HERE / ".work" / "shapes")
     args = parser.parse_args()

@@ -191,19 +191,19 @@ class InferencePlane:
             if endpoint.shadows:  # by name: a shadow's columns may be in another order
                 self.mirror(endpoint, _named(data, names), request_id, model)
             self._out_of_range(name, model, prediction, rows)
-            outputs = [v2.OutputTensor("predict", _widened(prediction.predictions))]
+            outputs = [("predict", prediction.predictions)]
             if prediction.probabilities is not None:
-                outputs.append(v2.OutputTensor("predict_proba", _widened(prediction.probabilities)))
+                outputs.append(("predict_proba", prediction.probabilities))
             version = model.version.version
             payload, json_length = None, None
             if not (request.outputs or request.binary_output):  # the usual answer
-                payload = v2.plain_response(name, version, request_id, outputs)
+                payload = v2.plain_response(name, version, request_id, outputs, declared=True)
             if payload is None:
                 payload, json_length = v2.encode_response(
                     model_name=name,
                     model_version=version,
                     request_id=request_id,
-                    outputs=outputs,
+                    outputs=[v2.OutputTensor(key, _widened(array)) for key, array in outputs],
                     requested=request.outputs,
                     binary_output=request.binary_output,
                 )

@@ -36,6 +36,13 @@ _BY_KIND = {
 }  # fmt: skip
 _BY_DTYPE = {np.dtype(f"{kind}{size}"): name for (kind, size), name in _BY_KIND.items()}
 """The native dtypes' datatypes, looked up by dtype at once (most outputs are one of these)."""
+_DECLARED = {
+    dtype: "FP64" if dtype.kind == "f" else "INT64" if dtype.kind in "iu" else name
+    for dtype, name in _BY_DTYPE.items()
+    if dtype != np.uint64  # past INT64: widened (or refused) the whole way
+}
+"""The datatypes a model's outputs are declared as (its metadata: FP64 for floats, INT64
+for integers, whatever width ran it), by the dtypes whose values JSON writes as they are."""
 _LENGTH = struct.Struct("<I")
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
@@ -132,15 +139,26 @@ def _response(
 
 
 def plain_response(
-    model_name: str, model_version: str | None, request_id: str, outputs: Sequence[OutputTensor]
+    model_name: str,
+    model_version: str | None,
+    request_id: str,
+    outputs: Sequence[tuple[str, Any]],
+    *,
+    declared: bool = False,
 ) -> bytes | None:
     """The usual answer in one step, all JSON: what :func:`encode_response` gives when no
     output is asked for by name or in binary, and every output is an array of a native
     number dtype (the predictions and probabilities of a model); ``None`` for any other
-    output (another byte order, strings, objects, not an array), which it encodes."""
+    output (another byte order, strings, objects, not an array), which it encodes.
+
+    ``declared``: ``outputs`` are the model's own arrays, each sent as the datatype its
+    metadata declares (FP64 for floats, INT64 for integers, whatever width ran the model:
+    an ONNX twin answers float32 where its model answers float64), its values written as
+    they are (a float32 as its own shortest digits, not those of its float64 widening)."""
+    datatypes = _DECLARED if declared else _BY_DTYPE
     entries = []
     for name, array in outputs:
-        datatype = _BY_DTYPE.get(array.dtype) if type(array) is np.ndarray else None
+        datatype = datatypes.get(array.dtype) if type(array) is np.ndarray else None
         if datatype is None:
             return None
         entries.append(
