@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Executor
@@ -150,7 +151,11 @@ class LiveModel:
         if numbers is None and self.validator is not None:
             numbers = self.validator.numeric
         self._plain_numbers = numbers
-        self.record_columns = None if numbers is None else self.column_names
+        # interned, as a remembered layout's names are: their comparison is by identity
+        columns = self.column_names
+        self.record_columns = (
+            None if numbers is None or columns is None else tuple(map(sys.intern, columns))
+        )
         self._both = getattr(predictor, "predict_with_proba", None) if self.has_proba else None
         # combine the requests, call the model once, cut the answer back by request (a
         # failing request is retried alone, so only it fails)

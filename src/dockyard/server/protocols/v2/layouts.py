@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from itertools import chain
 from types import MappingProxyType
@@ -209,7 +210,8 @@ def _columns(body: bytes, opening: bytes, block: ColumnBlock, rest: InferRequest
         return None  # a row an array: its numbers would be in the layout's bytes
     tails = tuple(piece[end:] for piece, end in zip(pieces[1:], ends, strict=True))
     cuts = tuple(slice(None, -len(tail)) for tail in tails)
-    return _Layout(pieces[0], opening, tails, cuts, block.names, block.datatype, block.shape, rest)
+    names = tuple(map(sys.intern, block.names))  # as the model's columns: compared by identity
+    return _Layout(pieces[0], opening, tails, cuts, names, block.datatype, block.shape, rest)
 
 
 def _one_tensor(
