@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from dockyard.schema import Signature
 from dockyard.schema.inference import infer_signature
-from dockyard.serving.ranges import Ranges
+from dockyard.serving.ranges import FEW_ROWS, Ranges
 
 SAMPLE = pd.DataFrame(
     {
@@ -81,3 +82,29 @@ def test_a_numeric_array_is_checked_column_by_position() -> None:
     assert report is not None
     assert report.warnings[1] == "'c' is 5, 25, outside its training range [10, 20] in 2 rows"
     assert ranges.rows_outside(np.array([["x", "y", "z"]])) is None  # not numeric: skipped
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_batch_of_a_row_or_two_gets_the_answer_of_a_larger_one(dtype: type) -> None:
+    # FEW_ROWS rows or fewer are compared in Python: the same rows as part of a larger
+    # batch (numpy's comparison) must be found outside, or not, alike
+    ranges = Ranges(["a", "c"], [0, 2], 3, [0.0, 10.0], [1.0, 20.0])
+    rows = [
+        [0.5, 99.0, 15.0],  # inside (the unranged column ignored)
+        [0.0, 0.0, 20.0],  # on both bounds: inside
+        [-1e-9, 0.0, 15.0],  # just under a's low
+        [0.5, 0.0, 20.5],  # over c's high
+        [np.nan, 0.0, np.nan],  # missing: never outside
+        [0.5, 0.0, np.inf],  # infinity: outside
+    ]
+    whole = ranges.rows_outside(np.array(rows * 3, dtype=dtype))
+    assert whole is not None
+    expected = whole.tolist()[: len(rows)]
+    assert expected == [False, False, True, True, False, True]
+    assert FEW_ROWS == 2
+    for first in range(len(rows)):
+        for count in (1, 2):
+            batch = np.array(rows[first : first + count], dtype=dtype)
+            mask = ranges.rows_outside(batch)
+            got = [False] * len(batch) if mask is None else mask.tolist()
+            assert got == expected[first : first + len(batch)], (first, count)
