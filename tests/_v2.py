@@ -28,5 +28,8 @@ def assert_same_request(got: InferRequest, expected: InferRequest) -> None:
         assert dict(mine.parameters) == dict(theirs.parameters)
         assert mine.data.dtype == theirs.data.dtype
         np.testing.assert_array_equal(mine.data, theirs.data)  # NaN equals NaN
+        if got.finite:  # said read from plain JSON numbers: then no NaN or infinity
+            assert mine.data.dtype.kind == "f"
+            assert np.isfinite(theirs.data).all()
         if mine.data.dtype.kind == "f":
             assert np.signbit(mine.data).tolist() == np.signbit(theirs.data).tolist()

@@ -105,13 +105,15 @@ class NumericRows:
             return None
         return cls(signature, array_dtype(signature))
 
-    def decode(self, data: Any) -> NDArray[Any] | None:
-        """The model's array for ``data``, or ``None``: "take the full path"."""
+    def decode(self, data: Any, *, finite: bool = False) -> NDArray[Any] | None:
+        """The model's array for ``data``, or ``None``: "take the full path". ``finite``:
+        an array's or a block's values are known to hold no NaN or infinity (a JSON reader
+        of plain numbers made them), so that check is skipped."""
         kind = type(data)
         if kind is np.ndarray:
-            return self._from_array(data)
+            return self._from_array(data, finite)
         if kind is ColumnValues:
-            return self._from_block(data)
+            return self._from_block(data, finite)
         if kind is dict:
             if data and type(next(iter(data.values()))) in (list, np.ndarray):
                 return self._from_columns(data)
@@ -187,7 +189,7 @@ class NumericRows:
             return None
         return self._from_array(np.column_stack(columns))
 
-    def _from_block(self, columns: ColumnValues) -> NDArray[Any] | None:
+    def _from_block(self, columns: ColumnValues, finite: bool = False) -> NDArray[Any] | None:
         block = columns.block
         if columns.names != self.names:  # in another order, or not these columns
             if len(columns.names) != self.width:  # extra columns: a note
@@ -199,7 +201,7 @@ class NumericRows:
                 return None
         if block.ndim != 2 or not block.shape[1]:
             return None
-        return self._from_floats(np.ascontiguousarray(block.T))
+        return self._from_floats(np.ascontiguousarray(block.T), finite)
 
     def _from_lists(self, rows: Any) -> NDArray[Any] | None:
         if len(rows) * self.width >= _BULK:
@@ -214,18 +216,18 @@ class NumericRows:
             return None
         return self._from_floats(array)
 
-    def _from_array(self, array: NDArray[Any]) -> NDArray[Any] | None:
+    def _from_array(self, array: NDArray[Any], finite: bool = False) -> NDArray[Any] | None:
         if array.ndim != 2 or array.shape[1] != self.width or not array.shape[0]:
             return None
         kind = array.dtype.kind
         if kind == "f":
-            return self._from_floats(array.astype(np.float64, copy=False))
+            return self._from_floats(array.astype(np.float64, copy=False), finite)
         if kind == "i" or (kind == "u" and array.dtype.itemsize < 8):
             return array.astype(self.dtype, copy=False)
         return None
 
-    def _from_floats(self, array: NDArray[np.float64]) -> NDArray[Any] | None:
-        if not np.isfinite(array).all():
+    def _from_floats(self, array: NDArray[np.float64], finite: bool = False) -> NDArray[Any] | None:
+        if not finite and not np.isfinite(array).all():
             return None
         if self._integers is not None:
             block = array[:, self._integers]

@@ -114,8 +114,8 @@ class InferencePlane:
             prepared = None
             if model is not None and not endpoint.shadows:
                 found = self.json_numbers.v1_values(body, model.record_columns)
-                if found is not None:
-                    prepared = model.prepare_numbers(found)
+                if found is not None:  # finite: the JSON readers refuse NaN and overflow
+                    prepared = model.prepare_numbers(found, finite=True)
             if prepared is None:
                 payload, data = v1.decode_request(body)
                 if model is None:
@@ -384,7 +384,7 @@ def _plain_numbers(
     layout)."""
     columns = model.record_columns  # the model's columns, when it has a numeric path
     values = None if columns is None else v2.rows_as_sent(request, columns)
-    return None if values is None else model.prepare_numbers(values)
+    return None if values is None else model.prepare_numbers(values, finite=request.finite)
 
 
 def _named(data: Any, names: Sequence[str]) -> Any:

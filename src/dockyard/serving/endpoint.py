@@ -214,15 +214,16 @@ class LiveModel:
         return validated.data, validated.rows, validated.notes
 
     def prepare_numbers(
-        self, values: NDArray[np.float64] | ColumnValues
+        self, values: NDArray[np.float64] | ColumnValues, *, finite: bool = False
     ) -> tuple[Any, int, tuple[str, ...]] | None:
         """What :meth:`prepare` makes of plain numbers read from JSON (rows, or records read
         as :attr:`record_columns`, as a 2-D array, or columns as one block; integers and
         floats alike), when the numeric path takes them as they are; ``None``: the caller
         validates the request as it came, which names every problem as that shape of it
-        shows them."""
+        shows them. ``finite``: the values are known finite (see
+        :meth:`~dockyard.schema.numeric_rows.NumericRows.decode`)."""
         numbers = self._plain_numbers
-        array = None if numbers is None else numbers.decode(values)
+        array = None if numbers is None else numbers.decode(values, finite=finite)
         return None if array is None else (array, len(array), ())
 
     def predict(self, model_input: Any, rows: int) -> Coroutine[Any, Any, Prediction]:

@@ -5,7 +5,9 @@ from their numbers alone, to exactly what the whole decoding gives; anything els
 from __future__ import annotations
 
 import json
+import math
 import random
+import struct
 from typing import Any
 
 import orjson
@@ -672,3 +674,34 @@ def test_requests_changed_at_random_decode_as_the_whole_way_decodes_them(kind: s
         _assert_decodes_as_without_layouts(body, layouts, numbers)
     # a change that leaves a number a number is read from the layout (FIRST and NESTED: four)
     assert taken >= (30 if large else 5)
+
+
+def test_only_requests_read_from_plain_json_numbers_say_their_values_are_finite() -> None:
+    """``InferRequest.finite`` lets the numeric path skip its NaN and infinity check: only
+    the readers of plain JSON numbers (a layout, simdjson) may set it."""
+    layouts = _layouts(FIRST, matched=True)
+    assert v2.decode_request(FIRST, layouts=layouts).finite  # its layout's numbers
+    with_null = _with_numbers(FIRST, b"0.5", b"null", b"3.0", b"7e-3")
+    whole = v2.decode_request(with_null, layouts=layouts)  # null: the whole way, as NaN
+    assert not whole.finite
+    assert math.isnan(whole.inputs[1].data[0])
+    tensors = _layouts(NESTED)
+    assert v2.decode_request(NESTED, layouts=tensors).finite
+    assert v2.decode_request(LARGE, numbers=JsonNumbers()).finite  # simdjson
+    assert not v2.decode_request(LARGE).finite  # orjson, the whole way
+    blob = struct.pack("<2d", math.inf, 1.0)
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": [2],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": len(blob)},
+                }
+            ]
+        }
+    ).encode()
+    binary = v2.decode_request(header + blob, header_length=len(header))
+    assert not binary.finite
+    assert math.isinf(binary.inputs[0].data[0])

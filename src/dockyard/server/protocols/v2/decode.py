@@ -151,7 +151,8 @@ def decode_request(
             return known
         found = None if numbers is None else numbers.v2_request(body)
         if found is not None:
-            request = InferRequest(found.id, _numbers_inputs(found), (), NO_PARAMETERS, False)
+            read = _numbers_inputs(found)
+            request = InferRequest(found.id, read, (), NO_PARAMETERS, False, finite=True)
             if layouts is not None:
                 layouts.remember(body, request)
             return request

@@ -142,7 +142,9 @@ class JsonLayouts:
             return None
         if isinstance(layout, _Tensor):
             tensor = _tensor(body, layout) if len(body) < SMALL_BYTES else None
-            return None if tensor is None else recalled(layout.request, (tensor,), request_id)
+            if tensor is None:
+                return None
+            return recalled(layout.request, (tensor,), request_id, finite=True)
         if len(body) < SMALL_BYTES:
             if layout.template is not None:
                 values = _matched(body, layout.template, layout)
@@ -155,7 +157,7 @@ class JsonLayouts:
         if values is None:
             return None
         block = float_block(layout.names, layout.datatype, layout.shape, values)
-        return recalled(layout.request, block, request_id)
+        return recalled(layout.request, block, request_id, finite=True)
 
     def remember(self, body: bytes, request: InferRequest) -> None:
         """Keep ``body``'s layout, if it is one (see the class), with what it decoded to:

@@ -121,6 +121,11 @@ class InferRequest(NamedTuple):
     binary_output: bool
     """The request-level ``binary_data_output`` parameter (tritonclient sets it when it asks
     for no outputs by name)."""
+    finite: bool = False
+    """Every input's values are finite numbers as read: a JSON reader of plain numbers
+    (orjson, simdjson) made them, which refuses ``NaN`` and numbers past float64, so the
+    numeric path need not look for them again. ``False`` for binary data and for what the
+    full decoder read (it reads ``null`` as NaN)."""
 
 
 class OutputTensor(NamedTuple):
@@ -213,14 +218,20 @@ def kept(request: InferRequest, own_id: str | None) -> InferRequest:
 
 
 def recalled(
-    remembered: InferRequest, inputs: tuple[Tensor, ...] | ColumnBlock, own_id: str | None
+    remembered: InferRequest,
+    inputs: tuple[Tensor, ...] | ColumnBlock,
+    own_id: str | None,
+    *,
+    finite: bool = False,
 ) -> InferRequest:
-    """A remembered request (:func:`kept`) with a new request's ``inputs``, and its id where
-    it brought its own."""
+    """A remembered request (:func:`kept`) with a new request's ``inputs`` (``finite``: read
+    from JSON numbers, see :attr:`InferRequest.finite`), and its id where it brought its
+    own."""
     return InferRequest(
         remembered.id if own_id is None else own_id,
         inputs,
         remembered.outputs,
         remembered.parameters,
         remembered.binary_output,
+        finite,
     )
