@@ -203,9 +203,10 @@ class InferencePlane:
                     model_name=name,
                     model_version=version,
                     request_id=request_id,
-                    outputs=[v2.OutputTensor(key, _widened(array)) for key, array in outputs],
+                    outputs=[v2.OutputTensor(key, array) for key, array in outputs],
                     requested=request.outputs,
                     binary_output=request.binary_output,
+                    declared=True,
                 )
             reply_headers = [JSON, *id_header(request_id)]
             if json_length is not None:
@@ -354,24 +355,6 @@ def _sticky_key(
         column = data[field]
         value = column[0] if column else None
     return None if value is None else str(value)
-
-
-_WIRE = frozenset({np.dtype(np.float64), np.dtype(np.int64)})
-
-
-def _widened(values: Any) -> np.ndarray[Any, Any]:
-    """Floats as FP64 and integers as INT64 on the v2 wire, whatever ran the model: an ONNX
-    twin answers float32 where the native model answers float64, and the model metadata
-    (``GET /v2/models/{m}``) declares one datatype for both."""
-    if type(values) is np.ndarray and values.dtype in _WIRE:  # already as sent
-        return values
-    array = np.asarray(values)
-    kind = array.dtype.kind
-    if kind == "f" and array.dtype != np.float64:
-        return array.astype(np.float64)
-    if kind in "iu" and array.dtype != np.int64:
-        return array.astype(np.int64)
-    return array
 
 
 def _plain_numbers(

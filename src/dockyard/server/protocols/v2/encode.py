@@ -43,6 +43,7 @@ _DECLARED = {
 }
 """The datatypes a model's outputs are declared as (its metadata: FP64 for floats, INT64
 for integers, whatever width ran it), by the dtypes whose values JSON writes as they are."""
+_WIRE = frozenset({np.dtype(np.float64), np.dtype(np.int64)})
 _LENGTH = struct.Struct("<I")
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
@@ -73,6 +74,7 @@ def encode_response(
     requested: Sequence[RequestedOutput] = (),
     binary_output: bool = False,
     parameters: Mapping[str, Any] | None = None,
+    declared: bool = False,
 ) -> tuple[bytes, int | None]:
     """Encode a response; return ``(body, json_header_length)``.
 
@@ -81,9 +83,11 @@ def encode_response(
     when its request says ``binary_data: true``, or when ``binary_output`` is set and its
     request does not say ``false``. The header length is ``None`` when nothing is binary
     (the body is all JSON); otherwise the caller sends it as ``Inference-Header-Content-Length``.
+    ``declared``: the outputs are a model's own, each sent as the datatype its metadata
+    declares (:func:`plain_response`; binary data widened to it).
     """
     if not (requested or binary_output or parameters):
-        plain = plain_response(model_name, model_version, request_id, outputs)
+        plain = plain_response(model_name, model_version, request_id, outputs, declared=declared)
         if plain is not None:
             return plain, None
     if requested:
@@ -104,7 +108,7 @@ def encode_response(
     entries: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for output, binary in chosen:
-        array = np.asarray(output.data)
+        array = _widened(output.data) if declared else np.asarray(output.data)
         datatype = datatype_of(array)
         entry: dict[str, Any] = {"name": output.name, "datatype": datatype, "shape": array.shape}
         if binary:
@@ -164,12 +168,23 @@ def plain_response(
         entries.append(
             {"name": name, "datatype": datatype, "shape": array.shape, "data": array.ravel()}
         )
-    response: dict[str, Any] = {"model_name": model_name}
-    if model_version is not None:
-        response["model_version"] = model_version
-    response["id"] = request_id
-    response["outputs"] = entries
+    response = _response(model_name, model_version, request_id, None, entries)
     return orjson.dumps(response, option=_NUMPY)
+
+
+def _widened(values: Any) -> NDArray[Any]:
+    """Floats as FP64 and integers as INT64, the datatypes a model's metadata declares
+    (``GET /v2/models/{m}``), whatever ran it: an ONNX twin answers float32 where the
+    native model answers float64."""
+    if type(values) is np.ndarray and values.dtype in _WIRE:  # already as declared
+        return values
+    array = np.asarray(values)
+    kind = array.dtype.kind
+    if kind == "f" and array.dtype != np.float64:
+        return array.astype(np.float64)
+    if kind in "iu" and array.dtype != np.int64:
+        return array.astype(np.int64)
+    return array
 
 
 def _to_json(array: NDArray[Any], datatype: str, name: str) -> Any:
