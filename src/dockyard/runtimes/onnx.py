@@ -29,7 +29,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, NoReturn
 
 from dockyard.errors import (
     DockyardError,
@@ -267,16 +267,20 @@ class OnnxModel:
     session: Any
     facts: ModelFacts
     runtime: str = "onnx"
+    _calls: _Calls = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_calls", _Calls.of(self.session))
 
     @property
     def input_layout(self) -> InputLayout:
-        return "array" if len(self.session.get_inputs()) == 1 else "frame"
+        return "array" if len(self._calls.inputs) == 1 else "frame"
 
     @property
     def feature_names(self) -> Sequence[str] | None:
         if self.input_layout == "array":
             return None
-        return [node.name for node in self.session.get_inputs()]
+        return [name for name, _, _, _ in self._calls.inputs]
 
     @property
     def classes(self) -> Sequence[Any] | None:
@@ -284,13 +288,13 @@ class OnnxModel:
 
     @property
     def has_proba(self) -> bool:
-        return self._proba_output() is not None
+        return self._calls.proba is not None
 
     def predict(self, x: Any) -> Any:
         import numpy as np
 
-        output = self.session.get_outputs()[0]
-        result = np.asarray(self.session.run([output.name], self._feeds(x))[0])
+        calls = self._calls
+        result = np.asarray(self.session.run([calls.label], self._feeds(x), calls.options)[0])
         if result.ndim == 2 and result.shape[1] == 1:
             return result.reshape(-1)
         return result
@@ -298,31 +302,27 @@ class OnnxModel:
     def predict_proba(self, x: Any) -> Any:
         import numpy as np
 
-        output = self._proba_output()
-        if output is None:
+        calls = self._calls
+        if calls.proba is None:
             raise no_proba(self.runtime)
-        result = self.session.run([output.name], self._feeds(x))[0]
+        result = self.session.run([calls.proba], self._feeds(x), calls.options)[0]
         if not isinstance(result, list):
             return np.asarray(result)
-        # ZipMap: one {label: probability} per row, in the classifier's label order.
-        labels = self.facts.class_labels or (list(result[0]) if result else [])
-        dtype = "float32" if output.type.endswith("tensor(float)))") else "float64"
-        return np.array([[row[label] for label in labels] for row in result], dtype=dtype)
+        return self._unzipped(result)
 
     def predict_with_proba(self, x: Any) -> tuple[Any, Any]:
         """Predictions and probabilities from ONE session run (the serving hot path)."""
         import numpy as np
 
-        proba = self._proba_output()
-        if proba is None:
+        calls = self._calls
+        if calls.proba is None:
             return self.predict(x), None
-        first = self.session.get_outputs()[0].name
-        labels, probabilities = self.session.run([first, proba.name], self._feeds(x))
+        labels, probabilities = self.session.run(calls.both, self._feeds(x), calls.options)
         labels = np.asarray(labels)
         if labels.ndim == 2 and labels.shape[1] == 1:
             labels = labels.reshape(-1)
         if isinstance(probabilities, list):
-            return labels, self.predict_proba(x)
+            return labels, self._unzipped(probabilities)
         return labels, np.asarray(probabilities)
 
     def metadata(self) -> dict[str, Any]:
@@ -335,47 +335,97 @@ class OnnxModel:
             "outputs": [_describe(node) for node in self.session.get_outputs()],
         }
 
-    def _proba_output(self) -> Any:
-        outputs = self.session.get_outputs()
-        for output in outputs[1:]:
-            if "prob" in output.name.lower():
-                return output
-        if (
-            len(outputs) > 1
-            and outputs[1].type in {"tensor(float)", "tensor(double)"}
-            and len(outputs[1].shape) == 2
-        ):
-            return outputs[1]
-        return None
+    def _unzipped(self, rows: list[dict[Any, float]]) -> Any:
+        """ZipMap's ``{label: probability}`` per row as a 2-D array, in the class order."""
+        import numpy as np
+
+        labels = self.facts.class_labels or (list(rows[0]) if rows else [])
+        return np.array([[row[label] for label in labels] for row in rows], self._calls.zipped)
 
     def _feeds(self, x: Any) -> dict[str, Any]:
         import numpy as np
 
-        inputs = self.session.get_inputs()
+        inputs = self._calls.inputs
         if len(inputs) == 1:
-            node = inputs[0]
-            return {node.name: np.asarray(x, dtype=_dtype(node))}
+            ((name, dtype, node_type, _),) = inputs
+            return {name: np.asarray(x, dtype=dtype or _unfed(name, node_type))}
         feeds = {}
-        for node in inputs:
+        for name, dtype, node_type, two_d in inputs:
             try:
-                column = x[node.name]
+                column = x[name]
             except (KeyError, IndexError, TypeError) as exc:
                 raise SchemaValidationError(
-                    f"The model wants a column named {node.name!r}.",
+                    f"The model wants a column named {name!r}.",
                     hint="Pass a DataFrame with one column per model input.",
                 ) from exc
-            values = np.asarray(column, dtype=_dtype(node))
-            feeds[node.name] = values.reshape(-1, 1) if len(node.shape) == 2 else values
+            values = np.asarray(column, dtype=dtype or _unfed(name, node_type))
+            feeds[name] = values.reshape(-1, 1) if two_d else values
         return feeds
 
 
-def _dtype(node: Any) -> str:
-    try:
-        return _DTYPES[node.type]
-    except KeyError:
-        raise UnsupportedModelError(
-            f"The model's input {node.name!r} has type {node.type}, which Dockyard cannot feed."
-        ) from None
+class _Calls(NamedTuple):
+    """What every call of one session asks of it, read once when it loads: its inputs
+    (name, numpy type or ``None`` where Dockyard cannot feed it, the ONNX type, and whether
+    it is 2-D), its outputs' names (the prediction; the probabilities, if any; both) and
+    the type ZipMap's probabilities become, and the run's options. ``run`` without options
+    builds default ones in every call (~0.7 µs); these are only read during a run (a
+    ``const`` argument of onnxruntime's ``Run``), so concurrent runs share them."""
+
+    inputs: tuple[tuple[str, Any, str, bool], ...]  # Any: numpy.dtype | None
+    label: str
+    proba: str | None
+    both: list[str]
+    zipped: str
+    options: Any
+
+    @classmethod
+    def of(cls, session: Any) -> _Calls:
+        ort = require("onnxruntime")
+        inputs = tuple(
+            (node.name, _numpy_type(node.type), node.type, len(node.shape) == 2)
+            for node in session.get_inputs()
+        )
+        outputs = session.get_outputs()
+        proba = _proba_output(outputs)
+        label = outputs[0].name
+        zipped = "float32"
+        if proba is not None and not proba.type.endswith("tensor(float)))"):
+            zipped = "float64"
+        both = [label] if proba is None else [label, proba.name]
+        name = None if proba is None else proba.name
+        return cls(inputs, label, name, both, zipped, ort.RunOptions())
+
+
+def _proba_output(outputs: Sequence[Any]) -> Any:
+    """The output of the probabilities: the first after the prediction whose name has
+    ``prob``, else a 2-D float second output; ``None`` when there is none."""
+    for output in outputs[1:]:
+        if "prob" in output.name.lower():
+            return output
+    if (
+        len(outputs) > 1
+        and outputs[1].type in {"tensor(float)", "tensor(double)"}
+        and len(outputs[1].shape) == 2
+    ):
+        return outputs[1]
+    return None
+
+
+def _numpy_type(node_type: str) -> Any:
+    """The numpy type fed to an input of ONNX type ``node_type`` (a ``numpy.dtype``: cheaper
+    to convert to than its name); ``None`` where Dockyard has none."""
+    import numpy as np
+
+    name = _DTYPES.get(node_type)
+    return None if name is None else np.dtype(name)
+
+
+def _unfed(name: str, node_type: str) -> NoReturn:
+    """Refuses an input Dockyard has no numpy type for: such a model loads, and says so
+    when it is called."""
+    raise UnsupportedModelError(
+        f"The model's input {name!r} has type {node_type}, which Dockyard cannot feed."
+    )
 
 
 def _describe(node: Any) -> dict[str, Any]:

@@ -62,6 +62,10 @@ def test_classifier_matches_onnxruntime_and_sklearn_labels(
     )
     np.testing.assert_array_equal(model.predict_proba(x), expected)
     assert model.predict_proba(x).dtype == np.float32
+    both = model.predict_with_proba(x)  # the serving path: one run for both answers
+    np.testing.assert_array_equal(both[0], labels)
+    np.testing.assert_array_equal(both[1], expected)
+    assert both[1].dtype == np.float32
     assert list(model.classes or []) == list(classifier.classes_)
     assert model.input_layout == "array"
     assert model.has_proba
