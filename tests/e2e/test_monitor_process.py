@@ -181,6 +181,22 @@ def test_the_serving_process_of_a_model_taking_arrays_never_imports_pandas(
     assert not [path for path in mapped_libraries(server.process.pid) if "/pandas/" in path]
 
 
+def test_the_serving_process_imports_no_websocket_library_where_one_is_installed(
+    deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
+) -> None:
+    """Dockyard serves no websocket; uvicorn imports ``websockets`` (~4 MiB) wherever it is
+    installed unless told there are none. The test environment installs it."""
+    import importlib.util
+
+    assert importlib.util.find_spec("websockets") is not None
+    settings, rows = deployed
+    server = _serving(start_server, settings, rows)
+    upgrade = {"connection": "upgrade", "upgrade": "websocket", "sec-websocket-version": "13"}
+    upgrade["sec-websocket-key"] = "dGhlIHNhbXBsZSBub25jZQ=="
+    assert httpx.get(f"{server.url}/v1/endpoints/lr", headers=upgrade).status_code != 101
+    assert not [p for p in mapped_libraries(server.process.pid) if "/websockets/" in p]
+
+
 @pytest.mark.parametrize(("given", "used"), [(None, "system"), ("jemalloc", "jemalloc")])
 def test_arrow_allocates_from_the_system_allocator_unless_the_operator_chose(
     deployed: tuple[Settings, list[dict[str, float]]],

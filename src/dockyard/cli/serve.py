@@ -155,6 +155,9 @@ def serve(
         log_config=logging_config(log_format, log_level),
         access_log=False,
         loop="uvloop",
+        # no websocket routes: uvicorn would otherwise import websockets (or wsproto)
+        # wherever it is installed (uvicorn[standard] brings it), ~4 MiB of the process
+        ws="none",
         http=functools.partial(GuardedProtocol, limits=limits, refusals=RefusalLog()),  # type: ignore[arg-type]
         timeout_keep_alive=settings.keep_alive_timeout_s,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
