@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from dockyard.deploy.spec import Deployment
 from dockyard.serving.batching import BatchPolicy
 from dockyard.serving.endpoint import Endpoint, LiveModel
+from dockyard.serving.memory import release_free_memory
 from dockyard.serving.ranges import Ranges
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ class ModelManager:
         loop = asyncio.get_running_loop()
         plan = await loop.run_in_executor(self._loader, self._plan)
         self.wanted = {deployment.name for deployment, _ in plan}
+        swapped = False
         for deployment, resolved in plan:
             if not isinstance(deployment, Deployment):
                 self._unreadable(deployment)
@@ -148,6 +150,7 @@ class ModelManager:
                 self._fail(deployment.name, wanted, exc)
                 continue
             self.endpoints[deployment.name] = endpoint  # the swap: one assignment
+            swapped = True
             gc.freeze()  # the new models live long: keep them out of full collections
             self.failures.pop(deployment.name, None)
             log.info(
@@ -159,6 +162,8 @@ class ModelManager:
                 task = asyncio.create_task(current.close())
                 self._retiring.add(task)
                 task.add_done_callback(self._retiring.discard)
+        if swapped:  # what loading freed (the models' bytes, their parse) back to the system
+            await loop.run_in_executor(self._loader, release_free_memory)
 
     def _fail(self, name: str, wanted: tuple[int, tuple[str, ...]], exc: Exception) -> None:
         reason = str(exc) or type(exc).__name__
