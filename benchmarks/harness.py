@@ -130,6 +130,21 @@ def rss_mib(pids: Sequence[int]) -> float:
     return total_kib / 1024
 
 
+def pss_mib(pids: Sequence[int]) -> float:
+    """The processes' proportional set size summed (``/proc/PID/smaps_rollup``): a page
+    shared by several of them (the same libraries, mapped by a server and its children)
+    counted once among them, where summed RSS counts it in each."""
+    total_kib = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kib += int(line.split()[1])
+        except OSError:
+            continue
+    return total_kib / 1024
+
+
 class Server:
     """A server process in its own session: started, probed until it answers, stopped."""
 

@@ -7,9 +7,10 @@ prediction, the RSS of its process tree half a second later (VmRSS summed), and 
 RSS: after ``--requests`` one-row predictions to each model (v1 records and the v2 2-D
 tensor, one at a time) and two monitor passes (the server runs with
 ``DOCKYARD_MONITOR_INTERVAL_S=2``, so the passes' libraries and their drift over the logged
-rows are in it), for the tree and for the serving process alone (the tree adds the monitor
-process and multiprocessing's resource tracker). With ``--workers N`` the server runs N
-workers and, after the steady figure, ``--reads`` monitoring reads
+rows are in it), for the tree (summed RSS, and PSS: a library's pages mapped by the
+server and its children counted once) and for the serving process alone (the tree adds
+the monitor process and multiprocessing's resource tracker). With ``--workers N`` the
+server runs N workers and, after the steady figure, ``--reads`` monitoring reads
 (``/api/monitoring/lr/drift``, each on a fresh connection, so they land on any worker) are
 sent and the tree is read again, with how many of its processes map DuckDB (monitor
 processes). ``--before SRC`` runs
@@ -58,11 +59,11 @@ def prepare(work: Path) -> Path:
 
 def start(
     home: Path, src: str | None, requests: int, workers: int = 1, reads: int = 0
-) -> tuple[float, float, float, float, str]:
+) -> tuple[float, float, float, float, float, str]:
     """(seconds to the first answer, RSS MiB half a second later, RSS MiB at steady state,
-    of which the serving process alone, and with ``reads`` what they left); RSS counts the
-    server's whole process tree (its monitor process and multiprocessing's resource tracker
-    included)."""
+    the same as PSS, the serving process's RSS alone, and with ``reads`` what they left);
+    RSS and PSS count the server's whole process tree (its monitor process and
+    multiprocessing's resource tracker included)."""
     port = harness.free_port()
     env = {**os.environ, "DOCKYARD_HOME": str(home), "DOCKYARD_MONITOR_INTERVAL_S": "2"}
     if src:
@@ -97,9 +98,10 @@ def start(
         first = harness.rss_mib(harness.process_tree(process.pid))
         traffic(port, requests)
         time.sleep(4.5)  # two monitor passes over what was logged
-        steady = harness.rss_mib(harness.process_tree(process.pid))
+        tree = harness.process_tree(process.pid)
+        steady, shared = harness.rss_mib(tree), harness.pss_mib(tree)
         after = monitoring_reads(port, process.pid, reads) if reads else ""
-        return ready, first, steady, harness.rss_mib([process.pid]), after
+        return ready, first, steady, shared, harness.rss_mib([process.pid]), after
     finally:
         process.terminate()
         process.wait()
@@ -168,12 +170,12 @@ def main() -> None:
     trees = [("before", args.before), ("this tree", here)] if args.before else [("", here)]
     for _ in range(args.runs):
         for label, src in trees:
-            ready, rss, steady, serving, after = start(
+            ready, rss, steady, shared, serving, after = start(
                 home, src, args.requests, args.workers, args.reads
             )
             print(
                 f"{label:>9} ready {ready:.2f} s, RSS {rss:.0f} MiB, steady {steady:.0f} MiB "
-                f"(serving process {serving:.1f} MiB){after}",
+                f"(PSS {shared:.0f} MiB; serving process {serving:.1f} MiB){after}",
                 flush=True,
             )
 
