@@ -119,30 +119,29 @@ def own_seconds() -> float:
 
 
 def rss_mib(pids: Sequence[int]) -> float:
-    total_kib = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kib += int(line.split()[1])
-        except OSError:
-            continue
-    return total_kib / 1024
+    """The processes' resident set sizes summed (``VmRSS``)."""
+    return _summed_kib(pids, "status", "VmRSS:") / 1024
 
 
 def pss_mib(pids: Sequence[int]) -> float:
     """The processes' proportional set size summed (``/proc/PID/smaps_rollup``): a page
     shared by several of them (the same libraries, mapped by a server and its children)
     counted once among them, where summed RSS counts it in each."""
-    total_kib = 0
+    return _summed_kib(pids, "smaps_rollup", "Pss:") / 1024
+
+
+def _summed_kib(pids: Sequence[int], name: str, key: str) -> int:
+    """The kB figure on the ``key`` line of ``/proc/PID/<name>``, summed over ``pids`` (a
+    process gone meanwhile counts nothing)."""
+    total = 0
     for pid in pids:
         try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total_kib += int(line.split()[1])
+            for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+                if line.startswith(key):
+                    total += int(line.split()[1])
         except OSError:
             continue
-    return total_kib / 1024
+    return total
 
 
 class Server:
