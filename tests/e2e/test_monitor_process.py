@@ -184,7 +184,7 @@ def test_the_serving_process_of_a_model_taking_arrays_never_imports_pandas(
 def test_the_serving_process_imports_no_websocket_library_where_one_is_installed(
     deployed: tuple[Settings, list[dict[str, float]]], start_server: Any
 ) -> None:
-    """Dockyard serves no websocket; uvicorn imports ``websockets`` (~4 MiB) wherever it is
+    """Dockyard serves no websocket; uvicorn imports ``websockets`` wherever it is
     installed unless told there are none. The test environment installs it."""
     import importlib.util
 

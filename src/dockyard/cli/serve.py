@@ -156,7 +156,7 @@ def serve(
         access_log=False,
         loop="uvloop",
         # no websocket routes: uvicorn would otherwise import websockets (or wsproto)
-        # wherever it is installed (uvicorn[standard] brings it), ~4 MiB of the process
+        # wherever it is installed (uvicorn[standard] brings it) into the serving process
         ws="none",
         http=functools.partial(GuardedProtocol, limits=limits, refusals=RefusalLog()),  # type: ignore[arg-type]
         timeout_keep_alive=settings.keep_alive_timeout_s,

@@ -368,8 +368,8 @@ class _Calls(NamedTuple):
     (name, numpy type or ``None`` where Dockyard cannot feed it, the ONNX type, and whether
     it is 2-D), its outputs' names (the prediction; the probabilities, if any; both) and
     the type ZipMap's probabilities become, and the run's options. ``run`` without options
-    builds default ones in every call (~0.7 µs); these are only read during a run (a
-    ``const`` argument of onnxruntime's ``Run``), so concurrent runs share them."""
+    builds default ones in every call; these are only read during a run (a ``const``
+    argument of onnxruntime's ``Run``), so concurrent runs share them."""
 
     inputs: tuple[tuple[str, Any, str, bool], ...]  # Any: numpy.dtype | None
     label: str

@@ -3,8 +3,8 @@
 glibc keeps what a process frees for reuse, and gives the top of a heap back only past a
 threshold that grows with the largest block freed so far: loading models (their bytes read,
 parsed and let go) leaves megabytes of free pages resident in a serving process for good.
-``malloc_trim(0)`` hands back every whole free page of every heap, in well under a
-millisecond here; a page is faulted in again only when reused. Where the C library has no
+``malloc_trim(0)`` hands back every whole free page of every heap (a short call, made only
+after loading); a page is faulted in again only when reused. Where the C library has no
 ``malloc_trim`` (not glibc), nothing is done.
 """
 
