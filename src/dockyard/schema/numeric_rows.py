@@ -107,8 +107,9 @@ class NumericRows:
 
     def decode(self, data: Any, *, finite: bool = False) -> NDArray[Any] | None:
         """The model's array for ``data``, or ``None``: "take the full path". ``finite``:
-        an array's or a block's values are known to hold no NaN or infinity (a JSON reader
-        of plain numbers made them), so that check is skipped."""
+        the values are known to hold no NaN or infinity (a JSON reader of plain numbers
+        made them: lists from orjson included), so that check is skipped; columns of numpy
+        arrays are checked whatever it says."""
         kind = type(data)
         if kind is np.ndarray:
             return self._from_array(data, finite)
@@ -116,16 +117,16 @@ class NumericRows:
             return self._from_block(data, finite)
         if kind is dict:
             if data and type(next(iter(data.values()))) in (list, np.ndarray):
-                return self._from_columns(data)
+                return self._from_columns(data, finite)
             data = (data,)
         elif kind is not list or not data:
             return None
         if type(data[0]) is list:  # map() with C callables: no Python frame per row
             if set(map(type, data)) != _LIST or set(map(len, data)) != {self.width}:
                 return None
-            return self._from_lists(data)
+            return self._from_lists(data, finite)
         rows = self._records.rows(data)
-        return None if rows is None else self._from_lists(rows)
+        return None if rows is None else self._from_lists(rows, finite)
 
     def clean_columns(self, data: Mapping[str, Any]) -> bool:
         """Whether ``data`` (one 1-D numeric array per signature column, nothing else) passes
@@ -156,7 +157,7 @@ class NumericRows:
                 return False
         return rows > 0
 
-    def _from_columns(self, data: dict[str, Any]) -> NDArray[Any] | None:
+    def _from_columns(self, data: dict[str, Any], finite: bool = False) -> NDArray[Any] | None:
         if len(data) != self.width:  # extra columns: a note
             return None
         try:
@@ -175,7 +176,7 @@ class NumericRows:
             bulk = plain_numbers(columns) if rows * self.width >= _BULK else None
             if bulk is not None:
                 bulk = bulk.astype(np.float64, copy=False)
-                return self._from_floats(np.ascontiguousarray(bulk.T))
+                return self._from_floats(np.ascontiguousarray(bulk.T), finite)
             flat = list(chain.from_iterable(columns))  # numpy reads a flat list faster
             if not _PLAIN_NUMBERS.issuperset(map(type, flat)):
                 return None
@@ -183,7 +184,7 @@ class NumericRows:
                 by_column = np.array(flat, dtype=np.float64).reshape(self.width, rows)
             except OverflowError:
                 return None
-            return self._from_floats(np.ascontiguousarray(by_column.T))
+            return self._from_floats(np.ascontiguousarray(by_column.T), finite)
         kinds = {(column.dtype.kind, column.dtype.itemsize) for column in columns}
         if any(kind not in "fiu" or (kind == "u" and size == 8) for kind, size in kinds):
             return None
@@ -203,18 +204,18 @@ class NumericRows:
             return None
         return self._from_floats(np.ascontiguousarray(block.T), finite)
 
-    def _from_lists(self, rows: Any) -> NDArray[Any] | None:
+    def _from_lists(self, rows: Any, finite: bool = False) -> NDArray[Any] | None:
         if len(rows) * self.width >= _BULK:
             bulk = plain_numbers(rows)
             if bulk is not None:
-                return self._from_floats(bulk.astype(np.float64, copy=False))
+                return self._from_floats(bulk.astype(np.float64, copy=False), finite)
         if not _PLAIN_NUMBERS.issuperset(map(type, chain.from_iterable(rows))):
             return None
         try:
             array = np.array(rows, dtype=np.float64)
         except OverflowError:  # an integer beyond float64
             return None
-        return self._from_floats(array)
+        return self._from_floats(array, finite)
 
     def _from_array(self, array: NDArray[Any], finite: bool = False) -> NDArray[Any] | None:
         if array.ndim != 2 or array.shape[1] != self.width or not array.shape[0]:

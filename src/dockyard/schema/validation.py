@@ -179,14 +179,18 @@ class Validator:
         an array (``None`` for any other): what it takes, :meth:`validate` returns as is."""
         return self._numeric
 
-    def validate(self, data: Any, *, as_columns: bool = False) -> ValidatedInput:
+    def validate(
+        self, data: Any, *, as_columns: bool = False, finite: bool = False
+    ) -> ValidatedInput:
         """Check ``data`` and return it rebuilt; raise :class:`SchemaValidationError` if not.
 
         With ``as_columns``, ``frame``-layout input that had to be rebuilt comes back as
         :class:`FrameColumns`, for a caller that joins requests before making a DataFrame
-        (a DataFrame already in the signature's dtypes still comes back as it is)."""
+        (a DataFrame already in the signature's dtypes still comes back as it is).
+        ``finite``: its numbers cannot be NaN or infinite (a JSON parser that refuses them
+        made them), which the numeric path then need not check."""
         if self._numeric is not None:
-            array = self._numeric.decode(data)
+            array = self._numeric.decode(data, finite=finite)
             if array is not None:
                 return ValidatedInput(array, len(array), ())
         if self._plain is not None:

@@ -120,7 +120,7 @@ class InferencePlane:
                 payload, data = v1.decode_request(body)
                 if model is None:
                     model = endpoint.choose(key=_sticky_key(endpoint, headers, payload, data))
-                prepared = model.prepare(data)
+                prepared = model.prepare(data, finite=True)  # orjson refuses NaN, overflow
             assert model is not None  # the only route, or the one chosen
             model_input, rows, notes = prepared
             prediction = await model.predict(model_input, rows)

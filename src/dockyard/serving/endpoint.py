@@ -196,9 +196,11 @@ class LiveModel:
     def ref(self) -> str:
         return self.version.ref
 
-    def prepare(self, data: Any) -> tuple[Any, int, tuple[str, ...]]:
+    def prepare(self, data: Any, *, finite: bool = False) -> tuple[Any, int, tuple[str, ...]]:
         """Validate ``data`` into the model's input: (input, rows, notes). Cheap; runs on the
-        event loop. Raises ``SchemaValidationError`` listing every problem."""
+        event loop. Raises ``SchemaValidationError`` listing every problem. ``finite``: its
+        numbers are known to hold no NaN or infinity (JSON parsed by orjson, which refuses
+        them), so the numeric path skips that check."""
         if self.validator is None:
             if isinstance(data, np.ndarray):
                 return data, len(data), ("no signature: input unchecked",)
@@ -207,10 +209,10 @@ class LiveModel:
             frame = pd.DataFrame(data if isinstance(data, list) else [data])
             return frame, len(frame), ("no signature: input unchecked",)
         if self._numbers is not None:  # plain numbers for a DataFrame model: one array
-            array = self._numbers.decode(data)
+            array = self._numbers.decode(data, finite=finite)
             if array is not None:
                 return array, len(array), ()
-        validated = self.validator.validate(data, as_columns=True)
+        validated = self.validator.validate(data, as_columns=True, finite=finite)
         return validated.data, validated.rows, validated.notes
 
     def prepare_numbers(

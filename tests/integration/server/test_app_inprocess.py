@@ -290,7 +290,18 @@ def test_the_control_plane_lists_what_the_app_serves(app: InProcess) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"{not json", b"[]", b'{"instances": "rows"}', b'{"instances": [{"a": "x", "b": 1, "c": 2}]}'],
+    [
+        b"{not json",
+        b"[]",
+        b'{"instances": "rows"}',
+        b'{"instances": [{"a": "x", "b": 1, "c": 2}]}',
+        # no NaN or infinity reaches the model: its numeric path takes a v1 body's numbers
+        # as finite (prepare(finite=True)), since the JSON parser refuses these
+        b'{"instances": [[NaN, 1, 2]]}',
+        b'{"instances": [{"a": Infinity, "b": 1, "c": 2}]}',
+        b'{"inputs": {"a": [1e400], "b": [1], "c": [2]}}',
+        b'{"instances": [[1, -1e309, 2]]}',
+    ],
 )
 def test_a_bad_v1_body_is_a_400_in_the_one_shape(app: InProcess, body: bytes) -> None:
     answer = app.post(

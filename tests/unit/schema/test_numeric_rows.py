@@ -192,6 +192,20 @@ def test_shape_problems_get_the_full_paths_answer() -> None:
         _same(fast, full, data)
 
 
+def test_values_said_finite_skip_the_check_alone() -> None:
+    """``finite`` (numbers from a JSON parser that refuses NaN and overflow) gives every
+    clean shape the array it gets checked, and columns of numpy arrays, which no JSON
+    parser made, are checked still."""
+    fast, _ = _validators({"a": "float64", "b": "int64"})
+    for data in _shapes([[1.0, 2], [3.5, -4]], ["a", "b"]).values():
+        said = fast.validate(data, finite=True).data
+        np.testing.assert_array_equal(said, fast.validate(data).data, strict=True)
+    numeric = fast._numeric
+    assert numeric is not None
+    with_nan = {"a": np.array([1.0, np.nan]), "b": np.array([2, 3])}
+    assert numeric.decode(with_nan, finite=True) is None
+
+
 def test_only_all_numeric_array_signatures_have_a_fast_path() -> None:
     frame = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]})
     for layout, data in (("array", frame), ("frame", frame[["a"]])):
