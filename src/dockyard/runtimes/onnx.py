@@ -424,7 +424,8 @@ def _unfed(name: str, node_type: str) -> NoReturn:
     """Refuses an input Dockyard has no numpy type for: such a model loads, and says so
     when it is called."""
     raise UnsupportedModelError(
-        f"The model's input {name!r} has type {node_type}, which Dockyard cannot feed."
+        f"The model's input {name!r} has type {node_type}, which Dockyard cannot feed.",
+        hint="Export the model with inputs of a numeric, bool or string tensor type.",
     )
 
 

@@ -33,8 +33,8 @@ from dockyard.schema import Signature
 NUMERIC = ("float", "integer")
 """Signature dtypes whose training range is checked (datetimes and categories are not)."""
 FEW_ROWS = 2
-"""Float batches of up to this many rows are compared in Python: a row's comparisons
-(~1 µs for twenty columns) cost less than numpy's four calls (~3 µs at any size)."""
+"""Float batches of up to this many rows are compared in Python: a row's comparisons cost
+less than numpy's four calls, whose cost is the same at any size (figures in RESULTS)."""
 
 
 @dataclass(frozen=True)
