@@ -295,8 +295,13 @@ def _text(values: np.ndarray[Any, Any]) -> pa.Array:
 
     kind = values.dtype.kind
     if kind == "b":
-        return strings(np.where(values, "True", "False").tolist())
+        return _bool_text().take(numbers(values.view(np.int8)))
     if kind in "iu":
+        if len(values):  # a classifier's labels: each label's text made once, then taken
+            low, high = int(values.min()), int(values.max())
+            if high - low < FEW_LABELS:
+                labels = numbers(np.arange(low, high + 1, dtype=values.dtype))
+                return labels.cast(pa.string()).take(numbers(values - values.dtype.type(low)))
         return numbers(values).cast(pa.string())
     if kind == "f":
         finite = np.isfinite(values)
@@ -309,6 +314,17 @@ def _text(values: np.ndarray[Any, Any]) -> pa.Array:
 
 
 _CLASSES_JSON: dict[tuple[str, ...], str] = {}
+
+FEW_LABELS = 1024
+"""Integer predictions spanning fewer values than this are written as text by taking each
+value's text, made once per table, rather than by casting every row."""
+
+CONSTANT_ROWS = 16_384
+"""The length a constant column's kept array starts at (a table pass's rows, see
+``predictions.TABULATE_ROWS``); it doubles when a longer table asks."""
+KEPT_CONSTANTS = 256
+"""Constant values kept at most (endpoints, models, versions...); past it, all are let go."""
+_CONSTANTS: dict[str, pa.Array] = {}
 
 
 @functools.cache
@@ -328,11 +344,27 @@ def _classes_json(names: tuple[str, ...]) -> str:
 
 
 def _constant(value: str | None, n: int) -> pa.Array:
+    """``value`` ``n`` times: a slice of one array kept per value (Arrow arrays are
+    immutable, a slice shares its buffers), so a table pays nothing per row for its
+    endpoint, model, version, role and classes."""
     import pyarrow as pa
 
     if value is None:
         return pa.nulls(n, pa.string())
-    return pa.repeat(strings([value])[0], n)
+    kept = _CONSTANTS.get(value)
+    if kept is None or len(kept) < n:
+        if len(_CONSTANTS) >= KEPT_CONSTANTS:
+            _CONSTANTS.clear()
+        size = max(n, 2 * len(kept) if kept is not None else CONSTANT_ROWS)
+        kept = _CONSTANTS[value] = pa.repeat(strings([value])[0], size)
+    return kept.slice(0, n)
+
+
+@functools.cache
+def _bool_text() -> pa.Array:
+    """``False`` and ``True`` as text, at their values' positions (taken by a boolean
+    prediction, rather than a Python string made for each row)."""
+    return strings(["False", "True"])
 
 
 def numbers(values: Any, kind: pa.DataType | None = None) -> pa.Array:
