@@ -322,8 +322,10 @@ value's text, made once per table, rather than by casting every row."""
 CONSTANT_ROWS = 16_384
 """The length a constant column's kept array starts at (a table pass's rows, see
 ``predictions.TABULATE_ROWS``); it doubles when a longer table asks."""
-KEPT_CONSTANTS = 256
-"""Constant values kept at most (endpoints, models, versions...); past it, all are let go."""
+KEPT_BYTES = 8 << 20
+"""What the kept constant columns may hold in all (a value's text times its rows); one
+that would take more than an eighth of it is made for its table alone, and past it all
+are let go."""
 _CONSTANTS: dict[str, pa.Array] = {}
 
 
@@ -352,11 +354,14 @@ def _constant(value: str | None, n: int) -> pa.Array:
     if value is None:
         return pa.nulls(n, pa.string())
     kept = _CONSTANTS.get(value)
-    if kept is None or len(kept) < n:
-        if len(_CONSTANTS) >= KEPT_CONSTANTS:
-            _CONSTANTS.clear()
-        size = max(n, 2 * len(kept) if kept is not None else CONSTANT_ROWS)
-        kept = _CONSTANTS[value] = pa.repeat(strings([value])[0], size)
+    if kept is not None and len(kept) >= n:
+        return kept.slice(0, n)
+    size = max(n, CONSTANT_ROWS, 2 * len(kept) if kept is not None else 0)
+    if size * (len(value.encode()) + 4) > KEPT_BYTES // 8:  # a long text: this table's own
+        return pa.repeat(strings([value])[0], n)
+    if sum(column.nbytes for column in _CONSTANTS.values()) > KEPT_BYTES // 8 * 7:
+        _CONSTANTS.clear()
+    kept = _CONSTANTS[value] = pa.repeat(strings([value])[0], size)
     return kept.slice(0, n)
 
 

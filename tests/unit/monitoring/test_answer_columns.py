@@ -12,8 +12,10 @@ import pyarrow as pa
 import pytest
 
 from dockyard.monitoring.encoding import (
+    _CONSTANTS,
     CONSTANT_ROWS,
     FEW_LABELS,
+    KEPT_BYTES,
     _constant,
     _text,
     numbers,
@@ -71,3 +73,18 @@ def test_constant_columns_of_other_values_and_lengths_stay_apart() -> None:
     assert _constant(None, 3).to_pylist() == [None, None, None]
     table = pa.table({"a": long.slice(0, 4), "b": short})  # as a table pass builds one
     assert table.to_pydict() == {"a": ["v1"] * 4, "b": ["v2"] * 4}
+
+
+def test_the_kept_constant_columns_stay_within_their_bytes() -> None:
+    """A long text (a classifier's many class names) is made for its table, not kept, and
+    many values never keep more than the budget: a server of many endpoints holds a few
+    MiB for its constant columns, whatever its tables' lengths."""
+    long_text = "x" * (KEPT_BYTES // CONSTANT_ROWS)
+
+    column = _constant(long_text, 3)
+
+    assert column.to_pylist() == [long_text] * 3
+    assert long_text not in _CONSTANTS
+    for index in range(200):
+        assert _constant(f"endpoint-{index}", 10).to_pylist() == [f"endpoint-{index}"] * 10
+        assert sum(kept.nbytes for kept in _CONSTANTS.values()) <= KEPT_BYTES
