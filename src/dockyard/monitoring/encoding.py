@@ -359,7 +359,8 @@ def _constant(value: str | None, n: int) -> pa.Array:
     size = max(n, CONSTANT_ROWS, 2 * len(kept) if kept is not None else 0)
     if size * (len(value.encode()) + 4) > KEPT_BYTES // 8:  # a long text: this table's own
         return pa.repeat(strings([value])[0], n)
-    if sum(column.nbytes for column in _CONSTANTS.values()) > KEPT_BYTES // 8 * 7:
+    # the values copied first: a watcher's flush may be converting on another thread
+    if sum(column.nbytes for column in list(_CONSTANTS.values())) > KEPT_BYTES // 8 * 7:
         _CONSTANTS.clear()
     kept = _CONSTANTS[value] = pa.repeat(strings([value])[0], size)
     return kept.slice(0, n)

@@ -5,6 +5,8 @@ length, the kept array growing for a longer one."""
 
 from __future__ import annotations
 
+import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -21,7 +23,7 @@ from dockyard.monitoring.encoding import (
     numbers,
 )
 
-INTEGERS = {
+INTEGERS: dict[str, np.ndarray[Any, Any]] = {
     "two classes": np.array([0, 1, 1, 0, 1], np.int64),
     "negative labels": np.array([-3, 7, -3, 0], np.int32),
     "unsigned": np.array([2, 255, 0], np.uint8),
@@ -88,3 +90,32 @@ def test_the_kept_constant_columns_stay_within_their_bytes() -> None:
     for index in range(200):
         assert _constant(f"endpoint-{index}", 10).to_pylist() == [f"endpoint-{index}"] * 10
         assert sum(kept.nbytes for kept in _CONSTANTS.values()) <= KEPT_BYTES
+
+
+def test_constant_columns_made_on_two_threads_at_once_hold_their_values() -> None:
+    """The loop's table pass and a watcher's flush (on its own thread) may both make
+    constant columns: keeping, growing and letting go of them under each other's feet
+    raises nothing and mixes no values."""
+    errors: list[BaseException] = []
+
+    def make(thread: int) -> None:
+        try:
+            for round_ in range(30):
+                for index in range(60):
+                    value = f"t{thread}-{index}"
+                    rows = 1 + (round_ * 7 + index) % 40
+                    assert _constant(value, rows).to_pylist() == [value] * rows
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL over as often as possible
+    try:
+        threads = [threading.Thread(target=make, args=(thread,)) for thread in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert not errors, errors[0]
